@@ -1,0 +1,19 @@
+"""sklearn_mf: matrix-factorization recommenders as scikit-learn estimators.
+
+Interactions are samples: ``X`` holds one (user, item, ...) row per rating or
+event and ``y`` the rating or strength, so every scikit-learn tool (pipelines,
+grid search, cross-validation, joblib) works unchanged.
+"""
+
+from sklearn_mf._base import Recommendations, RecommenderMixin
+from sklearn_mf._mf import MatrixFactorization
+from sklearn_mf._utils import effective_n_threads
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "MatrixFactorization",
+    "Recommendations",
+    "RecommenderMixin",
+    "effective_n_threads",
+]

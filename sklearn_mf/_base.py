@@ -1,0 +1,467 @@
+"""Behaviour shared by every recommender: id encoding, unknown ids, top-N.
+
+Every latent-factor model stores, after ``fit``:
+
+``users_``, ``items_``
+    The raw ids; position = internal index (like ``classes_``).  After ``fit``
+    they are sorted when the ids are mutually comparable; ``partial_fit``
+    appends ids it has not seen before.
+``user_items_``
+    The training interactions as a CSR matrix of shape (n_users, n_items)
+    (summed ``y`` per cell): what ``recommend(exclude_seen=True)`` removes.
+``item_popularity_``
+    Number of training interactions per item: the cold-start fallback.
+
+A model plugs into :class:`RecommenderMixin` by implementing
+``_predict_codes(user_codes, item_codes)`` (``-1`` marks an unknown id) and, for
+ranking, either the factor hooks ``_user_embeddings`` / ``_item_embeddings`` /
+``_user_offsets`` or ``_score_candidates`` directly.
+"""
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_mf import _topk
+from sklearn_mf._utils import effective_n_threads, is_scalar_id
+from sklearn_mf._validation import check_interactions, check_n
+
+# Memory budget for one block of dense scores in recommend / similar_items.
+_SCORE_BLOCK_BYTES = 64 * 2**20
+
+
+def factorize_ids(values):
+    """Map raw ids to contiguous codes.
+
+    Returns ``(codes, uniques)`` with ``codes`` int32 and ``uniques[codes] ==
+    values``.  ``uniques`` is sorted when the ids can be compared (all numbers or
+    all strings), otherwise kept in order of first appearance.
+    """
+    try:
+        codes, uniques = pd.factorize(values, sort=True)
+    except TypeError:
+        codes, uniques = pd.factorize(values, sort=False)
+    uniques = np.asarray(uniques)
+    if len(uniques) >= np.iinfo(np.int32).max:
+        raise ValueError(f"Too many distinct ids ({len(uniques)}); at most 2**31 - 2.")
+    return codes.astype(np.int32, copy=False), uniques
+
+
+def lookup_ids(index, values):
+    """Codes of ``values`` in a ``pandas.Index`` of known ids; -1 when unknown."""
+    return np.asarray(index.get_indexer(values), dtype=np.int32)
+
+
+def _as_id_array(ids):
+    """A 1-d array of ids from a scalar id, a list or an array."""
+    if is_scalar_id(ids):
+        return np.asarray([ids])
+    if isinstance(ids, (pd.Series, pd.Index)):
+        return ids.to_numpy()
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        arr = np.asarray(list(ids), dtype=object)
+        if arr.ndim != 1:
+            raise ValueError(f"ids must be a 1-d sequence, got shape {arr.shape}.")
+    return arr
+
+
+class Recommendations:
+    """Top-N results for a batch of queries (users, or items for ``similar_items``).
+
+    Unpacks as ``items, scores = model.recommend(...)``.
+
+    Attributes
+    ----------
+    query : ndarray of shape (n_queries,)
+        The user (or item) ids asked for, in order.
+    items : ndarray of shape (n_queries, n)
+        Returned ids, best first (item ids; user ids for ``similar_users``).
+        When fewer than ``n`` candidates remain for a query (for example a user
+        who has seen almost the whole catalogue), the trailing slots hold
+        ``None`` (the array is then of object dtype) and their score is ``-inf``.
+    scores : ndarray of shape (n_queries, n)
+        The model's score for each returned id (for an explicit-feedback model
+        the predicted rating; cosine similarity for ``similar_*``; the number of
+        training interactions for rows served by the popularity fallback).
+    fallback : ndarray of bool of shape (n_queries,)
+        True for queries the model did not know (served by the popularity
+        fallback).
+    """
+
+    def __init__(self, query, items, scores, fallback):
+        self.query = query
+        self.items = items
+        self.scores = scores
+        self.fallback = fallback
+
+    def __iter__(self):
+        yield self.items
+        yield self.scores
+
+    def __len__(self):
+        return 2
+
+    def __repr__(self):
+        return (
+            f"Recommendations(n_queries={len(self.query)}, n={self.items.shape[1]}, "
+            f"n_fallback={int(self.fallback.sum())})"
+        )
+
+    def to_frame(self, query_name="user", item_name="item"):
+        """Tidy DataFrame with one row per (query, rank); padded slots dropped.
+
+        Columns: ``query_name``, ``rank`` (1 = best), ``item_name``, ``score``,
+        ``fallback``.
+        """
+        n_q, n = self.scores.shape
+        valid = np.isfinite(self.scores).ravel()
+        frame = pd.DataFrame(
+            {
+                query_name: np.repeat(self.query, n),
+                "rank": np.tile(np.arange(1, n + 1), n_q),
+                item_name: self.items.ravel(),
+                "score": self.scores.ravel(),
+                "fallback": np.repeat(self.fallback, n),
+            }
+        )
+        return frame[valid].reset_index(drop=True)
+
+
+def _ids_from_codes(ids, codes):
+    """Raw ids for codes; -1 (padding) becomes None in an object array."""
+    missing = codes < 0
+    if not missing.any():
+        return ids[codes]
+    out = np.empty(codes.shape, dtype=object)
+    out[~missing] = ids[codes[~missing]]
+    out[missing] = None
+    return out
+
+
+def _cosine_normalise(V):
+    norms = np.linalg.norm(V, axis=1)
+    norms[norms == 0] = 1
+    return V / norms[:, None]
+
+
+class RecommenderMixin:
+    """Id handling, unknown-id policy, batched ``recommend`` and similarity search.
+
+    Shared by every latent-factor model of sklearn_mf.  See the module
+    docstring for the hooks a model implements.
+    """
+
+    # ------------------------------------------------------------------ ids
+    def _fit_ids(self, users, items):
+        """Encode raw ids from scratch (``fit``); sets ``users_`` and ``items_``."""
+        u, self.users_ = factorize_ids(users)
+        i, self.items_ = factorize_ids(items)
+        self._user_index = pd.Index(self.users_)
+        self._item_index = pd.Index(self.items_)
+        return u, i
+
+    def _grow_ids(self, users, items):
+        """Encode with the fitted ids, appending ids never seen before.
+
+        Returns ``(user_codes, item_codes, n_new_users, n_new_items)``.
+        """
+        u = lookup_ids(self._user_index, users)
+        i = lookup_ids(self._item_index, items)
+        n_new = []
+        for codes, raw, attr in ((u, users, "users_"), (i, items, "items_")):
+            unknown = codes < 0
+            old = getattr(self, attr)
+            if unknown.any():
+                new_codes, new_ids = pd.factorize(raw[unknown], sort=False)
+                codes[unknown] = new_codes + len(old)
+                merged = np.concatenate([old.astype(object), np.asarray(new_ids, dtype=object)])
+                try:
+                    merged = merged.astype(np.result_type(old.dtype, np.asarray(new_ids).dtype))
+                except TypeError:
+                    pass
+                setattr(self, attr, merged)
+                n_new.append(len(new_ids))
+            else:
+                n_new.append(0)
+        self._user_index = pd.Index(self.users_)
+        self._item_index = pd.Index(self.items_)
+        return u, i, n_new[0], n_new[1]
+
+    def _user_codes(self, users):
+        return lookup_ids(self._user_index, users)
+
+    def _item_codes(self, items):
+        return lookup_ids(self._item_index, items)
+
+    def _set_training_interactions(self, user_codes, item_codes, values=None):
+        """Store the seen-items CSR and the item popularity counts."""
+        n_users, n_items = len(self.users_), len(self.items_)
+        data = np.ones(len(user_codes), dtype=np.float32) if values is None else values
+        m = sp.csr_matrix(
+            (np.asarray(data, dtype=np.float32), (user_codes, item_codes)),
+            shape=(n_users, n_items),
+        )
+        m.sum_duplicates()
+        m.indices = m.indices.astype(np.int32, copy=False)
+        m.indptr = m.indptr.astype(np.int32, copy=False)
+        self.user_items_ = m
+        self.item_popularity_ = np.bincount(item_codes, minlength=n_items).astype(np.int64)
+
+    def _check_unknown(self, user_codes, item_codes):
+        policy = getattr(self, "handle_unknown", "fallback")
+        if policy == "error":
+            bad_u = user_codes < 0
+            bad_i = item_codes < 0
+            if bad_u.any() or bad_i.any():
+                raise ValueError(
+                    f"{int(bad_u.sum())} row(s) have a user and {int(bad_i.sum())} row(s) "
+                    "an item not seen in fit (handle_unknown='error'); use "
+                    "handle_unknown='fallback' to score them from the global mean "
+                    "and known biases."
+                )
+
+    # -------------------------------------------------------------- predict
+    def predict(self, X):
+        """Score each (user, item) row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Column 0 user ids, column 1 item ids; other columns are ignored.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_interactions,)
+            Predictions.  Rows whose user or item was not seen in ``fit``
+            follow ``handle_unknown``: ``"fallback"`` scores them with what is
+            known (for explicit models ``global_mean_`` plus the known bias),
+            ``"nan"`` returns NaN for them, ``"error"`` raises ``ValueError``.
+        """
+        check_is_fitted(self)
+        users, items, _, _ = check_interactions(self, X, reset=False)
+        u, i = self._user_codes(users), self._item_codes(items)
+        self._check_unknown(u, i)
+        pred = np.asarray(self._predict_codes(u, i), dtype=np.float64)
+        if getattr(self, "handle_unknown", "fallback") == "nan":
+            pred[(u < 0) | (i < 0)] = np.nan
+        return pred
+
+    # ----------------------------------------------------------- ranking
+    def _user_embeddings(self, user_codes):
+        return self.user_factors_[user_codes]
+
+    def _item_embeddings(self):
+        """(item vectors, per-item additive score or None)."""
+        return self.item_factors_, None
+
+    def _user_offsets(self, user_codes):
+        """Per-user additive score (does not change the ranking) or None."""
+        return None
+
+    def _score_candidates(self, user_codes, cand_vectors, cand_offset):
+        """Dense scores of shape (len(user_codes), n_candidates)."""
+        S = self._user_embeddings(user_codes) @ cand_vectors.T
+        if cand_offset is not None:
+            S += cand_offset
+        off = self._user_offsets(user_codes)
+        if off is not None:
+            S += off[:, None]
+        return np.ascontiguousarray(S)
+
+    def _fallback_item_scores(self):
+        """Scores used for users the model does not know: item popularity."""
+        return self.item_popularity_.astype(np.float64)
+
+    def _candidate_codes(self, items, exclude_items):
+        n_items = len(self.items_)
+        if items is None:
+            cand = np.arange(n_items, dtype=np.intp)
+        else:
+            ids = _as_id_array(items)
+            cand = self._item_codes(ids).astype(np.intp)
+            if (cand < 0).any():
+                unknown = ids[cand < 0][:5]
+                raise ValueError(
+                    f"items contains {int((cand < 0).sum())} id(s) not seen in fit, "
+                    f"e.g. {list(unknown)}."
+                )
+            cand = np.unique(cand)
+        if exclude_items is not None:
+            deny = self._item_codes(_as_id_array(exclude_items))
+            cand = np.setdiff1d(cand, deny[deny >= 0], assume_unique=False)
+        if len(cand) == 0:
+            raise ValueError("No candidate items are left after applying items/exclude_items.")
+        return cand
+
+    @staticmethod
+    def _topk_codes(row_codes, n, cand, n_total, *, exclude, score_rows, n_threads):
+        """Top-n candidate positions for rows of scores produced by ``score_rows``.
+
+        ``exclude`` is a CSR matrix whose row ``row_codes[r]`` lists item codes
+        to remove from row r (or None).  Returns (item codes, scores); padded
+        slots have code -1 and score -inf.
+        """
+        n_rows = len(row_codes)
+        item_to_cand = np.full(n_total, -1, dtype=np.intp)
+        item_to_cand[cand] = np.arange(len(cand), dtype=np.intp)
+        if exclude is None:
+            indptr = np.zeros(1, dtype=np.int32)
+            indices = np.zeros(0, dtype=np.int32)
+        else:
+            indptr, indices = exclude.indptr, exclude.indices
+        chunk = max(1, min(n_rows, _SCORE_BLOCK_BYTES // (8 * len(cand))))
+        out_codes = np.empty((n_rows, n), dtype=np.intp)
+        out_scores = None
+        for start in range(0, n_rows, chunk):
+            stop = min(start + chunk, n_rows)
+            S = score_rows(row_codes[start:stop])
+            if out_scores is None:
+                out_scores = np.empty((n_rows, n), dtype=S.dtype)
+            row_map = (
+                np.full(stop - start, -1, dtype=np.intp)
+                if exclude is None
+                else np.asarray(row_codes[start:stop], dtype=np.intp)
+            )
+            _topk.topk_rows(
+                S, indptr, indices, row_map, item_to_cand,
+                out_scores[start:stop], out_codes[start:stop], n_threads,
+            )
+        valid = out_codes >= 0
+        codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
+        return codes, out_scores
+
+    def recommend(self, users, n=10, *, exclude_seen=True, items=None, exclude_items=None):
+        """Top-``n`` items for each of many users, in one batched call.
+
+        Scores are computed block by block (a BLAS matrix product of user and
+        item factors, in memory-bounded chunks) and the best ``n`` per user are
+        kept by a parallel partial sort; there is no Python loop over users.
+
+        Parameters
+        ----------
+        users : id or array-like of ids
+            Raw user ids.  Users not seen in ``fit`` are served by the
+            popularity fallback (most interacted-with items) and flagged in
+            ``fallback``, unless ``handle_unknown="error"`` (raise) or ``"nan"``
+            (empty rows).
+        n : int, default=10
+            Number of items per user; at most the number of candidate items.
+        exclude_seen : bool, default=True
+            Remove the items each user interacted with in ``fit``.
+        items : array-like of ids, default=None
+            Allow-list: rank only these items (all items if None).
+        exclude_items : array-like of ids, default=None
+            Deny-list: never return these items.
+
+        Returns
+        -------
+        recommendations : :class:`Recommendations`
+            ``items`` and ``scores`` arrays of shape (n_users, n), best first,
+            and the ``fallback`` mask.  Unpacks as ``items, scores``.
+        """
+        check_is_fitted(self)
+        query = _as_id_array(users)
+        codes = self._user_codes(query)
+        unknown = codes < 0
+        policy = getattr(self, "handle_unknown", "fallback")
+        if unknown.any() and policy == "error":
+            raise ValueError(
+                f"{int(unknown.sum())} user(s) were not seen in fit, e.g. "
+                f"{list(query[unknown][:5])} (handle_unknown='error')."
+            )
+        cand = self._candidate_codes(items, exclude_items)
+        n = check_n(n, len(cand))
+        n_threads = effective_n_threads(getattr(self, "n_jobs", None))
+        out_codes = np.full((len(codes), n), -1, dtype=np.intp)
+        out_scores = np.full((len(codes), n), -np.inf)
+
+        known = np.flatnonzero(~unknown)
+        if len(known):
+            V, b = self._item_embeddings()
+            Vc = np.ascontiguousarray(V[cand])
+            bc = None if b is None else b[cand]
+            kc, ks = self._topk_codes(
+                codes[known], n, cand, len(self.items_),
+                exclude=self.user_items_ if exclude_seen else None,
+                score_rows=lambda rows: self._score_candidates(rows, Vc, bc),
+                n_threads=n_threads,
+            )
+            out_codes[known], out_scores[known] = kc, ks
+        if unknown.any() and policy == "fallback":
+            pop = self._fallback_item_scores()[cand][None, :]
+            fc, fs = self._topk_codes(
+                np.zeros(1, dtype=np.intp), n, cand, len(self.items_), exclude=None,
+                score_rows=lambda rows: np.ascontiguousarray(pop, dtype=np.float64),
+                n_threads=1,
+            )
+            out_codes[unknown], out_scores[unknown] = fc[0], fs[0]
+        elif unknown.any():
+            out_scores[unknown] = np.nan
+        return Recommendations(
+            query, _ids_from_codes(self.items_, out_codes), out_scores, unknown
+        )
+
+    def _similar(self, ids, n, vectors, index, raw_ids, what):
+        check_is_fitted(self)
+        query = _as_id_array(ids)
+        codes = lookup_ids(index, query)
+        if (codes < 0).any():
+            raise ValueError(
+                f"{int((codes < 0).sum())} {what} not seen in fit, e.g. "
+                f"{list(query[codes < 0][:5])}; similarity needs fitted factors."
+            )
+        m = len(raw_ids)
+        n = check_n(n, m - 1, what)
+        Vn = _cosine_normalise(np.asarray(vectors))
+        self_excl = sp.csr_matrix(
+            (np.ones(m, dtype=np.float32), np.arange(m, dtype=np.int32),
+             np.arange(m + 1, dtype=np.int32)), shape=(m, m),
+        )
+        out_codes, out_scores = self._topk_codes(
+            codes.astype(np.intp), n, np.arange(m, dtype=np.intp), m, exclude=self_excl,
+            score_rows=lambda rows: np.ascontiguousarray(Vn[rows] @ Vn.T),
+            n_threads=effective_n_threads(getattr(self, "n_jobs", None)),
+        )
+        return Recommendations(
+            query, _ids_from_codes(raw_ids, out_codes), out_scores,
+            np.zeros(len(query), dtype=bool),
+        )
+
+    def similar_items(self, items, n=10):
+        """The ``n`` items closest to each given item (cosine similarity of factors).
+
+        Parameters
+        ----------
+        items : id or array-like of ids
+            Raw item ids seen in ``fit``.
+        n : int, default=10
+            Neighbours per item (the item itself is excluded).
+
+        Returns
+        -------
+        neighbours : :class:`Recommendations`
+            ``items`` and ``scores`` (cosine similarity) of shape (n_items, n).
+        """
+        V, _ = self._item_embeddings()
+        return self._similar(items, n, V, self._item_index, self.items_, "items")
+
+    def similar_users(self, users, n=10):
+        """The ``n`` users closest to each given user (cosine similarity of factors).
+
+        Parameters
+        ----------
+        users : id or array-like of ids
+            Raw user ids seen in ``fit``.
+        n : int, default=10
+            Neighbours per user (the user itself is excluded).
+
+        Returns
+        -------
+        neighbours : :class:`Recommendations`
+            ``items`` holds the neighbouring *user* ids, ``scores`` the cosine
+            similarities.
+        """
+        U = self._user_embeddings(np.arange(len(self.users_)))
+        return self._similar(users, n, U, self._user_index, self.users_, "users")

@@ -1,0 +1,407 @@
+"""Biased matrix factorization for explicit ratings: ``MatrixFactorization``."""
+
+import numbers
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_mf import _sgd_fast
+from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
+from sklearn_mf._validation import check_interactions
+
+
+def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
+    """Partition ratings into an ``n_blocks x n_blocks`` grid for parallel SGD.
+
+    Users and items are assigned to blocks by a random permutation (which
+    balances the blocks under power-law activity).  Stratum ``s`` holds the
+    blocks ``(b, (b + s) % n_blocks)``: no two of them share a user or an item.
+
+    Returns
+    -------
+    perm : ndarray of intp
+        Ratings reordered so that each block is contiguous.
+    block_ptr : ndarray of intp of shape (n_blocks**2 + 1,)
+    schedule : ndarray of intp of shape (n_blocks, n_blocks)
+        Row ``s`` lists the block ids of stratum ``s``.
+    """
+    B = n_blocks
+    ub = (rng.permutation(n_users) % B)[user_codes]
+    ib = (rng.permutation(n_items) % B)[item_codes]
+    block = ub.astype(np.intp) * B + ib
+    perm = np.argsort(block, kind="stable")
+    counts = np.bincount(block, minlength=B * B)
+    block_ptr = np.zeros(B * B + 1, dtype=np.intp)
+    np.cumsum(counts, out=block_ptr[1:])
+    b = np.arange(B)
+    schedule = np.array([b * B + (b + s) % B for s in range(B)], dtype=np.intp)
+    return perm.astype(np.intp), block_ptr, schedule
+
+
+def _n_blocks(n_threads, n_ratings):
+    """Grid size: 1 (plain shuffled SGD) single-threaded, else 2 blocks per thread
+    on each axis so that dynamic scheduling evens out unequal blocks."""
+    if n_threads <= 1 or n_ratings < 10_000:
+        return 1
+    return 2 * n_threads
+
+
+class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
+    r"""Matrix factorization for explicit ratings, trained by SGD.
+
+    The model predicts the rating of user :math:`u` for item :math:`i` as
+
+    .. math::
+
+        \hat r_{ui} = \mu + b_u + b_i + p_u^\top q_i
+
+    with global mean :math:`\mu`, user and item biases :math:`b_u, b_i` and
+    ``n_factors``-dimensional embeddings :math:`p_u, q_i` (``biased=False``
+    drops :math:`\mu, b_u, b_i`).  It minimises the regularised squared error
+    over the observed ratings only,
+
+    .. math::
+
+        \sum_{(u,i)} w_{ui} \big[(r_{ui} - \hat r_{ui})^2
+            + \lambda (\lVert p_u\rVert^2 + \lVert q_i\rVert^2)
+            + \lambda_b (b_u^2 + b_i^2)\big],
+
+    by stochastic gradient descent (Funk 2006; Koren, Bell & Volinsky 2009): for
+    each rating, in a fresh random order every epoch, with
+    :math:`e = r_{ui} - \hat r_{ui}` and step :math:`\eta w_{ui}`,
+
+    .. math::
+
+        b_u &\leftarrow b_u + \eta w_{ui} (e - \lambda_b b_u), \qquad
+        b_i \leftarrow b_i + \eta w_{ui} (e - \lambda_b b_i), \\
+        p_u &\leftarrow p_u + \eta w_{ui} (e\, q_i - \lambda p_u), \qquad
+        q_i \leftarrow q_i + \eta w_{ui} (e\, p_u - \lambda q_i).
+
+    With more than one thread the ratings are split into a grid of user-blocks
+    by item-blocks and the blocks that share no user and no item are updated in
+    parallel (as in DSGD / FPSGD); the result is reproducible for a given
+    ``random_state`` and ``n_jobs``.
+
+    Parameters
+    ----------
+    n_factors : int, default=100
+        Dimension of the user and item embeddings.
+    solver : {"sgd"}, default="sgd"
+        Optimisation algorithm.
+    n_epochs : int, default=20
+        Number of passes over the training ratings (upper bound with
+        ``early_stopping``).
+    learning_rate : float, default=0.007
+        SGD step size :math:`\eta`.
+    regularization : float, default=0.05
+        L2 penalty :math:`\lambda` on the embeddings (per rating).
+    bias_regularization : float or None, default=None
+        L2 penalty :math:`\lambda_b` on the biases; None uses ``regularization``.
+    biased : bool, default=True
+        Learn the global mean and the user/item biases.
+    init_std : float, default=0.1
+        Embeddings are initialised from :math:`\mathcal N(0, \text{init\_std}^2)`.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Floating type of the factors (float32 halves memory and is as accurate
+        for ratings).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the ratings, stop when the
+        validation RMSE has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and keep the factors of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of ratings held out for early stopping.
+    n_iter_no_change : int, default=5
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Minimum decrease of the validation RMSE that counts as an improvement.
+    clip_predictions : bool, default=True
+        Clip ``predict`` to the range of ratings seen in ``fit``.
+    handle_unknown : {"fallback", "nan", "error"}, default="fallback"
+        What ``predict`` does with a user or item not seen in ``fit``:
+        ``"fallback"`` predicts :math:`\mu + b_u` (unknown item),
+        :math:`\mu + b_i` (unknown user) or :math:`\mu` (both);
+        ``"nan"`` returns NaN; ``"error"`` raises ``ValueError``.
+        ``recommend`` serves unknown users from item popularity.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the shuffles and the block partition.
+    n_jobs : int or None, default=None
+        OpenMP threads; None uses every available core (honouring
+        ``OMP_NUM_THREADS`` and threadpoolctl), -1 all cores.
+    verbose : int, default=0
+        Print one line per epoch (epoch, training MSE, validation RMSE, seconds).
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, n_factors)
+    item_factors_ : ndarray of shape (n_items, n_factors)
+    user_bias_ : ndarray of shape (n_users,)
+        Zeros when ``biased=False``.
+    item_bias_ : ndarray of shape (n_items,)
+    global_mean_ : float
+        Weighted mean training rating (0 when ``biased=False``).
+    users_ : ndarray of shape (n_users,)
+        Raw user ids; position = row of ``user_factors_``.
+    items_ : ndarray of shape (n_items,)
+        Raw item ids; position = row of ``item_factors_``.
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Training ratings (used to exclude seen items in ``recommend``).
+    item_popularity_ : ndarray of shape (n_items,)
+        Training interactions per item (the popularity fallback).
+    rating_range_ : tuple of float
+        Smallest and largest training rating.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Weighted mean squared training error observed during each epoch.
+    validation_scores_ : list of float or None
+        Validation RMSE after each epoch (``early_stopping=True`` only).
+    best_iteration_ : int or None
+        1-based epoch whose factors were kept (``early_stopping=True`` only).
+    n_features_in_ : int
+        Number of columns of ``X`` in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` is a DataFrame with string column names.
+
+    See Also
+    --------
+    sklearn_mf.datasets.make_ratings : Synthetic ratings to try it on.
+
+    Examples
+    --------
+    >>> from sklearn_mf import MatrixFactorization
+    >>> X = [("alice", "matrix"), ("alice", "up"), ("bob", "matrix"),
+    ...      ("bob", "heat"), ("carol", "up"), ("carol", "heat")]
+    >>> y = [5.0, 3.0, 4.0, 2.0, 4.0, 1.0]
+    >>> mf = MatrixFactorization(n_factors=2, n_epochs=50, random_state=0, n_jobs=1)
+    >>> mf.fit(X, y).predict([("alice", "heat")]).shape
+    (1,)
+    >>> items, scores = mf.recommend(["alice", "bob"], n=1)
+    >>> items.tolist()
+    [['heat'], ['up']]
+    """
+
+    _parameter_constraints: dict = {
+        "n_factors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "solver": [StrOptions({"sgd"})],
+        "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "bias_regularization": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "biased": ["boolean"],
+        "init_std": [Interval(numbers.Real, 0, None, closed="left")],
+        "dtype": "no_validation",  # checked by check_dtype
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "clip_predictions": ["boolean"],
+        "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_factors=100,
+        *,
+        solver="sgd",
+        n_epochs=20,
+        learning_rate=0.007,
+        regularization=0.05,
+        bias_regularization=None,
+        biased=True,
+        init_std=0.1,
+        dtype=np.float32,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        clip_predictions=True,
+        handle_unknown="fallback",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.solver = solver
+        self.n_epochs = n_epochs
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.bias_regularization = bias_regularization
+        self.biased = biased
+        self.init_std = init_std
+        self.dtype = dtype
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.clip_predictions = clip_predictions
+        self.handle_unknown = handle_unknown
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        # Ids are categorical: a generic regression benchmark on continuous
+        # features (every row a new "user") cannot be fitted well.
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the factors to the ratings ``y`` of the interactions ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, n_columns)
+            Column 0 user ids, column 1 item ids (any hashable values);
+            further columns are ignored.
+        y : array-like of shape (n_ratings,)
+            Ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Weight of each rating in the squared error.
+
+        Returns
+        -------
+        self : MatrixFactorization
+            The fitted estimator.
+        """
+        dtype = check_dtype(self.dtype)
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=True, y_required=True
+        )
+        u, i = self._fit_ids(users, items)
+        self._set_training_interactions(u, i, y)
+        self.rating_range_ = (float(y.min()), float(y.max()))
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+
+        n_users, n_items, k = len(self.users_), len(self.items_), self.n_factors
+        self.user_factors_ = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
+        self.item_factors_ = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
+        self.user_bias_ = np.zeros(n_users, dtype=dtype)
+        self.item_bias_ = np.zeros(n_items, dtype=dtype)
+
+        train = np.arange(len(y))
+        val = None
+        if self.early_stopping:
+            n_val = max(1, int(round(self.validation_fraction * len(y))))
+            if n_val >= len(y):
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no training "
+                    f"ratings out of {len(y)}."
+                )
+            shuffled = rng.permutation(len(y))
+            val, train = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+        w = None if sample_weight is None else sample_weight[train]
+        if self.biased:
+            self.global_mean_ = float(np.average(y[train], weights=w))
+        else:
+            self.global_mean_ = 0.0
+        self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
+        return self
+
+    def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
+        """Epoch loop shared by ``fit`` (and, later, ``partial_fit``)."""
+        dtype = self.user_factors_.dtype.type
+        n_threads = effective_n_threads(self.n_jobs)
+        B = _n_blocks(n_threads, len(train))
+        perm, block_ptr, schedule = block_schedule(
+            u[train], i[train], len(self.users_), len(self.items_), B, rng
+        )
+        idx = train[perm]
+        tu = np.ascontiguousarray(u[idx], dtype=np.int32)
+        ti = np.ascontiguousarray(i[idx], dtype=np.int32)
+        tr = np.ascontiguousarray(y[idx], dtype=dtype)
+        tw = (
+            np.zeros(0, dtype=dtype)
+            if sample_weight is None
+            else np.ascontiguousarray(sample_weight[idx], dtype=dtype)
+        )
+        sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
+        order = np.arange(len(tr), dtype=np.intp)
+        block_loss = np.zeros(B * B, dtype=np.float64)
+        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
+        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
+
+        self.loss_curve_ = []
+        self.validation_scores_ = [] if val is not None else None
+        self.best_iteration_ = None
+        best, best_state, no_improve = np.inf, None, 0
+        for epoch in range(1, n_epochs + 1):
+            tic = time.perf_counter()
+            _sgd_fast.shuffle_blocks(order, block_ptr, seeds_from(rng, B * B), n_threads)
+            strata = schedule[rng.permutation(B)]
+            n_bad = _sgd_fast.sgd_epoch(
+                tu, ti, tr, tw, order, block_ptr, strata,
+                self.user_factors_, self.item_factors_, bu, bi,
+                self.global_mean_, self.learning_rate, self.regularization, reg_b,
+                self.biased, block_loss, n_threads,
+            )
+            if n_bad or not np.isfinite(block_loss.sum()):
+                raise FloatingPointError(
+                    f"SGD diverged in epoch {epoch}: the prediction error became NaN or "
+                    f"infinite. Use a smaller learning_rate (now {self.learning_rate}) "
+                    "or a larger regularization."
+                )
+            self.loss_curve_.append(float(block_loss.sum() / sum_w))
+            self.n_iter_ = epoch
+            msg = f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}"
+            if val is not None:
+                rmse = self._rmse(u[val], i[val], y[val],
+                                  None if sample_weight is None else sample_weight[val])
+                self.validation_scores_.append(rmse)
+                msg += f"  validation RMSE {rmse:.5f}"
+                if rmse < best - self.tol:
+                    best, no_improve, self.best_iteration_ = rmse, 0, epoch
+                    best_state = [a.copy() for a in self._state()]
+                else:
+                    no_improve += 1
+            if self.verbose:
+                print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
+            if val is not None and no_improve >= self.n_iter_no_change:
+                break
+        if best_state is not None:
+            for dst, src in zip(self._state(), best_state):
+                dst[...] = src
+
+    def _state(self):
+        return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
+
+    def _rmse(self, u, i, y, w):
+        pred = self._predict_codes(u.astype(np.int32), i.astype(np.int32))
+        return float(np.sqrt(np.average((pred - y) ** 2, weights=w)))
+
+    # -------------------------------------------------------------- predict
+    def _predict_codes(self, user_codes, item_codes):
+        dtype = self.user_factors_.dtype.type
+        out = np.empty(len(user_codes), dtype=dtype)
+        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        _sgd_fast.predict(
+            np.ascontiguousarray(user_codes, dtype=np.int32),
+            np.ascontiguousarray(item_codes, dtype=np.int32),
+            self.user_factors_, self.item_factors_, bu, bi, self.global_mean_, out,
+            effective_n_threads(self.n_jobs),
+        )
+        out = out.astype(np.float64)
+        if self.clip_predictions:
+            np.clip(out, *self.rating_range_, out=out)
+        return out
+
+    def _item_embeddings(self):
+        return self.item_factors_, (self.item_bias_ if self.biased else None)
+
+    def _user_offsets(self, user_codes):
+        if not self.biased:
+            return None
+        return self.global_mean_ + self.user_bias_[user_codes]

@@ -1,0 +1,196 @@
+"""Synthetic ratings from a planted low-rank model."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
+
+
+def _powerlaw_probs(n, exponent, rng):
+    """Zipf-like probabilities over ``n`` entities, in a random order."""
+    p = 1.0 / np.arange(1, n + 1) ** exponent
+    p /= p.sum()
+    return p[rng.permutation(n)]
+
+
+def _sample_pairs(n_users, n_items, n_ratings, pu, pi, rng):
+    """``n_ratings`` distinct (user, item) pairs drawn by popularity."""
+    if n_ratings > 0.5 * n_users * n_items:
+        raise ValueError(
+            f"n_ratings={n_ratings} is more than half of n_users * n_items = "
+            f"{n_users * n_items}; use a larger catalogue or fewer ratings."
+        )
+    keys = np.empty(0, dtype=np.int64)
+    draw = n_ratings
+    for _ in range(50):
+        u = rng.choice(n_users, size=int(draw * 1.2) + 16, p=pu)
+        i = rng.choice(n_items, size=int(draw * 1.2) + 16, p=pi)
+        new = u.astype(np.int64) * n_items + i
+        keys = np.unique(np.concatenate([keys, new]))
+        if len(keys) >= n_ratings:
+            break
+        draw = n_ratings - len(keys)
+    else:  # pragma: no cover - needs absurd exponents
+        raise RuntimeError("Could not draw enough distinct pairs; lower the exponents.")
+    keys = rng.choice(keys, size=n_ratings, replace=False)
+    return keys // n_items, keys % n_items
+
+
+@validate_params(
+    {
+        "n_users": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_items": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_ratings": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_factors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "noise": [Interval(numbers.Real, 0, None, closed="left")],
+        "rating_scale": [tuple, None],
+        "round_ratings": ["boolean"],
+        "user_exponent": [Interval(numbers.Real, 0, None, closed="left")],
+        "item_exponent": [Interval(numbers.Real, 0, None, closed="left")],
+        "as_frame": ["boolean"],
+        "return_truth": ["boolean"],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_ratings(
+    n_users=1000,
+    n_items=500,
+    n_ratings=50_000,
+    *,
+    n_factors=10,
+    noise=0.5,
+    rating_scale=(1, 5),
+    round_ratings=True,
+    user_exponent=0.8,
+    item_exponent=1.0,
+    as_frame=False,
+    return_truth=False,
+    random_state=None,
+):
+    r"""Generate ratings from a planted biased low-rank model.
+
+    Each rating is
+
+    .. math::
+
+        r_{ui} = \mu + b_u + b_i + p_u^\top q_i + \varepsilon,
+        \qquad \varepsilon \sim \mathcal N(0, \text{noise}^2),
+
+    then clipped to ``rating_scale`` and optionally rounded.  The (user, item)
+    pairs are distinct and drawn with power-law user activity and item
+    popularity (Zipf exponents ``user_exponent`` and ``item_exponent``), as in
+    real catalogues.  The planted interaction term has a standard deviation of
+    a quarter of the rating range.  Each rating gets a timestamp (Unix seconds,
+    uniform over the year 2020), and users and items get side features
+    correlated with their latent factors.
+
+    Parameters
+    ----------
+    n_users, n_items : int, default=1000, 500
+        Size of the population and of the catalogue.
+    n_ratings : int, default=50_000
+        Number of distinct (user, item) ratings (at most half of all cells).
+    n_factors : int, default=10
+        Rank of the planted interaction term.
+    noise : float, default=0.5
+        Standard deviation of the Gaussian rating noise (before rounding).
+    rating_scale : tuple (low, high) or None, default=(1, 5)
+        Clip ratings to this range; None leaves them unbounded.
+    round_ratings : bool, default=True
+        Round ratings to integers (after clipping).
+    user_exponent, item_exponent : float, default=0.8, 1.0
+        Zipf exponents of user activity and item popularity (0 = uniform).
+    as_frame : bool, default=False
+        Return ``X`` as a DataFrame with columns ``user``, ``item``,
+        ``timestamp`` and ``y`` as a Series named ``rating``.
+    return_truth : bool, default=False
+        Also return a Bunch with the planted model and the side features.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    X : ndarray of int64 of shape (n_ratings, 3) or DataFrame
+        Columns: user id, item id, timestamp.
+    y : ndarray of float64 of shape (n_ratings,) or Series
+        Ratings.
+    truth : Bunch
+        Only when ``return_truth=True``: ``global_mean``, ``user_bias``,
+        ``item_bias``, ``user_factors``, ``item_factors``, ``noise_free``
+        (the rating before noise, clipping and rounding) and the side tables
+        ``user_features`` (``age``, ``group``) and ``item_features``
+        (``genre``, ``year``), indexed by id.
+
+    Examples
+    --------
+    >>> from sklearn_mf.datasets import make_ratings
+    >>> X, y = make_ratings(n_users=50, n_items=40, n_ratings=500, random_state=0)
+    >>> X.shape, y.shape
+    ((500, 3), (500,))
+    >>> float(y.min()) >= 1 and float(y.max()) <= 5
+    True
+    """
+    rs = check_random_state(random_state)
+    rng = np.random.default_rng(rs.randint(2**31))
+    if rating_scale is not None:
+        if len(rating_scale) != 2 or not rating_scale[0] < rating_scale[1]:
+            raise ValueError(f"rating_scale must be (low, high) with low < high, got {rating_scale}.")
+    pu = _powerlaw_probs(n_users, user_exponent, rng)
+    pi = _powerlaw_probs(n_items, item_exponent, rng)
+    users, items = _sample_pairs(n_users, n_items, n_ratings, pu, pi, rng)
+
+    lo, hi = rating_scale if rating_scale is not None else (1.0, 5.0)
+    mu = lo + 0.6 * (hi - lo)
+    scale = (hi - lo) / 4.0
+    bu = rng.normal(0, 0.3 * scale, n_users)
+    bi = rng.normal(0, 0.5 * scale, n_items)
+    # unit variance of p.q: each coordinate has variance 1/sqrt(k)
+    s = (1.0 / n_factors) ** 0.25 * np.sqrt(scale)
+    P = rng.normal(0, s, (n_users, n_factors))
+    Q = rng.normal(0, s, (n_items, n_factors))
+
+    clean = np.empty(n_ratings)
+    for start in range(0, n_ratings, 1_000_000):
+        sl = slice(start, start + 1_000_000)
+        u, i = users[sl], items[sl]
+        clean[sl] = mu + bu[u] + bi[i] + np.einsum("ij,ij->i", P[u], Q[i])
+    y = clean + rng.normal(0, noise, n_ratings)
+    if rating_scale is not None:
+        np.clip(y, lo, hi, out=y)
+    if round_ratings:
+        np.round(y, out=y)
+
+    t0 = 1_577_836_800  # 2020-01-01
+    year = 365 * 24 * 3600
+    t = t0 + (rng.random(n_ratings) * year).astype(np.int64)
+    X = np.column_stack([users, items, t]).astype(np.int64)
+
+    if as_frame:
+        X = pd.DataFrame(X, columns=["user", "item", "timestamp"])
+        y = pd.Series(y, name="rating")
+    if not return_truth:
+        return X, y
+    user_features = pd.DataFrame(
+        {
+            "age": np.clip(35 + 10 * P[:, 0] / s + rng.normal(0, 5, n_users), 15, 80).astype(int),
+            "group": np.where(P[:, 1] > 0, "a", "b"),
+        },
+        index=pd.RangeIndex(n_users, name="user"),
+    )
+    n_genres = min(n_factors, 6)
+    item_features = pd.DataFrame(
+        {
+            "genre": np.array([f"g{g}" for g in range(n_genres)])[
+                np.argmax(Q[:, :n_genres], axis=1)
+            ],
+            "year": (1990 + 30 * rng.random(n_items)).astype(int),
+        },
+        index=pd.RangeIndex(n_items, name="item"),
+    )
+    truth = Bunch(
+        global_mean=mu, user_bias=bu, item_bias=bi, user_factors=P, item_factors=Q,
+        noise_free=clean, user_features=user_features, item_features=item_features,
+    )
+    return X, y, truth
