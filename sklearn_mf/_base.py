@@ -59,12 +59,13 @@ def _as_id_array(ids):
         return np.asarray([ids])
     if isinstance(ids, (pd.Series, pd.Index)):
         return ids.to_numpy()
-    arr = np.asarray(ids)
-    if arr.ndim != 1:
-        arr = np.asarray(list(ids), dtype=object)
-        if arr.ndim != 1:
-            raise ValueError(f"ids must be a 1-d sequence, got shape {arr.shape}.")
-    return arr
+    if isinstance(ids, np.ndarray):
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be a 1-d sequence, got shape {ids.shape}.")
+        return ids
+    # a list may mix types (1 and "1"): let pandas infer per element rather
+    # than numpy, which would turn every id into a string
+    return pd.Index(list(ids), tupleize_cols=False).to_numpy()
 
 
 class Recommendations:

@@ -50,16 +50,15 @@ def split_interactions(X):
         frame = X
     elif hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
         arr = np.asarray(X)
+        if arr.dtype.kind == "c":
+            raise ValueError("Complex data not supported: ids must be numbers or strings.")
         if arr.ndim != 2:
             raise ValueError(
-                "X must be 2-dimensional with one (user, item, ...) interaction per "
-                f"row; got an array with {arr.ndim} dimension(s) and shape {arr.shape}."
+                "Expected a 2D array of (user, item, ...) interactions, got an array "
+                f"with {arr.ndim} dimension(s) and shape {arr.shape}. Reshape your data "
+                "so that each row is one interaction."
             )
-        if arr.shape[1] < 2:
-            raise ValueError(
-                "X must have at least 2 columns (user id, item id); "
-                f"got {arr.shape[1]} column(s)."
-            )
+        _check_n_columns(arr.shape)
         users, items = arr[:, 0].copy(), arr[:, 1].copy()
         return _check_ids(users, "user"), _check_ids(items, "item")
     else:
@@ -69,25 +68,46 @@ def split_interactions(X):
             raise ValueError(
                 "X must be an array, a DataFrame or a list of (user, item, ...) rows."
             ) from exc
-    if frame.ndim != 2 or frame.shape[1] < 2:
-        raise ValueError(
-            "X must have at least 2 columns (user id, item id); "
-            f"got {frame.shape[1] if frame.ndim == 2 else 0} column(s)."
-        )
+    _check_n_columns(frame.shape)
     users = frame.iloc[:, 0].to_numpy(copy=True)
     items = frame.iloc[:, 1].to_numpy(copy=True)
     return _check_ids(users, "user"), _check_ids(items, "item")
+
+
+def _check_n_columns(shape):
+    if shape[1] < 2:
+        raise ValueError(
+            f"Found array with {shape[1]} feature(s) (shape={shape}) while a minimum "
+            "of 2 is required: X needs a user id column and an item id column."
+        )
 
 
 def _check_ids(ids, kind):
     if ids.dtype.kind in "fc":
         if not np.isfinite(ids).all():
             raise ValueError(f"X contains missing or infinite {kind} ids (NaN or inf).")
-    elif ids.dtype.kind == "O" and pd.isna(ids).any():
-        raise ValueError(f"X contains missing {kind} ids (None or NaN).")
+    elif ids.dtype.kind == "O":
+        if pd.isna(ids).any():
+            raise ValueError(f"X contains missing {kind} ids (None or NaN).")
+        bad = next((v for v in ids if not _hashable_scalar(v)), None)
+        if bad is not None:
+            raise TypeError(
+                f"{kind} ids must be hashable scalars; argument must be a string or a "
+                f"number, not {type(bad).__name__!r}."
+            )
+        if any(isinstance(v, complex) for v in ids):
+            raise ValueError("Complex data not supported: ids must be numbers or strings.")
     elif ids.dtype.kind == "M" or ids.dtype.kind == "m":
         raise ValueError(f"{kind} ids must be numbers or strings, got dtype {ids.dtype}.")
     return ids
+
+
+def _hashable_scalar(value):
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return not isinstance(value, (tuple, frozenset))
 
 
 def check_interactions(
@@ -131,19 +151,30 @@ def check_interactions(
         raise ValueError(f"{name} requires interaction data X, got None.")
     if isinstance(X, str):
         raise ValueError(f"{name} expects a table of interactions, got a string.")
-    validate_data(estimator, X, reset=reset, skip_check_array=True)
-    n = _n_rows(X)
-    if n == 0:
+    if hasattr(X, "__array__") and not isinstance(X, pd.DataFrame) and not sp.issparse(X):
+        X = np.asarray(X)
+    if _n_rows(X) == 0:
         raise ValueError(
-            f"Found array with 0 sample(s) (shape=({n}, ...)) while a minimum of 1 "
-            f"is required by {name}: X holds no interactions."
+            f"Found array with 0 sample(s) (shape={getattr(X, 'shape', (0,))}) while a "
+            f"minimum of 1 is required by {name}: X holds no interactions."
         )
-    users, items = split_interactions(X)
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind != "c":
+        # compare the number of columns with fit before complaining about it
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        users, items = split_interactions(X)
+    else:
+        users, items = split_interactions(X)
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
     if y is None:
         if y_required:
-            raise ValueError(f"{name} requires y (the ratings) to be passed, but y is None.")
+            raise ValueError(
+                f"{name} requires y to be passed, but the target y is None "
+                "(y holds the ratings)."
+            )
     else:
-        y = column_or_1d(y, warn=True)
+        y = column_or_1d(np.asarray(y), warn=True)
+        if y.dtype.kind == "c":
+            raise ValueError("Complex data not supported: y must be real ratings.")
         if y.dtype.kind not in "biuf":
             try:
                 y = y.astype(np.float64)
@@ -164,7 +195,9 @@ def check_interactions(
                 "strengths (counts, durations) must be >= 0."
             )
     if sample_weight is not None:
-        sample_weight = _check_sample_weight(sample_weight, users, dtype=np.float64, copy=True)
+        sample_weight = _check_sample_weight(
+            np.asarray(sample_weight), users, dtype=np.float64, copy=True
+        )
         if (sample_weight < 0).any():
             raise ValueError("sample_weight must be non-negative.")
     return users, items, y, sample_weight
