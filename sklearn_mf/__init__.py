@@ -6,12 +6,20 @@ grid search, cross-validation, joblib) works unchanged.
 """
 
 from sklearn_mf._base import Recommendations, RecommenderMixin
+from sklearn_mf._baselines import (
+    BaselineRegressor,
+    PopularityRecommender,
+    TruncatedSVDRecommender,
+)
 from sklearn_mf._mf import MatrixFactorization
 from sklearn_mf._utils import effective_n_threads
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "BaselineRegressor",
+    "PopularityRecommender",
+    "TruncatedSVDRecommender",
     "MatrixFactorization",
     "Recommendations",
     "RecommenderMixin",
