@@ -1,0 +1,605 @@
+r"""Top-K ranking metrics over many users at once.
+
+Input convention (the same for every function of :mod:`sklearn_mf.metrics`)
+---------------------------------------------------------------------------
+
+``recommended`` : array-like of shape (n_users, n)
+    Row ``u`` is the ranked list shown to user ``u``, best first.  Only the
+    first ``k`` columns are used.  A slot may be *padding* (fewer candidates
+    than ``n``): ``None`` or NaN, and for integer arrays any negative value.
+    An item may appear at most once per row.
+
+``y_true`` : the held-out truth of the same users, in one of two forms:
+
+* a ``scipy.sparse`` matrix of shape (n_users, n_items) whose stored values
+  are relevance grades (1 for binary relevance; entries ``<= 0`` are not
+  relevant).  ``recommended`` then holds integer column indices
+  (positional form, as produced by an argsort of a score matrix);
+* a sequence of ``n_users`` collections of relevant item ids (binary
+  relevance), or of mappings / :class:`pandas.Series` ``{item id: grade}``
+  (graded relevance).  ``recommended`` then holds the same raw ids (any
+  hashable type; keyed form, as returned by
+  :meth:`RecommenderMixin.recommend`).
+
+In short: arrays are positional, keyed containers are matched by id.
+
+Users without any relevant item
+-------------------------------
+Recall, NDCG, AP and AUC are undefined for them.  For consistency every
+accuracy metric treats them alike: with ``no_relevant="skip"`` (default) they
+get NaN in the per-user output and are left out of the average, with
+``"zero"`` they score 0 and are averaged in.  If no user is left, the average
+is NaN and an :class:`~sklearn.exceptions.UndefinedMetricWarning` is emitted.
+
+Everything is vectorised: the truth is stored as sorted ``user * n_items +
+item`` keys and each recommended slot is looked up with one
+:func:`numpy.searchsorted`, so there is no Python loop over users.
+"""
+
+import numbers
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.exceptions import UndefinedMetricWarning
+
+_NO_RELEVANT = ("skip", "zero")
+
+
+# ---------------------------------------------------------------- helpers
+def _is_padding(values):
+    """Boolean mask of padded slots in a raveled array of recommended ids."""
+    if values.dtype.kind in "iu":
+        return values < 0 if values.dtype.kind == "i" else np.zeros(values.shape, bool)
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return pd.isna(values)
+    return np.zeros(values.shape, dtype=bool)
+
+
+def _as_rec_array(recommended):
+    if isinstance(recommended, pd.DataFrame):
+        rec = recommended.to_numpy()
+    else:
+        rec = np.asarray(recommended)
+    if rec.ndim != 2:
+        raise ValueError(
+            "recommended must be 2-dimensional (one ranked list per user), got an "
+            f"array of shape {rec.shape}."
+        )
+    return rec
+
+
+def _check_k(k, n_cols):
+    if k is None:
+        return n_cols
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    if k > n_cols:
+        raise ValueError(
+            f"k={k} but recommended has only {n_cols} column(s); pad the lists "
+            "with None (or -1 for integer item indices) up to k."
+        )
+    return int(k)
+
+
+def _check_no_relevant(no_relevant):
+    if no_relevant not in _NO_RELEVANT:
+        raise ValueError(f"no_relevant must be one of {_NO_RELEVANT}, got {no_relevant!r}.")
+
+
+class _Ranked:
+    """The recommended lists matched against the truth, as dense arrays.
+
+    Attributes
+    ----------
+    codes : ndarray of intp of shape (n_users, k)
+        Item codes of the recommended slots, -1 for padding.
+    gain : ndarray of float64 of shape (n_users, k)
+        Relevance grade of each slot (0 when not relevant or padded).
+    n_relevant : ndarray of intp of shape (n_users,)
+        Number of relevant items (grade > 0) of each user.
+    truth : csr_matrix of shape (n_users, n_codes)
+        Relevant (user, item code) grades, sorted indices, grades > 0 only.
+    k : int
+    """
+
+    __slots__ = ("codes", "gain", "n_relevant", "truth", "k", "item_ids")
+
+    @property
+    def valid(self):
+        return self.codes >= 0
+
+    @property
+    def hit(self):
+        return self.gain > 0
+
+
+def _truth_from_sparse(y_true):
+    T = sp.csr_matrix(y_true, dtype=np.float64, copy=True)
+    T.sum_duplicates()
+    if not np.isfinite(T.data).all():
+        raise ValueError("y_true contains NaN or infinite relevance grades.")
+    T.data[T.data < 0] = 0
+    T.eliminate_zeros()
+    T.sort_indices()
+    return T
+
+
+def _concat_ids(arrays):
+    """Concatenate id arrays; object dtype unless they all share one dtype."""
+    arrays = [np.asarray(a).ravel() for a in arrays if len(a)]
+    if not arrays:
+        return np.empty(0, dtype=object)
+    dtypes = {a.dtype for a in arrays}
+    if len(dtypes) == 1:
+        return np.concatenate(arrays)
+    return np.concatenate([a.astype(object) for a in arrays])
+
+
+def _truth_lists(y_true):
+    """Concatenate a sequence of per-user id collections (or id->grade maps)."""
+    if isinstance(y_true, (str, bytes)) or not hasattr(y_true, "__len__"):
+        raise TypeError(
+            "y_true must be a sparse matrix or a sequence with one collection of "
+            f"relevant item ids per user, got {type(y_true).__name__}."
+        )
+    ids, grades, lengths = [], [], np.empty(len(y_true), dtype=np.intp)
+    for u, entry in enumerate(y_true):
+        if isinstance(entry, pd.Series):
+            ids.append(entry.index.to_numpy())
+            grades.append(entry.to_numpy(dtype=np.float64))
+        elif isinstance(entry, Mapping):
+            ids.append(np.asarray(list(entry.keys())))
+            grades.append(np.asarray(list(entry.values()), dtype=np.float64))
+        elif entry is None:
+            ids.append(np.empty(0))
+            grades.append(np.empty(0))
+        else:
+            if isinstance(entry, (str, bytes)) or np.ndim(entry) == 0:
+                raise TypeError(
+                    f"y_true[{u}] must be a collection of item ids (e.g. a list), "
+                    f"got the scalar {entry!r}."
+                )
+            arr = np.asarray(list(entry) if isinstance(entry, (set, frozenset)) else entry)
+            ids.append(arr.ravel())
+            grades.append(np.ones(arr.size))
+        lengths[u] = len(ids[-1])
+    flat_ids = _concat_ids(ids)
+    flat_grades = np.concatenate(grades) if len(grades) else np.empty(0)
+    if not np.isfinite(flat_grades).all():
+        raise ValueError("y_true contains NaN or infinite relevance grades.")
+    return flat_ids, flat_grades, lengths
+
+
+def _prepare(y_true, recommended, k, *, need_truth_ids=False):
+    """Match ``recommended[:, :k]`` against ``y_true``; returns a ``_Ranked``."""
+    rec = _as_rec_array(recommended)
+    k = _check_k(k, rec.shape[1])
+    rec = rec[:, :k]
+    n_users = rec.shape[0]
+    flat = rec.ravel()
+    pad = _is_padding(flat)
+
+    if sp.issparse(y_true):
+        T = _truth_from_sparse(y_true)
+        if T.shape[0] != n_users:
+            raise ValueError(
+                f"y_true has {T.shape[0]} rows (users) but recommended has {n_users}."
+            )
+        if rec.dtype.kind == "O":
+            good = flat[~pad]
+            if not all(isinstance(v, numbers.Integral) for v in good[:1000]):
+                raise TypeError(
+                    "With a sparse y_true, recommended must hold integer item "
+                    "indices (columns of y_true)."
+                )
+            flat = np.where(pad, -1, flat).astype(np.intp)
+        elif rec.dtype.kind not in "iu":
+            if rec.dtype.kind == "f" and np.array_equal(flat[~pad], np.round(flat[~pad])):
+                flat = np.where(pad, -1, flat).astype(np.intp)
+            else:
+                raise TypeError(
+                    "With a sparse y_true, recommended must hold integer item "
+                    f"indices (columns of y_true), got dtype {rec.dtype}."
+                )
+        codes = np.where(pad, -1, flat).astype(np.intp)
+        n_codes = T.shape[1]
+        if (codes >= n_codes).any():
+            bad = int(codes.max())
+            raise ValueError(
+                f"recommended contains item index {bad} but y_true has only "
+                f"{n_codes} columns."
+            )
+        item_ids = None
+    else:
+        t_ids, t_grades, lengths = _truth_lists(y_true)
+        if len(lengths) != n_users:
+            raise ValueError(
+                f"y_true has {len(lengths)} entries (users) but recommended has {n_users} rows."
+            )
+        good = flat[~pad]
+        try:
+            all_codes, item_ids = pd.factorize(_concat_ids([t_ids, good]))
+        except TypeError as exc:  # unhashable ids
+            raise TypeError("Item ids must be hashable values (numbers, strings).") from exc
+        n_codes = len(item_ids)
+        codes = np.full(flat.shape, -1, dtype=np.intp)
+        codes[~pad] = all_codes[len(t_ids):]
+        rows = np.repeat(np.arange(n_users), lengths)
+        # duplicates of the same item for a user: keep the largest grade
+        T = _dedupe_max(rows, all_codes[: len(t_ids)], t_grades, n_users, n_codes)
+    codes = codes.reshape(n_users, k)
+
+    # an item may be recommended only once per list
+    if k > 1:
+        marked = np.where(codes >= 0, codes, -1 - np.arange(k)[None, :])
+        s = np.sort(marked, axis=1)
+        dup = (s[:, 1:] == s[:, :-1]).any(axis=1)
+        if dup.any():
+            u = int(np.flatnonzero(dup)[0])
+            raise ValueError(
+                f"{int(dup.sum())} recommended list(s) contain the same item twice, "
+                f"e.g. row {u}: {list(rec[u])}."
+            )
+
+    out = _Ranked()
+    out.codes, out.truth, out.k = codes, T, k
+    out.item_ids = item_ids
+    out.n_relevant = np.diff(T.indptr).astype(np.intp)
+    out.gain = _lookup(T, codes)
+    return out
+
+
+def _dedupe_max(rows, cols, grades, n_rows, n_cols):
+    keys = rows.astype(np.int64) * n_cols + cols
+    order = np.lexsort((-grades, keys))
+    keys_s = keys[order]
+    first = np.ones(len(keys_s), dtype=bool)
+    first[1:] = keys_s[1:] != keys_s[:-1]
+    sel = order[first]
+    keep = grades[sel] > 0
+    sel = sel[keep]
+    T = sp.csr_matrix((grades[sel], (rows[sel], cols[sel])), shape=(n_rows, n_cols))
+    T.sort_indices()
+    return T
+
+
+def _lookup(T, codes):
+    """Grade ``T[u, codes[u, j]]`` for every slot (0 if absent or padding)."""
+    n_users, k = codes.shape
+    n_cols = max(T.shape[1], 1)
+    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(T.indptr))
+    keys = rows * n_cols + T.indices  # sorted: CSR with sorted indices
+    q = np.arange(n_users, dtype=np.int64)[:, None] * n_cols + codes
+    pos = np.searchsorted(keys, q.ravel()).reshape(codes.shape)
+    pos_c = np.minimum(pos, max(len(keys) - 1, 0))
+    if len(keys):
+        found = (codes >= 0) & (pos < len(keys)) & (keys[pos_c] == q)
+        return np.where(found, T.data[pos_c], 0.0)
+    return np.zeros(codes.shape)
+
+
+def _finish(per_user, defined, average, no_relevant, name):
+    """Apply the no-relevant rule and average."""
+    _check_no_relevant(no_relevant)
+    per_user = np.asarray(per_user, dtype=np.float64)
+    if no_relevant == "zero":
+        per_user = np.where(defined, per_user, 0.0)
+        counted = np.ones(len(per_user), dtype=bool)
+    else:
+        per_user = np.where(defined, per_user, np.nan)
+        counted = defined
+    if not average:
+        return per_user
+    if not counted.any():
+        warnings.warn(
+            f"{name} is undefined: none of the {len(per_user)} user(s) has a relevant "
+            "item; returning NaN.",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
+        return float("nan")
+    return float(per_user[counted].mean())
+
+
+_PARAMS_DOC = """
+    y_true : sparse matrix of shape (n_users, n_items) or sequence of length n_users
+        Held-out relevant items: a sparse matrix of relevance grades
+        (positional form), or one collection of relevant item ids (or
+        ``{id: grade}`` mapping) per user (keyed form).  See the module
+        docstring.
+    recommended : array-like of shape (n_users, n)
+        Ranked lists, best first; padding ``None`` / NaN / negative integer.
+    k : int, default=None
+        Cut-off; the first ``k`` columns of ``recommended`` are used
+        (all when None).  ``k`` larger than ``n`` is an error.
+    average : bool, default=True
+        Return the mean over users (True) or the per-user values (False).
+    no_relevant : {"skip", "zero"}, default="skip"
+        Users without any relevant item: "skip" gives them NaN and leaves
+        them out of the mean, "zero" scores them 0.
+"""
+
+
+def _doc(func):
+    func.__doc__ = func.__doc__.replace("    {params}\n", _PARAMS_DOC.lstrip("\n"))
+    return func
+
+
+@_doc
+def precision_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"):
+    r"""Precision@K: share of the top ``k`` slots that hold a relevant item.
+
+    .. math:: P@k = \frac{1}{k} \sum_{j=1}^{k} \mathrm{rel}_j
+
+    The denominator is always ``k``: padded slots count as misses.
+
+    Parameters
+    ----------
+    {params}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_users,)
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import precision_at_k
+    >>> precision_at_k([["a", "c"], ["x"]], [["a", "b"], ["y", "x"]], k=2)
+    0.5
+    """
+    r = _prepare(y_true, recommended, k)
+    return _finish(r.hit.sum(axis=1) / r.k, r.n_relevant > 0, average, no_relevant,
+                   "precision_at_k")
+
+
+@_doc
+def recall_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"):
+    r"""Recall@K: share of the user's relevant items found in the top ``k``.
+
+    .. math:: R@k = \frac{|\{\text{relevant}\} \cap \mathrm{top}_k|}{|\{\text{relevant}\}|}
+
+    The denominator is the number of relevant items (not ``min(k, .)``), so
+    a user with more than ``k`` relevant items cannot reach 1.
+
+    Parameters
+    ----------
+    {params}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_users,)
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import recall_at_k
+    >>> recall_at_k([["a", "c"], ["x"]], [["a", "b"], ["y", "x"]], k=2)
+    0.75
+    """
+    r = _prepare(y_true, recommended, k)
+    nrel = np.maximum(r.n_relevant, 1)
+    return _finish(r.hit.sum(axis=1) / nrel, r.n_relevant > 0, average, no_relevant,
+                   "recall_at_k")
+
+
+@_doc
+def hit_rate_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"):
+    r"""Hit rate@K: 1 if at least one relevant item is in the top ``k``, else 0.
+
+    Parameters
+    ----------
+    {params}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_users,)
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import hit_rate_at_k
+    >>> hit_rate_at_k([["a"], ["x"]], [["a", "b"], ["y", "z"]], k=2)
+    0.5
+    """
+    r = _prepare(y_true, recommended, k)
+    return _finish(r.hit.any(axis=1).astype(float), r.n_relevant > 0, average,
+                   no_relevant, "hit_rate_at_k")
+
+
+@_doc
+def mrr_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"):
+    r"""Mean reciprocal rank@K: ``1 / rank`` of the first relevant item (0 if none).
+
+    Parameters
+    ----------
+    {params}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_users,)
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import mrr_at_k
+    >>> mrr_at_k([["b"], ["x"]], [["a", "b"], ["x", "y"]], k=2)
+    0.75
+    """
+    r = _prepare(y_true, recommended, k)
+    hit = r.hit
+    first = np.argmax(hit, axis=1)
+    rr = np.where(hit.any(axis=1), 1.0 / (first + 1), 0.0)
+    return _finish(rr, r.n_relevant > 0, average, no_relevant, "mrr_at_k")
+
+
+@_doc
+def map_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"):
+    r"""Mean average precision@K.
+
+    For one user, with :math:`R` relevant items,
+
+    .. math:: AP@k = \frac{1}{\min(k, R)} \sum_{j=1}^{k} P@j \cdot \mathrm{rel}_j ,
+
+    so a list that puts ``min(k, R)`` relevant items first scores 1.  Grades
+    only matter through ``grade > 0``.
+
+    Parameters
+    ----------
+    {params}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_users,)
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import map_at_k
+    >>> # hits at ranks 1 and 3: (1/1 + 2/3) / 2
+    >>> round(map_at_k([["a", "c"]], [["a", "b", "c"]], k=3), 4)
+    0.8333
+    """
+    r = _prepare(y_true, recommended, k)
+    hit = r.hit.astype(np.float64)
+    prec = np.cumsum(hit, axis=1) / np.arange(1, r.k + 1)
+    denom = np.maximum(np.minimum(r.n_relevant, r.k), 1)
+    return _finish((prec * hit).sum(axis=1) / denom, r.n_relevant > 0, average,
+                   no_relevant, "map_at_k")
+
+
+def _discount(k):
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def _ideal_gains(T, k):
+    """Per-user best ``k`` grades, descending: shape (n_users, k)."""
+    n_users = T.shape[0]
+    counts = np.diff(T.indptr)
+    rows = np.repeat(np.arange(n_users), counts)
+    order = np.lexsort((-T.data, rows))
+    pos = np.arange(len(rows)) - T.indptr[rows]
+    keep = pos < k
+    ideal = np.zeros((n_users, k))
+    ideal[rows[keep], pos[keep]] = T.data[order][keep]
+    return ideal
+
+
+@_doc
+def ndcg_at_k(y_true, recommended, *, k=None, gains="linear", average=True,
+              no_relevant="skip"):
+    r"""Normalised discounted cumulative gain@K, for binary or graded relevance.
+
+    .. math::
+
+        DCG@k = \sum_{j=1}^{k} \frac{g(\mathrm{rel}_j)}{\log_2(j + 1)}, \qquad
+        NDCG@k = \frac{DCG@k}{IDCG@k}
+
+    where :math:`IDCG@k` is the DCG of the user's ``k`` highest grades in
+    decreasing order and :math:`g` is the gain: the grade itself
+    (``gains="linear"``, the definition of :func:`sklearn.metrics.ndcg_score`)
+    or :math:`2^{\mathrm{rel}} - 1` (``"exponential"``).  With binary
+    relevance both are the same.
+
+    Parameters
+    ----------
+    {params}
+    gains : {"linear", "exponential"}, default="linear"
+        Gain of a grade.
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_users,)
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import ndcg_at_k
+    >>> # one relevant item, found at rank 2
+    >>> round(ndcg_at_k([["b"]], [["a", "b"]], k=2), 4)
+    0.6309
+    """
+    if gains not in ("linear", "exponential"):
+        raise ValueError(f"gains must be 'linear' or 'exponential', got {gains!r}.")
+    r = _prepare(y_true, recommended, k)
+    ideal = _ideal_gains(r.truth, r.k)
+    g, gi = r.gain, ideal
+    if gains == "exponential":
+        g, gi = np.exp2(g) - 1, np.exp2(gi) - 1
+    disc = _discount(r.k)
+    dcg = g @ disc
+    idcg = gi @ disc
+    defined = idcg > 0
+    return _finish(np.divide(dcg, idcg, out=np.zeros_like(dcg), where=defined), defined,
+                   average, no_relevant, "ndcg_at_k")
+
+
+@_doc
+def auc(y_true, recommended, *, n_items=None, k=None, average=True, no_relevant="skip"):
+    r"""Area under the ROC curve of each user's ranking, from a top-``k`` list.
+
+    The AUC of a user is the probability that a random relevant candidate is
+    ranked above a random non-relevant one.  Only the top ``k`` are known, so
+    every candidate missing from the list is ranked below the listed ones, in
+    one tie (a tie counts one half, as in :func:`sklearn.metrics.roc_auc_score`).
+    With :math:`N` candidates, :math:`R` relevant ones and
+    :math:`M = N - R`:
+
+    .. math::
+
+        AUC = \frac{1}{R M}\Big[\sum_{\text{listed relevant } j} (M - m_j)
+              + \tfrac12 (R - h)(M - m)\Big]
+
+    where :math:`m_j` is the number of non-relevant items listed above slot
+    :math:`j`, :math:`m` the number of non-relevant listed items and
+    :math:`h` the number of hits.  It equals ``roc_auc_score`` on scores that
+    follow the list and tie everything else at the bottom.  Users with no
+    non-relevant candidate are undefined like users with no relevant item.
+
+    Parameters
+    ----------
+    {params}
+    n_items : int or array-like of shape (n_users,), default=None
+        Number of candidate items each user's list was drawn from (the
+        catalogue minus the items excluded for that user).  Defaults to the
+        number of columns of a sparse ``y_true``; required with the keyed
+        form.
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_users,)
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import auc
+    >>> # 4 candidates, relevant "b" listed 2nd: beats "c" and "d", loses to "a"
+    >>> round(auc([["b"]], [["a", "b"]], n_items=4), 4)
+    0.6667
+    """
+    r = _prepare(y_true, recommended, k)
+    if n_items is None:
+        if not sp.issparse(y_true):
+            raise ValueError(
+                "auc needs n_items (the number of candidate items per user) when "
+                "y_true is given as per-user id collections."
+            )
+        n_items = y_true.shape[1]
+    N = np.broadcast_to(np.asarray(n_items, dtype=np.float64), (len(r.n_relevant),))
+    listed = r.valid.sum(axis=1)
+    if (N < listed).any():
+        u = int(np.flatnonzero(N < listed)[0])
+        raise ValueError(
+            f"n_items={N[u]:g} for user row {u} is smaller than the {int(listed[u])} "
+            "items recommended to that user."
+        )
+    R = r.n_relevant.astype(np.float64)
+    M = N - R
+    hit = r.hit
+    neg = r.valid & ~hit
+    neg_above = np.cumsum(neg, axis=1) - neg
+    won_listed = np.where(hit, M[:, None] - neg_above, 0.0).sum(axis=1)
+    h = hit.sum(axis=1)
+    m = neg.sum(axis=1)
+    won = won_listed + 0.5 * (R - h) * (M - m)
+    defined = (R > 0) & (M > 0)
+    denom = np.where(defined, R * M, 1.0)
+    return _finish(won / denom, defined, average, no_relevant, "auc")
