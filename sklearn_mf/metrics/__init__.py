@@ -14,6 +14,7 @@ from sklearn_mf.metrics._beyond_accuracy import (
     novelty,
     serendipity,
 )
+from sklearn_mf.metrics._evaluate import evaluate
 from sklearn_mf.metrics._ranking import (
     auc,
     hit_rate_at_k,
@@ -23,12 +24,16 @@ from sklearn_mf.metrics._ranking import (
     precision_at_k,
     recall_at_k,
 )
+from sklearn_mf.metrics._scorer import RankingScorer, make_ranking_scorer
 
 __all__ = [
+    "RankingScorer",
     "auc",
     "coverage",
+    "evaluate",
     "hit_rate_at_k",
     "intra_list_diversity",
+    "make_ranking_scorer",
     "map_at_k",
     "mrr_at_k",
     "ndcg_at_k",

@@ -159,12 +159,14 @@ def _truth_lists(y_true):
             ids.append(np.empty(0))
             grades.append(np.empty(0))
         else:
+            if isinstance(entry, (set, frozenset)):
+                entry = list(entry)
             if isinstance(entry, (str, bytes)) or np.ndim(entry) == 0:
                 raise TypeError(
                     f"y_true[{u}] must be a collection of item ids (e.g. a list), "
                     f"got the scalar {entry!r}."
                 )
-            arr = np.asarray(list(entry) if isinstance(entry, (set, frozenset)) else entry)
+            arr = np.asarray(entry)
             ids.append(arr.ravel())
             grades.append(np.ones(arr.size))
         lengths[u] = len(ids[-1])
