@@ -1,0 +1,433 @@
+"""SVD++: matrix factorization with the implicit feedback of who rated what."""
+
+import numbers
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_mf import _sgd_fast, _svdpp_fast
+from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._online import (
+    PARTIAL_FIT_PASSES,
+    PARTIAL_FIT_REPLAY,
+    check_online_params,
+    grow_and_replay,
+    online_rng,
+)
+from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
+from sklearn_mf._validation import check_interactions
+
+
+class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
+    r"""SVD++ (Koren 2008): biased matrix factorization plus implicit feedback.
+
+    Which items a user chose to rate says something about her taste, whatever
+    the ratings were.  SVD++ adds to the user's embedding the normalised sum of
+    an implicit factor :math:`y_j` of every item she rated:
+
+    .. math::
+
+        \hat r_{ui} = \mu + b_u + b_i
+            + q_i^\top \Big(p_u + |N(u)|^{-1/2} \sum_{j \in N(u)} y_j\Big)
+
+    where :math:`N(u)` is the set of items user :math:`u` has in the training
+    data (all of ``X`` passed to ``fit``, including the ratings held out for
+    early stopping: the *fact* of rating is known, its value is not used).
+    The regularised squared error on the observed ratings is minimised by SGD:
+    with :math:`e = r_{ui} - \hat r_{ui}`, step :math:`\eta w_{ui}`,
+    :math:`z_u = |N(u)|^{-1/2}\sum_{j\in N(u)} y_j`,
+
+    .. math::
+
+        b_u &\leftarrow b_u + \eta w (e - \lambda_b b_u), \qquad
+        b_i \leftarrow b_i + \eta w (e - \lambda_b b_i), \\
+        p_u &\leftarrow p_u + \eta w (e\, q_i - \lambda p_u), \qquad
+        q_i \leftarrow q_i + \eta w \big(e\, (p_u + z_u) - \lambda q_i\big), \\
+        y_j &\leftarrow y_j + \eta w \big(e\, |N(u)|^{-1/2} q_i - \lambda_y y_j\big)
+            \quad \text{for all } j \in N(u).
+
+    Each epoch visits the users in a random order and each user's ratings in
+    a random order.  The :math:`y_j` update is the same affine map for every
+    :math:`j \in N(u)`, so it is accumulated over the user's ratings and
+    applied once per user: :math:`O(k)` per rating and :math:`O(|N(u)|\,k)`
+    per user instead of :math:`O(|N(u)|\,k)` per rating, with exactly the same
+    iterates as the rating-by-rating rule.  The epoch is sequential (all users
+    share the :math:`y_j`); ``n_jobs`` parallelises prediction and
+    recommendation.
+
+    Parameters
+    ----------
+    n_factors : int, default=20
+        Dimension of :math:`p_u, q_i, y_j`.
+    n_epochs : int, default=20
+        Number of SGD passes (upper bound with ``early_stopping``).
+    learning_rate : float, default=0.007
+        SGD step size :math:`\eta`.
+    regularization : float, default=0.05
+        L2 penalty :math:`\lambda` on :math:`p_u, q_i` (per rating).
+    bias_regularization : float or None, default=None
+        Penalty :math:`\lambda_b` on the biases; None uses ``regularization``.
+    implicit_regularization : float or None, default=None
+        Penalty :math:`\lambda_y` on the implicit factors; None uses
+        ``regularization``.
+    biased : bool, default=True
+        Learn :math:`\mu, b_u, b_i`.
+    init_std : float, default=0.1
+        :math:`p_u, q_i, y_j` start from :math:`\mathcal N(0, \text{init\_std}^2)`.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Floating type of the parameters.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the ratings and stop when their RMSE
+        has not improved by ``tol`` for ``n_iter_no_change`` epochs, keeping
+        the parameters of the best epoch.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    tol : float, default=1e-4
+    clip_predictions : bool, default=True
+        Clip ``predict`` to the range of ratings seen in ``fit``.
+    handle_unknown : {"fallback", "nan", "error"}, default="fallback"
+        ``predict`` for an unseen user or item: ``"fallback"`` uses what is
+        known (:math:`\mu + b_u`, :math:`\mu + b_i` or :math:`\mu`), ``"nan"``
+        returns NaN, ``"error"`` raises ``ValueError``.  ``recommend`` serves
+        unknown users from item popularity.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the visiting orders and the validation split.
+    n_jobs : int or None, default=None
+        OpenMP threads for shuffling, prediction and recommendation.
+    verbose : int, default=0
+        Print one line per epoch.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, n_factors)
+        :math:`p_u`.
+    item_factors_ : ndarray of shape (n_items, n_factors)
+        :math:`q_i`.
+    implicit_item_factors_ : ndarray of shape (n_items, n_factors)
+        :math:`y_j`.
+    implicit_user_factors_ : ndarray of shape (n_users, n_factors)
+        :math:`z_u = |N(u)|^{-1/2}\sum_{j\in N(u)} y_j` (derived, kept up to
+        date by ``fit`` and ``partial_fit``).
+    user_bias_, item_bias_ : ndarray
+    global_mean_ : float
+    users_, items_ : ndarray
+        Raw ids; position = row of the factor arrays.
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Training ratings; its sparsity pattern is :math:`N(u)`.
+    item_popularity_ : ndarray of shape (n_items,)
+    rating_range_ : tuple of float
+    n_iter_ : int
+    loss_curve_ : list of float
+        Weighted mean squared training error seen during each epoch.
+    validation_scores_ : list of float or None
+    best_iteration_ : int or None
+    n_features_in_ : int
+
+    See Also
+    --------
+    MatrixFactorization : The same model without the implicit term.
+
+    References
+    ----------
+    Y. Koren, "Factorization meets the neighborhood: a multifaceted
+    collaborative filtering model", KDD 2008.
+
+    Examples
+    --------
+    >>> from sklearn_mf import SVDpp
+    >>> X = [("alice", "matrix"), ("alice", "up"), ("bob", "matrix"),
+    ...      ("bob", "heat"), ("carol", "up"), ("carol", "heat")]
+    >>> y = [5.0, 3.0, 4.0, 2.0, 4.0, 1.0]
+    >>> model = SVDpp(n_factors=2, n_epochs=30, random_state=0).fit(X, y)
+    >>> model.predict([("alice", "heat")]).shape
+    (1,)
+    >>> model.implicit_item_factors_.shape
+    (3, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "n_factors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "bias_regularization": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "implicit_regularization": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "biased": ["boolean"],
+        "init_std": [Interval(numbers.Real, 0, None, closed="left")],
+        "dtype": "no_validation",  # checked by check_dtype
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "clip_predictions": ["boolean"],
+        "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_factors=20,
+        *,
+        n_epochs=20,
+        learning_rate=0.007,
+        regularization=0.05,
+        bias_regularization=None,
+        implicit_regularization=None,
+        biased=True,
+        init_std=0.1,
+        dtype=np.float32,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        clip_predictions=True,
+        handle_unknown="fallback",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.bias_regularization = bias_regularization
+        self.implicit_regularization = implicit_regularization
+        self.biased = biased
+        self.init_std = init_std
+        self.dtype = dtype
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.clip_predictions = clip_predictions
+        self.handle_unknown = handle_unknown
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to the ratings ``y`` of the interactions ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, n_columns)
+            Column 0 user ids, column 1 item ids; further columns are ignored.
+        y : array-like of shape (n_ratings,)
+            Ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Weight of each rating in the squared error.
+
+        Returns
+        -------
+        self : SVDpp
+            The fitted estimator.
+        """
+        dtype = check_dtype(self.dtype)
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=True, y_required=True
+        )
+        u, i = self._fit_ids(users, items)
+        self._set_training_interactions(u, i, y)
+        self.rating_range_ = (float(y.min()), float(y.max()))
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        n_users, n_items, k = len(self.users_), len(self.items_), self.n_factors
+        self.user_factors_ = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
+        self.item_factors_ = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
+        self.implicit_item_factors_ = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
+        self.user_bias_ = np.zeros(n_users, dtype=dtype)
+        self.item_bias_ = np.zeros(n_items, dtype=dtype)
+
+        train, val = np.arange(len(y)), None
+        if self.early_stopping:
+            n_val = max(1, int(round(self.validation_fraction * len(y))))
+            if n_val >= len(y):
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no training "
+                    f"ratings out of {len(y)}."
+                )
+            shuffled = rng.permutation(len(y))
+            val, train = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+        w = None if sample_weight is None else sample_weight[train]
+        self.global_mean_ = float(np.average(y[train], weights=w)) if self.biased else 0.0
+        self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
+        return self
+
+    def _implicit_sets(self):
+        """CSR (indptr, indices) of N(u) and the matrix of normalised indicators."""
+        m = self.user_items_
+        counts = np.diff(m.indptr)
+        scale = np.zeros(len(counts))
+        scale[counts > 0] = 1.0 / np.sqrt(counts[counts > 0])
+        dtype = self.implicit_item_factors_.dtype
+        norm = sp.csr_matrix((np.repeat(scale, counts).astype(dtype), m.indices, m.indptr),
+                             shape=m.shape)
+        return m.indptr.astype(np.int32), m.indices.astype(np.int32), norm
+
+    def _update_implicit_user_factors(self, norm=None):
+        if norm is None:
+            norm = self._implicit_sets()[2]
+        self.implicit_user_factors_ = np.ascontiguousarray(
+            norm @ self.implicit_item_factors_, dtype=self.implicit_item_factors_.dtype
+        )
+
+    def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
+        """Epoch loop with early stopping, shared by ``fit`` and ``partial_fit``."""
+        dtype = self.user_factors_.dtype.type
+        n_threads = effective_n_threads(self.n_jobs)
+        n_users = len(self.users_)
+        by_user = train[np.argsort(u[train], kind="stable")]
+        ti = np.ascontiguousarray(i[by_user], dtype=np.int32)
+        tr = np.ascontiguousarray(y[by_user], dtype=dtype)
+        tw = (np.zeros(0, dtype=dtype) if sample_weight is None
+              else np.ascontiguousarray(sample_weight[by_user], dtype=dtype))
+        sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
+        rating_ptr = np.zeros(n_users + 1, dtype=np.intp)
+        np.cumsum(np.bincount(u[train], minlength=n_users), out=rating_ptr[1:])
+        order = np.arange(len(tr), dtype=np.intp)
+        n_indptr, n_indices, norm = self._implicit_sets()
+        reg = float(self.regularization)
+        reg_b = reg if self.bias_regularization is None else float(self.bias_regularization)
+        reg_y = reg if self.implicit_regularization is None else float(self.implicit_regularization)
+        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
+
+        self.loss_curve_ = []
+        self.validation_scores_ = [] if val is not None else None
+        self.best_iteration_ = None
+        best, best_state, no_improve = np.inf, None, 0
+        for epoch in range(1, n_epochs + 1):
+            tic = time.perf_counter()
+            _sgd_fast.shuffle_blocks(order, rating_ptr, seeds_from(rng, n_users), n_threads)
+            user_order = rng.permutation(n_users).astype(np.intp)
+            sse, n_bad = _svdpp_fast.svdpp_epoch(
+                ti, tr, tw, rating_ptr, order, user_order, n_indptr, n_indices,
+                self.user_factors_, self.item_factors_, self.implicit_item_factors_,
+                bu, bi, self.global_mean_, float(self.learning_rate), reg, reg_b, reg_y,
+                self.biased,
+            )
+            if n_bad or not np.isfinite(sse):
+                raise FloatingPointError(
+                    f"SGD diverged in epoch {epoch}: the prediction error became NaN or "
+                    f"infinite. Use a smaller learning_rate (now {self.learning_rate}) "
+                    "or a larger regularization."
+                )
+            self._update_implicit_user_factors(norm)
+            self.loss_curve_.append(sse / sum_w)
+            self.n_iter_ = epoch
+            msg = f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}"
+            if val is not None:
+                w = None if sample_weight is None else sample_weight[val]
+                pred = self._predict_codes(u[val].astype(np.int32), i[val].astype(np.int32))
+                rmse = float(np.sqrt(np.average((pred - y[val]) ** 2, weights=w)))
+                self.validation_scores_.append(rmse)
+                msg += f"  validation RMSE {rmse:.5f}"
+                if rmse < best - self.tol:
+                    best, no_improve, self.best_iteration_ = rmse, 0, epoch
+                    best_state = [a.copy() for a in self._state()]
+                else:
+                    no_improve += 1
+            if self.verbose:
+                print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
+            if val is not None and no_improve >= self.n_iter_no_change:
+                break
+        if best_state is not None:
+            for dst, src in zip(self._state(), best_state):
+                dst[...] = src
+            self._update_implicit_user_factors(norm)
+
+    def _state(self):
+        return (self.user_factors_, self.item_factors_, self.implicit_item_factors_,
+                self.user_bias_, self.item_bias_)
+
+    # ----------------------------------------------------------- online
+    def partial_fit(self, X, y, sample_weight=None, *, n_passes=PARTIAL_FIT_PASSES,
+                    replay_ratio=PARTIAL_FIT_REPLAY):
+        """Update the model with new ratings (online learning).
+
+        New users and items are appended to the model (embeddings from
+        :math:`\\mathcal N(0, \\text{init\\_std}^2)`, biases 0), the ratings
+        join ``user_items_`` (so they also extend the implicit sets
+        :math:`N(u)`), and ``n_passes`` SGD epochs run over the new ratings
+        plus ``replay_ratio`` times as many old ratings sampled uniformly from
+        ``user_items_``.  The global mean is kept.  ``loss_curve_`` and
+        ``n_iter_`` then describe this update.  On an unfitted model this is
+        ``fit``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, n_columns)
+            New interactions (same columns as in ``fit``).
+        y : array-like of shape (n_ratings,)
+            Their ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Weights of the new ratings (replayed ratings get weight 1).
+        n_passes : int, default=5
+            SGD epochs over the new and replayed ratings.
+        replay_ratio : float, default=1.0
+            Old ratings replayed per new rating (0 disables replay).
+
+        Returns
+        -------
+        self : SVDpp
+            The updated estimator.
+        """
+        if not hasattr(self, "user_factors_"):
+            return self.fit(X, y, sample_weight)
+        check_online_params(n_passes, replay_ratio)
+        rng = online_rng(self)
+        u, i, yy, w, _ = grow_and_replay(
+            self, X, y, sample_weight,
+            [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
+             ("implicit_item_factors_", "item", "normal"),
+             ("user_bias_", "user", "zeros"), ("item_bias_", "item", "zeros")],
+            replay_ratio, rng,
+        )
+        self._run_sgd(u, i, yy, w, np.arange(len(yy)), None, n_passes, rng)
+        return self
+
+    # -------------------------------------------------------------- predict
+    def _predict_codes(self, user_codes, item_codes):
+        dtype = self.user_factors_.dtype.type
+        out = np.empty(len(user_codes), dtype=dtype)
+        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        _sgd_fast.predict(
+            np.ascontiguousarray(user_codes, dtype=np.int32),
+            np.ascontiguousarray(item_codes, dtype=np.int32),
+            self._user_embeddings(slice(None)), self.item_factors_, bu, bi,
+            self.global_mean_, out, effective_n_threads(self.n_jobs),
+        )
+        out = out.astype(np.float64)
+        if self.clip_predictions:
+            np.clip(out, *self.rating_range_, out=out)
+        return out
+
+    def _user_embeddings(self, user_codes):
+        """Effective user vectors :math:`p_u + z_u`."""
+        check_is_fitted(self)
+        return np.ascontiguousarray(
+            self.user_factors_[user_codes] + self.implicit_user_factors_[user_codes]
+        )
+
+    def _item_embeddings(self):
+        return self.item_factors_, (self.item_bias_ if self.biased else None)
+
+    def _user_offsets(self, user_codes):
+        if not self.biased:
+            return None
+        return self.global_mean_ + self.user_bias_[user_codes]
