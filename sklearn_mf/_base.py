@@ -15,8 +15,13 @@ Every latent-factor model stores, after ``fit``:
 A model plugs into :class:`RecommenderMixin` by implementing
 ``_predict_codes(user_codes, item_codes)`` (``-1`` marks an unknown id) and, for
 ranking, either the factor hooks ``_user_embeddings`` / ``_item_embeddings`` /
-``_user_offsets`` or ``_score_candidates`` directly.
+``_user_offsets`` or ``_score_candidates`` directly.  ``fold_in`` and
+``recommend_new`` (new users from a few interactions, model unchanged) call
+``_fold_in_rows(indptr, indices, values)``; the default is the explicit ridge
+solve (one ALS user half-step), implicit models override it.
 """
+
+from typing import NamedTuple, Optional
 
 import numpy as np
 import pandas as pd
@@ -128,6 +133,14 @@ class Recommendations:
             }
         )
         return frame[valid].reset_index(drop=True)
+
+
+class FoldIn(NamedTuple):
+    """Result of :meth:`RecommenderMixin.fold_in`: factors of new users."""
+
+    users: np.ndarray
+    user_factors: np.ndarray
+    user_bias: Optional[np.ndarray]
 
 
 def _ids_from_codes(ids, codes):
@@ -466,3 +479,173 @@ class RecommenderMixin:
         """
         U = self._user_embeddings(np.arange(len(self.users_)))
         return self._similar(users, n, U, self._user_index, self.users_, "users")
+
+    # -------------------------------------------------------------- fold-in
+    # A model plugs in by implementing ``_fold_in_rows(indptr, indices, values)``
+    # -> (factors of shape (n_rows, k), biases of shape (n_rows,) or None) for a
+    # CSR matrix of new users' interactions with fitted items (duplicates
+    # allowed).  The default below is the ridge solve of explicit models.
+    _fold_in_requires_y = True
+
+    def _fold_in_rows(self, indptr, indices, values):
+        """Explicit-feedback fold-in: one ALS user half-step with items fixed.
+
+        Solves, for each new user, :math:`\\min_{p, b} \\sum_i (r_{ui} - \\mu
+        - b - b_i - p^\\top q_i)^2 + \\lambda_u \\lVert p\\rVert^2 +
+        \\lambda_{b,u} b^2` (the bias only for ``biased`` models) with the
+        model's regularization, scaled by the user's number of ratings as in
+        the SGD objective and weighted-lambda ALS (``als_regularization="plain"``
+        does not scale).
+        """
+        from sklearn_mf._als import RowMatrix, explicit_half_step
+
+        Q = self.item_factors_
+        dtype = Q.dtype
+        biased = bool(getattr(self, "biased", False))
+        mu = float(getattr(self, "global_mean_", 0.0)) if biased else 0.0
+        reg = float(self.regularization)
+        reg_b = getattr(self, "bias_regularization", None)
+        reg_b = reg if reg_b is None else float(reg_b)
+        scale = getattr(self, "als_regularization", "weighted") != "plain"
+        R = RowMatrix(
+            np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
+            {"t": np.asarray(values, dtype=dtype) - dtype.type(mu)}, Q.shape[0],
+        )
+        P = np.zeros((R.n_rows, Q.shape[1]), dtype=dtype)
+        b = np.zeros(R.n_rows, dtype=dtype) if biased else None
+        explicit_half_step(
+            R, Q, self.item_bias_ if biased else None, P, b, reg, reg_b, scale,
+            effective_n_threads(getattr(self, "n_jobs", None)),
+        )
+        return P, b
+
+    def _new_user_offsets(self, biases):
+        """Per-user additive score of folded-in users (explicit: mu + b_u)."""
+        if biases is None:
+            return None
+        return float(getattr(self, "global_mean_", 0.0)) + biases.astype(np.float64)
+
+    def _fold_in_csr(self, X, y):
+        """Validate new users' interactions; CSR (new users x fitted items)."""
+        check_is_fitted(self)
+        requires_y = self._fold_in_requires_y
+        users, items, y, _ = check_interactions(
+            self, X, y, reset=False, y_required=requires_y,
+            y_nonnegative=not requires_y,
+        )
+        if y is None:
+            y = np.ones(len(users), dtype=np.float64)
+        u, query = factorize_ids(users)
+        i = self._item_codes(items)
+        known = i >= 0
+        u, i, y = u[known], i[known], y[known]
+        order = np.argsort(u, kind="stable")
+        indptr = np.zeros(len(query) + 1, dtype=np.int32)
+        np.cumsum(np.bincount(u, minlength=len(query)), out=indptr[1:])
+        m = sp.csr_matrix(
+            (y[order].astype(np.float32), i[order].astype(np.int32), indptr),
+            shape=(len(query), len(self.items_)),
+        )
+        return query, m
+
+    def fold_in(self, X, y=None):
+        """Factors of new users from their interactions, without changing the model.
+
+        The item factors (and biases) stay fixed and each user's factors are
+        solved in closed form: the same solve as one ALS user half-step
+        (explicit models: a ridge regression of :math:`r_{ui} - \\mu - b_i` on
+        the item factors, with a user bias when the model is biased; implicit
+        ALS: the confidence-weighted solve).  Nothing fitted is modified.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Interactions of the users to fold in (user id, item id, ...).  The
+            user ids are treated as new users whatever their value; items
+            unknown to the model are ignored.
+        y : array-like of shape (n_interactions,), default=None
+            Ratings (required by explicit models) or non-negative strengths
+            (implicit models; None means 1).
+
+        Returns
+        -------
+        folded : FoldIn
+            Named tuple ``(users, user_factors, user_bias)``: the distinct user
+            ids of ``X`` (sorted when comparable), their factors of shape
+            (n_users, n_factors) and biases of shape (n_users,) (None for
+            unbiased and implicit models).  A user without any known item gets
+            zero factors.
+        """
+        query, m = self._fold_in_csr(X, y)
+        factors, biases = self._fold_in_rows(m.indptr, m.indices, m.data)
+        return FoldIn(query, factors, biases)
+
+    def recommend_new(self, X, y=None, n=10, *, exclude_seen=True, items=None,
+                      exclude_items=None):
+        """Top-``n`` items for users described only by the interactions ``X``.
+
+        The users are folded in (see :meth:`fold_in`; the model is not
+        changed) and ranked like :meth:`recommend`.  A user none of whose items
+        is known to the model gets the popularity fallback, flagged in
+        ``fallback``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Interactions (user id, item id, ...) of the users to serve; their
+            ids are arbitrary and treated as new users.
+        y : array-like of shape (n_interactions,), default=None
+            Ratings (explicit models) or strengths (implicit models).
+        n : int, default=10
+            Number of items per user.
+        exclude_seen : bool, default=True
+            Remove the items given for each user in ``X``.
+        items : array-like of ids, default=None
+            Allow-list of candidate items.
+        exclude_items : array-like of ids, default=None
+            Deny-list of items.
+
+        Returns
+        -------
+        recommendations : :class:`Recommendations`
+            For the distinct users of ``X`` (in the order of
+            :meth:`fold_in`).
+        """
+        query, m = self._fold_in_csr(X, y)
+        U, b = self._fold_in_rows(m.indptr, m.indices, m.data)
+        cand = self._candidate_codes(items, exclude_items)
+        n = check_n(n, len(cand))
+        n_threads = effective_n_threads(getattr(self, "n_jobs", None))
+        V, item_off = self._item_embeddings()
+        Vc = np.ascontiguousarray(V[cand])
+        bc = None if item_off is None else item_off[cand]
+        user_off = self._new_user_offsets(b)
+
+        def score_rows(rows):
+            S = U[rows] @ Vc.T
+            if bc is not None:
+                S += bc
+            if user_off is not None:
+                S += user_off[rows][:, None]
+            return np.ascontiguousarray(S)
+
+        empty = np.diff(m.indptr) == 0
+        out_codes = np.full((len(query), n), -1, dtype=np.intp)
+        out_scores = np.full((len(query), n), -np.inf)
+        rows = np.flatnonzero(~empty)
+        if len(rows):
+            kc, ks = self._topk_codes(
+                rows, n, cand, len(self.items_), exclude=m if exclude_seen else None,
+                score_rows=score_rows, n_threads=n_threads,
+            )
+            out_codes[rows], out_scores[rows] = kc, ks
+        if empty.any():
+            pop = self._fallback_item_scores()[cand][None, :]
+            fc, fs = self._topk_codes(
+                np.zeros(1, dtype=np.intp), n, cand, len(self.items_), exclude=None,
+                score_rows=lambda r: np.ascontiguousarray(pop, dtype=np.float64),
+                n_threads=1,
+            )
+            out_codes[empty], out_scores[empty] = fc[0], fs[0]
+        return Recommendations(query, _ids_from_codes(self.items_, out_codes), out_scores,
+                               empty)

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _sgd_fast
+from sklearn_mf._als import partial_fit_explicit_als, run_explicit_als
 from sklearn_mf._base import RecommenderMixin
 from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
@@ -87,21 +88,50 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
     parallel (as in DSGD / FPSGD); the result is reproducible for a given
     ``random_state`` and ``n_jobs``.
 
+    ``solver="als"`` minimises the same objective by alternating least squares
+    (weighted-:math:`\lambda` ALS, Zhou et al. 2008): with the items fixed,
+    each user's :math:`x_u = (p_u, b_u)` is the exact ridge solution
+
+    .. math::
+
+        \big(\textstyle\sum_i w_{ui} z_i z_i^\top + n_u \operatorname{diag}(\lambda,
+            \dots, \lambda, \lambda_b)\big)\, x_u
+            = \textstyle\sum_i w_{ui} (r_{ui} - \mu - b_i)\, z_i,
+        \qquad z_i = (q_i, 1),
+
+    with :math:`n_u = \sum_i w_{ui}` (the number of ratings when unweighted;
+    ``als_regularization="plain"`` uses 1 instead), then the same for the items.
+    The biases are learned inside the alternation, the objective never
+    increases, and the rows are solved in parallel (Cholesky, LAPACK).  ALS
+    needs no learning rate and converges in a few iterations; SGD is cheaper
+    per pass and scales to more factors.
+
     Parameters
     ----------
     n_factors : int, default=100
         Dimension of the user and item embeddings.
-    solver : {"sgd"}, default="sgd"
-        Optimisation algorithm.
+    solver : {"sgd", "als"}, default="sgd"
+        Optimisation algorithm: stochastic gradient descent (uses
+        ``n_epochs``, ``learning_rate``) or alternating least squares (uses
+        ``max_iter``, ``als_regularization``).
     n_epochs : int, default=20
         Number of passes over the training ratings (upper bound with
         ``early_stopping``).
+    max_iter : int, default=15
+        Maximum number of ALS iterations (a user then an item half-step;
+        ``solver="als"`` only).  Iterations stop earlier when the objective
+        decreases by less than ``tol`` times its value.
     learning_rate : float, default=0.007
         SGD step size :math:`\eta`.
     regularization : float, default=0.05
         L2 penalty :math:`\lambda` on the embeddings (per rating).
     bias_regularization : float or None, default=None
         L2 penalty :math:`\lambda_b` on the biases; None uses ``regularization``.
+    als_regularization : {"weighted", "plain"}, default="weighted"
+        ``solver="als"`` and ``fold_in`` only: ``"weighted"`` multiplies the
+        penalties of a user (item) by its number of ratings (sum of weights),
+        which is the objective SGD minimises and the weighted-:math:`\lambda`
+        ALS of Zhou et al.; ``"plain"`` applies them once per user (item).
     biased : bool, default=True
         Learn the global mean and the user/item biases.
     init_std : float, default=0.1
@@ -118,7 +148,9 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
     n_iter_no_change : int, default=5
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
-        Minimum decrease of the validation RMSE that counts as an improvement.
+        Minimum decrease of the validation RMSE that counts as an improvement;
+        with ``solver="als"`` also the relative decrease of the training
+        objective below which the iterations stop.
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of ratings seen in ``fit``.
     handle_unknown : {"fallback", "nan", "error"}, default="fallback"
@@ -157,7 +189,9 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
     n_iter_ : int
         Epochs run.
     loss_curve_ : list of float
-        Weighted mean squared training error observed during each epoch.
+        Weighted mean squared training error observed during each epoch
+        (``solver="sgd"``), or the regularised objective divided by the total
+        weight after each iteration (``solver="als"``; never increases).
     validation_scores_ : list of float or None
         Validation RMSE after each epoch (``early_stopping=True`` only).
     best_iteration_ : int or None
@@ -187,7 +221,9 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "n_factors": [Interval(numbers.Integral, 1, None, closed="left")],
-        "solver": [StrOptions({"sgd"})],
+        "solver": [StrOptions({"sgd", "als"})],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "als_regularization": [StrOptions({"weighted", "plain"})],
         "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
@@ -212,9 +248,11 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         *,
         solver="sgd",
         n_epochs=20,
+        max_iter=15,
         learning_rate=0.007,
         regularization=0.05,
         bias_regularization=None,
+        als_regularization="weighted",
         biased=True,
         init_std=0.1,
         dtype=np.float32,
@@ -231,9 +269,11 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.n_factors = n_factors
         self.solver = solver
         self.n_epochs = n_epochs
+        self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.bias_regularization = bias_regularization
+        self.als_regularization = als_regularization
         self.biased = biased
         self.init_std = init_std
         self.dtype = dtype
@@ -306,8 +346,50 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
             self.global_mean_ = float(np.average(y[train], weights=w))
         else:
             self.global_mean_ = 0.0
-        self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
+        if self.solver == "als":
+            run_explicit_als(self, u, i, y, sample_weight, train, val)
+        else:
+            self._als_ratings = None  # training ratings are kept by ALS only
+            self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with new ratings, growing it for unseen ids.
+
+        With ``solver="als"``: the new ratings join the training ratings (a
+        new rating of an already rated (user, item) cell replaces the old
+        one), users and items never seen before are appended to ``users_`` /
+        ``items_``, and the factors and biases of the new items, of every
+        user in ``X`` and again of the new items are solved exactly with
+        everything else fixed (ALS half-steps restricted to the touched
+        rows).  ``global_mean_`` stays fixed.  On an unfitted model this is
+        ``fit(X, y, sample_weight)``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, n_columns)
+            New interactions (user id, item id, ...).
+        y : array-like of shape (n_ratings,)
+            Their ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Weight of each new rating.
+
+        Returns
+        -------
+        self : MatrixFactorization
+            The updated estimator.
+        """
+        if self.solver == "sgd":
+            return self._partial_fit_sgd(X, y, sample_weight)
+        if getattr(self, "_als_ratings", None) is None:
+            return self.fit(X, y, sample_weight)
+        return partial_fit_explicit_als(self, X, y, sample_weight)
+
+    def _partial_fit_sgd(self, X, y, sample_weight):
+        raise NotImplementedError(
+            "partial_fit is not implemented yet for solver='sgd'; use solver='als'."
+        )
 
     def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
         """Epoch loop shared by ``fit`` (and, later, ``partial_fit``)."""

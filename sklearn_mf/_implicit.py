@@ -1,0 +1,441 @@
+"""Recommenders for implicit feedback (clicks, plays, purchases): ``ImplicitALS``."""
+
+import numbers
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_mf._als import (
+    blas_single_thread,
+    csr_to_rowmatrix,
+    gram,
+    grow_rows,
+    implicit_half_step,
+    implicit_objective,
+    merge_seen,
+    sum_duplicates_csr,
+)
+from sklearn_mf._base import RecommenderMixin, factorize_ids
+from sklearn_mf._utils import check_dtype, effective_n_threads
+from sklearn_mf._validation import check_interactions
+
+
+def _ndcg_at_k(rec_codes, rel_rows, rel_cols, n_cols, k):
+    """Mean binary NDCG@k of recommendation lists.
+
+    Private stand-in: to be replaced by ``sklearn_mf.metrics.ndcg_at_k`` once
+    that module is merged.
+
+    Parameters
+    ----------
+    rec_codes : ndarray of int of shape (n_queries, >= k)
+        Recommended column codes per query, best first (-1 = empty slot).
+    rel_rows, rel_cols : ndarray of int
+        Relevant (query, column) pairs; every query must have at least one.
+    n_cols : int
+        Number of columns (to encode pairs as single integers).
+    k : int
+        Cut-off.
+
+    Returns
+    -------
+    ndcg : float
+        ``mean_q DCG_q / IDCG_q`` with ``DCG = sum_{r <= k} rel_r / log2(r + 1)``
+        and ``IDCG`` the DCG of ``min(k, n_relevant_q)`` hits at the top.
+    """
+    rec = np.asarray(rec_codes)[:, :k].astype(np.int64)
+    n_q = rec.shape[0]
+    keys = np.unique(np.asarray(rel_rows, np.int64) * n_cols + np.asarray(rel_cols, np.int64))
+    query_keys = np.arange(n_q, dtype=np.int64)[:, None] * n_cols + rec
+    hits = np.isin(query_keys, keys) & (rec >= 0)
+    discounts = 1.0 / np.log2(np.arange(2, rec.shape[1] + 2))
+    dcg = hits @ discounts
+    n_rel = np.bincount(keys // n_cols, minlength=n_q)
+    ideal = np.r_[0.0, np.cumsum(discounts)][np.minimum(n_rel, rec.shape[1])]
+    return float(np.mean(dcg / ideal))
+
+
+class ImplicitALS(RecommenderMixin, BaseEstimator):
+    r"""Matrix factorization for implicit feedback by alternating least squares.
+
+    The model of Hu, Koren & Volinsky (2008).  Every (user, item) pair gets a
+    preference :math:`p_{ui} = 1` when the user interacted with the item
+    (strength :math:`y_{ui} > 0`, summed over repeated rows) and :math:`0`
+    otherwise, with confidence :math:`c_{ui} = 1 + \alpha\, y_{ui}` (so 1 for
+    every unobserved pair).  The factors minimise, over *all* pairs,
+
+    .. math::
+
+        \sum_{u,i} c_{ui} (p_{ui} - x_u^\top y_i)^2
+            + \lambda \Big(\sum_u \lVert x_u\rVert^2 + \sum_i \lVert y_i\rVert^2\Big).
+
+    Alternating least squares fixes the items and solves every user exactly,
+
+    .. math::
+
+        x_u = (Y^\top Y + Y^\top (C^u - I) Y + \lambda I)^{-1} Y^\top C^u p_u,
+
+    then the reverse.  :math:`Y^\top Y` is computed once per half-step, so a
+    half-step costs :math:`O(\text{nnz}\,k^2 + n\,k^3)` with the Cholesky
+    solver, or :math:`O(\text{cg\_steps}\,(\text{nnz}\,k + n\,k^2))` with the
+    conjugate-gradient solver (Takács, Pilászy & Tikk 2011), which starts
+    from the previous factors and never forms the matrix: the work grows with
+    the number of interactions, not with users times items.
+
+    Parameters
+    ----------
+    n_factors : int, default=64
+        Dimension of the user and item embeddings.
+    alpha : float, default=10.0
+        Confidence scale :math:`\alpha > 0`: an interaction of strength
+        :math:`y` weighs :math:`1 + \alpha y` against the weight 1 of every
+        unobserved pair.  Larger values trust observed interactions more.
+    regularization : float, default=0.05
+        L2 penalty :math:`\lambda` on the embeddings.
+    max_iter : int, default=15
+        Number of ALS iterations (a user half-step then an item half-step).
+    solver : {"cg", "cholesky"}, default="cg"
+        ``"cg"``: ``cg_steps`` conjugate-gradient steps per row, warm-started;
+        ``"cholesky"``: exact solve of each row's normal equations.
+    cg_steps : int, default=3
+        Conjugate-gradient steps per row and half-step (``solver="cg"``).
+    tol : float, default=0.0
+        Stop when the objective decreased by less than ``tol`` times its value
+        over one iteration (0 runs all ``max_iter`` iterations).
+    init_std : float, default=0.01
+        Embeddings are initialised from :math:`\mathcal N(0, \text{init\_std}^2)`.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Floating type of the factors.
+    handle_unknown : {"fallback", "nan", "error"}, default="fallback"
+        What ``predict`` does with a user or item not seen in ``fit``:
+        ``"fallback"`` scores the pair 0 (no evidence of a preference),
+        ``"nan"`` returns NaN, ``"error"`` raises ``ValueError``.
+        ``recommend`` serves unknown users from item popularity (flagged in
+        ``Recommendations.fallback``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation.
+    n_jobs : int or None, default=None
+        OpenMP threads; None uses every available core (honouring
+        ``OMP_NUM_THREADS`` and threadpoolctl), -1 all cores.
+    verbose : int, default=0
+        Print one line per iteration (objective and seconds).
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, n_factors)
+    item_factors_ : ndarray of shape (n_items, n_factors)
+    users_ : ndarray of shape (n_users,)
+        Raw user ids; position = row of ``user_factors_``.
+    items_ : ndarray of shape (n_items,)
+        Raw item ids; position = row of ``item_factors_``.
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Summed interaction strengths seen in ``fit`` / ``partial_fit``.
+    item_popularity_ : ndarray of shape (n_items,)
+        Training interactions per item (the popularity fallback).
+    n_iter_ : int
+        Iterations run.
+    loss_curve_ : list of float
+        The objective above (data term plus penalty) after each iteration;
+        computed from the sparse interactions and :math:`Y^\top Y`, never from
+        a dense matrix.  It never increases.
+    n_features_in_ : int
+        Number of columns of ``X`` in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` is a DataFrame with string column names.
+
+    See Also
+    --------
+    MatrixFactorization : Explicit ratings (SGD or ALS).
+
+    Notes
+    -----
+    ``score(X, y=None)`` is NDCG@10 of the model's recommendations (items seen
+    in ``fit`` excluded) against the interactions of ``X``, so that
+    ``GridSearchCV`` ranks hyper-parameters without a ``scoring`` argument.
+
+    References
+    ----------
+    Y. Hu, Y. Koren and C. Volinsky, "Collaborative filtering for implicit
+    feedback datasets", ICDM 2008.
+    G. Takács, I. Pilászy and D. Tikk, "Applications of the conjugate gradient
+    method for implicit feedback collaborative filtering", RecSys 2011.
+
+    Examples
+    --------
+    >>> from sklearn_mf import ImplicitALS
+    >>> X = [("ann", "jazz"), ("ann", "blues"), ("bob", "jazz"), ("bob", "blues"),
+    ...      ("bob", "soul"), ("cat", "rock"), ("cat", "metal"), ("dan", "rock")]
+    >>> model = ImplicitALS(n_factors=2, max_iter=10, random_state=0, n_jobs=1).fit(X)
+    >>> items, scores = model.recommend(["ann", "dan"], n=1)
+    >>> items.tolist()
+    [['soul'], ['metal']]
+    """
+
+    _parameter_constraints: dict = {
+        "n_factors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
+        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "solver": [StrOptions({"cg", "cholesky"})],
+        "cg_steps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "init_std": [Interval(numbers.Real, 0, None, closed="left")],
+        "dtype": "no_validation",  # checked by check_dtype
+        "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    _fold_in_requires_y = False
+
+    def __init__(
+        self,
+        n_factors=64,
+        *,
+        alpha=10.0,
+        regularization=0.05,
+        max_iter=15,
+        solver="cg",
+        cg_steps=3,
+        tol=0.0,
+        init_std=0.01,
+        dtype=np.float32,
+        handle_unknown="fallback",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.alpha = alpha
+        self.regularization = regularization
+        self.max_iter = max_iter
+        self.solver = solver
+        self.cg_steps = cg_steps
+        self.tol = tol
+        self.init_std = init_std
+        self.dtype = dtype
+        self.handle_unknown = handle_unknown
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        return tags
+
+    # ---------------------------------------------------------------- helpers
+    def _check_strengths(self, X, y, reset):
+        users, items, y, _ = check_interactions(
+            self, X, y, None, reset=reset, y_nonnegative=True
+        )
+        if y is None:
+            y = np.ones(len(users), dtype=np.float64)
+        if not (y > 0).any():
+            raise ValueError(
+                "y holds no positive interaction strength: every value is 0, so "
+                "there is no observed preference to learn from."
+            )
+        return users, items, y
+
+    def _matrices(self):
+        """User-major and item-major ``RowMatrix`` of confidences minus one."""
+        dtype = self.user_factors_.dtype
+        ui = self.user_items_
+        R_u = csr_to_rowmatrix(ui, cw=(self.alpha * ui.data).astype(dtype))
+        iu = ui.T.tocsr()
+        R_i = csr_to_rowmatrix(iu, cw=(self.alpha * iu.data).astype(dtype))
+        return R_u, R_i
+
+    def _objective(self, R_u, n_threads):
+        return implicit_objective(
+            R_u, self.user_factors_, self.item_factors_, self.regularization, n_threads
+        )
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the factors to the interactions ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Column 0 user ids, column 1 item ids (any hashable values); further
+            columns are ignored.  Repeated (user, item) rows add up.
+        y : array-like of shape (n_interactions,), default=None
+            Non-negative interaction strengths (counts, durations); None means
+            1 for every row.  A strength of 0 is no preference.
+
+        Returns
+        -------
+        self : ImplicitALS
+            The fitted estimator.
+        """
+        dtype = check_dtype(self.dtype)
+        users, items, y = self._check_strengths(X, y, reset=True)
+        u, i = self._fit_ids(users, items)
+        self._set_training_interactions(u, i, y)
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        k = self.n_factors
+        self.user_factors_ = rng.normal(0, self.init_std, (len(self.users_), k)).astype(dtype)
+        self.item_factors_ = rng.normal(0, self.init_std, (len(self.items_), k)).astype(dtype)
+        n_threads = effective_n_threads(self.n_jobs)
+        R_u, R_i = self._matrices()
+
+        self.loss_curve_ = []
+        with blas_single_thread():
+            self._iterate(R_u, R_i, n_threads)
+        return self
+
+    def _iterate(self, R_u, R_i, n_threads):
+        for it in range(1, self.max_iter + 1):
+            tic = time.perf_counter()
+            implicit_half_step(R_u, self.item_factors_, self.user_factors_,
+                               self.regularization, self.solver, self.cg_steps, n_threads)
+            implicit_half_step(R_i, self.user_factors_, self.item_factors_,
+                               self.regularization, self.solver, self.cg_steps, n_threads)
+            loss = self._objective(R_u, n_threads)
+            self.loss_curve_.append(loss)
+            self.n_iter_ = it
+            if self.verbose:
+                print(f"iteration {it:3d}  objective {loss:.6g}  "
+                      f"{time.perf_counter() - tic:.2f}s", flush=True)
+            if (self.tol > 0 and it > 1
+                    and self.loss_curve_[-2] - loss <= self.tol * abs(self.loss_curve_[-2])):
+                break
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add interactions to a fitted model without refitting it.
+
+        The new rows are added to ``user_items_`` (strengths of a repeated
+        (user, item) pair add up).  Users and items never seen before are
+        appended to ``users_`` / ``items_``.  Then the factors of the new items,
+        of every user in ``X`` and again of the new items are solved exactly
+        (Cholesky) with everything else fixed: the same solves as ALS
+        half-steps restricted to the touched rows.  On an unfitted model this
+        is ``fit(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            New interactions (user id, item id, ...).
+        y : array-like of shape (n_interactions,), default=None
+            Non-negative strengths; None means 1.
+
+        Returns
+        -------
+        self : ImplicitALS
+            The updated estimator.
+        """
+        if not hasattr(self, "user_factors_"):
+            return self.fit(X, y)
+        users, items, y = self._check_strengths(X, y, reset=False)
+        n_items_old = len(self.items_)
+        u, i, n_new_u, n_new_i = self._grow_ids(users, items)
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        self.user_factors_ = grow_rows(self.user_factors_, n_new_u)
+        self.item_factors_ = grow_rows(self.item_factors_, n_new_i, rng, self.init_std)
+
+        merge_seen(self, u, i, y, replace=False)
+        n_items = len(self.items_)
+
+        n_threads = effective_n_threads(self.n_jobs)
+        R_u, R_i = self._matrices()
+        touched = np.unique(u)
+        new_items = np.arange(n_items_old, n_items)
+        with blas_single_thread():
+            self._solve_rows(R_i, new_items, self.user_factors_, self.item_factors_,
+                             n_threads)
+            self._solve_rows(R_u, touched, self.item_factors_, self.user_factors_,
+                             n_threads)
+            self._solve_rows(R_i, new_items, self.user_factors_, self.item_factors_,
+                             n_threads)
+        return self
+
+    def _solve_rows(self, R, rows, Y, X, n_threads):
+        """Exact half-step restricted to ``rows`` of ``R``, written into ``X``."""
+        if len(rows) == 0:
+            return
+        sub = R.take_rows(rows)
+        out = np.zeros((len(rows), X.shape[1]), dtype=X.dtype)
+        implicit_half_step(sub, Y, out, self.regularization, "cholesky", 0, n_threads)
+        X[rows] = out
+
+    # -------------------------------------------------------------- predict
+    def _predict_codes(self, user_codes, item_codes):
+        known = (user_codes >= 0) & (item_codes >= 0)
+        out = np.zeros(len(user_codes), dtype=np.float64)
+        uc, ic = user_codes[known], item_codes[known]
+        out[known] = np.einsum(
+            "ij,ij->i", self.user_factors_[uc], self.item_factors_[ic], dtype=np.float64
+        )
+        return out
+
+    def _fold_in_rows(self, indptr, indices, values):
+        """Confidence-weighted exact solve for new users (one user half-step)."""
+        m = sum_duplicates_csr(indptr, indices, values, len(self.items_))
+        R = csr_to_rowmatrix(m, cw=(self.alpha * m.data).astype(self.item_factors_.dtype))
+        out = np.zeros((m.shape[0], self.n_factors), dtype=self.item_factors_.dtype)
+        implicit_half_step(R, self.item_factors_, out, self.regularization, "cholesky", 0,
+                           effective_n_threads(self.n_jobs), G=gram(self.item_factors_))
+        return out, None
+
+    # ---------------------------------------------------------------- score
+    def score(self, X, y=None):
+        """NDCG@10 of the recommendations against the interactions in ``X``.
+
+        For each user of ``X``, the 10 best items are ranked among the whole
+        catalogue minus the items the user had in ``fit``; the relevant items
+        are the user's items in ``X`` with a positive strength (all of them
+        when ``y`` is None), minus those already seen in ``fit`` (which cannot
+        be recommended).  Users with no relevant item left are skipped; users
+        unknown to the model are served by the popularity fallback.  Binary
+        relevance, :math:`\\mathrm{DCG} = \\sum_r \\mathrm{rel}_r / \\log_2(r+1)`,
+        averaged over users.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Held-out interactions (user id, item id, ...).
+        y : array-like of shape (n_interactions,), default=None
+            Strengths; rows with ``y <= 0`` are not relevant.
+
+        Returns
+        -------
+        score : float
+            Mean NDCG@10 in [0, 1].
+        """
+        check_is_fitted(self)
+        users, items, y, _ = check_interactions(self, X, y, None, reset=False)
+        keep = np.ones(len(users), dtype=bool) if y is None else y > 0
+        i_codes = self._item_codes(items)
+        keep &= i_codes >= 0
+        q_codes, q_ids = factorize_ids(users[keep])
+        i_codes = i_codes[keep].astype(np.int64)
+        # drop pairs seen in fit: they are excluded from the recommendations
+        u_model = self._user_codes(q_ids)
+        seen = np.zeros(len(i_codes), dtype=bool)
+        known = u_model[q_codes] >= 0
+        if known.any():
+            seen[known] = np.asarray(
+                self.user_items_[u_model[q_codes][known], i_codes[known]]
+            ).ravel() != 0
+        q_codes, i_codes = q_codes[~seen], i_codes[~seen]
+        if len(q_codes) == 0:
+            raise ValueError(
+                "X holds no relevant interaction with an item known to the model "
+                "(and not already seen in fit): NDCG@10 is undefined."
+            )
+        present = np.unique(q_codes)
+        remap = np.full(len(q_ids), -1, dtype=np.int64)
+        remap[present] = np.arange(len(present))
+        k = min(10, len(self.items_))
+        recs = self.recommend(q_ids[present], n=k)
+        rec_codes = self._item_codes(recs.items.ravel()).reshape(recs.items.shape)
+        return _ndcg_at_k(rec_codes, remap[q_codes], i_codes, len(self.items_), 10)
