@@ -238,7 +238,7 @@ def test_bad_input(small):
         SVDpp(n_factors=0).fit(X, y)
     with pytest.raises(ValueError, match="dtype"):
         SVDpp(dtype=np.int32).fit(X, y)
-    with pytest.raises(ValueError, match="at least 2 columns"):
+    with pytest.raises(ValueError, match="user id column and an item id column"):
         SVDpp().fit(X[:, :1], y)
 
 
