@@ -236,15 +236,15 @@ def fetch_movielens(
     ``data_home`` and deletes the archive; later calls read the unpacked folder
     and need no network.
 
-    =================  ===========  =========  =======  ===============
-    variant            ratings      users      items    download
-    =================  ===========  =========  =======  ===============
-    ``"100k"``         100,000      943        1,682    4.9 MB
-    ``"1m"``           1,000,209    6,040      3,706    5.9 MB
-    ``"latest-small"`` 100,836      610        9,724    1.0 MB
-    ``"20m"``          20,000,263   138,493    26,744   199 MB
-    ``"25m"``          25,000,095   162,541    59,047   262 MB
-    =================  ===========  =========  =======  ===============
+    ====================  ===========  =======  ============  ========
+    variant               ratings      users    rated items   download
+    ====================  ===========  =======  ============  ========
+    ``"100k"``            100,000      943      1,682         4.9 MB
+    ``"1m"``              1,000,209    6,040    3,706         5.9 MB
+    ``"latest-small"``    100,836      610      9,724         1.0 MB
+    ``"20m"``             20,000,263   138,493  26,744        199 MB
+    ``"25m"``             25,000,095   162,541  59,047        262 MB
+    ====================  ===========  =======  ============  ========
 
     The MovieLens data are published by GroupLens for research use under
     their own license (no redistribution, no commercial use); read the
