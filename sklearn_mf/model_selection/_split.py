@@ -34,6 +34,7 @@ is unseen.  Dropped rows are in neither part of the fold.
 """
 
 import numbers
+import warnings
 from abc import abstractmethod
 
 import numpy as np
@@ -97,7 +98,7 @@ def _datetime_ns(values):
     s = pd.Series(values)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-    return s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return np.array(s.to_numpy(dtype="datetime64[ns]").view(np.int64))
 
 
 def get_timestamps(X, groups=None, time_col=None):
@@ -139,16 +140,18 @@ def get_timestamps(X, groups=None, time_col=None):
         t = _datetime_ns(arr)
         is_dt = True
     elif kind in "iu":
-        return arr.astype(np.int64, copy=False), False
+        return np.array(arr, dtype=np.int64), False
     elif kind == "f":
-        t, is_dt = arr, False
+        t, is_dt = np.array(arr, dtype=np.float64), False
     elif kind == "O":
         sample = next((v for v in arr if v is not None), None)
         if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in arr):
             t, is_dt = arr.astype(np.float64), False
         else:
             try:
-                t = _datetime_ns(pd.to_datetime(pd.Series(arr), utc=True))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # format inference
+                    t = _datetime_ns(pd.to_datetime(pd.Series(arr), utc=True))
                 is_dt = True
             except (TypeError, ValueError) as exc:
                 raise ValueError(
@@ -195,6 +198,8 @@ def _convert_cutoffs(cutoffs, is_datetime):
         raise ValueError(
             f"The timestamps are numeric, so cutoffs must be numbers too; got {vals!r}."
         )
+    if all(isinstance(v, numbers.Integral) for v in vals):
+        return np.asarray(vals, dtype=np.int64)
     return np.asarray(vals, dtype=np.float64)
 
 
