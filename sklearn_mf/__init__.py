@@ -11,6 +11,7 @@ from sklearn_mf._baselines import (
     PopularityRecommender,
     TruncatedSVDRecommender,
 )
+from sklearn_mf._bpr import BPR
 from sklearn_mf._fm import FactorizationMachineClassifier, FactorizationMachineRegressor
 from sklearn_mf._fm_recommender import FMRecommender
 from sklearn_mf._implicit import ImplicitALS
@@ -21,6 +22,7 @@ from sklearn_mf._utils import effective_n_threads
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "BPR",
     "FMRecommender",
     "FactorizationMachineClassifier",
     "FactorizationMachineRegressor",

@@ -1,0 +1,180 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""SGD kernel for Bayesian Personalised Ranking (Rendle et al. 2009).
+
+For a triple (user ``u``, positive item ``i``, negative item ``j``)::
+
+    x     = b_i - b_j + p_u . (q_i - q_j)
+    g     = sigmoid(-x)                       # d log sigmoid(x) / dx
+    b_i  += lr * ( g - reg_b * b_i)
+    b_j  += lr * (-g - reg_b * b_j)
+    p_u  += lr * ( g * (q_i - q_j) - reg * p_u)
+    q_i  += lr * ( g * p_u_old - reg * q_i)
+    q_j  += lr * (-g * p_u_old - reg * q_j)
+
+Positives are drawn uniformly from the user-item pairs (so active users are
+visited more often, as in Rendle's LearnBPR), negatives uniformly from the
+catalogue.  A negative equal to the positive is always skipped; with
+``skip_seen`` a negative the user interacted with is skipped too (binary search
+in the user's sorted CSR row).  Skipped samples make no update.
+
+Threads work lock-free on disjoint chunks of the samples (Hogwild, as in the
+``implicit`` package): sparse updates rarely collide, the result is
+reproducible with one thread only.  Each thread draws from its own generator
+seeded by the caller.
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport exp, isfinite, log1p
+from libc.stdint cimport uint64_t
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef inline uint64_t _next(uint64_t* state) noexcept nogil:
+    # splitmix64
+    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
+    cdef uint64_t z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline Py_ssize_t _below(uint64_t* state, Py_ssize_t n) noexcept nogil:
+    # multiply-shift on the high 32 bits: uniform enough for n < 2**32
+    return <Py_ssize_t>(((_next(state) >> 32) * <uint64_t>n) >> 32)
+
+
+cdef inline bint _in_row(const int* indices, Py_ssize_t lo, Py_ssize_t hi, int j) noexcept nogil:
+    """Binary search for ``j`` in the sorted ``indices[lo:hi]``."""
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if indices[mid] < j:
+            lo = mid + 1
+        elif indices[mid] > j:
+            hi = mid
+        else:
+            return True
+    return False
+
+
+cdef inline int _bpr_step(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
+                          floating* P, floating* Q, floating* b, Py_ssize_t k,
+                          floating lr, floating reg, floating reg_b,
+                          double* loss, Py_ssize_t* n_correct) noexcept nogil:
+    """One update; returns 1 if x is not finite (divergence), else 0."""
+    cdef floating* p = P + u * k
+    cdef floating* qi = Q + i * k
+    cdef floating* qj = Q + j * k
+    cdef floating x = 0, g, pf, qif, qjf
+    cdef Py_ssize_t f
+    if b != NULL:
+        x = b[i] - b[j]
+    for f in range(k):
+        x = x + p[f] * (qi[f] - qj[f])
+    if not isfinite(x):
+        return 1
+    # -log sigmoid(x), computed without overflow
+    if x > 0:
+        loss[0] += log1p(exp(-<double>x))
+        n_correct[0] += 1
+    else:
+        loss[0] += -<double>x + log1p(exp(<double>x))
+    g = <floating>(1.0 / (1.0 + exp(<double>x)))
+    if b != NULL:
+        b[i] += lr * (g - reg_b * b[i])
+        b[j] += lr * (-g - reg_b * b[j])
+    for f in range(k):
+        pf = p[f]
+        qif = qi[f]
+        qjf = qj[f]
+        p[f] = pf + lr * (g * (qif - qjf) - reg * pf)
+        qi[f] = qif + lr * (g * pf - reg * qif)
+        qj[f] = qjf + lr * (-g * pf - reg * qjf)
+    return 0
+
+
+def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] indices,
+              const Py_ssize_t[::1] sample_pos, const int[::1] sample_neg,
+              Py_ssize_t n_samples,
+              floating[:, ::1] P, floating[:, ::1] Q, floating[::1] item_bias,
+              double lr, double reg, double reg_bias, bint skip_seen,
+              const uint64_t[::1] seeds, int n_threads, double[::1] stats):
+    """One BPR epoch of ``n_samples`` SGD steps.
+
+    Parameters
+    ----------
+    pos_users : int32 array of shape (nnz,)
+        User of each stored positive (the row of ``indices[n]``).
+    indptr, indices : int32 CSR arrays of the positives, each row sorted.
+    sample_pos, sample_neg : arrays of shape (n_samples,) or empty
+        Given samples (index into the positives, negative item), visited in
+        order; used for testing.  When empty, the kernel draws its own:
+        thread ``t`` takes samples ``[t n / T, (t+1) n / T)`` and its own
+        generator seeded with ``seeds[t]`` (``len(seeds) >= n_threads``).
+    P, Q, item_bias : factors, updated in place; empty ``item_bias`` = none.
+    stats : float64 array of shape (4,)
+        Receives (sum of -log sigmoid(x), number of x > 0, number of updates,
+        number of skipped samples).
+
+    Returns
+    -------
+    n_bad : int
+        Samples whose score was not finite (divergence).
+    """
+    cdef Py_ssize_t k = P.shape[1], n_items = Q.shape[0]
+    cdef Py_ssize_t nnz = indices.shape[0]
+    cdef bint given = sample_neg.shape[0] > 0
+    cdef floating* b = &item_bias[0] if item_bias.shape[0] > 0 else NULL
+    cdef Py_ssize_t t, n, start, stop, pos, u, i, j
+    cdef Py_ssize_t n_bad = 0, n_skip = 0, n_upd = 0, n_correct = 0
+    cdef Py_ssize_t t_bad, t_skip, t_upd, t_correct
+    cdef double loss = 0.0, t_loss
+    cdef uint64_t state
+    stats[:] = 0.0
+    if n_samples == 0 or nnz == 0:
+        return 0
+    if given:
+        n_samples = sample_neg.shape[0]
+        n_threads = 1
+    elif seeds.shape[0] < n_threads:
+        raise ValueError("need one seed per thread")
+    with nogil:
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            start = t * n_samples // n_threads
+            stop = (t + 1) * n_samples // n_threads
+            state = seeds[t] if not given else 0
+            t_loss = 0.0
+            t_bad = 0
+            t_skip = 0
+            t_upd = 0
+            t_correct = 0
+            for n in range(start, stop):
+                if given:
+                    pos = sample_pos[n]
+                    j = sample_neg[n]
+                else:
+                    pos = _below(&state, nnz)
+                    j = _below(&state, n_items)
+                u = pos_users[pos]
+                i = indices[pos]
+                if j == i or (skip_seen and _in_row(&indices[0], indptr[u], indptr[u + 1], <int>j)):
+                    t_skip = t_skip + 1
+                    continue
+                if _bpr_step(u, i, j, &P[0, 0], &Q[0, 0], b, k, <floating>lr,
+                             <floating>reg, <floating>reg_bias, &t_loss, &t_correct):
+                    t_bad = t_bad + 1
+                    break
+                t_upd = t_upd + 1
+            loss += t_loss
+            n_bad += t_bad
+            n_skip += t_skip
+            n_upd += t_upd
+            n_correct += t_correct
+    stats[0] = loss
+    stats[1] = n_correct
+    stats[2] = n_upd
+    stats[3] = n_skip
+    return n_bad

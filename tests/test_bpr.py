@@ -1,0 +1,200 @@
+"""BPR: kernel vs NumPy reference, sampler, learning, ml-100k, API contract, errors."""
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.model_selection import GridSearchCV, KFold
+
+from sklearn_mf import BPR, _bpr_fast
+
+
+def _csr(n_users, n_items, rng, density=0.3):
+    rows = [np.sort(rng.choice(n_items, max(1, rng.binomial(n_items, density)), replace=False))
+            for _ in range(n_users)]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
+    indices = np.concatenate(rows).astype(np.int32)
+    pos_users = np.repeat(np.arange(n_users), np.diff(indptr)).astype(np.int32)
+    return indptr, indices, pos_users
+
+
+def numpy_bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, P, Q, b,
+                    lr, reg, reg_b, skip_seen):
+    """Slow reference: Rendle's LearnBPR step for each given (positive, negative)."""
+    loss = correct = updates = skipped = 0
+    for pos, j in zip(sample_pos, sample_neg):
+        u, i = pos_users[pos], indices[pos]
+        if j == i or (skip_seen and j in indices[indptr[u]:indptr[u + 1]]):
+            skipped += 1
+            continue
+        x = b[i] - b[j] + P[u] @ (Q[i] - Q[j])
+        loss += np.log1p(np.exp(-x))
+        correct += x > 0
+        g = 1 / (1 + np.exp(x))
+        b[i] += lr * (g - reg_b * b[i])
+        b[j] += lr * (-g - reg_b * b[j])
+        pu, qi, qj = P[u].copy(), Q[i].copy(), Q[j].copy()
+        P[u] += lr * (g * (qi - qj) - reg * pu)
+        Q[i] += lr * (g * pu - reg * qi)
+        Q[j] += lr * (-g * pu - reg * qj)
+        updates += 1
+    return np.array([loss, correct, updates, skipped])
+
+
+@pytest.mark.parametrize("skip_seen", [False, True])
+def test_bpr_epoch_matches_numpy_reference(skip_seen):
+    rng = np.random.default_rng(0)
+    n_users, n_items, k = 15, 12, 4
+    indptr, indices, pos_users = _csr(n_users, n_items, rng)
+    n = 400
+    sample_pos = rng.integers(0, len(indices), n).astype(np.intp)
+    sample_neg = rng.integers(0, n_items, n).astype(np.int32)
+    P, Q = rng.normal(0, 0.3, (n_users, k)), rng.normal(0, 0.3, (n_items, k))
+    b = rng.normal(0, 0.1, n_items)
+    lr, reg, reg_b = 0.1, 0.01, 0.02
+    ref = [a.copy() for a in (P, Q, b)]
+    want = numpy_bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, *ref,
+                           lr, reg, reg_b, skip_seen)
+    stats = np.zeros(4)
+    n_bad = _bpr_fast.bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, n,
+                                P, Q, b, lr, reg, reg_b, skip_seen,
+                                np.ones(1, dtype=np.uint64), 1, stats)
+    assert n_bad == 0
+    for got, exp in zip((P, Q, b), ref):
+        assert_allclose(got, exp, rtol=0, atol=1e-10)
+    assert_allclose(stats, want, rtol=1e-10)
+    if skip_seen:  # about 30% of the negatives are seen items: really skipped
+        assert want[3] > 0.2 * n
+
+
+def test_sampler_skips_seen_negatives_at_the_expected_rate():
+    rng = np.random.default_rng(1)
+    n_users, n_items = 30, 50
+    indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.4)
+    P = np.zeros((n_users, 2), dtype=np.float32)
+    Q = np.zeros((n_items, 2), dtype=np.float32)
+    b = np.zeros(n_items, dtype=np.float32)
+    empty_p, empty_n = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+    n = 200_000
+    stats = np.zeros(4)
+    _bpr_fast.bpr_epoch(pos_users, indptr, indices, empty_p, empty_n, n, P, Q, b,
+                        0.0001, 0.0, 0.0, True, np.array([7, 8], dtype=np.uint64), 2, stats)
+    # a positive is drawn uniformly: the chance its user has seen a random item
+    row_len = np.diff(indptr)[pos_users]
+    expected = np.mean(row_len / n_items)
+    assert stats[3] / n == pytest.approx(expected, abs=0.01)
+    assert stats[2] + stats[3] == n
+    stats_noskip = np.zeros(4)
+    _bpr_fast.bpr_epoch(pos_users, indptr, indices, empty_p, empty_n, n, P, Q, b,
+                        0.0001, 0.0, 0.0, False, np.array([7, 8], dtype=np.uint64), 2,
+                        stats_noskip)
+    assert stats_noskip[3] / n == pytest.approx(1 / n_items, abs=0.005)  # only j == i
+
+
+# ------------------------------------------------------------------ learning
+@pytest.fixture(scope="module")
+def clusters():
+    """Four user groups who interact with four disjoint quarters of the catalogue."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(240):
+        for i in rng.choice(30, 10, replace=False):
+            rows.append((u, i + 30 * (u % 4)))
+    return np.array(rows)
+
+
+def test_learns_cluster_structure(clusters):
+    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0,
+                n_jobs=1).fit(clusters)
+    items, _ = model.recommend(np.arange(240), n=10)
+    same_group = (items // 30) == (np.arange(240) % 4)[:, None]
+    assert same_group.mean() > 0.95
+    assert model.accuracy_curve_[-1] > 0.85 > 0.6 > model.accuracy_curve_[0]
+    assert model.loss_curve_[-1] < 0.5 * model.loss_curve_[0]
+
+
+def test_reproducible_single_thread_and_multithread_learns(clusters):
+    a = BPR(n_factors=4, n_epochs=5, random_state=3, n_jobs=1).fit(clusters)
+    b = BPR(n_factors=4, n_epochs=5, random_state=3, n_jobs=1).fit(clusters)
+    assert_array_equal(a.item_factors_, b.item_factors_)
+    c = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0, n_jobs=2).fit(clusters)
+    items, _ = c.recommend(np.arange(240), n=10)
+    assert ((items // 30) == (np.arange(240) % 4)[:, None]).mean() > 0.95
+
+
+def test_hyperparameters_are_used(clusters):
+    base = dict(n_factors=4, n_epochs=3, random_state=0, n_jobs=1)
+    ref = BPR(**base).fit(clusters).item_factors_
+    for change in [dict(learning_rate=0.1), dict(regularization=0.1), dict(init_std=0.1),
+                   dict(skip_seen_negatives=False), dict(biased=False), dict(n_factors=5)]:
+        other = BPR(**{**base, **change}).fit(clusters).item_factors_
+        assert other.shape != ref.shape or not np.allclose(ref, other), change
+    no_bias = BPR(**base, biased=False).fit(clusters)
+    assert_array_equal(no_bias.item_bias_, 0)
+
+
+def test_float64_and_y_filtering(clusters):
+    y = np.ones(len(clusters))
+    y[::2] = 0  # zero strength = not a positive
+    model = BPR(n_factors=3, n_epochs=2, dtype=np.float64, random_state=0).fit(clusters, y)
+    assert model.user_factors_.dtype == np.float64
+    assert model.user_items_.nnz == len(np.unique(clusters[1::2], axis=0))
+
+
+def test_ml100k_ndcg(ml100k):
+    r = ml100k.ratings
+    pos = r[r["rating"] >= 4]
+    pos = pos[pos.groupby("user")["item"].transform("size") >= 5]
+    pos = pos.sort_values(["user", "timestamp", "item"], kind="stable")
+    rank = pos.groupby("user").cumcount(ascending=False)
+    n_test = np.maximum(1, np.round(0.2 * pos.groupby("user")["item"].transform("size")))
+    train, test = pos[rank >= n_test], pos[rank < n_test]
+    model = BPR(n_epochs=40, random_state=0).fit(train[["user", "item"]])
+    ndcg = model.score(test[["user", "item"]])
+    # measured 0.125 (implicit's BPR, 100 iterations at its defaults: 0.115)
+    assert 0.09 < ndcg < 0.16
+    # popularity-only ranking (the learned item bias alone) is clearly worse
+    pop = BPR(n_factors=1, n_epochs=40, init_std=0.0, random_state=0).fit(train[["user", "item"]])
+    assert pop.score(test[["user", "item"]]) < ndcg
+
+
+# ------------------------------------------------------------------ API
+def test_predict_and_recommend_agree(clusters):
+    model = BPR(n_factors=4, n_epochs=5, random_state=0).fit(clusters)
+    items, scores = model.recommend([0, 1], n=5)
+    Xq = np.column_stack([np.repeat([0, 1], 5), items.ravel()])
+    assert_allclose(model.predict(Xq), scores.ravel(), rtol=1e-5)
+    unknown = model.predict(np.array([[-1, 3], [0, -1]]))
+    assert unknown[0] == pytest.approx(model.item_bias_[model._item_codes([3])[0]])
+    assert unknown[1] == 0.0
+    rec = model.recommend([-1], n=3)
+    assert rec.fallback.tolist() == [True]
+
+
+def test_joblib_round_trip(clusters, tmp_path):
+    model = BPR(n_factors=4, n_epochs=3, random_state=0).fit(clusters)
+    joblib.dump(model, tmp_path / "bpr.joblib")
+    loaded = joblib.load(tmp_path / "bpr.joblib")
+    assert_array_equal(loaded.recommend([0, 5], n=4).items, model.recommend([0, 5], n=4).items)
+
+
+def test_grid_search_uses_ndcg_score(clusters):
+    gs = GridSearchCV(BPR(n_epochs=20, learning_rate=0.1, random_state=0, n_jobs=1),
+                      {"n_factors": [1, 8]}, cv=KFold(3, shuffle=True, random_state=0))
+    gs.fit(clusters)
+    scores = gs.cv_results_["mean_test_score"]
+    assert np.all((0 <= scores) & (scores <= 1))
+    assert gs.best_params_["n_factors"] == 8
+
+
+def test_bad_input(clusters):
+    with pytest.raises(ValueError, match="negative"):
+        BPR().fit(clusters, -np.ones(len(clusters)))
+    with pytest.raises(ValueError, match="no positive"):
+        BPR().fit(clusters, np.zeros(len(clusters)))
+    with pytest.raises(ValueError, match="at least 2 items"):
+        BPR().fit(np.array([[1, 7], [2, 7]]))
+    with pytest.raises(ValueError, match="learning_rate"):
+        BPR(learning_rate=0).fit(clusters)
+    with pytest.raises(FloatingPointError, match="smaller learning_rate"):
+        BPR(learning_rate=1e30, init_std=1e10, n_epochs=3, random_state=0, n_jobs=1).fit(clusters)
