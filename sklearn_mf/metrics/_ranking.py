@@ -130,12 +130,16 @@ def _truth_from_sparse(y_true):
 
 
 def _concat_ids(arrays):
-    """Concatenate id arrays; object dtype unless they all share one dtype."""
+    """Concatenate id arrays without mixing types.
+
+    Integer ids (any width) stay integers and strings stay strings; any other
+    mix becomes an object array, so that ``1`` and ``"1"`` stay different.
+    """
     arrays = [np.asarray(a).ravel() for a in arrays if len(a)]
     if not arrays:
         return np.empty(0, dtype=object)
-    dtypes = {a.dtype for a in arrays}
-    if len(dtypes) == 1:
+    kinds = {a.dtype.kind for a in arrays}
+    if kinds <= set("iu") or kinds == {"U"} or len({a.dtype for a in arrays}) == 1:
         return np.concatenate(arrays)
     return np.concatenate([a.astype(object) for a in arrays])
 
@@ -148,16 +152,22 @@ def _truth_lists(y_true):
             f"relevant item ids per user, got {type(y_true).__name__}."
         )
     ids, grades, lengths = [], [], np.empty(len(y_true), dtype=np.intp)
+    graded = False
     for u, entry in enumerate(y_true):
-        if isinstance(entry, pd.Series):
+        if isinstance(entry, np.ndarray) and entry.ndim == 1:  # fast path
+            ids.append(entry)
+            grades.append(None)
+        elif isinstance(entry, pd.Series):
             ids.append(entry.index.to_numpy())
             grades.append(entry.to_numpy(dtype=np.float64))
+            graded = True
         elif isinstance(entry, Mapping):
             ids.append(np.asarray(list(entry.keys())))
             grades.append(np.asarray(list(entry.values()), dtype=np.float64))
+            graded = True
         elif entry is None:
             ids.append(np.empty(0))
-            grades.append(np.empty(0))
+            grades.append(None)
         else:
             if isinstance(entry, (set, frozenset)):
                 entry = list(entry)
@@ -166,12 +176,16 @@ def _truth_lists(y_true):
                     f"y_true[{u}] must be a collection of item ids (e.g. a list), "
                     f"got the scalar {entry!r}."
                 )
-            arr = np.asarray(entry)
-            ids.append(arr.ravel())
-            grades.append(np.ones(arr.size))
+            ids.append(np.asarray(entry).ravel())
+            grades.append(None)
         lengths[u] = len(ids[-1])
+    if graded:
+        flat_grades = np.concatenate(
+            [np.ones(len(i)) if g is None else g for i, g in zip(ids, grades)]
+        )
+    else:
+        flat_grades = np.ones(int(lengths.sum()))
     flat_ids = _concat_ids(ids)
-    flat_grades = np.concatenate(grades) if len(grades) else np.empty(0)
     if not np.isfinite(flat_grades).all():
         raise ValueError("y_true contains NaN or infinite relevance grades.")
     return flat_ids, flat_grades, lengths
@@ -257,15 +271,19 @@ def _prepare(y_true, recommended, k, *, need_truth_ids=False):
 
 
 def _dedupe_max(rows, cols, grades, n_rows, n_cols):
-    keys = rows.astype(np.int64) * n_cols + cols
-    order = np.lexsort((-grades, keys))
-    keys_s = keys[order]
-    first = np.ones(len(keys_s), dtype=bool)
-    first[1:] = keys_s[1:] != keys_s[:-1]
-    sel = order[first]
-    keep = grades[sel] > 0
-    sel = sel[keep]
-    T = sp.csr_matrix((grades[sel], (rows[sel], cols[sel])), shape=(n_rows, n_cols))
+    """CSR of grades; a (row, col) given twice keeps its largest grade; only
+    grades > 0 are stored."""
+    T = sp.csr_matrix((grades, (rows, cols)), shape=(n_rows, n_cols))  # sums duplicates
+    if T.nnz != len(rows):  # duplicates: redo keeping the maximum (rare)
+        keys = rows.astype(np.int64) * n_cols + cols
+        order = np.lexsort((-grades, keys))
+        keys_s = keys[order]
+        first = np.ones(len(keys_s), dtype=bool)
+        first[1:] = keys_s[1:] != keys_s[:-1]
+        sel = order[first]
+        T = sp.csr_matrix((grades[sel], (rows[sel], cols[sel])), shape=(n_rows, n_cols))
+    T.data[T.data < 0] = 0
+    T.eliminate_zeros()
     T.sort_indices()
     return T
 
@@ -478,6 +496,9 @@ def _ideal_gains(T, k):
     """Per-user best ``k`` grades, descending: shape (n_users, k)."""
     n_users = T.shape[0]
     counts = np.diff(T.indptr)
+    if len(T.data) == 0 or (T.data == T.data[0]).all():  # binary: no sort needed
+        g = T.data[0] if len(T.data) else 0.0
+        return np.where(np.arange(k)[None, :] < counts[:, None], g, 0.0)
     rows = np.repeat(np.arange(n_users), counts)
     order = np.lexsort((-T.data, rows))
     pos = np.arange(len(rows)) - T.indptr[rows]
