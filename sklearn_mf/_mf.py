@@ -12,6 +12,12 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_mf import _sgd_fast
 from sklearn_mf._als import partial_fit_explicit_als, run_explicit_als
 from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._online import (
+    PARTIAL_FIT_PASSES,
+    PARTIAL_FIT_REPLAY,
+    grow_and_replay,
+    online_rng,
+)
 from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
@@ -366,6 +372,14 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         rows).  ``global_mean_`` stays fixed.  On an unfitted model this is
         ``fit(X, y, sample_weight)``.
 
+        With ``solver="sgd"``: new users and items are appended (embeddings
+        drawn from :math:`\\mathcal N(0, \\text{init\\_std}^2)`, biases 0),
+        the ratings are merged into ``user_items_`` the same way, and 5 SGD
+        epochs run over the new ratings plus as many old ratings sampled
+        uniformly from ``user_items_`` (replay, so that the update does not
+        drift away from what was learned).  ``loss_curve_`` and ``n_iter_``
+        then describe this update.
+
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_ratings, n_columns)
@@ -387,9 +401,25 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         return partial_fit_explicit_als(self, X, y, sample_weight)
 
     def _partial_fit_sgd(self, X, y, sample_weight):
-        raise NotImplementedError(
-            "partial_fit is not implemented yet for solver='sgd'; use solver='als'."
+        """SGD update: a few passes over the new ratings plus a replay sample.
+
+        See :mod:`sklearn_mf._online`: new users / items get factor rows from
+        N(0, init_std^2) and zero biases, the ratings join ``user_items_``
+        (which also holds the old ratings the replay sample is drawn from),
+        then ``PARTIAL_FIT_PASSES`` (5) SGD epochs run over the new ratings
+        and ``PARTIAL_FIT_REPLAY`` (1) old rating per new one.
+        """
+        if not hasattr(self, "user_factors_"):
+            return self.fit(X, y, sample_weight)
+        rng = online_rng(self)
+        u, i, yy, w, _ = grow_and_replay(
+            self, X, y, sample_weight,
+            [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
+             ("user_bias_", "user", "zeros"), ("item_bias_", "item", "zeros")],
+            PARTIAL_FIT_REPLAY, rng,
         )
+        self._run_sgd(u, i, yy, w, np.arange(len(yy)), None, PARTIAL_FIT_PASSES, rng)
+        return self
 
     def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
         """Epoch loop shared by ``fit`` (and, later, ``partial_fit``)."""

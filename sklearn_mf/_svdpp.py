@@ -98,7 +98,8 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the visiting orders and the validation split.
     n_jobs : int or None, default=None
-        OpenMP threads for shuffling, prediction and recommendation.
+        OpenMP threads for prediction and recommendation (training is
+        sequential, see above).
     verbose : int, default=0
         Print one line per epoch.
 
@@ -288,7 +289,6 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
     def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
         """Epoch loop with early stopping, shared by ``fit`` and ``partial_fit``."""
         dtype = self.user_factors_.dtype.type
-        n_threads = effective_n_threads(self.n_jobs)
         n_users = len(self.users_)
         by_user = train[np.argsort(u[train], kind="stable")]
         ti = np.ascontiguousarray(i[by_user], dtype=np.int32)
@@ -312,10 +312,10 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
         best, best_state, no_improve = np.inf, None, 0
         for epoch in range(1, n_epochs + 1):
             tic = time.perf_counter()
-            _sgd_fast.shuffle_blocks(order, rating_ptr, seeds_from(rng, n_users), n_threads)
             user_order = rng.permutation(n_users).astype(np.intp)
             sse, n_bad = _svdpp_fast.svdpp_epoch(
-                ti, tr, tw, rating_ptr, order, user_order, n_indptr, n_indices,
+                ti, tr, tw, rating_ptr, order, seeds_from(rng, 1)[0], user_order,
+                n_indptr, n_indices,
                 self.user_factors_, self.item_factors_, self.implicit_item_factors_,
                 bu, bi, self.global_mean_, float(self.learning_rate), reg, reg_b, reg_y,
                 self.biased,

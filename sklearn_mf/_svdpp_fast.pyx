@@ -26,6 +26,7 @@ she rated, so no two users can be updated concurrently without races.
 """
 
 from libc.math cimport isfinite, sqrt
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
 ctypedef fused floating:
@@ -33,9 +34,30 @@ ctypedef fused floating:
     double
 
 
+cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
+    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
+    cdef uint64_t z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline void _shuffle(Py_ssize_t* a, Py_ssize_t n, uint64_t* state) noexcept nogil:
+    """Fisher-Yates shuffle of ``a[:n]`` (n < 2**32)."""
+    cdef Py_ssize_t j, t, tmp
+    j = n - 1
+    while j > 0:
+        t = <Py_ssize_t>(((_splitmix64(state) >> 32) * <uint64_t>(j + 1)) >> 32)
+        tmp = a[j]
+        a[j] = a[t]
+        a[t] = tmp
+        j -= 1
+
+
 def svdpp_epoch(const int[::1] items, const floating[::1] ratings,
                 const floating[::1] weights,
-                const Py_ssize_t[::1] rating_ptr, const Py_ssize_t[::1] order,
+                const Py_ssize_t[::1] rating_ptr, Py_ssize_t[::1] order,
+                uint64_t seed,
                 const Py_ssize_t[::1] user_order,
                 const int[::1] n_indptr, const int[::1] n_indices,
                 floating[:, ::1] P, floating[:, ::1] Q, floating[:, ::1] Y,
@@ -48,8 +70,12 @@ def svdpp_epoch(const int[::1] items, const floating[::1] ratings,
     ----------
     items, ratings, weights : arrays of shape (n_ratings,)
         Training ratings grouped by user: user ``u``'s ratings are positions
-        ``order[rating_ptr[u]:rating_ptr[u + 1]]`` (visited in that order).
+        ``order[rating_ptr[u]:rating_ptr[u + 1]]``, visited in that order.
         ``weights`` may be empty (all ones).
+    seed : uint64
+        When non-zero, each user's segment of ``order`` is first shuffled in
+        place (Fisher-Yates, one generator seeded with ``seed``); 0 keeps the
+        given order (for testing).
     user_order : intp array
         Users to visit, in order.
     n_indptr, n_indices : int32 CSR arrays
@@ -77,6 +103,7 @@ def svdpp_epoch(const int[::1] items, const floating[::1] ratings,
     cdef floating* p
     cdef floating* q
     cdef floating* y
+    cdef uint64_t state = seed
     if k == 0 or rating_ptr.shape[0] < 2:
         return 0.0, 0
     z = <floating*> malloc(2 * k * sizeof(floating))
@@ -101,6 +128,8 @@ def svdpp_epoch(const int[::1] items, const floating[::1] ratings,
                     z[f] *= s
                 D = 1
                 p = &P[u, 0]
+                if seed != 0:
+                    _shuffle(&order[rating_ptr[u]], rating_ptr[u + 1] - rating_ptr[u], &state)
                 for t in range(rating_ptr[u], rating_ptr[u + 1]):
                     n = order[t]
                     i = items[n]

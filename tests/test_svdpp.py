@@ -79,7 +79,7 @@ def test_svdpp_epoch_matches_numpy_reference(weighted):
     ref = [a.copy() for a in (P, Q, Y, bu, bi)]
     sse_ref = numpy_svdpp_epoch(visits, N, *ref, mu, lr, reg, reg_b, reg_y)
     sse, n_bad = _svdpp_fast.svdpp_epoch(
-        ti, tr, tw, rating_ptr, order, user_order, n_indptr, n_indices,
+        ti, tr, tw, rating_ptr, order, 0, user_order, n_indptr, n_indices,
         P, Q, Y, bu, bi, mu, lr, reg, reg_b, reg_y, True,
     )
     assert n_bad == 0
@@ -87,6 +87,23 @@ def test_svdpp_epoch_matches_numpy_reference(weighted):
         assert_allclose(got, want, rtol=0, atol=1e-10)
     assert sse == pytest.approx(sse_ref, rel=1e-10)
     assert not np.allclose(Y, ref[2] * 0)  # the y_j really moved
+
+
+def test_svdpp_epoch_shuffles_within_users_only():
+    rng = np.random.default_rng(5)
+    rating_ptr = np.array([0, 4, 4, 11, 30], dtype=np.intp)
+    order = np.arange(30, dtype=np.intp)
+    n_indptr = np.array([0, 1, 1, 2, 3], dtype=np.int32)
+    n_indices = np.zeros(3, dtype=np.int32)
+    args = (np.zeros(30, dtype=np.int32), rng.uniform(1, 5, 30), np.zeros(0))
+    P, Q, Y = np.zeros((4, 2)), np.zeros((1, 2)), np.zeros((1, 2))
+    _svdpp_fast.svdpp_epoch(*args, rating_ptr, order, 12345, np.arange(4, dtype=np.intp),
+                            n_indptr, n_indices, P, Q, Y, np.zeros(4), np.zeros(1),
+                            3.0, 0.01, 0.0, 0.0, 0.0, True)
+    assert not np.array_equal(order, np.arange(30))
+    for u in range(4):
+        seg = order[rating_ptr[u]:rating_ptr[u + 1]]
+        assert_array_equal(np.sort(seg), np.arange(rating_ptr[u], rating_ptr[u + 1]))
 
 
 def test_svdpp_epoch_float32_close_to_float64(small):
