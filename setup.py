@@ -67,7 +67,9 @@ def extensions():
     if DEBUG:
         opt = ["-O0", "-g"]
     else:
-        opt = ["-O3", "-fno-math-errno", "-funroll-loops"]
+        opt = ["-O3", "-fno-math-errno"]
+        if sys.platform != "win32":
+            opt.append("-fopenmp-simd")  # honour `omp simd` even in serial builds
         if NATIVE:
             opt.append("-march=native")
     exts = []

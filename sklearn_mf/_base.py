@@ -43,6 +43,15 @@ def factorize_ids(values):
     values``.  ``uniques`` is sorted when the ids can be compared (all numbers or
     all strings), otherwise kept in order of first appearance.
     """
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values):
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo <= 4 * len(values) + 1024:
+            # dense integer ids: a presence table replaces hashing, O(n)
+            present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
+            position = np.cumsum(present, dtype=np.int64) - 1
+            codes = position[values - lo].astype(np.int32)
+            return codes, np.flatnonzero(present).astype(values.dtype) + lo
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError:

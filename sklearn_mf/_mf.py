@@ -41,7 +41,9 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
     ub = (rng.permutation(n_users) % B)[user_codes]
     ib = (rng.permutation(n_items) % B)[item_codes]
     block = ub.astype(np.intp) * B + ib
-    perm = np.argsort(block, kind="stable")
+    # block ids fit in 16 bits for any grid we use: numpy's stable sort is then
+    # a radix sort, O(n_ratings)
+    perm = np.argsort(block.astype(np.uint16 if B * B <= 65536 else np.intp), kind="stable")
     counts = np.bincount(block, minlength=B * B)
     block_ptr = np.zeros(B * B + 1, dtype=np.intp)
     np.cumsum(counts, out=block_ptr[1:])
@@ -50,12 +52,26 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
     return perm.astype(np.intp), block_ptr, schedule
 
 
-def _n_blocks(n_threads, n_ratings):
-    """Grid size: 1 (plain shuffled SGD) single-threaded, else 2 blocks per thread
-    on each axis so that dynamic scheduling evens out unequal blocks."""
-    if n_threads <= 1 or n_ratings < 10_000:
+# Target size of the user and item factor rows one block touches: about half
+# of a typical per-core L2 cache, so that a block's updates stay in cache.
+_BLOCK_BYTES = 256 * 1024
+
+
+def _n_blocks(n_threads, n_ratings, n_rows, n_factors, itemsize):
+    """Side of the square grid of rating blocks.
+
+    Large enough that the factor rows of one block (``n_rows`` users and items
+    in total, split ``B`` ways) fit in ``_BLOCK_BYTES``, and at least two blocks
+    per thread on each axis so that dynamic scheduling evens out unequal
+    blocks; small enough that a block holds about 2000 ratings or more.  Tiny
+    problems use one block: plain shuffled SGD.
+    """
+    if n_ratings < 10_000:
         return 1
-    return 2 * n_threads
+    by_cache = -(-n_rows * n_factors * itemsize // _BLOCK_BYTES)
+    by_threads = 2 * n_threads if n_threads > 1 else 1
+    cap = max(1, int(np.sqrt(n_ratings / 2000)))
+    return int(max(1, min(max(by_cache, by_threads), cap)))
 
 
 class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
@@ -425,7 +441,8 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         """Epoch loop shared by ``fit`` (and, later, ``partial_fit``)."""
         dtype = self.user_factors_.dtype.type
         n_threads = effective_n_threads(self.n_jobs)
-        B = _n_blocks(n_threads, len(train))
+        B = _n_blocks(n_threads, len(train), len(self.users_) + len(self.items_),
+                      self.user_factors_.shape[1], self.user_factors_.itemsize)
         perm, block_ptr, schedule = block_schedule(
             u[train], i[train], len(self.users_), len(self.items_), B, rng
         )
@@ -451,13 +468,13 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         best, best_state, no_improve = np.inf, None, 0
         for epoch in range(1, n_epochs + 1):
             tic = time.perf_counter()
-            _sgd_fast.shuffle_blocks(order, block_ptr, seeds_from(rng, B * B), n_threads)
-            strata = schedule[rng.permutation(B)]
+            # fresh random order: strata, blocks within a stratum, ratings within a block
+            strata = schedule[rng.permutation(B)][:, rng.permutation(B)]
             n_bad = _sgd_fast.sgd_epoch(
-                tu, ti, tr, tw, order, block_ptr, strata,
+                tu, ti, tr, tw, order, block_ptr, np.ascontiguousarray(strata),
                 self.user_factors_, self.item_factors_, bu, bi,
                 self.global_mean_, self.learning_rate, self.regularization, reg_b,
-                self.biased, block_loss, n_threads,
+                self.biased, block_loss, n_threads, seeds_from(rng, B * B),
             )
             if n_bad or not np.isfinite(block_loss.sum()):
                 raise FloatingPointError(

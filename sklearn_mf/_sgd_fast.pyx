@@ -20,7 +20,6 @@ factors.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 
 ctypedef fused floating:
@@ -28,94 +27,128 @@ ctypedef fused floating:
     double
 
 
-cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
-    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
-    cdef uint64_t z = state[0]
-    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline Py_ssize_t _randbelow(uint64_t* state, Py_ssize_t n) noexcept nogil:
-    # Lemire-style multiply-shift; the tiny bias is irrelevant for shuffling.
-    return <Py_ssize_t>(((_splitmix64(state) >> 32) * <uint64_t>n) >> 32)
-
-
-def shuffle_blocks(Py_ssize_t[::1] order, const Py_ssize_t[::1] block_ptr,
-                   const uint64_t[::1] seeds, int n_threads):
-    """Fisher-Yates shuffle of each segment ``order[block_ptr[b]:block_ptr[b+1]]``.
-
-    Block ``b`` uses its own generator seeded with ``seeds[b]``, so the result is
-    the same for any number of threads.  Segments must have fewer than 2**32 entries.
+cdef extern from *:
     """
-    cdef Py_ssize_t n_blocks = block_ptr.shape[0] - 1
-    cdef Py_ssize_t b, j, t, start, size, tmp
-    cdef uint64_t state
-    with nogil:
-        for b in prange(n_blocks, num_threads=n_threads, schedule="dynamic"):
-            state = seeds[b]
-            start = block_ptr[b]
-            size = block_ptr[b + 1] - start
-            j = size - 1
-            while j > 0:
-                t = _randbelow(&state, j + 1)
-                tmp = order[start + j]
-                order[start + j] = order[start + t]
-                order[start + t] = tmp
-                j = j - 1
+    #include <stdint.h>
+    /* The per-block SGD loop is plain C so that it can be compiled twice, for
+       AVX2+FMA and for baseline x86-64, with the right version picked when the
+       module loads (gcc/clang target_clones; other platforms get one portable
+       version).  The loops carry `omp simd` hints, honoured with -fopenmp-simd. */
+    #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(SKMF_NO_CLONES)
+    #define SKMF_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define SKMF_CLONES
+    #endif
+    #if defined(__GNUC__)
+    #define SKMF_PREFETCH(p) __builtin_prefetch(p)
+    #else
+    #define SKMF_PREFETCH(p)
+    #endif
+    #define SKMF_PRAGMA(x) _Pragma(#x)
+
+    static inline uint64_t skmf_splitmix64(uint64_t *state) {
+        uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+
+    /* Fisher-Yates shuffle of order[start:stop] with its own generator. */
+    static void skmf_shuffle(Py_ssize_t *order, Py_ssize_t start, Py_ssize_t stop,
+                             uint64_t seed) {
+        uint64_t state = seed;
+        for (Py_ssize_t j = stop - start - 1; j > 0; j--) {
+            Py_ssize_t t = (Py_ssize_t)(((skmf_splitmix64(&state) >> 32)
+                                         * (uint64_t)(j + 1)) >> 32);
+            Py_ssize_t tmp = order[start + j];
+            order[start + j] = order[start + t];
+            order[start + t] = tmp;
+        }
+    }
+
+    /* SGD over order[start:stop]; returns 1 if an error became non-finite. */
+    #define SKMF_DEFINE_SGD_BLOCK(NAME, T)                                        \
+    SKMF_CLONES static int NAME(                                                  \
+            const int *users, const int *items, const T *ratings,                 \
+            const T *weights, const Py_ssize_t *order, Py_ssize_t start,          \
+            Py_ssize_t stop, T *P, T *Q, T *bu, T *bi, Py_ssize_t k, T mu,        \
+            T lr, T reg, T reg_b, double *loss) {                                 \
+        double acc = 0.0;                                                         \
+        for (Py_ssize_t j = start; j < stop; j++) {                               \
+            Py_ssize_t n = order[j];                                              \
+            if (j + 2 < stop) {                                                   \
+                Py_ssize_t m = order[j + 2];                                      \
+                SKMF_PREFETCH(P + (Py_ssize_t)users[m] * k);                      \
+                SKMF_PREFETCH(Q + (Py_ssize_t)items[m] * k);                      \
+            }                                                                     \
+            Py_ssize_t u = users[n], i = items[n];                                \
+            T *p = P + u * k, *q = Q + i * k;                                     \
+            T dot = 0;                                                            \
+            SKMF_PRAGMA(omp simd reduction(+:dot))                                \
+            for (Py_ssize_t f = 0; f < k; f++) dot += p[f] * q[f];                \
+            T pred = mu + dot;                                                    \
+            if (bu) pred += bu[u] + bi[i];                                        \
+            T e = ratings[n] - pred;                                              \
+            if (!isfinite(e)) { *loss += acc; return 1; }                         \
+            T w = weights ? weights[n] : (T)1;                                    \
+            acc += (double)(w * e * e);                                           \
+            T step = lr * w;                                                      \
+            if (bu) {                                                             \
+                bu[u] += step * (e - reg_b * bu[u]);                              \
+                bi[i] += step * (e - reg_b * bi[i]);                              \
+            }                                                                     \
+            SKMF_PRAGMA(omp simd)                                                 \
+            for (Py_ssize_t f = 0; f < k; f++) {                                  \
+                T pf = p[f], qf = q[f];                                           \
+                p[f] = pf + step * (e * qf - reg * pf);                           \
+                q[f] = qf + step * (e * pf - reg * qf);                           \
+            }                                                                     \
+        }                                                                         \
+        *loss += acc;                                                             \
+        return 0;                                                                 \
+    }
+    #include <math.h>
+    SKMF_DEFINE_SGD_BLOCK(skmf_sgd_block_f, float)
+    SKMF_DEFINE_SGD_BLOCK(skmf_sgd_block_d, double)
+    """
+    void skmf_shuffle(Py_ssize_t* order, Py_ssize_t start, Py_ssize_t stop,
+                      uint64_t seed) noexcept nogil
+    int skmf_sgd_block_f(const int* users, const int* items, const float* ratings,
+                         const float* weights, const Py_ssize_t* order,
+                         Py_ssize_t start, Py_ssize_t stop, float* P, float* Q,
+                         float* bu, float* bi, Py_ssize_t k, float mu, float lr,
+                         float reg, float reg_b, double* loss) noexcept nogil
+    int skmf_sgd_block_d(const int* users, const int* items, const double* ratings,
+                         const double* weights, const Py_ssize_t* order,
+                         Py_ssize_t start, Py_ssize_t stop, double* P, double* Q,
+                         double* bu, double* bi, Py_ssize_t k, double mu, double lr,
+                         double reg, double reg_b, double* loss) noexcept nogil
 
 
-cdef Py_ssize_t _sgd_block(const int* users, const int* items,
+cdef inline int _sgd_block(const int* users, const int* items,
                            const floating* ratings, const floating* weights,
                            const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t stop,
                            floating* P, floating* Q, floating* bu, floating* bi,
-                           Py_ssize_t k, floating mu, floating lr, floating reg,
-                           floating reg_b, bint biased, bint weighted,
-                           double* loss) noexcept nogil:
-    """Sequential SGD over ``order[start:stop]``; returns the number of non-finite errors."""
-    cdef Py_ssize_t j, n, f, u, i
-    cdef floating e, w, pred, pf, qf, step
-    cdef floating* p
-    cdef floating* q
-    cdef double acc = 0.0
-    for j in range(start, stop):
-        n = order[j]
-        u = users[n]
-        i = items[n]
-        p = P + u * k
-        q = Q + i * k
-        pred = mu
-        if biased:
-            pred = pred + bu[u] + bi[i]
-        for f in range(k):
-            pred = pred + p[f] * q[f]
-        e = ratings[n] - pred
-        if not isfinite(e):
-            loss[0] += acc
-            return 1
-        w = weights[n] if weighted else 1
-        acc += w * e * e
-        step = lr * w
-        if biased:
-            bu[u] += step * (e - reg_b * bu[u])
-            bi[i] += step * (e - reg_b * bi[i])
-        for f in range(k):
-            pf = p[f]
-            qf = q[f]
-            p[f] = pf + step * (e * qf - reg * pf)
-            q[f] = qf + step * (e * pf - reg * qf)
-    loss[0] += acc
-    return 0
+                           Py_ssize_t k, double mu, double lr, double reg,
+                           double reg_b, double* loss) noexcept nogil:
+    if floating is float:
+        return skmf_sgd_block_f(users, items, ratings, weights, order, start, stop,
+                                P, Q, bu, bi, k, <float>mu, <float>lr, <float>reg,
+                                <float>reg_b, loss)
+    else:
+        return skmf_sgd_block_d(users, items, ratings, weights, order, start, stop,
+                                P, Q, bu, bi, k, mu, lr, reg, reg_b, loss)
 
 
 def sgd_epoch(const int[::1] users, const int[::1] items,
               const floating[::1] ratings, const floating[::1] weights,
-              const Py_ssize_t[::1] order, const Py_ssize_t[::1] block_ptr,
+              Py_ssize_t[::1] order, const Py_ssize_t[::1] block_ptr,
               const Py_ssize_t[:, ::1] schedule,
               floating[:, ::1] P, floating[:, ::1] Q,
               floating[::1] bu, floating[::1] bi,
               double mu, double lr, double reg, double reg_bias, bint biased,
-              double[::1] block_loss, int n_threads):
+              double[::1] block_loss, int n_threads,
+              const uint64_t[::1] seeds=None):
     """One SGD epoch.
 
     Parameters
@@ -133,6 +166,11 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
     P, Q, bu, bi : factors and biases, updated in place.
     block_loss : float64 array of shape (n_blocks,)
         Receives the weighted sum of squared errors seen in each block.
+    n_threads : int
+    seeds : uint64 array of shape (n_blocks,), optional
+        When given, each block's segment of ``order`` is first shuffled in place
+        (Fisher-Yates, generator seeded with ``seeds[b]``), just before the
+        block is visited, while its data is hot in cache.
 
     Returns
     -------
@@ -142,10 +180,10 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
     cdef Py_ssize_t n_strata = schedule.shape[0], n_par = schedule.shape[1]
     cdef Py_ssize_t s, t, b, k = P.shape[1]
     cdef Py_ssize_t n_bad = 0
-    cdef bint weighted = weights.shape[0] > 0
-    cdef const floating* wptr = &weights[0] if weighted else NULL
-    cdef floating* bu_ptr = &bu[0] if bu.shape[0] > 0 else NULL
-    cdef floating* bi_ptr = &bi[0] if bi.shape[0] > 0 else NULL
+    cdef bint shuffle = seeds is not None
+    cdef const floating* wptr = &weights[0] if weights.shape[0] > 0 else NULL
+    cdef floating* bu_ptr = &bu[0] if (biased and bu.shape[0] > 0) else NULL
+    cdef floating* bi_ptr = &bi[0] if (biased and bi.shape[0] > 0) else NULL
     if ratings.shape[0] == 0:
         return 0
     block_loss[:] = 0.0
@@ -154,12 +192,12 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
             for t in prange(n_par, num_threads=n_threads, schedule="dynamic", chunksize=1):
                 b = schedule[s, t]
                 if b >= 0 and block_ptr[b + 1] > block_ptr[b]:
+                    if shuffle:
+                        skmf_shuffle(&order[0], block_ptr[b], block_ptr[b + 1], seeds[b])
                     n_bad += _sgd_block(&users[0], &items[0], &ratings[0], wptr,
                                         &order[0], block_ptr[b], block_ptr[b + 1],
                                         &P[0, 0], &Q[0, 0], bu_ptr, bi_ptr, k,
-                                        <floating>mu, <floating>lr, <floating>reg,
-                                        <floating>reg_bias, biased and bu_ptr != NULL,
-                                        weighted, &block_loss[b])
+                                        mu, lr, reg, reg_bias, &block_loss[b])
     return n_bad
 
 

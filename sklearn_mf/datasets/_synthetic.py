@@ -15,26 +15,47 @@ def _powerlaw_probs(n, exponent, rng):
     return p[rng.permutation(n)]
 
 
+def _sorted_unique(a):
+    """Sorted distinct values (sorting beats numpy's hash-based unique here)."""
+    a = np.sort(a)
+    keep = np.empty(len(a), dtype=bool)
+    keep[:1] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
+
+
 def _sample_pairs(n_users, n_items, n_ratings, pu, pi, rng):
-    """``n_ratings`` distinct (user, item) pairs drawn by popularity."""
+    """``n_ratings`` distinct (user, item) pairs drawn by popularity.
+
+    Pairs are drawn with probability ``pu[u] * pi[i]`` and de-duplicated, with
+    the oversampling adapted to the duplicate rate seen so far.  The most
+    popular cells saturate (an item cannot be rated more often than there are
+    users), so after a few rounds any shortfall is filled with uniformly drawn
+    new pairs.
+    """
     if n_ratings > 0.5 * n_users * n_items:
         raise ValueError(
             f"n_ratings={n_ratings} is more than half of n_users * n_items = "
             f"{n_users * n_items}; use a larger catalogue or fewer ratings."
         )
     keys = np.empty(0, dtype=np.int64)
-    draw = n_ratings
-    for _ in range(50):
-        u = rng.choice(n_users, size=int(draw * 1.2) + 16, p=pu)
-        i = rng.choice(n_items, size=int(draw * 1.2) + 16, p=pi)
-        new = u.astype(np.int64) * n_items + i
-        keys = np.unique(np.concatenate([keys, new]))
-        if len(keys) >= n_ratings:
+    keep_rate = 1.0
+    for round_ in range(4):
+        missing = n_ratings - len(keys)
+        if missing <= 0:
             break
-        draw = n_ratings - len(keys)
-    else:  # pragma: no cover - needs absurd exponents
-        raise RuntimeError("Could not draw enough distinct pairs; lower the exponents.")
-    keys = rng.choice(keys, size=n_ratings, replace=False)
+        size = int(missing / keep_rate * 1.1) + 16
+        if round_ < 3:
+            new = rng.choice(n_users, size=size, p=pu).astype(np.int64) * n_items
+            new += rng.choice(n_items, size=size, p=pi)
+        else:  # saturated: top up uniformly
+            new = rng.integers(0, n_users * n_items, size=size, dtype=np.int64)
+        before = len(keys)
+        keys = _sorted_unique(np.concatenate([keys, new]))
+        keep_rate = max((len(keys) - before) / size, 0.05)
+    if len(keys) < n_ratings:  # pragma: no cover - only for near-dense requests
+        raise RuntimeError("Could not draw enough distinct pairs; lower n_ratings.")
+    keys = keys[rng.permutation(len(keys))[:n_ratings]]
     return keys // n_items, keys % n_items
 
 
