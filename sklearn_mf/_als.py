@@ -34,6 +34,15 @@ def blas_single_thread():
 _CONTROLLER = None
 
 
+# Below this many entries + rows a half-step runs on one thread: waking
+# OpenMP threads costs more than the solves (milliseconds on a busy machine).
+_MIN_PARALLEL_WORK = 20_000
+
+
+def _threads_for(R, n_threads):
+    return int(n_threads) if R.indptr[-1] + R.n_rows >= _MIN_PARALLEL_WORK else 1
+
+
 class RowMatrix:
     """A CSR matrix kept as plain arrays, duplicates allowed.
 
@@ -106,7 +115,7 @@ def explicit_half_step(R, Y, other_bias, X, bias, reg, reg_bias, scale, n_thread
             R.indptr, R.indices, R.data["t"], R.data.get("w", empty), Y,
             empty if other_bias is None else other_bias, X,
             empty if bias is None else bias, float(reg), float(reg_bias),
-            bool(scale), int(n_threads),
+            bool(scale), _threads_for(R, n_threads),
         )
     if n_bad:
         raise np.linalg.LinAlgError(
@@ -127,7 +136,7 @@ def explicit_objective(R, X, bias, Y, other_bias, reg, reg_bias, scale, n_thread
     sse = _als_fast.explicit_sse(
         R.indptr, R.indices, R.data["t"], R.data.get("w", empty), X,
         empty if bias is None else bias, Y, empty if other_bias is None else other_bias,
-        int(n_threads),
+        _threads_for(R, n_threads),
     )
     mr = row_weight if scale else 1.0
     mc = col_weight if scale else 1.0
@@ -152,7 +161,7 @@ def implicit_half_step(R, Y, X, reg, solver, cg_steps, n_threads, G=None):
     with blas_single_thread():
         n_bad = _als_fast.implicit_solve(
             R.indptr, R.indices, R.data["cw"], Y, G, X, float(reg),
-            solver == "cg", int(cg_steps), int(n_threads),
+            solver == "cg", int(cg_steps), _threads_for(R, n_threads),
         )
     if n_bad:
         raise np.linalg.LinAlgError(
@@ -165,7 +174,7 @@ def implicit_objective(R, X, Y, reg, n_threads):
     """Hu-Koren-Volinsky objective (float64), computed without dense matrices."""
     with blas_single_thread():
         data = _als_fast.implicit_loss(
-            R.indptr, R.indices, R.data["cw"], X, Y, gram(Y), int(n_threads)
+            R.indptr, R.indices, R.data["cw"], X, Y, gram(Y), _threads_for(R, n_threads)
         )
     pen = reg * (np.einsum("ij,ij->", X, X, dtype=np.float64)
                  + np.einsum("ij,ij->", Y, Y, dtype=np.float64))

@@ -90,7 +90,7 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
     ----------
     n_factors : int, default=64
         Dimension of the user and item embeddings.
-    alpha : float, default=10.0
+    alpha : float, default=1.0
         Confidence scale :math:`\alpha > 0`: an interaction of strength
         :math:`y` weighs :math:`1 + \alpha y` against the weight 1 of every
         unobserved pair.  Larger values trust observed interactions more.
@@ -197,7 +197,7 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         self,
         n_factors=64,
         *,
-        alpha=10.0,
+        alpha=1.0,
         regularization=0.05,
         max_iter=15,
         solver="cg",

@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_mf import MatrixFactorization
-from sklearn_mf import _als_fast
+from sklearn_mf import _als, _als_fast
 from sklearn_mf._als import RowMatrix, explicit_objective
 from sklearn_mf.datasets import make_ratings
 
@@ -207,7 +207,8 @@ def test_every_als_parameter_changes_the_fit(synthetic):
         assert not np.allclose(pred, ref), change
 
 
-def test_threads_and_dtype_agree(synthetic):
+def test_threads_and_dtype_agree(synthetic, monkeypatch):
+    monkeypatch.setattr(_als, "_MIN_PARALLEL_WORK", 0)  # parallel even on small data
     X, y = synthetic
     kw = dict(n_factors=5, solver="als", max_iter=4, tol=0, random_state=0)
     p1 = MatrixFactorization(n_jobs=1, dtype=np.float64, **kw).fit(X, y).predict(X)
