@@ -53,11 +53,11 @@ for g in top_genres:
     sel = genre == g
     ax.scatter(coords[sel, 0], coords[sel, 1], s=12, label=g)
 
-# label the extremes along each axis, and the most rated items
+# label the two ends of each axis and the three most rated items
 extremes = np.unique(np.concatenate([
-    np.argsort(coords[:, 0])[[0, 1, -2, -1]],
-    np.argsort(coords[:, 1])[[0, 1, -2, -1]],
-    np.flatnonzero(np.isin(ids, counts.index[:4])),
+    np.argsort(coords[:, 0])[[0, -1]],
+    np.argsort(coords[:, 1])[[0, -1]],
+    np.flatnonzero(np.isin(ids, counts.index[:3])),
 ]))
 for k in extremes:
     ax.annotate(str(data.titles.get(ids[k], ids[k]))[:30], coords[k], fontsize=8,

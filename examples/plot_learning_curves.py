@@ -63,8 +63,8 @@ fig.tight_layout()
 fig, ax = plt.subplots(figsize=(7, 4))
 for reg in (0.01, 0.05, 0.1):
     m = MatrixFactorization(
-        n_factors=100, n_epochs=40, learning_rate=0.01, regularization=reg,
-        early_stopping=True, n_iter_no_change=40, random_state=0,
+        n_factors=50, n_epochs=30, learning_rate=0.01, regularization=reg,
+        early_stopping=True, n_iter_no_change=30, random_state=0,
     ).fit(data.X, data.y)
     ax.plot(np.arange(1, m.n_iter_ + 1), m.validation_scores_, label=f"regularization={reg}")
 ax.set_xlabel("epoch")
