@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -19,44 +19,9 @@ from sklearn_mf._als import (
     merge_seen,
     sum_duplicates_csr,
 )
-from sklearn_mf._base import RecommenderMixin, factorize_ids
+from sklearn_mf._base import RecommenderMixin
 from sklearn_mf._utils import check_dtype, effective_n_threads
 from sklearn_mf._validation import check_interactions
-
-
-def _ndcg_at_k(rec_codes, rel_rows, rel_cols, n_cols, k):
-    """Mean binary NDCG@k of recommendation lists.
-
-    Private stand-in: to be replaced by ``sklearn_mf.metrics.ndcg_at_k`` once
-    that module is merged.
-
-    Parameters
-    ----------
-    rec_codes : ndarray of int of shape (n_queries, >= k)
-        Recommended column codes per query, best first (-1 = empty slot).
-    rel_rows, rel_cols : ndarray of int
-        Relevant (query, column) pairs; every query must have at least one.
-    n_cols : int
-        Number of columns (to encode pairs as single integers).
-    k : int
-        Cut-off.
-
-    Returns
-    -------
-    ndcg : float
-        ``mean_q DCG_q / IDCG_q`` with ``DCG = sum_{r <= k} rel_r / log2(r + 1)``
-        and ``IDCG`` the DCG of ``min(k, n_relevant_q)`` hits at the top.
-    """
-    rec = np.asarray(rec_codes)[:, :k].astype(np.int64)
-    n_q = rec.shape[0]
-    keys = np.unique(np.asarray(rel_rows, np.int64) * n_cols + np.asarray(rel_cols, np.int64))
-    query_keys = np.arange(n_q, dtype=np.int64)[:, None] * n_cols + rec
-    hits = np.isin(query_keys, keys) & (rec >= 0)
-    discounts = 1.0 / np.log2(np.arange(2, rec.shape[1] + 2))
-    dcg = hits @ discounts
-    n_rel = np.bincount(keys // n_cols, minlength=n_q)
-    ideal = np.r_[0.0, np.cumsum(discounts)][np.minimum(n_rel, rec.shape[1])]
-    return float(np.mean(dcg / ideal))
 
 
 class ImplicitALS(RecommenderMixin, BaseEstimator):
@@ -392,12 +357,11 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
 
         For each user of ``X``, the 10 best items are ranked among the whole
         catalogue minus the items the user had in ``fit``; the relevant items
-        are the user's items in ``X`` with a positive strength (all of them
-        when ``y`` is None), minus those already seen in ``fit`` (which cannot
-        be recommended).  Users with no relevant item left are skipped; users
-        unknown to the model are served by the popularity fallback.  Binary
-        relevance, :math:`\\mathrm{DCG} = \\sum_r \\mathrm{rel}_r / \\log_2(r+1)`,
-        averaged over users.
+        are the user's rows of ``X`` (with ``y > 0`` when ``y`` is given).
+        Binary relevance, users without a relevant item skipped, unknown users
+        served by the popularity fallback: the scorer
+        ``sklearn_mf.metrics.make_ranking_scorer("ndcg", k=10)``, so that
+        ``GridSearchCV`` ranks hyper-parameters without a ``scoring`` argument.
 
         Parameters
         ----------
@@ -411,31 +375,10 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         score : float
             Mean NDCG@10 in [0, 1].
         """
+        from sklearn_mf.metrics import make_ranking_scorer
+
         check_is_fitted(self)
-        users, items, y, _ = check_interactions(self, X, y, None, reset=False)
-        keep = np.ones(len(users), dtype=bool) if y is None else y > 0
-        i_codes = self._item_codes(items)
-        keep &= i_codes >= 0
-        q_codes, q_ids = factorize_ids(users[keep])
-        i_codes = i_codes[keep].astype(np.int64)
-        # drop pairs seen in fit: they are excluded from the recommendations
-        u_model = self._user_codes(q_ids)
-        seen = np.zeros(len(i_codes), dtype=bool)
-        known = u_model[q_codes] >= 0
-        if known.any():
-            seen[known] = np.asarray(
-                self.user_items_[u_model[q_codes][known], i_codes[known]]
-            ).ravel() != 0
-        q_codes, i_codes = q_codes[~seen], i_codes[~seen]
-        if len(q_codes) == 0:
-            raise ValueError(
-                "X holds no relevant interaction with an item known to the model "
-                "(and not already seen in fit): NDCG@10 is undefined."
-            )
-        present = np.unique(q_codes)
-        remap = np.full(len(q_ids), -1, dtype=np.int64)
-        remap[present] = np.arange(len(present))
-        k = min(10, len(self.items_))
-        recs = self.recommend(q_ids[present], n=k)
-        rec_codes = self._item_codes(recs.items.ravel()).reshape(recs.items.shape)
-        return _ndcg_at_k(rec_codes, remap[q_codes], i_codes, len(self.items_), 10)
+        if y is not None:
+            _, _, y, _ = check_interactions(self, X, y, None, reset=False)
+            X = _safe_indexing(X, np.flatnonzero(y > 0))
+        return make_ranking_scorer("ndcg", k=min(10, len(self.items_)))(self, X, None)
