@@ -1,0 +1,747 @@
+"""Second-order factorization machines: regressor and binary classifier."""
+
+import numbers
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from sklearn_mf import _fm_fast
+from sklearn_mf._utils import check_dtype, effective_n_threads
+
+_LOSS = {"squared": 0, "logistic": 1}
+
+
+def _as_csr(X, dtype):
+    """A private CSR copy of validated ``X`` with summed duplicates and intp indices."""
+    if sp.issparse(X):
+        Xc = sp.csr_matrix(X, dtype=dtype, copy=True)
+        Xc.sum_duplicates()
+        Xc.eliminate_zeros()
+    else:
+        Xc = sp.csr_matrix(np.asarray(X, dtype=dtype))
+    Xc.indices = Xc.indices.astype(np.intp, copy=False)
+    Xc.indptr = Xc.indptr.astype(np.intp, copy=False)
+    return Xc
+
+
+def _csc_parts(Xc):
+    Xt = Xc.tocsc()
+    return (
+        np.ascontiguousarray(Xt.data),
+        Xt.indices.astype(np.intp, copy=False),
+        Xt.indptr.astype(np.intp, copy=False),
+    )
+
+
+def fm_predict_naive(X, w0, w, V):
+    r"""Reference FM scores by the pairwise definition, in O(k n_features^2) per row.
+
+    :math:`\hat y(x) = w_0 + \sum_j w_j x_j + \sum_{j<l} \langle v_j, v_l\rangle x_j x_l`.
+    For tests and teaching; use the estimators' ``predict`` for real work.
+    """
+    X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    G = np.asarray(V, dtype=np.float64) @ np.asarray(V, dtype=np.float64).T
+    out = np.full(X.shape[0], float(w0))
+    out += X @ np.asarray(w, dtype=np.float64)
+    d = X.shape[1]
+    for r in range(X.shape[0]):
+        x = X[r]
+        for j in range(d):
+            for l in range(j + 1, d):
+                out[r] += G[j, l] * x[j] * x[l]
+    return out
+
+
+class _BaseFactorizationMachine(BaseEstimator):
+    """Parameters, validation and the solver loops shared by both FM estimators."""
+
+    _parameter_constraints: dict = {
+        "n_factors": [Interval(numbers.Integral, 0, None, closed="left")],
+        "solver": [StrOptions({"sgd", "als"})],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"constant", "invscaling"})],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "regularization_w": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "regularization_w0": [Interval(numbers.Real, 0, None, closed="left")],
+        "regularization_mode": [StrOptions({"occurrence", "total"})],
+        "fit_intercept": ["boolean"],
+        "init_std": [Interval(numbers.Real, 0, None, closed="left")],
+        "dtype": "no_validation",  # checked by check_dtype
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    _loss_name = "squared"
+
+    def __init__(
+        self,
+        n_factors=8,
+        *,
+        solver="als",
+        max_iter=100,
+        learning_rate=0.01,
+        learning_rate_schedule="constant",
+        power_t=0.5,
+        regularization=0.05,
+        regularization_w=None,
+        regularization_w0=0.0,
+        regularization_mode="occurrence",
+        fit_intercept=True,
+        init_std=0.1,
+        dtype=np.float32,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.solver = solver
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
+        self.power_t = power_t
+        self.regularization = regularization
+        self.regularization_w = regularization_w
+        self.regularization_w0 = regularization_w0
+        self.regularization_mode = regularization_mode
+        self.fit_intercept = fit_intercept
+        self.init_std = init_std
+        self.dtype = dtype
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.required = True
+        return tags
+
+    # ------------------------------------------------------------ helpers
+    def _validate_X(self, X, reset):
+        dtype = check_dtype(self.dtype) if reset else self.w_.dtype.type
+        X = validate_data(
+            self, X, accept_sparse=("csr", "csc", "coo"), dtype=dtype,
+            reset=reset, ensure_all_finite=True,
+        )
+        return _as_csr(X, dtype)
+
+    def _decision(self, X):
+        check_is_fitted(self)
+        Xc = self._validate_X(X, reset=False)
+        out = np.empty(Xc.shape[0], dtype=np.float64)
+        _fm_fast.predict(
+            Xc.data, Xc.indices, Xc.indptr, float(self._w0[0]), self.w_,
+            self.V_, out, effective_n_threads(self.n_jobs),
+        )
+        return out
+
+    def _penalty(self):
+        reg_w = self.regularization if self.regularization_w is None else self.regularization_w
+        w0 = float(self._w0[0])
+        m, m0 = self._pen_scale, self._pen_scale0
+        w = self.w_.astype(np.float64)
+        return 0.5 * (
+            self.regularization_w0 * m0 * w0 * w0
+            + reg_w * float(np.dot(m, w * w))
+            + self.regularization * float(np.dot(m, np.square(self.V_, dtype=np.float64).sum(axis=1)))
+        )
+
+    # --------------------------------------------------------------- fit
+    def _fit(self, X, y, sample_weight, init_intercept):
+        """Fit to the encoded target ``y`` (float64; ±1 for the logistic loss)."""
+        dtype = check_dtype(self.dtype)
+        Xc = self._validate_X(X, reset=True)
+        n, d = Xc.shape
+        if len(y) != n:
+            raise ValueError(f"X has {n} rows but y has {len(y)} values.")
+        sample_weight = (
+            None if sample_weight is None else _check_sample_weight(sample_weight, Xc, dtype=np.float64)
+        )
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        k = self.n_factors
+        self.V_ = rng.normal(0.0, self.init_std, (d, k)).astype(dtype)
+        self.w_ = np.zeros(d, dtype=dtype)
+        self._w0 = np.zeros(1, dtype=dtype)
+
+        train = np.arange(n)
+        val = None
+        if self.early_stopping:
+            n_val = max(1, int(round(self.validation_fraction * n)))
+            if n_val >= n:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no training "
+                    f"samples out of {n}."
+                )
+            shuffled = rng.permutation(n)
+            val, train = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+        Xt = _as_csr(Xc[train], dtype) if val is not None else Xc
+        yt = np.ascontiguousarray(y[train], dtype=dtype)
+        swt = (
+            np.zeros(0, dtype=dtype)
+            if sample_weight is None
+            else np.ascontiguousarray(sample_weight[train], dtype=dtype)
+        )
+        if self.fit_intercept:
+            self._w0[0] = init_intercept(y[train], None if sample_weight is None else sample_weight[train])
+        sum_w = float(len(yt)) if sample_weight is None else float(swt.sum())
+        self._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
+        return self
+
+    def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
+        dtype = self.w_.dtype.type
+        loss = _LOSS[self._loss_name]
+        n, k = Xt.shape[0], self.n_factors
+        n_threads = effective_n_threads(self.n_jobs)
+        reg_w = self.regularization if self.regularization_w is None else self.regularization_w
+        counts = np.bincount(Xt.indices, minlength=Xt.shape[1]).astype(np.float64)
+        if self.regularization_mode == "occurrence":
+            self._pen_scale, self._pen_scale0 = counts, float(n)
+        else:
+            self._pen_scale, self._pen_scale0 = np.ones_like(counts), 1.0
+        if self.solver == "sgd":
+            # per-row share of each feature's penalty: m_j / n_j
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row_scale = np.where(counts > 0, self._pen_scale / counts, 0.0).astype(dtype)
+            row_scale0 = self._pen_scale0 / n
+            q = np.zeros(k, dtype=dtype)
+        else:
+            cdata, crows, cptr = _csc_parts(Xt)
+            cd_scale = self._pen_scale.astype(dtype)
+            pred = np.empty(n, dtype=dtype)
+            qc = np.zeros((k, n), dtype=dtype)
+
+        self.loss_curve_ = []
+        self.validation_scores_ = [] if val is not None else None
+        self.best_iteration_ = None
+        best, best_state, no_improve = np.inf, None, 0
+        converged = False
+        for epoch in range(1, self.max_iter + 1):
+            tic = time.perf_counter()
+            if self.solver == "sgd":
+                lr = self.learning_rate
+                if self.learning_rate_schedule == "invscaling":
+                    lr = self.learning_rate / epoch**self.power_t
+                order = rng.permutation(n).astype(np.intp)
+                data_loss, n_bad = _fm_fast.sgd_epoch(
+                    Xt.data, Xt.indices, Xt.indptr, yt, swt, order, self._w0, self.w_,
+                    self.V_, row_scale, row_scale0, self.regularization_w0, reg_w,
+                    self.regularization, lr, loss, self.fit_intercept, q,
+                )
+            else:
+                # Refresh the caches from scratch each sweep: no drift in float32.
+                _fm_fast.predict_cache(
+                    Xt.data, Xt.indices, Xt.indptr, float(self._w0[0]), self.w_, self.V_,
+                    pred, qc, n_threads,
+                )
+                n_bad = _fm_fast.cd_epoch(
+                    cdata, crows, cptr, yt, swt, self._w0, self.w_, self.V_, pred, qc,
+                    cd_scale, self._pen_scale0, self.regularization_w0, reg_w, self.regularization, loss,
+                    self.fit_intercept,
+                )
+                data_loss = _fm_fast.objective(pred, yt, swt, loss)
+            if n_bad or not np.isfinite(data_loss) or not np.all(np.isfinite(self.V_)):
+                hint = (
+                    f"Use a smaller learning_rate (now {self.learning_rate}) or a larger "
+                    "regularization." if self.solver == "sgd"
+                    else "Use a larger regularization or scale the features."
+                )
+                raise FloatingPointError(
+                    f"The {self.solver} solver diverged in epoch {epoch}: the prediction "
+                    f"became NaN or infinite. {hint}"
+                )
+            obj = (data_loss + self._penalty()) / sum_w
+            self.loss_curve_.append(float(obj))
+            self.n_iter_ = epoch
+            msg = f"epoch {epoch:3d}  objective {obj:.5f}"
+            if val is not None:
+                score = self._validation_score(
+                    Xc[val], y[val], None if sample_weight is None else sample_weight[val]
+                )
+                self.validation_scores_.append(score)
+                msg += f"  validation {self._validation_name} {score:.5f}"
+                if score < best - (self.tol or 0.0):
+                    best, no_improve, self.best_iteration_ = score, 0, epoch
+                    best_state = [a.copy() for a in (self._w0, self.w_, self.V_)]
+                else:
+                    no_improve += 1
+                if no_improve >= self.n_iter_no_change:
+                    converged = True
+            elif self.tol is not None and epoch > 1:
+                prev = self.loss_curve_[-2]
+                if prev - obj < self.tol * max(abs(prev), 1e-12):
+                    no_improve += 1
+                else:
+                    no_improve = 0
+                if no_improve >= self.n_iter_no_change:
+                    converged = True
+            if self.verbose:
+                print(f"{msg}  {time.perf_counter() - tic:.3f}s", flush=True)
+            if converged:
+                break
+        if best_state is not None:
+            for dst, src in zip((self._w0, self.w_, self.V_), best_state):
+                dst[...] = src
+        self.intercept_ = float(self._w0[0])
+        if not converged and self.tol is not None:
+            warnings.warn(
+                f"{type(self).__name__} reached max_iter={self.max_iter} before the "
+                f"{'validation score' if val is not None else 'objective'} stopped "
+                "improving; increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+
+
+_FM_PARAMS_DOC = r"""
+    Parameters
+    ----------
+    n_factors : int, default=8
+        Dimension :math:`k` of the latent vectors :math:`v_j` (0 gives a linear
+        model).
+    solver : {"als", "sgd"}, default="als"
+        ``"als"``: coordinate descent (libFM's "ALS"): each of :math:`w_0`,
+        :math:`w_j` and :math:`v_{jf}` in turn is set to the minimiser of the
+        objective with the others fixed (exact for the squared loss, a
+        Newton step with curvature bound 1/4 for the logistic loss), using
+        cached predictions and factor sums so that one update costs
+        O(nnz of its column); no learning rate to tune.
+        ``"sgd"``: stochastic gradient descent over the rows in a fresh random
+        order each epoch.  Both solvers train on one thread (every update
+        depends on the previous one); ``predict`` runs in parallel.
+    max_iter : int, default=100
+        Maximum number of epochs (passes over the rows for SGD, sweeps over
+        all coordinates for ALS).
+    learning_rate : float, default=0.01
+        SGD step size :math:`\eta_0` (unused by ALS).
+    learning_rate_schedule : {"constant", "invscaling"}, default="constant"
+        SGD step in epoch :math:`t` (1-based): :math:`\eta_0` or
+        :math:`\eta_0 / t^{\text{power\_t}}`.
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
+    regularization : float, default=0.05
+        L2 penalty :math:`\lambda_V` on the latent vectors (see the objective
+        above; SGD shares the penalty of feature :math:`j` out over the
+        :math:`n_j` rows where it is non-zero, so that an epoch follows the
+        gradient of :math:`J`).
+    regularization_w : float or None, default=None
+        L2 penalty :math:`\lambda_w` on the linear weights; None uses
+        ``regularization``.
+    regularization_w0 : float, default=0.0
+        L2 penalty :math:`\lambda_0` on the intercept.
+    regularization_mode : {"occurrence", "total"}, default="occurrence"
+        Penalty multiplier :math:`m_j`: :math:`n_j` (each occurrence of a
+        feature is penalised, like matrix factorization's per-rating
+        regularization; frequent side features such as a gender column are
+        then held back as much as rare ids) or 1 (one penalty per parameter).
+    fit_intercept : bool, default=True
+        Learn :math:`w_0` (else it is 0).
+    init_std : float, default=0.1
+        :math:`v_{jf}` start from :math:`\mathcal N(0, \text{init\_std}^2)`;
+        :math:`w` starts at 0 and :math:`w_0` at the best constant.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Floating type of ``X`` inside the solver and of the parameters.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop when the validation
+        score ({val}) has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and keep the parameters of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+    n_iter_no_change : int, default=5
+        Patience, in epochs, of early stopping and of the ``tol`` criterion.
+    tol : float or None, default=1e-4
+        Without early stopping, training stops when the objective has not
+        decreased by a relative ``tol`` for ``n_iter_no_change`` epochs, and a
+        ``ConvergenceWarning`` is raised if ``max_iter`` comes first.  With
+        early stopping, the minimum improvement of the validation score.
+        None disables the check (always run ``max_iter`` epochs, no warning).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the validation split and the SGD order.
+        Training is single-threaded, so a fixed seed gives identical results.
+    n_jobs : int or None, default=None
+        OpenMP threads for ``predict`` and the ALS cache refresh; None uses
+        every available core.
+    verbose : int, default=0
+        Print one line per epoch (objective, validation score, seconds).
+"""
+
+_FM_ATTRS_DOC = r"""
+    intercept_ : float
+        :math:`w_0`.
+    w_ : ndarray of shape (n_features_in_,)
+        Linear weights.
+    V_ : ndarray of shape (n_features_in_, n_factors)
+        Latent vectors, one row per feature.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Objective :math:`J` divided by the total sample weight after each
+        epoch (for SGD the data term is the loss observed during the epoch).
+    validation_scores_ : list of float or None
+        Validation score after each epoch ({val}; ``early_stopping=True`` only).
+    best_iteration_ : int or None
+        1-based epoch whose parameters were kept (``early_stopping=True`` only).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` is a DataFrame with string column names.
+"""
+
+_FM_MODEL_DOC = r"""
+    The model scores a feature vector :math:`x \in \mathbb R^d` as
+
+    .. math::
+
+        \hat y(x) = w_0 + \sum_{j=1}^d w_j x_j
+            + \sum_{j=1}^d \sum_{l=j+1}^d \langle v_j, v_l\rangle x_j x_l ,
+
+    every pair of features interacting through the inner product of their
+    ``n_factors``-dimensional latent vectors (Rendle 2010).  Because
+    :math:`\sum_{j<l} \langle v_j, v_l\rangle x_j x_l = \frac12 \sum_f
+    \big[(\sum_j v_{jf} x_j)^2 - \sum_j v_{jf}^2 x_j^2\big]`, a row costs
+    O(``n_factors`` x its number of non-zeros).  With one-hot user and item
+    columns only, this is biased matrix factorization; further columns (side
+    features, context) interact with users, items and each other.
+
+    ``X`` is any numeric matrix, dense or ``scipy.sparse``, for example the
+    output of ``OneHotEncoder`` / ``ColumnTransformer`` in a ``Pipeline``, or a
+    LIBSVM file read with :func:`sklearn.datasets.load_svmlight_file`.  The
+    fit minimises
+
+    .. math::
+
+        J = \sum_i s_i\, \ell(y_i, \hat y(x_i))
+            + \sum_j m_j \Big(\frac{\lambda_w}{2} w_j^2
+            + \frac{\lambda_V}{2} \lVert v_j\rVert^2\Big)
+            + m_0 \frac{\lambda_0}{2} w_0^2
+
+    where the penalty multiplier :math:`m_j` is the number :math:`n_j` of
+    training rows in which feature :math:`j` is non-zero
+    (``regularization_mode="occurrence"``, the per-rating penalty of matrix
+    factorization and of libFM's SGD; :math:`m_0 = n`) or 1
+    (``"total"``, the penalty of libFM's ALS).
+"""
+
+
+class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
+    __doc__ = (
+        "Second-order factorization machine for regression (squared loss).\n"
+        + _FM_MODEL_DOC
+        + r"""
+    with :math:`\ell(y, \hat y) = \frac12 (y - \hat y)^2` and sample weights
+    :math:`s_i`.
+"""
+        + _FM_PARAMS_DOC.replace("{val}", "RMSE")
+        + r"""    clip_predictions : bool, default=True
+        Clip ``predict`` to the range of targets seen in ``fit``.
+
+    Attributes
+    ----------"""
+        + _FM_ATTRS_DOC.replace("{val}", "RMSE")
+        + r"""    target_range_ : tuple of float
+        Smallest and largest training target.
+
+    See Also
+    --------
+    FactorizationMachineClassifier : The same model with the logistic loss.
+    FMRecommender : Ranked recommendations from an FM on user and item features.
+    MatrixFactorization : The special case with one-hot user and item ids.
+
+    References
+    ----------
+    S. Rendle, "Factorization Machines", ICDM 2010.
+    S. Rendle, "Factorization Machines with libFM", ACM TIST 3(3), 2012.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import OneHotEncoder
+    >>> from sklearn_mf import FactorizationMachineRegressor
+    >>> X = np.array([["ann", "jaws"], ["ann", "up"], ["bob", "jaws"],
+    ...               ["bob", "heat"], ["cat", "up"], ["cat", "heat"]])
+    >>> y = np.array([5.0, 3.0, 4.0, 2.0, 4.0, 1.0])
+    >>> model = make_pipeline(
+    ...     OneHotEncoder(handle_unknown="ignore"),
+    ...     FactorizationMachineRegressor(n_factors=2, regularization=0.01,
+    ...                                   random_state=0, tol=None, max_iter=50),
+    ... )
+    >>> model.fit(X, y).predict([["ann", "heat"]]).shape
+    (1,)
+    """
+    )
+
+    _parameter_constraints: dict = {
+        **_BaseFactorizationMachine._parameter_constraints,
+        "clip_predictions": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_factors=8,
+        *,
+        solver="als",
+        max_iter=100,
+        learning_rate=0.01,
+        learning_rate_schedule="constant",
+        power_t=0.5,
+        regularization=0.05,
+        regularization_w=None,
+        regularization_w0=0.0,
+        regularization_mode="occurrence",
+        fit_intercept=True,
+        init_std=0.1,
+        dtype=np.float32,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        clip_predictions=True,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_factors, solver=solver, max_iter=max_iter, learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule, power_t=power_t,
+            regularization=regularization, regularization_w=regularization_w,
+            regularization_w0=regularization_w0,
+            regularization_mode=regularization_mode, fit_intercept=fit_intercept,
+            init_std=init_std, dtype=dtype, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            tol=tol, random_state=random_state, n_jobs=n_jobs, verbose=verbose,
+        )
+        self.clip_predictions = clip_predictions
+
+    _validation_name = "RMSE"
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the factorization machine.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training features (dense or CSR/CSC/COO); NaN or infinity raise.
+        y : array-like of shape (n_samples,)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights :math:`s_i` of the samples in the loss.
+
+        Returns
+        -------
+        self : FactorizationMachineRegressor
+            The fitted estimator.
+        """
+        y = column_or_1d(y, warn=True)
+        y = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity.")
+        self.target_range_ = (float(y.min()), float(y.max())) if len(y) else (0.0, 0.0)
+        return self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s))
+
+    def _validation_score(self, X, y, w):
+        pred = self._decision(X)
+        return float(np.sqrt(np.average((pred - y) ** 2, weights=w)))
+
+    def predict(self, X):
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Features, with the columns seen in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predictions (clipped to ``target_range_`` when
+            ``clip_predictions=True``).
+        """
+        out = self._decision(X)
+        if self.clip_predictions:
+            np.clip(out, *self.target_range_, out=out)
+        return out
+
+
+def _logit_init(y, w):
+    p = np.average(y > 0, weights=w)
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
+class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine):
+    __doc__ = (
+        "Second-order factorization machine for binary classification (logistic loss).\n"
+        + _FM_MODEL_DOC
+        + r"""
+    with :math:`\ell(y, \hat y) = \log(1 + e^{-y \hat y})` for the target
+    encoded as :math:`y = +1` for ``classes_[1]`` and :math:`-1` for
+    ``classes_[0]``; :math:`P(y = \text{classes\_[1]} \mid x) =
+    \sigma(\hat y(x))`.  ``y`` may hold any two labels; more than two raise
+    ``ValueError``.
+"""
+        + _FM_PARAMS_DOC.replace("{val}", "log-loss")
+        + r"""
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two labels; ``classes_[1]`` is the positive class."""
+        + _FM_ATTRS_DOC.replace("{val}", "log-loss")
+        + r"""
+    See Also
+    --------
+    FactorizationMachineRegressor : The same model with the squared loss.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mf import FactorizationMachineClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> y = np.where(X[:, 0] * X[:, 1] > 0, "match", "other")
+    >>> clf = FactorizationMachineClassifier(n_factors=2, random_state=0, tol=None,
+    ...                                      regularization=1e-3, max_iter=30)
+    >>> clf.fit(X, y).score(X, y) > 0.9
+    True
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+    )
+
+    _validation_name = "log-loss"
+    _loss_name = "logistic"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the factorization machine to binary labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training features (dense or CSR/CSC/COO); NaN or infinity raise.
+        y : array-like of shape (n_samples,)
+            Two distinct labels (any type).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights :math:`s_i` of the samples in the loss.
+
+        Returns
+        -------
+        self : FactorizationMachineClassifier
+            The fitted estimator.
+        """
+        y = column_or_1d(y, warn=True)
+        kind = type_of_target(y, input_name="y")
+        if kind not in ("binary",):
+            n_cls = len(np.unique(y)) if kind != "continuous" else "continuous"
+            raise ValueError(
+                "FactorizationMachineClassifier supports binary targets only; y is "
+                f"{kind!r} ({n_cls} distinct values). Use FactorizationMachineRegressor "
+                "for continuous targets."
+            )
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) != 2:
+            raise ValueError(
+                "FactorizationMachineClassifier needs exactly two classes in y; got "
+                f"{len(self.classes_)}: {list(self.classes_)}."
+            )
+        y_pm = np.where(y_enc == 1, 1.0, -1.0)
+        return self._fit(X, y_pm, sample_weight, _logit_init)
+
+    def _validation_score(self, X, y, w):
+        z = self._decision(X) * y
+        return float(np.average(np.logaddexp(0.0, -z), weights=w))
+
+    def decision_function(self, X):
+        """Raw FM score :math:`\\hat y(x)`; positive favours ``classes_[1]``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            The log-odds of ``classes_[1]``.
+        """
+        return self._decision(X)
+
+    def predict_proba(self, X):
+        """Class probabilities :math:`\\sigma(\\hat y(x))` for ``classes_[1]``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, 2)
+            Columns in the order of ``classes_``.
+        """
+        z = self._decision(X)
+        p1 = np.exp(-np.logaddexp(0.0, -z))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, 2)
+            Columns in the order of ``classes_``.
+        """
+        z = self._decision(X)
+        return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
+
+    def predict(self, X):
+        """Predicted labels (``classes_[1]`` where the score is positive).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return self.classes_[(self._decision(X) > 0).astype(int)]

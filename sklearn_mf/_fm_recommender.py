@@ -1,0 +1,432 @@
+"""``FMRecommender``: a factorization machine over user and item side tables."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._fm import FactorizationMachineRegressor
+from sklearn_mf._validation import check_interactions
+
+
+def _encode_table(table, what):
+    """Encode a side table (DataFrame indexed by raw id) as a CSR matrix.
+
+    Numeric and boolean columns are used as given; any other column is one-hot
+    encoded (one column per distinct value).  Returns ``(ids, matrix,
+    feature_names)``.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(
+            f"{what}_features must be a pandas DataFrame indexed by raw {what} id, "
+            f"got {type(table).__name__}."
+        )
+    if not table.index.is_unique:
+        dup = table.index[table.index.duplicated()][:5]
+        raise ValueError(f"{what}_features has duplicated ids in its index, e.g. {list(dup)}.")
+    blocks, names = [], []
+    for col in table.columns:
+        s = table[col]
+        if s.isna().any():
+            raise ValueError(
+                f"{what}_features column {col!r} has {int(s.isna().sum())} missing value(s); "
+                "fill or drop them first."
+            )
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            vals = s.to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(vals)):
+                raise ValueError(f"{what}_features column {col!r} has infinite values.")
+            blocks.append(sp.csr_matrix(vals[:, None]))
+            names.append(f"{what}:{col}")
+        else:
+            codes, cats = pd.factorize(s.astype(str), sort=True)
+            m = sp.csr_matrix(
+                (np.ones(len(codes)), (np.arange(len(codes)), codes)),
+                shape=(len(codes), len(cats)),
+            )
+            blocks.append(m)
+            names.extend(f"{what}:{col}={c}" for c in cats)
+    if blocks:
+        M = sp.hstack(blocks, format="csr")
+    else:
+        M = sp.csr_matrix((len(table), 0))
+    M.eliminate_zeros()
+    return table.index.to_numpy(), M, names
+
+
+class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
+    r"""Recommender on a factorization machine over user and item side features.
+
+    Each rating of user :math:`u` for item :math:`i` becomes the feature vector
+    :math:`x = [\,e_u;\ a_u;\ e_i;\ b_i\,]`: one-hot user and item ids
+    (``use_ids=True``), the user's row :math:`a_u` of ``user_features`` and the
+    item's row :math:`b_i` of ``item_features``.  A
+    :class:`FactorizationMachineRegressor` is fitted on these vectors.
+    Because every feature belongs either to the user block :math:`U` or to the
+    item block :math:`I`, the FM score splits exactly into
+
+    .. math::
+
+        \hat r_{ui} = w_0 + c_u + c_i + \langle p_u, q_i \rangle, \qquad
+        p_u = \sum_{j \in U} v_j x_j, \quad q_i = \sum_{j \in I} v_j x_j,
+
+    with :math:`c_u = \sum_{j\in U} w_j x_j + \sum_{j<l \in U} \langle v_j,
+    v_l\rangle x_j x_l` (and :math:`c_i` alike).  The embeddings :math:`p_u`,
+    :math:`q_i` and offsets :math:`c_u`, :math:`c_i` are computed once per user
+    and item after ``fit``, so ``recommend`` ranks the whole catalogue with a
+    matrix product and a partial sort, like :class:`MatrixFactorization`.
+
+    Cold start comes for free: a user listed in ``user_features`` but absent
+    from the training ratings has no id column, so :math:`p_u` and :math:`c_u`
+    come from the profile alone; the same holds for an item listed in
+    ``item_features`` without ratings.  Such users and items are part of
+    ``users_`` / ``items_``, get scores from ``predict`` and ``recommend``, and
+    items without ratings are ranked among the candidates.
+
+    Parameters
+    ----------
+    n_factors : int, default=8
+        Dimension of the latent vectors.
+    user_features : DataFrame or None, default=None
+        One row per user, indexed by raw user id.  Numeric and boolean columns
+        are used as given (scale them, e.g. 0/1 indicators, standardised
+        values or bins); other columns are one-hot encoded.  Users without a
+        row have an all-zero profile.  NaN raises ``ValueError``.
+    item_features : DataFrame or None, default=None
+        The same for items (e.g. genre indicators).
+    use_ids : bool, default=True
+        Include one-hot user and item ids (without them the model is a pure
+        content model).
+    solver : {"als", "sgd"}, default="als"
+        See :class:`FactorizationMachineRegressor`.
+    max_iter : int, default=100
+        Maximum epochs.
+    learning_rate : float, default=0.01
+        SGD step size (unused by ALS).
+    regularization : float, default=0.05
+        L2 penalty on the latent vectors.
+    regularization_w : float or None, default=None
+        L2 penalty on the linear weights; None uses ``regularization``.
+    regularization_mode : {"occurrence", "total"}, default="occurrence"
+        Penalty per occurrence of a feature or per parameter; see
+        :class:`FactorizationMachineRegressor`.
+    init_std : float, default=0.1
+        Standard deviation of the initial latent vectors.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Floating type of the parameters.
+    early_stopping : bool, default=False
+        Early stopping on a held-out fraction of the ratings.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=5
+        Patience of the stopping criteria.
+    tol : float or None, default=1e-4
+        Stopping tolerance (see :class:`FactorizationMachineRegressor`).
+    clip_predictions : bool, default=True
+        Clip ``predict`` to the range of training ratings (``recommend``
+        returns the unclipped scores).
+    handle_unknown : {"fallback", "nan", "error"}, default="fallback"
+        ``predict`` for a user (item) neither rated in ``fit`` nor listed in
+        the side table: ``"fallback"`` scores it as an all-zero feature block,
+        i.e. :math:`w_0 + c_i` (:math:`w_0 + c_u`; :math:`w_0` for both),
+        ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend`` serves such
+        users from item popularity.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the FM's initialisation and order.
+    n_jobs : int or None, default=None
+        Threads for prediction and ranking.
+    verbose : int, default=0
+        Per-epoch progress of the FM.
+
+    Attributes
+    ----------
+    fm_ : FactorizationMachineRegressor
+        The fitted model on the design matrix.
+    feature_names_ : list of str
+        Names of the design-matrix columns (``user=<id>``, ``user:<col>``, ...).
+    user_embeddings_ : ndarray of shape (n_users, n_factors)
+        :math:`p_u` for every user of ``users_``.
+    user_offsets_ : ndarray of shape (n_users,)
+        :math:`c_u`.
+    item_embeddings_ : ndarray of shape (n_items, n_factors)
+        :math:`q_i` for every item of ``items_``.
+    item_offsets_ : ndarray of shape (n_items,)
+        :math:`c_i`.
+    intercept_ : float
+        :math:`w_0`.
+    users_ : ndarray of shape (n_users,)
+        Raw user ids: those of the training ratings and of ``user_features``.
+    items_ : ndarray of shape (n_items,)
+        Raw item ids: those of the training ratings and of ``item_features``.
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Training ratings (excluded by ``recommend(exclude_seen=True)``).
+    item_popularity_ : ndarray of shape (n_items,)
+        Training ratings per item (0 for feature-only items).
+    rating_range_ : tuple of float
+        Smallest and largest training rating.
+    n_iter_ : int
+        Epochs run by the FM.
+    loss_curve_ : list of float
+        The FM's objective per epoch.
+    n_features_in_ : int
+        Number of columns of the interaction table ``X``.
+
+    See Also
+    --------
+    FactorizationMachineRegressor : The FM on an arbitrary feature matrix.
+    MatrixFactorization : The ids-only special case, trained by SGD.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_mf import FMRecommender
+    >>> users = pd.DataFrame({"age_group": ["young", "young", "old", "old"]},
+    ...                      index=["ann", "bob", "cat", "dan"])
+    >>> items = pd.DataFrame({"kids": [1, 1, 0, 0]}, index=["up", "cars", "heat", "jaws"])
+    >>> X = [("ann", "up"), ("ann", "heat"), ("bob", "cars"), ("cat", "heat"),
+    ...      ("cat", "up")]
+    >>> y = [5, 1, 5, 5, 1]
+    >>> rec = FMRecommender(n_factors=2, user_features=users, item_features=items,
+    ...                     regularization=0.01, random_state=0,
+    ...                     tol=None, max_iter=30).fit(X, y)
+    >>> items, scores = rec.recommend(["dan"], n=4)   # profile only, no ratings
+    >>> items.shape
+    (1, 4)
+    """
+
+    _parameter_constraints: dict = {
+        "n_factors": [Interval(numbers.Integral, 0, None, closed="left")],
+        "user_features": [pd.DataFrame, None],
+        "item_features": [pd.DataFrame, None],
+        "use_ids": ["boolean"],
+        "solver": [StrOptions({"sgd", "als"})],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "regularization_w": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "regularization_mode": [StrOptions({"occurrence", "total"})],
+        "init_std": [Interval(numbers.Real, 0, None, closed="left")],
+        "dtype": "no_validation",
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "clip_predictions": ["boolean"],
+        "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_factors=8,
+        *,
+        user_features=None,
+        item_features=None,
+        use_ids=True,
+        solver="als",
+        max_iter=100,
+        learning_rate=0.01,
+        regularization=0.05,
+        regularization_w=None,
+        regularization_mode="occurrence",
+        init_std=0.1,
+        dtype=np.float32,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        clip_predictions=True,
+        handle_unknown="fallback",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.user_features = user_features
+        self.item_features = item_features
+        self.use_ids = use_ids
+        self.solver = solver
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.regularization_w = regularization_w
+        self.regularization_mode = regularization_mode
+        self.init_std = init_std
+        self.dtype = dtype
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.clip_predictions = clip_predictions
+        self.handle_unknown = handle_unknown
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    def _block(self, n_all, train_codes, table, codes_of_table, what):
+        """Feature block (n_all x n_cols) of users or items, and column names."""
+        parts, names = [], []
+        if self.use_ids:
+            seen = np.unique(train_codes)
+            col = np.full(n_all, -1, dtype=np.intp)
+            col[seen] = np.arange(len(seen))
+            rows = np.flatnonzero(col >= 0)
+            parts.append(sp.csr_matrix(
+                (np.ones(len(rows)), (rows, col[rows])), shape=(n_all, len(seen))
+            ))
+            ids = self.users_ if what == "user" else self.items_
+            names.extend(f"{what}={ids[c]}" for c in seen)
+        if table is not None:
+            M = table[1]
+            # rows of the table in code order; users without a row get zeros
+            P = sp.csr_matrix(
+                (np.ones(len(codes_of_table)), (codes_of_table, np.arange(len(codes_of_table)))),
+                shape=(n_all, M.shape[0]),
+            )
+            parts.append((P @ M).tocsr())
+            names.extend(table[2])
+        if not parts:
+            return sp.csr_matrix((n_all, 0)), names
+        return sp.hstack(parts, format="csr"), names
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the FM to the ratings ``y`` of the interactions ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, n_columns)
+            Column 0 user ids, column 1 item ids; further columns are ignored.
+        y : array-like of shape (n_ratings,)
+            Ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Weights of the ratings in the squared error.
+
+        Returns
+        -------
+        self : FMRecommender
+            The fitted estimator.
+        """
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=True, y_required=True
+        )
+        if not self.use_ids and self.user_features is None and self.item_features is None:
+            raise ValueError("use_ids=False needs user_features and/or item_features.")
+        utab = None if self.user_features is None else _encode_table(self.user_features, "user")
+        itab = None if self.item_features is None else _encode_table(self.item_features, "item")
+        n = len(users)
+        all_users = users if utab is None else np.concatenate(
+            [users.astype(object), utab[0].astype(object)])
+        all_items = items if itab is None else np.concatenate(
+            [items.astype(object), itab[0].astype(object)])
+        u_all, i_all = self._fit_ids(_uniform(all_users), _uniform(all_items))
+        u, i = u_all[:n], i_all[:n]
+        self._set_training_interactions(u, i, y)
+        self.rating_range_ = (float(y.min()), float(y.max()))
+        n_users, n_items = len(self.users_), len(self.items_)
+        Bu, un = self._block(n_users, u, utab, None if utab is None else u_all[n:], "user")
+        Bi, inames = self._block(n_items, i, itab, None if itab is None else i_all[n:], "item")
+        self.feature_names_ = un + inames
+        self._n_user_cols = Bu.shape[1]
+        design = sp.hstack([Bu[u], Bi[i]], format="csr")
+        self.fm_ = FactorizationMachineRegressor(
+            self.n_factors, solver=self.solver, max_iter=self.max_iter,
+            learning_rate=self.learning_rate, regularization=self.regularization,
+            regularization_w=self.regularization_w,
+            regularization_mode=self.regularization_mode, init_std=self.init_std,
+            dtype=self.dtype, early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change, tol=self.tol,
+            clip_predictions=False, random_state=self.random_state,
+            n_jobs=self.n_jobs, verbose=self.verbose,
+        ).fit(design, y, sample_weight=sample_weight)
+        self.n_iter_ = self.fm_.n_iter_
+        self.loss_curve_ = self.fm_.loss_curve_
+        self.intercept_ = self.fm_.intercept_
+        k = self._n_user_cols
+        w, V = self.fm_.w_.astype(np.float64), self.fm_.V_.astype(np.float64)
+        self.user_embeddings_, self.user_offsets_ = _block_terms(Bu, w[:k], V[:k])
+        self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
+        self._user_block, self._item_block = Bu, Bi
+        return self
+
+    # ------------------------------------------------------------ scoring
+    def _predict_codes(self, user_codes, item_codes):
+        ku, ki = user_codes >= 0, item_codes >= 0
+        uc, ic = np.where(ku, user_codes, 0), np.where(ki, item_codes, 0)
+        P = self.user_embeddings_[uc] * ku[:, None]
+        Q = self.item_embeddings_[ic] * ki[:, None]
+        out = (
+            self.intercept_
+            + np.where(ku, self.user_offsets_[uc], 0.0)
+            + np.where(ki, self.item_offsets_[ic], 0.0)
+            + np.einsum("ij,ij->i", P, Q)
+        )
+        if self.clip_predictions:
+            np.clip(out, *self.rating_range_, out=out)
+        return out
+
+    def _user_embeddings(self, user_codes):
+        return self.user_embeddings_[user_codes]
+
+    def _item_embeddings(self):
+        return self.item_embeddings_, self.item_offsets_ + self.intercept_
+
+    def _user_offsets(self, user_codes):
+        return self.user_offsets_[user_codes]
+
+    def design_matrix(self, X):
+        """The FM feature matrix of interaction rows ``X`` (as used in ``fit``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Column 0 user ids, column 1 item ids.
+
+        Returns
+        -------
+        design : scipy.sparse.csr_matrix of shape (n_interactions, len(feature_names_))
+            Unknown users or items give all-zero blocks.
+        """
+        check_is_fitted(self)
+        users, items, _, _ = check_interactions(self, X, reset=False)
+        u, i = self._user_codes(users), self._item_codes(items)
+        Bu = self._user_block[np.where(u >= 0, u, 0)].multiply((u >= 0)[:, None])
+        Bi = self._item_block[np.where(i >= 0, i, 0)].multiply((i >= 0)[:, None])
+        return sp.hstack([Bu, Bi], format="csr")
+
+
+def _uniform(values):
+    """Give an object array of ids one dtype when all ids share one."""
+    arr = np.asarray(values)
+    if arr.dtype != object or len(arr) == 0:
+        return arr
+    try:
+        typed = np.asarray(arr.tolist())
+    except (TypeError, ValueError):
+        return arr
+    if typed.dtype.kind in "iufUSb" and typed.shape == arr.shape:
+        return typed
+    return arr
+
+
+def _block_terms(B, w, V):
+    """Per-row factor sums and within-block terms of a feature block."""
+    B = sp.csr_matrix(B, dtype=np.float64)
+    P = np.asarray(B @ V)
+    sq = np.asarray(B.multiply(B) @ (V * V)).sum(axis=1)
+    offset = np.asarray(B @ w).ravel() + 0.5 * ((P * P).sum(axis=1) - sq)
+    return np.ascontiguousarray(P), offset
