@@ -20,6 +20,7 @@ from sklearn_mf.metrics import (
     ndcg_at_k,
     novelty,
     precision_at_k,
+    ranking_metrics,
     recall_at_k,
     serendipity,
 )
@@ -339,3 +340,29 @@ def test_serendipity_hand_cases():
     assert serendipity(T, np.array([[0, 2]]), np.array([0]), k=2) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="one row per user"):
         serendipity(truth, rec, [["a"], ["b"]], k=3)
+
+
+def test_ranking_metrics_equals_the_individual_functions():
+    rng = np.random.default_rng(4)
+    R = (rng.random((50, 30)) < 0.2) * rng.integers(1, 4, (50, 30))
+    T = sp.csr_matrix(R)
+    rec = np.argsort(rng.random((50, 30)), axis=1)[:, :10]
+    got = ranking_metrics(T, rec, k=[3, 10], gains="exponential")
+    assert len(got) == 7 * 2
+    funcs = {"precision": precision_at_k, "recall": recall_at_k, "map": map_at_k,
+             "mrr": mrr_at_k, "hit_rate": hit_rate_at_k}
+    for k in (3, 10):
+        for name, f in funcs.items():
+            assert got[f"{name}@{k}"] == pytest.approx(f(T, rec, k=k), rel=1e-12)
+        assert got[f"ndcg@{k}"] == pytest.approx(
+            ndcg_at_k(T, rec, k=k, gains="exponential"), rel=1e-12)
+        assert got[f"auc@{k}"] == pytest.approx(auc(T, rec, k=k), rel=1e-12)
+    per_user = ranking_metrics(T, rec, k=5, metrics=["recall"], average=False)
+    assert_allclose(per_user["recall@5"], recall_at_k(T, rec, k=5, average=False))
+    # keyed form: auc only with n_items
+    keyed = [np.flatnonzero(row) for row in R]
+    assert "auc@10" not in ranking_metrics(keyed, rec, k=10)
+    with pytest.raises(ValueError, match="auc needs n_items"):
+        ranking_metrics(keyed, rec, k=10, metrics=["auc"])
+    with pytest.raises(ValueError, match="Unknown metric"):
+        ranking_metrics(T, rec, metrics=["f1"])

@@ -94,6 +94,11 @@ def test_scorer_hand_computed(toy):
     assert nd(toy, [("u1", "c"), ("u1", "d")], [2.0, 5.0]) == pytest.approx(
         (2 + 5 / np.log2(3)) / (5 + 2 / np.log2(3))
     )
+    # metric_params reach the metric: exponential gains 2^5-1 and 2^2-1
+    nde = make_ranking_scorer("ndcg", k=2, gain="rating", metric_params={"gains": "exponential"})
+    assert nde(toy, [("u1", "c"), ("u1", "d")], [2.0, 5.0]) == pytest.approx(
+        (3 + 31 / np.log2(3)) / (31 + 3 / np.log2(3))
+    )
     # AUC: u1 has 2 candidates (4 items - 2 seen), c relevant and ranked first
     assert make_ranking_scorer("auc", k=2, relevance_threshold=4)(
         toy, [("u1", "c"), ("u1", "d")], [5.0, 2.0]) == pytest.approx(1.0)

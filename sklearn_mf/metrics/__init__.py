@@ -22,6 +22,7 @@ from sklearn_mf.metrics._ranking import (
     mrr_at_k,
     ndcg_at_k,
     precision_at_k,
+    ranking_metrics,
     recall_at_k,
 )
 from sklearn_mf.metrics._scorer import RankingScorer, make_ranking_scorer
@@ -39,6 +40,7 @@ __all__ = [
     "ndcg_at_k",
     "novelty",
     "precision_at_k",
+    "ranking_metrics",
     "recall_at_k",
     "serendipity",
 ]

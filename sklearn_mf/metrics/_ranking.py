@@ -109,6 +109,16 @@ class _Ranked:
 
     __slots__ = ("codes", "gain", "n_relevant", "truth", "k", "item_ids")
 
+    def prefix(self, k):
+        """The same lists cut at ``k <= self.k`` (no new matching)."""
+        if k == self.k:
+            return self
+        out = _Ranked()
+        out.codes, out.gain = self.codes[:, :k], self.gain[:, :k]
+        out.n_relevant, out.truth, out.item_ids, out.k = (
+            self.n_relevant, self.truth, self.item_ids, k)
+        return out
+
     @property
     def valid(self):
         return self.codes >= 0
@@ -373,8 +383,11 @@ def precision_at_k(y_true, recommended, *, k=None, average=True, no_relevant="sk
     0.5
     """
     r = _prepare(y_true, recommended, k)
-    return _finish(r.hit.sum(axis=1) / r.k, r.n_relevant > 0, average, no_relevant,
-                   "precision_at_k")
+    return _finish(*_precision(r), average, no_relevant, "precision_at_k")
+
+
+def _precision(r):
+    return r.hit.sum(axis=1) / r.k, r.n_relevant > 0
 
 
 @_doc
@@ -401,9 +414,11 @@ def recall_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"
     0.75
     """
     r = _prepare(y_true, recommended, k)
-    nrel = np.maximum(r.n_relevant, 1)
-    return _finish(r.hit.sum(axis=1) / nrel, r.n_relevant > 0, average, no_relevant,
-                   "recall_at_k")
+    return _finish(*_recall(r), average, no_relevant, "recall_at_k")
+
+
+def _recall(r):
+    return r.hit.sum(axis=1) / np.maximum(r.n_relevant, 1), r.n_relevant > 0
 
 
 @_doc
@@ -425,8 +440,11 @@ def hit_rate_at_k(y_true, recommended, *, k=None, average=True, no_relevant="ski
     0.5
     """
     r = _prepare(y_true, recommended, k)
-    return _finish(r.hit.any(axis=1).astype(float), r.n_relevant > 0, average,
-                   no_relevant, "hit_rate_at_k")
+    return _finish(*_hit_rate(r), average, no_relevant, "hit_rate_at_k")
+
+
+def _hit_rate(r):
+    return r.hit.any(axis=1).astype(float), r.n_relevant > 0
 
 
 @_doc
@@ -448,10 +466,13 @@ def mrr_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"):
     0.75
     """
     r = _prepare(y_true, recommended, k)
+    return _finish(*_mrr(r), average, no_relevant, "mrr_at_k")
+
+
+def _mrr(r):
     hit = r.hit
     first = np.argmax(hit, axis=1)
-    rr = np.where(hit.any(axis=1), 1.0 / (first + 1), 0.0)
-    return _finish(rr, r.n_relevant > 0, average, no_relevant, "mrr_at_k")
+    return np.where(hit.any(axis=1), 1.0 / (first + 1), 0.0), r.n_relevant > 0
 
 
 @_doc
@@ -481,11 +502,14 @@ def map_at_k(y_true, recommended, *, k=None, average=True, no_relevant="skip"):
     0.8333
     """
     r = _prepare(y_true, recommended, k)
+    return _finish(*_map(r), average, no_relevant, "map_at_k")
+
+
+def _map(r):
     hit = r.hit.astype(np.float64)
     prec = np.cumsum(hit, axis=1) / np.arange(1, r.k + 1)
     denom = np.maximum(np.minimum(r.n_relevant, r.k), 1)
-    return _finish((prec * hit).sum(axis=1) / denom, r.n_relevant > 0, average,
-                   no_relevant, "map_at_k")
+    return (prec * hit).sum(axis=1) / denom, r.n_relevant > 0
 
 
 def _discount(k):
@@ -541,9 +565,13 @@ def ndcg_at_k(y_true, recommended, *, k=None, gains="linear", average=True,
     >>> round(ndcg_at_k([["b"]], [["a", "b"]], k=2), 4)
     0.6309
     """
+    r = _prepare(y_true, recommended, k)
+    return _finish(*_ndcg(r, gains), average, no_relevant, "ndcg_at_k")
+
+
+def _ndcg(r, gains="linear"):
     if gains not in ("linear", "exponential"):
         raise ValueError(f"gains must be 'linear' or 'exponential', got {gains!r}.")
-    r = _prepare(y_true, recommended, k)
     ideal = _ideal_gains(r.truth, r.k)
     g, gi = r.gain, ideal
     if gains == "exponential":
@@ -552,8 +580,7 @@ def ndcg_at_k(y_true, recommended, *, k=None, gains="linear", average=True,
     dcg = g @ disc
     idcg = gi @ disc
     defined = idcg > 0
-    return _finish(np.divide(dcg, idcg, out=np.zeros_like(dcg), where=defined), defined,
-                   average, no_relevant, "ndcg_at_k")
+    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=defined), defined
 
 
 @_doc
@@ -606,6 +633,10 @@ def auc(y_true, recommended, *, n_items=None, k=None, average=True, no_relevant=
                 "y_true is given as per-user id collections."
             )
         n_items = y_true.shape[1]
+    return _finish(*_auc(r, n_items), average, no_relevant, "auc")
+
+
+def _auc(r, n_items):
     N = np.broadcast_to(np.asarray(n_items, dtype=np.float64), (len(r.n_relevant),))
     listed = r.valid.sum(axis=1)
     if (N < listed).any():
@@ -625,4 +656,90 @@ def auc(y_true, recommended, *, n_items=None, k=None, average=True, no_relevant=
     won = won_listed + 0.5 * (R - h) * (M - m)
     defined = (R > 0) & (M > 0)
     denom = np.where(defined, R * M, 1.0)
-    return _finish(won / denom, defined, average, no_relevant, "auc")
+    return won / denom, defined
+
+
+_CORES = {
+    "precision": _precision,
+    "recall": _recall,
+    "ndcg": _ndcg,
+    "map": _map,
+    "mrr": _mrr,
+    "hit_rate": _hit_rate,
+    "auc": _auc,
+}
+
+
+def ranking_metrics(y_true, recommended, *, k=None, metrics=None, n_items=None,
+                    gains="linear", average=True, no_relevant="skip"):
+    """Several ranking metrics at several cut-offs, matching the lists only once.
+
+    Equivalent to calling :func:`precision_at_k`, :func:`recall_at_k`,
+    :func:`ndcg_at_k`, :func:`map_at_k`, :func:`mrr_at_k`,
+    :func:`hit_rate_at_k` and :func:`auc` one by one, but the recommended
+    lists are matched against ``y_true`` once, at the largest ``k``.
+
+    Parameters
+    ----------
+    y_true : sparse matrix of shape (n_users, n_items) or sequence of length n_users
+        Held-out relevant items (see :func:`precision_at_k`).
+    recommended : array-like of shape (n_users, n)
+        Ranked lists, best first; padding ``None`` / NaN / negative integer.
+    k : int or sequence of int, default=None
+        Cut-off(s); None uses all columns.
+    metrics : sequence of str, default=None
+        Among ``"precision"``, ``"recall"``, ``"ndcg"``, ``"map"``, ``"mrr"``,
+        ``"hit_rate"``, ``"auc"``; None means all of them (``"auc"`` only when
+        ``n_items`` is known, i.e. given or ``y_true`` is sparse).
+    n_items : int or array-like of shape (n_users,), default=None
+        Candidates per user, for ``"auc"`` (see :func:`auc`).
+    gains : {"linear", "exponential"}, default="linear"
+        Gain of a grade for ``"ndcg"``.
+    average : bool, default=True
+        Mean over users (True) or per-user arrays (False).
+    no_relevant : {"skip", "zero"}, default="skip"
+        Users without any relevant item (see :func:`precision_at_k`).
+
+    Returns
+    -------
+    scores : dict
+        ``{"ndcg@10": value, ...}``: one entry per metric and cut-off.
+
+    Examples
+    --------
+    >>> from sklearn_mf.metrics import ranking_metrics
+    >>> ranking_metrics([["a", "c"]], [["a", "b", "c"]], k=[1, 3],
+    ...                 metrics=["precision", "recall"])
+    {'precision@1': 1.0, 'precision@3': 0.6666666666666666, 'recall@1': 0.5, 'recall@3': 1.0}
+    """
+    if k is None or isinstance(k, numbers.Integral):
+        ks = [k]
+    else:
+        ks = sorted(set(k))
+    if not ks:
+        raise ValueError("k must be an integer, None or a non-empty list of integers.")
+    if n_items is None and sp.issparse(y_true):
+        n_items = y_true.shape[1]
+    if metrics is None:
+        metrics = [m for m in _CORES if m != "auc" or n_items is not None]
+    unknown = [m for m in metrics if m not in _CORES]
+    if unknown:
+        raise ValueError(f"Unknown metric(s) {unknown}; choose among {list(_CORES)}.")
+    if "auc" in metrics and n_items is None:
+        raise ValueError(
+            "auc needs n_items (the number of candidate items per user) when y_true is "
+            "given as per-user id collections."
+        )
+    full = _prepare(y_true, recommended, None if ks[-1] is None else ks[-1])
+    out = {}
+    for name in metrics:
+        for kk in ks:
+            r = full.prefix(full.k if kk is None else kk)
+            if name == "ndcg":
+                core = _ndcg(r, gains)
+            elif name == "auc":
+                core = _auc(r, n_items)
+            else:
+                core = _CORES[name](r)
+            out[f"{name}@{r.k}"] = _finish(*core, average, no_relevant, name)
+    return out

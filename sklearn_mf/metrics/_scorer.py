@@ -55,9 +55,14 @@ from sklearn_mf.metrics._beyond_accuracy import (
     serendipity,
 )
 from sklearn_mf.metrics._ranking import (
+    _CORES,
+    _auc,
     _check_no_relevant,
     _concat_ids,
     _dedupe_max,
+    _finish,
+    _ndcg,
+    _prepare,
     auc,
     hit_rate_at_k,
     map_at_k,
@@ -230,6 +235,7 @@ class _TestRanking:
         self.codes = np.full((n_users, k), -1, dtype=np.intp)
         self.codes[valid] = all_codes[len(t_items):]
         self.k = k
+        self._ranked = None
         self.exclude_seen = exclude_seen
         self._item_index = item_index
 
@@ -295,10 +301,19 @@ class _TestRanking:
         """Value of metric ``name`` at cut-off ``k`` (<= self.k)."""
         codes = self.codes[:, :k]
         if name in ACCURACY_METRICS:
+            if self._ranked is None:  # match the lists against the truth once
+                self._ranked = _prepare(self.truth, self.codes, self.k)
+            r = self._ranked.prefix(k)
             if name == "auc":
-                kwargs.setdefault("n_items", self.n_candidates())
-            return ACCURACY_METRICS[name](self.truth, codes, k=k, average=average,
-                                          no_relevant=no_relevant, **kwargs)
+                n_items = kwargs.pop("n_items", None)
+                core = _auc(r, self.n_candidates() if n_items is None else n_items)
+            elif name == "ndcg":
+                core = _ndcg(r, kwargs.pop("gains", "linear"))
+            else:
+                core = _CORES[name](r)
+            if kwargs:
+                raise TypeError(f"Unexpected parameter(s) for {name}: {sorted(kwargs)}.")
+            return _finish(*core, average, no_relevant, ACCURACY_METRICS[name].__name__)
         if name == "coverage":
             if self._item_index is None:
                 raise ValueError("coverage needs the model's items_ (the catalogue).")
