@@ -129,3 +129,22 @@ def test_narrative_code_runs(page, tmp_path, monkeypatch):
     namespace = {"__name__": "__doc__"}
     for n, code in enumerate(blocks):
         exec(compile(code, f"{page}[block {n}]", "exec"), namespace)
+
+
+EXAMPLES = sorted((DOC.parent / "examples").glob("plot_*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_gallery_example_has_a_valid_title(path):
+    """sphinx-gallery needs a docstring whose first lines are an RST title."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse(path.read_text()), clean=False)
+    assert doc, f"{path.name} has no module docstring"
+    lines = [line.rstrip() for line in doc.strip("\n").splitlines()]
+    over, title, under = lines[0], lines[1], lines[2]
+    assert set(over) == {"="} and over == under, f"{path.name}: over/underline differ"
+    assert len(over) >= len(title.strip()), (
+        f"{path.name}: title {title.strip()!r} ({len(title.strip())} chars) is longer "
+        f"than its over/underline ({len(over)} chars)"
+    )
