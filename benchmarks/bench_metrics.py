@@ -173,7 +173,7 @@ def main():
         print("implicit is not installed: no comparison")
         return
     secs, their = imp
-    print(f"\nsame four metrics (precision, MAP, NDCG, AUC):")
+    print("\nsame four metrics (precision, MAP, NDCG, AUC):")
     print(f"  sklearn_mf, 4 separate calls:      {ours_total:7.3f} s   -> implicit/ours "
           f"= {secs / ours_total:.2f}")
     print(f"  sklearn_mf, ranking_metrics (once): {ours_once:7.3f} s   -> implicit/ours "

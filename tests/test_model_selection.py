@@ -302,8 +302,21 @@ def test_splitters_as_cv_in_sklearn_tools(ratings):
     assert search.n_splits_ == 2
 
 
-def test_repr_and_clone():
-    from sklearn.base import clone  # noqa: F401  (splitters are not estimators)
+def test_groups_are_routed_as_timestamps(ratings):
+    # under metadata routing the temporal splitters request ``groups`` themselves
+    import sklearn
 
+    X, y = ratings
+    ref = [te.tolist() for _, te in TemporalSplit(n_splits=2).split(X)]
+    with sklearn.config_context(enable_metadata_routing=True):
+        res = cross_validate(
+            MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, n_jobs=1),
+            X[:, :2], y, cv=TemporalSplit(n_splits=2), params={"groups": X[:, 2]},
+            return_indices=True,
+        )
+    assert [te.tolist() for te in res["indices"]["test"]] == ref
+
+
+def test_repr():
     assert repr(TemporalSplit(n_splits=3)).startswith("TemporalSplit(")
     assert "random_state=3" in repr(PerUserRandomSplit(random_state=3))

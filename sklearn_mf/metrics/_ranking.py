@@ -201,7 +201,7 @@ def _truth_lists(y_true):
     return flat_ids, flat_grades, lengths
 
 
-def _prepare(y_true, recommended, k, *, need_truth_ids=False):
+def _prepare(y_true, recommended, k):
     """Match ``recommended[:, :k]`` against ``y_true``; returns a ``_Ranked``."""
     rec = _as_rec_array(recommended)
     k = _check_k(k, rec.shape[1])

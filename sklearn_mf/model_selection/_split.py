@@ -369,6 +369,9 @@ class TemporalSplit(_InteractionSplitter):
     [0 1 2 3] [4]
     """
 
+    # timestamps may come through ``groups``: request them under metadata routing
+    __metadata_request__split = {"groups": True}
+
     def __init__(self, n_splits=1, *, test_size=None, quantiles=None, cutoffs=None,
                  time_col=None, unseen="keep"):
         self.n_splits = n_splits
@@ -485,6 +488,8 @@ class PerUserTemporalSplit(_InteractionSplitter):
     >>> train, test
     (array([0, 2, 4]), array([1, 3]))
     """
+
+    __metadata_request__split = {"groups": True}
 
     def __init__(self, test_size=1, *, min_train=1, time_col=None, unseen="keep"):
         self.test_size = test_size
