@@ -438,10 +438,12 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
     ``"item_mean"``) or the global mean (zero after centring, ``"zero"``).
     Prediction is :math:`\hat r_{ui} = \mu + (U_k\Sigma_k)_u \cdot (V_k)_i`.
 
-    The matrix is never formed: :math:`A = S + f\mathbf 1^\top + \mathbf 1 g^\top`
+    A large matrix is never formed: :math:`A = S + f\mathbf 1^\top + \mathbf 1 g^\top`
     with :math:`S` sparse (observed cells minus the fill), so
     ``scipy.sparse.linalg.svds`` runs on a ``LinearOperator`` whose products
-    cost :math:`O(\text{nnz} + n_\text{users} + n_\text{items})`.
+    cost :math:`O(\text{nnz} + n_\text{users} + n_\text{items})`.  Small
+    matrices (at most two million cells) are filled densely and decomposed
+    exactly by LAPACK.
 
     .. warning::
 
@@ -457,13 +459,13 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
     Parameters
     ----------
     n_factors : int, default=20
-        Rank :math:`k`; must be smaller than both the number of users and of
-        items.
+        Rank :math:`k`; at most the smaller of the numbers of users and items
+        (strictly smaller for matrices above two million cells).
     impute : {"item_mean", "user_mean", "zero"}, default="item_mean"
         Value assumed for the missing cells (before centring).
     tol : float, default=0.0
         Relative accuracy of the singular values (0 = machine precision), passed
-        to ``svds``.
+        to ``svds`` (large matrices only).
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of ratings seen in ``fit``.
     handle_unknown : {"fallback", "nan", "error"}, default="fallback"
@@ -471,7 +473,7 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         value that is known (:math:`\mu + f_u + g_i` with the unknown term
         dropped), ``"nan"`` returns NaN, ``"error"`` raises.
     random_state : int, RandomState instance or None, default=None
-        Seeds the Lanczos starting vector.
+        Seeds the Lanczos starting vector (large matrices only).
     n_jobs : int or None, default=None
         Threads for ``recommend``'s top-n selection.
 
@@ -546,6 +548,10 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    # Matrices with at most this many cells are filled densely and decomposed
+    # by LAPACK; larger ones go through svds on a LinearOperator.
+    _dense_max_cells = 2_000_000
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
@@ -587,7 +593,7 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         return float(np.sum(col_sq / n - (col_sum / n) ** 2))
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y):
         """Fill, centre and factorise the rating matrix.
 
         Parameters
@@ -596,30 +602,25 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
             Column 0 user ids, column 1 item ids; further columns are ignored.
         y : array-like of shape (n_ratings,)
             Ratings.  A (user, item) pair that appears several times is
-            represented by its mean rating.
-        sample_weight : None
-            Not supported (an SVD weights every cell equally); must be None.
-
+            represented by its mean rating.  There is no ``sample_weight``:
+            a truncated SVD weights every cell of the matrix equally.
         Returns
         -------
         self : TruncatedSVDRecommender
             The fitted estimator.
         """
-        if sample_weight is not None:
-            raise ValueError(
-                "TruncatedSVDRecommender does not support sample_weight: a truncated "
-                "SVD weights every cell of the matrix equally."
-            )
         users, items, y, _ = check_interactions(self, X, y, reset=True, y_required=True)
         u, i = self._fit_ids(users, items)
         self._set_training_interactions(u, i, y)
         self.rating_range_ = (float(y.min()), float(y.max()))
         n_users, n_items = len(self.users_), len(self.items_)
         k = self.n_factors
-        if k >= min(n_users, n_items):
+        dense = n_users * n_items <= self._dense_max_cells
+        if k > min(n_users, n_items) or (not dense and k >= min(n_users, n_items)):
             raise ValueError(
                 f"n_factors={k} must be smaller than both the number of users "
-                f"({n_users}) and of items ({n_items}) for a truncated SVD."
+                f"({n_users}) and of items ({n_items}) for a truncated SVD "
+                f"(fit on {len(y)} sample(s))."
             )
         # one value per cell: the mean of duplicated (user, item) ratings
         counts = sp.csr_matrix((np.ones(len(u)), (u, i)), shape=(n_users, n_items))
@@ -640,12 +641,17 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
             g = np.bincount(ci, weights=r, minlength=n_items) / np.bincount(ci, minlength=n_items) - mu
         S = sp.csr_matrix((r - mu - f[cu] - g[ci], (cu, ci)), shape=(n_users, n_items))
 
-        A = self._operator(S, f, g)
-        rng = check_random_state(self.random_state)
-        v0 = rng.uniform(-1, 1, min(n_users, n_items))
-        U, s, Vt = svds(A, k=k, tol=self.tol, v0=v0)
-        order = np.argsort(s)[::-1]
-        U, s, Vt = U[:, order], s[order], Vt[order]
+        if dense:  # small: LAPACK on the filled matrix is exact and fast
+            full = S.toarray() + f[:, None] + g[None, :]
+            U, s, Vt = np.linalg.svd(full, full_matrices=False)
+            U, s, Vt = U[:, :k], s[:k], Vt[:k]
+        else:  # large: Lanczos on the implicit operator, A is never formed
+            A = self._operator(S, f, g)
+            rng = check_random_state(self.random_state)
+            v0 = rng.uniform(-1, 1, min(n_users, n_items))
+            U, s, Vt = svds(A, k=k, tol=self.tol, v0=v0)
+            order = np.argsort(s)[::-1]
+            U, s, Vt = U[:, order], s[order], Vt[order]
         # deterministic signs: the largest |entry| of each right vector is positive
         sign = np.sign(Vt[np.arange(k), np.abs(Vt).argmax(axis=1)])
         sign[sign == 0] = 1
@@ -657,7 +663,11 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.user_factors_ = U * s
         self.item_factors_ = np.ascontiguousarray(Vt.T)
         self.explained_variance_ = self.user_factors_.var(axis=0)
-        self.explained_variance_ratio_ = self.explained_variance_ / self._total_variance(S, f, g)
+        total = self._total_variance(S, f, g)
+        # a matrix with constant columns has no variance to explain
+        self.explained_variance_ratio_ = (
+            self.explained_variance_ / total if total > 0 else np.zeros(k)
+        )
         return self
 
     def _predict_codes(self, user_codes, item_codes):

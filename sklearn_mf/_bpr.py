@@ -206,7 +206,8 @@ class BPR(RecommenderMixin, BaseEstimator):
         n_users, n_items, k = len(self.users_), len(self.items_), self.n_factors
         if n_items < 2:
             raise ValueError(
-                f"BPR needs at least 2 items to sample negatives; X has {n_items}."
+                f"BPR needs at least 2 items to sample negatives; got {n_items} item "
+                f"in {len(u)} sample(s)."
             )
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         self.user_factors_ = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)

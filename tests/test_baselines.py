@@ -200,9 +200,12 @@ def _dense_filled(model, X, y):
     return A
 
 
+@pytest.mark.parametrize("path", ["lapack", "operator"])
 @pytest.mark.parametrize("impute", ["zero", "user_mean", "item_mean"])
-def test_truncated_svd_matches_dense_svd(small, impute):
+def test_truncated_svd_matches_dense_svd(small, impute, path, monkeypatch):
     X, y = small
+    if path == "operator":  # force svds on the implicit LinearOperator
+        monkeypatch.setattr(TruncatedSVDRecommender, "_dense_max_cells", 0)
     model = TruncatedSVDRecommender(5, impute=impute, random_state=0, clip_predictions=False).fit(X, y)
     A = _dense_filled(model, X, y)
     U, s, Vt = np.linalg.svd(A)
@@ -233,8 +236,8 @@ def test_truncated_svd_offsets_and_fallback(small):
 def test_truncated_svd_bad_input(small):
     X, y = small
     with pytest.raises(ValueError, match="smaller than both"):
-        TruncatedSVDRecommender(40).fit(X, y)
-    with pytest.raises(ValueError, match="sample_weight"):
+        TruncatedSVDRecommender(1000).fit(X, y)
+    with pytest.raises(TypeError, match="sample_weight"):
         TruncatedSVDRecommender(3).fit(X, y, sample_weight=np.ones(len(y)))
     with pytest.raises(ValueError, match="impute"):
         TruncatedSVDRecommender(3, impute="median").fit(X, y)
@@ -244,6 +247,13 @@ def test_truncated_svd_ml100k_imputation_distorts(ml_split):
     """Imputation costs accuracy: worse than MF and than the bias baseline."""
     Xtr, Xte, ytr, yte = ml_split
     svd = TruncatedSVDRecommender(10, impute="item_mean", random_state=0).fit(Xtr, ytr)
+    TruncatedSVDRecommender._dense_max_cells, saved = 0, TruncatedSVDRecommender._dense_max_cells
+    try:  # the Lanczos path on the LinearOperator gives the same model
+        lanczos = TruncatedSVDRecommender(10, impute="item_mean", random_state=0).fit(Xtr, ytr)
+    finally:
+        TruncatedSVDRecommender._dense_max_cells = saved
+    assert_allclose(lanczos.singular_values_, svd.singular_values_, rtol=1e-8)
+    assert_allclose(lanczos.predict(Xte[:500]), svd.predict(Xte[:500]), atol=1e-6)
     base = BaselineRegressor().fit(Xtr, ytr)
     mf = MatrixFactorization(n_factors=50, random_state=0).fit(Xtr, ytr)
     r_svd, r_base, r_mf = _rmse(svd, Xte, yte), _rmse(base, Xte, yte), _rmse(mf, Xte, yte)
