@@ -366,3 +366,28 @@ def test_ranking_metrics_equals_the_individual_functions():
         ranking_metrics(keyed, rec, k=10, metrics=["auc"])
     with pytest.raises(ValueError, match="Unknown metric"):
         ranking_metrics(T, rec, metrics=["f1"])
+
+
+def test_lookup_against_dense_bruteforce():
+    # rows of very different lengths (empty, 1, long) exercise the binary search
+    rng = np.random.default_rng(5)
+    n_users, n_items, k = 40, 300, 8
+    dense = np.zeros((n_users, n_items))
+    lengths = rng.choice([0, 1, 2, 17, 299, 300], size=n_users)
+    for u, m in enumerate(lengths):
+        dense[u, rng.choice(n_items, size=m, replace=False)] = rng.integers(1, 5, m)
+    rec = np.argsort(rng.random((n_users, n_items)), axis=1)[:, :k]
+    rec[::5, -1] = -1
+    gains = np.where(rec >= 0, dense[np.arange(n_users)[:, None], np.maximum(rec, 0)], 0)
+    n_rel = (dense > 0).sum(axis=1)
+    expected = np.where(n_rel > 0, (gains > 0).sum(axis=1) / k, np.nan)
+    assert_allclose(precision_at_k(sp.csr_matrix(dense), rec, k=k, average=False), expected)
+    # an unsorted, duplicated CSR gives the same (canonicalised on a copy)
+    coo = sp.coo_matrix(dense)
+    order = rng.permutation(coo.nnz)
+    rows = np.concatenate([coo.row[order], coo.row[:3]])
+    cols = np.concatenate([coo.col[order], coo.col[:3]])
+    vals = np.concatenate([coo.data[order], np.zeros(3)])
+    messy = sp.csr_matrix((vals, (rows, cols)), shape=dense.shape)
+    messy.has_canonical_format = False
+    assert_allclose(precision_at_k(messy, rec, k=k, average=False), expected)

@@ -129,13 +129,16 @@ class _Ranked:
 
 
 def _truth_from_sparse(y_true):
-    T = sp.csr_matrix(y_true, dtype=np.float64, copy=True)
-    T.sum_duplicates()
+    """Canonical CSR of positive grades; the input is never modified (it is
+    only copied when something has to change)."""
+    T = sp.csr_matrix(y_true, dtype=np.float64)  # no copy for a float64 CSR
     if not np.isfinite(T.data).all():
         raise ValueError("y_true contains NaN or infinite relevance grades.")
-    T.data[T.data < 0] = 0
-    T.eliminate_zeros()
-    T.sort_indices()
+    if not T.has_canonical_format or (T.data <= 0).any():
+        T = T.copy()
+        T.sum_duplicates()
+        T.data[T.data < 0] = 0
+        T.eliminate_zeros()
     return T
 
 
@@ -299,18 +302,29 @@ def _dedupe_max(rows, cols, grades, n_rows, n_cols):
 
 
 def _lookup(T, codes):
-    """Grade ``T[u, codes[u, j]]`` for every slot (0 if absent or padding)."""
+    """Grade ``T[u, codes[u, j]]`` for every slot (0 if absent or padding).
+
+    A vectorised binary search inside each user's (sorted) CSR row: about
+    ``log2(longest row)`` passes over the (n_users, k) slots, independent of
+    the total number of held-out interactions.
+    """
     n_users, k = codes.shape
-    n_cols = max(T.shape[1], 1)
-    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(T.indptr))
-    keys = rows * n_cols + T.indices  # sorted: CSR with sorted indices
-    q = np.arange(n_users, dtype=np.int64)[:, None] * n_cols + codes
-    pos = np.searchsorted(keys, q.ravel()).reshape(codes.shape)
-    pos_c = np.minimum(pos, max(len(keys) - 1, 0))
-    if len(keys):
-        found = (codes >= 0) & (pos < len(keys)) & (keys[pos_c] == q)
-        return np.where(found, T.data[pos_c], 0.0)
-    return np.zeros(codes.shape)
+    nnz = len(T.indices)
+    if nnz == 0:
+        return np.zeros(codes.shape)
+    indptr = T.indptr.astype(np.int64, copy=False)
+    lo = np.repeat(indptr[:-1, None], k, axis=1)
+    hi = np.repeat(indptr[1:, None], k, axis=1)
+    longest = int(np.diff(indptr).max())
+    for _ in range(max(1, longest).bit_length()):
+        mid = (lo + hi) >> 1
+        open_ = lo < hi
+        right = open_ & (T.indices[np.minimum(mid, nnz - 1)] < codes)
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(open_ & ~right, mid, hi)
+    pos = np.minimum(lo, nnz - 1)
+    found = (codes >= 0) & (lo < indptr[1:, None]) & (T.indices[pos] == codes)
+    return np.where(found, T.data[pos], 0.0)
 
 
 def _finish(per_user, defined, average, no_relevant, name):
