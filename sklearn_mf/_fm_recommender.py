@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -102,6 +103,14 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
     use_ids : bool, default=True
         Include one-hot user and item ids (without them the model is a pure
         content model).
+    user_id_dropout : float in [0, 1), default=0.0
+        Fraction of training rows in which the user id is left out of the
+        feature vector, as in DropoutNet (Volkovs et al. 2017).  These rows
+        teach the model to score from the profile alone, which is how a user
+        without ratings is scored; useful when user cold start matters.  Only
+        acts on users that have a ``user_features`` row.
+    item_id_dropout : float in [0, 1), default=0.0
+        The same for item ids (item cold start).
     solver : {"als", "sgd"}, default="als"
         See :class:`FactorizationMachineRegressor`.
     max_iter : int, default=100
@@ -204,6 +213,8 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         "user_features": [pd.DataFrame, None],
         "item_features": [pd.DataFrame, None],
         "use_ids": ["boolean"],
+        "user_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "item_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "solver": [StrOptions({"sgd", "als"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -230,6 +241,8 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         user_features=None,
         item_features=None,
         use_ids=True,
+        user_id_dropout=0.0,
+        item_id_dropout=0.0,
         solver="als",
         max_iter=100,
         learning_rate=0.01,
@@ -252,6 +265,8 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.user_features = user_features
         self.item_features = item_features
         self.use_ids = use_ids
+        self.user_id_dropout = user_id_dropout
+        self.item_id_dropout = item_id_dropout
         self.solver = solver
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -342,6 +357,9 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.feature_names_ = un + inames
         self._n_user_cols = Bu.shape[1]
         design = sp.hstack([Bu[u], Bi[i]], format="csr")
+        if (self.user_id_dropout > 0 or self.item_id_dropout > 0) and self.use_ids:
+            design = self._drop_ids(design, u, i, utab, itab, u_all[n:] if utab else None,
+                                    i_all[n:] if itab else None)
         self.fm_ = FactorizationMachineRegressor(
             self.n_factors, solver=self.solver, max_iter=self.max_iter,
             learning_rate=self.learning_rate, regularization=self.regularization,
@@ -362,6 +380,33 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
         self._user_block, self._item_block = Bu, Bi
         return self
+
+    def _drop_ids(self, design, u, i, utab, itab, u_tab_codes, i_tab_codes):
+        """Zero the id column in a random ``user_id_dropout`` (``item_id_dropout``)
+        fraction of the rows, for users (items) that have a side-table row."""
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        n = design.shape[0]
+        n_uid = len(np.unique(u))
+        drop_cols = []
+        for codes, tab_codes, lo, n_ids, frac in (
+            (u, u_tab_codes, 0, n_uid, self.user_id_dropout),
+            (i, i_tab_codes, self._n_user_cols, len(np.unique(i)), self.item_id_dropout),
+        ):
+            if tab_codes is None or frac == 0:
+                continue
+            has_profile = np.zeros(codes.max() + 1, dtype=bool)
+            tab_codes = tab_codes[tab_codes <= codes.max()]
+            has_profile[tab_codes] = True
+            rows = rng.random(n) < frac
+            drop_cols.append((rows & has_profile[codes], lo, lo + n_ids))
+        design = design.tocsr(copy=True)
+        row_of = np.repeat(np.arange(n), np.diff(design.indptr))
+        kill = np.zeros(design.nnz, dtype=bool)
+        for rows, lo, hi in drop_cols:
+            kill |= rows[row_of] & (design.indices >= lo) & (design.indices < hi)
+        design.data[kill] = 0
+        design.eliminate_zeros()
+        return design
 
     # ------------------------------------------------------------ scoring
     def _predict_codes(self, user_codes, item_codes):

@@ -329,23 +329,47 @@ def _side_tables(ml100k):
     return users, genres
 
 
-def test_side_features_help_cold_start_users(ml100k):
+def test_side_features_help_cold_start_items(ml100k):
+    # 300 movies get no training rating at all; the FM scores them from their
+    # genres and decade, MatrixFactorization can only fall back to mu + b_u.
+    r = ml100k.ratings
+    movies = ml100k.movies.set_index("item")
+    items = movies["genres"].str.get_dummies("|").assign(decade=movies["year"].str[:3] + "0s")
+    cold = np.random.default_rng(0).choice(r.item.unique(), size=300, replace=False)
+    test = r.item.isin(cold)
+    tr, te = r[~test], r[test]
+    fm = FMRecommender(n_factors=10, item_features=items, item_id_dropout=0.3,
+                       regularization=0.1, max_iter=15, tol=None, random_state=0)
+    fm.fit(tr[["user", "item"]], tr.rating)
+    mf = MatrixFactorization(n_factors=10, random_state=0).fit(tr[["user", "item"]], tr.rating)
+    rmse_fm = _rmse(fm.predict(te[["user", "item"]]), te.rating)
+    rmse_mf = _rmse(mf.predict(te[["user", "item"]]), te.rating)
+    assert rmse_fm < rmse_mf - 0.03, (rmse_fm, rmse_mf)
+    # the new items are candidates of recommend, scored by the model
+    assert set(cold) <= set(fm.items_)
+    recs = fm.recommend(tr.user.unique()[:50], n=20, items=cold)
+    assert not recs.fallback.any() and np.all(np.isfinite(recs.scores))
+
+
+def test_profiles_serve_new_users(ml100k):
     r = ml100k.ratings
     users, genres = _side_tables(ml100k)
-    rng = np.random.default_rng(0)
-    cold = rng.choice(r.user.unique(), size=150, replace=False)
+    cold = np.random.default_rng(0).choice(r.user.unique(), size=150, replace=False)
     test = r.user.isin(cold)
     tr, te = r[~test], r[test]
-    params = dict(n_factors=8, max_iter=15, tol=None, random_state=0)
-    fm = FMRecommender(user_features=users, item_features=genres, **params)
-    fm.fit(tr[["user", "item"]], tr.rating)
+    fm = FMRecommender(n_factors=8, user_features=users, item_features=genres,
+                       user_id_dropout=0.3, regularization=0.1, max_iter=15, tol=None,
+                       random_state=0).fit(tr[["user", "item"]], tr.rating)
     rmse_fm = _rmse(fm.predict(te[["user", "item"]]), te.rating)
     rmse_mean = _rmse(np.full(len(te), tr.rating.mean()), te.rating)
     assert rmse_fm < rmse_mean - 0.02, (rmse_fm, rmse_mean)
-    # cold users have a profile, so recommend serves them from the model
-    recs = fm.recommend(cold[:5], n=10)
+    # new users are served from their profile, not from the popularity list
+    recs = fm.recommend(cold[:20], n=10)
     assert not recs.fallback.any()
     assert np.all(np.isfinite(recs.scores))
+    emb = fm.user_embeddings_[fm._user_codes(cold[:20])]
+    same_profile = users.loc[cold[:20]].duplicated(keep=False).to_numpy()
+    assert len(np.unique(emb[~same_profile].round(6), axis=0)) == (~same_profile).sum()
 
 
 def test_pipeline_gridsearch_and_joblib(ml100k, tmp_path):
