@@ -9,7 +9,6 @@ from scipy.sparse.linalg import LinearOperator, svds
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RecommenderMixin

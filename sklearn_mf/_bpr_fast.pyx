@@ -76,13 +76,16 @@ cdef inline int _bpr_step(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
         x = x + p[f] * (qi[f] - qj[f])
     if not isfinite(x):
         return 1
-    # -log sigmoid(x), computed without overflow
+    # g = sigmoid(-x) and -log sigmoid(x) from one exp(-|x|), without overflow
+    cdef double ax = x if x > 0 else -x
+    cdef double em = exp(-ax)
     if x > 0:
-        loss[0] += log1p(exp(-<double>x))
+        loss[0] += log1p(em)
         n_correct[0] += 1
+        g = <floating>(em / (1.0 + em))
     else:
-        loss[0] += -<double>x + log1p(exp(<double>x))
-    g = <floating>(1.0 / (1.0 + exp(<double>x)))
+        loss[0] += ax + log1p(em)
+        g = <floating>(1.0 / (1.0 + em))
     if b != NULL:
         b[i] += lr * (g - reg_b * b[i])
         b[j] += lr * (-g - reg_b * b[j])
