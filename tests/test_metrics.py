@@ -391,3 +391,24 @@ def test_lookup_against_dense_bruteforce():
     messy = sp.csr_matrix((vals, (rows, cols)), shape=dense.shape)
     messy.has_canonical_format = False
     assert_allclose(precision_at_k(messy, rec, k=k, average=False), expected)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_lookup_kernel_matches_numpy_reference(index_dtype, n_threads, monkeypatch):
+    from sklearn_mf.metrics import _ranking
+
+    rng = np.random.default_rng(6)
+    T = sp.random(300, 500, density=0.05, format="csr", random_state=6, dtype=np.float64)
+    T.data = rng.integers(1, 5, T.nnz).astype(float)
+    T.indices = T.indices.astype(index_dtype)
+    T.indptr = T.indptr.astype(index_dtype)
+    T.sort_indices()
+    codes = np.argsort(rng.random((300, 500)), axis=1)[:, :12]
+    codes[::4, 5:] = -1
+    monkeypatch.setattr(_ranking, "effective_n_threads", lambda n_jobs: n_threads)
+    got = _ranking._lookup(T, codes)
+    assert_allclose(got, _ranking._lookup_numpy(T, codes), rtol=0, atol=0)
+    dense = T.toarray()
+    assert_allclose(got, np.where(codes >= 0, dense[np.arange(300)[:, None],
+                                                    np.maximum(codes, 0)], 0))

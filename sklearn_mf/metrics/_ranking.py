@@ -45,6 +45,9 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.exceptions import UndefinedMetricWarning
 
+from sklearn_mf._utils import effective_n_threads
+from sklearn_mf.metrics import _ranking_fast
+
 _NO_RELEVANT = ("skip", "zero")
 
 
@@ -304,10 +307,25 @@ def _dedupe_max(rows, cols, grades, n_rows, n_cols):
 def _lookup(T, codes):
     """Grade ``T[u, codes[u, j]]`` for every slot (0 if absent or padding).
 
-    A vectorised binary search inside each user's (sorted) CSR row: about
-    ``log2(longest row)`` passes over the (n_users, k) slots, independent of
-    the total number of held-out interactions.
+    One binary search per slot inside the user's sorted CSR row (Cython
+    kernel, parallel over users): the cost does not grow with the total
+    number of held-out interactions.
     """
+    codes = np.ascontiguousarray(codes, dtype=np.intp)
+    out = np.empty(codes.shape, dtype=np.float64)
+    if T.indptr.dtype != T.indices.dtype:  # pragma: no cover - scipy keeps them equal
+        indptr, indices = T.indptr.astype(np.int64), T.indices.astype(np.int64)
+    else:
+        indptr, indices = T.indptr, T.indices
+    if indices.dtype not in (np.int32, np.int64):  # pragma: no cover
+        indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
+    _ranking_fast.lookup_gains(indptr, indices, np.ascontiguousarray(T.data, np.float64),
+                               codes, out, effective_n_threads(None))
+    return out
+
+
+def _lookup_numpy(T, codes):
+    """NumPy reference of :func:`_lookup` (vectorised binary search, used in tests)."""
     n_users, k = codes.shape
     nnz = len(T.indices)
     if nnz == 0:
