@@ -249,6 +249,50 @@ class BPR(RecommenderMixin, BaseEstimator):
                       f"{time.perf_counter() - tic:.2f}s", flush=True)
         return self
 
+    # -------------------------------------------------------------- fold-in
+    _fold_in_requires_y = False
+
+    def _fold_in_rows(self, indptr, indices, values):
+        """Fold-in by user-only SGD: the BPR updates of :math:`p_u` alone.
+
+        Each new user starts from :math:`\\mathcal N(0, \\text{init\\_std}^2)`
+        and takes ``n_epochs`` passes of as many sampled triples as she has
+        positives (given items with a positive strength), with the item
+        factors and biases fixed.  Seeded from ``random_state``, so the same
+        interactions always give the same factors.
+        """
+        import scipy.sparse as sp
+
+        Q = np.require(self.item_factors_, requirements=["C", "W"])
+        dtype = Q.dtype
+        n_rows = len(indptr) - 1
+        m = sp.csr_matrix((np.asarray(values), np.asarray(indices), np.asarray(indptr)),
+                          shape=(n_rows, Q.shape[0]), copy=True)
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        m.sort_indices()
+        ip, ix = m.indptr.astype(np.int32), m.indices.astype(np.int32)
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        P = rng.normal(0, self.init_std, (n_rows, Q.shape[1])).astype(dtype)
+        if m.nnz == 0:
+            return np.zeros_like(P), None
+        pos_users = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(ip))
+        bias = (np.require(self.item_bias_, requirements=["C", "W"]) if self.biased
+                else np.zeros(0, dtype=dtype))
+        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
+        n_threads = effective_n_threads(self.n_jobs)
+        stats = np.zeros(4)
+        empty_pos, empty_neg = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+        for _ in range(self.n_epochs):
+            _bpr_fast.bpr_epoch(
+                pos_users, ip, ix, empty_pos, empty_neg, m.nnz, P, Q, bias,
+                float(self.learning_rate), float(self.regularization), float(reg_b),
+                self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads, stats,
+                False,
+            )
+        P[np.diff(ip) == 0] = 0  # users without a positive: no information
+        return P, None
+
     # -------------------------------------------------------------- predict
     def _predict_codes(self, user_codes, item_codes):
         dtype = self.user_factors_.dtype.type

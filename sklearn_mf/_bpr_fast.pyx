@@ -62,7 +62,7 @@ cdef inline bint _in_row(const int* indices, Py_ssize_t lo, Py_ssize_t hi, int j
 
 cdef inline int _bpr_step(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
                           floating* P, floating* Q, floating* b, Py_ssize_t k,
-                          floating lr, floating reg, floating reg_b,
+                          floating lr, floating reg, floating reg_b, bint update_items,
                           double* loss, Py_ssize_t* n_correct) noexcept nogil:
     """One update; returns 1 if x is not finite (divergence), else 0."""
     cdef floating* p = P + u * k
@@ -86,6 +86,10 @@ cdef inline int _bpr_step(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
     else:
         loss[0] += ax + log1p(em)
         g = <floating>(1.0 / (1.0 + em))
+    if not update_items:  # fold-in: only the user moves
+        for f in range(k):
+            p[f] = p[f] + lr * (g * (qi[f] - qj[f]) - reg * p[f])
+        return 0
     if b != NULL:
         b[i] += lr * (g - reg_b * b[i])
         b[j] += lr * (-g - reg_b * b[j])
@@ -104,7 +108,8 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
               Py_ssize_t n_samples,
               floating[:, ::1] P, floating[:, ::1] Q, floating[::1] item_bias,
               double lr, double reg, double reg_bias, bint skip_seen,
-              const uint64_t[::1] seeds, int n_threads, double[::1] stats):
+              const uint64_t[::1] seeds, int n_threads, double[::1] stats,
+              bint update_items=True):
     """One BPR epoch of ``n_samples`` SGD steps.
 
     Parameters
@@ -121,6 +126,9 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
     stats : float64 array of shape (4,)
         Receives (sum of -log sigmoid(x), number of x > 0, number of updates,
         number of skipped samples).
+    update_items : bool, default=True
+        False updates only the user factors (fold-in of new users against
+        fixed items; ``Q`` and ``item_bias`` are then only read).
 
     Returns
     -------
@@ -167,7 +175,8 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
                     t_skip = t_skip + 1
                     continue
                 if _bpr_step(u, i, j, &P[0, 0], &Q[0, 0], b, k, <floating>lr,
-                             <floating>reg, <floating>reg_bias, &t_loss, &t_correct):
+                             <floating>reg, <floating>reg_bias, update_items,
+                             &t_loss, &t_correct):
                     t_bad = t_bad + 1
                     break
                 t_upd = t_upd + 1

@@ -400,6 +400,36 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
         self._run_sgd(u, i, yy, w, np.arange(len(yy)), None, n_passes, rng)
         return self
 
+    # -------------------------------------------------------------- fold-in
+    def _fold_in_rows(self, indptr, indices, values):
+        """Fold-in with the implicit term: :math:`z_u` exactly, then :math:`p_u, b_u`.
+
+        The given items are the new user's :math:`N(u)`, so
+        :math:`z_u = |N(u)|^{-1/2}\\sum_{j\\in N(u)} y_j` needs no fitting; the
+        explicit part is the ridge solve of the other latent-factor models on
+        the residuals :math:`r_{ui} - q_i^\\top z_u`.  Returns the effective
+        vectors :math:`p_u + z_u` (what ranking uses) and the biases.
+        """
+        import scipy.sparse as sp
+
+        indptr = np.asarray(indptr)
+        indices = np.asarray(indices)
+        n_rows = len(indptr) - 1
+        pattern = sp.csr_matrix((np.ones(len(indices)), indices, indptr),
+                                shape=(n_rows, len(self.items_)), copy=True)
+        pattern.sum_duplicates()
+        counts = np.diff(pattern.indptr)
+        scale = np.zeros(n_rows)
+        scale[counts > 0] = 1.0 / np.sqrt(counts[counts > 0])
+        pattern.data = np.repeat(scale, counts)
+        Y = self.implicit_item_factors_
+        z = np.asarray(pattern @ Y, dtype=Y.dtype)
+        rows = np.repeat(np.arange(n_rows), np.diff(indptr))
+        resid = np.asarray(values, dtype=np.float64) - np.einsum(
+            "ij,ij->i", self.item_factors_[indices].astype(np.float64), z[rows])
+        P, b = super()._fold_in_rows(indptr, indices, resid)
+        return (P + z).astype(Y.dtype), b
+
     # -------------------------------------------------------------- predict
     def _predict_codes(self, user_codes, item_codes):
         dtype = self.user_factors_.dtype.type

@@ -198,3 +198,26 @@ def test_bad_input(clusters):
         BPR(learning_rate=0).fit(clusters)
     with pytest.raises(FloatingPointError, match="smaller learning_rate"):
         BPR(learning_rate=1e30, init_std=1e10, n_epochs=3, random_state=0, n_jobs=1).fit(clusters)
+
+
+# ------------------------------------------------------------------ fold-in
+def test_fold_in_by_user_only_sgd(clusters):
+    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0,
+                n_jobs=1).fit(clusters)
+    before = model.item_factors_.copy(), model.item_bias_.copy()
+    # two new users, each with 5 items of group 2 / group 3
+    Xn = np.array([("a", 60 + i) for i in range(5)] + [("b", 90 + i) for i in range(5)],
+                  dtype=object)
+    rec = model.recommend_new(Xn, n=10)
+    assert_array_equal(model.item_factors_, before[0])
+    assert_array_equal(model.item_bias_, before[1])
+    assert list(rec.query) == ["a", "b"] and not rec.fallback.any()
+    assert np.mean(rec.items[0].astype(int) // 30 == 2) > 0.9
+    assert np.mean(rec.items[1].astype(int) // 30 == 3) > 0.9
+    assert not set(range(60, 65)) & set(rec.items[0].astype(int))
+    # deterministic for a given random_state; zero strengths carry no information
+    again = model.fold_in(Xn)
+    assert_array_equal(again.user_factors, model.fold_in(Xn).user_factors)
+    assert again.user_bias is None
+    none = model.fold_in(Xn, np.zeros(len(Xn)))
+    assert_array_equal(none.user_factors, 0)
