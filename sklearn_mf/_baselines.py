@@ -441,7 +441,7 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
     with :math:`S` sparse (observed cells minus the fill), so
     ``scipy.sparse.linalg.svds`` runs on a ``LinearOperator`` whose products
     cost :math:`O(\text{nnz} + n_\text{users} + n_\text{items})`.  Small
-    matrices (at most two million cells) are filled densely and decomposed
+    matrices (at most 50,000 cells) are filled densely and decomposed
     exactly by LAPACK.
 
     .. warning::
@@ -459,7 +459,7 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
     ----------
     n_factors : int, default=20
         Rank :math:`k`; at most the smaller of the numbers of users and items
-        (strictly smaller for matrices above two million cells).
+        (strictly smaller for matrices above 50,000 cells).
     impute : {"item_mean", "user_mean", "zero"}, default="item_mean"
         Value assumed for the missing cells (before centring).
     tol : float, default=0.0
@@ -549,7 +549,7 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
 
     # Matrices with at most this many cells are filled densely and decomposed
     # by LAPACK; larger ones go through svds on a LinearOperator.
-    _dense_max_cells = 2_000_000
+    _dense_max_cells = 50_000
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
