@@ -173,9 +173,11 @@ def implicit_half_step(R, Y, X, reg, solver, cg_steps, n_threads, G=None):
 def implicit_objective(R, X, Y, reg, n_threads):
     """Hu-Koren-Volinsky objective (float64), computed without dense matrices."""
     with blas_single_thread():
-        data = _als_fast.implicit_loss(
-            R.indptr, R.indices, R.data["cw"], X, Y, gram(Y), _threads_for(R, n_threads)
+        data = _als_fast.implicit_loss_observed(
+            R.indptr, R.indices, R.data["cw"], X, Y, _threads_for(R, n_threads)
         )
+    # every cell with confidence 1 and preference 0: trace(X G X^T)
+    data += float(np.einsum("ij,ij->", X @ gram(Y), X, dtype=np.float64))
     pen = reg * (np.einsum("ij,ij->", X, X, dtype=np.float64)
                  + np.einsum("ij,ij->", Y, Y, dtype=np.float64))
     return float(data + pen)

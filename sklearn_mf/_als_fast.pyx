@@ -36,7 +36,7 @@ from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport (
-    daxpy, ddot, dsymv, dsyrk, saxpy, sdot, ssymv, ssyrk,
+    daxpy, ddot, dgemm, dgemv, dsymv, dsyrk, saxpy, sdot, sgemm, sgemv, ssymv, ssyrk,
 )
 from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, spotrf, spotrs
 
@@ -49,6 +49,12 @@ ctypedef fused floating:
 # Rows gathered per syrk call (bounds the per-thread scratch).
 cdef enum:
     CHUNK = 128
+    # Rows solved together by the conjugate-gradient kernel: their products
+    # with Y^T Y form one matrix product (BLAS-3) instead of many symv calls.
+    CG_BLOCK = 32
+    # Interactions gathered into a contiguous buffer by the CG kernel, so that
+    # a row's sparse part is two gemv calls instead of 2 * nnz level-1 calls.
+    GATHER = 2048
 
 
 # ----------------------------------------------------------------- BLAS shims
@@ -77,6 +83,32 @@ cdef inline void _symv(int n, floating a, const floating* A, const floating* x,
         dsymv(&uplo, &n, &a, <double*>A, &n, <double*>x, &one, &b, y, &one)
     else:
         ssymv(&uplo, &n, &a, <float*>A, &n, <float*>x, &one, &b, y, &one)
+
+
+cdef inline void _rows_times_sym(int m, int k, const floating* A, const floating* G,
+                                 floating* C) noexcept nogil:
+    # C = A G for row-major A, C of shape (m, k) and symmetric G (k, k):
+    # in column-major terms C^T = G A^T
+    cdef char trans = b'N'
+    cdef floating one = 1, zero = 0
+    if floating is double:
+        dgemm(&trans, &trans, &k, &m, &k, &one, <double*>G, &k, <double*>A, &k,
+              &zero, C, &k)
+    else:
+        sgemm(&trans, &trans, &k, &m, &k, &one, <float*>G, &k, <float*>A, &k,
+              &zero, C, &k)
+
+
+cdef inline void _gemv_rows(bint trans, int m, int k, const floating* A,
+                            const floating* x, floating beta, floating* y) noexcept nogil:
+    # A row-major (m, k).  trans: y = A x (length m); else y = A^T x + beta y (length k)
+    cdef char t = b'T' if trans else b'N'
+    cdef int one = 1
+    cdef floating a = 1
+    if floating is double:
+        dgemv(&t, &k, &m, &a, <double*>A, &k, <double*>x, &one, &beta, y, &one)
+    else:
+        sgemv(&t, &k, &m, &a, <float*>A, &k, <float*>x, &one, &beta, y, &one)
 
 
 cdef inline void _syrk(int n, int m, floating* Z, floating* C) noexcept nogil:
@@ -292,54 +324,128 @@ cdef int _implicit_row_cholesky(const int* idx, const floating* cw, Py_ssize_t n
     return 0
 
 
-cdef inline void _implicit_matvec(const int* idx, const floating* cw, Py_ssize_t nnz,
-                                  const floating* Y, const floating* G, int k,
-                                  floating reg, const floating* p,
-                                  floating* out) noexcept nogil:
-    # out = (G + reg I + sum_i cw_i y_i y_i^T) p
-    cdef Py_ssize_t j
-    cdef const floating* y
-    memcpy(out, p, k * sizeof(floating))
-    _symv(k, 1, G, p, reg, out)
-    for j in range(nnz):
-        if cw[j] != 0:
-            y = Y + idx[j] * k
-            _axpy(k, cw[j] * _dot(k, y, p), y, out)
+cdef void _sparse_part(const int* idx, const floating* cw, Py_ssize_t nnz,
+                       const floating* Y, int k, const floating* v, floating* out,
+                       const floating* gathered, floating* buf, floating* s,
+                       bint residual) noexcept nogil:
+    """``out += sum_j w_j y_j`` over a row's entries, with ``s_j = y_j . v`` and
+    ``w_j = c_j s_j`` (product with ``A - G - reg I``) or, when ``residual``,
+    ``w_j = (1 + c_j) [c_j > 0] - c_j s_j`` (right-hand side minus that product).
+
+    ``gathered`` holds the row's ``y_j`` contiguously, or is NULL: then they
+    are gathered into ``buf`` in chunks of GATHER rows.
+    """
+    cdef Py_ssize_t j0 = 0, j, m
+    cdef floating c
+    cdef const floating* A
+    while j0 < nnz:
+        m = nnz - j0
+        if m > GATHER:
+            m = GATHER
+        if gathered != NULL:
+            A = gathered + j0 * k
+        else:
+            for j in range(m):
+                memcpy(buf + j * k, Y + idx[j0 + j] * k, k * sizeof(floating))
+            A = buf
+        _gemv_rows(True, <int>m, k, A, v, 0, s)
+        for j in range(m):
+            c = cw[j0 + j]
+            if residual:
+                s[j] = ((1 + c) if c > 0 else 0) - c * s[j]
+            else:
+                s[j] = c * s[j]
+        _gemv_rows(False, <int>m, k, A, s, 1, out)
+        j0 = j0 + m
 
 
-cdef int _implicit_row_cg(const int* idx, const floating* cw, Py_ssize_t nnz,
-                          const floating* Y, const floating* G, int k,
-                          floating reg, int cg_steps, floating* r,
-                          floating* p, floating* Ap, floating* x) noexcept nogil:
-    cdef Py_ssize_t j, f
-    cdef int it
-    cdef floating rs_old, rs_new, a, c
-    cdef const floating* y
-    # residual r = b - A x
-    _implicit_matvec(idx, cw, nnz, Y, G, k, reg, x, Ap)
-    for f in range(k):
-        r[f] = -Ap[f]
-    for j in range(nnz):
-        c = cw[j]
-        if c > 0:
-            _axpy(k, 1 + c, Y + idx[j] * k, r)
-    memcpy(p, r, k * sizeof(floating))
-    rs_old = _dot(k, r, r)
-    for it in range(cg_steps):
-        if rs_old < 1e-20:
-            break
-        _implicit_matvec(idx, cw, nnz, Y, G, k, reg, p, Ap)
-        a = _dot(k, p, Ap)
-        if a <= 0:
-            return 1
-        a = rs_old / a
-        _axpy(k, a, p, x)
-        _axpy(k, -a, Ap, r)
-        rs_new = _dot(k, r, r)
+cdef int _implicit_block_cg(const Py_ssize_t* indptr, const int* indices,
+                            const floating* cw, Py_ssize_t r0, Py_ssize_t nb,
+                            const floating* Y, const floating* G, int k, floating reg,
+                            int cg_steps, floating* X, floating* R, floating* P,
+                            floating* AP, floating* rs, floating* buf,
+                            floating* s) noexcept nogil:
+    """``cg_steps`` CG steps for rows ``r0 .. r0 + nb - 1`` (warm start from X).
+
+    The rows run in lockstep so that their products with ``G`` are one GEMM;
+    everything else is per row, exactly as in single-row CG.  When the rows
+    have at most GATHER entries in total, their ``y_j`` are gathered once into
+    ``buf`` and reused by every step.
+    """
+    cdef Py_ssize_t b, r, j, f, base = indptr[r0]
+    cdef int it, n_bad = 0
+    cdef floating a, rs_new
+    cdef floating* x
+    cdef floating* rr
+    cdef floating* p
+    cdef floating* ap
+    cdef bint gathered = indptr[r0 + nb] - base <= GATHER
+    cdef const floating* g = NULL
+    cdef Py_ssize_t nnz
+    cdef floating* Xb = X + r0 * k
+    if gathered:
+        for j in range(base, indptr[r0 + nb]):
+            memcpy(buf + (j - base) * k, Y + indices[j] * k, k * sizeof(floating))
+    # residual r = b - A x, with A x = G x + reg x + sum_i cw_i (y_i . x) y_i
+    _rows_times_sym(<int>nb, k, Xb, G, AP)
+    for b in range(nb):
+        r = r0 + b
+        x = Xb + b * k
+        rr = R + b * k
+        ap = AP + b * k
         for f in range(k):
-            p[f] = r[f] + (rs_new / rs_old) * p[f]
-        rs_old = rs_new
-    return 0
+            rr[f] = -(ap[f] + reg * x[f])
+        nnz = indptr[r + 1] - indptr[r]
+        if gathered:
+            g = buf + (indptr[r] - base) * k
+        _sparse_part(indices + indptr[r], cw + indptr[r], nnz, Y, k, x, rr, g,
+                     buf + GATHER * k, s, True)
+        memcpy(P + b * k, rr, k * sizeof(floating))
+        rs[b] = _dot(k, rr, rr)
+    for it in range(cg_steps):
+        _rows_times_sym(<int>nb, k, P, G, AP)
+        for b in range(nb):
+            if rs[b] < 1e-20:
+                continue
+            r = r0 + b
+            p = P + b * k
+            ap = AP + b * k
+            _axpy(k, reg, p, ap)
+            nnz = indptr[r + 1] - indptr[r]
+            if gathered:
+                g = buf + (indptr[r] - base) * k
+            _sparse_part(indices + indptr[r], cw + indptr[r], nnz, Y, k, p, ap, g,
+                         buf + GATHER * k, s, False)
+            a = _dot(k, p, ap)
+            if a <= 0:
+                n_bad += 1
+                rs[b] = 0
+                continue
+            a = rs[b] / a
+            x = Xb + b * k
+            rr = R + b * k
+            _axpy(k, a, p, x)
+            _axpy(k, -a, ap, rr)
+            rs_new = _dot(k, rr, rr)
+            for f in range(k):
+                p[f] = rr[f] + (rs_new / rs[b]) * p[f]
+            rs[b] = rs_new
+    return n_bad
+
+
+def _cg_blocks(indptr):
+    """Consecutive row blocks of at most CG_BLOCK rows that do not straddle a
+    multiple of GATHER entries (so most blocks fit the gather buffer)."""
+    import numpy as np
+
+    indptr = np.asarray(indptr)
+    n = len(indptr) - 1
+    key = indptr[:-1] // GATHER
+    change = np.r_[True, key[1:] != key[:-1]]
+    first = np.flatnonzero(change)
+    pos = np.arange(n) - first[np.cumsum(change) - 1]
+    starts = np.flatnonzero(change | (pos % CG_BLOCK == 0))
+    return np.r_[starts, n].astype(np.intp)
 
 
 def implicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
@@ -368,10 +474,10 @@ def implicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1
     cdef int k = <int>Y.shape[1]
-    cdef Py_ssize_t r, tid, nnz
+    cdef Py_ssize_t r, tid, nnz, blk, n_blocks
+    cdef Py_ssize_t[::1] blocks
     cdef floating* A
     cdef floating* b1
-    cdef floating* b2
     cdef floating* Z
     cdef int[::1] bad = _zeros_int(n_threads)
     cdef const int* idx_ptr = &indices[0] if indices.shape[0] > 0 else NULL
@@ -380,69 +486,70 @@ def implicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
         return 0
     if X.shape[0] != n_rows or X.shape[1] != k or G.shape[0] != k:
         raise ValueError("X or G has the wrong shape")
+    if use_cg:
+        blocks = _cg_blocks(indptr)
+        n_blocks = blocks.shape[0] - 1
+        with nogil, parallel(num_threads=n_threads):
+            tid = omp_get_thread_num()
+            A = <floating*>malloc(3 * CG_BLOCK * k * sizeof(floating))
+            b1 = <floating*>malloc((CG_BLOCK + GATHER) * sizeof(floating))
+            Z = <floating*>malloc(2 * GATHER * k * sizeof(floating))
+            try:
+                for blk in prange(n_blocks, schedule="dynamic", chunksize=1):
+                    if A == NULL or b1 == NULL or Z == NULL:
+                        bad[tid] += 1
+                        continue
+                    bad[tid] += _implicit_block_cg(
+                        &indptr[0], idx_ptr, cw_ptr, blocks[blk],
+                        blocks[blk + 1] - blocks[blk], &Y[0, 0], &G[0, 0], k,
+                        <floating>reg, cg_steps, &X[0, 0], A, A + CG_BLOCK * k,
+                        A + 2 * CG_BLOCK * k, b1, Z, b1 + CG_BLOCK)
+            finally:
+                free(A)
+                free(b1)
+                free(Z)
+        return int(sum(bad))
     with nogil, parallel(num_threads=n_threads):
         tid = omp_get_thread_num()
         A = <floating*>malloc(k * k * sizeof(floating))
         b1 = <floating*>malloc(k * sizeof(floating))
-        b2 = <floating*>malloc(k * sizeof(floating))
         Z = <floating*>malloc(CHUNK * k * sizeof(floating))
         try:
             for r in prange(n_rows, schedule="dynamic", chunksize=16):
-                if A == NULL or b1 == NULL or b2 == NULL or Z == NULL:
+                if A == NULL or b1 == NULL or Z == NULL:
                     bad[tid] += 1
                     continue
                 nnz = indptr[r + 1] - indptr[r]
-                if use_cg:
-                    bad[tid] += _implicit_row_cg(
-                        idx_ptr + indptr[r], cw_ptr + indptr[r], nnz, &Y[0, 0],
-                        &G[0, 0], k, <floating>reg, cg_steps, A, b1, b2, &X[r, 0])
-                else:
-                    bad[tid] += _implicit_row_cholesky(
-                        idx_ptr + indptr[r], cw_ptr + indptr[r], nnz, &Y[0, 0],
-                        &G[0, 0], k, <floating>reg, A, b1, Z, &X[r, 0])
+                bad[tid] += _implicit_row_cholesky(
+                    idx_ptr + indptr[r], cw_ptr + indptr[r], nnz, &Y[0, 0],
+                    &G[0, 0], k, <floating>reg, A, b1, Z, &X[r, 0])
         finally:
             free(A)
             free(b1)
-            free(b2)
             free(Z)
     return int(sum(bad))
 
 
-def implicit_loss(const Py_ssize_t[::1] indptr, const int[::1] indices,
-                  const floating[::1] cw, const floating[:, ::1] X,
-                  const floating[:, ::1] Y, const floating[:, ::1] G, int n_threads):
-    """Data term of the implicit objective, without dense matrices.
+def implicit_loss_observed(const Py_ssize_t[::1] indptr, const int[::1] indices,
+                           const floating[::1] cw, const floating[:, ::1] X,
+                           const floating[:, ::1] Y, int n_threads):
+    """Observed-cell correction of the implicit objective, in float64.
 
     ``sum_{u,i} c_ui (p_ui - x_u . y_i)^2`` over *all* cells equals
-    ``sum_u x_u^T G x_u`` (every cell with c = 1, p = 0) plus, for each
-    observed cell, ``(1 + cw)(p - s)^2 - s^2`` with ``s = x_u . y_i``.
-    Accumulated in float64.
+    ``trace(X G X^T)`` (every cell with c = 1, p = 0; a matrix product left
+    to the caller) plus, for each observed cell, ``(1 + cw)(p - s)^2 - s^2``
+    with ``s = x_u . y_i``; this returns the sum of the latter.
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1
     cdef int k = <int>Y.shape[1]
-    cdef Py_ssize_t r, j, tid
+    cdef Py_ssize_t r, j
     cdef double s, pref, total = 0.0
-    cdef floating* buf
-    cdef double[::1] acc = _zeros_double(n_threads)
-    if n_rows == 0:
-        return 0.0
-    with nogil, parallel(num_threads=n_threads):
-        tid = omp_get_thread_num()
-        buf = <floating*>malloc(k * sizeof(floating))
-        try:
-            for r in prange(n_rows, schedule="dynamic", chunksize=64):
-                if buf == NULL:
-                    continue
-                _symv(k, 1, &G[0, 0], &X[r, 0], 0, buf)
-                acc[tid] += _dot(k, buf, &X[r, 0])
-                for j in range(indptr[r], indptr[r + 1]):
-                    s = _dot(k, &X[r, 0], &Y[indices[j], 0])
-                    pref = 1.0 if cw[j] > 0 else 0.0
-                    acc[tid] += (1.0 + cw[j]) * (pref - s) * (pref - s) - s * s
-        finally:
-            free(buf)
-    for r in range(acc.shape[0]):
-        total += acc[r]
+    with nogil:
+        for r in prange(n_rows, num_threads=n_threads, schedule="dynamic", chunksize=64):
+            for j in range(indptr[r], indptr[r + 1]):
+                s = _dot(k, &X[r, 0], &Y[indices[j], 0])
+                pref = 1.0 if cw[j] > 0 else 0.0
+                total += (1.0 + cw[j]) * (pref - s) * (pref - s) - s * s
     return total
 
 

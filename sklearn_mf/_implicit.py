@@ -253,7 +253,7 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         R_u, R_i = self._matrices()
 
         self.loss_curve_ = []
-        with blas_single_thread():
+        with blas_single_thread():  # nested BLAS threads only slow the kernels
             self._iterate(R_u, R_i, n_threads)
         return self
 

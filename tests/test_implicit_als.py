@@ -148,6 +148,30 @@ def test_cg_half_step_converges_to_cholesky_and_decreases_quadratic():
         assert np.linalg.norm(two[r] - exact[r]) < np.linalg.norm(start[r] - exact[r])
 
 
+def test_cg_with_long_rows_and_uneven_blocks():
+    # rows longer than the CG gather buffer (2048 entries) and blocks of
+    # mixed sizes take the chunked path; k steps still solve exactly
+    rng = np.random.default_rng(7)
+    k = 5
+    dense = rng.random((70, 6000)) < np.r_[[0.9] * 3, [0.01] * 67][:, None]
+    m = sp.csr_matrix(dense.astype(np.float64))
+    m.data = rng.integers(1, 4, m.nnz).astype(np.float64)
+    assert np.diff(m.indptr).max() > 2 * 2048
+    cw = 1.5 * m.data
+    Y = 0.1 * rng.normal(size=(6000, k))
+    G = Y.T @ Y
+    args = (m.indptr.astype(np.intp), m.indices.astype(np.int32), cw, Y, G)
+    exact = np.zeros((70, k))
+    _als_fast.implicit_solve(*args, exact, 0.1, False, 0, 2)
+    cg = rng.normal(size=(70, k))
+    _als_fast.implicit_solve(*args, cg, 0.1, True, 3 * k, 2)
+    np.testing.assert_allclose(cg, exact, rtol=1e-7, atol=1e-9)
+    for r in (0, 1, 2, 40):
+        s = slice(m.indptr[r], m.indptr[r + 1])
+        np.testing.assert_allclose(exact[r], numpy_implicit_row(Y, m.indices[s], cw[s], 0.1),
+                                   rtol=1e-8)
+
+
 def test_float32_kernel_close_to_float64():
     rng = np.random.default_rng(5)
     m = random_counts(20, 40, 0.3, 6)
