@@ -1,7 +1,7 @@
 """
-=====================================================
+=================================================
 Random splits overstate quality: a temporal check
-=====================================================
+=================================================
 
 A recommender is trained on the past and used on the future.  A random
 split lets it train on a user's later ratings and be tested on earlier ones,

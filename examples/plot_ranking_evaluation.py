@@ -1,7 +1,7 @@
 """
-=====================================================
+======================================================
 Ranking evaluation: tune for NDCG, compare top-K lists
-=====================================================
+======================================================
 
 Users of a recommender see a ranked list, not a predicted rating.  This
 example tunes :class:`~sklearn_mf.MatrixFactorization` with
