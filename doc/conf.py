@@ -78,6 +78,18 @@ numpydoc_attributes_as_param_list = True
 # also keeps names such as ``(n_features_in_,)`` in a type from being read as
 # reST hyperlink references.
 numpydoc_xref_param_type = True
+_PLAIN_TARGETS = {
+    "array-like": "numpy.typing.ArrayLike",
+    "array_like": "numpy.typing.ArrayLike",
+    "scalar": "numpy.generic",
+    "boolean": "bool",
+    "string": "str",
+    "iterable": "collections.abc.Iterable",
+    "sequence": "collections.abc.Sequence",
+    "generator": "collections.abc.Generator",
+    "contextmanager": "contextlib.contextmanager",
+    "namedtuple": "collections.namedtuple",
+}
 numpydoc_xref_aliases = {
     "ndarray": "numpy.ndarray",
     "dtype": "numpy.dtype",
@@ -91,22 +103,16 @@ numpydoc_xref_aliases = {
     "sparse matrix": "scipy.sparse.spmatrix",
     "Recommendations": "sklearn_mf.Recommendations",
 }
-# numpydoc's default aliases for these use :term:/:ref: roles that warn when
-# the Python/NumPy inventories are absent; point them at objects instead.
-if "numpy" not in intersphinx_mapping:
-    numpydoc_xref_aliases.update({
-        "array-like": "numpy.typing.ArrayLike",
-        "array_like": "numpy.typing.ArrayLike",
-        "scalar": "numpy.generic",
-    })
-if "python" not in intersphinx_mapping:
-    numpydoc_xref_aliases.update({
-        "bool": "bool",
-        "boolean": "bool",
-        "iterable": "collections.abc.Iterable",
-        "sequence": "collections.abc.Sequence",
-        "generator": "collections.abc.Generator",
-    })
+# numpydoc's default aliases point at the Python and NumPy docs with roles such
+# as :class:`python:int` or :term:`numpy:array_like`.  Without those
+# inventories they would print as "python:int" or warn, so each is replaced by
+# a plain object reference (rendered as code, linked when resolvable).
+from numpydoc.xref import DEFAULT_LINKS as _NUMPYDOC_LINKS  # noqa: E402
+
+for _key, _target in _NUMPYDOC_LINKS.items():
+    for _project in ("python", "numpy"):
+        if f"{_project}:" in _target and _project not in intersphinx_mapping:
+            numpydoc_xref_aliases.setdefault(_key, _PLAIN_TARGETS.get(_key, _key))
 numpydoc_xref_ignore = {
     "of", "or", "and", "to", "in", "the", "a", "an", "with", "for", "from",
     "shape", "default", "optional", "instance", "object", "like", "any", "one",
