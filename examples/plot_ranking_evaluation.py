@@ -93,6 +93,7 @@ for name, table in tables.items():
         ax.plot(rows["k"], rows["value"], marker="o", label=name)
 for ax, title in zip(axes, ["Precision@K", "NDCG@K"]):
     ax.set_xlabel("K")
+    ax.set_xticks(ks)
     ax.set_title(title)
     ax.grid(alpha=0.3)
 axes[0].legend()
