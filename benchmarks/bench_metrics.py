@@ -24,7 +24,10 @@ Run: ``python benchmarks/bench_metrics.py [--n-users 100000] [--repeat 3]``.
 """
 
 import argparse
+import os
+import platform
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,6 +133,19 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     k = args.k
+    import scipy
+
+    import sklearn_mf
+
+    try:
+        import implicit
+        implicit_version = implicit.__version__
+    except ImportError:
+        implicit_version = "not installed"
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}; "
+          f"sklearn_mf {sklearn_mf.__version__}, numpy {np.__version__}, "
+          f"scipy {scipy.__version__}, implicit {implicit_version}")
 
     t0 = time.perf_counter()
     T, rec = make_data(args.n_users, args.n_items, args.n_truth, k)
