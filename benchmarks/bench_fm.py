@@ -96,7 +96,8 @@ def _import_myfm():
 
 def run_ours(sets, y_tr, y_te, results, quick):
     configs = [
-        ("ALS", dict(solver="als", n_factors=10, regularization=0.05, max_iter=30)),
+        ("ALS", dict(solver="als", n_factors=10, regularization=0.1, max_iter=30)),
+        ("ALS", dict(solver="als", n_factors=20, regularization=0.12, max_iter=30)),
         ("SGD", dict(solver="sgd", n_factors=10, regularization=0.05,
                      learning_rate=0.01, max_iter=40)),
     ]
@@ -142,7 +143,8 @@ def run_myfm(sets, y_tr, y_te, results, failures, quick):
         Xtr, Xte = sets[fs]
         model = myfm.MyFMRegressor(rank=10, random_seed=0)
         tic = time.perf_counter()
-        model.fit(Xtr, y_tr, n_iter=n_iter, n_kept_samples=n_iter - n_iter // 10)
+        model.fit(Xtr, y_tr, n_iter=n_iter, n_kept_samples=n_iter - n_iter // 10,
+                  callback=lambda *args: (False, None))  # no progress bar
         fit_s = time.perf_counter() - tic
         results.append(dict(
             library=f"myfm {myfm.__version__}", model="Bayesian FM (Gibbs)", features=fs,

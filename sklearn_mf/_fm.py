@@ -223,7 +223,14 @@ class _BaseFactorizationMachine(BaseEstimator):
         reg_w = self.regularization if self.regularization_w is None else self.regularization_w
         counts = np.bincount(Xt.indices, minlength=Xt.shape[1]).astype(np.float64)
         if self.regularization_mode == "occurrence":
-            self._pen_scale, self._pen_scale0 = counts, float(n)
+            # weighted occurrences, so that a weight of 2 equals a repeated row
+            if len(swt):
+                row_w = np.repeat(swt.astype(np.float64), np.diff(Xt.indptr))
+                self._pen_scale = np.bincount(Xt.indices, weights=row_w,
+                                              minlength=Xt.shape[1])
+            else:
+                self._pen_scale = counts
+            self._pen_scale0 = sum_w
         else:
             self._pen_scale, self._pen_scale0 = np.ones_like(counts), 1.0
         if self.solver == "sgd":
@@ -441,10 +448,10 @@ _FM_MODEL_DOC = r"""
             + \frac{\lambda_V}{2} \lVert v_j\rVert^2\Big)
             + m_0 \frac{\lambda_0}{2} w_0^2
 
-    where the penalty multiplier :math:`m_j` is the number :math:`n_j` of
-    training rows in which feature :math:`j` is non-zero
+    where the penalty multiplier :math:`m_j` is the (sample-weighted) number
+    :math:`n_j` of training rows in which feature :math:`j` is non-zero
     (``regularization_mode="occurrence"``, the per-rating penalty of matrix
-    factorization and of libFM's SGD; :math:`m_0 = n`) or 1
+    factorization and of libFM's SGD; :math:`m_0 = \sum_i s_i`) or 1
     (``"total"``, the penalty of libFM's ALS).
 """
 
@@ -662,19 +669,19 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
             The fitted estimator.
         """
         y = column_or_1d(y, warn=True)
-        kind = type_of_target(y, input_name="y")
-        if kind not in ("binary",):
-            n_cls = len(np.unique(y)) if kind != "continuous" else "continuous"
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind != "binary":
+            n_cls = "continuous" if kind == "continuous" else f"{len(np.unique(y))} distinct"
             raise ValueError(
-                "FactorizationMachineClassifier supports binary targets only; y is "
-                f"{kind!r} ({n_cls} distinct values). Use FactorizationMachineRegressor "
-                "for continuous targets."
+                "Only binary classification is supported. The type of the target is "
+                f"{kind!r} ({n_cls} values); FactorizationMachineClassifier needs exactly "
+                "two labels. Use FactorizationMachineRegressor for continuous targets."
             )
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2:
             raise ValueError(
                 "FactorizationMachineClassifier needs exactly two classes in y; got "
-                f"{len(self.classes_)}: {list(self.classes_)}."
+                f"{len(self.classes_)} class: {self.classes_.tolist()}."
             )
         y_pm = np.where(y_enc == 1, 1.0, -1.0)
         return self._fit(X, y_pm, sample_weight, _logit_init)
@@ -744,4 +751,5 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         labels : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return self.classes_[(self._decision(X) > 0).astype(int)]
+        positive = self._decision(X) > 0
+        return self.classes_[positive.astype(int)]

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mf import (
     FactorizationMachineClassifier,
@@ -136,7 +137,7 @@ def _objective(m, X, y, sw, loss):
     if m.regularization_mode == "total":
         mult, mult0 = np.ones(X.shape[1]), 1.0
     else:  # penalty once per non-zero occurrence of the feature
-        mult, mult0 = (np.asarray(X.toarray()) != 0).sum(axis=0), X.shape[0]
+        mult, mult0 = (np.asarray(X.toarray()) != 0).T @ sw, sw.sum()  # weighted occurrences
     return np.sum(sw * data) + 0.5 * (
         m.regularization * np.sum(mult[:, None] * m.V_.astype(float) ** 2)
         + m.regularization_w * np.sum(mult * m.w_.astype(float) ** 2)
@@ -276,9 +277,9 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="rows but y has"):
         reg.fit(Xd, y[:-1])
     clf = FactorizationMachineClassifier(n_factors=2, max_iter=2, tol=None)
-    with pytest.raises(ValueError, match="binary targets only.*'multiclass' \\(3 distinct"):
+    with pytest.raises(ValueError, match="Only binary.*'multiclass' \\(3 distinct"):
         clf.fit(Xd, np.arange(50) % 3)
-    with pytest.raises(ValueError, match="binary targets only.*'continuous'"):
+    with pytest.raises(ValueError, match="Only binary.*'continuous'"):
         clf.fit(Xd, y)
     with pytest.raises(ValueError, match="n_factors"):
         FactorizationMachineRegressor(n_factors=-1).fit(Xd, y)
@@ -487,3 +488,11 @@ def test_recommender_with_ranking_scorer(toy_rec):
     scorer = metrics.make_ranking_scorer("ndcg", k=5, exclude_seen=False)
     val = scorer(rec, X, np.full(len(X), 5.0))
     assert 0 < val <= 1
+
+
+@parametrize_with_checks(
+    [FactorizationMachineRegressor(max_iter=20, tol=None, random_state=0),
+     FactorizationMachineClassifier(max_iter=20, tol=None, random_state=0)]
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
