@@ -508,6 +508,10 @@ class RecommenderMixin:
         """
         from sklearn_mf._als import RowMatrix, explicit_half_step
 
+        if not hasattr(self, "item_factors_") or not hasattr(self, "regularization"):
+            raise NotImplementedError(
+                f"{type(self).__name__} has no item factors to fold new users into."
+            )
         Q = self.item_factors_
         dtype = Q.dtype
         biased = bool(getattr(self, "biased", False))
