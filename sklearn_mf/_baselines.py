@@ -451,9 +451,12 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         fill values rather than the ratings, and the residual structure of the
         observed ratings is damped towards the fill.  This is why
         :class:`MatrixFactorization` (SGD or ALS) fits the observed ratings
-        only.  On MovieLens 100K (random 80/20 split) this model's test RMSE is
-        clearly above that of :class:`MatrixFactorization` (see the user
-        guide for numbers).
+        only.  On MovieLens 100K (random 80/20 split, ``random_state=0``) the
+        best test RMSE of this model over ranks 2-50 is 0.983 (``k=10``,
+        user- or item-mean fill; 1.042 with the zero fill), worse than the
+        bias-only :class:`BaselineRegressor` (0.944) and than
+        :class:`MatrixFactorization` with its defaults (0.924); more factors
+        make it worse (0.998 at ``k=50``), as they fit the fill more closely.
 
     Parameters
     ----------
