@@ -67,6 +67,23 @@ def test_bpr_epoch_matches_numpy_reference(skip_seen):
         assert want[3] > 0.2 * n
 
 
+def test_bpr_epoch_float32_follows_the_float64_reference():
+    rng = np.random.default_rng(2)
+    indptr, indices, pos_users = _csr(10, 9, rng)
+    sample_pos = rng.integers(0, len(indices), 100).astype(np.intp)
+    sample_neg = rng.integers(0, 9, 100).astype(np.int32)
+    P, Q, b = rng.normal(0, 0.3, (10, 3)), rng.normal(0, 0.3, (9, 3)), np.zeros(9)
+    ref = [a.copy() for a in (P, Q, b)]
+    numpy_bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, *ref,
+                    0.05, 0.01, 0.01, True)
+    P32, Q32, b32 = (a.astype(np.float32) for a in (P, Q, b))
+    _bpr_fast.bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, 100,
+                        P32, Q32, b32, 0.05, 0.01, 0.01, True,
+                        np.ones(1, dtype=np.uint64), 1, np.zeros(4))
+    for got, want in zip((P32, Q32, b32), ref):
+        assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
 def test_sampler_skips_seen_negatives_at_the_expected_rate():
     rng = np.random.default_rng(1)
     n_users, n_items = 30, 50
