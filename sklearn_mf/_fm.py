@@ -102,7 +102,7 @@ class _BaseFactorizationMachine(BaseEstimator):
         learning_rate=0.01,
         learning_rate_schedule="constant",
         power_t=0.5,
-        regularization=0.05,
+        regularization=0.1,
         regularization_w=None,
         regularization_w0=0.0,
         regularization_mode="occurrence",
@@ -352,7 +352,7 @@ _FM_PARAMS_DOC = r"""
         :math:`\eta_0 / t^{\text{power\_t}}`.
     power_t : float, default=0.5
         Exponent of the ``"invscaling"`` schedule.
-    regularization : float, default=0.05
+    regularization : float, default=0.1
         L2 penalty :math:`\lambda_V` on the latent vectors (see the objective
         above; SGD shares the penalty of feature :math:`j` out over the
         :math:`n_j` rows where it is non-zero, so that an epoch follows the
@@ -461,8 +461,8 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         "Second-order factorization machine for regression (squared loss).\n"
         + _FM_MODEL_DOC
         + r"""
-    with :math:`\ell(y, \hat y) = \frac12 (y - \hat y)^2` and sample weights
-    :math:`s_i`.
+    Here :math:`\ell(y, \hat y) = \frac12 (y - \hat y)^2` and :math:`s_i`
+    are the sample weights.
 """
         + _FM_PARAMS_DOC.replace("{val}", "RMSE")
         + r"""    clip_predictions : bool, default=True
@@ -518,7 +518,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         learning_rate=0.01,
         learning_rate_schedule="constant",
         power_t=0.5,
-        regularization=0.05,
+        regularization=0.1,
         regularization_w=None,
         regularization_w0=0.0,
         regularization_mode="occurrence",
@@ -608,7 +608,7 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         "Second-order factorization machine for binary classification (logistic loss).\n"
         + _FM_MODEL_DOC
         + r"""
-    with :math:`\ell(y, \hat y) = \log(1 + e^{-y \hat y})` for the target
+    Here :math:`\ell(y, \hat y) = \log(1 + e^{-y \hat y})` for the target
     encoded as :math:`y = +1` for ``classes_[1]`` and :math:`-1` for
     ``classes_[0]``; :math:`P(y = \text{classes\_[1]} \mid x) =
     \sigma(\hat y(x))`.  ``y`` may hold any two labels; more than two raise

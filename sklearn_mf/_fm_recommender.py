@@ -117,8 +117,9 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         Maximum epochs.
     learning_rate : float, default=0.01
         SGD step size (unused by ALS).
-    regularization : float, default=0.05
-        L2 penalty on the latent vectors.
+    regularization : float, default=0.1
+        L2 penalty on the latent vectors (per occurrence by default: 0.1
+        suits MovieLens-like ratings with the ALS solver).
     regularization_w : float or None, default=None
         L2 penalty on the linear weights; None uses ``regularization``.
     regularization_mode : {"occurrence", "total"}, default="occurrence"
@@ -246,7 +247,7 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         solver="als",
         max_iter=100,
         learning_rate=0.01,
-        regularization=0.05,
+        regularization=0.1,
         regularization_w=None,
         regularization_mode="occurrence",
         init_std=0.1,

@@ -496,3 +496,14 @@ def test_recommender_with_ranking_scorer(toy_rec):
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_recommender_joblib_round_trip(toy_rec, tmp_path):
+    rec, X, users, items = toy_rec
+    path = tmp_path / "fmrec.joblib"
+    joblib.dump(rec, path)
+    loaded = joblib.load(path)
+    a, b = rec.recommend(users.index[:5], n=4), loaded.recommend(users.index[:5], n=4)
+    np.testing.assert_array_equal(a.items, b.items)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(loaded.predict(X), rec.predict(X))
