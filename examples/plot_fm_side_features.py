@@ -124,7 +124,9 @@ for name, model in models.items():
     err = (model.predict(test[ui]) - test["rating"].to_numpy()) ** 2
     by_group[name] = pd.Series(err).groupby(group.to_numpy(), observed=True).mean() ** 0.5
 err = (search.predict(with_context(test)) - test["rating"].to_numpy()) ** 2
-by_group["FM pipeline (+ month)"] = pd.Series(err).groupby(group.to_numpy(), observed=True).mean() ** 0.5
+by_group["FM pipeline (+ month)"] = (
+    pd.Series(err).groupby(group.to_numpy(), observed=True).mean() ** 0.5
+)
 by_group = pd.DataFrame(by_group)
 by_group["test ratings"] = group.value_counts().reindex(by_group.index)
 print(by_group.round(4).to_string())

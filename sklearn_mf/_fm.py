@@ -171,7 +171,8 @@ class _BaseFactorizationMachine(BaseEstimator):
         return 0.5 * (
             self.regularization_w0 * m0 * w0 * w0
             + reg_w * float(np.dot(m, w * w))
-            + self.regularization * float(np.dot(m, np.square(self.V_, dtype=np.float64).sum(axis=1)))
+            + self.regularization
+            * float(np.dot(m, np.square(self.V_, dtype=np.float64).sum(axis=1)))
         )
 
     # --------------------------------------------------------------- fit
@@ -183,7 +184,8 @@ class _BaseFactorizationMachine(BaseEstimator):
         if len(y) != n:
             raise ValueError(f"X has {n} rows but y has {len(y)} values.")
         sample_weight = (
-            None if sample_weight is None else _check_sample_weight(sample_weight, Xc, dtype=np.float64)
+            None if sample_weight is None
+            else _check_sample_weight(sample_weight, Xc, dtype=np.float64)
         )
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         k = self.n_factors
@@ -210,7 +212,9 @@ class _BaseFactorizationMachine(BaseEstimator):
             else np.ascontiguousarray(sample_weight[train], dtype=dtype)
         )
         if self.fit_intercept:
-            self._w0[0] = init_intercept(y[train], None if sample_weight is None else sample_weight[train])
+            self._w0[0] = init_intercept(
+                y[train], None if sample_weight is None else sample_weight[train]
+            )
         sum_w = float(len(yt)) if sample_weight is None else float(swt.sum())
         self._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
         return self
@@ -270,7 +274,8 @@ class _BaseFactorizationMachine(BaseEstimator):
                 )
                 n_bad = _fm_fast.cd_epoch(
                     cdata, crows, cptr, yt, swt, self._w0, self.w_, self.V_, pred, qc,
-                    cd_scale, self._pen_scale0, self.regularization_w0, reg_w, self.regularization, loss,
+                    cd_scale, self._pen_scale0, self.regularization_w0, reg_w,
+                    self.regularization, loss,
                     self.fit_intercept,
                 )
                 data_loss = _fm_fast.objective(pred, yt, swt, loss)

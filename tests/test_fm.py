@@ -112,7 +112,9 @@ def test_sgd_step_is_finite_difference_gradient(loss):
     np.testing.assert_allclose(
         total, _row_objective(x, y, s, w0, w, V, inv_count, inv_n, (0, 0, 0), loss)
     )
-    f = lambda w0_, w_, V_: _row_objective(x, y, s, w0_, w_, V_, inv_count, inv_n, regs, loss)  # noqa: E731
+    def f(w0_, w_, V_):
+        return _row_objective(x, y, s, w0_, w_, V_, inv_count, inv_n, regs, loss)
+
     eps = 1e-6
     num_w0 = (f(w0 + eps, w, V) - f(w0 - eps, w, V)) / (2 * eps)
     num_w, num_V = np.zeros(d), np.zeros((d, k))
