@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mf import MatrixFactorization
 from sklearn_mf import _als, _als_fast
@@ -432,3 +433,15 @@ def test_objective_helper_matches_kernel_sse():
     got = explicit_objective(R, P, bu, Q, bi, 0.1, 0.2, True, 2, wu, wi)
     pen = 0.1 * (wu @ (P**2).sum(1) + wi @ (Q**2).sum(1)) + 0.2 * (wu @ bu**2 + wi @ bi**2)
     assert got == pytest.approx(np.sum(e**2) + pen, rel=1e-12)
+
+
+# ALS minimises a weighted objective exactly, so sample weights and repeated
+# rows give the same model once converged (rows of weight 0 may remove a user
+# or item, which changes the random start): float64 (the check compares to
+# 1e-7) and enough iterations to converge on its tiny data.
+@parametrize_with_checks(
+    [MatrixFactorization(n_factors=3, solver="als", max_iter=500, tol=0, dtype=np.float64,
+                         random_state=0, n_jobs=1)],
+)
+def test_sklearn_checks_with_als_solver(estimator, check):
+    check(estimator)
