@@ -157,6 +157,8 @@ def main():
     ap.add_argument("--reg", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    # both libraries call BLAS from their own threads: keep BLAS single-threaded
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     params = dict(factors=args.factors, iterations=args.iterations, alpha=args.alpha,
                   reg=args.reg, threads=args.threads)
     print(f"k={args.factors} iterations={args.iterations} alpha={args.alpha} "
