@@ -49,7 +49,16 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
     solver, or :math:`O(\text{cg\_steps}\,(\text{nnz}\,k + n\,k^2))` with the
     conjugate-gradient solver (Takács, Pilászy & Tikk 2011), which starts
     from the previous factors and never forms the matrix: the work grows with
-    the number of interactions, not with users times items.
+    the number of interactions, not with users times items.  The CG kernel
+    advances blocks of 32 rows together, so their products with
+    :math:`Y^\top Y` are one matrix product, and gathers each block's item
+    factors once so that the sparse part is two matrix-vector products per
+    row and step.  Rows are solved in parallel (OpenMP, ``n_jobs`` threads).
+
+    A fitted model also folds in new users without refitting
+    (:meth:`fold_in`, :meth:`recommend_new`: the exact confidence-weighted
+    solve with the items fixed) and takes new interactions with
+    :meth:`partial_fit`.
 
     Parameters
     ----------
