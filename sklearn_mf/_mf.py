@@ -38,18 +38,18 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
         Row ``s`` lists the block ids of stratum ``s``.
     """
     B = n_blocks
-    ub = (rng.permutation(n_users) % B)[user_codes]
-    ib = (rng.permutation(n_items) % B)[item_codes]
-    block = ub.astype(np.intp) * B + ib
-    # block ids fit in 16 bits for any grid we use: numpy's stable sort is then
-    # a radix sort, O(n_ratings)
-    perm = np.argsort(block.astype(np.uint16 if B * B <= 65536 else np.intp), kind="stable")
+    # int32 block coordinates; numpy's stable sort of 16-bit keys is a radix sort
+    block = (rng.permutation(n_users) % B).astype(np.int32)[user_codes]
+    block *= B
+    block += (rng.permutation(n_items) % B).astype(np.int32)[item_codes]
+    perm = np.argsort(block.astype(np.uint16) if B * B <= 65536 else block, kind="stable")
     counts = np.bincount(block, minlength=B * B)
+    del block
     block_ptr = np.zeros(B * B + 1, dtype=np.intp)
     np.cumsum(counts, out=block_ptr[1:])
     b = np.arange(B)
     schedule = np.array([b * B + (b + s) % B for s in range(B)], dtype=np.intp)
-    return perm.astype(np.intp), block_ptr, schedule
+    return perm, block_ptr, schedule
 
 
 # Target size of the user and item factor rows one block touches: about half
@@ -342,6 +342,7 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
             self, X, y, sample_weight, reset=True, y_required=True
         )
         u, i = self._fit_ids(users, items)
+        del users, items  # only the codes are used from here on (memory)
         self._set_training_interactions(u, i, y)
         self.rating_range_ = (float(y.min()), float(y.max()))
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
@@ -352,8 +353,7 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
         self.item_bias_ = np.zeros(n_items, dtype=dtype)
 
-        train = np.arange(len(y))
-        val = None
+        train = val = None  # None: every rating trains
         if self.early_stopping:
             n_val = max(1, int(round(self.validation_fraction * len(y))))
             if n_val >= len(y):
@@ -363,12 +363,15 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
                 )
             shuffled = rng.permutation(len(y))
             val, train = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
-        w = None if sample_weight is None else sample_weight[train]
+        sub = slice(None) if train is None else train
+        w = None if sample_weight is None else sample_weight[sub]
         if self.biased:
-            self.global_mean_ = float(np.average(y[train], weights=w))
+            self.global_mean_ = float(np.average(y[sub], weights=w))
         else:
             self.global_mean_ = 0.0
         if self.solver == "als":
+            if train is None:
+                train = np.arange(len(y))
             run_explicit_als(self, u, i, y, sample_weight, train, val)
         else:
             self._als_ratings = None  # training ratings are kept by ALS only
@@ -434,29 +437,33 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
              ("user_bias_", "user", "zeros"), ("item_bias_", "item", "zeros")],
             PARTIAL_FIT_REPLAY, rng,
         )
-        self._run_sgd(u, i, yy, w, np.arange(len(yy)), None, PARTIAL_FIT_PASSES, rng)
+        self._run_sgd(u, i, yy, w, None, None, PARTIAL_FIT_PASSES, rng)
         return self
 
     def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
         """Epoch loop shared by ``fit`` (and, later, ``partial_fit``)."""
         dtype = self.user_factors_.dtype.type
         n_threads = effective_n_threads(self.n_jobs)
-        B = _n_blocks(n_threads, len(train), len(self.users_) + len(self.items_),
+        if train is not None:
+            u_t, i_t, y_t = u[train], i[train], y[train]
+            w_t = None if sample_weight is None else sample_weight[train]
+        else:  # no copies: the gathers below make the block-ordered arrays
+            u_t, i_t, y_t, w_t = u, i, y, sample_weight
+        if len(y_t) >= np.iinfo(np.int32).max:
+            raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
+        B = _n_blocks(n_threads, len(y_t), len(self.users_) + len(self.items_),
                       self.user_factors_.shape[1], self.user_factors_.itemsize)
         perm, block_ptr, schedule = block_schedule(
-            u[train], i[train], len(self.users_), len(self.items_), B, rng
+            u_t, i_t, len(self.users_), len(self.items_), B, rng
         )
-        idx = train[perm]
-        tu = np.ascontiguousarray(u[idx], dtype=np.int32)
-        ti = np.ascontiguousarray(i[idx], dtype=np.int32)
-        tr = np.ascontiguousarray(y[idx], dtype=dtype)
-        tw = (
-            np.zeros(0, dtype=dtype)
-            if sample_weight is None
-            else np.ascontiguousarray(sample_weight[idx], dtype=dtype)
-        )
+        # ratings stored block by block, so that a block's data is contiguous
+        tu = np.ascontiguousarray(u_t[perm], dtype=np.int32)
+        ti = np.ascontiguousarray(i_t[perm], dtype=np.int32)
+        tr = y_t.astype(dtype)[perm]
+        tw = np.zeros(0, dtype=dtype) if w_t is None else w_t.astype(dtype)[perm]
+        del perm, u_t, i_t, y_t, w_t
         sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
-        order = np.arange(len(tr), dtype=np.intp)
+        order = np.arange(len(tr), dtype=np.int32)
         block_loss = np.zeros(B * B, dtype=np.float64)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)

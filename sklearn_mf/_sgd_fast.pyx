@@ -54,13 +54,13 @@ cdef extern from *:
     }
 
     /* Fisher-Yates shuffle of order[start:stop] with its own generator. */
-    static void skmf_shuffle(Py_ssize_t *order, Py_ssize_t start, Py_ssize_t stop,
+    static void skmf_shuffle(int *order, Py_ssize_t start, Py_ssize_t stop,
                              uint64_t seed) {
         uint64_t state = seed;
         for (Py_ssize_t j = stop - start - 1; j > 0; j--) {
             Py_ssize_t t = (Py_ssize_t)(((skmf_splitmix64(&state) >> 32)
                                          * (uint64_t)(j + 1)) >> 32);
-            Py_ssize_t tmp = order[start + j];
+            int tmp = order[start + j];
             order[start + j] = order[start + t];
             order[start + t] = tmp;
         }
@@ -70,7 +70,7 @@ cdef extern from *:
     #define SKMF_DEFINE_SGD_BLOCK(NAME, T)                                        \
     SKMF_CLONES static int NAME(                                                  \
             const int *users, const int *items, const T *ratings,                 \
-            const T *weights, const Py_ssize_t *order, Py_ssize_t start,          \
+            const T *weights, const int *order, Py_ssize_t start,                 \
             Py_ssize_t stop, T *P, T *Q, T *bu, T *bi, Py_ssize_t k, T mu,        \
             T lr, T reg, T reg_b, double *loss) {                                 \
         double acc = 0.0;                                                         \
@@ -111,15 +111,15 @@ cdef extern from *:
     SKMF_DEFINE_SGD_BLOCK(skmf_sgd_block_f, float)
     SKMF_DEFINE_SGD_BLOCK(skmf_sgd_block_d, double)
     """
-    void skmf_shuffle(Py_ssize_t* order, Py_ssize_t start, Py_ssize_t stop,
+    void skmf_shuffle(int* order, Py_ssize_t start, Py_ssize_t stop,
                       uint64_t seed) noexcept nogil
     int skmf_sgd_block_f(const int* users, const int* items, const float* ratings,
-                         const float* weights, const Py_ssize_t* order,
+                         const float* weights, const int* order,
                          Py_ssize_t start, Py_ssize_t stop, float* P, float* Q,
                          float* bu, float* bi, Py_ssize_t k, float mu, float lr,
                          float reg, float reg_b, double* loss) noexcept nogil
     int skmf_sgd_block_d(const int* users, const int* items, const double* ratings,
-                         const double* weights, const Py_ssize_t* order,
+                         const double* weights, const int* order,
                          Py_ssize_t start, Py_ssize_t stop, double* P, double* Q,
                          double* bu, double* bi, Py_ssize_t k, double mu, double lr,
                          double reg, double reg_b, double* loss) noexcept nogil
@@ -127,7 +127,7 @@ cdef extern from *:
 
 cdef inline int _sgd_block(const int* users, const int* items,
                            const floating* ratings, const floating* weights,
-                           const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t stop,
+                           const int* order, Py_ssize_t start, Py_ssize_t stop,
                            floating* P, floating* Q, floating* bu, floating* bi,
                            Py_ssize_t k, double mu, double lr, double reg,
                            double reg_b, double* loss) noexcept nogil:
@@ -142,7 +142,7 @@ cdef inline int _sgd_block(const int* users, const int* items,
 
 def sgd_epoch(const int[::1] users, const int[::1] items,
               const floating[::1] ratings, const floating[::1] weights,
-              Py_ssize_t[::1] order, const Py_ssize_t[::1] block_ptr,
+              int[::1] order, const Py_ssize_t[::1] block_ptr,
               const Py_ssize_t[:, ::1] schedule,
               floating[:, ::1] P, floating[:, ::1] Q,
               floating[::1] bu, floating[::1] bi,
@@ -157,7 +157,7 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
         Internal indices.
     ratings, weights : floating arrays
         Targets and sample weights (``weights`` may be empty: all ones).
-    order : intp array
+    order : int32 array
         Visiting order, grouped by block: block ``b`` is
         ``order[block_ptr[b]:block_ptr[b + 1]]``.
     schedule : intp array of shape (n_strata, n_parallel)

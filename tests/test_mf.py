@@ -60,7 +60,7 @@ def test_sgd_epoch_matches_numpy_reference(weighted):
     items = rng.integers(0, n_items, n).astype(np.int32)
     ratings = rng.uniform(1, 5, n)
     weights = rng.uniform(0.5, 2, n) if weighted else None
-    order = rng.permutation(n).astype(np.intp)
+    order = rng.permutation(n).astype(np.int32)
     P, Q = rng.normal(0, 0.1, (n_users, k)), rng.normal(0, 0.1, (n_items, k))
     bu, bi = rng.normal(0, 0.1, n_users), rng.normal(0, 0.1, n_items)
     mu, lr, reg, reg_b = 3.1, 0.03, 0.05, 0.02
