@@ -452,7 +452,7 @@ class RecommenderMixin:
             np.zeros(len(query), dtype=bool),
         )
 
-    def similar_items(self, items, n=10):
+    def similar_items(self, items, n=10, *, exact=None):
         """The ``n`` items closest to each given item (cosine similarity of factors).
 
         Parameters
@@ -461,6 +461,10 @@ class RecommenderMixin:
             Raw item ids seen in ``fit``.
         n : int, default=10
             Neighbours per item (the item itself is excluded).
+        exact : bool, default=None
+            None: use the approximate index when one was built with
+            :meth:`build_similarity_index`, exact search otherwise.  True:
+            always exact.  False: require the index.
 
         Returns
         -------
@@ -468,7 +472,88 @@ class RecommenderMixin:
             ``items`` and ``scores`` (cosine similarity) of shape (n_items, n).
         """
         V, _ = self._item_embeddings()
-        return self._similar(items, n, V, self._item_index, self.items_, "items")
+        index = getattr(self, "similarity_index_", None)
+        if exact is False and index is None:
+            raise ValueError("exact=False needs an index: call build_similarity_index first.")
+        if exact or index is None:
+            return self._similar(items, n, V, self._item_index, self.items_, "items")
+        from sklearn_mf._ann import fingerprint
+
+        if index.fingerprint != fingerprint(V):
+            raise ValueError(
+                "The item factors changed since build_similarity_index (refit or "
+                "partial_fit); rebuild the index or pass exact=True."
+            )
+        query = _as_id_array(items)
+        codes = self._item_codes(query)
+        if (codes < 0).any():
+            raise ValueError(
+                f"{int((codes < 0).sum())} items not seen in fit, e.g. "
+                f"{list(query[codes < 0][:5])}; similarity needs fitted factors."
+            )
+        n = check_n(n, len(self.items_) - 1, "items")
+        out_codes, out_scores = index.query(np.asarray(V)[codes], codes, n)
+        return Recommendations(query, _ids_from_codes(self.items_, out_codes), out_scores,
+                               np.zeros(len(query), dtype=bool))
+
+    def build_similarity_index(self, method="hnsw", *, M=16, ef_construction=200,
+                               ef_search=100, random_state=0):
+        """Build an approximate nearest-neighbour index for :meth:`similar_items`.
+
+        Exact search (the default until this is called) scores every item for
+        each query; for catalogues of millions of items an HNSW graph (from
+        the optional dependency ``hnswlib``) answers far faster, at the cost
+        of occasionally missing a true neighbour.  Once built, ``similar_items``
+        uses the index unless called with ``exact=True``.  The index is a
+        snapshot: after ``fit`` or ``partial_fit`` ``similar_items`` raises
+        until the index is rebuilt.
+
+        Parameters
+        ----------
+        method : {"hnsw"}, default="hnsw"
+            Index type (hnswlib, cosine space).
+        M : int, default=16
+            Links per node of the graph.
+        ef_construction : int, default=200
+            Candidate list size while building.
+        ef_search : int, default=100
+            Candidate list size while querying (raised to ``n + 1`` when
+            smaller); larger is slower and more accurate.
+        random_state : int, default=0
+            Seed of the graph's level generator.
+
+        Returns
+        -------
+        self : estimator
+            With ``similarity_index_`` set.
+
+        Examples
+        --------
+        >>> from sklearn_mf import ImplicitALS
+        >>> from sklearn_mf.datasets import make_ratings
+        >>> X, _ = make_ratings(n_users=200, n_items=300, n_ratings=5000, random_state=0)
+        >>> model = ImplicitALS(n_factors=8, random_state=0, n_jobs=1).fit(X)
+        >>> model = model.build_similarity_index(M=16, ef_search=50)  # doctest: +SKIP
+        >>> items, scores = model.similar_items(model.items_[:2], n=5)
+        >>> items.shape
+        (2, 5)
+        """
+        from sklearn_mf._ann import SimilarityIndex
+
+        check_is_fitted(self)
+        if method != "hnsw":
+            raise ValueError(f"method must be 'hnsw', got {method!r}.")
+        for name, value in (("M", M), ("ef_construction", ef_construction),
+                            ("ef_search", ef_search)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        V, _ = self._item_embeddings()
+        self.similarity_index_ = SimilarityIndex(
+            V, M=int(M), ef_construction=int(ef_construction), ef_search=int(ef_search),
+            random_state=int(random_state),
+            n_threads=effective_n_threads(getattr(self, "n_jobs", None)),
+        )
+        return self
 
     def similar_users(self, users, n=10):
         """The ``n`` users closest to each given user (cosine similarity of factors).
