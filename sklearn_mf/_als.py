@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
 from sklearn_mf import _als_fast
+from sklearn_mf._training import EarlyStopping, validation_rmse
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._validation import check_interactions
 
@@ -227,9 +228,9 @@ def run_explicit_als(est, u, i, y, sample_weight, train, val):
     bi = est.item_bias_ if est.biased else None
 
     est.loss_curve_ = []
-    est.validation_scores_ = [] if val is not None else None
-    est.best_iteration_ = None
-    best, best_state, no_improve = np.inf, None, 0
+    est.validation_scores_ = est.best_iteration_ = None
+    stopper = (None if val is None
+               else EarlyStopping(est._state, est.tol, est.n_iter_no_change))
     with blas_single_thread():
         for it in range(1, est.max_iter + 1):
             tic = time.perf_counter()
@@ -240,25 +241,22 @@ def run_explicit_als(est, u, i, y, sample_weight, train, val):
             est.loss_curve_.append(obj)
             est.n_iter_ = it
             msg = f"iteration {it:3d}  objective {obj:.6f}"
-            if val is not None:
-                w_val = None if sample_weight is None else sample_weight[val]
-                rmse = est._rmse(u[val], i[val], y[val], w_val)
-                est.validation_scores_.append(rmse)
+            stop = False
+            if stopper is not None:
+                rmse = validation_rmse(est, u[val], i[val], y[val],
+                                       None if sample_weight is None else sample_weight[val])
                 msg += f"  validation RMSE {rmse:.5f}"
-                if rmse < best - est.tol:
-                    best, no_improve, est.best_iteration_ = rmse, 0, it
-                    best_state = [a.copy() for a in est._state()]
-                else:
-                    no_improve += 1
+                stop = stopper.update(it, rmse)
             if est.verbose:
                 print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
-            if val is not None and no_improve >= est.n_iter_no_change:
+            if stop:
                 break
             if it > 1 and est.loss_curve_[-2] - obj <= est.tol * abs(est.loss_curve_[-2]):
                 break
-    if best_state is not None:
-        for dst, src in zip(est._state(), best_state):
-            dst[...] = src
+    if stopper is not None:
+        est.validation_scores_ = stopper.scores
+        est.best_iteration_ = stopper.best_iteration
+        stopper.restore()
 
 
 def merge_seen(est, u, i, values, replace):

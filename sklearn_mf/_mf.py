@@ -18,6 +18,12 @@ from sklearn_mf._online import (
     grow_and_replay,
     online_rng,
 )
+from sklearn_mf._training import (
+    EarlyStopping,
+    holdout_split,
+    raise_if_diverged,
+    validation_rmse,
+)
 from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
@@ -355,14 +361,7 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
 
         train = val = None  # None: every rating trains
         if self.early_stopping:
-            n_val = max(1, int(round(self.validation_fraction * len(y))))
-            if n_val >= len(y):
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no training "
-                    f"ratings out of {len(y)}."
-                )
-            shuffled = rng.permutation(len(y))
-            val, train = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+            train, val = holdout_split(len(y), self.validation_fraction, rng)
         sub = slice(None) if train is None else train
         w = None if sample_weight is None else sample_weight[sub]
         if self.biased:
@@ -470,9 +469,9 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
 
         self.loss_curve_ = []
-        self.validation_scores_ = [] if val is not None else None
-        self.best_iteration_ = None
-        best, best_state, no_improve = np.inf, None, 0
+        self.validation_scores_ = self.best_iteration_ = None
+        stopper = (None if val is None
+                   else EarlyStopping(self._state, self.tol, self.n_iter_no_change))
         for epoch in range(1, n_epochs + 1):
             tic = time.perf_counter()
             # fresh random order: strata, blocks within a stratum, ratings within a block
@@ -483,39 +482,27 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
                 self.global_mean_, self.learning_rate, self.regularization, reg_b,
                 self.biased, block_loss, n_threads, seeds_from(rng, B * B),
             )
-            if n_bad or not np.isfinite(block_loss.sum()):
-                raise FloatingPointError(
-                    f"SGD diverged in epoch {epoch}: the prediction error became NaN or "
-                    f"infinite. Use a smaller learning_rate (now {self.learning_rate}) "
-                    "or a larger regularization."
-                )
+            raise_if_diverged(epoch, n_bad, block_loss.sum(), self.learning_rate)
             self.loss_curve_.append(float(block_loss.sum() / sum_w))
             self.n_iter_ = epoch
             msg = f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}"
-            if val is not None:
-                rmse = self._rmse(u[val], i[val], y[val],
-                                  None if sample_weight is None else sample_weight[val])
-                self.validation_scores_.append(rmse)
+            stop = False
+            if stopper is not None:
+                rmse = validation_rmse(self, u[val], i[val], y[val],
+                                       None if sample_weight is None else sample_weight[val])
                 msg += f"  validation RMSE {rmse:.5f}"
-                if rmse < best - self.tol:
-                    best, no_improve, self.best_iteration_ = rmse, 0, epoch
-                    best_state = [a.copy() for a in self._state()]
-                else:
-                    no_improve += 1
+                stop = stopper.update(epoch, rmse)
             if self.verbose:
                 print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
-            if val is not None and no_improve >= self.n_iter_no_change:
+            if stop:
                 break
-        if best_state is not None:
-            for dst, src in zip(self._state(), best_state):
-                dst[...] = src
+        if stopper is not None:
+            self.validation_scores_ = stopper.scores
+            self.best_iteration_ = stopper.best_iteration
+            stopper.restore()
 
     def _state(self):
         return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
-
-    def _rmse(self, u, i, y, w):
-        pred = self._predict_codes(u.astype(np.int32), i.astype(np.int32))
-        return float(np.sqrt(np.average((pred - y) ** 2, weights=w)))
 
     # -------------------------------------------------------------- predict
     def _predict_codes(self, user_codes, item_codes):

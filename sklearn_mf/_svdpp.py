@@ -19,6 +19,12 @@ from sklearn_mf._online import (
     grow_and_replay,
     online_rng,
 )
+from sklearn_mf._training import (
+    EarlyStopping,
+    holdout_split,
+    raise_if_diverged,
+    validation_rmse,
+)
 from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
@@ -255,14 +261,7 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
 
         train, val = np.arange(len(y)), None
         if self.early_stopping:
-            n_val = max(1, int(round(self.validation_fraction * len(y))))
-            if n_val >= len(y):
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no training "
-                    f"ratings out of {len(y)}."
-                )
-            shuffled = rng.permutation(len(y))
-            val, train = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+            train, val = holdout_split(len(y), self.validation_fraction, rng)
         w = None if sample_weight is None else sample_weight[train]
         self.global_mean_ = float(np.average(y[train], weights=w)) if self.biased else 0.0
         self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
@@ -307,9 +306,9 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
         bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
 
         self.loss_curve_ = []
-        self.validation_scores_ = [] if val is not None else None
-        self.best_iteration_ = None
-        best, best_state, no_improve = np.inf, None, 0
+        self.validation_scores_ = self.best_iteration_ = None
+        stopper = (None if val is None
+                   else EarlyStopping(self._state, self.tol, self.n_iter_no_change))
         for epoch in range(1, n_epochs + 1):
             tic = time.perf_counter()
             user_order = rng.permutation(n_users).astype(np.intp)
@@ -320,35 +319,26 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
                 bu, bi, self.global_mean_, float(self.learning_rate), reg, reg_b, reg_y,
                 self.biased,
             )
-            if n_bad or not np.isfinite(sse):
-                raise FloatingPointError(
-                    f"SGD diverged in epoch {epoch}: the prediction error became NaN or "
-                    f"infinite. Use a smaller learning_rate (now {self.learning_rate}) "
-                    "or a larger regularization."
-                )
+            raise_if_diverged(epoch, n_bad, sse, self.learning_rate)
             self._update_implicit_user_factors(norm)
             self.loss_curve_.append(sse / sum_w)
             self.n_iter_ = epoch
             msg = f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}"
-            if val is not None:
-                w = None if sample_weight is None else sample_weight[val]
-                pred = self._predict_codes(u[val].astype(np.int32), i[val].astype(np.int32))
-                rmse = float(np.sqrt(np.average((pred - y[val]) ** 2, weights=w)))
-                self.validation_scores_.append(rmse)
+            stop = False
+            if stopper is not None:
+                rmse = validation_rmse(self, u[val], i[val], y[val],
+                                       None if sample_weight is None else sample_weight[val])
                 msg += f"  validation RMSE {rmse:.5f}"
-                if rmse < best - self.tol:
-                    best, no_improve, self.best_iteration_ = rmse, 0, epoch
-                    best_state = [a.copy() for a in self._state()]
-                else:
-                    no_improve += 1
+                stop = stopper.update(epoch, rmse)
             if self.verbose:
                 print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
-            if val is not None and no_improve >= self.n_iter_no_change:
+            if stop:
                 break
-        if best_state is not None:
-            for dst, src in zip(self._state(), best_state):
-                dst[...] = src
-            self._update_implicit_user_factors(norm)
+        if stopper is not None:
+            self.validation_scores_ = stopper.scores
+            self.best_iteration_ = stopper.best_iteration
+            if stopper.restore():
+                self._update_implicit_user_factors(norm)
 
     def _state(self):
         return (self.user_factors_, self.item_factors_, self.implicit_item_factors_,
