@@ -312,17 +312,37 @@ def ml_split(ml100k):
     return tr, te
 
 
-def test_ids_only_fm_matches_matrix_factorization(ml_split):
+@pytest.fixture(scope="module")
+def mf_rmse(ml_split):
+    """Test RMSE of MatrixFactorization (defaults): overall and per test row."""
+    tr, te = ml_split
+    mf = MatrixFactorization(random_state=0).fit(tr[["user", "item"]], tr.rating)
+    return (mf.predict(te[["user", "item"]]) - te.rating.to_numpy()) ** 2
+
+
+def test_ids_only_fm_matches_matrix_factorization(ml_split, mf_rmse):
     tr, te = ml_split
     enc = OneHotEncoder(handle_unknown="ignore").fit(tr[["user", "item"]])
-    fm = FactorizationMachineRegressor(n_factors=10, regularization=0.1,
-                                       max_iter=30, tol=None, random_state=0)
+    fm = FactorizationMachineRegressor(n_factors=10, regularization=0.15,
+                                       max_iter=15, tol=None, random_state=0)
     fm.fit(enc.transform(tr[["user", "item"]]), tr.rating)
     rmse_fm = _rmse(fm.predict(enc.transform(te[["user", "item"]])), te.rating)
-    mf = MatrixFactorization(random_state=0).fit(tr[["user", "item"]], tr.rating)
-    rmse_mf = _rmse(mf.predict(te[["user", "item"]]), te.rating)
+    rmse_mf = float(np.sqrt(mf_rmse.mean()))
     assert rmse_fm < 0.93
     assert rmse_fm < rmse_mf + 0.01, (rmse_fm, rmse_mf)
+
+
+def test_side_features_beat_mf_for_users_with_few_ratings(ml100k, ml_split, mf_rmse):
+    tr, te = ml_split
+    users, genres = _side_tables(ml100k)
+    fm = FMRecommender(n_factors=10, user_features=users, item_features=genres,
+                       regularization=0.15, max_iter=15, tol=None, random_state=0)
+    fm.fit(tr[["user", "item"]], tr.rating)
+    sq = (fm.predict(te[["user", "item"]]) - te.rating.to_numpy()) ** 2
+    assert np.sqrt(sq.mean()) < np.sqrt(mf_rmse.mean()) - 0.01
+    few = te.user.map(tr.user.value_counts()).to_numpy() <= 50
+    assert few.sum() > 2000
+    assert np.sqrt(sq[few].mean()) < np.sqrt(mf_rmse[few].mean()) - 0.01
 
 
 def _side_tables(ml100k):
