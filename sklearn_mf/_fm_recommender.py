@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._fm import FactorizationMachineRegressor
 from sklearn_mf._validation import check_interactions
 
@@ -81,6 +82,11 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
     :math:`q_i` and offsets :math:`c_u`, :math:`c_i` are computed once per user
     and item after ``fit``, so ``recommend`` ranks the whole catalogue with a
     matrix product and a partial sort, like :class:`MatrixFactorization`.
+
+    Users known only by a few ratings given after ``fit`` are served by
+    :meth:`fold_in` / :meth:`recommend_new`: the item side is fixed and the
+    new user's id weight and latent vector are solved in closed form (the
+    ALS subproblem of a user-id column).
 
     Cold start comes for free: a user listed in ``user_features`` but absent
     from the training ratings has no id column, so :math:`p_u` and :math:`c_u`
@@ -433,6 +439,39 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
 
     def _user_offsets(self, user_codes):
         return self.user_offsets_[user_codes]
+
+    # ------------------------------------------------------------ fold-in
+    def _fold_in_rows(self, indptr, indices, values):
+        """A new user is a fresh user-id feature (no profile), items fixed.
+
+        Solves, per user, :math:`\min_{w, v} \sum_i (r_{ui} - w_0 - c_i - w -
+        \langle v, q_i\rangle)^2 + m (\lambda_w w^2 + \lambda_V
+        \lVert v\rVert^2)` with :math:`m` the user's number of ratings
+        (``regularization_mode="occurrence"``) or 1 (``"total"``): exactly the
+        subproblem ALS solves for a user-id column.
+        """
+        from sklearn_mf._als import RowMatrix, explicit_half_step
+
+        dtype = self.fm_.V_.dtype
+        Q = np.ascontiguousarray(self.item_embeddings_, dtype=dtype)
+        offset = np.ascontiguousarray(self.item_offsets_ + self.intercept_, dtype=dtype)
+        R = RowMatrix(
+            np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
+            {"t": np.asarray(values, dtype=dtype)}, Q.shape[0],
+        )
+        P = np.zeros((R.n_rows, Q.shape[1]), dtype=dtype)
+        b = np.zeros(R.n_rows, dtype=dtype)
+        reg_w = self.regularization if self.regularization_w is None else self.regularization_w
+        explicit_half_step(
+            R, Q, offset, P, b, self.regularization, reg_w,
+            self.regularization_mode == "occurrence",
+            effective_n_threads(self.n_jobs),
+        )
+        return P, b
+
+    def _new_user_offsets(self, biases):
+        # item offsets already hold w0; the folded-in linear weight is the rest
+        return biases.astype(np.float64)
 
     def design_matrix(self, X):
         """The FM feature matrix of interaction rows ``X`` (as used in ``fit``).

@@ -529,3 +529,22 @@ def test_recommender_joblib_round_trip(toy_rec, tmp_path):
     np.testing.assert_array_equal(a.items, b.items)
     np.testing.assert_array_equal(a.scores, b.scores)
     np.testing.assert_array_equal(loaded.predict(X), rec.predict(X))
+
+
+def test_recommender_fold_in_matches_converged_user():
+    # ids only, converged ALS: each user's (w_u, v_u) already minimises its
+    # ridge subproblem, so folding the same ratings in reproduces it.
+    rng = np.random.default_rng(3)
+    pairs = [(u, i) for u in range(30) for i in range(25) if rng.random() < 0.5]
+    X = pd.DataFrame(pairs, columns=["user", "item"])
+    y = rng.integers(1, 6, len(X)).astype(float)
+    rec = FMRecommender(n_factors=3, max_iter=3000, tol=1e-12, n_iter_no_change=3,
+                        regularization=0.2, dtype=np.float64, random_state=0).fit(X, y)
+    sub = X.user == 7
+    folded = rec.fold_in(X[sub].assign(user="new"), y[sub.to_numpy()])
+    code = rec._user_codes([7])[0]
+    np.testing.assert_allclose(folded.user_factors[0], rec.user_embeddings_[code], atol=1e-4)
+    np.testing.assert_allclose(folded.user_bias[0], rec.user_offsets_[code], atol=1e-4)
+    recs = rec.recommend_new(X[sub].assign(user="new"), y[sub.to_numpy()], n=5)
+    ref = rec.recommend([7], n=5)
+    np.testing.assert_array_equal(recs.items, ref.items)
