@@ -185,7 +185,8 @@ class _BaseFactorizationMachine(BaseEstimator):
             raise ValueError(f"X has {n} rows but y has {len(y)} values.")
         sample_weight = (
             None if sample_weight is None
-            else _check_sample_weight(sample_weight, Xc, dtype=np.float64)
+            else _check_sample_weight(sample_weight, Xc, dtype=np.float64,
+                                      ensure_non_negative=True)
         )
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         k = self.n_factors

@@ -278,6 +278,8 @@ def test_bad_input_errors():
         reg.predict(Xd[:, :5])
     with pytest.raises(ValueError, match="rows but y has"):
         reg.fit(Xd, y[:-1])
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        reg.fit(Xd, y, sample_weight=np.where(np.arange(50) == 0, -1.0, 1.0))
     clf = FactorizationMachineClassifier(n_factors=2, max_iter=2, tol=None)
     with pytest.raises(ValueError, match="Only binary.*'multiclass' \\(3 distinct"):
         clf.fit(Xd, np.arange(50) % 3)
