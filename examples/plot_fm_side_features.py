@@ -1,7 +1,7 @@
 """
-=================================================
+==================================================
 Factorization machines with user and item features
-=================================================
+==================================================
 
 Matrix factorization sees only who rated what.  A factorization machine (FM)
 models every pair of features through latent vectors, so user age, gender and
