@@ -140,6 +140,57 @@ cdef inline int _chol_solve(int n, floating* A, floating* b) noexcept nogil:
 
 
 # ------------------------------------------------------------ explicit rows
+cdef int _explicit_row_dual(const int* idx, const floating* t, const floating* w,
+                            Py_ssize_t nnz, const floating* Y, const floating* by,
+                            int k, bint biased, floating lam, floating lam_b,
+                            floating* A, floating* rhs, floating* Z,
+                            floating* x_out, floating* b_out) noexcept nogil:
+    """The same ridge solution through the n x n dual system (n = nnz < d).
+
+    With rows ``s_j = sqrt(w_j) z_j L^{-1/2}`` (``L`` the diagonal penalty),
+    ``x = L^{-1/2} S^T a`` where ``(S S^T + I) a = sqrt(w) * t`` (push-through
+    identity): O(n^2 d + n^3) instead of O(n d^2 + d^3) for short rows.
+    """
+    cdef int d = k + 1 if biased else k
+    cdef int n = <int>nnz
+    cdef Py_ssize_t j, f, i
+    cdef floating sw, tj
+    cdef floating il = 1 / sqrt(lam)
+    cdef floating ilb = 1 / sqrt(lam_b) if biased else 0
+    cdef floating* z
+    cdef char uplo = b'U'
+    cdef char trans = b'T'
+    cdef floating one = 1, zero = 0
+    for j in range(nnz):
+        i = idx[j]
+        sw = 1 if w == NULL else sqrt(w[j])
+        tj = t[j]
+        if biased:
+            tj = tj - by[i]
+        rhs[j] = sw * tj
+        z = Z + j * d
+        for f in range(k):
+            z[f] = sw * il * Y[i * k + f]
+        if biased:
+            z[k] = sw * ilb
+    # A (n x n) = S S^T + I, with S row-major (n, d) = column-major (d, n)
+    if floating is double:
+        dsyrk(&uplo, &trans, &n, &d, &one, Z, &d, &zero, A, &n)
+    else:
+        ssyrk(&uplo, &trans, &n, &d, &one, Z, &d, &zero, A, &n)
+    for j in range(n):
+        A[j * n + j] = A[j * n + j] + 1
+    if _chol_solve(n, A, rhs) != 0:
+        return 1
+    # x = L^{-1/2} S^T a  (written to A, free after the solve)
+    _gemv_rows(False, n, d, Z, rhs, 0, A)
+    for f in range(k):
+        x_out[f] = il * A[f]
+    if biased:
+        b_out[0] = ilb * A[k]
+    return 0
+
+
 cdef int _explicit_row(const int* idx, const floating* t, const floating* w,
                        Py_ssize_t nnz, const floating* Y, const floating* by,
                        int k, bint biased, floating reg, floating reg_b,
@@ -159,6 +210,11 @@ cdef int _explicit_row(const int* idx, const floating* t, const floating* w,
         if biased:
             b_out[0] = 0
         return 0
+    lam = reg * n_eff if scale else reg
+    lam_b = reg_b * n_eff if scale else reg_b
+    if nnz < d and nnz <= CHUNK and lam > 0 and (lam_b > 0 or not biased):
+        return _explicit_row_dual(idx, t, w, nnz, Y, by, k, biased, lam, lam_b,
+                                  A, rhs, Z, x_out, b_out)
     memset(A, 0, d * d * sizeof(floating))
     memset(rhs, 0, d * sizeof(floating))
     j0 = 0
@@ -183,8 +239,6 @@ cdef int _explicit_row(const int* idx, const floating* t, const floating* w,
                 rhs[f] = rhs[f] + tj * z[f]
         _syrk(d, <int>m, Z, A)
         j0 = j0 + m
-    lam = reg * n_eff if scale else reg
-    lam_b = reg_b * n_eff if scale else reg_b
     for f in range(k):
         A[f * d + f] = A[f * d + f] + lam
     if biased:

@@ -92,6 +92,34 @@ def test_explicit_half_step_matches_numpy_normal_equations(biased, scale, weight
     assert not X[3].any() and (not biased or bx[3] == 0)
 
 
+@pytest.mark.parametrize("biased", [True, False])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_explicit_half_step_short_rows_dual_solve(biased, weighted):
+    # rows with fewer ratings than unknowns go through the n x n dual system;
+    # the answer must be the same normal-equation solution
+    rng = np.random.default_rng(3)
+    n_rows, n_cols, k = 60, 200, 12
+    m = random_csr(n_rows, n_cols, 0.04, 4, empty_row=5)
+    lengths = np.diff(m.indptr)
+    assert (lengths[lengths > 0] < k).sum() > 40 and (lengths >= k + 1).any()
+    t = rng.normal(size=m.nnz)
+    w = rng.uniform(0.0, 3.0, m.nnz) if weighted else np.ones(m.nnz)
+    Y, by = rng.normal(size=(n_cols, k)), rng.normal(size=n_cols)
+    for scale in (True, False):
+        X = np.zeros((n_rows, k))
+        bx = np.zeros(n_rows) if biased else np.zeros(0)
+        assert _als_fast.explicit_solve(
+            m.indptr.astype(np.intp), m.indices.astype(np.int32), t,
+            w if weighted else np.zeros(0), Y, by if biased else np.zeros(0), X, bx,
+            0.3, 0.2, scale, 2) == 0
+        for r in range(n_rows):
+            s = slice(m.indptr[r], m.indptr[r + 1])
+            x, b = numpy_explicit_row(Y, by, m.indices[s], t[s], w[s], 0.3, 0.2, scale, biased)
+            np.testing.assert_allclose(X[r], x, rtol=1e-8, atol=1e-10)
+            if biased:
+                assert bx[r] == pytest.approx(b, rel=1e-8, abs=1e-10)
+
+
 def test_explicit_half_step_float32_close_to_float64():
     rng = np.random.default_rng(1)
     m = random_csr(30, 50, 0.3, 2)
