@@ -238,6 +238,16 @@ class _BaseFactorizationMachine(BaseEstimator):
             self._pen_scale0 = sum_w
         else:
             self._pen_scale, self._pen_scale0 = np.ones_like(counts), 1.0
+        # Features with no (positively weighted) occurrence carry no data:
+        # their minimiser is 0, as if the rows holding them had been removed.
+        present = counts > 0
+        if len(swt):
+            present = np.bincount(
+                Xt.indices, weights=np.repeat(swt.astype(np.float64), np.diff(Xt.indptr)),
+                minlength=Xt.shape[1],
+            ) > 0
+        self.w_[~present] = 0
+        self.V_[~present] = 0
         if self.solver == "sgd":
             # per-row share of each feature's penalty: m_j / n_j
             with np.errstate(divide="ignore", invalid="ignore"):

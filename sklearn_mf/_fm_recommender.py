@@ -359,9 +359,14 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         self._set_training_interactions(u, i, y)
         self.rating_range_ = (float(y.min()), float(y.max()))
         n_users, n_items = len(self.users_), len(self.items_)
-        Bu, un = self._block(n_users, u, utab, None if utab is None else u_all[n:], "user")
-        Bi, inames = self._block(n_items, i, itab, None if itab is None else i_all[n:], "item")
+        # id columns for users/items with positively weighted ratings only
+        pos = slice(None) if sample_weight is None else sample_weight > 0
+        Bu, un = self._block(n_users, u[pos], utab, None if utab is None else u_all[n:], "user")
+        Bi, inames = self._block(n_items, i[pos], itab, None if itab is None else i_all[n:],
+                                 "item")
         self.feature_names_ = un + inames
+        self._n_user_id_cols = sum(name.startswith("user=") for name in un)
+        self._n_item_id_cols = sum(name.startswith("item=") for name in inames)
         self._n_user_cols = Bu.shape[1]
         design = sp.hstack([Bu[u], Bi[i]], format="csr")
         if (self.user_id_dropout > 0 or self.item_id_dropout > 0) and self.use_ids:
@@ -393,11 +398,11 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         fraction of the rows, for users (items) that have a side-table row."""
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         n = design.shape[0]
-        n_uid = len(np.unique(u))
+        n_uid = self._n_user_id_cols
         drop_cols = []
         for codes, tab_codes, lo, n_ids, frac in (
             (u, u_tab_codes, 0, n_uid, self.user_id_dropout),
-            (i, i_tab_codes, self._n_user_cols, len(np.unique(i)), self.item_id_dropout),
+            (i, i_tab_codes, self._n_user_cols, self._n_item_id_cols, self.item_id_dropout),
         ):
             if tab_codes is None or frac == 0:
                 continue
