@@ -200,7 +200,7 @@ def without_one_item():
     return X[keep], y[keep], X[~keep], y[~keep], new_item
 
 
-@pytest.mark.parametrize("name", ["mf_sgd", "svdpp", "implicit_als"])
+@pytest.mark.parametrize("name", list(MODELS))
 def test_item_without_interactions_is_never_recommended(name, without_one_item):
     X, y, X_item, y_item, new_item = without_one_item
     model = MODELS[name]()
@@ -215,16 +215,21 @@ def test_item_without_interactions_is_never_recommended(name, without_one_item):
     assert not np.isin(recs.items, [new_item]).any()
     with pytest.raises(ValueError, match="not seen in fit"):
         model.recommend(model.users_[:2], n=1, items=[new_item])
-    # its first ratings make it a candidate (partial_fit grows the model)
+    # its first ratings make it a candidate: partial_fit grows the model
+    # (BPR has no partial_fit: the item enters at the next fit)
     before = len(model.items_)
     first = slice(0, 3)
-    if name in IMPLICIT:
-        model.partial_fit(X_item[first])
+    fit_y = None if name in IMPLICIT else y_item[first]
+    if hasattr(model, "partial_fit"):
+        model.partial_fit(X_item[first], fit_y)
+        assert len(model.items_) == before + 1 and model.items_[-1] == new_item
     else:
-        model.partial_fit(X_item[first], y_item[first])
-    assert len(model.items_) == before + 1 and model.items_[-1] == new_item
-    assert model.item_popularity_[-1] == 3
-    assert np.isfinite(model.item_factors_[-1]).all()
+        model.fit(np.vstack([X, X_item[first]]),
+                  None if fit_y is None else np.r_[y, fit_y])
+        assert len(model.items_) == before + 1
+    code = model._item_codes([new_item])[0]
+    assert model.item_popularity_[code] == 3
+    assert np.isfinite(model.item_factors_[code]).all()
     raters = X_item[first, 0]
     others = np.setdiff1d(model.users_, raters)[:5]
     recs = model.recommend(others, n=1, items=[new_item])
