@@ -12,7 +12,8 @@ global mean).
 * Spark ``pyspark.ml.recommendation.ALS`` (local mode, ``local[threads]``):
   weighted-lambda ALS without biases, float32.  Seconds include the
   DataFrame-to-RDD work of ``fit`` but not the JVM start-up.
-* cmfrec ``CMF(method="als")``: ALS with biases (plain lambda), float64.
+* cmfrec ``CMF(method="als", scale_lam=True)``: weighted-lambda ALS with
+  biases, float64.
 
 Peer libraries are optional: a library that is not installed is skipped.
 
@@ -104,7 +105,8 @@ def _fit_cmfrec(Xtr, ytr, Xte, p):
     from cmfrec import CMF
 
     model = CMF(k=p["factors"], lambda_=p["reg"], niter=p["iterations"], method="als",
-                use_cg=False, user_bias=True, item_bias=True, nthreads=p["threads"],
+                scale_lam=True, use_cg=False, user_bias=True, item_bias=True,
+                nthreads=p["threads"],
                 verbose=False, random_state=0)
     df = pd.DataFrame({"UserId": Xtr[:, 0], "ItemId": Xtr[:, 1], "Rating": ytr})
     tic = time.perf_counter()
