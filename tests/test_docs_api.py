@@ -148,3 +148,43 @@ def test_gallery_example_has_a_valid_title(path):
         f"{path.name}: title {title.strip()!r} ({len(title.strip())} chars) is longer "
         f"than its over/underline ({len(over)} chars)"
     )
+
+
+NARRATIVE = sorted(
+    p for p in DOC.rglob("*.rst")
+    if not {"_build", "generated", "auto_examples", "_templates"} & set(p.relative_to(DOC).parts)
+)
+_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
+
+
+@pytest.mark.parametrize("path", NARRATIVE, ids=lambda p: p.relative_to(DOC).as_posix())
+def test_section_titles_are_underlined_fully(path):
+    """An over/underline shorter than its title fails the ``-W`` docs build."""
+    lines = path.read_text().splitlines()
+    bad = []
+    for n, line in enumerate(lines[1:], start=1):
+        prev = lines[n - 1]
+        if _ADORNMENT.match(line) and prev.strip() and not _ADORNMENT.match(prev):
+            if not prev.startswith(" ") and len(line.rstrip()) < len(prev.rstrip()):
+                bad.append(f"line {n + 1}: {prev.strip()!r}")
+            if n >= 2 and _ADORNMENT.match(lines[n - 2]) and lines[n - 2].rstrip() != line.rstrip():
+                bad.append(f"line {n - 1}: overline and underline of {prev.strip()!r} differ")
+    assert not bad, f"{path.name}: {bad}"
+
+
+def test_every_ref_target_exists():
+    """``:ref:`label``` and ``:ref:`text <label>``` point at a defined label."""
+    sources = [*NARRATIVE, *(DOC.parent / "examples").glob("*.rst"),
+               *(DOC.parent / "examples").glob("*.py")]
+    defined, used = set(), {}
+    for path in sources:
+        text = path.read_text()
+        defined.update(re.findall(r"^\.\. _([\w\-]+):\s*$", text, flags=re.M))
+        for target in re.findall(r":ref:`(?:[^`<]*<)?([\w\-]+)>?`", text):
+            used.setdefault(target, path.name)
+    # labels that sphinx-gallery generates for the gallery and each example
+    defined.update(f"sphx_glr_auto_examples_{p.stem}.py"
+                   for p in (DOC.parent / "examples").glob("plot_*.py"))
+    missing = {t: where for t, where in used.items()
+               if t not in defined and not t.startswith("sphx_glr_")}
+    assert not missing, f"undefined :ref: targets (label: first page using it): {missing}"
