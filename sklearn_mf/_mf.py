@@ -31,9 +31,13 @@ from sklearn_mf._validation import check_interactions
 def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
     """Partition ratings into an ``n_blocks x n_blocks`` grid for parallel SGD.
 
-    Users and items are assigned to blocks by a random permutation (which
-    balances the blocks under power-law activity).  Stratum ``s`` holds the
-    blocks ``(b, (b + s) % n_blocks)``: no two of them share a user or an item.
+    Users (and items) are shuffled by a random permutation, which balances the
+    blocks under power-law activity, and then cut into ``n_blocks`` contiguous
+    ranges of that order.  Training works on copies of the factors stored in
+    that order, so that the rows a block updates are contiguous in memory: a
+    thread never writes a cache line that holds another thread's rows, and a
+    block's rows stay together in cache.  Stratum ``s`` holds the blocks
+    ``(b, (b + s) % n_blocks)``: no two of them share a user or an item.
 
     Returns
     -------
@@ -42,12 +46,26 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
     block_ptr : ndarray of intp of shape (n_blocks**2 + 1,)
     schedule : ndarray of intp of shape (n_blocks, n_blocks)
         Row ``s`` lists the block ids of stratum ``s``.
+    user_order, item_order : ndarray of intp
+        Row ``j`` of the working factors holds user ``user_order[j]`` (item
+        ``item_order[j]``).
+    work_users, work_items : ndarray of int32
+        The ratings' user and item codes in the working order.
     """
     B = n_blocks
-    # int32 block coordinates; numpy's stable sort of 16-bit keys is a radix sort
-    block = (rng.permutation(n_users) % B).astype(np.int32)[user_codes]
+    user_order = rng.permutation(n_users)
+    item_order = rng.permutation(n_items)
+    work_users = np.empty(n_users, dtype=np.int32)
+    work_users[user_order] = np.arange(n_users, dtype=np.int32)
+    work_items = np.empty(n_items, dtype=np.int32)
+    work_items[item_order] = np.arange(n_items, dtype=np.int32)
+    work_users = work_users[user_codes]
+    work_items = work_items[item_codes]
+    # block coordinates: contiguous ranges of the working order
+    block = ((work_users.astype(np.int64) * B) // n_users).astype(np.int32)
     block *= B
-    block += (rng.permutation(n_items) % B).astype(np.int32)[item_codes]
+    block += ((work_items.astype(np.int64) * B) // n_items).astype(np.int32)
+    # numpy's stable sort of 16-bit keys is a radix sort
     perm = np.argsort(block.astype(np.uint16) if B * B <= 65536 else block, kind="stable")
     counts = np.bincount(block, minlength=B * B)
     del block
@@ -55,7 +73,7 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
     np.cumsum(counts, out=block_ptr[1:])
     b = np.arange(B)
     schedule = np.array([b * B + (b + s) % B for s in range(B)], dtype=np.intp)
-    return perm, block_ptr, schedule
+    return perm, block_ptr, schedule, user_order, item_order, work_users, work_items
 
 
 # Target size of the user and item factor rows one block touches: about half
@@ -69,14 +87,14 @@ def _n_blocks(n_threads, n_ratings, n_rows, n_factors, itemsize):
     Large enough that the factor rows of one block (``n_rows`` users and items
     in total, split ``B`` ways) fit in ``_BLOCK_BYTES``, and at least two blocks
     per thread on each axis so that dynamic scheduling evens out unequal
-    blocks; small enough that a block holds about 2000 ratings or more.  Tiny
+    blocks; small enough that a block holds about 1000 ratings or more.  Tiny
     problems use one block: plain shuffled SGD.
     """
     if n_ratings < 10_000:
         return 1
     by_cache = -(-n_rows * n_factors * itemsize // _BLOCK_BYTES)
     by_threads = 2 * n_threads if n_threads > 1 else 1
-    cap = max(1, int(np.sqrt(n_ratings / 2000)))
+    cap = max(1, int(np.sqrt(n_ratings / 1000)))
     return int(max(1, min(max(by_cache, by_threads), cap)))
 
 
@@ -452,21 +470,30 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
         B = _n_blocks(n_threads, len(y_t), len(self.users_) + len(self.items_),
                       self.user_factors_.shape[1], self.user_factors_.itemsize)
-        perm, block_ptr, schedule = block_schedule(
+        perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
             u_t, i_t, len(self.users_), len(self.items_), B, rng
         )
         # ratings stored block by block, so that a block's data is contiguous
-        tu = np.ascontiguousarray(u_t[perm], dtype=np.int32)
-        ti = np.ascontiguousarray(i_t[perm], dtype=np.int32)
+        tu, ti = wu[perm], wi[perm]
         tr = y_t.astype(dtype)[perm]
         tw = np.zeros(0, dtype=dtype) if w_t is None else w_t.astype(dtype)[perm]
-        del perm, u_t, i_t, y_t, w_t
+        del perm, wu, wi, u_t, i_t, y_t, w_t
         sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
         order = np.arange(len(tr), dtype=np.int32)
         block_loss = np.zeros(B * B, dtype=np.float64)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
-        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        # working copies of the parameters in block order (see block_schedule)
+        P, Q = self.user_factors_[user_order], self.item_factors_[item_order]
+        empty = np.zeros(0, dtype=dtype)
+        bu = self.user_bias_[user_order] if self.biased else empty
+        bi = self.item_bias_[item_order] if self.biased else empty
+
+        def write_back():
+            self.user_factors_[user_order] = P
+            self.item_factors_[item_order] = Q
+            if self.biased:
+                self.user_bias_[user_order] = bu
+                self.item_bias_[item_order] = bi
 
         self.loss_curve_ = []
         self.validation_scores_ = self.best_iteration_ = None
@@ -478,7 +505,7 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
             strata = schedule[rng.permutation(B)][:, rng.permutation(B)]
             n_bad = _sgd_fast.sgd_epoch(
                 tu, ti, tr, tw, order, block_ptr, np.ascontiguousarray(strata),
-                self.user_factors_, self.item_factors_, bu, bi,
+                P, Q, bu, bi,
                 self.global_mean_, self.learning_rate, self.regularization, reg_b,
                 self.biased, block_loss, n_threads, seeds_from(rng, B * B),
             )
@@ -488,6 +515,7 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
             msg = f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}"
             stop = False
             if stopper is not None:
+                write_back()
                 rmse = validation_rmse(self, u[val], i[val], y[val],
                                        None if sample_weight is None else sample_weight[val])
                 msg += f"  validation RMSE {rmse:.5f}"
@@ -496,6 +524,7 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
                 print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
             if stop:
                 break
+        write_back()
         if stopper is not None:
             self.validation_scores_ = stopper.scores
             self.best_iteration_ = stopper.best_iteration

@@ -84,7 +84,11 @@ def test_block_schedule_strata_are_conflict_free():
     rng = np.random.default_rng(1)
     u = rng.integers(0, 50, 5000)
     i = rng.integers(0, 40, 5000)
-    perm, ptr, schedule = block_schedule(u, i, 50, 40, 4, rng)
+    perm, ptr, schedule, user_order, item_order, wu, wi = block_schedule(
+        u, i, 50, 40, 4, rng)
+    # the working codes are a relabelling of the users and items
+    np.testing.assert_array_equal(user_order[wu], u)
+    np.testing.assert_array_equal(item_order[wi], i)
     assert sorted(perm.tolist()) == list(range(5000))
     assert schedule.shape == (4, 4)
     # every block appears exactly once over the strata
@@ -93,8 +97,10 @@ def test_block_schedule_strata_are_conflict_free():
         seen_u, seen_i = set(), set()
         for b in stratum:
             rows = perm[ptr[b]:ptr[b + 1]]
-            bu, bi = set(u[rows].tolist()), set(i[rows].tolist())
+            bu, bi = set(wu[rows].tolist()), set(wi[rows].tolist())
             assert not (bu & seen_u) and not (bi & seen_i)
+            # a block's rows are one contiguous range of the working factors
+            assert max(bu) - min(bu) < 13 and max(bi) - min(bi) < 10
             seen_u |= bu
             seen_i |= bi
 
