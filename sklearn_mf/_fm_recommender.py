@@ -447,7 +447,7 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ fold-in
     def _fold_in_rows(self, indptr, indices, values):
-        """A new user is a fresh user-id feature (no profile), items fixed.
+        r"""A new user is a fresh user-id feature (no profile), items fixed.
 
         Solves, per user, :math:`\min_{w, v} \sum_i (r_{ui} - w_0 - c_i - w -
         \langle v, q_i\rangle)^2 + m (\lambda_w w^2 + \lambda_V
