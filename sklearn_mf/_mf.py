@@ -5,9 +5,7 @@ import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _sgd_fast
 from sklearn_mf._als import partial_fit_explicit_als, run_explicit_als
@@ -20,12 +18,11 @@ from sklearn_mf._online import (
 )
 from sklearn_mf._training import (
     EarlyStopping,
-    holdout_split,
     raise_if_diverged,
+    start_rating_fit,
     validation_rmse,
 )
-from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
-from sklearn_mf._validation import check_interactions
+from sklearn_mf._utils import effective_n_threads, seeds_from
 
 
 def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
@@ -361,31 +358,9 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         self : MatrixFactorization
             The fitted estimator.
         """
-        dtype = check_dtype(self.dtype)
-        users, items, y, sample_weight = check_interactions(
-            self, X, y, sample_weight, reset=True, y_required=True
+        u, i, y, sample_weight, train, val, rng = start_rating_fit(
+            self, X, y, sample_weight
         )
-        u, i = self._fit_ids(users, items)
-        del users, items  # only the codes are used from here on (memory)
-        self._set_training_interactions(u, i, y)
-        self.rating_range_ = (float(y.min()), float(y.max()))
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-
-        n_users, n_items, k = len(self.users_), len(self.items_), self.n_factors
-        self.user_factors_ = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
-        self.item_factors_ = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
-        self.user_bias_ = np.zeros(n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(n_items, dtype=dtype)
-
-        train = val = None  # None: every rating trains
-        if self.early_stopping:
-            train, val = holdout_split(len(y), self.validation_fraction, rng)
-        sub = slice(None) if train is None else train
-        w = None if sample_weight is None else sample_weight[sub]
-        if self.biased:
-            self.global_mean_ = float(np.average(y[sub], weights=w))
-        else:
-            self.global_mean_ = 0.0
         if self.solver == "als":
             if train is None:
                 train = np.arange(len(y))

@@ -6,7 +6,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -21,12 +20,11 @@ from sklearn_mf._online import (
 )
 from sklearn_mf._training import (
     EarlyStopping,
-    holdout_split,
     raise_if_diverged,
+    start_rating_fit,
     validation_rmse,
 )
-from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
-from sklearn_mf._validation import check_interactions
+from sklearn_mf._utils import effective_n_threads, seeds_from
 
 
 class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
@@ -244,26 +242,11 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
         self : SVDpp
             The fitted estimator.
         """
-        dtype = check_dtype(self.dtype)
-        users, items, y, sample_weight = check_interactions(
-            self, X, y, sample_weight, reset=True, y_required=True
+        u, i, y, sample_weight, train, val, rng = start_rating_fit(
+            self, X, y, sample_weight, extra_item_factors=("implicit_item_factors_",)
         )
-        u, i = self._fit_ids(users, items)
-        self._set_training_interactions(u, i, y)
-        self.rating_range_ = (float(y.min()), float(y.max()))
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-        n_users, n_items, k = len(self.users_), len(self.items_), self.n_factors
-        self.user_factors_ = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
-        self.item_factors_ = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
-        self.implicit_item_factors_ = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
-        self.user_bias_ = np.zeros(n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(n_items, dtype=dtype)
-
-        train, val = np.arange(len(y)), None
-        if self.early_stopping:
-            train, val = holdout_split(len(y), self.validation_fraction, rng)
-        w = None if sample_weight is None else sample_weight[train]
-        self.global_mean_ = float(np.average(y[train], weights=w)) if self.biased else 0.0
+        if train is None:
+            train = np.arange(len(y))
         self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
         return self
 

@@ -7,6 +7,59 @@ that one implementation.
 """
 
 import numpy as np
+from sklearn.utils import check_random_state
+
+from sklearn_mf._utils import check_dtype
+from sklearn_mf._validation import check_interactions
+
+
+def start_rating_fit(est, X, y, sample_weight, *, extra_item_factors=()):
+    """The common start of ``fit`` for the biased rating models (MF, SVD++).
+
+    Validates and encodes the ratings, stores what ``RecommenderMixin`` needs
+    (``users_``, ``items_``, ``user_items_``, ``item_popularity_``), sets
+    ``rating_range_``, draws ``user_factors_``, ``item_factors_`` and each
+    attribute named in ``extra_item_factors`` from N(0, init_std^2) (in that
+    order, from one generator seeded by ``random_state``), zeroes the biases,
+    holds out the early-stopping validation set and sets ``global_mean_``
+    from the training part.
+
+    Returns
+    -------
+    u, i : ndarray of int32
+        User and item codes of every rating.
+    y, sample_weight : ndarray of float64 (sample_weight may be None)
+    train, val : ndarray of intp or None
+        Rows used for training and for validation; both None when nothing is
+        held out (every row trains).
+    rng : numpy.random.Generator
+        The generator, to be used for the rest of the fit.
+    """
+    dtype = check_dtype(est.dtype)
+    users, items, y, sample_weight = check_interactions(
+        est, X, y, sample_weight, reset=True, y_required=True
+    )
+    u, i = est._fit_ids(users, items)
+    del users, items  # only the codes are used from here on (memory)
+    est._set_training_interactions(u, i, y)
+    est.rating_range_ = (float(y.min()), float(y.max()))
+    rng = np.random.default_rng(check_random_state(est.random_state).randint(2**31))
+
+    n_users, n_items, k = len(est.users_), len(est.items_), est.n_factors
+    est.user_factors_ = rng.normal(0, est.init_std, (n_users, k)).astype(dtype)
+    est.item_factors_ = rng.normal(0, est.init_std, (n_items, k)).astype(dtype)
+    for name in extra_item_factors:
+        setattr(est, name, rng.normal(0, est.init_std, (n_items, k)).astype(dtype))
+    est.user_bias_ = np.zeros(n_users, dtype=dtype)
+    est.item_bias_ = np.zeros(n_items, dtype=dtype)
+
+    train = val = None
+    if est.early_stopping:
+        train, val = holdout_split(len(y), est.validation_fraction, rng)
+    sub = slice(None) if train is None else train
+    w = None if sample_weight is None else sample_weight[sub]
+    est.global_mean_ = float(np.average(y[sub], weights=w)) if est.biased else 0.0
+    return u, i, y, sample_weight, train, val, rng
 
 
 def holdout_split(n, validation_fraction, rng):
