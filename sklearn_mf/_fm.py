@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from sklearn_mf import _fm_fast
+from sklearn_mf._training import EarlyStopping, holdout_split
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
 _LOSS = {"squared": 0, "logistic": 1}
@@ -197,14 +198,7 @@ class _BaseFactorizationMachine(BaseEstimator):
         train = np.arange(n)
         val = None
         if self.early_stopping:
-            n_val = max(1, int(round(self.validation_fraction * n)))
-            if n_val >= n:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no training "
-                    f"samples out of {n}."
-                )
-            shuffled = rng.permutation(n)
-            val, train = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+            train, val = holdout_split(n, self.validation_fraction, rng)
         Xt = _as_csr(Xc[train], dtype) if val is not None else Xc
         yt = np.ascontiguousarray(y[train], dtype=dtype)
         swt = (
@@ -261,9 +255,10 @@ class _BaseFactorizationMachine(BaseEstimator):
             qc = np.zeros((k, n), dtype=dtype)
 
         self.loss_curve_ = []
-        self.validation_scores_ = [] if val is not None else None
-        self.best_iteration_ = None
-        best, best_state, no_improve = np.inf, None, 0
+        self.validation_scores_ = self.best_iteration_ = None
+        stopper = (None if val is None else EarlyStopping(
+            lambda: (self._w0, self.w_, self.V_), self.tol or 0.0, self.n_iter_no_change))
+        no_improve = 0
         converged = False
         for epoch in range(1, self.max_iter + 1):
             tic = time.perf_counter()
@@ -304,19 +299,12 @@ class _BaseFactorizationMachine(BaseEstimator):
             self.loss_curve_.append(float(obj))
             self.n_iter_ = epoch
             msg = f"epoch {epoch:3d}  objective {obj:.5f}"
-            if val is not None:
+            if stopper is not None:
                 score = self._validation_score(
                     Xc[val], y[val], None if sample_weight is None else sample_weight[val]
                 )
-                self.validation_scores_.append(score)
                 msg += f"  validation {self._validation_name} {score:.5f}"
-                if score < best - (self.tol or 0.0):
-                    best, no_improve, self.best_iteration_ = score, 0, epoch
-                    best_state = [a.copy() for a in (self._w0, self.w_, self.V_)]
-                else:
-                    no_improve += 1
-                if no_improve >= self.n_iter_no_change:
-                    converged = True
+                converged = stopper.update(epoch, score)
             elif self.tol is not None and epoch > 1:
                 prev = self.loss_curve_[-2]
                 if prev - obj < self.tol * max(abs(prev), 1e-12):
@@ -329,9 +317,10 @@ class _BaseFactorizationMachine(BaseEstimator):
                 print(f"{msg}  {time.perf_counter() - tic:.3f}s", flush=True)
             if converged:
                 break
-        if best_state is not None:
-            for dst, src in zip((self._w0, self.w_, self.V_), best_state):
-                dst[...] = src
+        if stopper is not None:
+            self.validation_scores_ = stopper.scores
+            self.best_iteration_ = stopper.best_iteration
+            stopper.restore()
         self.intercept_ = float(self._w0[0])
         if not converged and self.tol is not None:
             warnings.warn(

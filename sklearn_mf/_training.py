@@ -71,7 +71,7 @@ def holdout_split(n, validation_fraction, rng):
     if n_val >= n:
         raise ValueError(
             f"validation_fraction={validation_fraction} leaves no training "
-            f"ratings out of {n}."
+            f"rows out of {n}."
         )
     shuffled = rng.permutation(n)
     return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
