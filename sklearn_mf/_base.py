@@ -26,6 +26,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _topk
@@ -747,3 +748,19 @@ class RecommenderMixin:
             out_codes[empty], out_scores[empty] = fc[0], fs[0]
         return Recommendations(query, _ids_from_codes(self.items_, out_codes), out_scores,
                                empty)
+
+
+class RatingRegressorMixin(RegressorMixin):
+    """``RegressorMixin`` for recommenders that predict ratings.
+
+    ``score`` is the usual R^2.  The tags say that ``y`` (the ratings) is
+    required and that a generic regression benchmark scores poorly: ids are
+    categorical, so continuous test features (every row a new "user") cannot
+    be fitted well.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.regressor_tags.poor_score = True
+        return tags

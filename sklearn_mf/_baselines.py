@@ -6,12 +6,12 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, svds
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _baselines_fast
-from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._validation import check_interactions
 
 
@@ -43,7 +43,7 @@ class _NoFactorsMixin:
         )
 
 
-class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RegressorMixin, BaseEstimator):
+class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     r"""Global mean plus user and item biases: the baseline every model must beat.
 
     The model predicts
@@ -177,11 +177,6 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RegressorMixin, BaseE
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.regressor_tags.poor_score = True
-        return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -418,7 +413,7 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
         return self.item_scores_
 
 
-class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
+class TruncatedSVDRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     r"""Rank-k SVD of the rating matrix after filling its missing cells.
 
     The classic pre-Netflix-prize approach (Sarwar et al. 2000): fill every
@@ -554,11 +549,6 @@ class TruncatedSVDRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
     # by LAPACK; larger ones go through svds on a LinearOperator.
     _dense_max_cells = 50_000
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.regressor_tags.poor_score = True
-        return tags
 
     def _operator(self, S, f, g):
         """``A = S + f 1^T + 1 g^T`` as a LinearOperator (never densified)."""

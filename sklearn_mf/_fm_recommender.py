@@ -5,12 +5,12 @@ import numbers
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._fm import FactorizationMachineRegressor
 from sklearn_mf._validation import check_interactions
@@ -61,7 +61,7 @@ def _encode_table(table, what):
     return table.index.to_numpy(), M, names
 
 
-class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
+class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     r"""Recommender on a factorization machine over user and item side features.
 
     Each rating of user :math:`u` for item :math:`i` becomes the feature vector
@@ -292,11 +292,6 @@ class FMRecommender(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.regressor_tags.poor_score = True
-        return tags
 
     def _block(self, n_all, train_codes, table, codes_of_table, what):
         """Feature block (n_all x n_cols) of users or items, and column names."""

@@ -4,12 +4,12 @@ import numbers
 import time
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _sgd_fast
 from sklearn_mf._als import partial_fit_explicit_als, run_explicit_als
-from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
     PARTIAL_FIT_REPLAY,
@@ -95,7 +95,7 @@ def _n_blocks(n_threads, n_ratings, n_rows, n_factors, itemsize):
     return int(max(1, min(max(by_cache, by_threads), cap)))
 
 
-class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
+class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     r"""Matrix factorization for explicit ratings, trained by SGD.
 
     The model predicts the rating of user :math:`u` for item :math:`i` as
@@ -330,13 +330,6 @@ class MatrixFactorization(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        # Ids are categorical: a generic regression benchmark on continuous
-        # features (every row a new "user") cannot be fitted well.
-        tags.regressor_tags.poor_score = True
-        return tags
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)

@@ -5,12 +5,12 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _sgd_fast, _svdpp_fast
-from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
     PARTIAL_FIT_REPLAY,
@@ -27,7 +27,7 @@ from sklearn_mf._training import (
 from sklearn_mf._utils import effective_n_threads, seeds_from
 
 
-class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
+class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     r"""SVD++ (Koren 2008): biased matrix factorization plus implicit feedback.
 
     Which items a user chose to rate says something about her taste, whatever
@@ -217,11 +217,6 @@ class SVDpp(RecommenderMixin, RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.regressor_tags.poor_score = True
-        return tags
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
