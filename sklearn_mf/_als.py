@@ -6,14 +6,13 @@ on whole arrays (no Python loop over users or items); the per-row solves run
 in :mod:`sklearn_mf._als_fast`.
 """
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
 from sklearn_mf import _als_fast
+from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import EarlyStopping, validation_rmse
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._validation import check_interactions
@@ -231,24 +230,24 @@ def run_explicit_als(est, u, i, y, sample_weight, train, val):
     est.validation_scores_ = est.best_iteration_ = None
     stopper = (None if val is None
                else EarlyStopping(est._state, est.tol, est.n_iter_no_change))
-    with blas_single_thread():
+    progress = EpochProgress(est.verbose, est.max_iter, unit="iteration",
+                             desc=type(est).__name__)
+    with blas_single_thread(), progress:
         for it in range(1, est.max_iter + 1):
-            tic = time.perf_counter()
             explicit_half_step(R_u, Q, bi, P, bu, reg, reg_b, scale, n_threads)
             explicit_half_step(R_i, P, bu, Q, bi, reg, reg_b, scale, n_threads)
             obj = explicit_objective(R_u, P, bu, Q, bi, reg, reg_b, scale, n_threads,
                                      wu, wi) / max(total_w, 1e-300)
             est.loss_curve_.append(obj)
             est.n_iter_ = it
-            msg = f"iteration {it:3d}  objective {obj:.6f}"
+            metrics = {"objective": obj}
             stop = False
             if stopper is not None:
                 rmse = validation_rmse(est, u[val], i[val], y[val],
                                        None if sample_weight is None else sample_weight[val])
-                msg += f"  validation RMSE {rmse:.5f}"
+                metrics["validation RMSE"] = rmse
                 stop = stopper.update(it, rmse)
-            if est.verbose:
-                print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
+            progress.update(it, metrics)
             if stop:
                 break
             if it > 1 and est.loss_curve_[-2] - obj <= est.tol * abs(est.loss_curve_[-2]):

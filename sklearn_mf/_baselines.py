@@ -1,7 +1,6 @@
 """Reference models: ``BaselineRegressor``, ``PopularityRecommender``, ``TruncatedSVDRecommender``."""
 
 import numbers
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
+from sklearn_mf._progress import EpochProgress
 from sklearn_mf._validation import check_interactions
 
 
@@ -98,7 +98,12 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
     n_jobs : int or None, default=None
         Threads for ``recommend``'s top-n selection.
     verbose : int, default=0
-        Print the objective after each sweep or epoch.
+        0: silent.  1: one line per ALS sweep (objective, largest bias change)
+        or SGD epoch (training MSE, seconds).
+        2 or more: a progress bar (``tqdm.auto``) with the same numbers, if
+        tqdm is installed (``pip install sklearn_mf[progress]``), otherwise the
+        lines of 1 and a note that tqdm is missing.  The fitted model does
+        not depend on ``verbose``.
 
     Attributes
     ----------
@@ -229,20 +234,22 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
 
     def _fit_als(self, u, i, y, w, bu, bi, w_u, w_i, lam):
         resid = y - self.global_mean_
-        for it in range(1, self.max_iter + 1):
-            num_i, _ = _weighted_sums(i, resid - bu[u], w, len(bi))
-            new_bi = num_i / (lam + w_i)
-            num_u, _ = _weighted_sums(u, resid - new_bi[i], w, len(bu))
-            new_bu = num_u / (lam + w_u)
-            change = max(np.abs(new_bi - bi).max(), np.abs(new_bu - bu).max())
-            bi[:], bu[:] = new_bi, new_bu
-            self.loss_curve_.append(self._objective(u, i, y, w, bu, bi, lam))
-            self.n_iter_ = it
-            if self.verbose:
-                print(f"sweep {it:3d}  objective {self.loss_curve_[-1]:.6f}  "
-                      f"max change {change:.2e}", flush=True)
-            if change <= self.tol:
-                break
+        progress = EpochProgress(self.verbose, self.max_iter, unit="sweep",
+                                 desc=type(self).__name__)
+        with progress:
+            for it in range(1, self.max_iter + 1):
+                num_i, _ = _weighted_sums(i, resid - bu[u], w, len(bi))
+                new_bi = num_i / (lam + w_i)
+                num_u, _ = _weighted_sums(u, resid - new_bi[i], w, len(bu))
+                new_bu = num_u / (lam + w_u)
+                change = max(np.abs(new_bi - bi).max(), np.abs(new_bu - bu).max())
+                bi[:], bu[:] = new_bi, new_bu
+                self.loss_curve_.append(self._objective(u, i, y, w, bu, bi, lam))
+                self.n_iter_ = it
+                progress.update(it, {"objective": self.loss_curve_[-1],
+                                     "max change": f"{change:.2e}"})
+                if change <= self.tol:
+                    break
 
     def _fit_sgd(self, u, i, y, w, bu, bi, w_u, w_i, lam):
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
@@ -252,23 +259,22 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
         uu, ii = u.astype(np.int32), i.astype(np.int32)
         ww = np.zeros(0) if w is None else w
         sum_w = len(y) if w is None else float(w.sum())
-        for epoch in range(1, self.n_epochs + 1):
-            tic = time.perf_counter()
-            order = rng.permutation(len(y)).astype(np.intp)
-            sse, n_bad = _baselines_fast.bias_sgd_epoch(
-                uu, ii, y, ww, order, bu, bi, reg_u, reg_i, self.global_mean_,
-                float(self.learning_rate),
-            )
-            if n_bad or not np.isfinite(sse):
-                raise FloatingPointError(
-                    f"SGD diverged in epoch {epoch}: the prediction error became NaN or "
-                    f"infinite. Use a smaller learning_rate (now {self.learning_rate})."
+        progress = EpochProgress(self.verbose, self.n_epochs, desc=type(self).__name__)
+        with progress:
+            for epoch in range(1, self.n_epochs + 1):
+                order = rng.permutation(len(y)).astype(np.intp)
+                sse, n_bad = _baselines_fast.bias_sgd_epoch(
+                    uu, ii, y, ww, order, bu, bi, reg_u, reg_i, self.global_mean_,
+                    float(self.learning_rate),
                 )
-            self.loss_curve_.append(sse / sum_w)
-            self.n_iter_ = epoch
-            if self.verbose:
-                print(f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}  "
-                      f"{time.perf_counter() - tic:.2f}s", flush=True)
+                if n_bad or not np.isfinite(sse):
+                    raise FloatingPointError(
+                        f"SGD diverged in epoch {epoch}: the prediction error became NaN "
+                        f"or infinite. Use a smaller learning_rate (now {self.learning_rate})."
+                    )
+                self.loss_curve_.append(sse / sum_w)
+                self.n_iter_ = epoch
+                progress.update(epoch, {"train MSE": self.loss_curve_[-1]})
 
     def _predict_codes(self, user_codes, item_codes):
         out = np.full(len(user_codes), self.global_mean_)

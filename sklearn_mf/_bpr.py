@@ -1,7 +1,6 @@
 """Bayesian Personalised Ranking for implicit feedback: ``BPR``."""
 
 import numbers
-import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
@@ -11,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _bpr_fast, _sgd_fast
 from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._progress import EpochProgress
 from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
@@ -84,8 +84,13 @@ class BPR(RecommenderMixin, BaseEstimator):
     n_jobs : int or None, default=None
         OpenMP threads for training and recommendation.
     verbose : int, default=0
-        Print one line per epoch (BPR loss, fraction of correctly ordered
-        sampled pairs, skipped samples, seconds).
+        0: silent.  1: one line per epoch with the BPR loss, the fraction of
+        correctly ordered sampled pairs, the skipped samples and the seconds
+        it took.
+        2 or more: a progress bar (``tqdm.auto``) with the same numbers, if
+        tqdm is installed (``pip install sklearn_mf[progress]``), otherwise the
+        lines of 1 and a note that tqdm is missing.  The fitted model does
+        not depend on ``verbose``.
 
     Attributes
     ----------
@@ -225,28 +230,28 @@ class BPR(RecommenderMixin, BaseEstimator):
         empty_pos, empty_neg = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
         stats = np.zeros(4)
         self.loss_curve_, self.accuracy_curve_ = [], []
-        for epoch in range(1, self.n_epochs + 1):
-            tic = time.perf_counter()
-            n_bad = _bpr_fast.bpr_epoch(
-                pos_users, indptr, indices, empty_pos, empty_neg, len(indices),
-                self.user_factors_, self.item_factors_, bias,
-                float(self.learning_rate), float(self.regularization), float(reg_b),
-                self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads, stats,
-            )
-            if n_bad or not np.isfinite(stats[0]):
-                raise FloatingPointError(
-                    f"BPR diverged in epoch {epoch}: a score became NaN or infinite. "
-                    f"Use a smaller learning_rate (now {self.learning_rate}) or a larger "
-                    "regularization."
+        progress = EpochProgress(self.verbose, self.n_epochs, desc=type(self).__name__)
+        with progress:
+            for epoch in range(1, self.n_epochs + 1):
+                n_bad = _bpr_fast.bpr_epoch(
+                    pos_users, indptr, indices, empty_pos, empty_neg, len(indices),
+                    self.user_factors_, self.item_factors_, bias,
+                    float(self.learning_rate), float(self.regularization), float(reg_b),
+                    self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads, stats,
                 )
-            n_upd = max(stats[2], 1.0)
-            self.loss_curve_.append(float(stats[0] / n_upd))
-            self.accuracy_curve_.append(float(stats[1] / n_upd))
-            self.n_iter_ = epoch
-            if self.verbose:
-                print(f"epoch {epoch:3d}  BPR loss {self.loss_curve_[-1]:.5f}  "
-                      f"ordered {self.accuracy_curve_[-1]:.4f}  skipped {int(stats[3])}  "
-                      f"{time.perf_counter() - tic:.2f}s", flush=True)
+                if n_bad or not np.isfinite(stats[0]):
+                    raise FloatingPointError(
+                        f"BPR diverged in epoch {epoch}: a score became NaN or infinite. "
+                        f"Use a smaller learning_rate (now {self.learning_rate}) or a larger "
+                        "regularization."
+                    )
+                n_upd = max(stats[2], 1.0)
+                self.loss_curve_.append(float(stats[0] / n_upd))
+                self.accuracy_curve_.append(float(stats[1] / n_upd))
+                self.n_iter_ = epoch
+                progress.update(epoch, {"BPR loss": self.loss_curve_[-1],
+                                        "ordered": self.accuracy_curve_[-1],
+                                        "skipped": int(stats[3])})
         return self
 
     # -------------------------------------------------------------- fold-in

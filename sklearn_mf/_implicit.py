@@ -1,7 +1,6 @@
 """Recommenders for implicit feedback (clicks, plays, purchases): ``ImplicitALS``."""
 
 import numbers
-import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
@@ -20,6 +19,7 @@ from sklearn_mf._als import (
     sum_duplicates_csr,
 )
 from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._progress import EpochProgress
 from sklearn_mf._utils import check_dtype, effective_n_threads
 from sklearn_mf._validation import check_interactions
 
@@ -96,7 +96,12 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         OpenMP threads; None uses every available core (honouring
         ``OMP_NUM_THREADS`` and threadpoolctl), -1 all cores.
     verbose : int, default=0
-        Print one line per iteration (objective and seconds).
+        0: silent.  1: one line per iteration with the objective and the
+        seconds it took.
+        2 or more: a progress bar (``tqdm.auto``) with the same numbers, if
+        tqdm is installed (``pip install sklearn_mf[progress]``), otherwise the
+        lines of 1 and a note that tqdm is missing.  The fitted model does
+        not depend on ``verbose``.
 
     Attributes
     ----------
@@ -267,21 +272,21 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         return self
 
     def _iterate(self, R_u, R_i, n_threads):
-        for it in range(1, self.max_iter + 1):
-            tic = time.perf_counter()
-            implicit_half_step(R_u, self.item_factors_, self.user_factors_,
-                               self.regularization, self.solver, self.cg_steps, n_threads)
-            implicit_half_step(R_i, self.user_factors_, self.item_factors_,
-                               self.regularization, self.solver, self.cg_steps, n_threads)
-            loss = self._objective(R_u, n_threads)
-            self.loss_curve_.append(loss)
-            self.n_iter_ = it
-            if self.verbose:
-                print(f"iteration {it:3d}  objective {loss:.6g}  "
-                      f"{time.perf_counter() - tic:.2f}s", flush=True)
-            if (self.tol > 0 and it > 1
-                    and self.loss_curve_[-2] - loss <= self.tol * abs(self.loss_curve_[-2])):
-                break
+        progress = EpochProgress(self.verbose, self.max_iter, unit="iteration",
+                                 desc=type(self).__name__)
+        with progress:
+            for it in range(1, self.max_iter + 1):
+                implicit_half_step(R_u, self.item_factors_, self.user_factors_,
+                                   self.regularization, self.solver, self.cg_steps, n_threads)
+                implicit_half_step(R_i, self.user_factors_, self.item_factors_,
+                                   self.regularization, self.solver, self.cg_steps, n_threads)
+                loss = self._objective(R_u, n_threads)
+                self.loss_curve_.append(loss)
+                self.n_iter_ = it
+                progress.update(it, {"objective": loss})
+                if (self.tol > 0 and it > 1
+                        and self.loss_curve_[-2] - loss <= self.tol * abs(self.loss_curve_[-2])):
+                    break
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):

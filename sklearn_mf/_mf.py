@@ -1,7 +1,6 @@
 """Biased matrix factorization for explicit ratings: ``MatrixFactorization``."""
 
 import numbers
-import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
@@ -16,6 +15,7 @@ from sklearn_mf._online import (
     grow_and_replay,
     online_rng,
 )
+from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import (
     EarlyStopping,
     raise_if_diverged,
@@ -208,7 +208,13 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         OpenMP threads; None uses every available core (honouring
         ``OMP_NUM_THREADS`` and threadpoolctl), -1 all cores.
     verbose : int, default=0
-        Print one line per epoch (epoch, training MSE, validation RMSE, seconds).
+        0: silent.  1: one line per epoch (SGD) or iteration (ALS) with the
+        training objective, the validation RMSE under early stopping and the
+        seconds it took.
+        2 or more: a progress bar (``tqdm.auto``) with the same numbers, if
+        tqdm is installed (``pip install sklearn_mf[progress]``), otherwise the
+        lines of 1 and a note that tqdm is missing.  The fitted model does
+        not depend on ``verbose``.
 
     Attributes
     ----------
@@ -467,31 +473,30 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         self.validation_scores_ = self.best_iteration_ = None
         stopper = (None if val is None
                    else EarlyStopping(self._state, self.tol, self.n_iter_no_change))
-        for epoch in range(1, n_epochs + 1):
-            tic = time.perf_counter()
-            # fresh random order: strata, blocks within a stratum, ratings within a block
-            strata = schedule[rng.permutation(B)][:, rng.permutation(B)]
-            n_bad = _sgd_fast.sgd_epoch(
-                tu, ti, tr, tw, order, block_ptr, np.ascontiguousarray(strata),
-                P, Q, bu, bi,
-                self.global_mean_, self.learning_rate, self.regularization, reg_b,
-                self.biased, block_loss, n_threads, seeds_from(rng, B * B),
-            )
-            raise_if_diverged(epoch, n_bad, block_loss.sum(), self.learning_rate)
-            self.loss_curve_.append(float(block_loss.sum() / sum_w))
-            self.n_iter_ = epoch
-            msg = f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}"
-            stop = False
-            if stopper is not None:
-                write_back()
-                rmse = validation_rmse(self, u[val], i[val], y[val],
-                                       None if sample_weight is None else sample_weight[val])
-                msg += f"  validation RMSE {rmse:.5f}"
-                stop = stopper.update(epoch, rmse)
-            if self.verbose:
-                print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
-            if stop:
-                break
+        with EpochProgress(self.verbose, n_epochs, desc=type(self).__name__) as progress:
+            for epoch in range(1, n_epochs + 1):
+                # fresh random order: strata, blocks within a stratum, ratings within a block
+                strata = schedule[rng.permutation(B)][:, rng.permutation(B)]
+                n_bad = _sgd_fast.sgd_epoch(
+                    tu, ti, tr, tw, order, block_ptr, np.ascontiguousarray(strata),
+                    P, Q, bu, bi,
+                    self.global_mean_, self.learning_rate, self.regularization, reg_b,
+                    self.biased, block_loss, n_threads, seeds_from(rng, B * B),
+                )
+                raise_if_diverged(epoch, n_bad, block_loss.sum(), self.learning_rate)
+                self.loss_curve_.append(float(block_loss.sum() / sum_w))
+                self.n_iter_ = epoch
+                metrics = {"train MSE": self.loss_curve_[-1]}
+                stop = False
+                if stopper is not None:
+                    write_back()
+                    rmse = validation_rmse(self, u[val], i[val], y[val],
+                                           None if sample_weight is None else sample_weight[val])
+                    metrics["validation RMSE"] = rmse
+                    stop = stopper.update(epoch, rmse)
+                progress.update(epoch, metrics)
+                if stop:
+                    break
         write_back()
         if stopper is not None:
             self.validation_scores_ = stopper.scores

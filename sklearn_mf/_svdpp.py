@@ -1,7 +1,6 @@
 """SVD++: matrix factorization with the implicit feedback of who rated what."""
 
 import numbers
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +17,7 @@ from sklearn_mf._online import (
     grow_and_replay,
     online_rng,
 )
+from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import (
     EarlyStopping,
     raise_if_diverged,
@@ -105,7 +105,12 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         OpenMP threads for prediction and recommendation (training is
         sequential, see above).
     verbose : int, default=0
-        Print one line per epoch.
+        0: silent.  1: one line per epoch with the training MSE, the
+        validation RMSE under early stopping and the seconds it took.
+        2 or more: a progress bar (``tqdm.auto``) with the same numbers, if
+        tqdm is installed (``pip install sklearn_mf[progress]``), otherwise the
+        lines of 1 and a note that tqdm is missing.  The fitted model does
+        not depend on ``verbose``.
 
     Attributes
     ----------
@@ -287,31 +292,30 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self.validation_scores_ = self.best_iteration_ = None
         stopper = (None if val is None
                    else EarlyStopping(self._state, self.tol, self.n_iter_no_change))
-        for epoch in range(1, n_epochs + 1):
-            tic = time.perf_counter()
-            user_order = rng.permutation(n_users).astype(np.intp)
-            sse, n_bad = _svdpp_fast.svdpp_epoch(
-                ti, tr, tw, rating_ptr, order, seeds_from(rng, 1)[0], user_order,
-                n_indptr, n_indices,
-                self.user_factors_, self.item_factors_, self.implicit_item_factors_,
-                bu, bi, self.global_mean_, float(self.learning_rate), reg, reg_b, reg_y,
-                self.biased,
-            )
-            raise_if_diverged(epoch, n_bad, sse, self.learning_rate)
-            self._update_implicit_user_factors(norm)
-            self.loss_curve_.append(sse / sum_w)
-            self.n_iter_ = epoch
-            msg = f"epoch {epoch:3d}  train MSE {self.loss_curve_[-1]:.5f}"
-            stop = False
-            if stopper is not None:
-                rmse = validation_rmse(self, u[val], i[val], y[val],
-                                       None if sample_weight is None else sample_weight[val])
-                msg += f"  validation RMSE {rmse:.5f}"
-                stop = stopper.update(epoch, rmse)
-            if self.verbose:
-                print(f"{msg}  {time.perf_counter() - tic:.2f}s", flush=True)
-            if stop:
-                break
+        with EpochProgress(self.verbose, n_epochs, desc=type(self).__name__) as progress:
+            for epoch in range(1, n_epochs + 1):
+                user_order = rng.permutation(n_users).astype(np.intp)
+                sse, n_bad = _svdpp_fast.svdpp_epoch(
+                    ti, tr, tw, rating_ptr, order, seeds_from(rng, 1)[0], user_order,
+                    n_indptr, n_indices,
+                    self.user_factors_, self.item_factors_, self.implicit_item_factors_,
+                    bu, bi, self.global_mean_, float(self.learning_rate), reg, reg_b, reg_y,
+                    self.biased,
+                )
+                raise_if_diverged(epoch, n_bad, sse, self.learning_rate)
+                self._update_implicit_user_factors(norm)
+                self.loss_curve_.append(sse / sum_w)
+                self.n_iter_ = epoch
+                metrics = {"train MSE": self.loss_curve_[-1]}
+                stop = False
+                if stopper is not None:
+                    rmse = validation_rmse(self, u[val], i[val], y[val],
+                                           None if sample_weight is None else sample_weight[val])
+                    metrics["validation RMSE"] = rmse
+                    stop = stopper.update(epoch, rmse)
+                progress.update(epoch, metrics)
+                if stop:
+                    break
         if stopper is not None:
             self.validation_scores_ = stopper.scores
             self.best_iteration_ = stopper.best_iteration
