@@ -28,6 +28,9 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax from the installed package, copied into _build/html/_static/mathjax,
+    # instead of a CDN: formulas render offline (see user_guide/dependencies.rst).
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
