@@ -62,6 +62,19 @@ def _openmp_flags():
     return [], []
 
 
+def _compiles():
+    """False when setup.py only packs sources or writes metadata.
+
+    ``sdist`` ships the ``.pyx`` files as they are and ``egg_info`` /
+    ``dist_info`` (the metadata steps of a PEP 517 build) compile nothing, so
+    they skip Cython; anything else, or anything unrecognised, cythonizes.
+    """
+    args = sys.argv[1:]
+    first = next((arg for arg in args if not arg.startswith("-")), None)
+    builds = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+    return first not in {"sdist", "egg_info", "dist_info"} or bool(builds & set(args))
+
+
 def extensions():
     omp_c, omp_l = _openmp_flags()
     if DEBUG:
@@ -87,6 +100,8 @@ def extensions():
                 extra_link_args=omp_l,
             )
         )
+    if not _compiles():
+        return exts
     directives = {
         "language_level": 3,
         "boundscheck": DEBUG,
