@@ -43,6 +43,7 @@ def check_sdist(path):
     required = (source_files("*.pyx") + source_files("*.pxd") + source_files("*.py")
                 + ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
                    "CHANGELOG.md", "CONTRIBUTING.md", "tests/conftest.py",
+                   "build_tools/check_dist.py",
                    "doc/conf.py", "doc/api.rst", "doc/user_guide/layout.rst",
                    "examples/_data.py"]
                 + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py")))
