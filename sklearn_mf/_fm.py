@@ -1,7 +1,6 @@
 """Second-order factorization machines: regressor and binary classifier."""
 
 import numbers
-import time
 import warnings
 
 import numpy as np
@@ -19,6 +18,8 @@ from sklearn.utils.validation import (
 )
 
 from sklearn_mf import _fm_fast
+from sklearn_mf._fm_mcmc import run_mcmc
+from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import EarlyStopping, holdout_split
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
@@ -260,63 +261,63 @@ class _BaseFactorizationMachine(BaseEstimator):
             lambda: (self._w0, self.w_, self.V_), self.tol or 0.0, self.n_iter_no_change))
         no_improve = 0
         converged = False
-        for epoch in range(1, self.max_iter + 1):
-            tic = time.perf_counter()
-            if self.solver == "sgd":
-                lr = self.learning_rate
-                if self.learning_rate_schedule == "invscaling":
-                    lr = self.learning_rate / epoch**self.power_t
-                order = rng.permutation(n).astype(np.intp)
-                data_loss, n_bad = _fm_fast.sgd_epoch(
-                    Xt.data, Xt.indices, Xt.indptr, yt, swt, order, self._w0, self.w_,
-                    self.V_, row_scale, row_scale0, self.regularization_w0, reg_w,
-                    self.regularization, lr, loss, self.fit_intercept, q,
-                )
-            else:
-                # Refresh the caches from scratch each sweep: no drift in float32.
-                _fm_fast.predict_cache(
-                    Xt.data, Xt.indices, Xt.indptr, float(self._w0[0]), self.w_, self.V_,
-                    pred, qc, n_threads,
-                )
-                n_bad = _fm_fast.cd_epoch(
-                    cdata, crows, cptr, yt, swt, self._w0, self.w_, self.V_, pred, qc,
-                    cd_scale, self._pen_scale0, self.regularization_w0, reg_w,
-                    self.regularization, loss,
-                    self.fit_intercept,
-                )
-                data_loss = _fm_fast.objective(pred, yt, swt, loss)
-            if n_bad or not np.isfinite(data_loss) or not np.all(np.isfinite(self.V_)):
-                hint = (
-                    f"Use a smaller learning_rate (now {self.learning_rate}) or a larger "
-                    "regularization." if self.solver == "sgd"
-                    else "Use a larger regularization or scale the features."
-                )
-                raise FloatingPointError(
-                    f"The {self.solver} solver diverged in epoch {epoch}: the prediction "
-                    f"became NaN or infinite. {hint}"
-                )
-            obj = (data_loss + self._penalty()) / sum_w
-            self.loss_curve_.append(float(obj))
-            self.n_iter_ = epoch
-            msg = f"epoch {epoch:3d}  objective {obj:.5f}"
-            if stopper is not None:
-                score = self._validation_score(
-                    Xc[val], y[val], None if sample_weight is None else sample_weight[val]
-                )
-                msg += f"  validation {self._validation_name} {score:.5f}"
-                converged = stopper.update(epoch, score)
-            elif self.tol is not None and epoch > 1:
-                prev = self.loss_curve_[-2]
-                if prev - obj < self.tol * max(abs(prev), 1e-12):
-                    no_improve += 1
+        with EpochProgress(self.verbose, self.max_iter, unit="epoch",
+                           desc=type(self).__name__) as progress:
+            for epoch in range(1, self.max_iter + 1):
+                if self.solver == "sgd":
+                    lr = self.learning_rate
+                    if self.learning_rate_schedule == "invscaling":
+                        lr = self.learning_rate / epoch**self.power_t
+                    order = rng.permutation(n).astype(np.intp)
+                    data_loss, n_bad = _fm_fast.sgd_epoch(
+                        Xt.data, Xt.indices, Xt.indptr, yt, swt, order, self._w0, self.w_,
+                        self.V_, row_scale, row_scale0, self.regularization_w0, reg_w,
+                        self.regularization, lr, loss, self.fit_intercept, q,
+                    )
                 else:
-                    no_improve = 0
-                if no_improve >= self.n_iter_no_change:
-                    converged = True
-            if self.verbose:
-                print(f"{msg}  {time.perf_counter() - tic:.3f}s", flush=True)
-            if converged:
-                break
+                    # Refresh the caches from scratch each sweep: no drift in float32.
+                    _fm_fast.predict_cache(
+                        Xt.data, Xt.indices, Xt.indptr, float(self._w0[0]), self.w_, self.V_,
+                        pred, qc, n_threads,
+                    )
+                    n_bad = _fm_fast.cd_epoch(
+                        cdata, crows, cptr, yt, swt, self._w0, self.w_, self.V_, pred, qc,
+                        cd_scale, self._pen_scale0, self.regularization_w0, reg_w,
+                        self.regularization, loss,
+                        self.fit_intercept,
+                    )
+                    data_loss = _fm_fast.objective(pred, yt, swt, loss)
+                if n_bad or not np.isfinite(data_loss) or not np.all(np.isfinite(self.V_)):
+                    hint = (
+                        f"Use a smaller learning_rate (now {self.learning_rate}) or a larger "
+                        "regularization." if self.solver == "sgd"
+                        else "Use a larger regularization or scale the features."
+                    )
+                    raise FloatingPointError(
+                        f"The {self.solver} solver diverged in epoch {epoch}: the prediction "
+                        f"became NaN or infinite. {hint}"
+                    )
+                obj = (data_loss + self._penalty()) / sum_w
+                self.loss_curve_.append(float(obj))
+                self.n_iter_ = epoch
+                metrics = {"objective": obj}
+                if stopper is not None:
+                    score = self._validation_score(
+                        Xc[val], y[val], None if sample_weight is None else sample_weight[val]
+                    )
+                    metrics[f"validation {self._validation_name}"] = score
+                    converged = stopper.update(epoch, score)
+                elif self.tol is not None and epoch > 1:
+                    prev = self.loss_curve_[-2]
+                    if prev - obj < self.tol * max(abs(prev), 1e-12):
+                        no_improve += 1
+                    else:
+                        no_improve = 0
+                    if no_improve >= self.n_iter_no_change:
+                        converged = True
+                progress.update(epoch, metrics)
+                if converged:
+                    break
         if stopper is not None:
             self.validation_scores_ = stopper.scores
             self.best_iteration_ = stopper.best_iteration
@@ -400,8 +401,63 @@ _FM_PARAMS_DOC = r"""
         OpenMP threads for ``predict`` and the ALS cache refresh; None uses
         every available core.
     verbose : int, default=0
-        Print one line per epoch (objective, validation score, seconds).
+        0: silent.  1: one line per epoch with the objective, the validation
+        score under early stopping and the seconds it took.  2 or more: a
+        progress bar (``tqdm.auto``) with the same numbers, if tqdm is
+        installed (``pip install sklearn_mf[progress]``), otherwise the lines
+        of 1 and a note that tqdm is missing.  The fitted model does not
+        depend on ``verbose``.
 """
+
+# What the regressor's solver="mcmc" adds to or changes in _FM_PARAMS_DOC.
+_MCMC_DOC_EDITS = (
+    ('    solver : {"als", "sgd"}, default="als"\n',
+     '    solver : {"als", "sgd", "mcmc"}, default="als"\n'),
+    ("""        depends on the previous one); ``predict`` runs in parallel.
+""",
+     r"""        depends on the previous one); ``predict`` runs in parallel.
+        ``"mcmc"``: the Bayesian FM (Freudenthaler et al. 2011, libFM's
+        MCMC) by Gibbs sampling.  Gaussian priors with Normal-Gamma
+        hyperpriors replace the penalties, so the ``regularization*``
+        parameters are not used and nothing needs tuning; the noise
+        precision and the prior means and precisions are sampled with the
+        weights, on the standardised target.  Each sweep draws every
+        column's :math:`(w_j, v_j)` jointly from its conditional posterior,
+        in parallel over classes of columns that share no row (``n_jobs``
+        threads).  ``predict`` averages the FMs of the draws kept after
+        ``burn_in``, which is usually more accurate than the optimisation
+        solvers (see :ref:`fm`); the cost is ``max_iter`` sweeps (100
+        to 200 are typical) and a model that stores every kept draw.
+"""),
+    ("""        Maximum number of epochs (passes over the rows for SGD, sweeps over
+        all coordinates for ALS).""",
+     """        Maximum number of epochs (passes over the rows for SGD, sweeps over
+        all coordinates for ALS and MCMC)."""),
+    ("""        None disables the check (always run ``max_iter`` epochs, no warning).""",
+     """        None disables the check (always run ``max_iter`` epochs, no warning).
+        MCMC has no objective to converge: it always runs ``max_iter``
+        sweeps, or stops early on the validation RMSE of the averaged
+        prediction when ``early_stopping=True``."""),
+    ("""        Seeds the initialisation, the validation split and the SGD order.
+        Training is single-threaded, so a fixed seed gives identical results.""",
+     """        Seeds the initialisation, the validation split, the SGD order and
+        the MCMC draws.  A fixed seed gives identical results, for MCMC
+        whatever ``n_jobs`` (each draw is keyed by its parameter, not by the
+        thread that makes it)."""),
+    ("""        OpenMP threads for ``predict`` and the ALS cache refresh; None uses
+        every available core.""",
+     """        OpenMP threads for ``predict``, the ALS cache refresh and the MCMC
+        sweeps; None uses every available core."""),
+)
+
+
+def _regressor_params_doc():
+    doc = _FM_PARAMS_DOC.replace("{val}", "RMSE")
+    for old, new in _MCMC_DOC_EDITS:
+        assert old in doc, old
+        doc = doc.replace(old, new)
+    return doc
+
 
 _FM_ATTRS_DOC = r"""
     intercept_ : float
@@ -469,8 +525,13 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
     Here :math:`\ell(y, \hat y) = \frac12 (y - \hat y)^2` and :math:`s_i`
     are the sample weights.
 """
-        + _FM_PARAMS_DOC.replace("{val}", "RMSE")
-        + r"""    clip_predictions : bool, default=True
+        + _regressor_params_doc()
+        + r"""    burn_in : int or float, default=0.1
+        ``solver="mcmc"`` only: the first sweeps, whose draws are discarded
+        (the chain is still moving away from the initialisation).  An int
+        is a number of sweeps, a float in [0, 1) a fraction of ``max_iter``;
+        it must leave at least one sweep.
+    clip_predictions : bool, default=True
         Clip ``predict`` to the range of targets seen in ``fit``.
 
     Attributes
@@ -478,6 +539,17 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         + _FM_ATTRS_DOC.replace("{val}", "RMSE")
         + r"""    target_range_ : tuple of float
         Smallest and largest training target.
+    n_samples_ : int
+        ``solver="mcmc"`` only: number of draws averaged.  ``w_`` and
+        ``intercept_`` are their means, and ``V_`` has shape
+        (n_features_in_, n_factors * n_samples_): the kept latent vectors
+        side by side, each scaled by :math:`1/\sqrt{\text{n\_samples\_}}`,
+        so that the FM formula with ``V_`` is the average of the draws' FMs
+        (its pairwise term is the mean of their Gram matrices).
+    noise_precision_ : float
+        ``solver="mcmc"`` only: posterior mean of the noise precision
+        :math:`\alpha` (the residual standard deviation is about
+        :math:`\alpha^{-1/2}`).
 
     See Also
     --------
@@ -511,6 +583,11 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
 
     _parameter_constraints: dict = {
         **_BaseFactorizationMachine._parameter_constraints,
+        "solver": [StrOptions({"sgd", "als", "mcmc"})],
+        "burn_in": [
+            Interval(numbers.Integral, 0, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="left"),
+        ],
         "clip_predictions": ["boolean"],
     }
 
@@ -534,6 +611,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         validation_fraction=0.1,
         n_iter_no_change=5,
         tol=1e-4,
+        burn_in=0.1,
         clip_predictions=True,
         random_state=None,
         n_jobs=None,
@@ -549,9 +627,21 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             tol=tol, random_state=random_state, n_jobs=n_jobs, verbose=verbose,
         )
+        self.burn_in = burn_in
         self.clip_predictions = clip_predictions
 
     _validation_name = "RMSE"
+
+    def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
+        if self.solver != "mcmc":
+            return super()._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
+        validation = None
+        if val is not None:
+            validation = (
+                _as_csr(Xc[val], Xt.dtype), y[val],
+                None if sample_weight is None else sample_weight[val],
+            )
+        run_mcmc(self, Xt, _csc_parts(Xt), yt, swt, sum_w, rng, validation)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

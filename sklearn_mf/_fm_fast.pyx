@@ -285,3 +285,20 @@ def objective(const floating[::1] pred, const floating[::1] y,
         for i in range(n):
             total += (sample_weight[i] if weighted else 1.0) * _loss(pred[i], y[i], loss)
     return total
+
+
+def predict_cache_rows(const floating[::1] data, const Py_ssize_t[::1] indices,
+                       const Py_ssize_t[::1] indptr, double w0, const floating[::1] w,
+                       const floating[:, ::1] V, floating[::1] pred, floating[:, ::1] q,
+                       int n_threads):
+    """Like ``predict_cache`` with the factor sums row-major: ``q`` of shape
+    (n_rows, n_factors), the layout ``gibbs_sweep`` reads."""
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, k = V.shape[1], r
+    cdef const floating* dp = &data[0] if data.shape[0] else NULL
+    cdef const Py_ssize_t* ip = &indices[0] if indices.shape[0] else NULL
+    cdef floating dummy = 0
+    cdef floating* qp = &q[0, 0] if k > 0 else &dummy
+    with nogil:
+        for r in prange(n_rows, num_threads=n_threads, schedule="static"):
+            pred[r] = <floating>_predict_row(dp, ip, indptr[r], indptr[r + 1], w0,
+                                             &w[0], &V[0, 0], k, qp + r * k, 1)

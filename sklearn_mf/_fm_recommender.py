@@ -117,10 +117,15 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         acts on users that have a ``user_features`` row.
     item_id_dropout : float in [0, 1), default=0.0
         The same for item ids (item cold start).
-    solver : {"als", "sgd"}, default="als"
-        See :class:`FactorizationMachineRegressor`.
+    solver : {"als", "sgd", "mcmc"}, default="als"
+        See :class:`FactorizationMachineRegressor`.  ``"mcmc"`` (Bayesian FM
+        by Gibbs sampling) needs no penalty: the ``regularization*``
+        parameters then only act in :meth:`fold_in`.
     max_iter : int, default=100
-        Maximum epochs.
+        Maximum epochs (sweeps for ``"mcmc"``).
+    burn_in : int or float, default=0.1
+        ``"mcmc"`` only: sweeps discarded before averaging (a float is a
+        fraction of ``max_iter``).
     learning_rate : float, default=0.01
         SGD step size (unused by ALS).
     regularization : float, default=0.1
@@ -222,8 +227,12 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         "use_ids": ["boolean"],
         "user_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "item_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "solver": [StrOptions({"sgd", "als"})],
+        "solver": [StrOptions({"sgd", "als", "mcmc"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "burn_in": [
+            Interval(numbers.Integral, 0, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="left"),
+        ],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
         "regularization_w": [Interval(numbers.Real, 0, None, closed="left"), None],
@@ -252,6 +261,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         item_id_dropout=0.0,
         solver="als",
         max_iter=100,
+        burn_in=0.1,
         learning_rate=0.01,
         regularization=0.1,
         regularization_w=None,
@@ -276,6 +286,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self.item_id_dropout = item_id_dropout
         self.solver = solver
         self.max_iter = max_iter
+        self.burn_in = burn_in
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.regularization_w = regularization_w
@@ -369,7 +380,8 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
                                     i_all[n:] if itab else None)
         self.fm_ = FactorizationMachineRegressor(
             self.n_factors, solver=self.solver, max_iter=self.max_iter,
-            learning_rate=self.learning_rate, regularization=self.regularization,
+            burn_in=self.burn_in, learning_rate=self.learning_rate,
+            regularization=self.regularization,
             regularization_w=self.regularization_w,
             regularization_mode=self.regularization_mode, init_std=self.init_std,
             dtype=self.dtype, early_stopping=self.early_stopping,

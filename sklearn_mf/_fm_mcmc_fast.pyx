@@ -1,0 +1,469 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+r"""Gibbs sampling kernel of the Bayesian factorization machine (``solver="mcmc"``).
+
+Bayesian FM (Freudenthaler, Schmidt-Thieme & Rendle 2011; libFM's "MCMC"):
+y_i ~ N(p_i, 1 / (alpha s_i)), w_j ~ N(mu_w, 1 / lam_w), v_jf ~ N(mu_f, 1 / lam_f),
+with the hyperparameters drawn in Python at the start of each sweep.
+
+The parameters of one column j, theta_j = (w_j, v_j1 .. v_jk), are drawn
+jointly (a blocked Gibbs step).  The prediction of row i is linear in theta_j:
+p_i = c_i + <theta_j, h_i> with h_i = x_ij (1, q_i - x_ij v_j), where q_i - x_ij v_j
+are the row's factor sums without feature j.  So, given everything else,
+theta_j ~ N(A^-1 b, A^-1) with
+
+    A = alpha sum_i s_i h_i h_i^T + diag(lam)
+    b = alpha sum_i s_i h_i (y_i - p_i + <theta_j, h_i>) + diag(lam) mu
+
+(the sum over the rows where x_ij != 0), drawn as A^-1 b + L^-T z with A = L L^T
+and z standard normal.  One pass over the column builds A and b, a second
+applies the change to the cached predictions p and factor sums q (row-major,
+so that a row's k sums share a cache line).
+
+Two columns that share no row have independent posteriors (neither touches the
+other's residuals or factor sums), so the columns are first coloured into
+row-disjoint classes and each class is sampled in parallel.  The normal draws
+come from a counter-based generator keyed by (sweep seed, parameter index), so
+a run gives the same draws whatever the number of threads.
+
+The caches (predictions and row-major factor sums) are filled by
+``_fm_fast.predict_cache_rows``; the hyperparameters are drawn in Python
+(``_fm_mcmc``).  The kernels assume validated, contiguous input.
+"""
+
+import numpy as np
+
+from cython.parallel cimport prange
+from libc.math cimport cos, isfinite, log, sqrt
+from libc.stdint cimport uint64_t
+
+from sklearn_mf._openmp cimport omp_get_thread_num
+
+ctypedef fused floating:
+    float
+    double
+
+# Classes with fewer non-zeros than this are sampled on one thread.
+cdef Py_ssize_t _MIN_PARALLEL_NNZ = 20000
+
+cdef extern from *:
+    """
+    /* The two passes of a column's blocked Gibbs step, in plain C so that they
+       are compiled for AVX2+FMA and for baseline x86-64, the right version
+       picked when the module loads (as in _sgd_fast), with `omp simd`
+       reductions (honoured with -fopenmp-simd) instead of one long chain of
+       dependent additions per row.  Defined for float and double caches. */
+    #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(SKMF_NO_CLONES)
+    #define SKMF_FM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define SKMF_FM_CLONES
+    #endif
+    #define SKMF_FM_PRAGMA(x) _Pragma(#x)
+    #if defined(__GNUC__)
+    #define SKMF_FM_PREFETCH(p, w) __builtin_prefetch((p), (w))
+    #else
+    #define SKMF_FM_PREFETCH(p, w)
+    #endif
+    /* The rows of a column are scattered over the caches: fetch the row this
+       many steps ahead while the current one is computed. */
+    #define SKMF_FM_AHEAD 12
+
+    /* Pass 1: A (m x m, lower triangle, row-major) += sum_r s_r h_r h_r^T and
+       b += sum_r s_r h_r (y_r - p_r + <theta, h_r>), where
+       h_r = x_r (1, q_r - x_r theta[1:]) and m = k + 1.  The h_r of up to
+       SKMF_FM_CHUNK rows are gathered column-major (in T: 8 floats a vector
+       for the float32 models) with y_r - p_r and s_r; each chunk then costs
+       vectorised dot products over its rows (fit, b, and the lower triangle
+       of A, accumulated in double across chunks). */
+    #define SKMF_FM_CHUNK 64
+    #define SKMF_FM_GIBBS_ACC(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            const T *data, const Py_ssize_t *rows, Py_ssize_t start, \
+            Py_ssize_t stop, const T *y, const T *sw, const T *pred, \
+            const T *q, Py_ssize_t k, const double *theta, double *A, \
+            double *b, T *H) { \
+        const Py_ssize_t m = k + 1, C = SKMF_FM_CHUNK; \
+        T *E = H + m * C, *W = E + C, *F = W + C; \
+        T th[m]; \
+        for (Py_ssize_t a = 0; a < m; a++) th[a] = (T)theta[a]; \
+        Py_ssize_t t = start; \
+        while (t < stop) { \
+            const Py_ssize_t nr = (stop - t < C) ? stop - t : C; \
+            for (Py_ssize_t i = 0; i < nr; i++, t++) { \
+                const Py_ssize_t r = rows[t]; \
+                const T x = data[t]; \
+                const T *qr = q + r * k; \
+                if (t + SKMF_FM_AHEAD < stop) { \
+                    const Py_ssize_t ra = rows[t + SKMF_FM_AHEAD]; \
+                    SKMF_FM_PREFETCH(q + ra * k, 0); \
+                    SKMF_FM_PREFETCH(pred + ra, 0); \
+                    SKMF_FM_PREFETCH(y + ra, 0); \
+                } \
+                H[i] = x; \
+                for (Py_ssize_t f = 0; f < k; f++) \
+                    H[(1 + f) * C + i] = x * (qr[f] - x * th[1 + f]); \
+                E[i] = y[r] - pred[r]; \
+                W[i] = sw ? sw[r] : (T)1; \
+            } \
+            /* F = <theta, h_r>: the column's current share of each prediction */ \
+            for (Py_ssize_t i = 0; i < nr; i++) F[i] = 0; \
+            for (Py_ssize_t a = 0; a < m; a++) { \
+                const T *ha = H + a * C, ta = th[a]; \
+                SKMF_FM_PRAGMA(omp simd) \
+                for (Py_ssize_t i = 0; i < nr; i++) F[i] += ta * ha[i]; \
+            } \
+            SKMF_FM_PRAGMA(omp simd) \
+            for (Py_ssize_t i = 0; i < nr; i++) E[i] = W[i] * (E[i] + F[i]); \
+            for (Py_ssize_t a = 0; a < m; a++) { \
+                const T *ha = H + a * C; \
+                T sb = 0; \
+                SKMF_FM_PRAGMA(omp simd reduction(+:sb)) \
+                for (Py_ssize_t i = 0; i < nr; i++) sb += ha[i] * E[i]; \
+                b[a] += (double)sb; \
+                if (sw) { /* weighted copy of column a, in F (free again) */ \
+                    SKMF_FM_PRAGMA(omp simd) \
+                    for (Py_ssize_t i = 0; i < nr; i++) F[i] = W[i] * ha[i]; \
+                    ha = F; \
+                } \
+                for (Py_ssize_t l = 0; l <= a; l++) { \
+                    const T *hl = H + l * C; \
+                    T s = 0; \
+                    SKMF_FM_PRAGMA(omp simd reduction(+:s)) \
+                    for (Py_ssize_t i = 0; i < nr; i++) s += ha[i] * hl[i]; \
+                    A[a * m + l] += (double)s; \
+                } \
+            } \
+        } \
+    }
+
+    /* Pass 2: apply the change delta (length m) of theta to the cached
+       predictions and factor sums of the column's rows. */
+    #define SKMF_FM_GIBBS_APPLY(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            const T *data, const Py_ssize_t *rows, Py_ssize_t start, \
+            Py_ssize_t stop, T *pred, T *q, Py_ssize_t k, \
+            const double *theta, const double *delta) { \
+        for (Py_ssize_t t = start; t < stop; t++) { \
+            const Py_ssize_t r = rows[t]; \
+            const double x = data[t]; \
+            T *qr = q + r * k; \
+            if (t + SKMF_FM_AHEAD < stop) { \
+                const Py_ssize_t ra = rows[t + SKMF_FM_AHEAD]; \
+                SKMF_FM_PREFETCH(q + ra * k, 1); \
+                SKMF_FM_PREFETCH(pred + ra, 1); \
+            } \
+            double s = delta[0] * x; \
+            SKMF_FM_PRAGMA(omp simd reduction(+:s)) \
+            for (Py_ssize_t f = 0; f < k; f++) { \
+                const double qf = qr[f]; \
+                s += delta[1 + f] * x * (qf - x * theta[1 + f]); \
+                qr[f] = (T)(qf + delta[1 + f] * x); \
+            } \
+            pred[r] = (T)((double)pred[r] + s); \
+        } \
+    }
+
+    SKMF_FM_GIBBS_ACC(skmf_gibbs_acc_f, float)
+    SKMF_FM_GIBBS_ACC(skmf_gibbs_acc_d, double)
+    SKMF_FM_GIBBS_APPLY(skmf_gibbs_apply_f, float)
+    SKMF_FM_GIBBS_APPLY(skmf_gibbs_apply_d, double)
+    """
+    void skmf_gibbs_acc_f(const float* data, const Py_ssize_t* rows, Py_ssize_t start,
+                          Py_ssize_t stop, const float* y, const float* sw,
+                          const float* pred, const float* q, Py_ssize_t k,
+                          const double* theta, double* A, double* b,
+                          float* H) noexcept nogil
+    void skmf_gibbs_acc_d(const double* data, const Py_ssize_t* rows, Py_ssize_t start,
+                          Py_ssize_t stop, const double* y, const double* sw,
+                          const double* pred, const double* q, Py_ssize_t k,
+                          const double* theta, double* A, double* b,
+                          double* H) noexcept nogil
+    void skmf_gibbs_apply_f(const float* data, const Py_ssize_t* rows, Py_ssize_t start,
+                            Py_ssize_t stop, float* pred, float* q, Py_ssize_t k,
+                            const double* theta, const double* delta) noexcept nogil
+    void skmf_gibbs_apply_d(const double* data, const Py_ssize_t* rows, Py_ssize_t start,
+                            Py_ssize_t stop, double* pred, double* q, Py_ssize_t k,
+                            const double* theta, const double* delta) noexcept nogil
+
+
+
+
+cdef inline uint64_t _mix64(uint64_t x) noexcept nogil:
+    """SplitMix64 finaliser: a bijective scramble of a 64-bit counter."""
+    x = x + <uint64_t>0x9E3779B97F4A7C15
+    x = (x ^ (x >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    x = (x ^ (x >> 27)) * <uint64_t>0x94D049BB133111EB
+    return x ^ (x >> 31)
+
+
+cdef inline double _std_normal(uint64_t seed, uint64_t counter) noexcept nogil:
+    """A standard normal draw determined by (seed, counter) (Box-Muller)."""
+    cdef uint64_t a = _mix64(seed ^ _mix64(counter))
+    cdef uint64_t b = _mix64(a)
+    cdef double u1 = ((a >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+    cdef double u2 = (b >> 11) * (1.0 / 9007199254740992.0)
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)
+
+
+def std_normal_draws(unsigned long long seed, unsigned long long start, Py_ssize_t n):
+    """The kernel's normal draws for counters ``start .. start + n - 1`` (tests)."""
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] o = out
+    cdef Py_ssize_t t
+    for t in range(n):
+        o[t] = _std_normal(seed, start + t)
+    return out
+
+
+def color_columns(const Py_ssize_t[::1] rows, const Py_ssize_t[::1] indptr,
+                  Py_ssize_t n_rows, const Py_ssize_t[::1] order):
+    """Greedy colouring of CSC columns into classes that share no row.
+
+    Columns are taken in ``order``; each gets the smallest of 64 colours that
+    none of its rows has yet, or a class of its own when all 64 are taken.
+    Returns ``(columns, ptr)``: the columns grouped by class, class ``c`` being
+    ``columns[ptr[c]:ptr[c + 1]]``.
+    """
+    cdef Py_ssize_t n_cols = order.shape[0], t, j, r, c
+    cdef uint64_t used, one = 1
+    cdef uint64_t[::1] mask = np.zeros(max(n_rows, 1), dtype=np.uint64)
+    color_np = np.empty(n_cols, dtype=np.intp)
+    cdef Py_ssize_t[::1] color = color_np
+    cdef Py_ssize_t n_own = 0
+    with nogil:
+        for t in range(n_cols):
+            j = order[t]
+            used = 0
+            for r in range(indptr[j], indptr[j + 1]):
+                used = used | mask[rows[r]]
+            c = 0
+            while c < 64 and (used >> c) & one:
+                c = c + 1
+            if c == 64:
+                color[t] = 64 + n_own  # every shared colour is taken: alone
+                n_own = n_own + 1
+            else:
+                color[t] = c
+                for r in range(indptr[j], indptr[j + 1]):
+                    mask[rows[r]] = mask[rows[r]] | (one << c)
+    sort = np.argsort(color_np, kind="stable")
+    columns = np.ascontiguousarray(np.asarray(order)[sort], dtype=np.intp)
+    sorted_colors = color_np[sort]
+    starts = np.flatnonzero(np.diff(sorted_colors)) + 1
+    ptr = np.concatenate([[0], starts, [n_cols]]).astype(np.intp)
+    return columns, ptr
+
+
+cdef inline int _cholesky(double* A, Py_ssize_t m) noexcept nogil:
+    """In-place lower Cholesky factor of the symmetric m x m ``A`` (lower part
+    read and written); returns 1 if ``A`` is not positive definite."""
+    cdef Py_ssize_t i, j, l
+    cdef double s
+    for j in range(m):
+        s = A[j * m + j]
+        for l in range(j):
+            s -= A[j * m + l] * A[j * m + l]
+        if not s > 0.0:
+            return 1
+        s = sqrt(s)
+        A[j * m + j] = s
+        for i in range(j + 1, m):
+            A[i * m + j] = (A[i * m + j]
+                            - _dot_prefix(A + i * m, A + j * m, j)) / s
+    return 0
+
+
+cdef inline double _dot_prefix(const double* a, const double* b, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t l
+    cdef double s = 0.0
+    for l in range(n):
+        s += a[l] * b[l]
+    return s
+
+
+cdef inline void _acc(const floating[::1] data, const Py_ssize_t[::1] rows,
+                      Py_ssize_t start, Py_ssize_t stop, const floating[::1] y,
+                      const floating[::1] sample_weight, bint weighted,
+                      floating[::1] pred, floating[:, ::1] q, Py_ssize_t k,
+                      const double* theta, double* A, double* bvec,
+                      double* scratch) noexcept nogil:
+    """The C pass 1 for the model's float type (``scratch``: the gathered rows)."""
+    if floating is float:
+        skmf_gibbs_acc_f(&data[0], &rows[0], start, stop, &y[0],
+                         &sample_weight[0] if weighted else NULL, &pred[0],
+                         &q[0, 0] if k > 0 else NULL, k, theta, A, bvec,
+                         <float*>scratch)
+    else:
+        skmf_gibbs_acc_d(&data[0], &rows[0], start, stop, &y[0],
+                         &sample_weight[0] if weighted else NULL, &pred[0],
+                         &q[0, 0] if k > 0 else NULL, k, theta, A, bvec, scratch)
+
+
+cdef int _gibbs_column(const floating[::1] data, const Py_ssize_t[::1] rows,
+                       Py_ssize_t start, Py_ssize_t stop, const floating[::1] y,
+                       const floating[::1] sample_weight, bint weighted,
+                       floating[::1] pred, floating[:, ::1] q, floating* wj, floating* vj,
+                       Py_ssize_t k, double alpha, const double* lam, const double* mu,
+                       uint64_t seed, uint64_t counter, double* work) noexcept nogil:
+    """Draw ``(w_j, v_j)`` of one column from its conditional posterior and
+    update the caches.  ``lam``/``mu``: prior precisions and means of the
+    ``m = k + 1`` coordinates; ``work``: room for ``m * m + 4 * m`` doubles
+    and a (m + 3) x 64 block (the C pass's gathered rows).
+    Returns 1 if the posterior precision is not positive definite or the
+    draw is not finite (nothing is changed then), else 0."""
+    cdef Py_ssize_t m = k + 1, a, b, f
+    cdef double* A = work
+    cdef double* bvec = work + m * m
+    cdef double* theta = bvec + m
+    cdef double* z = theta + m
+    cdef double s
+    theta[0] = wj[0]
+    for f in range(k):
+        theta[1 + f] = vj[f]
+    for a in range(m * m):
+        A[a] = 0.0
+    for a in range(m):
+        bvec[a] = 0.0
+    _acc(data, rows, start, stop, y, sample_weight, weighted, pred, q, k, theta, A, bvec,
+         z + m)
+    for a in range(m):
+        bvec[a] = alpha * bvec[a] + lam[a] * mu[a]
+        for b in range(a + 1):
+            A[a * m + b] *= alpha
+        A[a * m + a] += lam[a]
+        z[a] = A[a * m + a]  # keep the diagonal for a retry
+    if _cholesky(A, m):
+        # Rounding (float32 accumulation, nearly collinear features) can leave
+        # the precision matrix numerically indefinite: retry once with the
+        # diagonal raised by 1e-6 of its largest entry.
+        s = 0.0
+        for a in range(m):
+            s = max(s, z[a])
+        for a in range(m * m):
+            A[a] = 0.0
+        for a in range(m):
+            bvec[a] = 0.0
+        _acc(data, rows, start, stop, y, sample_weight, weighted, pred, q, k, theta,
+             A, bvec, z + m)
+        for a in range(m):
+            bvec[a] = alpha * bvec[a] + lam[a] * mu[a]
+            for b in range(a + 1):
+                A[a * m + b] *= alpha
+            A[a * m + a] += lam[a] + 1e-6 * s
+        if _cholesky(A, m):
+            return 1
+    # mean: solve L L^T theta_new = b; draw: + L^-T z
+    for a in range(m):
+        z[a] = _std_normal(seed, counter + <uint64_t>a)
+    for a in range(m):  # forward: L u = b
+        s = bvec[a]
+        for b in range(a):
+            s -= A[a * m + b] * bvec[b]
+        bvec[a] = s / A[a * m + a]
+    for a in range(m):  # L^T theta_new = u + z
+        bvec[a] += z[a]
+    for a in range(m - 1, -1, -1):
+        s = bvec[a]
+        for b in range(a + 1, m):
+            s -= A[b * m + a] * bvec[b]
+        bvec[a] = s / A[a * m + a]
+        if not isfinite(bvec[a]):
+            return 1
+    # bvec now holds the new theta: store it and move the caches by the change
+    for a in range(m):
+        bvec[a] -= theta[a]
+    wj[0] = <floating>(theta[0] + bvec[0])
+    for f in range(k):
+        vj[f] = <floating>(theta[1 + f] + bvec[1 + f])
+    if floating is float:
+        skmf_gibbs_apply_f(&data[0], &rows[0], start, stop, &pred[0],
+                           &q[0, 0] if k > 0 else NULL, k, theta, bvec)
+    else:
+        skmf_gibbs_apply_d(&data[0], &rows[0], start, stop, &pred[0],
+                           &q[0, 0] if k > 0 else NULL, k, theta, bvec)
+    return 0
+
+
+cdef int _gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
+                      const Py_ssize_t[::1] indptr, const floating[::1] y,
+                      const floating[::1] sample_weight, floating[::1] w0, floating[::1] w,
+                      floating[:, ::1] V, floating[::1] pred, floating[:, ::1] q,
+                      const Py_ssize_t[::1] columns, const Py_ssize_t[::1] class_ptr,
+                      double alpha, double lam0, const Py_ssize_t[::1] group,
+                      const double[:, ::1] lam, const double[:, ::1] mu,
+                      bint fit_intercept, uint64_t seed,
+                      double* work, Py_ssize_t work_stride, int n_threads) noexcept nogil:
+    cdef Py_ssize_t n = pred.shape[0], k = V.shape[1], m = k + 1
+    cdef Py_ssize_t n_classes = class_ptr.shape[0] - 1, c, t, j, i, lo, hi, nnz
+    cdef int team
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef double new, delta, sw, num, prec
+    cdef int n_bad = 0
+    cdef floating dummy = 0
+    if fit_intercept:
+        num = 0.0
+        prec = 0.0
+        for i in range(n):
+            sw = sample_weight[i] if weighted else 1.0
+            num += sw * (y[i] - pred[i] + w0[0])
+            prec += sw
+        prec = alpha * prec + lam0
+        new = alpha * num / prec + _std_normal(seed, 0) / sqrt(prec)
+        if not isfinite(new):
+            return 1
+        delta = new - w0[0]
+        w0[0] = <floating>new
+        for i in range(n):
+            pred[i] += <floating>delta
+    for c in range(n_classes):
+        lo = class_ptr[c]
+        hi = class_ptr[c + 1]
+        nnz = 0
+        for t in range(lo, hi):
+            nnz = nnz + indptr[columns[t] + 1] - indptr[columns[t]]
+        # a thread team costs more than it saves on a small class
+        team = n_threads if (hi - lo > 1 and nnz > _MIN_PARALLEL_NNZ) else 1
+        for t in prange(lo, hi, num_threads=team, schedule="dynamic", chunksize=4):
+            j = columns[t]
+            n_bad += _gibbs_column(data, rows, indptr[j], indptr[j + 1], y, sample_weight,
+                                   weighted, pred, q, &w[j],
+                                   &V[j, 0] if k > 0 else &dummy, k, alpha,
+                                   &lam[group[j], 0], &mu[group[j], 0], seed,
+                                   1 + <uint64_t>j * m,
+                                   work + omp_get_thread_num() * work_stride)
+        if n_bad:
+            return n_bad
+    return n_bad
+
+
+def gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
+                const Py_ssize_t[::1] indptr, const floating[::1] y,
+                const floating[::1] sample_weight, floating[::1] w0, floating[::1] w,
+                floating[:, ::1] V, floating[::1] pred, floating[:, ::1] q,
+                const Py_ssize_t[::1] columns, const Py_ssize_t[::1] class_ptr,
+                double alpha, double lam0, const Py_ssize_t[::1] group,
+                const double[:, ::1] lam, const double[:, ::1] mu,
+                bint fit_intercept, unsigned long long seed, int n_threads):
+    """One Gibbs sweep: ``w0``, then ``(w_j, v_j)`` column by column.
+
+    ``data/rows/indptr`` is the CSC matrix; ``pred`` and ``q`` (row-major,
+    see ``predict_cache_rows``) must hold the predictions and factor sums of
+    the current parameters and are kept up to date.  ``columns``/``class_ptr``
+    come from ``color_columns`` (columns left out are not sampled).
+    Column ``j`` belongs to prior group ``group[j]``; ``lam[g]``/``mu[g]``
+    (length ``k + 1``) are group ``g``'s prior precisions and means of
+    ``w_j`` and of ``v_j1 .. v_jk``.  The intercept has the prior
+    N(0, 1 / lam0).
+    The intercept uses the normal draw of counter 0 and column ``j`` those of
+    counters ``1 + j (k + 1) .. (j + 1)(k + 1)`` (``std_normal_draws``).
+    Returns the number of columns whose draw failed (the sweep stops after
+    the class where one occurred).
+    """
+    cdef Py_ssize_t k = V.shape[1], m = k + 1, stride = m * m + 4 * m + 64 * (m + 3) + 8
+    cdef int n_bad
+    work_np = np.zeros(max(n_threads, 1) * stride, dtype=np.float64)
+    cdef double[::1] work = work_np
+    with nogil:
+        n_bad = _gibbs_sweep(data, rows, indptr, y, sample_weight, w0, w, V, pred, q,
+                             columns, class_ptr, alpha, lam0, group, lam, mu, fit_intercept,
+                             seed, &work[0], stride, n_threads)
+    return n_bad
