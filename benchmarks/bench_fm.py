@@ -8,20 +8,25 @@ feature matrices for every library:
   (``ml-100k.item``, 0/1 indicators);
 * ``side+time``: + the month of the rating (one-hot).
 
-Compared: our ``FactorizationMachineRegressor`` (ALS and SGD solvers), our
-``MatrixFactorization`` (ids only, defaults), myfm's Bayesian FM (Gibbs
+Compared: our ``FactorizationMachineRegressor`` (the Bayesian FM of
+``solver="mcmc"``, rank 10, 150 and 200 sweeps, and the ALS and SGD solvers),
+our ``MatrixFactorization`` (ids only, defaults), myfm's Bayesian FM (Gibbs
 sampling, rank 10, 200 iterations), fastFM (ALS and MCMC, when it installs),
 xlearn (when it installs).  Each peer that cannot be imported is reported with
 the reason.  Timings are wall-clock on whatever machine runs this; the machine
-may be shared, so compare the ratios within one run.
+may be shared, so the Gibbs samplers (ours and myfm) are timed ``--repeats``
+times and the median is reported, and the ratios are computed within one run.
 
 Usage::
 
     python benchmarks/bench_fm.py [--data ../shared/data/ml-100k] [--quick]
+                                  [--repeats 3] [--n-jobs 2]
 """
 
 import argparse
+import datetime
 import os
+import platform
 import sys
 import time
 import types
@@ -108,6 +113,44 @@ def _select_regularization(Xtr, y_tr, params, grid):
     return min(scores, key=scores.get)
 
 
+def _median_fit(make, fit, repeats):
+    """Fit ``repeats`` fresh models; return the last one and the median time."""
+    times = []
+    for _ in range(repeats):
+        model = make()
+        tic = time.perf_counter()
+        fit(model)
+        times.append(time.perf_counter() - tic)
+    return model, float(np.median(times))
+
+
+def run_mcmc(sets, y_tr, y_te, results, quick, repeats, n_jobs, seeds):
+    for fs in ("ids", "side", "side+time"):
+        Xtr, Xte = sets[fs]
+        for sweeps in (150, 200):
+            it = 20 if quick else sweeps
+
+            def make(seed=0):
+                return FactorizationMachineRegressor(
+                    n_factors=10, solver="mcmc", max_iter=it, random_state=seed,
+                    n_jobs=n_jobs)
+
+            model, fit_s = _median_fit(make, lambda m: m.fit(Xtr, y_tr), repeats)
+            row = dict(
+                library="sklearn_mf",
+                model=f"FactorizationMachineRegressor MCMC ({n_jobs} threads)",
+                features=fs, rank=10, iterations=it, fit_s=fit_s, s_per_iter=fit_s / it,
+                rmse=rmse(model.predict(Xte), y_te),
+            )
+            if seeds > 1:  # the sampler's own variability: other random_state values
+                more = [rmse(make(seed).fit(Xtr, y_tr).predict(Xte), y_te)
+                        for seed in range(1, seeds)]
+                row["rmse_mean_over_seeds"] = float(np.mean([row["rmse"], *more]))
+                row["rmse_sd_over_seeds"] = float(np.std([row["rmse"], *more], ddof=1))
+            results.append(row)
+            print(results[-1], flush=True)
+
+
 def run_ours(sets, y_tr, y_te, results, quick):
     configs = [
         # ALS converges in 10-15 sweeps here (more sweeps change RMSE < 0.001);
@@ -152,20 +195,21 @@ def run_mf(train, test, results, quick):
     print(results[-1], flush=True)
 
 
-def run_myfm(sets, y_tr, y_te, results, failures, quick):
+def run_myfm(sets, y_tr, y_te, results, failures, quick, repeats):
     try:
         myfm = _import_myfm()
     except Exception as exc:  # noqa: BLE001 - reported, not hidden
         failures["myfm"] = f"{type(exc).__name__}: {exc}"
         return
     n_iter = 20 if quick else 200
-    for fs in ("ids", "side"):
+    for fs in ("ids", "side", "side+time"):
         Xtr, Xte = sets[fs]
-        model = myfm.MyFMRegressor(rank=10, random_seed=0)
-        tic = time.perf_counter()
-        model.fit(Xtr, y_tr, n_iter=n_iter, n_kept_samples=n_iter - n_iter // 10,
-                  callback=lambda *args: (False, None))  # no progress bar
-        fit_s = time.perf_counter() - tic
+        model, fit_s = _median_fit(
+            lambda: myfm.MyFMRegressor(rank=10, random_seed=0),
+            lambda m: m.fit(Xtr, y_tr, n_iter=n_iter, n_kept_samples=n_iter - n_iter // 10,
+                            callback=lambda *args: (False, None)),  # no progress bar
+            repeats,
+        )
         results.append(dict(
             library=f"myfm {myfm.__version__}", model="Bayesian FM (Gibbs)", features=fs,
             rank=10, iterations=n_iter, fit_s=fit_s, s_per_iter=fit_s / n_iter,
@@ -224,18 +268,27 @@ def main(argv=None):
     parser.add_argument("--data", default=os.environ.get("SKLEARN_MF_ML100K", DEFAULT_DATA))
     parser.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed fits of each Gibbs sampler (median reported)")
+    parser.add_argument("--n-jobs", type=int, default=2, help="threads of our MCMC solver")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="random_state values for our MCMC RMSE (mean and sd reported)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    print(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  {platform.processor() or platform.machine()}"
+          f"  {os.cpu_count()} cores  Python {platform.python_version()}  "
+          f"numpy {np.__version__}")
 
     frame, genre_cols = movielens_frame(args.data)
     train, test = train_test_split(frame, test_size=0.2, random_state=0)
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
     sets = feature_sets(train, test, genre_cols)
     results, failures = [], {}
+    run_mcmc(sets, y_tr, y_te, results, args.quick, args.repeats, args.n_jobs, args.seeds)
     run_ours(sets, y_tr, y_te, results, args.quick)
     run_mf(train, test, results, args.quick)
     if not args.skip_peers:
-        run_myfm(sets, y_tr, y_te, results, failures, args.quick)
+        run_myfm(sets, y_tr, y_te, results, failures, args.quick, args.repeats)
         run_fastfm(sets, y_tr, y_te, results, failures, args.quick)
         run_xlearn(failures)
 

@@ -11,7 +11,8 @@ planted side features when no local copy is found):
 
 * :class:`~sklearn_mf.MatrixFactorization` (ids only, default parameters);
 * :class:`~sklearn_mf.FMRecommender` with ids only, and with the user and item
-  side tables;
+  side tables, fitted by ALS (penalty tuned) and as a Bayesian FM by Gibbs
+  sampling (``solver="mcmc"``, nothing to tune);
 * a ``Pipeline(ColumnTransformer(OneHotEncoder ...), FactorizationMachineRegressor())``
   that also sees the month of each rating, tuned with ``GridSearchCV``;
 
@@ -90,6 +91,10 @@ models = {
     "FM (ids)": tuned(FMRecommender(**fm_params)),
     "FM (ids + side)": tuned(FMRecommender(user_features=users, item_features=items,
                                            **fm_params)),
+    # the Bayesian FM learns its own shrinkage: no search
+    "Bayesian FM (ids + side)": FMRecommender(
+        n_factors=10, solver="mcmc", max_iter=150, user_features=users,
+        item_features=items, random_state=0),
 }
 for name, model in models.items():
     tic = time.perf_counter()
@@ -159,7 +164,9 @@ print(by_group.round(4).to_string())
 
 cold_params = dict(n_factors=10, max_iter=15, tol=None, random_state=0,
                    regularization=models["FM (ids + side)"].regularization)
-user_cold = {"MF (ids)": [], "FM (ids)": [], "FM (ids + side)": []}
+mcmc_params = dict(n_factors=10, solver="mcmc", max_iter=150, random_state=0)
+user_cold = {"MF (ids)": [], "FM (ids)": [], "FM (ids + side)": [],
+             "Bayesian FM (ids + side)": []}
 for fold, (tr, te) in enumerate(
     UserDisjointKFold(n_splits=5, shuffle=True, random_state=0).split(ratings)
 ):
@@ -169,6 +176,8 @@ for fold, (tr, te) in enumerate(
         "FM (ids)": FMRecommender(**cold_params),
         "FM (ids + side)": FMRecommender(user_features=users, item_features=items,
                                          user_id_dropout=0.3, **cold_params),
+        "Bayesian FM (ids + side)": FMRecommender(user_features=users, item_features=items,
+                                                  user_id_dropout=0.3, **mcmc_params),
     }
     for name, model in fold_models.items():
         user_cold[name].append(rmse(model.fit(warm[ui], warm["rating"]), cold))
@@ -190,13 +199,16 @@ item_cold = {
     "FM (ids)": rmse(FMRecommender(**cold_params).fit(warm[ui], warm["rating"]), cold),
     "FM (ids + side)": rmse(FMRecommender(item_features=item_table, item_id_dropout=0.3,
                                           **cold_params).fit(warm[ui], warm["rating"]), cold),
+    "Bayesian FM (ids + side)": rmse(
+        FMRecommender(item_features=item_table, item_id_dropout=0.3, **mcmc_params)
+        .fit(warm[ui], warm["rating"]), cold),
 }
 print("cold items, RMSE:", {k: round(v, 4) for k, v in item_cold.items()})
 
 # %%
 # Plot
 # ----
-fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1, 1]})
+fig, axes = plt.subplots(1, 3, figsize=(14, 4.5), gridspec_kw={"width_ratios": [3, 1, 1]})
 table = by_group.drop(columns="test ratings")
 table.plot.bar(ax=axes[0], rot=0)
 axes[0].set_xlabel("training ratings of the user")
@@ -206,7 +218,7 @@ axes[0].set_title("Random 80/20 split")
 panels = ((axes[1], user_cold.mean().to_dict(), "Users unseen in training\n(mean of 5 folds)"),
           (axes[2], item_cold, "300 movies unseen in training"))
 for ax, values, title in panels:
-    ax.bar(range(len(values)), list(values.values()), color=["C0", "C1", "C2"])
+    ax.bar(range(len(values)), list(values.values()), color=[f"C{i}" for i in range(len(values))])
     ax.set_xticks(range(len(values)), list(values), rotation=30, ha="right")
     ax.set_ylim(min(values.values()) - 0.05, max(values.values()) + 0.02)
     ax.set_title(title)

@@ -526,11 +526,21 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
     are the sample weights.
 """
         + _regressor_params_doc()
-        + r"""    burn_in : int or float, default=0.1
+        + r"""    burn_in : int or float, default=0.05
         ``solver="mcmc"`` only: the first sweeps, whose draws are discarded
         (the chain is still moving away from the initialisation).  An int
         is a number of sweeps, a float in [0, 1) a fraction of ``max_iter``;
         it must leave at least one sweep.
+    feature_groups : "auto", array-like of int or None, default="auto"
+        ``solver="mcmc"`` only: features in the same group share the prior
+        means and precisions of their weights and latent vectors (libFM's
+        and myfm's grouping), so that, say, user ids and movie genres are
+        shrunk by their own amounts.  An array gives the group of each
+        feature; None puts all features in one group; ``"auto"`` gives every
+        one-hot encoded field its own group (a run of two or more adjacent
+        0/1 columns that are never non-zero in the same row and cover at
+        least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
+        lay them out) and puts the other features together.
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of targets seen in ``fit``.
 
@@ -588,6 +598,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
             Interval(numbers.Integral, 0, None, closed="left"),
             Interval(numbers.Real, 0, 1, closed="left"),
         ],
+        "feature_groups": [StrOptions({"auto"}), "array-like", None],
         "clip_predictions": ["boolean"],
     }
 
@@ -611,7 +622,8 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         validation_fraction=0.1,
         n_iter_no_change=5,
         tol=1e-4,
-        burn_in=0.1,
+        burn_in=0.05,
+        feature_groups="auto",
         clip_predictions=True,
         random_state=None,
         n_jobs=None,
@@ -628,6 +640,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
             tol=tol, random_state=random_state, n_jobs=n_jobs, verbose=verbose,
         )
         self.burn_in = burn_in
+        self.feature_groups = feature_groups
         self.clip_predictions = clip_predictions
 
     _validation_name = "RMSE"

@@ -51,6 +51,57 @@ def n_burn_in(burn_in, max_iter):
     return n
 
 
+def one_hot_groups(cdata, crows, cptr, n_rows):
+    """Prior groups found from the column layout (``feature_groups="auto"``).
+
+    A run of at least two consecutive columns holding only 0/1 values, no two
+    of them non-zero in the same row, and together non-zero in at least half
+    of the rows is taken for one one-hot encoded field (as ``OneHotEncoder``
+    and ``ColumnTransformer`` lay them out) and gets a group of its own; all
+    other columns share group 0.  Returns the group of every column.
+    """
+    d = len(cptr) - 1
+    group = np.zeros(d, dtype=np.intp)
+    covered = np.zeros(n_rows, dtype=bool)
+    run_start, n_groups = 0, 1
+
+    def close(stop):
+        nonlocal n_groups
+        if stop - run_start >= 2 and covered.sum() * 2 >= n_rows:
+            group[run_start:stop] = n_groups
+            n_groups += 1
+
+    for j in range(d):
+        rows = crows[cptr[j]:cptr[j + 1]]
+        binary = bool(np.all(cdata[cptr[j]:cptr[j + 1]] == 1))
+        if not binary or covered[rows].any():
+            close(j)
+            covered[:] = False
+            run_start = j if binary else j + 1
+        covered[rows] = True
+    close(d)
+    return group
+
+
+def _feature_groups(spec, cdata, crows, cptr, n_rows, d):
+    """The prior group of every column from ``feature_groups``."""
+    if spec is None:
+        return np.zeros(d, dtype=np.intp)
+    if isinstance(spec, str):  # "auto" (the only string the constraints allow)
+        return one_hot_groups(cdata, crows, cptr, n_rows)
+    groups = np.asarray(spec)
+    if groups.shape != (d,) or groups.dtype.kind not in "iu":
+        raise ValueError(
+            "feature_groups must be None, 'auto' or one integer per feature "
+            f"(n_features_in_={d}), got an array of shape {groups.shape} and dtype "
+            f"{groups.dtype}."
+        )
+    if d and groups.min() < 0:
+        raise ValueError("feature_groups must hold non-negative integers.")
+    # renumber to 0..G-1 (empty groups are harmless but cost a prior each)
+    return np.unique(groups, return_inverse=True)[1].astype(np.intp)
+
+
 def column_classes(cdata, crows, cptr, n_rows):
     """Columns with data, grouped into row-disjoint classes (largest first)."""
     counts = np.diff(cptr)
@@ -106,9 +157,10 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
     est.w_[absent] = 0
     est.V_[absent] = 0
 
-    group = np.zeros(d, dtype=np.intp)
-    lam = np.ones((1, k + 1))
-    mu = np.zeros((1, k + 1))
+    group = _feature_groups(est.feature_groups, cdata, crows, cptr, n, d)
+    members = [present[group[present] == g] for g in range(group.max() + 1)]
+    lam = np.ones((len(members), k + 1))
+    mu = np.zeros((len(members), k + 1))
     pred = np.empty(n, dtype=dtype)
     q = np.zeros((n, k), dtype=dtype)
     stopper = None
@@ -133,8 +185,10 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
                 )
             sse = 2.0 * _fm_fast.objective(pred, yt, swt, 0)
             alpha = rng.gamma((_ALPHA_SHAPE + sum_w) / 2.0, 2.0 / (_ALPHA_RATE + sse))
-            theta = np.column_stack([est.w_[present], est.V_[present]]).astype(np.float64)
-            mu[0], lam[0] = sample_prior(theta, lam[0], rng)
+            theta = np.column_stack([est.w_, est.V_]).astype(np.float64)
+            for g, cols in enumerate(members):
+                if len(cols):
+                    mu[g], lam[g] = sample_prior(theta[cols], lam[g], rng)
             n_bad = _fm_mcmc_fast.gibbs_sweep(
                 cdata, crows, cptr, yt, swt, est._w0, est.w_, est.V_, pred, q,
                 columns, class_ptr, alpha, 0.0, group, lam, mu, est.fit_intercept,

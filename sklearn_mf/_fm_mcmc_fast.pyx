@@ -42,8 +42,15 @@ ctypedef fused floating:
     float
     double
 
-# Classes with fewer non-zeros than this are sampled on one thread.
+# Classes whose small columns hold fewer non-zeros than this are sampled on
+# one thread (a thread team costs more than it saves).
 cdef Py_ssize_t _MIN_PARALLEL_NNZ = 20000
+# A column with at least this many non-zeros is split into _N_SEGMENTS fixed
+# row segments, accumulated in parallel and summed in a fixed order, so that a
+# few long columns (a gender indicator, a genre) keep every thread busy and the
+# result does not depend on the number of threads.
+cdef Py_ssize_t _SPLIT_NNZ = 8192
+DEF _N_SEGMENTS = 8
 
 cdef extern from *:
     """
@@ -286,7 +293,10 @@ cdef inline void _acc(const floating[::1] data, const Py_ssize_t[::1] rows,
                       floating[::1] pred, floating[:, ::1] q, Py_ssize_t k,
                       const double* theta, double* A, double* bvec,
                       double* scratch) noexcept nogil:
-    """The C pass 1 for the model's float type (``scratch``: the gathered rows)."""
+    """Pass 1 over rows ``start:stop`` of a column, added to ``A`` (lower
+    triangle) and ``bvec`` (``scratch``: the C pass's gathered rows)."""
+    if stop <= start:
+        return
     if floating is float:
         skmf_gibbs_acc_f(&data[0], &rows[0], start, stop, &y[0],
                          &sample_weight[0] if weighted else NULL, &pred[0],
@@ -298,63 +308,52 @@ cdef inline void _acc(const floating[::1] data, const Py_ssize_t[::1] rows,
                          &q[0, 0] if k > 0 else NULL, k, theta, A, bvec, scratch)
 
 
-cdef int _gibbs_column(const floating[::1] data, const Py_ssize_t[::1] rows,
-                       Py_ssize_t start, Py_ssize_t stop, const floating[::1] y,
-                       const floating[::1] sample_weight, bint weighted,
-                       floating[::1] pred, floating[:, ::1] q, floating* wj, floating* vj,
-                       Py_ssize_t k, double alpha, const double* lam, const double* mu,
-                       uint64_t seed, uint64_t counter, double* work) noexcept nogil:
-    """Draw ``(w_j, v_j)`` of one column from its conditional posterior and
-    update the caches.  ``lam``/``mu``: prior precisions and means of the
-    ``m = k + 1`` coordinates; ``work``: room for ``m * m + 4 * m`` doubles
-    and a (m + 3) x 64 block (the C pass's gathered rows).
-    Returns 1 if the posterior precision is not positive definite or the
-    draw is not finite (nothing is changed then), else 0."""
-    cdef Py_ssize_t m = k + 1, a, b, f
-    cdef double* A = work
-    cdef double* bvec = work + m * m
-    cdef double* theta = bvec + m
-    cdef double* z = theta + m
-    cdef double s
-    theta[0] = wj[0]
-    for f in range(k):
-        theta[1 + f] = vj[f]
-    for a in range(m * m):
-        A[a] = 0.0
-    for a in range(m):
-        bvec[a] = 0.0
-    _acc(data, rows, start, stop, y, sample_weight, weighted, pred, q, k, theta, A, bvec,
-         z + m)
+cdef inline void _apply(const floating[::1] data, const Py_ssize_t[::1] rows,
+                        Py_ssize_t start, Py_ssize_t stop, floating[::1] pred,
+                        floating[:, ::1] q, Py_ssize_t k, const double* theta,
+                        const double* delta) noexcept nogil:
+    """Pass 2: move the caches of rows ``start:stop`` by the change ``delta``."""
+    if stop <= start:
+        return
+    if floating is float:
+        skmf_gibbs_apply_f(&data[0], &rows[0], start, stop, &pred[0],
+                           &q[0, 0] if k > 0 else NULL, k, theta, delta)
+    else:
+        skmf_gibbs_apply_d(&data[0], &rows[0], start, stop, &pred[0],
+                           &q[0, 0] if k > 0 else NULL, k, theta, delta)
+
+
+cdef int _posterior_draw(double* A, double* A_copy, double* bvec, const double* theta,
+                         double* z, Py_ssize_t m, double alpha, const double* lam,
+                         const double* mu, uint64_t seed, uint64_t counter) noexcept nogil:
+    """Turn the data sums (``A`` lower triangle, ``bvec``) into a draw from
+    N(P^-1 c, P^-1), P = alpha A + diag(lam), c = alpha bvec + lam mu, and
+    leave the change ``draw - theta`` in ``bvec``.  Returns 1 if P is not
+    positive definite even with a small jitter or the draw is not finite."""
+    cdef Py_ssize_t a, b
+    cdef double s, top = 0.0
     for a in range(m):
         bvec[a] = alpha * bvec[a] + lam[a] * mu[a]
         for b in range(a + 1):
             A[a * m + b] *= alpha
         A[a * m + a] += lam[a]
-        z[a] = A[a * m + a]  # keep the diagonal for a retry
+        top = max(top, A[a * m + a])
+    for a in range(m * m):
+        A_copy[a] = A[a]
     if _cholesky(A, m):
         # Rounding (float32 accumulation, nearly collinear features) can leave
-        # the precision matrix numerically indefinite: retry once with the
-        # diagonal raised by 1e-6 of its largest entry.
-        s = 0.0
-        for a in range(m):
-            s = max(s, z[a])
+        # P numerically indefinite: retry once with its diagonal raised by
+        # 1e-6 of its largest entry.
         for a in range(m * m):
-            A[a] = 0.0
+            A[a] = A_copy[a]
         for a in range(m):
-            bvec[a] = 0.0
-        _acc(data, rows, start, stop, y, sample_weight, weighted, pred, q, k, theta,
-             A, bvec, z + m)
-        for a in range(m):
-            bvec[a] = alpha * bvec[a] + lam[a] * mu[a]
-            for b in range(a + 1):
-                A[a * m + b] *= alpha
-            A[a * m + a] += lam[a] + 1e-6 * s
+            A[a * m + a] += 1e-6 * top
         if _cholesky(A, m):
             return 1
-    # mean: solve L L^T theta_new = b; draw: + L^-T z
+    # mean: solve L L^T theta_new = c; draw: + L^-T z
     for a in range(m):
         z[a] = _std_normal(seed, counter + <uint64_t>a)
-    for a in range(m):  # forward: L u = b
+    for a in range(m):  # forward: L u = c
         s = bvec[a]
         for b in range(a):
             s -= A[a * m + b] * bvec[b]
@@ -368,18 +367,103 @@ cdef int _gibbs_column(const floating[::1] data, const Py_ssize_t[::1] rows,
         bvec[a] = s / A[a * m + a]
         if not isfinite(bvec[a]):
             return 1
-    # bvec now holds the new theta: store it and move the caches by the change
     for a in range(m):
         bvec[a] -= theta[a]
-    wj[0] = <floating>(theta[0] + bvec[0])
+    return 0
+
+
+cdef inline void _load_theta(const floating* wj, const floating* vj, Py_ssize_t k,
+                             double* theta) noexcept nogil:
+    cdef Py_ssize_t f
+    theta[0] = wj[0]
     for f in range(k):
-        vj[f] = <floating>(theta[1 + f] + bvec[1 + f])
-    if floating is float:
-        skmf_gibbs_apply_f(&data[0], &rows[0], start, stop, &pred[0],
-                           &q[0, 0] if k > 0 else NULL, k, theta, bvec)
-    else:
-        skmf_gibbs_apply_d(&data[0], &rows[0], start, stop, &pred[0],
-                           &q[0, 0] if k > 0 else NULL, k, theta, bvec)
+        theta[1 + f] = vj[f]
+
+
+cdef inline void _store_theta(floating* wj, floating* vj, Py_ssize_t k,
+                              const double* theta, const double* delta) noexcept nogil:
+    cdef Py_ssize_t f
+    wj[0] = <floating>(theta[0] + delta[0])
+    for f in range(k):
+        vj[f] = <floating>(theta[1 + f] + delta[1 + f])
+
+
+# Layout of a thread's work area (doubles): A, its copy, b, theta, z, then the
+# gathered rows of the C pass (64 x (m + 3) values of the model's type).
+cdef inline Py_ssize_t _work_size(Py_ssize_t m) noexcept nogil:
+    return 2 * m * m + 3 * m + 64 * (m + 3) + 8
+
+
+cdef int _gibbs_column(const floating[::1] data, const Py_ssize_t[::1] rows,
+                       Py_ssize_t start, Py_ssize_t stop, const floating[::1] y,
+                       const floating[::1] sample_weight, bint weighted,
+                       floating[::1] pred, floating[:, ::1] q, floating* wj, floating* vj,
+                       Py_ssize_t k, double alpha, const double* lam, const double* mu,
+                       uint64_t seed, uint64_t counter, double* work) noexcept nogil:
+    """Draw ``(w_j, v_j)`` of one column from its conditional posterior and
+    update the caches, on the calling thread.  ``lam``/``mu``: prior
+    precisions and means of the ``m = k + 1`` coordinates.  Returns 1 if the
+    draw failed (nothing is changed then), else 0."""
+    cdef Py_ssize_t m = k + 1, a
+    cdef double* A = work
+    cdef double* bvec = A + 2 * m * m
+    cdef double* theta = bvec + m
+    cdef double* z = theta + m
+    _load_theta(wj, vj, k, theta)
+    for a in range(m * m):
+        A[a] = 0.0
+    for a in range(m):
+        bvec[a] = 0.0
+    _acc(data, rows, start, stop, y, sample_weight, weighted, pred, q, k, theta, A, bvec,
+         z + m)
+    if _posterior_draw(A, A + m * m, bvec, theta, z, m, alpha, lam, mu, seed, counter):
+        return 1
+    _store_theta(wj, vj, k, theta, bvec)
+    _apply(data, rows, start, stop, pred, q, k, theta, bvec)
+    return 0
+
+
+cdef int _gibbs_column_split(const floating[::1] data, const Py_ssize_t[::1] rows,
+                             Py_ssize_t start, Py_ssize_t stop, const floating[::1] y,
+                             const floating[::1] sample_weight, bint weighted,
+                             floating[::1] pred, floating[:, ::1] q, floating* wj,
+                             floating* vj, Py_ssize_t k, double alpha, const double* lam,
+                             const double* mu, uint64_t seed, uint64_t counter,
+                             double* work, Py_ssize_t work_stride, double* segments,
+                             int n_threads) noexcept nogil:
+    """``_gibbs_column`` for a long column: both passes run over
+    ``_N_SEGMENTS`` fixed row segments in parallel; the segments' sums are
+    added in segment order (the same result on any number of threads)."""
+    cdef Py_ssize_t m = k + 1, mm = m * m, n_rows = stop - start, sg, a, lo, hi
+    cdef double* A = work
+    cdef double* bvec = A + 2 * mm
+    cdef double* theta = bvec + m
+    cdef double* z = theta + m
+    cdef double* part
+    _load_theta(wj, vj, k, theta)
+    for sg in prange(_N_SEGMENTS, num_threads=n_threads, schedule="dynamic", chunksize=1):
+        lo = start + sg * n_rows // _N_SEGMENTS
+        hi = start + (sg + 1) * n_rows // _N_SEGMENTS
+        part = segments + sg * (mm + m)
+        for a in range(mm + m):
+            part[a] = 0.0
+        _acc(data, rows, lo, hi, y, sample_weight, weighted, pred, q, k, theta, part,
+             part + mm, work + omp_get_thread_num() * work_stride + 2 * mm + 3 * m)
+    for a in range(mm + m):
+        A[a if a < mm else 2 * mm + a - mm] = 0.0
+    for sg in range(_N_SEGMENTS):
+        part = segments + sg * (mm + m)
+        for a in range(mm):
+            A[a] += part[a]
+        for a in range(m):
+            bvec[a] += part[mm + a]
+    if _posterior_draw(A, A + mm, bvec, theta, z, m, alpha, lam, mu, seed, counter):
+        return 1
+    _store_theta(wj, vj, k, theta, bvec)
+    for sg in prange(_N_SEGMENTS, num_threads=n_threads, schedule="dynamic", chunksize=1):
+        lo = start + sg * n_rows // _N_SEGMENTS
+        hi = start + (sg + 1) * n_rows // _N_SEGMENTS
+        _apply(data, rows, lo, hi, pred, q, k, theta, bvec)
     return 0
 
 
@@ -391,13 +475,13 @@ cdef int _gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
                       double alpha, double lam0, const Py_ssize_t[::1] group,
                       const double[:, ::1] lam, const double[:, ::1] mu,
                       bint fit_intercept, uint64_t seed,
-                      double* work, Py_ssize_t work_stride, int n_threads) noexcept nogil:
+                      double* work, Py_ssize_t work_stride, double* segments,
+                      int n_threads) noexcept nogil:
     cdef Py_ssize_t n = pred.shape[0], k = V.shape[1], m = k + 1
-    cdef Py_ssize_t n_classes = class_ptr.shape[0] - 1, c, t, j, i, lo, hi, nnz
-    cdef int team
+    cdef Py_ssize_t n_classes = class_ptr.shape[0] - 1, c, t, j, i, lo, hi, nnz, n_small
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef double new, delta, sw, num, prec
-    cdef int n_bad = 0
+    cdef int n_bad = 0, team
     cdef floating dummy = 0
     if fit_intercept:
         num = 0.0
@@ -417,19 +501,32 @@ cdef int _gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
     for c in range(n_classes):
         lo = class_ptr[c]
         hi = class_ptr[c + 1]
+        # long columns first, one at a time, each split over the threads
         nnz = 0
+        n_small = 0
         for t in range(lo, hi):
-            nnz = nnz + indptr[columns[t] + 1] - indptr[columns[t]]
-        # a thread team costs more than it saves on a small class
-        team = n_threads if (hi - lo > 1 and nnz > _MIN_PARALLEL_NNZ) else 1
-        for t in prange(lo, hi, num_threads=team, schedule="dynamic", chunksize=4):
             j = columns[t]
-            n_bad += _gibbs_column(data, rows, indptr[j], indptr[j + 1], y, sample_weight,
-                                   weighted, pred, q, &w[j],
-                                   &V[j, 0] if k > 0 else &dummy, k, alpha,
-                                   &lam[group[j], 0], &mu[group[j], 0], seed,
-                                   1 + <uint64_t>j * m,
-                                   work + omp_get_thread_num() * work_stride)
+            if indptr[j + 1] - indptr[j] >= _SPLIT_NNZ:
+                n_bad += _gibbs_column_split(
+                    data, rows, indptr[j], indptr[j + 1], y, sample_weight, weighted,
+                    pred, q, &w[j], &V[j, 0] if k > 0 else &dummy, k, alpha,
+                    &lam[group[j], 0], &mu[group[j], 0], seed, 1 + <uint64_t>j * m,
+                    work, work_stride, segments, n_threads)
+            else:
+                nnz = nnz + indptr[j + 1] - indptr[j]
+                n_small = n_small + 1
+        if n_bad:
+            return n_bad
+        # then the others, several at a time
+        team = n_threads if (n_small > 1 and nnz > _MIN_PARALLEL_NNZ) else 1
+        for t in prange(lo, hi, num_threads=team, schedule="dynamic", chunksize=1):
+            j = columns[t]
+            if indptr[j + 1] - indptr[j] < _SPLIT_NNZ:
+                n_bad += _gibbs_column(
+                    data, rows, indptr[j], indptr[j + 1], y, sample_weight, weighted,
+                    pred, q, &w[j], &V[j, 0] if k > 0 else &dummy, k, alpha,
+                    &lam[group[j], 0], &mu[group[j], 0], seed, 1 + <uint64_t>j * m,
+                    work + omp_get_thread_num() * work_stride)
         if n_bad:
             return n_bad
     return n_bad
@@ -446,24 +543,25 @@ def gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
     """One Gibbs sweep: ``w0``, then ``(w_j, v_j)`` column by column.
 
     ``data/rows/indptr`` is the CSC matrix; ``pred`` and ``q`` (row-major,
-    see ``predict_cache_rows``) must hold the predictions and factor sums of
-    the current parameters and are kept up to date.  ``columns``/``class_ptr``
-    come from ``color_columns`` (columns left out are not sampled).
-    Column ``j`` belongs to prior group ``group[j]``; ``lam[g]``/``mu[g]``
-    (length ``k + 1``) are group ``g``'s prior precisions and means of
-    ``w_j`` and of ``v_j1 .. v_jk``.  The intercept has the prior
-    N(0, 1 / lam0).
-    The intercept uses the normal draw of counter 0 and column ``j`` those of
-    counters ``1 + j (k + 1) .. (j + 1)(k + 1)`` (``std_normal_draws``).
-    Returns the number of columns whose draw failed (the sweep stops after
-    the class where one occurred).
+    see ``_fm_fast.predict_cache_rows``) must hold the predictions and factor
+    sums of the current parameters and are kept up to date.
+    ``columns``/``class_ptr`` come from ``color_columns`` (columns left out
+    are not sampled).  Column ``j`` belongs to prior group ``group[j]``;
+    ``lam[g]``/``mu[g]`` (length ``k + 1``) are group ``g``'s prior
+    precisions and means of ``w_j`` and of ``v_j1 .. v_jk``.  The intercept
+    has the prior N(0, 1 / lam0).  The intercept uses the normal draw of
+    counter 0 and column ``j`` those of counters ``1 + j (k + 1) ..
+    (j + 1)(k + 1)`` (``std_normal_draws``).  Returns the number of columns
+    whose draw failed (the sweep stops after the class where one occurred).
     """
-    cdef Py_ssize_t k = V.shape[1], m = k + 1, stride = m * m + 4 * m + 64 * (m + 3) + 8
+    cdef Py_ssize_t k = V.shape[1], m = k + 1, stride = _work_size(m)
     cdef int n_bad
     work_np = np.zeros(max(n_threads, 1) * stride, dtype=np.float64)
+    segments_np = np.zeros(_N_SEGMENTS * (m * m + m), dtype=np.float64)
     cdef double[::1] work = work_np
+    cdef double[::1] segments = segments_np
     with nogil:
         n_bad = _gibbs_sweep(data, rows, indptr, y, sample_weight, w0, w, V, pred, q,
                              columns, class_ptr, alpha, lam0, group, lam, mu, fit_intercept,
-                             seed, &work[0], stride, n_threads)
+                             seed, &work[0], stride, &segments[0], n_threads)
     return n_bad

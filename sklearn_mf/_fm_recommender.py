@@ -123,9 +123,11 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         parameters then only act in :meth:`fold_in`.
     max_iter : int, default=100
         Maximum epochs (sweeps for ``"mcmc"``).
-    burn_in : int or float, default=0.1
+    burn_in : int or float, default=0.05
         ``"mcmc"`` only: sweeps discarded before averaging (a float is a
-        fraction of ``max_iter``).
+        fraction of ``max_iter``).  With ``"mcmc"``, every block of the
+        design matrix (user ids, item ids, each one-hot side column) gets
+        its own prior (``feature_groups="auto"`` of the regressor).
     learning_rate : float, default=0.01
         SGD step size (unused by ALS).
     regularization : float, default=0.1
@@ -261,7 +263,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         item_id_dropout=0.0,
         solver="als",
         max_iter=100,
-        burn_in=0.1,
+        burn_in=0.05,
         learning_rate=0.01,
         regularization=0.1,
         regularization_w=None,

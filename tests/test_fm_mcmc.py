@@ -374,3 +374,63 @@ def test_gridsearch_over_mcmc_settings(ml_frames):
                           scoring="neg_root_mean_squared_error")
     search.fit(sub[["user", "item"]], sub.rating)
     assert search.best_params_["fm__max_iter"] == 30
+
+
+def test_long_columns_are_split_without_changing_the_draws():
+    # A column with >= 8192 non-zeros is sampled over fixed row segments in
+    # parallel; the sweep must still equal the plain reference.
+    rng = np.random.default_rng(7)
+    n, k = 9000, 2
+    dense = np.zeros((n, 4))
+    dense[:, 0] = 1.0                                    # long: every row
+    dense[np.arange(n), 1 + rng.integers(0, 3, n)] = rng.uniform(0.5, 1.5, n)
+    X = sp.csr_matrix(dense)
+    y = rng.normal(0, 1, n)
+    Xc = _as_csr(X, np.float64)
+    data, rows, ptr = _csc_parts(Xc)
+    columns, class_ptr = column_classes(data, rows, ptr, n)
+    group = np.zeros(4, dtype=np.intp)
+    lam, mu = np.full((1, k + 1), 2.0), np.full((1, k + 1), 0.1)
+    w0, w, V = np.array([0.1]), rng.normal(0, 0.2, 4), rng.normal(0, 0.2, (4, k))
+    ref = _reference_sweep(X, y, None, w0[0], w, V, columns, class_ptr, 1.3, 0.0, group,
+                           lam, mu, 55)
+    results = []
+    for n_threads in (1, 2):
+        w0_, w_, V_ = w0.copy(), w.copy(), V.copy()
+        pred, q = np.empty(n), np.zeros((n, k))
+        _fm_fast.predict_cache_rows(Xc.data, Xc.indices, Xc.indptr, float(w0_[0]), w_, V_,
+                                    pred, q, 1)
+        assert _fm_mcmc_fast.gibbs_sweep(data, rows, ptr, y, np.zeros(0), w0_, w_, V_, pred,
+                                         q, columns, class_ptr, 1.3, 0.0, group, lam, mu,
+                                         True, 55, n_threads) == 0
+        np.testing.assert_allclose(w_, ref[1], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(V_, ref[2], rtol=1e-9, atol=1e-12)
+        results.append((w_, V_))
+    np.testing.assert_array_equal(results[0][1], results[1][1])  # bit-identical
+
+
+def test_feature_groups():
+    from sklearn_mf._fm_mcmc import one_hot_groups
+
+    rng = np.random.default_rng(0)
+    cats = np.column_stack([rng.integers(0, 30, 500), rng.integers(0, 20, 500),
+                            rng.integers(0, 3, 500)])
+    onehot = OneHotEncoder().fit_transform(cats)  # blocks of 30, 20, 3 columns
+    multi = sp.csr_matrix((rng.random((500, 4)) < 0.4).astype(float))  # multi-hot
+    numeric = sp.csr_matrix(rng.normal(size=(500, 1)))
+    X = sp.hstack([onehot, multi, numeric], format="csr")
+    groups = one_hot_groups(*_csc_parts(_as_csr(X, np.float64)), 500)
+    np.testing.assert_array_equal(np.bincount(groups), [5, 30, 20, 3])
+    np.testing.assert_array_equal(groups[:53], np.repeat([1, 2, 3], [30, 20, 3]))
+    y = rng.normal(size=500)
+    kw = dict(n_factors=2, solver="mcmc", max_iter=15, random_state=0)
+    auto = FactorizationMachineRegressor(**kw).fit(X, y)
+    explicit = FactorizationMachineRegressor(feature_groups=groups * 7, **kw).fit(X, y)
+    np.testing.assert_array_equal(auto.V_, explicit.V_)  # same partition, any labels
+    single = FactorizationMachineRegressor(feature_groups=None, **kw).fit(X, y)
+    assert not np.array_equal(auto.V_, single.V_)
+    for bad, msg in ((np.zeros(3, dtype=int), "one integer per feature"),
+                     (np.full(X.shape[1], 0.5), "one integer per feature"),
+                     (-np.ones(X.shape[1], dtype=int), "non-negative")):
+        with pytest.raises(ValueError, match=msg):
+            FactorizationMachineRegressor(feature_groups=bad, **kw).fit(X, y)
