@@ -552,7 +552,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
     n_samples_ : int
         ``solver="mcmc"`` only: number of draws averaged.  ``w_`` and
         ``intercept_`` are their means, and ``V_`` has shape
-        (n_features_in_, n_factors * n_samples_): the kept latent vectors
+        ``(n_features_in_, n_factors * n_samples_)``: the kept latent vectors
         side by side, each scaled by :math:`1/\sqrt{\text{n\_samples\_}}`,
         so that the FM formula with ``V_`` is the average of the draws' FMs
         (its pairwise term is the mean of their Gram matrices).
