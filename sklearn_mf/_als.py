@@ -253,8 +253,7 @@ def run_explicit_als(est, u, i, y, sample_weight, train, val):
             if it > 1 and est.loss_curve_[-2] - obj <= est.tol * abs(est.loss_curve_[-2]):
                 break
     if stopper is not None:
-        est.validation_scores_ = stopper.scores
-        est.best_iteration_ = stopper.best_iteration
+        stopper.report_to(est)
         stopper.restore()
 
 

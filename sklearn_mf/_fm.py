@@ -319,8 +319,7 @@ class _BaseFactorizationMachine(BaseEstimator):
                 if converged:
                     break
         if stopper is not None:
-            self.validation_scores_ = stopper.scores
-            self.best_iteration_ = stopper.best_iteration
+            stopper.report_to(self)
             stopper.restore()
         self.intercept_ = float(self._w0[0])
         if not converged and self.tol is not None:

@@ -103,10 +103,16 @@ def predict(const floating[::1] data, const Py_ssize_t[::1] indices,
 def predict_cache(const floating[::1] data, const Py_ssize_t[::1] indices,
                   const Py_ssize_t[::1] indptr, double w0, const floating[::1] w,
                   const floating[:, ::1] V, floating[::1] pred, floating[:, ::1] q,
-                  int n_threads):
-    """Predictions and factor sums ``q[f, i] = sum_j v_jf x_ij`` of CSR rows
-    (``q`` of shape (n_factors, n_rows): the layout ``cd_epoch`` reads)."""
+                  int n_threads, bint rows_major=False):
+    """Predictions and factor sums ``sum_j v_jf x_ij`` of CSR rows.
+
+    ``q`` has shape (n_factors, n_rows), the layout ``cd_epoch`` reads, or
+    with ``rows_major=True`` (n_rows, n_factors), the layout of the Gibbs
+    sampler (``_fm_mcmc_fast``), where a row's sums share a cache line.
+    """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1, k = V.shape[1], r
+    cdef Py_ssize_t row_step = k if rows_major else 1
+    cdef Py_ssize_t f_step = 1 if rows_major else n_rows
     cdef const floating* dp = &data[0] if data.shape[0] else NULL
     cdef const Py_ssize_t* ip = &indices[0] if indices.shape[0] else NULL
     cdef floating dummy = 0
@@ -114,7 +120,8 @@ def predict_cache(const floating[::1] data, const Py_ssize_t[::1] indices,
     with nogil:
         for r in prange(n_rows, num_threads=n_threads, schedule="static"):
             pred[r] = <floating>_predict_row(dp, ip, indptr[r], indptr[r + 1], w0,
-                                             &w[0], &V[0, 0], k, qp + r, n_rows)
+                                             &w[0], &V[0, 0], k, qp + r * row_step,
+                                             f_step)
 
 
 def sgd_epoch(const floating[::1] data, const Py_ssize_t[::1] indices,
@@ -285,20 +292,3 @@ def objective(const floating[::1] pred, const floating[::1] y,
         for i in range(n):
             total += (sample_weight[i] if weighted else 1.0) * _loss(pred[i], y[i], loss)
     return total
-
-
-def predict_cache_rows(const floating[::1] data, const Py_ssize_t[::1] indices,
-                       const Py_ssize_t[::1] indptr, double w0, const floating[::1] w,
-                       const floating[:, ::1] V, floating[::1] pred, floating[:, ::1] q,
-                       int n_threads):
-    """Like ``predict_cache`` with the factor sums row-major: ``q`` of shape
-    (n_rows, n_factors), the layout ``gibbs_sweep`` reads."""
-    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, k = V.shape[1], r
-    cdef const floating* dp = &data[0] if data.shape[0] else NULL
-    cdef const Py_ssize_t* ip = &indices[0] if indices.shape[0] else NULL
-    cdef floating dummy = 0
-    cdef floating* qp = &q[0, 0] if k > 0 else &dummy
-    with nogil:
-        for r in prange(n_rows, num_threads=n_threads, schedule="static"):
-            pred[r] = <floating>_predict_row(dp, ip, indptr[r], indptr[r + 1], w0,
-                                             &w[0], &V[0, 0], k, qp + r * k, 1)

@@ -179,10 +179,9 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
                        desc=type(est).__name__) as progress:
         for sweep in range(1, est.max_iter + 1):
             if (sweep - 1) % _REFRESH_EVERY == 0:
-                _fm_fast.predict_cache_rows(
+                _fm_fast.predict_cache(
                     Xt.data, Xt.indices, Xt.indptr, float(est._w0[0]), est.w_, est.V_,
-                    pred, q, n_threads,
-                )
+                    pred, q, n_threads, rows_major=True)
             sse = 2.0 * _fm_fast.objective(pred, yt, swt, 0)
             alpha = rng.gamma((_ALPHA_SHAPE + sum_w) / 2.0, 2.0 / (_ALPHA_RATE + sse))
             theta = np.column_stack([est.w_, est.V_]).astype(np.float64)
@@ -223,8 +222,7 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
             if stop:
                 break
     if stopper is not None:
-        est.validation_scores_ = stopper.scores
-        est.best_iteration_ = stopper.best_iteration
+        stopper.report_to(est)
     n_kept = len(draws)
     est.n_samples_ = n_kept
     est._w0[0] = y_mean + y_sd * w0_sum / n_kept if est.fit_intercept else 0.0

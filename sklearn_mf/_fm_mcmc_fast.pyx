@@ -26,8 +26,8 @@ come from a counter-based generator keyed by (sweep seed, parameter index), so
 a run gives the same draws whatever the number of threads.
 
 The caches (predictions and row-major factor sums) are filled by
-``_fm_fast.predict_cache_rows``; the hyperparameters are drawn in Python
-(``_fm_mcmc``).  The kernels assume validated, contiguous input.
+``_fm_fast.predict_cache(..., rows_major=True)``; the hyperparameters are
+drawn in Python (``_fm_mcmc``).  The kernels assume validated, contiguous input.
 """
 
 import numpy as np
@@ -543,8 +543,9 @@ def gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
     """One Gibbs sweep: ``w0``, then ``(w_j, v_j)`` column by column.
 
     ``data/rows/indptr`` is the CSC matrix; ``pred`` and ``q`` (row-major,
-    see ``_fm_fast.predict_cache_rows``) must hold the predictions and factor
-    sums of the current parameters and are kept up to date.
+    see ``_fm_fast.predict_cache(..., rows_major=True)``) must hold the
+    predictions and factor sums of the current parameters and are kept up
+    to date.
     ``columns``/``class_ptr`` come from ``color_columns`` (columns left out
     are not sampled).  Column ``j`` belongs to prior group ``group[j]``;
     ``lam[g]``/``mu[g]`` (length ``k + 1``) are group ``g``'s prior

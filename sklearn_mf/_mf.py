@@ -499,8 +499,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
                     break
         write_back()
         if stopper is not None:
-            self.validation_scores_ = stopper.scores
-            self.best_iteration_ = stopper.best_iteration
+            stopper.report_to(self)
             stopper.restore()
 
     def _state(self):

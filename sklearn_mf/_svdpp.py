@@ -317,8 +317,7 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
                 if stop:
                     break
         if stopper is not None:
-            self.validation_scores_ = stopper.scores
-            self.best_iteration_ = stopper.best_iteration
+            stopper.report_to(self)
             if stopper.restore():
                 self._update_implicit_user_factors(norm)
 

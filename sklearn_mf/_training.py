@@ -135,6 +135,11 @@ class EarlyStopping:
             self._no_improve += 1
         return self._no_improve >= self.patience
 
+    def report_to(self, est):
+        """Set ``est.validation_scores_`` and ``est.best_iteration_``."""
+        est.validation_scores_ = self.scores
+        est.best_iteration_ = self.best_iteration
+
     def restore(self):
         """Write the best epoch's parameters back; True if there was one."""
         if self._best_state is None:

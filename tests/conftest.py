@@ -29,3 +29,23 @@ def ml_latest_small_path():
     if not path.is_dir():
         pytest.skip(f"ml-latest-small not found at {path} (set SKLEARN_MF_DATA)")
     return path
+
+
+def _planted_fm(n=400, d=12, k=3, seed=0, density=0.35):
+    """Sparse non-negative features and the targets of a known random FM."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from sklearn_mf._fm import fm_predict_naive
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=density, random_state=seed, format="csr",
+                  data_rvs=lambda m: rng.uniform(0.5, 1.5, m))
+    w0, w, V = 0.3, rng.normal(0, 0.5, d), rng.normal(0, 0.6, (d, k))
+    return X, fm_predict_naive(X, w0, w, V)
+
+
+@pytest.fixture(scope="session")
+def planted_fm():
+    """``planted_fm(n, d, k, seed, density) -> (X, y)``: data of a known FM."""
+    return _planted_fm

@@ -31,21 +31,12 @@ def _rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-def _planted(n=400, d=12, k=3, seed=0, density=0.35):
-    """Sparse non-negative features and targets from a known FM."""
-    rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=density, random_state=seed, format="csr",
-                  data_rvs=lambda m: rng.uniform(0.5, 1.5, m))
-    w0, w, V = 0.3, rng.normal(0, 0.5, d), rng.normal(0, 0.6, (d, k))
-    return X, fm_predict_naive(X, w0, w, V)
-
-
 # ------------------------------------------------------------------ kernels
 @pytest.mark.parametrize("solver", ["als", "sgd"])
 @pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_predict_matches_naive_formula(solver, fmt, n_jobs):
-    X, y = _planted(n=60, d=9)
+def test_predict_matches_naive_formula(solver, fmt, n_jobs, planted_fm):
+    X, y = planted_fm(n=60, d=9)
     Xf = {"dense": X.toarray(), "csr": X, "csc": X.tocsc()}[fmt]
     m = FactorizationMachineRegressor(
         n_factors=4, solver=solver, max_iter=3, dtype=np.float64, tol=None,
@@ -152,8 +143,8 @@ def _objective(m, X, y, sw, loss):
     (FactorizationMachineRegressor, "squared"),
     (FactorizationMachineClassifier, "logistic"),
 ])
-def test_als_descends_to_a_stationary_point(est, loss, mode):
-    X, t = _planted(n=120, d=8, k=2, seed=3)
+def test_als_descends_to_a_stationary_point(est, loss, mode, planted_fm):
+    X, t = planted_fm(n=120, d=8, k=2, seed=3)
     y = t if loss == "squared" else np.where(t > np.median(t), 1.0, -1.0)
     sw = np.random.default_rng(0).uniform(0.5, 2, len(y))
     scale = 1.0 if mode == "total" else 0.02
@@ -179,8 +170,8 @@ def test_als_descends_to_a_stationary_point(est, loss, mode):
     assert np.max(np.abs(grads)) < 1e-3 * (1 + curve[-1] * sw.sum())
 
 
-def test_recovers_planted_interactions():
-    X, y = _planted(n=1500, d=15, k=3, seed=5)
+def test_recovers_planted_interactions(planted_fm):
+    X, y = planted_fm(n=1500, d=15, k=3, seed=5)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
     for solver, kw in [("als", {}), ("sgd", {"learning_rate": 0.02})]:
         m = FactorizationMachineRegressor(
@@ -194,8 +185,8 @@ def test_recovers_planted_interactions():
     assert lin.score(Xte, yte) < r2 - 0.1
 
 
-def test_every_parameter_changes_the_fit():
-    X, y = _planted(n=300, d=10)
+def test_every_parameter_changes_the_fit(planted_fm):
+    X, y = planted_fm(n=300, d=10)
     base = dict(n_factors=3, max_iter=10, tol=None, random_state=0, solver="sgd")
     ref = FactorizationMachineRegressor(**base).fit(X, y).predict(X)
     for name, value in [("regularization", 0.5), ("regularization_w", 2.0),
@@ -218,8 +209,8 @@ def test_every_parameter_changes_the_fit():
     np.testing.assert_array_equal(FactorizationMachineRegressor(**base).fit(X, y).predict(X), ref)
 
 
-def test_early_stopping_and_convergence_warning():
-    X, y = _planted(n=400, d=10)
+def test_early_stopping_and_convergence_warning(planted_fm):
+    X, y = planted_fm(n=400, d=10)
     m = FactorizationMachineRegressor(
         n_factors=3, solver="sgd", learning_rate=0.01, max_iter=300, early_stopping=True,
         n_iter_no_change=3, random_state=0,
@@ -236,8 +227,8 @@ def test_early_stopping_and_convergence_warning():
     assert als.n_iter_ < 500
 
 
-def test_sgd_divergence_raises():
-    X, y = _planted(n=200, d=8)
+def test_sgd_divergence_raises(planted_fm):
+    X, y = planted_fm(n=200, d=8)
     with pytest.raises(FloatingPointError, match="smaller learning_rate"):
         FactorizationMachineRegressor(
             n_factors=3, solver="sgd", learning_rate=1e3, init_std=5, max_iter=5, tol=None,
@@ -245,8 +236,8 @@ def test_sgd_divergence_raises():
 
 
 # ------------------------------------------------------------- input types
-def test_libsvm_file_round_trip(tmp_path):
-    X, y = _planted(n=200, d=10)
+def test_libsvm_file_round_trip(tmp_path, planted_fm):
+    X, y = planted_fm(n=200, d=10)
     path = tmp_path / "train.libsvm"
     dump_svmlight_file(X, y, str(path))
     Xl, yl = load_svmlight_file(str(path), n_features=X.shape[1])
@@ -257,8 +248,8 @@ def test_libsvm_file_round_trip(tmp_path):
     assert a.score(Xl, yl) > 0.5
 
 
-def test_bad_input_errors():
-    X, y = _planted(n=50, d=6)
+def test_bad_input_errors(planted_fm):
+    X, y = planted_fm(n=50, d=6)
     Xd = X.toarray()
     Xn = Xd.copy()
     Xn[3, 2] = np.nan

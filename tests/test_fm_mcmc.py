@@ -28,14 +28,6 @@ def _rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-def _planted(n=400, d=12, k=3, seed=0, density=0.35):
-    rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=density, random_state=seed, format="csr",
-                  data_rvs=lambda m: rng.uniform(0.5, 1.5, m))
-    w0, w, V = 0.3, rng.normal(0, 0.5, d), rng.normal(0, 0.6, (d, k))
-    return X, fm_predict_naive(X, w0, w, V)
-
-
 # ------------------------------------------------------------------ kernel
 def test_normal_draws_are_standard_normal_and_keyed():
     z = _fm_mcmc_fast.std_normal_draws(12345, 0, 200_000)
@@ -47,8 +39,8 @@ def test_normal_draws_are_standard_normal_and_keyed():
     assert not np.allclose(_fm_mcmc_fast.std_normal_draws(54321, 0, 10), z[:10])
 
 
-def test_column_classes_are_row_disjoint_and_complete():
-    X, _ = _planted(n=300, d=40, density=0.1)
+def test_column_classes_are_row_disjoint_and_complete(planted_fm):
+    X, _ = planted_fm(n=300, d=40, density=0.1)
     X = sp.hstack([X, sp.csr_matrix((300, 2))], format="csr")  # two empty columns
     data, rows, ptr = _csc_parts(_as_csr(X, np.float64))
     columns, class_ptr = column_classes(data, rows, ptr, X.shape[0])
@@ -102,8 +94,8 @@ def _reference_sweep(X, y, sw, w0, w, V, columns, class_ptr, alpha, lam0, group,
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_gibbs_sweep_matches_numpy_reference(weighted, n_threads):
-    X, y = _planted(n=80, d=10, k=3, density=0.3)
+def test_gibbs_sweep_matches_numpy_reference(weighted, n_threads, planted_fm):
+    X, y = planted_fm(n=80, d=10, k=3, density=0.3)
     rng = np.random.default_rng(1)
     Xc = _as_csr(X, np.float64)
     data, rows, ptr = _csc_parts(Xc)
@@ -120,8 +112,8 @@ def test_gibbs_sweep_matches_numpy_reference(weighted, n_threads):
                            lam, mu, 987)
     pred = np.empty(80)
     q = np.zeros((80, k))
-    _fm_fast.predict_cache_rows(Xc.data, Xc.indices, Xc.indptr, float(w0[0]), w, V,
-                                pred, q, 1)
+    _fm_fast.predict_cache(Xc.data, Xc.indices, Xc.indptr, float(w0[0]), w, V,
+                           pred, q, 1, rows_major=True)
     n_bad = _fm_mcmc_fast.gibbs_sweep(
         data, rows, ptr, y, np.zeros(0) if sw is None else sw, w0, w, V, pred, q,
         columns, class_ptr, 1.7, 0.5, group, lam, mu, True, 987, n_threads,
@@ -133,8 +125,8 @@ def test_gibbs_sweep_matches_numpy_reference(weighted, n_threads):
     # the caches were kept up to date
     pred_ref = np.empty(80)
     q_ref = np.zeros((80, k))
-    _fm_fast.predict_cache_rows(Xc.data, Xc.indices, Xc.indptr, float(w0[0]), w, V,
-                                pred_ref, q_ref, 1)
+    _fm_fast.predict_cache(Xc.data, Xc.indices, Xc.indptr, float(w0[0]), w, V,
+                           pred_ref, q_ref, 1, rows_major=True)
     np.testing.assert_allclose(pred, pred_ref, atol=1e-10)
     np.testing.assert_allclose(q, q_ref, atol=1e-10)
 
@@ -158,7 +150,8 @@ def test_gibbs_step_samples_the_conditional_posterior():
     for seed in range(4000):
         w0, w, V = np.array([0.0]), w_fixed.copy(), V0.copy()
         pred, q = np.empty(n), np.zeros((n, k))
-        _fm_fast.predict_cache_rows(Xc.data, Xc.indices, Xc.indptr, 0.0, w, V, pred, q, 1)
+        _fm_fast.predict_cache(Xc.data, Xc.indices, Xc.indptr, 0.0, w, V, pred, q, 1,
+                               rows_major=True)
         _fm_mcmc_fast.gibbs_sweep(data, rows, ptr, y, np.zeros(0), w0, w, V, pred, q,
                                   columns, class_ptr, alpha, 0.0,
                                   np.zeros(2, dtype=np.intp), lam, mu, False, seed, 1)
@@ -189,8 +182,8 @@ def test_prior_draws_follow_the_normal_gamma_update():
 
 
 # --------------------------------------------------------------- estimator
-def test_posterior_mean_fm_equals_average_of_draws(monkeypatch):
-    X, y = _planted(n=120, d=8)
+def test_posterior_mean_fm_equals_average_of_draws(monkeypatch, planted_fm):
+    X, y = planted_fm(n=120, d=8)
     kept = []
     real_sweep = _fm_mcmc_fast.gibbs_sweep
 
@@ -213,8 +206,8 @@ def test_posterior_mean_fm_equals_average_of_draws(monkeypatch):
     np.testing.assert_allclose(m.w_, y.std() * np.mean([d[1] for d in draws], axis=0))
 
 
-def test_recovers_planted_fm_and_is_reproducible():
-    X, y = _planted(n=1500, d=20, k=3, density=0.25)
+def test_recovers_planted_fm_and_is_reproducible(planted_fm):
+    X, y = planted_fm(n=1500, d=20, k=3, density=0.25)
     noise = np.random.default_rng(5).normal(0, 0.1, len(y))
     Xtr, Xte, ytr, yte = train_test_split(X, y + noise, random_state=0)
     kw = dict(n_factors=3, solver="mcmc", max_iter=150, random_state=0,
@@ -231,8 +224,8 @@ def test_recovers_planted_fm_and_is_reproducible():
     assert not np.array_equal(m1.V_, m3.V_)
 
 
-def test_burn_in_and_early_stopping():
-    X, y = _planted(n=300, d=10)
+def test_burn_in_and_early_stopping(planted_fm):
+    X, y = planted_fm(n=300, d=10)
     assert n_burn_in(0.25, 40) == 10 and n_burn_in(7, 40) == 7
     with pytest.raises(ValueError, match="burn_in=40 discards 40 of max_iter=40"):
         FactorizationMachineRegressor(solver="mcmc", max_iter=40, burn_in=40).fit(X, y)
@@ -251,14 +244,14 @@ def test_burn_in_and_early_stopping():
     assert es.n_iter_ - es.best_iteration_ == 10
 
 
-def test_classifier_has_no_mcmc_solver():
-    X, y = _planted(n=50, d=5)
+def test_classifier_has_no_mcmc_solver(planted_fm):
+    X, y = planted_fm(n=50, d=5)
     with pytest.raises(ValueError, match="solver"):
         FactorizationMachineClassifier(solver="mcmc").fit(X, y > np.median(y))
 
 
-def test_mcmc_needs_no_penalty_and_bad_draws_raise():
-    X, y = _planted(n=200, d=8)
+def test_mcmc_needs_no_penalty_and_bad_draws_raise(planted_fm):
+    X, y = planted_fm(n=200, d=8)
     a = FactorizationMachineRegressor(n_factors=3, solver="mcmc", max_iter=20,
                                       random_state=0, regularization=0.0).fit(X, y)
     b = FactorizationMachineRegressor(n_factors=3, solver="mcmc", max_iter=20,
@@ -287,8 +280,8 @@ def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-def test_integer_weights_match_repeated_rows():
-    X, y = _planted(n=300, d=10, k=2)
+def test_integer_weights_match_repeated_rows(planted_fm):
+    X, y = planted_fm(n=300, d=10, k=2)
     y = y + np.random.default_rng(3).normal(0, 0.3, len(y))
     counts = np.random.default_rng(4).integers(1, 4, len(y))
     kw = dict(n_factors=2, solver="mcmc", max_iter=400, random_state=0,
@@ -398,8 +391,8 @@ def test_long_columns_are_split_without_changing_the_draws():
     for n_threads in (1, 2):
         w0_, w_, V_ = w0.copy(), w.copy(), V.copy()
         pred, q = np.empty(n), np.zeros((n, k))
-        _fm_fast.predict_cache_rows(Xc.data, Xc.indices, Xc.indptr, float(w0_[0]), w_, V_,
-                                    pred, q, 1)
+        _fm_fast.predict_cache(Xc.data, Xc.indices, Xc.indptr, float(w0_[0]), w_, V_,
+                               pred, q, 1, rows_major=True)
         assert _fm_mcmc_fast.gibbs_sweep(data, rows, ptr, y, np.zeros(0), w0_, w_, V_, pred,
                                          q, columns, class_ptr, 1.3, 0.0, group, lam, mu,
                                          True, 55, n_threads) == 0
