@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import log_ndtr
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -72,7 +73,7 @@ class _BaseFactorizationMachine(BaseEstimator):
 
     _parameter_constraints: dict = {
         "n_factors": [Interval(numbers.Integral, 0, None, closed="left")],
-        "solver": [StrOptions({"sgd", "als"})],
+        "solver": [StrOptions({"sgd", "als", "mcmc"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"constant", "invscaling"})],
@@ -88,6 +89,11 @@ class _BaseFactorizationMachine(BaseEstimator):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "burn_in": [
+            Interval(numbers.Integral, 0, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="left"),
+        ],
+        "feature_groups": [StrOptions({"auto"}), "array-like", None],
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
         "verbose": ["verbose"],
@@ -115,6 +121,8 @@ class _BaseFactorizationMachine(BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=5,
         tol=1e-4,
+        burn_in=0.05,
+        feature_groups="auto",
         random_state=None,
         n_jobs=None,
         verbose=0,
@@ -136,6 +144,8 @@ class _BaseFactorizationMachine(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.burn_in = burn_in
+        self.feature_groups = feature_groups
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -216,6 +226,19 @@ class _BaseFactorizationMachine(BaseEstimator):
         return self
 
     def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
+        if self.solver != "mcmc":
+            return self._optimize(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
+        validation = None
+        if val is not None:
+            validation = (
+                _as_csr(Xc[val], Xt.dtype), y[val],
+                None if sample_weight is None else sample_weight[val],
+            )
+        run_mcmc(self, Xt, _csc_parts(Xt), yt, swt, sum_w, rng, validation,
+                 probit=self._loss_name == "logistic")
+
+    def _optimize(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
+        """The ALS and SGD solvers."""
         dtype = self.w_.dtype.type
         loss = _LOSS[self._loss_name]
         n, k = Xt.shape[0], self.n_factors
@@ -408,7 +431,8 @@ _FM_PARAMS_DOC = r"""
         depend on ``verbose``.
 """
 
-# What the regressor's solver="mcmc" adds to or changes in _FM_PARAMS_DOC.
+# What solver="mcmc" adds to or changes in _FM_PARAMS_DOC ({mcmc_model} is
+# filled in per estimator).
 _MCMC_DOC_EDITS = (
     ('    solver : {"als", "sgd"}, default="als"\n',
      '    solver : {"als", "sgd", "mcmc"}, default="als"\n'),
@@ -418,9 +442,8 @@ _MCMC_DOC_EDITS = (
         ``"mcmc"``: the Bayesian FM (Freudenthaler et al. 2011, libFM's
         MCMC) by Gibbs sampling.  Gaussian priors with Normal-Gamma
         hyperpriors replace the penalties, so the ``regularization*``
-        parameters are not used and nothing needs tuning; the noise
-        precision and the prior means and precisions are sampled with the
-        weights, on the standardised target.  Each sweep draws every
+        parameters are not used and nothing needs tuning; {mcmc_model}
+        Each sweep draws every
         column's :math:`(w_j, v_j)` jointly from its conditional posterior,
         in parallel over classes of columns that share no row (``n_jobs``
         threads).  ``predict`` averages the FMs of the draws kept after
@@ -435,7 +458,7 @@ _MCMC_DOC_EDITS = (
     ("""        None disables the check (always run ``max_iter`` epochs, no warning).""",
      """        None disables the check (always run ``max_iter`` epochs, no warning).
         MCMC has no objective to converge: it always runs ``max_iter``
-        sweeps, or stops early on the validation RMSE of the averaged
+        sweeps, or stops early on the validation score of the averaged
         prediction when ``early_stopping=True``."""),
     ("""        Seeds the initialisation, the validation split and the SGD order.
         Training is single-threaded, so a fixed seed gives identical results.""",
@@ -450,12 +473,33 @@ _MCMC_DOC_EDITS = (
 )
 
 
-def _regressor_params_doc():
-    doc = _FM_PARAMS_DOC.replace("{val}", "RMSE")
+_SAMPLER_PARAMS_DOC = r"""    burn_in : int or float, default=0.05
+        ``solver="mcmc"`` only: the first sweeps, whose draws are discarded
+        (the chain is still moving away from the initialisation).  An int
+        is a number of sweeps, a float in [0, 1) a fraction of ``max_iter``;
+        it must leave at least one sweep.  Keeping more draws helps more
+        than discarding more (see :ref:`fm`).
+    feature_groups : "auto", array-like of int or None, default="auto"
+        ``solver="mcmc"`` only: features in the same group share the prior
+        means and precisions of their weights and latent vectors (libFM's
+        and myfm's grouping), so that, say, user ids and movie genres are
+        shrunk by their own amounts.  An array gives the group of each
+        feature; None puts all features in one group; ``"auto"`` gives every
+        one-hot encoded field its own group (a run of two or more adjacent
+        0/1 columns that are never non-zero in the same row and cover at
+        least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
+        lay them out) and puts the other features together.
+"""
+
+
+def _params_doc(val, mcmc_model):
+    """The parameters section of an FM estimator, sampler options included."""
+    doc = _FM_PARAMS_DOC.replace("{val}", val)
     for old, new in _MCMC_DOC_EDITS:
         assert old in doc, old
-        doc = doc.replace(old, new)
-    return doc
+        doc = doc.replace(old, new.replace("{mcmc_model}", mcmc_model))
+    head, tail = doc.split("    random_state : ", 1)
+    return head + _SAMPLER_PARAMS_DOC + "    random_state : " + tail
 
 
 _FM_ATTRS_DOC = r"""
@@ -524,23 +568,11 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
     Here :math:`\ell(y, \hat y) = \frac12 (y - \hat y)^2` and :math:`s_i`
     are the sample weights.
 """
-        + _regressor_params_doc()
-        + r"""    burn_in : int or float, default=0.05
-        ``solver="mcmc"`` only: the first sweeps, whose draws are discarded
-        (the chain is still moving away from the initialisation).  An int
-        is a number of sweeps, a float in [0, 1) a fraction of ``max_iter``;
-        it must leave at least one sweep.
-    feature_groups : "auto", array-like of int or None, default="auto"
-        ``solver="mcmc"`` only: features in the same group share the prior
-        means and precisions of their weights and latent vectors (libFM's
-        and myfm's grouping), so that, say, user ids and movie genres are
-        shrunk by their own amounts.  An array gives the group of each
-        feature; None puts all features in one group; ``"auto"`` gives every
-        one-hot encoded field its own group (a run of two or more adjacent
-        0/1 columns that are never non-zero in the same row and cover at
-        least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
-        lay them out) and puts the other features together.
-    clip_predictions : bool, default=True
+        + _params_doc(
+            "RMSE",
+            "the noise\n        precision and the prior means and precisions are sampled with the\n"
+            "        weights, on the standardised target.")
+        + r"""    clip_predictions : bool, default=True
         Clip ``predict`` to the range of targets seen in ``fit``.
 
     Attributes
@@ -592,12 +624,6 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
 
     _parameter_constraints: dict = {
         **_BaseFactorizationMachine._parameter_constraints,
-        "solver": [StrOptions({"sgd", "als", "mcmc"})],
-        "burn_in": [
-            Interval(numbers.Integral, 0, None, closed="left"),
-            Interval(numbers.Real, 0, 1, closed="left"),
-        ],
-        "feature_groups": [StrOptions({"auto"}), "array-like", None],
         "clip_predictions": ["boolean"],
     }
 
@@ -636,24 +662,12 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
             regularization_mode=regularization_mode, fit_intercept=fit_intercept,
             init_std=init_std, dtype=dtype, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            tol=tol, random_state=random_state, n_jobs=n_jobs, verbose=verbose,
+            tol=tol, burn_in=burn_in, feature_groups=feature_groups,
+            random_state=random_state, n_jobs=n_jobs, verbose=verbose,
         )
-        self.burn_in = burn_in
-        self.feature_groups = feature_groups
         self.clip_predictions = clip_predictions
 
     _validation_name = "RMSE"
-
-    def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
-        if self.solver != "mcmc":
-            return super()._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
-        validation = None
-        if val is not None:
-            validation = (
-                _as_csr(Xc[val], Xt.dtype), y[val],
-                None if sample_weight is None else sample_weight[val],
-            )
-        run_mcmc(self, Xt, _csc_parts(Xt), yt, swt, sum_w, rng, validation)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -721,14 +735,22 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
     \sigma(\hat y(x))`.  ``y`` may hold any two labels; more than two raise
     ``ValueError``.
 """
-        + _FM_PARAMS_DOC.replace("{val}", "log-loss")
+        + _params_doc(
+            "log-loss",
+            "the link\n        is then the probit, :math:`P(y = 1 \\mid x) = \\Phi(\\hat y(x))`,\n"
+            "        sampled through a latent Gaussian target drawn each sweep\n"
+            "        (Albert and Chib, 1993), and the prior means and precisions are\n"
+            "        sampled with the weights.")
         + r"""
     Attributes
     ----------
     classes_ : ndarray of shape (2,)
         The two labels; ``classes_[1]`` is the positive class."""
         + _FM_ATTRS_DOC.replace("{val}", "log-loss")
-        + r"""
+        + r"""    n_samples_ : int
+        ``solver="mcmc"`` only: number of draws averaged (``V_`` holds them
+        side by side, as for :class:`FactorizationMachineRegressor`).
+
     See Also
     --------
     FactorizationMachineRegressor : The same model with the squared loss.
@@ -793,7 +815,7 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         y_pm = np.where(y_enc == 1, 1.0, -1.0)
         return self._fit(X, y_pm, sample_weight, _logit_init)
 
-    def _validation_score(self, X, y, w):
+    def _validation_score(self, X, y, w):  # the ALS and SGD solvers' log-loss
         z = self._decision(X) * y
         return float(np.average(np.logaddexp(0.0, -z), weights=w))
 
@@ -808,12 +830,16 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            The log-odds of ``classes_[1]``.
+            The log-odds of ``classes_[1]`` (``solver="mcmc"``: the probit
+            score, averaged over the draws).
         """
         return self._decision(X)
 
     def predict_proba(self, X):
         """Class probabilities :math:`\\sigma(\\hat y(x))` for ``classes_[1]``.
+
+        With ``solver="mcmc"`` the probit :math:`\\Phi(\\hat y(x))` of the
+        score averaged over the draws.
 
         Parameters
         ----------
@@ -825,9 +851,7 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         proba : ndarray of shape (n_samples, 2)
             Columns in the order of ``classes_``.
         """
-        z = self._decision(X)
-        p1 = np.exp(-np.logaddexp(0.0, -z))
-        return np.column_stack([1.0 - p1, p1])
+        return np.exp(self.predict_log_proba(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
@@ -843,6 +867,8 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
             Columns in the order of ``classes_``.
         """
         z = self._decision(X)
+        if self.solver == "mcmc":
+            return np.column_stack([log_ndtr(-z), log_ndtr(z)])
         return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
 
     def predict(self, X):

@@ -20,6 +20,7 @@ side by side, each scaled by ``1 / sqrt(n_kept)``, and it is stored as such.
 """
 
 import numpy as np
+from scipy.special import log_ndtr, ndtr, ndtri
 
 from sklearn_mf import _fm_fast, _fm_mcmc_fast
 from sklearn_mf._progress import EpochProgress
@@ -127,10 +128,31 @@ def sample_prior(theta, lam, rng):
     return mu, lam
 
 
-def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
-    """Gibbs-sample ``est`` (a FactorizationMachineRegressor) on the training
-    rows: CSR ``Xt``, its CSC parts ``csc = (data, rows, indptr)``, targets
-    ``yt`` and weights ``swt`` (empty: unweighted) of total ``sum_w``.
+def draw_probit_latent(pred, labels, weights, rng, out):
+    """Albert-Chib data augmentation: draw each ``z_i`` from N(pred_i, 1/s_i)
+    truncated to the side of 0 given by its label (+1 or -1), into ``out``.
+
+    Inverse-CDF sampling of the upper tail: with m = label * pred * sqrt(s),
+    x = -ndtri(v Phi(m)) for v ~ U(0, 1) is N(0, 1) truncated to x > -m,
+    accurate also far in the tail.  Rows of weight 0 get ``z = pred``.
+    """
+    root = np.ones_like(pred) if weights is None else np.sqrt(weights)
+    m = labels * pred * root
+    tail = np.maximum(rng.random(len(pred)) * ndtr(m), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = pred + np.where(root > 0, labels * -ndtri(tail) / root, 0.0)
+        z = np.where(root > 0, z, pred)
+    out[...] = z
+
+
+def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
+    """Gibbs-sample ``est`` (a factorization machine) on the training rows:
+    CSR ``Xt``, its CSC parts ``csc = (data, rows, indptr)``, targets ``yt``
+    and weights ``swt`` (empty: unweighted) of total ``sum_w``.
+
+    ``probit=True`` (the classifier): ``yt`` holds labels -1/+1 and the model
+    is ``P(y = 1 | x) = Phi(yhat(x))``, sampled with a latent Gaussian target
+    drawn every sweep (Albert and Chib, 1993) of unit noise precision.
 
     ``validation`` is None or ``(X_val, y_val, w_val)`` (CSR of the model's
     dtype, float64 targets, weights or None) for early stopping.  Starts from
@@ -144,12 +166,20 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
     burn = n_burn_in(est.burn_in, est.max_iter)
     cdata, crows, cptr = csc
     weights = None if len(swt) == 0 else swt
-    y_mean = float(np.average(yt, weights=weights)) if est.fit_intercept else 0.0
-    y_sd = float(np.sqrt(np.average((yt - y_mean) ** 2, weights=weights)))
-    if not y_sd > 0:
-        y_sd = 1.0
-    yt = np.ascontiguousarray((yt - y_mean) / y_sd, dtype=dtype)
-    est._w0[0] = (est._w0[0] - y_mean) / y_sd if est.fit_intercept else 0.0
+    if probit:
+        labels = np.asarray(yt, dtype=np.float64)
+        y_mean, y_sd = 0.0, 1.0
+        if est.fit_intercept:  # the probit of the base rate
+            rate = np.average(labels > 0, weights=weights)
+            est._w0[0] = ndtri(min(max(rate, 1e-6), 1 - 1e-6))
+        yt = np.empty(n, dtype=dtype)  # the latent target, drawn each sweep
+    else:
+        y_mean = float(np.average(yt, weights=weights)) if est.fit_intercept else 0.0
+        y_sd = float(np.sqrt(np.average((yt - y_mean) ** 2, weights=weights)))
+        if not y_sd > 0:
+            y_sd = 1.0
+        yt = np.ascontiguousarray((yt - y_mean) / y_sd, dtype=dtype)
+        est._w0[0] = (est._w0[0] - y_mean) / y_sd if est.fit_intercept else 0.0
     columns, class_ptr = column_classes(cdata, crows, cptr, n)
     present = np.sort(columns)
     # a feature without data keeps the value 0 and stays out of the priors
@@ -182,8 +212,12 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
                 _fm_fast.predict_cache(
                     Xt.data, Xt.indices, Xt.indptr, float(est._w0[0]), est.w_, est.V_,
                     pred, q, n_threads, rows_major=True)
-            sse = 2.0 * _fm_fast.objective(pred, yt, swt, 0)
-            alpha = rng.gamma((_ALPHA_SHAPE + sum_w) / 2.0, 2.0 / (_ALPHA_RATE + sse))
+            if probit:
+                draw_probit_latent(pred.astype(np.float64), labels, weights, rng, yt)
+                alpha = 1.0  # fixed: it sets the scale of the latent score
+            else:
+                sse = 2.0 * _fm_fast.objective(pred, yt, swt, 0)
+                alpha = rng.gamma((_ALPHA_SHAPE + sum_w) / 2.0, 2.0 / (_ALPHA_RATE + sse))
             theta = np.column_stack([est.w_, est.V_]).astype(np.float64)
             for g, cols in enumerate(members):
                 if len(cols):
@@ -199,10 +233,15 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
                     "finite. Scale the features (e.g. StandardScaler for numeric "
                     "columns) or use dtype=np.float64."
                 )
-            data_loss = _fm_fast.objective(pred, yt, swt, 0) * y_sd**2
+            if probit:  # log-loss of the current draw
+                data_loss = -float(np.dot(weights if weights is not None else np.ones(n),
+                                          log_ndtr(labels * pred)))
+                metrics = {"log-loss": data_loss / sum_w}
+            else:  # half the squared error of the current draw
+                data_loss = _fm_fast.objective(pred, yt, swt, 0) * y_sd**2
+                metrics = {"mean loss": data_loss / sum_w, "noise sd": y_sd * alpha**-0.5}
             est.loss_curve_.append(float(data_loss / sum_w))
             est.n_iter_ = sweep
-            metrics = {"mean loss": data_loss / sum_w, "noise sd": y_sd * alpha**-0.5}
             stop = False
             if sweep > burn:
                 w0_sum += float(est._w0[0])
@@ -214,9 +253,14 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
                                      float(est._w0[0]), est.w_, est.V_, val_out, n_threads)
                     val_sum += val_out
                     val_pred = y_mean + y_sd * (val_sum / len(draws))
-                    score = float(np.sqrt(np.average((val_pred - y_val) ** 2,
-                                                     weights=w_val)))
-                    metrics["validation RMSE (posterior mean)"] = score
+                    if probit:
+                        score = -float(np.average(log_ndtr(y_val * val_pred),
+                                                  weights=w_val))
+                        metrics["validation log-loss (posterior mean)"] = score
+                    else:
+                        score = float(np.sqrt(np.average((val_pred - y_val) ** 2,
+                                                         weights=w_val)))
+                        metrics["validation RMSE (posterior mean)"] = score
                     stop = stopper.update(sweep, score)
             progress.update(sweep, metrics)
             if stop:
@@ -231,4 +275,5 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation):
         np.concatenate(draws, axis=1) * np.sqrt(y_sd / n_kept), dtype=dtype
     )
     est.intercept_ = float(est._w0[0])
-    est.noise_precision_ = alpha_sum / n_kept / y_sd**2
+    if not probit:
+        est.noise_precision_ = alpha_sum / n_kept / y_sd**2

@@ -244,10 +244,40 @@ def test_burn_in_and_early_stopping(planted_fm):
     assert es.n_iter_ - es.best_iteration_ == 10
 
 
-def test_classifier_has_no_mcmc_solver(planted_fm):
-    X, y = planted_fm(n=50, d=5)
-    with pytest.raises(ValueError, match="solver"):
-        FactorizationMachineClassifier(solver="mcmc").fit(X, y > np.median(y))
+def test_probit_latent_draws_are_truncated_normals():
+    from sklearn_mf._fm_mcmc import draw_probit_latent
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    for mu, label, weight in ((0.3, 1.0, 1.0), (0.3, -1.0, 1.0), (-6.0, 1.0, 1.0),
+                              (1.0, 1.0, 4.0)):
+        z = np.empty(n)
+        draw_probit_latent(np.full(n, mu), np.full(n, label), np.full(n, weight), rng, z)
+        assert np.all(np.isfinite(z)) and np.all(z * label >= 0)
+        sd = 1 / np.sqrt(weight)
+        a, b = ((0 - mu) / sd, np.inf) if label > 0 else (-np.inf, (0 - mu) / sd)
+        ref = stats.truncnorm(a, b, loc=mu, scale=sd)
+        assert abs(z.mean() - ref.mean()) < 4 * ref.std() / np.sqrt(n) + 1e-3
+        assert abs(z.std() - ref.std()) < 0.01 * ref.std() + 1e-3
+    z = np.empty(2)
+    draw_probit_latent(np.array([0.5, 0.5]), np.array([1.0, -1.0]), np.array([0.0, 0.0]),
+                       rng, z)
+    np.testing.assert_array_equal(z, [0.5, 0.5])  # weight 0: no data, no draw
+
+
+def test_probit_classifier_learns_a_planted_interaction():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    y = np.where(X[:, 0] * X[:, 1] > 0, "match", "other")
+    clf = FactorizationMachineClassifier(n_factors=2, solver="mcmc", max_iter=100,
+                                         random_state=0, dtype=np.float64).fit(X, y)
+    assert clf.score(X, y) > 0.9
+    P = clf.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1)
+    np.testing.assert_allclose(P[:, 1], stats.norm.cdf(clf.decision_function(X)))
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), P)
+    assert clf.n_samples_ == 95 and clf.V_.shape == (4, 2 * 95)
+    assert len(clf.loss_curve_) == 100 and clf.loss_curve_[-1] < clf.loss_curve_[0]
 
 
 def test_mcmc_needs_no_penalty_and_bad_draws_raise(planted_fm):
@@ -270,7 +300,9 @@ SAMPLER_WEIGHTS = (
 
 
 @parametrize_with_checks(
-    [FactorizationMachineRegressor(n_factors=2, solver="mcmc", max_iter=20, random_state=0)],
+    [FactorizationMachineRegressor(n_factors=2, solver="mcmc", max_iter=20, random_state=0),
+     FactorizationMachineClassifier(n_factors=2, solver="mcmc", max_iter=20,
+                                    random_state=0)],
     expected_failed_checks=lambda est: {
         "check_sample_weight_equivalence_on_dense_data": SAMPLER_WEIGHTS,
         "check_sample_weight_equivalence_on_sparse_data": SAMPLER_WEIGHTS,
@@ -333,6 +365,23 @@ def test_bayesian_fm_with_side_features_beats_mf_on_movielens(ml_frames):
     # measured 0.8906 (MF with defaults: 0.924)
     assert rmse_fm < 0.897, rmse_fm
     assert rmse_fm < rmse_mf - 0.02, (rmse_fm, rmse_mf)
+
+
+def test_probit_fm_beats_the_logistic_als_fm_on_binarised_ratings(ml_frames):
+    from sklearn.metrics import roc_auc_score
+
+    tr, te, _ = ml_frames
+    enc = OneHotEncoder(handle_unknown="ignore").fit(tr[["user", "item"]])
+    Xtr, Xte = enc.transform(tr[["user", "item"]]), enc.transform(te[["user", "item"]])
+    ytr, yte = tr.rating >= 4, te.rating >= 4
+    als = FactorizationMachineClassifier(n_factors=10, regularization=0.15, max_iter=15,
+                                         tol=None, random_state=0).fit(Xtr, ytr)
+    bayes = FactorizationMachineClassifier(n_factors=10, solver="mcmc", max_iter=100,
+                                           random_state=0).fit(Xtr, ytr)
+    auc_als = roc_auc_score(yte, als.predict_proba(Xte)[:, 1])
+    auc_bayes = roc_auc_score(yte, bayes.predict_proba(Xte)[:, 1])
+    # measured 0.772 (ALS) and 0.796 (MCMC, 150 sweeps)
+    assert auc_bayes > 0.785 and auc_bayes > auc_als + 0.01, (auc_bayes, auc_als)
 
 
 def test_recommender_with_mcmc_serves_profiles_and_round_trips(ml100k, tmp_path):
