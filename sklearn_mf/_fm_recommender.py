@@ -120,7 +120,11 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     solver : {"als", "sgd", "mcmc"}, default="als"
         See :class:`FactorizationMachineRegressor`.  ``"mcmc"`` (Bayesian FM
         by Gibbs sampling) needs no penalty: the ``regularization*``
-        parameters then only act in :meth:`fold_in`.
+        parameters are not used, and :meth:`fold_in` shrinks a new user
+        towards the average trained user: the mean and variance of the
+        trained users' id weights and latent vectors serve as its prior,
+        against the model's noise variance (empirical Bayes), so that one
+        or two ratings move it only a little.
     max_iter : int, default=100
         Maximum epochs (sweeps for ``"mcmc"``).
     burn_in : int or float, default=0.05
@@ -400,6 +404,9 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self.user_embeddings_, self.user_offsets_ = _block_terms(Bu, w[:k], V[:k])
         self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
         self._user_block, self._item_block = Bu, Bi
+        self._fold_in_prior = (
+            self._empirical_user_prior() if self.solver == "mcmc" and self.use_ids else None
+        )
         return self
 
     def _drop_ids(self, design, u, i, utab, itab, u_tab_codes, i_tab_codes):
@@ -458,30 +465,64 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     def _fold_in_rows(self, indptr, indices, values):
         r"""A new user is a fresh user-id feature (no profile), items fixed.
 
-        Solves, per user, :math:`\min_{w, v} \sum_i (r_{ui} - w_0 - c_i - w -
-        \langle v, q_i\rangle)^2 + m (\lambda_w w^2 + \lambda_V
+        ALS and SGD: solves, per user, :math:`\min_{w, v} \sum_i (r_{ui} - w_0
+        - c_i - w - \langle v, q_i\rangle)^2 + m (\lambda_w w^2 + \lambda_V
         \lVert v\rVert^2)` with :math:`m` the user's number of ratings
         (``regularization_mode="occurrence"``) or 1 (``"total"``): exactly the
         subproblem ALS solves for a user-id column.
+
+        MCMC: the same least squares with an empirical-Bayes prior instead of
+        the penalty: :math:`v \sim N(\bar v, \sigma_v^2 I)` and :math:`w \sim
+        N(\bar w, \sigma_w^2)`, the mean and variance of the trained users'
+        id parameters, against the model's noise variance
+        :math:`1/\alpha`; the posterior mean is a ridge regression towards
+        the average user with penalties :math:`1/(\alpha \sigma^2)` that do
+        not shrink with the number of ratings, so that one or two ratings
+        move the user only a little.
         """
         from sklearn_mf._als import RowMatrix, explicit_half_step
 
         dtype = self.fm_.V_.dtype
         Q = np.ascontiguousarray(self.item_embeddings_, dtype=dtype)
-        offset = np.ascontiguousarray(self.item_offsets_ + self.intercept_, dtype=dtype)
+        offset = self.item_offsets_ + self.intercept_
+        prior = getattr(self, "_fold_in_prior", None)
+        if prior is not None:
+            v_mean, lam_v, w_mean, lam_w = prior
+            offset = offset + Q.astype(np.float64) @ v_mean + w_mean
+            reg_v, reg_w, per_rating = lam_v, lam_w, False
+        else:
+            reg_v = self.regularization
+            reg_w = self.regularization if self.regularization_w is None else self.regularization_w
+            per_rating = self.regularization_mode == "occurrence"
         R = RowMatrix(
             np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
             {"t": np.asarray(values, dtype=dtype)}, Q.shape[0],
         )
         P = np.zeros((R.n_rows, Q.shape[1]), dtype=dtype)
         b = np.zeros(R.n_rows, dtype=dtype)
-        reg_w = self.regularization if self.regularization_w is None else self.regularization_w
-        explicit_half_step(
-            R, Q, offset, P, b, self.regularization, reg_w,
-            self.regularization_mode == "occurrence",
-            effective_n_threads(self.n_jobs),
-        )
+        explicit_half_step(R, Q, np.ascontiguousarray(offset, dtype=dtype), P, b, reg_v,
+                           reg_w, per_rating, effective_n_threads(self.n_jobs))
+        if prior is not None:
+            # a user without a known item keeps zero factors (see fold_in)
+            has_items = np.diff(np.asarray(indptr)) > 0
+            P[has_items] += v_mean.astype(dtype)
+            b[has_items] += dtype.type(w_mean)
         return P, b
+
+    def _empirical_user_prior(self):
+        """Mean and precision (relative to the noise) of the trained users' id
+        parameters, for the MCMC model's fold-in; None when there are none."""
+        n_ids = self._n_user_id_cols
+        if n_ids < 2:
+            return None
+        V = self.fm_.V_[:n_ids].astype(np.float64)
+        w = self.fm_.w_[:n_ids].astype(np.float64)
+        v_mean, w_mean = V.mean(axis=0), float(w.mean())
+        var_v, var_w = float(((V - v_mean) ** 2).mean()), float(w.var())
+        noise_var = 1.0 / self.fm_.noise_precision_
+        if not (var_v > 0 and var_w > 0):
+            return None
+        return v_mean, noise_var / var_v, w_mean, noise_var / var_w
 
     def _new_user_offsets(self, biases):
         # item offsets already hold w0; the folded-in linear weight is the rest

@@ -476,3 +476,52 @@ def test_feature_groups():
                      (-np.ones(X.shape[1], dtype=int), "non-negative")):
         with pytest.raises(ValueError, match=msg):
             FactorizationMachineRegressor(feature_groups=bad, **kw).fit(X, y)
+
+
+def test_mcmc_fold_in_is_the_empirical_bayes_solve(ml100k):
+    r = ml100k.ratings
+    warm = r[r.user != 1]
+    rec = FMRecommender(n_factors=3, solver="mcmc", max_iter=20, random_state=0,
+                        dtype=np.float64).fit(warm[["user", "item"]], warm.rating)
+    v_mean, lam_v, w_mean, lam_w = rec._fold_in_prior
+    given = r[r.user == 1].iloc[:4]
+    folded = rec.fold_in(given[["user", "item"]].assign(user="new"), given.rating)
+    # min sum (r - c_i - w - <v, q_i>)^2 + lam_v |v - v_mean|^2 + lam_w (w - w_mean)^2
+    i = rec._item_codes(given.item.to_numpy())
+    Q = rec.item_embeddings_[i]
+    H = np.column_stack([np.ones(len(i)), Q])
+    t = given.rating.to_numpy() - rec.intercept_ - rec.item_offsets_[i]
+    D = np.diag(np.r_[lam_w, np.full(Q.shape[1], lam_v)])
+    m = np.r_[w_mean, v_mean]
+    sol = np.linalg.solve(H.T @ H + D, H.T @ t + D @ m)
+    np.testing.assert_allclose(folded.user_bias[0], sol[0], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(folded.user_factors[0], sol[1:], rtol=1e-6, atol=1e-8)
+    # no known item: zero factors, as fold_in promises
+    none = rec.fold_in(pd.DataFrame({"user": ["new"], "item": [-1]}), [3.0])
+    assert not none.user_factors.any() and none.user_bias[0] == 0
+
+
+def test_mcmc_fold_in_beats_the_item_baseline_from_the_first_ratings(ml100k):
+    # New users' later ratings, predicted from their first 1, 3 or 10: the
+    # empirical-Bayes fold-in must beat "mean + item effect" at every length
+    # (the ridge with the ALS penalty overfits short histories; measured 0.980,
+    # 0.973, 0.957 against 0.988, 0.988, 0.985).
+    r = ml100k.ratings
+    new = np.random.default_rng(0).choice(r.user.unique(), 150, replace=False)
+    warm = r[~r.user.isin(new)]
+    test = r[r.user.isin(new)].sort_values("timestamp")
+    genres = ml100k.movies.set_index("item")["genres"].str.get_dummies("|")
+    rec = FMRecommender(n_factors=10, solver="mcmc", max_iter=60, item_features=genres,
+                        random_state=0).fit(warm[["user", "item"]], warm.rating)
+    for n_given, margin in ((1, 0.003), (3, 0.008), (10, 0.02)):
+        given = test.groupby("user").head(n_given)
+        later = test.drop(given.index)
+        folded = rec.fold_in(given[["user", "item"]], given.rating)
+        row = pd.Index(folded.users).get_indexer(later.user)
+        i = rec._item_codes(later.item.to_numpy())
+        base = rec.intercept_ + rec.item_offsets_[i]
+        pred = base + folded.user_bias[row] + np.einsum(
+            "ij,ij->i", folded.user_factors[row], rec.item_embeddings_[i])
+        err = _rmse(np.clip(pred, 1, 5), later.rating)
+        err_base = _rmse(np.clip(base, 1, 5), later.rating)
+        assert err < err_base - margin, (n_given, err, err_base)
