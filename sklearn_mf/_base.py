@@ -581,16 +581,25 @@ class RecommenderMixin:
     # CSR matrix of new users' interactions with fitted items (duplicates
     # allowed).  The default below is the ridge solve of explicit models.
     _fold_in_requires_y = True
+    # The ``prior`` values of ``fold_in`` a model supports (see ``fold_in``).
+    _fold_in_priors = ("model", "empirical")
 
-    def _fold_in_rows(self, indptr, indices, values):
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
         """Explicit-feedback fold-in: one ALS user half-step with items fixed.
 
-        Solves, for each new user, :math:`\\min_{p, b} \\sum_i (r_{ui} - \\mu
-        - b - b_i - p^\\top q_i)^2 + \\lambda_u \\lVert p\\rVert^2 +
-        \\lambda_{b,u} b^2` (the bias only for ``biased`` models) with the
-        model's regularization, scaled by the user's number of ratings as in
-        the SGD objective and weighted-lambda ALS (``als_regularization="plain"``
-        does not scale).
+        ``prior="model"``: solves, for each new user, :math:`\\min_{p, b}
+        \\sum_i (r_{ui} - \\mu - b - b_i - p^\\top q_i)^2 + \\lambda_u
+        \\lVert p\\rVert^2 + \\lambda_{b,u} b^2` (the bias only for ``biased``
+        models) with the model's regularization, scaled by the user's number
+        of ratings as in the SGD objective and weighted-lambda ALS
+        (``als_regularization="plain"`` does not scale).
+
+        ``prior="empirical"``: the same least squares shrunk towards the
+        average trained user instead of zero, with fixed penalties
+        :math:`\\sigma^2/\\sigma_p^2` and :math:`\\sigma^2/\\sigma_b^2`
+        (the residual variance of the training ratings over the variance of
+        the trained users' factors and biases): the posterior mean under the
+        trained users' empirical distribution as the prior.
         """
         from sklearn_mf._als import RowMatrix, explicit_half_step
 
@@ -602,10 +611,17 @@ class RecommenderMixin:
         dtype = Q.dtype
         biased = bool(getattr(self, "biased", False))
         mu = float(getattr(self, "global_mean_", 0.0)) if biased else 0.0
-        reg = float(self.regularization)
-        reg_b = getattr(self, "bias_regularization", None)
-        reg_b = reg if reg_b is None else float(reg_b)
-        scale = getattr(self, "als_regularization", "weighted") != "plain"
+        item_offset = self.item_bias_.astype(np.float64) if biased else None
+        if prior == "empirical":
+            p_mean, reg, b_mean, reg_b = self._empirical_user_prior(biased)
+            shift = Q.astype(np.float64) @ p_mean + b_mean
+            item_offset = shift if item_offset is None else item_offset + shift
+            scale = False
+        else:
+            reg = float(self.regularization)
+            reg_b = getattr(self, "bias_regularization", None)
+            reg_b = reg if reg_b is None else float(reg_b)
+            scale = getattr(self, "als_regularization", "weighted") != "plain"
         R = RowMatrix(
             np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
             {"t": np.asarray(values, dtype=dtype) - dtype.type(mu)}, Q.shape[0],
@@ -613,10 +629,32 @@ class RecommenderMixin:
         P = np.zeros((R.n_rows, Q.shape[1]), dtype=dtype)
         b = np.zeros(R.n_rows, dtype=dtype) if biased else None
         explicit_half_step(
-            R, Q, self.item_bias_ if biased else None, P, b, reg, reg_b, scale,
-            effective_n_threads(getattr(self, "n_jobs", None)),
+            R, Q, None if item_offset is None else item_offset.astype(dtype), P, b, reg,
+            reg_b, scale, effective_n_threads(getattr(self, "n_jobs", None)),
         )
+        if prior == "empirical":  # back from the offsets; no known item: zeros
+            has_items = np.diff(np.asarray(indptr)) > 0
+            P[has_items] += p_mean.astype(dtype)
+            if b is not None:
+                b[has_items] += dtype.type(b_mean)
         return P, b
+
+    def _empirical_user_prior(self, biased):
+        """``(mean factors, factor penalty, mean bias, bias penalty)`` of the
+        empirical-Bayes fold-in: the trained users' factors and biases give
+        the prior, the training residuals the noise variance."""
+        P = self.user_factors_.astype(np.float64)
+        p_mean = P.mean(axis=0)
+        var_p = float(((P - p_mean) ** 2).mean())
+        R = self.user_items_.tocoo()
+        resid = R.data - self._predict_codes(R.row.astype(np.int32), R.col.astype(np.int32))
+        noise = float(np.mean(resid**2)) if len(resid) else 1.0
+        b_mean, reg_b = 0.0, 0.0
+        if biased:
+            bias = self.user_bias_.astype(np.float64)
+            b_mean = float(bias.mean())
+            reg_b = noise / max(float(bias.var()), 1e-12)
+        return p_mean, noise / max(var_p, 1e-12), b_mean, reg_b
 
     def _new_user_offsets(self, biases):
         """Per-user additive score of folded-in users (explicit: mu + b_u)."""
@@ -647,7 +685,7 @@ class RecommenderMixin:
         )
         return query, m
 
-    def fold_in(self, X, y=None):
+    def fold_in(self, X, y=None, *, prior="model"):
         """Factors of new users from their interactions, without changing the model.
 
         The item factors (and biases) stay fixed and each user's factors are
@@ -665,6 +703,16 @@ class RecommenderMixin:
         y : array-like of shape (n_interactions,), default=None
             Ratings (required by explicit models) or non-negative strengths
             (implicit models; None means 1).
+        prior : {"model", "empirical"}, default="model"
+            ``"model"``: the penalty the model was trained with (per rating,
+            so a user with one or two ratings is barely shrunk and may be
+            predicted worse than by the fallback).  ``"empirical"`` (rating
+            models: :class:`MatrixFactorization`, :class:`SVDpp`,
+            :class:`FMRecommender`): shrink towards the average trained user,
+            with the trained users' spread of factors and biases as the prior
+            and the training residual variance as the noise (empirical
+            Bayes), which stays better than the fallback from the first
+            rating.  See :ref:`cold_start`.
 
         Returns
         -------
@@ -675,12 +723,22 @@ class RecommenderMixin:
             unbiased and implicit models).  A user without any known item gets
             zero factors.
         """
+        self._check_fold_in_prior(prior)
         query, m = self._fold_in_csr(X, y)
-        factors, biases = self._fold_in_rows(m.indptr, m.indices, m.data)
+        factors, biases = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
         return FoldIn(query, factors, biases)
 
+    def _check_fold_in_prior(self, prior):
+        if prior not in ("model", "empirical"):
+            raise ValueError(f"prior must be 'model' or 'empirical', got {prior!r}.")
+        if prior not in self._fold_in_priors:
+            raise ValueError(
+                f"{type(self).__name__}.fold_in supports prior in "
+                f"{list(self._fold_in_priors)}; 'empirical' is for rating models."
+            )
+
     def recommend_new(self, X, y=None, n=10, *, exclude_seen=True, items=None,
-                      exclude_items=None):
+                      exclude_items=None, prior="model"):
         """Top-``n`` items for users described only by the interactions ``X``.
 
         The users are folded in (see :meth:`fold_in`; the model is not
@@ -703,6 +761,8 @@ class RecommenderMixin:
             Allow-list of candidate items.
         exclude_items : array-like of ids, default=None
             Deny-list of items.
+        prior : {"model", "empirical"}, default="model"
+            How the users are folded in; see :meth:`fold_in`.
 
         Returns
         -------
@@ -710,8 +770,9 @@ class RecommenderMixin:
             For the distinct users of ``X`` (in the order of
             :meth:`fold_in`).
         """
+        self._check_fold_in_prior(prior)
         query, m = self._fold_in_csr(X, y)
-        U, b = self._fold_in_rows(m.indptr, m.indices, m.data)
+        U, b = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
         cand = self._candidate_codes(items, exclude_items)
         n = check_n(n, len(cand))
         n_threads = effective_n_threads(getattr(self, "n_jobs", None))

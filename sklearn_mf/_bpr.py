@@ -257,7 +257,9 @@ class BPR(RecommenderMixin, BaseEstimator):
     # -------------------------------------------------------------- fold-in
     _fold_in_requires_y = False
 
-    def _fold_in_rows(self, indptr, indices, values):
+    _fold_in_priors = ("model",)
+
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
         """Fold-in by user-only SGD: the BPR updates of :math:`p_u` alone.
 
         Each new user starts from :math:`\\mathcal N(0, \\text{init\\_std}^2)`

@@ -405,7 +405,8 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
         self._user_block, self._item_block = Bu, Bi
         self._fold_in_prior = (
-            self._empirical_user_prior() if self.solver == "mcmc" and self.use_ids else None
+            self._id_block_prior(1.0 / self.fm_.noise_precision_)
+            if self.solver == "mcmc" and self.use_ids else None
         )
         return self
 
@@ -462,7 +463,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         return self.user_offsets_[user_codes]
 
     # ------------------------------------------------------------ fold-in
-    def _fold_in_rows(self, indptr, indices, values):
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
         r"""A new user is a fresh user-id feature (no profile), items fixed.
 
         ALS and SGD: solves, per user, :math:`\min_{w, v} \sum_i (r_{ui} - w_0
@@ -471,11 +472,12 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         (``regularization_mode="occurrence"``) or 1 (``"total"``): exactly the
         subproblem ALS solves for a user-id column.
 
-        MCMC: the same least squares with an empirical-Bayes prior instead of
-        the penalty: :math:`v \sim N(\bar v, \sigma_v^2 I)` and :math:`w \sim
+        MCMC, or ``prior="empirical"``: the same least squares with an
+        empirical-Bayes prior instead of the penalty: :math:`v \sim N(\bar v, \sigma_v^2 I)` and :math:`w \sim
         N(\bar w, \sigma_w^2)`, the mean and variance of the trained users'
-        id parameters, against the model's noise variance
-        :math:`1/\alpha`; the posterior mean is a ridge regression towards
+        id parameters, against the noise variance (the MCMC model's
+        :math:`1/\alpha`, else the mean squared training residual); the
+        posterior mean is a ridge regression towards
         the average user with penalties :math:`1/(\alpha \sigma^2)` that do
         not shrink with the number of ratings, so that one or two ratings
         move the user only a little.
@@ -485,9 +487,15 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         dtype = self.fm_.V_.dtype
         Q = np.ascontiguousarray(self.item_embeddings_, dtype=dtype)
         offset = self.item_offsets_ + self.intercept_
-        prior = getattr(self, "_fold_in_prior", None)
-        if prior is not None:
-            v_mean, lam_v, w_mean, lam_w = prior
+        eb = getattr(self, "_fold_in_prior", None)
+        if eb is None and prior == "empirical":
+            R = self.user_items_.tocoo()
+            resid = R.data - self._predict_codes(R.row.astype(np.intp), R.col.astype(np.intp))
+            eb = self._id_block_prior(float(np.mean(resid**2)) if len(resid) else 1.0)
+            if eb is None:
+                raise ValueError("prior='empirical' needs user ids in the model (use_ids=True).")
+        if eb is not None:
+            v_mean, lam_v, w_mean, lam_w = eb
             offset = offset + Q.astype(np.float64) @ v_mean + w_mean
             reg_v, reg_w, per_rating = lam_v, lam_w, False
         else:
@@ -502,16 +510,16 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         b = np.zeros(R.n_rows, dtype=dtype)
         explicit_half_step(R, Q, np.ascontiguousarray(offset, dtype=dtype), P, b, reg_v,
                            reg_w, per_rating, effective_n_threads(self.n_jobs))
-        if prior is not None:
+        if eb is not None:
             # a user without a known item keeps zero factors (see fold_in)
             has_items = np.diff(np.asarray(indptr)) > 0
             P[has_items] += v_mean.astype(dtype)
             b[has_items] += dtype.type(w_mean)
         return P, b
 
-    def _empirical_user_prior(self):
-        """Mean and precision (relative to the noise) of the trained users' id
-        parameters, for the MCMC model's fold-in; None when there are none."""
+    def _id_block_prior(self, noise_var):
+        """Mean and precision (relative to ``noise_var``) of the trained users'
+        id parameters, for the empirical-Bayes fold-in; None without ids."""
         n_ids = self._n_user_id_cols
         if n_ids < 2:
             return None
@@ -519,7 +527,6 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         w = self.fm_.w_[:n_ids].astype(np.float64)
         v_mean, w_mean = V.mean(axis=0), float(w.mean())
         var_v, var_w = float(((V - v_mean) ** 2).mean()), float(w.var())
-        noise_var = 1.0 / self.fm_.noise_precision_
         if not (var_v > 0 and var_w > 0):
             return None
         return v_mean, noise_var / var_v, w_mean, noise_var / var_w

@@ -356,7 +356,9 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         )
         return out
 
-    def _fold_in_rows(self, indptr, indices, values):
+    _fold_in_priors = ("model",)
+
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
         """Confidence-weighted exact solve for new users (one user half-step)."""
         m = sum_duplicates_csr(indptr, indices, values, len(self.items_))
         R = csr_to_rowmatrix(m, cw=(self.alpha * m.data).astype(self.item_factors_.dtype))

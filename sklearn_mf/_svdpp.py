@@ -372,7 +372,7 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         return self
 
     # -------------------------------------------------------------- fold-in
-    def _fold_in_rows(self, indptr, indices, values):
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
         """Fold-in with the implicit term: :math:`z_u` exactly, then :math:`p_u, b_u`.
 
         The given items are the new user's :math:`N(u)`, so
@@ -398,7 +398,7 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
         resid = np.asarray(values, dtype=np.float64) - np.einsum(
             "ij,ij->i", self.item_factors_[indices].astype(np.float64), z[rows])
-        P, b = super()._fold_in_rows(indptr, indices, resid)
+        P, b = super()._fold_in_rows(indptr, indices, resid, prior=prior)
         return (P + z).astype(Y.dtype), b
 
     # -------------------------------------------------------------- predict
