@@ -441,14 +441,19 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     def _predict_codes(self, user_codes, item_codes):
         ku, ki = user_codes >= 0, item_codes >= 0
         uc, ic = np.where(ku, user_codes, 0), np.where(ki, item_codes, 0)
-        P = self.user_embeddings_[uc] * ku[:, None]
-        Q = self.item_embeddings_[ic] * ki[:, None]
         out = (
             self.intercept_
             + np.where(ku, self.user_offsets_[uc], 0.0)
             + np.where(ki, self.item_offsets_[ic], 0.0)
-            + np.einsum("ij,ij->i", P, Q)
         )
+        # in row blocks: the gathered embeddings of a block stay small even
+        # when they are wide (an MCMC model keeps n_factors x n_samples_)
+        step = max(1, (1 << 22) // max(self.user_embeddings_.shape[1], 1))
+        for lo in range(0, len(out), step):
+            sl = slice(lo, lo + step)
+            both = ku[sl] & ki[sl]
+            out[sl][both] += np.einsum("ij,ij->i", self.user_embeddings_[uc[sl][both]],
+                                       self.item_embeddings_[ic[sl][both]])
         if self.clip_predictions:
             np.clip(out, *self.rating_range_, out=out)
         return out
