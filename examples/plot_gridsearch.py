@@ -19,7 +19,6 @@ found, synthetic ratings otherwise (the script prints which).
 # (:class:`~sklearn_mf.model_selection.TemporalSplit` reads the ``timestamp``
 # column of ``X``); the search only sees the ratings before it.
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from _data import load_ratings
 from sklearn.metrics import root_mean_squared_error

@@ -570,8 +570,8 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
 """
         + _params_doc(
             "RMSE",
-            "the noise\n        precision and the prior means and precisions are sampled with the\n"
-            "        weights, on the standardised target.")
+            "the noise\n        precision and the prior means and precisions are "
+            "sampled with the\n        weights, on the standardised target.")
         + r"""    clip_predictions : bool, default=True
         Clip ``predict`` to the range of targets seen in ``fit``.
 

@@ -9,8 +9,8 @@ priors (Freudenthaler, Schmidt-Thieme & Rendle, 2011; libFM's MCMC):
 
 with a flat prior on the intercept.  No penalty is tuned: the prior
 precisions are sampled with everything else.  The sampler runs on the
-standardised target (y - mean) / sd (mean 0 without an intercept), so that these fixed hyperpriors suit
-targets of any scale, and maps the draws back (w0 -> mean + sd w0,
+standardised target (y - mean) / sd (mean 0 without an intercept), so that
+these fixed hyperpriors suit targets of any scale, and maps the draws back (w0 -> mean + sd w0,
 w -> sd w, V -> sqrt(sd) V, which scales every prediction by sd).  Each sweep draws ``alpha`` and
 the (mu, lam) pairs here, then every parameter in the Cython kernel
 (``_fm_mcmc_fast``).  Predictions average the FM over the draws kept after

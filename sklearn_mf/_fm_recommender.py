@@ -478,11 +478,12 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         subproblem ALS solves for a user-id column.
 
         MCMC, or ``prior="empirical"``: the same least squares with an
-        empirical-Bayes prior instead of the penalty: :math:`v \sim N(\bar v, \sigma_v^2 I)` and :math:`w \sim
-        N(\bar w, \sigma_w^2)`, the mean and variance of the trained users'
-        id parameters, against the noise variance (the MCMC model's
-        :math:`1/\alpha`, else the mean squared training residual); the
-        posterior mean is a ridge regression towards
+        empirical-Bayes prior instead of the penalty:
+        :math:`v \sim N(\bar v, \sigma_v^2 I)` and
+        :math:`w \sim N(\bar w, \sigma_w^2)`, the mean and variance of the
+        trained users' id parameters, against the noise variance (the MCMC
+        model's :math:`1/\alpha`, else the mean squared training residual);
+        the posterior mean is a ridge regression towards
         the average user with penalties :math:`1/(\alpha \sigma^2)` that do
         not shrink with the number of ratings, so that one or two ratings
         move the user only a little.

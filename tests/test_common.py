@@ -8,7 +8,6 @@ with the reason; each reason is a place where the interaction data convention
 
 import inspect
 
-import pytest
 from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 

@@ -141,7 +141,7 @@ def test_implicit_user_factors_are_normalised_sums(small):
 def test_implicit_signal_is_learned():
     """Ratings depend on *which* items a user rated (not on p_u): SVD++ wins."""
     rng = np.random.default_rng(0)
-    n_users, n_items = 400, 60
+    n_users = 400  # and 60 items
     group = rng.integers(0, 2, n_users)  # taste group, visible only through choices
     rows, cols, vals = [], [], []
     for u in range(n_users):
