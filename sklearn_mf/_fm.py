@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import log_ndtr
+from scipy.special import log_ndtr, logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -830,16 +830,20 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            The log-odds of ``classes_[1]`` (``solver="mcmc"``: the probit
-            score, averaged over the draws).
+            The log-odds of ``classes_[1]`` (``solver="mcmc"``: of the
+            posterior predictive probability, see :meth:`predict_proba`).
         """
+        if self.solver == "mcmc":
+            log_p = self.predict_log_proba(X)
+            return log_p[:, 1] - log_p[:, 0]
         return self._decision(X)
 
     def predict_proba(self, X):
         """Class probabilities :math:`\\sigma(\\hat y(x))` for ``classes_[1]``.
 
-        With ``solver="mcmc"`` the probit :math:`\\Phi(\\hat y(x))` of the
-        score averaged over the draws.
+        With ``solver="mcmc"`` the posterior predictive probability
+        :math:`\\frac1S \\sum_s \\Phi(\\hat y_s(x))`, the probit of each kept
+        draw's score averaged over the draws.
 
         Parameters
         ----------
@@ -866,10 +870,32 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         log_proba : ndarray of shape (n_samples, 2)
             Columns in the order of ``classes_``.
         """
-        z = self._decision(X)
         if self.solver == "mcmc":
-            return np.column_stack([log_ndtr(-z), log_ndtr(z)])
+            return self._probit_predictive_log_proba(X)
+        z = self._decision(X)
         return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
+
+    def _probit_predictive_log_proba(self, X):
+        """log of (1 - p, p) with p the mean over the kept draws of
+        Phi(score of the draw): each draw is the FM with its own linear part
+        and its block of ``V_`` (stored scaled by 1/sqrt(S))."""
+        check_is_fitted(self)
+        Xc = self._validate_X(X, reset=False)
+        n_draws, k = len(self._w0_draws), self.n_factors
+        n_threads = effective_n_threads(self.n_jobs)
+        score = np.empty(Xc.shape[0], dtype=np.float64)
+        log_p1 = np.empty((n_draws, Xc.shape[0]))
+        log_p0 = np.empty((n_draws, Xc.shape[0]))
+        dtype = self.V_.dtype
+        for s in range(n_draws):
+            V = np.ascontiguousarray(self.V_[:, s * k:(s + 1) * k] * np.sqrt(n_draws),
+                                     dtype=dtype)
+            _fm_fast.predict(Xc.data, Xc.indices, Xc.indptr, float(self._w0_draws[s]),
+                             self._w_draws[s], V, score, n_threads)
+            log_p1[s], log_p0[s] = log_ndtr(score), log_ndtr(-score)
+        log_n = np.log(n_draws)
+        return np.column_stack([logsumexp(log_p0, axis=0) - log_n,
+                                logsumexp(log_p1, axis=0) - log_n])
 
     def predict(self, X):
         """Predicted labels (``classes_[1]`` where the score is positive).
@@ -884,5 +910,5 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         labels : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        positive = self._decision(X) > 0
+        positive = self.decision_function(X) > 0
         return self.classes_[positive.astype(int)]

@@ -202,6 +202,7 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
         stopper = EarlyStopping(lambda: (), est.tol or 0.0, est.n_iter_no_change)
 
     w0_sum, alpha_sum, w_sum, draws = 0.0, 0.0, np.zeros(d), []
+    linear_draws = []  # (w0, w) of each kept draw, for the probit predictive
     est.loss_curve_ = []
     est.validation_scores_ = est.best_iteration_ = None
     seeds = rng.integers(0, 2**63, size=est.max_iter, dtype=np.uint64)
@@ -248,6 +249,8 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
                 alpha_sum += alpha
                 w_sum += est.w_
                 draws.append(est.V_.copy())
+                if probit:
+                    linear_draws.append((float(est._w0[0]), est.w_.copy()))
                 if stopper is not None:
                     _fm_fast.predict(X_val.data, X_val.indices, X_val.indptr,
                                      float(est._w0[0]), est.w_, est.V_, val_out, n_threads)
@@ -275,5 +278,10 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
         np.concatenate(draws, axis=1) * np.sqrt(y_sd / n_kept), dtype=dtype
     )
     est.intercept_ = float(est._w0[0])
-    if not probit:
+    if probit:
+        # P(y = 1 | x) averages Phi over the draws, which needs each draw's
+        # linear part (the latent vectors are the blocks of V_)
+        est._w0_draws = np.array([w0 for w0, _ in linear_draws])
+        est._w_draws = np.array([w for _, w in linear_draws], dtype=dtype)
+    else:
         est.noise_precision_ = alpha_sum / n_kept / y_sd**2
