@@ -145,6 +145,32 @@ class Recommendations:
         return frame[valid].reset_index(drop=True)
 
 
+def empirical_prior(factors, biases, noise_var):
+    """The empirical-Bayes prior of ``fold_in(prior="empirical")``.
+
+    The trained users' ``factors`` (and ``biases``, or None) give the prior
+    means and variances; against ``noise_var`` they make the ridge penalties
+    noise / variance.  Returns ``(mean factors, factor penalty, mean bias,
+    bias penalty)`` (the bias terms 0 without biases).
+    """
+    P = np.asarray(factors, dtype=np.float64)
+    p_mean = P.mean(axis=0)
+    reg_p = noise_var / max(float(((P - p_mean) ** 2).mean()), 1e-12)
+    if biases is None:
+        return p_mean, reg_p, 0.0, 0.0
+    bias = np.asarray(biases, dtype=np.float64)
+    return p_mean, reg_p, float(bias.mean()), noise_var / max(float(bias.var()), 1e-12)
+
+
+def add_prior_mean(P, b, indptr, p_mean, b_mean):
+    """Move fold-in solutions found around the prior mean back to absolute
+    values, in place; users without a known item keep zeros."""
+    has_items = np.diff(np.asarray(indptr)) > 0
+    P[has_items] += p_mean.astype(P.dtype)
+    if b is not None:
+        b[has_items] += b.dtype.type(b_mean)
+
+
 class FoldIn(NamedTuple):
     """Result of :meth:`RecommenderMixin.fold_in`: factors of new users."""
 
@@ -613,7 +639,9 @@ class RecommenderMixin:
         mu = float(getattr(self, "global_mean_", 0.0)) if biased else 0.0
         item_offset = self.item_bias_.astype(np.float64) if biased else None
         if prior == "empirical":
-            p_mean, reg, b_mean, reg_b = self._empirical_user_prior(biased)
+            p_mean, reg, b_mean, reg_b = empirical_prior(
+                self.user_factors_, self.user_bias_ if biased else None,
+                self._training_noise_variance())
             shift = Q.astype(np.float64) @ p_mean + b_mean
             item_offset = shift if item_offset is None else item_offset + shift
             scale = False
@@ -632,29 +660,17 @@ class RecommenderMixin:
             R, Q, None if item_offset is None else item_offset.astype(dtype), P, b, reg,
             reg_b, scale, effective_n_threads(getattr(self, "n_jobs", None)),
         )
-        if prior == "empirical":  # back from the offsets; no known item: zeros
-            has_items = np.diff(np.asarray(indptr)) > 0
-            P[has_items] += p_mean.astype(dtype)
-            if b is not None:
-                b[has_items] += dtype.type(b_mean)
+        if prior == "empirical":
+            add_prior_mean(P, b, indptr, p_mean, b_mean)
         return P, b
 
-    def _empirical_user_prior(self, biased):
-        """``(mean factors, factor penalty, mean bias, bias penalty)`` of the
-        empirical-Bayes fold-in: the trained users' factors and biases give
-        the prior, the training residuals the noise variance."""
-        P = self.user_factors_.astype(np.float64)
-        p_mean = P.mean(axis=0)
-        var_p = float(((P - p_mean) ** 2).mean())
+    def _training_noise_variance(self):
+        """Mean squared residual of the training ratings (``user_items_``)."""
         R = self.user_items_.tocoo()
-        resid = R.data - self._predict_codes(R.row.astype(np.int32), R.col.astype(np.int32))
-        noise = float(np.mean(resid**2)) if len(resid) else 1.0
-        b_mean, reg_b = 0.0, 0.0
-        if biased:
-            bias = self.user_bias_.astype(np.float64)
-            b_mean = float(bias.mean())
-            reg_b = noise / max(float(bias.var()), 1e-12)
-        return p_mean, noise / max(var_p, 1e-12), b_mean, reg_b
+        if not len(R.data):
+            return 1.0
+        resid = R.data - self._predict_codes(R.row.astype(np.intp), R.col.astype(np.intp))
+        return float(np.mean(resid**2))
 
     def _new_user_offsets(self, biases):
         """Per-user additive score of folded-in users (explicit: mu + b_u)."""

@@ -63,24 +63,21 @@ def one_hot_groups(cdata, crows, cptr, n_rows):
     """
     d = len(cptr) - 1
     group = np.zeros(d, dtype=np.intp)
-    covered = np.zeros(n_rows, dtype=bool)
-    run_start, n_groups = 0, 1
-
-    def close(stop):
-        nonlocal n_groups
-        if stop - run_start >= 2 and covered.sum() * 2 >= n_rows:
-            group[run_start:stop] = n_groups
-            n_groups += 1
-
-    for j in range(d):
-        rows = crows[cptr[j]:cptr[j + 1]]
-        binary = bool(np.all(cdata[cptr[j]:cptr[j + 1]] == 1))
-        if not binary or covered[rows].any():
-            close(j)
-            covered[:] = False
+    # rows covered by the current run: stamp == run (starting a run is O(1))
+    stamp = np.full(n_rows, -1, dtype=np.intp)
+    run, run_start, n_covered, n_groups = 0, 0, 0, 1
+    for j in range(d + 1):
+        rows = crows[cptr[j]:cptr[j + 1]] if j < d else None
+        binary = j < d and bool(np.all(cdata[cptr[j]:cptr[j + 1]] == 1))
+        if j == d or not binary or (stamp[rows] == run).any():
+            if j - run_start >= 2 and 2 * n_covered >= n_rows:  # close the run
+                group[run_start:j] = n_groups
+                n_groups += 1
+            run, n_covered = run + 1, 0
             run_start = j if binary else j + 1
-        covered[rows] = True
-    close(d)
+        if binary:
+            stamp[rows] = run
+            n_covered += len(rows)
     return group
 
 

@@ -449,8 +449,10 @@ cdef int _gibbs_column_split(const floating[::1] data, const Py_ssize_t[::1] row
             part[a] = 0.0
         _acc(data, rows, lo, hi, y, sample_weight, weighted, pred, q, k, theta, part,
              part + mm, work + omp_get_thread_num() * work_stride + 2 * mm + 3 * m)
-    for a in range(mm + m):
-        A[a if a < mm else 2 * mm + a - mm] = 0.0
+    for a in range(mm):
+        A[a] = 0.0
+    for a in range(m):
+        bvec[a] = 0.0
     for sg in range(_N_SEGMENTS):
         part = segments + sg * (mm + m)
         for a in range(mm):

@@ -10,7 +10,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
+from sklearn_mf._base import (
+    RatingRegressorMixin,
+    RecommenderMixin,
+    add_prior_mean,
+    empirical_prior,
+)
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._fm import FactorizationMachineRegressor
 from sklearn_mf._validation import check_interactions
@@ -495,9 +500,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         offset = self.item_offsets_ + self.intercept_
         eb = getattr(self, "_fold_in_prior", None)
         if eb is None and prior == "empirical":
-            R = self.user_items_.tocoo()
-            resid = R.data - self._predict_codes(R.row.astype(np.intp), R.col.astype(np.intp))
-            eb = self._id_block_prior(float(np.mean(resid**2)) if len(resid) else 1.0)
+            eb = self._id_block_prior(self._training_noise_variance())
             if eb is None:
                 raise ValueError("prior='empirical' needs user ids in the model (use_ids=True).")
         if eb is not None:
@@ -517,10 +520,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         explicit_half_step(R, Q, np.ascontiguousarray(offset, dtype=dtype), P, b, reg_v,
                            reg_w, per_rating, effective_n_threads(self.n_jobs))
         if eb is not None:
-            # a user without a known item keeps zero factors (see fold_in)
-            has_items = np.diff(np.asarray(indptr)) > 0
-            P[has_items] += v_mean.astype(dtype)
-            b[has_items] += dtype.type(w_mean)
+            add_prior_mean(P, b, indptr, v_mean, w_mean)
         return P, b
 
     def _id_block_prior(self, noise_var):
@@ -529,13 +529,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         n_ids = self._n_user_id_cols
         if n_ids < 2:
             return None
-        V = self.fm_.V_[:n_ids].astype(np.float64)
-        w = self.fm_.w_[:n_ids].astype(np.float64)
-        v_mean, w_mean = V.mean(axis=0), float(w.mean())
-        var_v, var_w = float(((V - v_mean) ** 2).mean()), float(w.var())
-        if not (var_v > 0 and var_w > 0):
-            return None
-        return v_mean, noise_var / var_v, w_mean, noise_var / var_w
+        return empirical_prior(self.fm_.V_[:n_ids], self.fm_.w_[:n_ids], noise_var)
 
     def _new_user_offsets(self, biases):
         # item offsets already hold w0; the folded-in linear weight is the rest
