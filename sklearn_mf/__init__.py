@@ -12,8 +12,8 @@ from sklearn_mf._baselines import (
     TruncatedSVDRecommender,
 )
 from sklearn_mf._bpr import BPR
-from sklearn_mf._fm import FactorizationMachineClassifier, FactorizationMachineRegressor
-from sklearn_mf._fm_recommender import FMRecommender
+from sklearn_mf._fm._estimators import FactorizationMachineClassifier, FactorizationMachineRegressor
+from sklearn_mf._fm._recommender import FMRecommender
 from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._mf import MatrixFactorization
 from sklearn_mf._svdpp import SVDpp

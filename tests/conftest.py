@@ -36,7 +36,7 @@ def _planted_fm(n=400, d=12, k=3, seed=0, density=0.35):
     import numpy as np
     import scipy.sparse as sp
 
-    from sklearn_mf._fm import fm_predict_naive
+    from sklearn_mf._fm._estimators import fm_predict_naive
 
     rng = np.random.default_rng(seed)
     X = sp.random(n, d, density=density, random_state=seed, format="csr",

@@ -23,8 +23,8 @@ from sklearn_mf import (
     FMRecommender,
     MatrixFactorization,
 )
-from sklearn_mf import _fm_fast
-from sklearn_mf._fm import fm_predict_naive
+from sklearn_mf._fm import _fm_fast
+from sklearn_mf._fm._estimators import fm_predict_naive
 
 
 def _rmse(a, b):

@@ -19,9 +19,9 @@ from sklearn_mf import (
     FMRecommender,
     MatrixFactorization,
 )
-from sklearn_mf import _fm_fast, _fm_mcmc_fast
-from sklearn_mf._fm import _as_csr, _csc_parts, fm_predict_naive
-from sklearn_mf._fm_mcmc import column_classes, n_burn_in, sample_prior
+from sklearn_mf._fm import _fm_fast, _mcmc_fast as _fm_mcmc_fast
+from sklearn_mf._fm._estimators import _as_csr, _csc_parts, fm_predict_naive
+from sklearn_mf._fm._mcmc import column_classes, n_burn_in, sample_prior
 
 
 def _rmse(a, b):
@@ -245,7 +245,7 @@ def test_burn_in_and_early_stopping(planted_fm):
 
 
 def test_probit_latent_draws_are_truncated_normals():
-    from sklearn_mf._fm_mcmc import draw_probit_latent
+    from sklearn_mf._fm._mcmc import draw_probit_latent
 
     rng = np.random.default_rng(0)
     n = 200_000
@@ -465,7 +465,7 @@ def test_long_columns_are_split_without_changing_the_draws():
 
 
 def test_feature_groups():
-    from sklearn_mf._fm_mcmc import one_hot_groups
+    from sklearn_mf._fm._mcmc import one_hot_groups
 
     rng = np.random.default_rng(0)
     cats = np.column_stack([rng.integers(0, 30, 500), rng.integers(0, 20, 500),

@@ -17,7 +17,7 @@ from sklearn_mf._base import (
     empirical_prior,
 )
 from sklearn_mf._utils import effective_n_threads
-from sklearn_mf._fm import FactorizationMachineRegressor
+from sklearn_mf._fm._estimators import FactorizationMachineRegressor
 from sklearn_mf._validation import check_interactions
 
 

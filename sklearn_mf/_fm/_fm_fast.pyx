@@ -108,7 +108,7 @@ def predict_cache(const floating[::1] data, const Py_ssize_t[::1] indices,
 
     ``q`` has shape (n_factors, n_rows), the layout ``cd_epoch`` reads, or
     with ``rows_major=True`` (n_rows, n_factors), the layout of the Gibbs
-    sampler (``_fm_mcmc_fast``), where a row's sums share a cache line.
+    sampler (``_mcmc_fast``), where a row's sums share a cache line.
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1, k = V.shape[1], r
     cdef Py_ssize_t row_step = k if rows_major else 1

@@ -18,8 +18,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from sklearn_mf import _fm_fast
-from sklearn_mf._fm_mcmc import run_mcmc
+from sklearn_mf._fm import _fm_fast
+from sklearn_mf._fm._mcmc import run_mcmc
 from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import EarlyStopping, holdout_split
 from sklearn_mf._utils import check_dtype, effective_n_threads

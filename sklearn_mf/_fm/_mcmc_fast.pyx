@@ -27,7 +27,7 @@ a run gives the same draws whatever the number of threads.
 
 The caches (predictions and row-major factor sums) are filled by
 ``_fm_fast.predict_cache(..., rows_major=True)``; the hyperparameters are
-drawn in Python (``_fm_mcmc``).  The kernels assume validated, contiguous input.
+drawn in Python (``_mcmc``).  The kernels assume validated, contiguous input.
 """
 
 import numpy as np

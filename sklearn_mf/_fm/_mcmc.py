@@ -13,7 +13,7 @@ standardised target (y - mean) / sd (mean 0 without an intercept), so that
 these fixed hyperpriors suit targets of any scale, and maps the draws back (w0 -> mean + sd w0,
 w -> sd w, V -> sqrt(sd) V, which scales every prediction by sd).  Each sweep draws ``alpha`` and
 the (mu, lam) pairs here, then every parameter in the Cython kernel
-(``_fm_mcmc_fast``).  Predictions average the FM over the draws kept after
+(``_mcmc_fast``).  Predictions average the FM over the draws kept after
 burn-in; since the pairwise term is linear in the Gram matrix of the latent
 vectors, that average is itself an FM whose latent vectors are the kept draws
 side by side, each scaled by ``1 / sqrt(n_kept)``, and it is stored as such.
@@ -22,7 +22,7 @@ side by side, each scaled by ``1 / sqrt(n_kept)``, and it is stored as such.
 import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
-from sklearn_mf import _fm_fast, _fm_mcmc_fast
+from sklearn_mf._fm import _fm_fast, _mcmc_fast as _fm_mcmc_fast
 from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import EarlyStopping
 from sklearn_mf._utils import effective_n_threads
