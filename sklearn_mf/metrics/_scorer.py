@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from sklearn_mf._base import factorize_ids
+from sklearn_mf._ids import factorize_ids
 from sklearn_mf._validation import split_interactions
 from sklearn_mf.metrics._beyond_accuracy import (
     coverage,

@@ -42,7 +42,7 @@ import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 
-from sklearn_mf._base import factorize_ids
+from sklearn_mf._ids import factorize_ids
 from sklearn_mf._validation import split_interactions
 
 _UNSEEN = ("keep", "drop", "drop_items")
