@@ -6,16 +6,21 @@ on whole arrays (no Python loop over users or items); the per-row solves run
 in :mod:`sklearn_mf._als_fast`.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
 from sklearn_mf import _als_fast
-from sklearn_mf._progress import EpochProgress
-from sklearn_mf._training import EarlyStopping, validation_rmse
-from sklearn_mf._utils import effective_n_threads
-from sklearn_mf._validation import check_interactions
+from sklearn_mf._training import (
+    EarlyStopping,
+    LoopResult,
+    TrainingLoop,
+    rating_predictions,
+    relative_decrease_below,
+    weighted_rmse,
+)
 
 
 def blas_single_thread():
@@ -183,6 +188,61 @@ def implicit_objective(R, X, Y, reg, n_threads):
     return float(data + pen)
 
 
+def implicit_confidences(seen, alpha, dtype):
+    """User-major and item-major ``RowMatrix`` of the confidences minus one
+    (``cw = alpha * y``) of a seen-items CSR of strengths."""
+    R_u = csr_to_rowmatrix(seen, cw=(alpha * seen.data).astype(dtype))
+    iu = seen.T.tocsr()
+    R_i = csr_to_rowmatrix(iu, cw=(alpha * iu.data).astype(dtype))
+    return R_u, R_i
+
+
+def run_implicit_als(R_u, R_i, P, Q, *, regularization, solver, cg_steps, max_iter, tol,
+                     n_threads, verbose=0, desc=None):
+    """ALS iterations of ``ImplicitALS`` on the confidences ``R_u`` / ``R_i``.
+
+    ``P`` and ``Q`` are updated in place.  Stops after ``max_iter``
+    iterations or when the objective decreases by at most ``tol`` times its
+    value (``tol=None``: never).
+
+    Returns
+    -------
+    loop : LoopResult
+        ``loss_curve`` holds the Hu-Koren-Volinsky objective after each iteration.
+    """
+    def step(it):
+        implicit_half_step(R_u, Q, P, regularization, solver, cg_steps, n_threads)
+        implicit_half_step(R_i, P, Q, regularization, solver, cg_steps, n_threads)
+        loss = implicit_objective(R_u, P, Q, regularization, n_threads)
+        return loss, 0, {"objective": loss}
+
+    loop = TrainingLoop(max_iter, hint=f"Use a larger regularization (now {regularization}).",
+                        solver=solver, verbose=verbose, desc=desc, unit="iteration")
+    with blas_single_thread():  # nested BLAS threads only slow the kernels
+        return loop.run(step, converged=relative_decrease_below(tol))
+
+
+def solve_rows_implicit(R, rows, Y, X, reg, n_threads):
+    """Exact implicit half-step restricted to ``rows`` of ``R``, written into ``X``."""
+    if len(rows) == 0:
+        return
+    sub = R.take_rows(rows)
+    out = np.zeros((len(rows), X.shape[1]), dtype=X.dtype)
+    implicit_half_step(sub, Y, out, reg, "cholesky", 0, n_threads)
+    X[rows] = out
+
+
+def partial_fit_implicit_als(R_u, R_i, users, new_items, P, Q, *, regularization,
+                             n_threads):
+    """The update of ``ImplicitALS.partial_fit``: the rows ``new_items`` of
+    ``Q``, then ``users`` of ``P``, then ``new_items`` again, each solved
+    exactly (Cholesky) with everything else fixed; in place."""
+    with blas_single_thread():
+        solve_rows_implicit(R_i, new_items, P, Q, regularization, n_threads)
+        solve_rows_implicit(R_u, users, Q, P, regularization, n_threads)
+        solve_rows_implicit(R_i, new_items, P, Q, regularization, n_threads)
+
+
 def sum_duplicates_csr(indptr, indices, values, n_cols):
     """CSR with duplicate entries of each row summed (scipy does the work)."""
     m = sp.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, n_cols))
@@ -191,97 +251,87 @@ def sum_duplicates_csr(indptr, indices, values, n_cols):
 
 
 # ------------------------------------------------- MatrixFactorization(solver="als")
-def _explicit_setup(est, R_u):
+def _explicit_setup(R_u):
     """Item-major copy and penalty multipliers of the user-major ratings."""
     R_i = R_u.transpose()
     key = "w" if "w" in R_u.data else None
     return R_i, R_u.row_sums(key), R_i.row_sums(key)
 
 
-def _explicit_params(est):
-    reg = float(est.regularization)
-    reg_b = reg if est.bias_regularization is None else float(est.bias_regularization)
-    return reg, reg_b, est.als_regularization == "weighted"
+def explicit_ratings(u, i, y, sample_weight, n_users, n_items, global_mean, dtype):
+    """User-major ``RowMatrix`` of the ratings minus the mean (``t``) and
+    their weights (``w``, only when weighted)."""
+    data = {"t": (y - global_mean).astype(dtype)}
+    if sample_weight is not None:
+        data["w"] = sample_weight.astype(dtype)
+    return RowMatrix.from_codes(u, i, n_users, n_items, **data)
 
 
-def run_explicit_als(est, u, i, y, sample_weight, train, val):
+class ExplicitALSResult(NamedTuple):
+    """What :func:`run_explicit_als` computed."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    user_bias: np.ndarray  # or None (unbiased)
+    item_bias: np.ndarray  # or None
+    ratings: RowMatrix  # the user-major training ratings, for partial_fit
+    loop: LoopResult
+
+
+def run_explicit_als(u, i, y, sample_weight, train, val, P, Q, user_bias, item_bias, *,
+                     global_mean, regularization, bias_regularization, scaling,
+                     max_iter, tol, n_iter_no_change, clip_range, n_threads,
+                     verbose=0, desc=None):
     """ALS iterations of ``MatrixFactorization(solver="als")``.
 
-    Expects ``est`` to hold initialised ``user_factors_``, ``item_factors_``,
-    ``user_bias_``, ``item_bias_`` and ``global_mean_``; fills ``loss_curve_``
-    (regularised objective per unit of weight), ``n_iter_`` and the early
-    stopping attributes, and keeps the training ratings for ``partial_fit``.
+    Alternates exact user and item half-steps (factors and, when biased,
+    biases) on the ratings ``y[train]`` of the codes ``u``, ``i``, starting
+    from ``P``, ``Q``, ``user_bias``, ``item_bias`` (None when unbiased),
+    which are updated in place and returned.  Stops after ``max_iter``
+    iterations, when the objective decreases by at most ``tol`` times its
+    value (``tol=None``: never), or on the validation RMSE of the rows
+    ``val`` (None: no early stopping; the best iteration's parameters are
+    kept).  ``scaling`` multiplies each row's penalties by its total weight.
+
+    Returns
+    -------
+    result : ExplicitALSResult
+        ``loop.loss_curve`` holds the regularised objective per unit of
+        weight after each iteration.
     """
-    dtype = est.user_factors_.dtype
-    n_threads = effective_n_threads(est.n_jobs)
-    data = {"t": (y[train] - est.global_mean_).astype(dtype)}
-    if sample_weight is not None:
-        data["w"] = sample_weight[train].astype(dtype)
-    R_u = RowMatrix.from_codes(u[train], i[train], len(est.users_), len(est.items_), **data)
-    est._als_ratings = R_u
-    R_i, wu, wi = _explicit_setup(est, R_u)
+    R_u = explicit_ratings(u[train], i[train], y[train],
+                           None if sample_weight is None else sample_weight[train],
+                           len(P), len(Q), global_mean, P.dtype)
+    R_i, wu, wi = _explicit_setup(R_u)
     total_w = float(wu.sum())
-    reg, reg_b, scale = _explicit_params(est)
-    P, Q = est.user_factors_, est.item_factors_
-    bu = est.user_bias_ if est.biased else None
-    bi = est.item_bias_ if est.biased else None
+    reg = float(regularization)
+    reg_b = reg if bias_regularization is None else float(bias_regularization)
+    bu, bi = user_bias, item_bias
 
-    est.loss_curve_ = []
-    est.validation_scores_ = est.best_iteration_ = None
-    stopper = (None if val is None
-               else EarlyStopping(est._state, est.tol, est.n_iter_no_change))
-    progress = EpochProgress(est.verbose, est.max_iter, unit="iteration",
-                             desc=type(est).__name__)
-    with blas_single_thread(), progress:
-        for it in range(1, est.max_iter + 1):
-            explicit_half_step(R_u, Q, bi, P, bu, reg, reg_b, scale, n_threads)
-            explicit_half_step(R_i, P, bu, Q, bi, reg, reg_b, scale, n_threads)
-            obj = explicit_objective(R_u, P, bu, Q, bi, reg, reg_b, scale, n_threads,
-                                     wu, wi) / max(total_w, 1e-300)
-            est.loss_curve_.append(obj)
-            est.n_iter_ = it
-            metrics = {"objective": obj}
-            stop = False
-            if stopper is not None:
-                rmse = validation_rmse(est, u[val], i[val], y[val],
-                                       None if sample_weight is None else sample_weight[val])
-                metrics["validation RMSE"] = rmse
-                stop = stopper.update(it, rmse)
-            progress.update(it, metrics)
-            if stop:
-                break
-            if it > 1 and est.loss_curve_[-2] - obj <= est.tol * abs(est.loss_curve_[-2]):
-                break
-    if stopper is not None:
-        stopper.report_to(est)
-        stopper.restore()
+    def step(it):
+        explicit_half_step(R_u, Q, bi, P, bu, reg, reg_b, scaling, n_threads)
+        explicit_half_step(R_i, P, bu, Q, bi, reg, reg_b, scaling, n_threads)
+        obj = explicit_objective(R_u, P, bu, Q, bi, reg, reg_b, scaling, n_threads,
+                                 wu, wi) / max(total_w, 1e-300)
+        return obj, 0, {"objective": obj}
 
+    def score(it):
+        pred = rating_predictions(u[val], i[val], P, Q, bu, bi, global_mean, clip_range,
+                                  n_threads)
+        return weighted_rmse(pred, y[val],
+                             None if sample_weight is None else sample_weight[val])
 
-def merge_seen(est, u, i, values, replace):
-    """Add new interactions to ``user_items_`` / ``item_popularity_`` after
-    ``_grow_ids``.  ``replace``: a new value of an existing cell replaces it
-    (ratings); otherwise values add up (implicit strengths)."""
-    n_users, n_items = len(est.users_), len(est.items_)
-    old = est.user_items_.tocoo()
-    new = sp.csr_matrix((np.asarray(values, dtype=np.float32), (u, i)),
-                        shape=(n_users, n_items))
-    new.sum_duplicates()
-    if replace:
-        old_keys = old.row.astype(np.int64) * n_items + old.col
-        new_coo = new.tocoo()
-        keep = ~np.isin(old_keys, new_coo.row.astype(np.int64) * n_items + new_coo.col)
-        old = sp.coo_matrix((old.data[keep], (old.row[keep], old.col[keep])),
-                            shape=(n_users, n_items))
-    else:
-        old = sp.coo_matrix((old.data, (old.row, old.col)), shape=(n_users, n_items))
-    m = (old.tocsr() + new).tocsr()
-    m.sort_indices()
-    m.indices = m.indices.astype(np.int32, copy=False)
-    m.indptr = m.indptr.astype(np.int32, copy=False)
-    est.user_items_ = m
-    pop = np.zeros(n_items, dtype=np.int64)
-    pop[: len(est.item_popularity_)] = est.item_popularity_
-    est.item_popularity_ = pop + np.bincount(i, minlength=n_items)
+    stopper = None
+    if val is not None:
+        stopper = EarlyStopping(
+            lambda: [a for a in (P, Q, bu, bi) if a is not None], tol, n_iter_no_change)
+    loop = TrainingLoop(max_iter, hint=f"Use a larger regularization (now {reg}).",
+                        solver="als", early_stopping=stopper, verbose=verbose, desc=desc,
+                        unit="iteration")
+    with blas_single_thread():
+        result = loop.run(step, score=score, score_name="validation RMSE",
+                          converged=relative_decrease_below(tol))
+    return ExplicitALSResult(P, Q, bu, bi, R_u, result)
 
 
 def grow_rows(A, n_new, rng=None, std=0.0):
@@ -305,53 +355,46 @@ def solve_rows_explicit(R, rows, Y, other_bias, X, bias, reg, reg_b, scale, n_th
         bias[rows] = out_b
 
 
-def partial_fit_explicit_als(est, X, y, sample_weight):
-    """``MatrixFactorization.partial_fit`` for ``solver="als"`` (fitted model).
+def partial_fit_explicit_als(ratings, u, i, y, sample_weight, n_items_old, P, Q,
+                             user_bias, item_bias, *, global_mean, regularization,
+                             bias_regularization, scaling, n_threads):
+    """The ALS update of ``MatrixFactorization.partial_fit`` on a fitted model.
 
-    New ratings join the training ratings (a new rating of an already rated
-    cell replaces it); new users and items are appended; then the new items,
-    every user in ``X`` and again the new items are re-solved exactly with
-    everything else fixed.  The global mean stays fixed.
+    ``ratings`` (the model's user-major training ratings) gets the new
+    ratings of codes ``u``, ``i`` (a new rating of an already rated cell
+    replaces it); ``P``, ``Q``, ``user_bias``, ``item_bias`` (None when
+    unbiased) are the grown parameter arrays, with the new items from
+    ``n_items_old`` on.  The new items, every user in ``u`` and again the new
+    items are re-solved exactly with everything else fixed; the arrays are
+    updated in place.  The global mean stays fixed.
+
+    Returns
+    -------
+    ratings : RowMatrix
+        The merged user-major training ratings.
     """
-    users, items, y, sample_weight = check_interactions(
-        est, X, y, sample_weight, reset=False, y_required=True
-    )
-    n_items_old = len(est.items_)
-    u, i, n_new_u, n_new_i = est._grow_ids(users, items)
-    rng = np.random.default_rng(check_random_state(est.random_state).randint(2**31))
-    est.user_factors_ = grow_rows(est.user_factors_, n_new_u)
-    est.item_factors_ = grow_rows(est.item_factors_, n_new_i, rng, est.init_std)
-    est.user_bias_ = grow_rows(est.user_bias_, n_new_u)
-    est.item_bias_ = grow_rows(est.item_bias_, n_new_i)
-    merge_seen(est, u, i, y, replace=True)
-    lo, hi = est.rating_range_
-    est.rating_range_ = (min(lo, float(y.min())), max(hi, float(y.max())))
-    n_users, n_items = len(est.users_), len(est.items_)
-    dtype = est.user_factors_.dtype
-
-    old = est._als_ratings
+    n_users, n_items = len(P), len(Q)
+    dtype = P.dtype
+    old = ratings
     old_rows = np.repeat(np.arange(old.n_rows), np.diff(old.indptr))
     old_keys = old_rows.astype(np.int64) * n_items + old.indices
     keep = ~np.isin(old_keys, u.astype(np.int64) * n_items + i)
     weighted = "w" in old.data or sample_weight is not None
-    data = {"t": np.r_[old.data["t"][keep], (y - est.global_mean_).astype(dtype)]}
+    data = {"t": np.r_[old.data["t"][keep], (y - global_mean).astype(dtype)]}
     if weighted:
         w_old = old.data["w"][keep] if "w" in old.data else np.ones(keep.sum(), dtype)
         w_new = np.ones(len(y), dtype) if sample_weight is None else sample_weight
         data["w"] = np.r_[w_old, w_new].astype(dtype)
     R_u = RowMatrix.from_codes(np.r_[old_rows[keep], u], np.r_[old.indices[keep], i],
                                n_users, n_items, **data)
-    est._als_ratings = R_u
     R_i = R_u.transpose()
-    reg, reg_b, scale = _explicit_params(est)
-    bu = est.user_bias_ if est.biased else None
-    bi = est.item_bias_ if est.biased else None
-    P, Q = est.user_factors_, est.item_factors_
-    n_threads = effective_n_threads(est.n_jobs)
+    reg = float(regularization)
+    reg_b = reg if bias_regularization is None else float(bias_regularization)
+    bu, bi = user_bias, item_bias
     touched = np.unique(u)
     new_items = np.arange(n_items_old, n_items)
     with blas_single_thread():
-        solve_rows_explicit(R_i, new_items, P, bu, Q, bi, reg, reg_b, scale, n_threads)
-        solve_rows_explicit(R_u, touched, Q, bi, P, bu, reg, reg_b, scale, n_threads)
-        solve_rows_explicit(R_i, new_items, P, bu, Q, bi, reg, reg_b, scale, n_threads)
-    return est
+        solve_rows_explicit(R_i, new_items, P, bu, Q, bi, reg, reg_b, scaling, n_threads)
+        solve_rows_explicit(R_u, touched, Q, bi, P, bu, reg, reg_b, scaling, n_threads)
+        solve_rows_explicit(R_i, new_items, P, bu, Q, bi, reg, reg_b, scaling, n_threads)
+    return R_u

@@ -31,6 +31,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _topk
 from sklearn_mf._ids import _as_id_array, _ids_from_codes, factorize_ids, lookup_ids
+from sklearn_mf._online import grow_ids
+from sklearn_mf._training import seen_matrix
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._validation import check_interactions, check_n
 
@@ -150,38 +152,25 @@ class RecommenderMixin:
     # ------------------------------------------------------------------ ids
     def _fit_ids(self, users, items):
         """Encode raw ids from scratch (``fit``); sets ``users_`` and ``items_``."""
-        u, self.users_ = factorize_ids(users)
-        i, self.items_ = factorize_ids(items)
+        u, users_ = factorize_ids(users)
+        i, items_ = factorize_ids(items)
+        self._set_ids(users_, items_)
+        return u, i
+
+    def _set_ids(self, users_, items_):
+        """Set the fitted raw ids (position = code) and their lookup indexes."""
+        self.users_, self.items_ = users_, items_
         self._user_index = pd.Index(self.users_)
         self._item_index = pd.Index(self.items_)
-        return u, i
 
     def _grow_ids(self, users, items):
         """Encode with the fitted ids, appending ids never seen before.
 
         Returns ``(user_codes, item_codes, n_new_users, n_new_items)``.
         """
-        u = lookup_ids(self._user_index, users)
-        i = lookup_ids(self._item_index, items)
-        n_new = []
-        for codes, raw, attr in ((u, users, "users_"), (i, items, "items_")):
-            unknown = codes < 0
-            old = getattr(self, attr)
-            if unknown.any():
-                new_codes, new_ids = pd.factorize(raw[unknown], sort=False)
-                codes[unknown] = new_codes + len(old)
-                merged = np.concatenate([old.astype(object), np.asarray(new_ids, dtype=object)])
-                try:
-                    merged = merged.astype(np.result_type(old.dtype, np.asarray(new_ids).dtype))
-                except TypeError:
-                    pass
-                setattr(self, attr, merged)
-                n_new.append(len(new_ids))
-            else:
-                n_new.append(0)
-        self._user_index = pd.Index(self.users_)
-        self._item_index = pd.Index(self.items_)
-        return u, i, n_new[0], n_new[1]
+        u, i, users_, items_, n_u, n_i = grow_ids(self, users, items)
+        self._set_ids(users_, items_)
+        return u, i, n_u, n_i
 
     def _user_codes(self, users):
         return lookup_ids(self._user_index, users)
@@ -191,17 +180,8 @@ class RecommenderMixin:
 
     def _set_training_interactions(self, user_codes, item_codes, values=None):
         """Store the seen-items CSR and the item popularity counts."""
-        n_users, n_items = len(self.users_), len(self.items_)
-        data = np.ones(len(user_codes), dtype=np.float32) if values is None else values
-        m = sp.csr_matrix(
-            (np.asarray(data, dtype=np.float32), (user_codes, item_codes)),
-            shape=(n_users, n_items),
-        )
-        m.sum_duplicates()
-        m.indices = m.indices.astype(np.int32, copy=False)
-        m.indptr = m.indptr.astype(np.int32, copy=False)
-        self.user_items_ = m
-        self.item_popularity_ = np.bincount(item_codes, minlength=n_items).astype(np.int64)
+        self.user_items_, self.item_popularity_ = seen_matrix(
+            user_codes, item_codes, values, len(self.users_), len(self.items_))
 
     def _check_unknown(self, user_codes, item_codes):
         policy = getattr(self, "handle_unknown", "fallback")
@@ -562,7 +542,7 @@ class RecommenderMixin:
         \\lVert p\\rVert^2 + \\lambda_{b,u} b^2` (the bias only for ``biased``
         models) with the model's regularization, scaled by the user's number
         of ratings as in the SGD objective and weighted-lambda ALS
-        (``als_regularization="plain"`` does not scale).
+        (``regularization_scaling="none"`` does not scale).
 
         ``prior="empirical"``: the same least squares shrunk towards the
         average trained user instead of zero, with fixed penalties
@@ -593,7 +573,7 @@ class RecommenderMixin:
             reg = float(self.regularization)
             reg_b = getattr(self, "bias_regularization", None)
             reg_b = reg if reg_b is None else float(reg_b)
-            scale = getattr(self, "als_regularization", "weighted") != "plain"
+            scale = getattr(self, "regularization_scaling", "occurrence") != "none"
         R = RowMatrix(
             np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
             {"t": np.asarray(values, dtype=dtype) - dtype.type(mu)}, Q.shape[0],

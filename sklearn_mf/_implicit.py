@@ -4,27 +4,29 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf._als import (
-    blas_single_thread,
     csr_to_rowmatrix,
     gram,
     grow_rows,
+    implicit_confidences,
     implicit_half_step,
-    implicit_objective,
-    merge_seen,
+    partial_fit_implicit_als,
+    run_implicit_als,
     sum_duplicates_csr,
 )
 from sklearn_mf._base import RecommenderMixin
-from sklearn_mf._progress import EpochProgress
-from sklearn_mf._utils import check_dtype, effective_n_threads
+from sklearn_mf._ids import factorize_ids
+from sklearn_mf._online import grow_ids, merge_interactions
+from sklearn_mf._training import FittedLoopMixin, seen_matrix
+from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
 
 
-class ImplicitALS(RecommenderMixin, BaseEstimator):
+class ImplicitALS(FittedLoopMixin, RecommenderMixin, BaseEstimator):
     r"""Matrix factorization for implicit feedback by alternating least squares.
 
     The model of Hu, Koren & Volinsky (2008).  Every (user, item) pair gets a
@@ -77,9 +79,9 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         ``"cholesky"``: exact solve of each row's normal equations.
     cg_steps : int, default=3
         Conjugate-gradient steps per row and half-step (``solver="cg"``).
-    tol : float, default=0.0
-        Stop when the objective decreased by less than ``tol`` times its value
-        over one iteration (0 runs all ``max_iter`` iterations).
+    tol : float or None, default=None
+        Stop when the objective decreased by at most ``tol`` times its value
+        over one iteration (None runs all ``max_iter`` iterations).
     init_std : float, default=0.01
         Embeddings are initialised from :math:`\mathcal N(0, \text{init\_std}^2)`.
     dtype : {np.float32, np.float64}, default=np.float32
@@ -161,7 +163,7 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "solver": [StrOptions({"cg", "cholesky"})],
         "cg_steps": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "init_std": [Interval(numbers.Real, 0, None, closed="left")],
         "dtype": "no_validation",  # checked by check_dtype
         "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
@@ -181,7 +183,7 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         max_iter=15,
         solver="cg",
         cg_steps=3,
-        tol=0.0,
+        tol=None,
         init_std=0.01,
         dtype=np.float32,
         handle_unknown="fallback",
@@ -222,20 +224,6 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
             )
         return users, items, y
 
-    def _matrices(self):
-        """User-major and item-major ``RowMatrix`` of confidences minus one."""
-        dtype = self.user_factors_.dtype
-        ui = self.user_items_
-        R_u = csr_to_rowmatrix(ui, cw=(self.alpha * ui.data).astype(dtype))
-        iu = ui.T.tocsr()
-        R_i = csr_to_rowmatrix(iu, cw=(self.alpha * iu.data).astype(dtype))
-        return R_u, R_i
-
-    def _objective(self, R_u, n_threads):
-        return implicit_objective(
-            R_u, self.user_factors_, self.item_factors_, self.regularization, n_threads
-        )
-
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -257,36 +245,25 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         """
         dtype = check_dtype(self.dtype)
         users, items, y = self._check_strengths(X, y, reset=True)
-        u, i = self._fit_ids(users, items)
-        self._set_training_interactions(u, i, y)
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        u, users_ = factorize_ids(users)
+        i, items_ = factorize_ids(items)
+        seen, popularity = seen_matrix(u, i, y, len(users_), len(items_))
+        rng = make_rng(self.random_state)
         k = self.n_factors
-        self.user_factors_ = rng.normal(0, self.init_std, (len(self.users_), k)).astype(dtype)
-        self.item_factors_ = rng.normal(0, self.init_std, (len(self.items_), k)).astype(dtype)
-        n_threads = effective_n_threads(self.n_jobs)
-        R_u, R_i = self._matrices()
-
-        self.loss_curve_ = []
-        with blas_single_thread():  # nested BLAS threads only slow the kernels
-            self._iterate(R_u, R_i, n_threads)
+        P = rng.normal(0, self.init_std, (len(users_), k)).astype(dtype)
+        Q = rng.normal(0, self.init_std, (len(items_), k)).astype(dtype)
+        R_u, R_i = implicit_confidences(seen, self.alpha, dtype)
+        loop = run_implicit_als(
+            R_u, R_i, P, Q, regularization=self.regularization, solver=self.solver,
+            cg_steps=self.cg_steps, max_iter=self.max_iter, tol=self.tol,
+            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+            desc=type(self).__name__,
+        )
+        self._set_ids(users_, items_)
+        self.user_items_, self.item_popularity_ = seen, popularity
+        self.user_factors_, self.item_factors_ = P, Q
+        self._set_loop_attributes(loop, early_stopping=False)
         return self
-
-    def _iterate(self, R_u, R_i, n_threads):
-        progress = EpochProgress(self.verbose, self.max_iter, unit="iteration",
-                                 desc=type(self).__name__)
-        with progress:
-            for it in range(1, self.max_iter + 1):
-                implicit_half_step(R_u, self.item_factors_, self.user_factors_,
-                                   self.regularization, self.solver, self.cg_steps, n_threads)
-                implicit_half_step(R_i, self.user_factors_, self.item_factors_,
-                                   self.regularization, self.solver, self.cg_steps, n_threads)
-                loss = self._objective(R_u, n_threads)
-                self.loss_curve_.append(loss)
-                self.n_iter_ = it
-                progress.update(it, {"objective": loss})
-                if (self.tol > 0 and it > 1
-                        and self.loss_curve_[-2] - loss <= self.tol * abs(self.loss_curve_[-2])):
-                    break
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -316,35 +293,23 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
             return self.fit(X, y)
         users, items, y = self._check_strengths(X, y, reset=False)
         n_items_old = len(self.items_)
-        u, i, n_new_u, n_new_i = self._grow_ids(users, items)
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-        self.user_factors_ = grow_rows(self.user_factors_, n_new_u)
-        self.item_factors_ = grow_rows(self.item_factors_, n_new_i, rng, self.init_std)
-
-        merge_seen(self, u, i, y, replace=False)
-        n_items = len(self.items_)
-
-        n_threads = effective_n_threads(self.n_jobs)
-        R_u, R_i = self._matrices()
-        touched = np.unique(u)
-        new_items = np.arange(n_items_old, n_items)
-        with blas_single_thread():
-            self._solve_rows(R_i, new_items, self.user_factors_, self.item_factors_,
-                             n_threads)
-            self._solve_rows(R_u, touched, self.item_factors_, self.user_factors_,
-                             n_threads)
-            self._solve_rows(R_i, new_items, self.user_factors_, self.item_factors_,
-                             n_threads)
+        u, i, users_, items_, n_new_u, n_new_i = grow_ids(self, users, items)
+        rng = make_rng(self.random_state)
+        P = grow_rows(self.user_factors_, n_new_u)
+        Q = grow_rows(self.item_factors_, n_new_i, rng, self.init_std)
+        seen, popularity, _, _ = merge_interactions(
+            self.user_items_, self.item_popularity_, u, i, y, len(users_), len(items_),
+            replace=False,
+        )
+        R_u, R_i = implicit_confidences(seen, self.alpha, P.dtype)
+        partial_fit_implicit_als(
+            R_u, R_i, np.unique(u), np.arange(n_items_old, len(items_)), P, Q,
+            regularization=self.regularization, n_threads=effective_n_threads(self.n_jobs),
+        )
+        self._set_ids(users_, items_)
+        self.user_items_, self.item_popularity_ = seen, popularity
+        self.user_factors_, self.item_factors_ = P, Q
         return self
-
-    def _solve_rows(self, R, rows, Y, X, n_threads):
-        """Exact half-step restricted to ``rows`` of ``R``, written into ``X``."""
-        if len(rows) == 0:
-            return
-        sub = R.take_rows(rows)
-        out = np.zeros((len(rows), X.shape[1]), dtype=X.dtype)
-        implicit_half_step(sub, Y, out, self.regularization, "cholesky", 0, n_threads)
-        X[rows] = out
 
     # -------------------------------------------------------------- predict
     def _predict_codes(self, user_codes, item_codes):

@@ -6,23 +6,32 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from typing import NamedTuple
+
 from sklearn_mf import _sgd_fast
-from sklearn_mf._als import partial_fit_explicit_als, run_explicit_als
+from sklearn_mf._als import grow_rows, partial_fit_explicit_als, run_explicit_als
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
     PARTIAL_FIT_REPLAY,
     grow_and_replay,
+    grow_ids,
+    merge_interactions,
     online_rng,
+    widened_range,
 )
-from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import (
     EarlyStopping,
-    raise_if_diverged,
+    FittedLoopMixin,
+    LoopResult,
+    TrainingLoop,
+    rating_predictions,
+    sgd_hint,
     start_rating_fit,
-    validation_rmse,
+    weighted_rmse,
 )
-from sklearn_mf._utils import effective_n_threads, seeds_from
+from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng, seeds_from
+from sklearn_mf._validation import check_interactions
 
 
 def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
@@ -95,7 +104,105 @@ def _n_blocks(n_threads, n_ratings, n_rows, n_factors, itemsize):
     return int(max(1, min(max(by_cache, by_threads), cap)))
 
 
-class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+class SGDResult(NamedTuple):
+    """What :func:`run_sgd` computed."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    loop: LoopResult
+
+
+def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user_bias,
+            item_bias, *, global_mean, learning_rate, regularization, bias_regularization,
+            biased, n_epochs, tol, n_iter_no_change, clip_range, rng, n_threads,
+            verbose=0, desc=None):
+    """SGD epochs of ``MatrixFactorization`` on the ratings ``y`` of codes ``u``, ``i``.
+
+    Trains on the rows ``train`` (None: all) from the given factors and
+    biases (not modified; the biases are left as they are when
+    ``biased=False``), in the block schedule of :func:`block_schedule`, and
+    stops early on the validation RMSE of the rows ``val`` (None: no early
+    stopping; the best epoch's parameters are kept).
+
+    Returns
+    -------
+    result : SGDResult
+        New parameter arrays and the loop's curve; ``loop.loss_curve`` holds
+        the weighted mean squared error observed during each epoch.
+    """
+    dtype = user_factors.dtype.type
+    n_users, n_items = len(user_factors), len(item_factors)
+    if train is not None:
+        u_t, i_t, y_t = u[train], i[train], y[train]
+        w_t = None if sample_weight is None else sample_weight[train]
+    else:  # no copies: the gathers below make the block-ordered arrays
+        u_t, i_t, y_t, w_t = u, i, y, sample_weight
+    if len(y_t) >= np.iinfo(np.int32).max:
+        raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
+    B = _n_blocks(n_threads, len(y_t), n_users + n_items, user_factors.shape[1],
+                  user_factors.itemsize)
+    perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
+        u_t, i_t, n_users, n_items, B, rng
+    )
+    # ratings stored block by block, so that a block's data is contiguous
+    tu, ti = wu[perm], wi[perm]
+    tr = y_t.astype(dtype)[perm]
+    tw = np.zeros(0, dtype=dtype) if w_t is None else w_t.astype(dtype)[perm]
+    del perm, wu, wi, u_t, i_t, y_t, w_t
+    sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
+    order = np.arange(len(tr), dtype=np.int32)
+    block_loss = np.zeros(B * B, dtype=np.float64)
+    reg_b = regularization if bias_regularization is None else bias_regularization
+    # working copies of the parameters in block order (see block_schedule)
+    P, Q = user_factors[user_order], item_factors[item_order]
+    empty = np.zeros(0, dtype=dtype)
+    bu = user_bias[user_order] if biased else empty
+    bi = item_bias[item_order] if biased else empty
+
+    def step(epoch):
+        # fresh random order: strata, blocks within a stratum, ratings within a block
+        strata = schedule[rng.permutation(B)][:, rng.permutation(B)]
+        n_bad = _sgd_fast.sgd_epoch(
+            tu, ti, tr, tw, order, block_ptr, np.ascontiguousarray(strata),
+            P, Q, bu, bi, global_mean, learning_rate, regularization, reg_b,
+            biased, block_loss, n_threads, seeds_from(rng, B * B),
+        )
+        loss = block_loss.sum() / sum_w
+        return loss, n_bad, {"train MSE": float(loss)}
+
+    stopper = score = None
+    if val is not None:
+        user_pos = np.empty(n_users, dtype=np.int32)
+        user_pos[user_order] = np.arange(n_users, dtype=np.int32)
+        item_pos = np.empty(n_items, dtype=np.int32)
+        item_pos[item_order] = np.arange(n_items, dtype=np.int32)
+        u_v, i_v = user_pos[u[val]], item_pos[i[val]]
+        w_v = None if sample_weight is None else sample_weight[val]
+
+        def score(epoch):
+            pred = rating_predictions(u_v, i_v, P, Q, bu if biased else None,
+                                      bi if biased else None, global_mean, clip_range,
+                                      n_threads)
+            return weighted_rmse(pred, y[val], w_v)
+
+        stopper = EarlyStopping(lambda: (P, Q, bu, bi), tol, n_iter_no_change)
+    loop = TrainingLoop(n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper,
+                        verbose=verbose, desc=desc)
+    result = loop.run(step, score=score, score_name="validation RMSE")
+    P_out, Q_out = np.empty_like(user_factors), np.empty_like(item_factors)
+    P_out[user_order], Q_out[item_order] = P, Q
+    if biased:
+        bu_out, bi_out = np.empty_like(user_bias), np.empty_like(item_bias)
+        bu_out[user_order], bi_out[item_order] = bu, bi
+    else:
+        bu_out, bi_out = user_bias, item_bias
+    return SGDResult(P_out, Q_out, bu_out, bi_out, result)
+
+
+class MatrixFactorization(FittedLoopMixin, RecommenderMixin, RatingRegressorMixin,
+                          BaseEstimator):
     r"""Matrix factorization for explicit ratings, trained by SGD.
 
     The model predicts the rating of user :math:`u` for item :math:`i` as
@@ -143,7 +250,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         \qquad z_i = (q_i, 1),
 
     with :math:`n_u = \sum_i w_{ui}` (the number of ratings when unweighted;
-    ``als_regularization="plain"`` uses 1 instead), then the same for the items.
+    ``regularization_scaling="none"`` uses 1 instead), then the same for the items.
     The biases are learned inside the alternation, the objective never
     increases, and the rows are solved in parallel (Cholesky, LAPACK).  ALS
     needs no learning rate and converges in a few iterations; SGD is cheaper
@@ -156,7 +263,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
     solver : {"sgd", "als"}, default="sgd"
         Optimisation algorithm: stochastic gradient descent (uses
         ``n_epochs``, ``learning_rate``) or alternating least squares (uses
-        ``max_iter``, ``als_regularization``).
+        ``max_iter``, ``regularization_scaling``).
     n_epochs : int, default=20
         Number of passes over the training ratings (upper bound with
         ``early_stopping``).
@@ -170,11 +277,11 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         L2 penalty :math:`\lambda` on the embeddings (per rating).
     bias_regularization : float or None, default=None
         L2 penalty :math:`\lambda_b` on the biases; None uses ``regularization``.
-    als_regularization : {"weighted", "plain"}, default="weighted"
-        ``solver="als"`` and ``fold_in`` only: ``"weighted"`` multiplies the
+    regularization_scaling : {"occurrence", "none"}, default="occurrence"
+        ``solver="als"`` and ``fold_in`` only: ``"occurrence"`` multiplies the
         penalties of a user (item) by its number of ratings (sum of weights),
         which is the objective SGD minimises and the weighted-:math:`\lambda`
-        ALS of Zhou et al.; ``"plain"`` applies them once per user (item).
+        ALS of Zhou et al.; ``"none"`` applies them once per user (item).
     biased : bool, default=True
         Learn the global mean and the user/item biases.
     init_std : float, default=0.1
@@ -190,10 +297,11 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         Fraction of ratings held out for early stopping.
     n_iter_no_change : int, default=5
         Patience of early stopping, in epochs.
-    tol : float, default=1e-4
+    tol : float or None, default=1e-4
         Minimum decrease of the validation RMSE that counts as an improvement;
         with ``solver="als"`` also the relative decrease of the training
-        objective below which the iterations stop.
+        objective below which the iterations stop.  None: no tolerance (any
+        improvement counts, and ALS always runs ``max_iter`` iterations).
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of ratings seen in ``fit``.
     handle_unknown : {"fallback", "nan", "error"}, default="fallback"
@@ -272,7 +380,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         "n_factors": [Interval(numbers.Integral, 1, None, closed="left")],
         "solver": [StrOptions({"sgd", "als"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "als_regularization": [StrOptions({"weighted", "plain"})],
+        "regularization_scaling": [StrOptions({"occurrence", "none"})],
         "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
@@ -283,7 +391,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "clip_predictions": ["boolean"],
         "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
         "random_state": ["random_state"],
@@ -301,7 +409,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         learning_rate=0.007,
         regularization=0.05,
         bias_regularization=None,
-        als_regularization="weighted",
+        regularization_scaling="occurrence",
         biased=True,
         init_std=0.1,
         dtype=np.float32,
@@ -322,7 +430,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.bias_regularization = bias_regularization
-        self.als_regularization = als_regularization
+        self.regularization_scaling = regularization_scaling
         self.biased = biased
         self.init_std = init_std
         self.dtype = dtype
@@ -357,17 +465,57 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         self : MatrixFactorization
             The fitted estimator.
         """
-        u, i, y, sample_weight, train, val, rng = start_rating_fit(
-            self, X, y, sample_weight
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=True, y_required=True
         )
+        start = start_rating_fit(
+            users, items, y, sample_weight, n_factors=self.n_factors,
+            init_std=self.init_std, dtype=check_dtype(self.dtype), biased=self.biased,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction, random_state=self.random_state,
+        )
+        del users, items
+        u, i, y, sample_weight = start.user_codes, start.item_codes, start.y, start.sample_weight
+        params = self._solver_params(start.rating_range)
         if self.solver == "als":
-            if train is None:
-                train = np.arange(len(y))
-            run_explicit_als(self, u, i, y, sample_weight, train, val)
+            train = np.arange(len(y)) if start.train is None else start.train
+            bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
+            result = run_explicit_als(
+                u, i, y, sample_weight, train, start.val, start.user_factors,
+                start.item_factors, bu, bi, global_mean=start.global_mean,
+                max_iter=self.max_iter, **params,
+            )
+            als_ratings = result.ratings
         else:
-            self._als_ratings = None  # training ratings are kept by ALS only
-            self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
+            result = run_sgd(
+                u, i, y, sample_weight, start.train, start.val, start.user_factors,
+                start.item_factors, start.user_bias, start.item_bias,
+                global_mean=start.global_mean, n_epochs=self.n_epochs, rng=start.rng,
+                **self._sgd_params(), **params,
+            )
+            als_ratings = None  # training ratings are kept by ALS only
+        self._set_rating_start(start)
+        self.user_factors_, self.item_factors_ = result.user_factors, result.item_factors
+        self.user_bias_ = result.user_bias if self.biased else start.user_bias
+        self.item_bias_ = result.item_bias if self.biased else start.item_bias
+        self._als_ratings = als_ratings
+        self._set_loop_attributes(result.loop)
         return self
+
+    def _solver_params(self, rating_range):
+        """Keyword arguments shared by the SGD and ALS drivers."""
+        return dict(
+            regularization=self.regularization,
+            bias_regularization=self.bias_regularization, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            clip_range=rating_range if self.clip_predictions else None,
+            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+            desc=type(self).__name__,
+        ) | ({"scaling": self.regularization_scaling == "occurrence"}
+             if self.solver == "als" else {})
+
+    def _sgd_params(self):
+        return dict(learning_rate=self.learning_rate, biased=self.biased)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -404,13 +552,19 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         self : MatrixFactorization
             The updated estimator.
         """
-        if self.solver == "sgd":
-            return self._partial_fit_sgd(X, y, sample_weight)
-        if getattr(self, "_als_ratings", None) is None:
+        if not hasattr(self, "user_factors_") or (
+                self.solver == "als" and getattr(self, "_als_ratings", None) is None):
             return self.fit(X, y, sample_weight)
-        return partial_fit_explicit_als(self, X, y, sample_weight)
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=False, y_required=True
+        )
+        if self.solver == "sgd":
+            self._partial_fit_sgd(users, items, y, sample_weight)
+        else:
+            self._partial_fit_als(users, items, y, sample_weight)
+        return self
 
-    def _partial_fit_sgd(self, X, y, sample_weight):
+    def _partial_fit_sgd(self, users, items, y, sample_weight):
         """SGD update: a few passes over the new ratings plus a replay sample.
 
         See :mod:`sklearn_mf._online`: new users / items get factor rows from
@@ -419,108 +573,64 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         then ``PARTIAL_FIT_PASSES`` (5) SGD epochs run over the new ratings
         and ``PARTIAL_FIT_REPLAY`` (1) old rating per new one.
         """
-        if not hasattr(self, "user_factors_"):
-            return self.fit(X, y, sample_weight)
-        rng = online_rng(self)
-        u, i, yy, w, _ = grow_and_replay(
-            self, X, y, sample_weight,
+        n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
+        rng = online_rng(self.random_state, n_calls)
+        batch = grow_and_replay(
+            self, users, items, y, sample_weight,
             [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
              ("user_bias_", "user", "zeros"), ("item_bias_", "item", "zeros")],
             PARTIAL_FIT_REPLAY, rng,
         )
-        self._run_sgd(u, i, yy, w, None, None, PARTIAL_FIT_PASSES, rng)
-        return self
-
-    def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
-        """Epoch loop shared by ``fit`` (and, later, ``partial_fit``)."""
-        dtype = self.user_factors_.dtype.type
-        n_threads = effective_n_threads(self.n_jobs)
-        if train is not None:
-            u_t, i_t, y_t = u[train], i[train], y[train]
-            w_t = None if sample_weight is None else sample_weight[train]
-        else:  # no copies: the gathers below make the block-ordered arrays
-            u_t, i_t, y_t, w_t = u, i, y, sample_weight
-        if len(y_t) >= np.iinfo(np.int32).max:
-            raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
-        B = _n_blocks(n_threads, len(y_t), len(self.users_) + len(self.items_),
-                      self.user_factors_.shape[1], self.user_factors_.itemsize)
-        perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
-            u_t, i_t, len(self.users_), len(self.items_), B, rng
+        a = batch.arrays
+        result = run_sgd(
+            batch.user_codes, batch.item_codes, batch.y, batch.sample_weight, None, None,
+            a["user_factors_"], a["item_factors_"], a["user_bias_"], a["item_bias_"],
+            global_mean=self.global_mean_, n_epochs=PARTIAL_FIT_PASSES, rng=rng,
+            **self._sgd_params(), **self._solver_params(batch.rating_range),
         )
-        # ratings stored block by block, so that a block's data is contiguous
-        tu, ti = wu[perm], wi[perm]
-        tr = y_t.astype(dtype)[perm]
-        tw = np.zeros(0, dtype=dtype) if w_t is None else w_t.astype(dtype)[perm]
-        del perm, wu, wi, u_t, i_t, y_t, w_t
-        sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
-        order = np.arange(len(tr), dtype=np.int32)
-        block_loss = np.zeros(B * B, dtype=np.float64)
-        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
-        # working copies of the parameters in block order (see block_schedule)
-        P, Q = self.user_factors_[user_order], self.item_factors_[item_order]
-        empty = np.zeros(0, dtype=dtype)
-        bu = self.user_bias_[user_order] if self.biased else empty
-        bi = self.item_bias_[item_order] if self.biased else empty
+        self._set_online_batch(batch)
+        self.user_factors_, self.item_factors_ = result.user_factors, result.item_factors
+        self.user_bias_, self.item_bias_ = result.user_bias, result.item_bias
+        self._n_partial_fit_calls = n_calls
+        self._set_loop_attributes(result.loop)
 
-        def write_back():
-            self.user_factors_[user_order] = P
-            self.item_factors_[item_order] = Q
-            if self.biased:
-                self.user_bias_[user_order] = bu
-                self.item_bias_[item_order] = bi
-
-        self.loss_curve_ = []
-        self.validation_scores_ = self.best_iteration_ = None
-        stopper = (None if val is None
-                   else EarlyStopping(self._state, self.tol, self.n_iter_no_change))
-        with EpochProgress(self.verbose, n_epochs, desc=type(self).__name__) as progress:
-            for epoch in range(1, n_epochs + 1):
-                # fresh random order: strata, blocks within a stratum, ratings within a block
-                strata = schedule[rng.permutation(B)][:, rng.permutation(B)]
-                n_bad = _sgd_fast.sgd_epoch(
-                    tu, ti, tr, tw, order, block_ptr, np.ascontiguousarray(strata),
-                    P, Q, bu, bi,
-                    self.global_mean_, self.learning_rate, self.regularization, reg_b,
-                    self.biased, block_loss, n_threads, seeds_from(rng, B * B),
-                )
-                raise_if_diverged(epoch, n_bad, block_loss.sum(), self.learning_rate)
-                self.loss_curve_.append(float(block_loss.sum() / sum_w))
-                self.n_iter_ = epoch
-                metrics = {"train MSE": self.loss_curve_[-1]}
-                stop = False
-                if stopper is not None:
-                    write_back()
-                    rmse = validation_rmse(self, u[val], i[val], y[val],
-                                           None if sample_weight is None else sample_weight[val])
-                    metrics["validation RMSE"] = rmse
-                    stop = stopper.update(epoch, rmse)
-                progress.update(epoch, metrics)
-                if stop:
-                    break
-        write_back()
-        if stopper is not None:
-            stopper.report_to(self)
-            stopper.restore()
-
-    def _state(self):
-        return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
+    def _partial_fit_als(self, users, items, y, sample_weight):
+        """ALS update of a fitted model: see :func:`~sklearn_mf._als.partial_fit_explicit_als`."""
+        n_items_old = len(self.items_)
+        u, i, users_, items_, n_new_u, n_new_i = grow_ids(self, users, items)
+        rng = make_rng(self.random_state)
+        P = grow_rows(self.user_factors_, n_new_u)
+        Q = grow_rows(self.item_factors_, n_new_i, rng, self.init_std)
+        bu = grow_rows(self.user_bias_, n_new_u)
+        bi = grow_rows(self.item_bias_, n_new_i)
+        seen, popularity, _, _ = merge_interactions(
+            self.user_items_, self.item_popularity_, u, i, y, len(users_), len(items_),
+            replace=True,
+        )
+        ratings = partial_fit_explicit_als(
+            self._als_ratings, u, i, y, sample_weight, n_items_old, P, Q,
+            bu if self.biased else None, bi if self.biased else None,
+            global_mean=self.global_mean_, regularization=self.regularization,
+            bias_regularization=self.bias_regularization,
+            scaling=self.regularization_scaling == "occurrence",
+            n_threads=effective_n_threads(self.n_jobs),
+        )
+        self._set_ids(users_, items_)
+        self.user_items_, self.item_popularity_ = seen, popularity
+        self.rating_range_ = widened_range(self.rating_range_, y)
+        self.user_factors_, self.item_factors_ = P, Q
+        self.user_bias_, self.item_bias_ = bu, bi
+        self._als_ratings = ratings
 
     # -------------------------------------------------------------- predict
     def _predict_codes(self, user_codes, item_codes):
-        dtype = self.user_factors_.dtype.type
-        out = np.empty(len(user_codes), dtype=dtype)
-        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        _sgd_fast.predict(
-            np.ascontiguousarray(user_codes, dtype=np.int32),
-            np.ascontiguousarray(item_codes, dtype=np.int32),
-            self.user_factors_, self.item_factors_, bu, bi, self.global_mean_, out,
+        return rating_predictions(
+            user_codes, item_codes, self.user_factors_, self.item_factors_,
+            self.user_bias_ if self.biased else None,
+            self.item_bias_ if self.biased else None, self.global_mean_,
+            self.rating_range_ if self.clip_predictions else None,
             effective_n_threads(self.n_jobs),
         )
-        out = out.astype(np.float64)
-        if self.clip_predictions:
-            np.clip(out, *self.rating_range_, out=out)
-        return out
 
     def _item_embeddings(self):
         return self.item_factors_, (self.item_bias_ if self.biased else None)

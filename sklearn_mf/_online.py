@@ -4,7 +4,7 @@ Shared by ``MatrixFactorization._partial_fit_sgd`` and ``SVDpp.partial_fit``.
 A ``partial_fit`` call
 
 1. encodes the new interactions with the fitted ids, appending users and items
-   never seen before (``RecommenderMixin._grow_ids``);
+   never seen before (:func:`grow_ids`);
 2. grows every per-user / per-item parameter array: new embedding rows are drawn
    from :math:`\\mathcal N(0, \\text{init\\_std}^2)`, new biases start at 0;
 3. merges the new ratings into ``user_items_`` (a new rating of an already
@@ -16,14 +16,18 @@ A ``partial_fit`` call
    model to the new data without drifting away from what it learned before.
 
 The global mean is kept fixed, so old predictions move only as far as the SGD
-passes move the parameters.
+passes move the parameters.  These functions compute on copies and return
+what they computed; the estimator sets its attributes once the update has
+succeeded, so a failed call leaves the model as it was.
 """
 
-import numpy as np
-import scipy.sparse as sp
-from sklearn.utils import check_random_state
+from typing import NamedTuple
 
-from sklearn_mf._validation import check_interactions
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from sklearn_mf._utils import make_rng
 
 # Default number of SGD passes over (new + replayed) ratings per partial_fit call.
 PARTIAL_FIT_PASSES = 5
@@ -31,16 +35,14 @@ PARTIAL_FIT_PASSES = 5
 PARTIAL_FIT_REPLAY = 1.0
 
 
-def online_rng(model):
-    """A generator for the ``n``-th ``partial_fit`` call, derived from ``random_state``.
+def online_rng(random_state, n_calls):
+    """The generator of the ``n_calls``-th ``partial_fit`` call (1-based).
 
-    Each call gets a different stream (so replay samples differ between calls)
-    while a given sequence of calls is reproducible.
+    Each call gets a different stream of the seed drawn from
+    ``random_state`` (so replay samples differ between calls) while a given
+    sequence of calls is reproducible.
     """
-    n_calls = getattr(model, "_n_partial_fit_calls", 0) + 1
-    model._n_partial_fit_calls = n_calls
-    seed = check_random_state(model.random_state).randint(2**31)
-    return np.random.default_rng([seed, n_calls])
+    return make_rng(random_state, n_calls)
 
 
 def check_online_params(n_passes, replay_ratio):
@@ -50,68 +52,138 @@ def check_online_params(n_passes, replay_ratio):
         raise ValueError(f"replay_ratio must be a finite number >= 0, got {replay_ratio!r}.")
 
 
-def grow_and_replay(model, X, y, sample_weight, arrays, replay_ratio, rng):
-    """Steps 1-4 of the module docstring.
+def extend_ids(codes, raw, known):
+    """Give the ids with code -1 new codes after ``known`` (first-seen order).
 
-    Parameters
-    ----------
-    model : fitted estimator with ``RecommenderMixin`` ids and ``init_std``.
-    arrays : list of (attribute name, "user" or "item", "normal" or "zeros")
-        Parameter arrays to grow along axis 0.
-    replay_ratio : float
-        Old ratings replayed per new rating (0 = none).
+    ``codes`` (from ``lookup_ids``) is updated in place.  Returns
+    ``(codes, ids, n_new)``: the raw ids of the grown model (a new array;
+    ``known`` is not modified) and the number of ids appended.
+    """
+    unknown = codes < 0
+    if not unknown.any():
+        return codes, known, 0
+    new_codes, new_ids = pd.factorize(raw[unknown], sort=False)
+    codes[unknown] = new_codes + len(known)
+    merged = np.concatenate([known.astype(object), np.asarray(new_ids, dtype=object)])
+    try:
+        merged = merged.astype(np.result_type(known.dtype, np.asarray(new_ids).dtype))
+    except TypeError:
+        pass
+    return codes, merged, len(new_ids)
+
+
+def grow_ids(model, users, items):
+    """Codes of raw ``users`` / ``items`` in the grown id sets of a fitted model.
+
+    Returns ``(u, i, users_, items_, n_new_users, n_new_items)``; the model
+    is not modified (set the ids with ``model._set_ids(users_, items_)``).
+    """
+    u, users_, n_u = extend_ids(model._user_codes(users), users, model.users_)
+    i, items_, n_i = extend_ids(model._item_codes(items), items, model.items_)
+    return u, i, users_, items_, n_u, n_i
+
+
+def merge_interactions(seen, popularity, u, i, values, n_users, n_items, *, replace):
+    """Add encoded interactions to a seen-items CSR and the popularity counts.
+
+    ``replace=True`` (ratings): a new value of an already stored (user, item)
+    cell replaces the old one; ``replace=False`` (implicit strengths): values
+    add up.  Nothing passed in is modified.
 
     Returns
     -------
-    u, i : int32 arrays
-        Codes of the new ratings followed by the replayed ones.
-    y : float64 array
-    sample_weight : float64 array or None
-        Replayed ratings get weight 1.
-    n_new : int
-        Number of new ratings (they come first).
+    merged : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        float32 values, int32 sorted indices, duplicates summed.
+    popularity : ndarray of int64 of shape (n_items,)
+    old : scipy.sparse.coo_matrix
+        The old entries.
+    keep : ndarray of bool
+        The old entries not replaced by new ones (all with ``replace=False``).
     """
-    users, items, y, sample_weight = check_interactions(
-        model, X, y, sample_weight, reset=False, y_required=True
-    )
-    old = model.user_items_.tocoo()
-    u, i, n_new_users, n_new_items = model._grow_ids(users, items)
-    n_users, n_items = len(model.users_), len(model.items_)
-    for name, axis, init in arrays:
-        arr = getattr(model, name)
-        n_add = n_new_users if axis == "user" else n_new_items
-        if n_add == 0:
-            continue
-        shape = (n_add,) + arr.shape[1:]
-        extra = (rng.normal(0, model.init_std, shape) if init == "normal"
-                 else np.zeros(shape)).astype(arr.dtype)
-        setattr(model, name, np.ascontiguousarray(np.concatenate([arr, extra])))
-
-    # replay sample: old cells not overwritten by the new ratings
-    new_keys = np.unique(u.astype(np.int64) * n_items + i)
-    old_keys = old.row.astype(np.int64) * n_items + old.col
-    keep = ~np.isin(old_keys, new_keys)
-    candidates = np.flatnonzero(keep)
-    n_replay = min(len(candidates), int(round(replay_ratio * len(y))))
-    pick = (np.sort(rng.choice(candidates, n_replay, replace=False))
-            if n_replay else np.zeros(0, dtype=np.intp))
-
-    # merged interactions: surviving old cells + new ratings (duplicates summed)
+    old = seen.tocoo()
+    if replace:
+        new_keys = np.unique(u.astype(np.int64) * n_items + i)
+        keep = ~np.isin(old.row.astype(np.int64) * n_items + old.col, new_keys)
+    else:
+        keep = np.ones(old.nnz, dtype=bool)
     merged = sp.csr_matrix(
-        (np.concatenate([old.data[keep], y.astype(np.float32)]),
+        (np.concatenate([old.data[keep], np.asarray(values, dtype=np.float32)]),
          (np.concatenate([old.row[keep], u]), np.concatenate([old.col[keep], i]))),
         shape=(n_users, n_items), dtype=np.float32,
     )
     merged.sum_duplicates()
     merged.indices = merged.indices.astype(np.int32, copy=False)
     merged.indptr = merged.indptr.astype(np.int32, copy=False)
-    popularity = np.zeros(n_items, dtype=np.int64)
-    popularity[: len(model.item_popularity_)] = model.item_popularity_
-    popularity += np.bincount(i, minlength=n_items)
-    model.user_items_, model.item_popularity_ = merged, popularity
-    if hasattr(model, "rating_range_"):
-        lo, hi = model.rating_range_
-        model.rating_range_ = (min(lo, float(y.min())), max(hi, float(y.max())))
+    grown = np.zeros(n_items, dtype=np.int64)
+    grown[: len(popularity)] = popularity
+    grown += np.bincount(i, minlength=n_items)
+    return merged, grown, old, keep
+
+
+def widened_range(rating_range, y):
+    """``(low, high)`` stretched to cover the new ratings ``y``."""
+    lo, hi = rating_range
+    return (min(lo, float(y.min())), max(hi, float(y.max())))
+
+
+class OnlineBatch(NamedTuple):
+    """What :func:`grow_and_replay` computed."""
+
+    user_codes: np.ndarray  # int32: the new ratings, then the replayed ones
+    item_codes: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray  # or None
+    n_new: int
+    arrays: dict  # name -> grown parameter array (new array)
+    users: np.ndarray
+    items: np.ndarray
+    user_items: sp.csr_matrix
+    item_popularity: np.ndarray
+    rating_range: tuple
+
+
+def grow_and_replay(model, users, items, y, sample_weight, arrays, replay_ratio, rng):
+    """Steps 1-4 of the module docstring, without modifying ``model``.
+
+    Parameters
+    ----------
+    model : fitted estimator with ``RecommenderMixin`` ids, ``init_std`` and
+        ``rating_range_``.
+    users, items, y, sample_weight : ndarray
+        The validated new interactions (raw ids; ``sample_weight`` may be None).
+    arrays : list of (attribute name, "user" or "item", "normal" or "zeros")
+        Parameter arrays to grow along axis 0.
+    replay_ratio : float
+        Old ratings replayed per new rating (0 = none).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    batch : OnlineBatch
+        The new ratings come first; replayed ratings get weight 1.
+    """
+    u, i, users_, items_, n_new_users, n_new_items = grow_ids(model, users, items)
+    n_users, n_items = len(users_), len(items_)
+    grown = {}
+    for name, axis, init in arrays:
+        arr = getattr(model, name)
+        n_add = n_new_users if axis == "user" else n_new_items
+        if n_add == 0:
+            grown[name] = arr.copy()
+            continue
+        shape = (n_add,) + arr.shape[1:]
+        extra = (rng.normal(0, model.init_std, shape) if init == "normal"
+                 else np.zeros(shape)).astype(arr.dtype)
+        grown[name] = np.ascontiguousarray(np.concatenate([arr, extra]))
+
+    # merged interactions: surviving old cells + new ratings; replay sample:
+    # old cells not overwritten by the new ratings
+    merged, popularity, old, keep = merge_interactions(
+        model.user_items_, model.item_popularity_, u, i, y, n_users, n_items, replace=True)
+    candidates = np.flatnonzero(keep)
+    n_replay = min(len(candidates), int(round(replay_ratio * len(y))))
+    pick = (np.sort(rng.choice(candidates, n_replay, replace=False))
+            if n_replay else np.zeros(0, dtype=np.intp))
 
     all_u = np.concatenate([u, old.row[pick]]).astype(np.int32)
     all_i = np.concatenate([i, old.col[pick]]).astype(np.int32)
@@ -120,4 +192,5 @@ def grow_and_replay(model, X, y, sample_weight, arrays, replay_ratio, rng):
         all_w = None
     else:
         all_w = np.concatenate([sample_weight, np.ones(n_replay)])
-    return all_u, all_i, all_y, all_w, len(y)
+    return OnlineBatch(all_u, all_i, all_y, all_w, len(y), grown, users_, items_, merged,
+                       popularity, widened_range(model.rating_range_, y))

@@ -8,7 +8,9 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf import _sgd_fast, _svdpp_fast
+from typing import NamedTuple
+
+from sklearn_mf import _svdpp_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
@@ -17,17 +19,108 @@ from sklearn_mf._online import (
     grow_and_replay,
     online_rng,
 )
-from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import (
     EarlyStopping,
-    raise_if_diverged,
+    FittedLoopMixin,
+    LoopResult,
+    TrainingLoop,
+    rating_predictions,
+    sgd_hint,
     start_rating_fit,
-    validation_rmse,
+    weighted_rmse,
 )
-from sklearn_mf._utils import effective_n_threads, seeds_from
+from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
+from sklearn_mf._validation import check_interactions
 
 
-class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+def implicit_sets(seen, dtype):
+    """CSR (indptr, indices) of every user's rated items N(u), and the matrix
+    of the indicators scaled by :math:`|N(u)|^{-1/2}` (``dtype``)."""
+    counts = np.diff(seen.indptr)
+    scale = np.zeros(len(counts))
+    scale[counts > 0] = 1.0 / np.sqrt(counts[counts > 0])
+    norm = sp.csr_matrix((np.repeat(scale, counts).astype(dtype), seen.indices, seen.indptr),
+                         shape=seen.shape)
+    return seen.indptr.astype(np.int32), seen.indices.astype(np.int32), norm
+
+
+def implicit_user_factors(norm, Y):
+    """:math:`z_u = |N(u)|^{-1/2} \\sum_{j \\in N(u)} y_j` for every user."""
+    return np.ascontiguousarray(norm @ Y, dtype=Y.dtype)
+
+
+class SVDppResult(NamedTuple):
+    """What :func:`run_svdpp` computed (the parameter arrays it updated)."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    implicit_item_factors: np.ndarray
+    implicit_user_factors: np.ndarray
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    loop: LoopResult
+
+
+def run_svdpp(u, i, y, sample_weight, train, val, P, Q, Y, user_bias, item_bias, seen, *,
+              global_mean, learning_rate, regularization, bias_regularization,
+              implicit_regularization, biased, n_epochs, tol, n_iter_no_change,
+              clip_range, rng, n_threads, verbose=0, desc=None):
+    """SVD++ SGD epochs on the ratings ``y[train]`` of codes ``u``, ``i``.
+
+    ``P``, ``Q``, ``Y`` (implicit item factors) and the biases are updated in
+    place; ``seen`` (the seen-items CSR) defines the implicit sets N(u).
+    Early stopping on the validation RMSE of the rows ``val`` (None: none)
+    keeps the best epoch's parameters.
+
+    Returns
+    -------
+    result : SVDppResult
+        ``loop.loss_curve`` holds the weighted mean squared error observed
+        during each epoch.
+    """
+    dtype = P.dtype.type
+    n_users = len(P)
+    by_user = train[np.argsort(u[train], kind="stable")]
+    ti = np.ascontiguousarray(i[by_user], dtype=np.int32)
+    tr = np.ascontiguousarray(y[by_user], dtype=dtype)
+    tw = (np.zeros(0, dtype=dtype) if sample_weight is None
+          else np.ascontiguousarray(sample_weight[by_user], dtype=dtype))
+    sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
+    rating_ptr = np.zeros(n_users + 1, dtype=np.intp)
+    np.cumsum(np.bincount(u[train], minlength=n_users), out=rating_ptr[1:])
+    order = np.arange(len(tr), dtype=np.intp)
+    n_indptr, n_indices, norm = implicit_sets(seen, dtype)
+    reg = float(regularization)
+    reg_b = reg if bias_regularization is None else float(bias_regularization)
+    reg_y = reg if implicit_regularization is None else float(implicit_regularization)
+    bu = user_bias if biased else np.zeros(0, dtype=dtype)
+    bi = item_bias if biased else np.zeros(0, dtype=dtype)
+
+    def step(epoch):
+        user_order = rng.permutation(n_users).astype(np.intp)
+        sse, n_bad = _svdpp_fast.svdpp_epoch(
+            ti, tr, tw, rating_ptr, order, seeds_from(rng, 1)[0], user_order,
+            n_indptr, n_indices, P, Q, Y, bu, bi, global_mean, float(learning_rate),
+            reg, reg_b, reg_y, biased,
+        )
+        return sse / sum_w, n_bad, {"train MSE": sse / sum_w}
+
+    def score(epoch):
+        E = np.ascontiguousarray(P + implicit_user_factors(norm, Y))
+        pred = rating_predictions(u[val], i[val], E, Q, bu if biased else None,
+                                  bi if biased else None, global_mean, clip_range, n_threads)
+        return weighted_rmse(pred, y[val], None if sample_weight is None else sample_weight[val])
+
+    stopper = (None if val is None
+               else EarlyStopping(lambda: (P, Q, Y, user_bias, item_bias), tol,
+                                  n_iter_no_change))
+    loop = TrainingLoop(n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper,
+                        verbose=verbose, desc=desc)
+    result = loop.run(step, score=score, score_name="validation RMSE")
+    return SVDppResult(P, Q, Y, implicit_user_factors(norm, Y), user_bias, item_bias, result)
+
+
+class SVDpp(FittedLoopMixin, RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     r"""SVD++ (Koren 2008): biased matrix factorization plus implicit feedback.
 
     Which items a user chose to rate says something about her taste, whatever
@@ -91,7 +184,9 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         the parameters of the best epoch.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
-    tol : float, default=1e-4
+    tol : float or None, default=1e-4
+        Minimum decrease of the validation RMSE that counts as an
+        improvement (None: any decrease).
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of ratings seen in ``fit``.
     handle_unknown : {"fallback", "nan", "error"}, default="fallback"
@@ -173,7 +268,7 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "clip_predictions": ["boolean"],
         "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
         "random_state": ["random_state"],
@@ -242,90 +337,49 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self : SVDpp
             The fitted estimator.
         """
-        u, i, y, sample_weight, train, val, rng = start_rating_fit(
-            self, X, y, sample_weight, extra_item_factors=("implicit_item_factors_",)
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=True, y_required=True
         )
-        if train is None:
-            train = np.arange(len(y))
-        self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
+        start = start_rating_fit(
+            users, items, y, sample_weight, n_factors=self.n_factors,
+            init_std=self.init_std, dtype=check_dtype(self.dtype), biased=self.biased,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction, random_state=self.random_state,
+            n_extra_item_factors=1,
+        )
+        del users, items
+        train = np.arange(len(start.y)) if start.train is None else start.train
+        result = run_svdpp(
+            start.user_codes, start.item_codes, start.y, start.sample_weight, train,
+            start.val, start.user_factors, start.item_factors, start.extra_item_factors[0],
+            start.user_bias, start.item_bias, start.user_items,
+            global_mean=start.global_mean, rng=start.rng,
+            **self._sgd_params(start.rating_range, self.n_epochs),
+        )
+        self._set_rating_start(start)
+        self._set_result(result)
         return self
 
-    def _implicit_sets(self):
-        """CSR (indptr, indices) of N(u) and the matrix of normalised indicators."""
-        m = self.user_items_
-        counts = np.diff(m.indptr)
-        scale = np.zeros(len(counts))
-        scale[counts > 0] = 1.0 / np.sqrt(counts[counts > 0])
-        dtype = self.implicit_item_factors_.dtype
-        norm = sp.csr_matrix((np.repeat(scale, counts).astype(dtype), m.indices, m.indptr),
-                             shape=m.shape)
-        return m.indptr.astype(np.int32), m.indices.astype(np.int32), norm
-
-    def _update_implicit_user_factors(self, norm=None):
-        if norm is None:
-            norm = self._implicit_sets()[2]
-        self.implicit_user_factors_ = np.ascontiguousarray(
-            norm @ self.implicit_item_factors_, dtype=self.implicit_item_factors_.dtype
+    def _sgd_params(self, rating_range, n_epochs):
+        return dict(
+            learning_rate=self.learning_rate, regularization=self.regularization,
+            bias_regularization=self.bias_regularization,
+            implicit_regularization=self.implicit_regularization, biased=self.biased,
+            n_epochs=n_epochs, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+            clip_range=rating_range if self.clip_predictions else None,
+            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+            desc=type(self).__name__,
         )
 
-    def _run_sgd(self, u, i, y, sample_weight, train, val, n_epochs, rng):
-        """Epoch loop with early stopping, shared by ``fit`` and ``partial_fit``."""
-        dtype = self.user_factors_.dtype.type
-        n_users = len(self.users_)
-        by_user = train[np.argsort(u[train], kind="stable")]
-        ti = np.ascontiguousarray(i[by_user], dtype=np.int32)
-        tr = np.ascontiguousarray(y[by_user], dtype=dtype)
-        tw = (np.zeros(0, dtype=dtype) if sample_weight is None
-              else np.ascontiguousarray(sample_weight[by_user], dtype=dtype))
-        sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
-        rating_ptr = np.zeros(n_users + 1, dtype=np.intp)
-        np.cumsum(np.bincount(u[train], minlength=n_users), out=rating_ptr[1:])
-        order = np.arange(len(tr), dtype=np.intp)
-        n_indptr, n_indices, norm = self._implicit_sets()
-        reg = float(self.regularization)
-        reg_b = reg if self.bias_regularization is None else float(self.bias_regularization)
-        reg_y = reg if self.implicit_regularization is None else float(self.implicit_regularization)
-        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
-
-        self.loss_curve_ = []
-        self.validation_scores_ = self.best_iteration_ = None
-        stopper = (None if val is None
-                   else EarlyStopping(self._state, self.tol, self.n_iter_no_change))
-        with EpochProgress(self.verbose, n_epochs, desc=type(self).__name__) as progress:
-            for epoch in range(1, n_epochs + 1):
-                user_order = rng.permutation(n_users).astype(np.intp)
-                sse, n_bad = _svdpp_fast.svdpp_epoch(
-                    ti, tr, tw, rating_ptr, order, seeds_from(rng, 1)[0], user_order,
-                    n_indptr, n_indices,
-                    self.user_factors_, self.item_factors_, self.implicit_item_factors_,
-                    bu, bi, self.global_mean_, float(self.learning_rate), reg, reg_b, reg_y,
-                    self.biased,
-                )
-                raise_if_diverged(epoch, n_bad, sse, self.learning_rate)
-                self._update_implicit_user_factors(norm)
-                self.loss_curve_.append(sse / sum_w)
-                self.n_iter_ = epoch
-                metrics = {"train MSE": self.loss_curve_[-1]}
-                stop = False
-                if stopper is not None:
-                    rmse = validation_rmse(self, u[val], i[val], y[val],
-                                           None if sample_weight is None else sample_weight[val])
-                    metrics["validation RMSE"] = rmse
-                    stop = stopper.update(epoch, rmse)
-                progress.update(epoch, metrics)
-                if stop:
-                    break
-        if stopper is not None:
-            stopper.report_to(self)
-            if stopper.restore():
-                self._update_implicit_user_factors(norm)
-
-    def _state(self):
-        return (self.user_factors_, self.item_factors_, self.implicit_item_factors_,
-                self.user_bias_, self.item_bias_)
+    def _set_result(self, result):
+        self.user_factors_, self.item_factors_ = result.user_factors, result.item_factors
+        self.implicit_item_factors_ = result.implicit_item_factors
+        self.implicit_user_factors_ = result.implicit_user_factors
+        self.user_bias_, self.item_bias_ = result.user_bias, result.item_bias
+        self._set_loop_attributes(result.loop)
 
     # ----------------------------------------------------------- online
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, *, n_passes=PARTIAL_FIT_PASSES,
                     replay_ratio=PARTIAL_FIT_REPLAY):
         """Update the model with new ratings (online learning).
@@ -360,15 +414,29 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         if not hasattr(self, "user_factors_"):
             return self.fit(X, y, sample_weight)
         check_online_params(n_passes, replay_ratio)
-        rng = online_rng(self)
-        u, i, yy, w, _ = grow_and_replay(
-            self, X, y, sample_weight,
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=False, y_required=True
+        )
+        n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
+        rng = online_rng(self.random_state, n_calls)
+        batch = grow_and_replay(
+            self, users, items, y, sample_weight,
             [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
              ("implicit_item_factors_", "item", "normal"),
              ("user_bias_", "user", "zeros"), ("item_bias_", "item", "zeros")],
             replay_ratio, rng,
         )
-        self._run_sgd(u, i, yy, w, np.arange(len(yy)), None, n_passes, rng)
+        a = batch.arrays
+        result = run_svdpp(
+            batch.user_codes, batch.item_codes, batch.y, batch.sample_weight,
+            np.arange(len(batch.y)), None, a["user_factors_"], a["item_factors_"],
+            a["implicit_item_factors_"], a["user_bias_"], a["item_bias_"], batch.user_items,
+            global_mean=self.global_mean_, rng=rng,
+            **self._sgd_params(batch.rating_range, n_passes),
+        )
+        self._set_online_batch(batch)
+        self._set_result(result)
+        self._n_partial_fit_calls = n_calls
         return self
 
     # -------------------------------------------------------------- fold-in
@@ -403,20 +471,13 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
     def _predict_codes(self, user_codes, item_codes):
-        dtype = self.user_factors_.dtype.type
-        out = np.empty(len(user_codes), dtype=dtype)
-        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        _sgd_fast.predict(
-            np.ascontiguousarray(user_codes, dtype=np.int32),
-            np.ascontiguousarray(item_codes, dtype=np.int32),
-            self._user_embeddings(slice(None)), self.item_factors_, bu, bi,
-            self.global_mean_, out, effective_n_threads(self.n_jobs),
+        return rating_predictions(
+            user_codes, item_codes, self._user_embeddings(slice(None)), self.item_factors_,
+            self.user_bias_ if self.biased else None,
+            self.item_bias_ if self.biased else None, self.global_mean_,
+            self.rating_range_ if self.clip_predictions else None,
+            effective_n_threads(self.n_jobs),
         )
-        out = out.astype(np.float64)
-        if self.clip_predictions:
-            np.clip(out, *self.rating_range_, out=out)
-        return out
 
     def _user_embeddings(self, user_codes):
         """Effective user vectors :math:`p_u + z_u`."""

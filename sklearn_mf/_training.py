@@ -1,65 +1,106 @@
-"""Pieces of the training loop shared by the iterative estimators.
+"""The training loop and its shared pieces.
 
-Every iterative model (SGD and ALS matrix factorization, SVD++, factorization
-machines) holds out a validation set the same way, keeps the parameters of its
-best epoch the same way and reports divergence the same way; this module is
-that one implementation.
+Every iterative model (SGD and ALS matrix factorization, SVD++, implicit ALS,
+BPR, factorization machines and their Gibbs sampler) runs its epochs through
+one :class:`TrainingLoop`, which owns the skeleton: the loss curve, the
+divergence check, early stopping on a validation score, the ``verbose``
+progress and the break.  A model supplies only its epoch step and its score.
+The rating models (MF, SVD++) also share the start of ``fit``
+(:func:`start_rating_fit`), the random validation holdout and the
+predictions of a biased factor model (:func:`rating_predictions`).
+
+Everything here works on arrays and numbers and returns what it computed;
+the estimators alone set their fitted attributes.
 """
 
+from typing import NamedTuple
+
 import numpy as np
-from sklearn.utils import check_random_state
+import scipy.sparse as sp
 
-from sklearn_mf._utils import check_dtype
-from sklearn_mf._validation import check_interactions
+from sklearn_mf import _sgd_fast
+from sklearn_mf._ids import factorize_ids
+from sklearn_mf._progress import EpochProgress
+from sklearn_mf._utils import make_rng
 
 
-def start_rating_fit(est, X, y, sample_weight, *, extra_item_factors=()):
+def seen_matrix(user_codes, item_codes, values, n_users, n_items):
+    """The seen-items CSR (float32, int32 indices, duplicates summed) and the
+    item popularity counts (int64) of encoded interactions."""
+    data = np.ones(len(user_codes), dtype=np.float32) if values is None else values
+    m = sp.csr_matrix(
+        (np.asarray(data, dtype=np.float32), (user_codes, item_codes)),
+        shape=(n_users, n_items),
+    )
+    m.sum_duplicates()
+    m.indices = m.indices.astype(np.int32, copy=False)
+    m.indptr = m.indptr.astype(np.int32, copy=False)
+    return m, np.bincount(item_codes, minlength=n_items).astype(np.int64)
+
+
+class RatingFitStart(NamedTuple):
+    """What :func:`start_rating_fit` computed."""
+
+    user_codes: np.ndarray
+    item_codes: np.ndarray
+    users: np.ndarray  # raw ids, position = code
+    items: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray  # or None
+    user_items: sp.csr_matrix
+    item_popularity: np.ndarray
+    rating_range: tuple
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    extra_item_factors: list
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    global_mean: float
+    train: np.ndarray  # or None: every row trains
+    val: np.ndarray  # or None: nothing held out
+    rng: np.random.Generator
+
+
+def start_rating_fit(users, items, y, sample_weight, *, n_factors, init_std, dtype,
+                     biased, early_stopping, validation_fraction, random_state,
+                     n_extra_item_factors=0):
     """The common start of ``fit`` for the biased rating models (MF, SVD++).
 
-    Validates and encodes the ratings, stores what ``RecommenderMixin`` needs
-    (``users_``, ``items_``, ``user_items_``, ``item_popularity_``), sets
-    ``rating_range_``, draws ``user_factors_``, ``item_factors_`` and each
-    attribute named in ``extra_item_factors`` from N(0, init_std^2) (in that
-    order, from one generator seeded by ``random_state``), zeroes the biases,
-    holds out the early-stopping validation set and sets ``global_mean_``
-    from the training part.
+    Encodes the validated ratings, builds the seen-items matrix, draws the
+    user factors, the item factors and ``n_extra_item_factors`` more item
+    matrices from N(0, init_std^2) (in that order, from one generator seeded
+    by ``random_state``), zeroes the biases, holds out the early-stopping
+    validation set and computes the global mean from the training part.
 
     Returns
     -------
-    u, i : ndarray of int32
-        User and item codes of every rating.
-    y, sample_weight : ndarray of float64 (sample_weight may be None)
-    train, val : ndarray of intp or None
-        Rows used for training and for validation; both None when nothing is
-        held out (every row trains).
-    rng : numpy.random.Generator
-        The generator, to be used for the rest of the fit.
+    start : RatingFitStart
+        ``train`` and ``val`` are the rows used for training and validation
+        (both None when nothing is held out); ``rng`` is the generator, to be
+        used for the rest of the fit.
     """
-    dtype = check_dtype(est.dtype)
-    users, items, y, sample_weight = check_interactions(
-        est, X, y, sample_weight, reset=True, y_required=True
-    )
-    u, i = est._fit_ids(users, items)
+    u, users_ = factorize_ids(users)
+    i, items_ = factorize_ids(items)
     del users, items  # only the codes are used from here on (memory)
-    est._set_training_interactions(u, i, y)
-    est.rating_range_ = (float(y.min()), float(y.max()))
-    rng = np.random.default_rng(check_random_state(est.random_state).randint(2**31))
-
-    n_users, n_items, k = len(est.users_), len(est.items_), est.n_factors
-    est.user_factors_ = rng.normal(0, est.init_std, (n_users, k)).astype(dtype)
-    est.item_factors_ = rng.normal(0, est.init_std, (n_items, k)).astype(dtype)
-    for name in extra_item_factors:
-        setattr(est, name, rng.normal(0, est.init_std, (n_items, k)).astype(dtype))
-    est.user_bias_ = np.zeros(n_users, dtype=dtype)
-    est.item_bias_ = np.zeros(n_items, dtype=dtype)
-
+    n_users, n_items, k = len(users_), len(items_), n_factors
+    seen, popularity = seen_matrix(u, i, y, n_users, n_items)
+    rng = make_rng(random_state)
+    P = rng.normal(0, init_std, (n_users, k)).astype(dtype)
+    Q = rng.normal(0, init_std, (n_items, k)).astype(dtype)
+    extra = [rng.normal(0, init_std, (n_items, k)).astype(dtype)
+             for _ in range(n_extra_item_factors)]
     train = val = None
-    if est.early_stopping:
-        train, val = holdout_split(len(y), est.validation_fraction, rng)
+    if early_stopping:
+        train, val = holdout_split(len(y), validation_fraction, rng)
     sub = slice(None) if train is None else train
     w = None if sample_weight is None else sample_weight[sub]
-    est.global_mean_ = float(np.average(y[sub], weights=w)) if est.biased else 0.0
-    return u, i, y, sample_weight, train, val, rng
+    global_mean = float(np.average(y[sub], weights=w)) if biased else 0.0
+    return RatingFitStart(
+        u, i, users_, items_, y, sample_weight, seen, popularity,
+        (float(y.min()), float(y.max())), P, Q, extra,
+        np.zeros(n_users, dtype=dtype), np.zeros(n_items, dtype=dtype),
+        global_mean, train, val, rng,
+    )
 
 
 def holdout_split(n, validation_fraction, rng):
@@ -77,19 +118,50 @@ def holdout_split(n, validation_fraction, rng):
     return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
 
 
-def validation_rmse(model, u, i, y, sample_weight):
-    """Weighted RMSE of ``model._predict_codes`` on held-out (user, item) codes."""
-    pred = model._predict_codes(u.astype(np.int32), i.astype(np.int32))
+def rating_predictions(user_codes, item_codes, P, Q, user_bias, item_bias, global_mean,
+                       clip_range, n_threads):
+    """Predictions ``mu + b_u + b_i + p_u.q_i`` (float64) of (user, item) codes.
+
+    ``user_bias`` / ``item_bias`` are None for an unbiased model; ``clip_range``
+    is ``(low, high)`` or None (no clipping).  The kernel computes in the
+    factors' dtype.
+    """
+    dtype = P.dtype.type
+    empty = np.zeros(0, dtype=dtype)
+    out = np.empty(len(user_codes), dtype=dtype)
+    _sgd_fast.predict(
+        np.ascontiguousarray(user_codes, dtype=np.int32),
+        np.ascontiguousarray(item_codes, dtype=np.int32),
+        P, Q, empty if user_bias is None else user_bias,
+        empty if item_bias is None else item_bias, global_mean, out, n_threads,
+    )
+    out = out.astype(np.float64)
+    if clip_range is not None:
+        np.clip(out, *clip_range, out=out)
+    return out
+
+
+def weighted_rmse(pred, y, sample_weight):
+    """Root of the (weighted) mean squared error."""
     return float(np.sqrt(np.average((pred - y) ** 2, weights=sample_weight)))
 
 
-def raise_if_diverged(epoch, n_bad, loss, learning_rate):
-    """Stop a run whose prediction errors became NaN or infinite."""
+def sgd_hint(learning_rate):
+    """What to change when an SGD run diverges."""
+    return (f"Use a smaller learning_rate (now {learning_rate}) or a larger "
+            "regularization.")
+
+
+def raise_if_diverged(epoch, n_bad, loss, hint, *, solver="sgd", unit="epoch"):
+    """Stop a run whose predictions or parameters became NaN or infinite.
+
+    ``n_bad`` counts the non-finite values a kernel met; ``loss`` is the
+    epoch's loss (checked for finiteness); ``hint`` says what to change.
+    """
     if n_bad or not np.isfinite(loss):
         raise FloatingPointError(
-            f"SGD diverged in epoch {epoch}: the prediction error became NaN or "
-            f"infinite. Use a smaller learning_rate (now {learning_rate}) "
-            "or a larger regularization."
+            f"The {solver} solver diverged in {unit} {epoch}: a prediction or a "
+            f"parameter became NaN or infinite. {hint}"
         )
 
 
@@ -102,8 +174,9 @@ class EarlyStopping:
         Returns the arrays that make up the model's parameters (updated in
         place by training); they are copied at each new best epoch and written
         back by :meth:`restore`.
-    tol : float
-        Minimum decrease of the score that counts as an improvement.
+    tol : float or None
+        Minimum decrease of the score that counts as an improvement (None:
+        any decrease).
     patience : int
         Stop after this many epochs without improvement.
 
@@ -117,7 +190,7 @@ class EarlyStopping:
 
     def __init__(self, state, tol, patience):
         self.state = state
-        self.tol = tol
+        self.tol = 0.0 if tol is None else tol
         self.patience = patience
         self.scores = []
         self.best_iteration = None
@@ -135,11 +208,6 @@ class EarlyStopping:
             self._no_improve += 1
         return self._no_improve >= self.patience
 
-    def report_to(self, est):
-        """Set ``est.validation_scores_`` and ``est.best_iteration_``."""
-        est.validation_scores_ = self.scores
-        est.best_iteration_ = self.best_iteration
-
     def restore(self):
         """Write the best epoch's parameters back; True if there was one."""
         if self._best_state is None:
@@ -147,3 +215,150 @@ class EarlyStopping:
         for dst, src in zip(self.state(), self._best_state):
             dst[...] = src
         return True
+
+
+class FittedLoopMixin:
+    """Setters of the fitted attributes that the training loop and the start
+    of a rating fit produce (called by the estimator once training succeeded)."""
+
+    def _set_loop_attributes(self, loop, *, early_stopping=True):
+        """``loss_curve_``, ``n_iter_`` (and the early-stopping attributes)."""
+        self.loss_curve_ = loop.loss_curve
+        self.n_iter_ = loop.n_iter
+        if early_stopping:
+            self.validation_scores_ = loop.validation_scores
+            self.best_iteration_ = loop.best_iteration
+
+    def _set_rating_start(self, start):
+        """The ids, seen items, rating range and global mean of a rating fit."""
+        self._set_ids(start.users, start.items)
+        self.user_items_ = start.user_items
+        self.item_popularity_ = start.item_popularity
+        self.rating_range_ = start.rating_range
+        self.global_mean_ = start.global_mean
+
+    def _set_online_batch(self, batch):
+        """The grown ids, seen items and rating range of a ``partial_fit``."""
+        self._set_ids(batch.users, batch.items)
+        self.user_items_ = batch.user_items
+        self.item_popularity_ = batch.item_popularity
+        self.rating_range_ = batch.rating_range
+        for name, value in batch.arrays.items():
+            setattr(self, name, value)
+
+
+class LoopResult(NamedTuple):
+    """What :meth:`TrainingLoop.run` observed."""
+
+    loss_curve: list
+    n_iter: int
+    validation_scores: list  # or None without early stopping
+    best_iteration: int  # or None
+    stopped: bool  # a stopping criterion ended the run (not the epoch cap)
+
+
+class TrainingLoop:
+    """The epoch skeleton shared by every iterative estimator.
+
+    Each epoch the loop calls the model's ``step``, checks the result for
+    divergence (:func:`raise_if_diverged`), appends the loss to the curve,
+    scores the validation set under early stopping (:class:`EarlyStopping`),
+    asks the model's convergence test, reports progress
+    (:class:`~sklearn_mf._progress.EpochProgress`) and stops when a criterion
+    says so; at the end it writes the best epoch's parameters back.
+
+    Parameters
+    ----------
+    n_epochs : int
+        Upper bound on the number of epochs.
+    hint : str
+        What to change when the run diverges (ends the error message).
+    solver : str, default="sgd"
+        Named in the divergence error.
+    early_stopping : EarlyStopping or None, default=None
+        Tracks the validation score and the best parameters.
+    verbose : int, default=0
+        ``verbose`` of the estimator.
+    desc : str or None, default=None
+        Label of the progress output (the estimator's class name).
+    unit : str, default="epoch"
+        What one step is called ("epoch", "iteration", "sweep").
+
+    Examples
+    --------
+    >>> from sklearn_mf._training import TrainingLoop
+    >>> def step(epoch):
+    ...     loss = 1.0 / epoch
+    ...     return loss, 0, {"loss": loss}
+    >>> result = TrainingLoop(10, hint="").run(
+    ...     step, converged=lambda curve: curve[-1] < 0.3)
+    >>> result.n_iter, result.stopped
+    (4, True)
+    """
+
+    def __init__(self, n_epochs, *, hint, solver="sgd", early_stopping=None, verbose=0,
+                 desc=None, unit="epoch"):
+        self.n_epochs = n_epochs
+        self.hint = hint
+        self.solver = solver
+        self.early_stopping = early_stopping
+        self.verbose = verbose
+        self.desc = desc
+        self.unit = unit
+
+    def run(self, step, *, score=None, score_name="validation score", converged=None):
+        """Run the epochs.
+
+        Parameters
+        ----------
+        step : callable
+            ``step(epoch)`` (1-based) runs one epoch and returns
+            ``(loss, n_bad, metrics)``: the loss for the curve, the count of
+            non-finite values met (0 when none) and a dict of numbers to
+            report.
+        score : callable or None, default=None
+            ``score(epoch)`` returns the validation score to minimise (or None
+            to skip this epoch); used only with ``early_stopping``.
+        score_name : str, default="validation score"
+            Name of the score in the progress output.
+        converged : callable or None, default=None
+            ``converged(loss_curve)`` returns True to stop (checked when early
+            stopping has not stopped the run).
+
+        Returns
+        -------
+        result : LoopResult
+        """
+        stopper = self.early_stopping
+        curve, n_iter, stop = [], 0, False
+        with EpochProgress(self.verbose, self.n_epochs, unit=self.unit,
+                           desc=self.desc) as progress:
+            for epoch in range(1, self.n_epochs + 1):
+                loss, n_bad, metrics = step(epoch)
+                raise_if_diverged(epoch, n_bad, loss, self.hint, solver=self.solver,
+                                  unit=self.unit)
+                curve.append(float(loss))
+                n_iter = epoch
+                stop = False
+                if stopper is not None and score is not None:
+                    value = score(epoch)
+                    if value is not None:
+                        metrics[score_name] = value
+                        stop = stopper.update(epoch, value)
+                if not stop and converged is not None:
+                    stop = bool(converged(curve))
+                progress.update(epoch, metrics)
+                if stop:
+                    break
+        if stopper is None:
+            return LoopResult(curve, n_iter, None, None, stop)
+        stopper.restore()
+        return LoopResult(curve, n_iter, stopper.scores, stopper.best_iteration, stop)
+
+
+def relative_decrease_below(tol):
+    """Convergence test: the objective fell by at most ``tol`` times its
+    previous value in the last epoch (None when ``tol`` is None: never)."""
+    if tol is None:
+        return None
+    return lambda curve: len(curve) > 1 and curve[-2] - curve[-1] <= tol * abs(curve[-2])

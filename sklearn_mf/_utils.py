@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 from joblib import cpu_count
+from sklearn.utils import check_random_state
 
 from sklearn_mf._openmp_helpers import openmp_enabled, openmp_max_threads
 
@@ -23,6 +24,24 @@ def effective_n_threads(n_jobs):
     if n_jobs < 0:
         return max(1, cpu_count() + 1 + n_jobs)
     return int(n_jobs)
+
+
+def make_rng(random_state, stream=None):
+    """The ``numpy.random.Generator`` of a fit, seeded from ``random_state``.
+
+    One 31-bit seed is drawn from ``check_random_state(random_state)`` (so a
+    ``RandomState`` instance advances, and an int always gives the same
+    generator); ``stream`` (an int) selects an independent stream of that
+    seed, for example the ``n``-th ``partial_fit`` call.
+
+    Examples
+    --------
+    >>> from sklearn_mf._utils import make_rng
+    >>> bool(make_rng(0).random() == make_rng(0).random())
+    True
+    """
+    seed = check_random_state(random_state).randint(2**31)
+    return np.random.default_rng(seed if stream is None else [seed, stream])
 
 
 def seeds_from(rng, size):

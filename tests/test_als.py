@@ -161,18 +161,18 @@ def numpy_objective(mf, X, y, w=None):
     return (np.sum(w * e**2) + pen) / w.sum()
 
 
-@pytest.mark.parametrize("als_regularization", ["weighted", "plain"])
+@pytest.mark.parametrize("regularization_scaling", ["occurrence", "none"])
 @pytest.mark.parametrize("biased", [True, False])
-def test_objective_never_increases(synthetic, als_regularization, biased):
+def test_objective_never_increases(synthetic, regularization_scaling, biased):
     X, y = synthetic
     mf = MatrixFactorization(n_factors=6, solver="als", max_iter=12, tol=0, biased=biased,
-                             als_regularization=als_regularization, dtype=np.float64,
+                             regularization_scaling=regularization_scaling, dtype=np.float64,
                              random_state=0, n_jobs=2).fit(X, y)
     curve = np.array(mf.loss_curve_)
     assert mf.n_iter_ == 12 and len(curve) == 12
     assert np.all(np.diff(curve) <= 1e-12 * curve[:-1])
     assert curve[-1] < 0.8 * curve[0]
-    if biased and als_regularization == "weighted":
+    if biased and regularization_scaling == "occurrence":
         # the reported value is the regularised objective per rating
         assert curve[-1] == pytest.approx(numpy_objective(mf, X, y), rel=1e-9)
     if not biased:
@@ -229,7 +229,7 @@ def test_every_als_parameter_changes_the_fit(synthetic):
     X, y = synthetic
     base = dict(n_factors=4, solver="als", max_iter=3, tol=0, random_state=0)
     ref = MatrixFactorization(**base).fit(X, y).predict(X[:50])
-    for change in [dict(max_iter=5), dict(als_regularization="plain"),
+    for change in [dict(max_iter=5), dict(regularization_scaling="none"),
                    dict(regularization=0.2), dict(bias_regularization=1.0),
                    dict(n_factors=5), dict(random_state=1), dict(biased=False)]:
         pred = MatrixFactorization(**{**base, **change}).fit(X, y).predict(X[:50])
@@ -441,7 +441,7 @@ def test_partial_fit_rerating_replaces_and_bad_input_leaves_model(synthetic):
 
 
 @pytest.mark.parametrize("params", [dict(solver="adam"), dict(max_iter=0),
-                                    dict(als_regularization="l1")])
+                                    dict(regularization_scaling="l1")])
 def test_invalid_als_parameters(synthetic, params):
     X, y = synthetic
     with pytest.raises(InvalidParameterError):

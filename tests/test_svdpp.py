@@ -269,15 +269,17 @@ def test_divergence_raises(small):
 def test_fold_in_uses_the_implicit_term_and_solves_the_ridge(small):
     X, y = small
     model = SVDpp(n_factors=4, n_epochs=5, dtype=np.float64, random_state=0).fit(X, y)
-    before = [a.copy() for a in model._state()]
+    state = ("user_factors_", "item_factors_", "implicit_item_factors_", "user_bias_",
+             "item_bias_")
+    before = [getattr(model, name).copy() for name in state]
     rng = np.random.default_rng(0)
     items = rng.choice(model.items_, 8, replace=False)
     ratings = rng.integers(1, 6, 8).astype(float)
     Xn = np.empty((8, 3), dtype=object)
     Xn[:, 0], Xn[:, 1], Xn[:, 2] = "new", items, 0
     folded = model.fold_in(Xn, ratings)
-    for a, b in zip(model._state(), before):  # the model is not changed
-        assert_array_equal(a, b)
+    for name, b in zip(state, before):  # the model is not changed
+        assert_array_equal(getattr(model, name), b)
     codes = model._item_codes(items)
     z = model.implicit_item_factors_[codes].sum(axis=0) / np.sqrt(8)
     p = folded.user_factors[0] - z
