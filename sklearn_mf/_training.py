@@ -362,3 +362,24 @@ def relative_decrease_below(tol):
     if tol is None:
         return None
     return lambda curve: len(curve) > 1 and curve[-2] - curve[-1] <= tol * abs(curve[-2])
+
+
+def objective_stalled(tol, patience):
+    """Convergence test: for ``patience`` epochs in a row the objective fell
+    by less than ``tol`` times its previous value (None when ``tol`` is None).
+
+    The returned callable counts the stalled epochs; use one per run.
+    """
+    if tol is None:
+        return None
+    n_stalled = 0
+
+    def converged(curve):
+        nonlocal n_stalled
+        if len(curve) < 2:
+            return False
+        prev, obj = curve[-2], curve[-1]
+        n_stalled = n_stalled + 1 if prev - obj < tol * max(abs(prev), 1e-12) else 0
+        return n_stalled >= patience
+
+    return converged

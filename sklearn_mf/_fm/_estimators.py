@@ -8,7 +8,6 @@ import scipy.sparse as sp
 from scipy.special import log_ndtr, logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
@@ -19,10 +18,16 @@ from sklearn.utils.validation import (
 )
 
 from sklearn_mf._fm import _fm_fast
-from sklearn_mf._fm._mcmc import run_mcmc
-from sklearn_mf._progress import EpochProgress
-from sklearn_mf._training import EarlyStopping, holdout_split
-from sklearn_mf._utils import check_dtype, effective_n_threads
+from sklearn_mf._fm._mcmc import FMFit, run_mcmc
+from sklearn_mf._training import (
+    EarlyStopping,
+    FittedLoopMixin,
+    TrainingLoop,
+    holdout_split,
+    objective_stalled,
+    sgd_hint,
+)
+from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng
 
 _LOSS = {"squared": 0, "logistic": 1}
 
@@ -68,20 +73,55 @@ def fm_predict_naive(X, w0, w, V):
     return out
 
 
-class _BaseFactorizationMachine(BaseEstimator):
+def fm_penalty(w0, w, V, scale, scale0, regularization_w0, bias_regularization,
+               regularization):
+    """The penalty term of the FM objective (float64), with per-feature
+    multipliers ``scale`` and the intercept's ``scale0``."""
+    w0 = float(w0[0])
+    w = w.astype(np.float64)
+    return 0.5 * (
+        regularization_w0 * scale0 * w0 * w0
+        + bias_regularization * float(np.dot(scale, w * w))
+        + regularization * float(np.dot(scale, np.square(V, dtype=np.float64).sum(axis=1)))
+    )
+
+
+def penalty_scales(Xt, swt, sum_w, occurrence):
+    """Penalty multipliers: per feature its (weighted) number of non-zeros and
+    ``sum_w`` for the intercept (``occurrence``), or 1 and 1.  Also returns
+    the plain counts and the mask of features with positive weight."""
+    counts = np.bincount(Xt.indices, minlength=Xt.shape[1]).astype(np.float64)
+    weighted = None
+    if len(swt):
+        row_w = np.repeat(swt.astype(np.float64), np.diff(Xt.indptr))
+        weighted = np.bincount(Xt.indices, weights=row_w, minlength=Xt.shape[1])
+    if occurrence:
+        # weighted occurrences, so that a weight of 2 equals a repeated row
+        scale = weighted if weighted is not None else counts
+        scale0 = sum_w
+    else:
+        scale, scale0 = np.ones_like(counts), 1.0
+    # Features with no (positively weighted) occurrence carry no data:
+    # their minimiser is 0, as if the rows holding them had been removed.
+    present = (weighted if weighted is not None else counts) > 0
+    return scale, scale0, counts, present
+
+
+class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
     """Parameters, validation and the solver loops shared by both FM estimators."""
 
     _parameter_constraints: dict = {
         "n_factors": [Interval(numbers.Integral, 0, None, closed="left")],
         "solver": [StrOptions({"sgd", "als", "mcmc"})],
+        "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"constant", "invscaling"})],
         "power_t": [Interval(numbers.Real, 0, None, closed="left")],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
-        "regularization_w": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "bias_regularization": [Interval(numbers.Real, 0, None, closed="left"), None],
         "regularization_w0": [Interval(numbers.Real, 0, None, closed="left")],
-        "regularization_mode": [StrOptions({"occurrence", "total"})],
+        "regularization_scaling": [StrOptions({"occurrence", "none"})],
         "fit_intercept": ["boolean"],
         "init_std": [Interval(numbers.Real, 0, None, closed="left")],
         "dtype": "no_validation",  # checked by check_dtype
@@ -106,14 +146,15 @@ class _BaseFactorizationMachine(BaseEstimator):
         n_factors=8,
         *,
         solver="als",
+        n_epochs=100,
         max_iter=100,
         learning_rate=0.01,
         learning_rate_schedule="constant",
         power_t=0.5,
         regularization=0.1,
-        regularization_w=None,
+        bias_regularization=None,
         regularization_w0=0.0,
-        regularization_mode="occurrence",
+        regularization_scaling="occurrence",
         fit_intercept=True,
         init_std=0.1,
         dtype=np.float32,
@@ -129,14 +170,15 @@ class _BaseFactorizationMachine(BaseEstimator):
     ):
         self.n_factors = n_factors
         self.solver = solver
+        self.n_epochs = n_epochs
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.power_t = power_t
         self.regularization = regularization
-        self.regularization_w = regularization_w
+        self.bias_regularization = bias_regularization
         self.regularization_w0 = regularization_w0
-        self.regularization_mode = regularization_mode
+        self.regularization_scaling = regularization_scaling
         self.fit_intercept = fit_intercept
         self.init_std = init_std
         self.dtype = dtype
@@ -175,21 +217,13 @@ class _BaseFactorizationMachine(BaseEstimator):
         )
         return out
 
-    def _penalty(self):
-        reg_w = self.regularization if self.regularization_w is None else self.regularization_w
-        w0 = float(self._w0[0])
-        m, m0 = self._pen_scale, self._pen_scale0
-        w = self.w_.astype(np.float64)
-        return 0.5 * (
-            self.regularization_w0 * m0 * w0 * w0
-            + reg_w * float(np.dot(m, w * w))
-            + self.regularization
-            * float(np.dot(m, np.square(self.V_, dtype=np.float64).sum(axis=1)))
-        )
-
     # --------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight, init_intercept):
-        """Fit to the encoded target ``y`` (float64; ±1 for the logistic loss)."""
+        """Fit to the encoded target ``y`` (float64; ±1 for the logistic loss).
+
+        Returns the solver's :class:`FMFit`; the caller sets the attributes
+        (:meth:`_set_fit`) once everything has succeeded.
+        """
         dtype = check_dtype(self.dtype)
         Xc = self._validate_X(X, reset=True)
         n, d = Xc.shape
@@ -200,11 +234,10 @@ class _BaseFactorizationMachine(BaseEstimator):
             else _check_sample_weight(sample_weight, Xc, dtype=np.float64,
                                       ensure_non_negative=True)
         )
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-        k = self.n_factors
-        self.V_ = rng.normal(0.0, self.init_std, (d, k)).astype(dtype)
-        self.w_ = np.zeros(d, dtype=dtype)
-        self._w0 = np.zeros(1, dtype=dtype)
+        rng = make_rng(self.random_state)
+        V = rng.normal(0.0, self.init_std, (d, self.n_factors)).astype(dtype)
+        w = np.zeros(d, dtype=dtype)
+        w0 = np.zeros(1, dtype=dtype)
 
         train = np.arange(n)
         val = None
@@ -218,140 +251,122 @@ class _BaseFactorizationMachine(BaseEstimator):
             else np.ascontiguousarray(sample_weight[train], dtype=dtype)
         )
         if self.fit_intercept:
-            self._w0[0] = init_intercept(
+            w0[0] = init_intercept(
                 y[train], None if sample_weight is None else sample_weight[train]
             )
         sum_w = float(len(yt)) if sample_weight is None else float(swt.sum())
-        self._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
-        return self
-
-    def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
-        if self.solver != "mcmc":
-            return self._optimize(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
         validation = None
         if val is not None:
             validation = (
-                _as_csr(Xc[val], Xt.dtype), y[val],
+                _as_csr(Xc[val], dtype), y[val],
                 None if sample_weight is None else sample_weight[val],
             )
-        run_mcmc(self, Xt, _csc_parts(Xt), yt, swt, sum_w, rng, validation,
-                 probit=self._loss_name == "logistic")
+        if self.solver == "mcmc":
+            return run_mcmc(
+                Xt, _csc_parts(Xt), yt, swt, sum_w, rng, validation, w0, w, V,
+                max_iter=self.max_iter, burn_in=self.burn_in,
+                fit_intercept=self.fit_intercept, feature_groups=self.feature_groups,
+                tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+                n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+                desc=type(self).__name__, probit=self._loss_name == "logistic",
+            )
+        return self._optimize(Xt, yt, swt, sum_w, rng, validation, w0, w, V)
 
-    def _optimize(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
-        """The ALS and SGD solvers."""
-        dtype = self.w_.dtype.type
+    def _set_fit(self, fit):
+        """Set the fitted attributes from the solver's :class:`FMFit`."""
+        self._w0, self.w_, self.V_ = fit.w0, fit.w, fit.V
+        self.intercept_ = float(fit.w0[0])
+        self._set_loop_attributes(fit.loop)
+        for name, value in fit.extra.items():
+            setattr(self, name, value)
+
+    def _optimize(self, Xt, yt, swt, sum_w, rng, validation, w0, w, V):
+        """The ALS and SGD solvers, from ``w0``, ``w``, ``V`` (updated in place)."""
+        dtype = w.dtype.type
         loss = _LOSS[self._loss_name]
         n, k = Xt.shape[0], self.n_factors
         n_threads = effective_n_threads(self.n_jobs)
-        reg_w = self.regularization if self.regularization_w is None else self.regularization_w
-        counts = np.bincount(Xt.indices, minlength=Xt.shape[1]).astype(np.float64)
-        if self.regularization_mode == "occurrence":
-            # weighted occurrences, so that a weight of 2 equals a repeated row
-            if len(swt):
-                row_w = np.repeat(swt.astype(np.float64), np.diff(Xt.indptr))
-                self._pen_scale = np.bincount(Xt.indices, weights=row_w,
-                                              minlength=Xt.shape[1])
-            else:
-                self._pen_scale = counts
-            self._pen_scale0 = sum_w
-        else:
-            self._pen_scale, self._pen_scale0 = np.ones_like(counts), 1.0
-        # Features with no (positively weighted) occurrence carry no data:
-        # their minimiser is 0, as if the rows holding them had been removed.
-        present = counts > 0
-        if len(swt):
-            present = np.bincount(
-                Xt.indices, weights=np.repeat(swt.astype(np.float64), np.diff(Xt.indptr)),
-                minlength=Xt.shape[1],
-            ) > 0
-        self.w_[~present] = 0
-        self.V_[~present] = 0
+        reg_w = (self.regularization if self.bias_regularization is None
+                 else self.bias_regularization)
+        scale, scale0, counts, present = penalty_scales(
+            Xt, swt, sum_w, self.regularization_scaling == "occurrence")
+        w[~present] = 0
+        V[~present] = 0
+
+        def objective(data_loss):
+            return (data_loss + fm_penalty(w0, w, V, scale, scale0, self.regularization_w0,
+                                           reg_w, self.regularization)) / sum_w
+
         if self.solver == "sgd":
+            n_epochs, hint = self.n_epochs, sgd_hint(self.learning_rate)
             # per-row share of each feature's penalty: m_j / n_j
             with np.errstate(divide="ignore", invalid="ignore"):
-                row_scale = np.where(counts > 0, self._pen_scale / counts, 0.0).astype(dtype)
-            row_scale0 = self._pen_scale0 / n
+                row_scale = np.where(counts > 0, scale / counts, 0.0).astype(dtype)
+            row_scale0 = scale0 / n
             q = np.zeros(k, dtype=dtype)
+            invscaling = self.learning_rate_schedule == "invscaling"
+
+            def step(epoch):
+                lr = (self.learning_rate / epoch**self.power_t if invscaling
+                      else self.learning_rate)
+                order = rng.permutation(n).astype(np.intp)
+                data_loss, n_bad = _fm_fast.sgd_epoch(
+                    Xt.data, Xt.indices, Xt.indptr, yt, swt, order, w0, w, V,
+                    row_scale, row_scale0, self.regularization_w0, reg_w,
+                    self.regularization, lr, loss, self.fit_intercept, q,
+                )
+                return finish(data_loss, n_bad)
         else:
+            n_epochs, hint = self.max_iter, "Use a larger regularization or scale the features."
             cdata, crows, cptr = _csc_parts(Xt)
-            cd_scale = self._pen_scale.astype(dtype)
+            cd_scale = scale.astype(dtype)
             pred = np.empty(n, dtype=dtype)
             qc = np.zeros((k, n), dtype=dtype)
 
-        self.loss_curve_ = []
-        self.validation_scores_ = self.best_iteration_ = None
-        stopper = (None if val is None else EarlyStopping(
-            lambda: (self._w0, self.w_, self.V_), self.tol or 0.0, self.n_iter_no_change))
-        no_improve = 0
-        converged = False
-        with EpochProgress(self.verbose, self.max_iter, unit="epoch",
-                           desc=type(self).__name__) as progress:
-            for epoch in range(1, self.max_iter + 1):
-                if self.solver == "sgd":
-                    lr = self.learning_rate
-                    if self.learning_rate_schedule == "invscaling":
-                        lr = self.learning_rate / epoch**self.power_t
-                    order = rng.permutation(n).astype(np.intp)
-                    data_loss, n_bad = _fm_fast.sgd_epoch(
-                        Xt.data, Xt.indices, Xt.indptr, yt, swt, order, self._w0, self.w_,
-                        self.V_, row_scale, row_scale0, self.regularization_w0, reg_w,
-                        self.regularization, lr, loss, self.fit_intercept, q,
-                    )
-                else:
-                    # Refresh the caches from scratch each sweep: no drift in float32.
-                    _fm_fast.predict_cache(
-                        Xt.data, Xt.indices, Xt.indptr, float(self._w0[0]), self.w_, self.V_,
-                        pred, qc, n_threads,
-                    )
-                    n_bad = _fm_fast.cd_epoch(
-                        cdata, crows, cptr, yt, swt, self._w0, self.w_, self.V_, pred, qc,
-                        cd_scale, self._pen_scale0, self.regularization_w0, reg_w,
-                        self.regularization, loss,
-                        self.fit_intercept,
-                    )
-                    data_loss = _fm_fast.objective(pred, yt, swt, loss)
-                if n_bad or not np.isfinite(data_loss) or not np.all(np.isfinite(self.V_)):
-                    hint = (
-                        f"Use a smaller learning_rate (now {self.learning_rate}) or a larger "
-                        "regularization." if self.solver == "sgd"
-                        else "Use a larger regularization or scale the features."
-                    )
-                    raise FloatingPointError(
-                        f"The {self.solver} solver diverged in epoch {epoch}: the prediction "
-                        f"became NaN or infinite. {hint}"
-                    )
-                obj = (data_loss + self._penalty()) / sum_w
-                self.loss_curve_.append(float(obj))
-                self.n_iter_ = epoch
-                metrics = {"objective": obj}
-                if stopper is not None:
-                    score = self._validation_score(
-                        Xc[val], y[val], None if sample_weight is None else sample_weight[val]
-                    )
-                    metrics[f"validation {self._validation_name}"] = score
-                    converged = stopper.update(epoch, score)
-                elif self.tol is not None and epoch > 1:
-                    prev = self.loss_curve_[-2]
-                    if prev - obj < self.tol * max(abs(prev), 1e-12):
-                        no_improve += 1
-                    else:
-                        no_improve = 0
-                    if no_improve >= self.n_iter_no_change:
-                        converged = True
-                progress.update(epoch, metrics)
-                if converged:
-                    break
-        if stopper is not None:
-            stopper.report_to(self)
-            stopper.restore()
-        self.intercept_ = float(self._w0[0])
-        if not converged and self.tol is not None:
+            def step(epoch):
+                # Refresh the caches from scratch each sweep: no drift in float32.
+                _fm_fast.predict_cache(Xt.data, Xt.indices, Xt.indptr, float(w0[0]), w, V,
+                                       pred, qc, n_threads)
+                n_bad = _fm_fast.cd_epoch(
+                    cdata, crows, cptr, yt, swt, w0, w, V, pred, qc, cd_scale, scale0,
+                    self.regularization_w0, reg_w, self.regularization, loss,
+                    self.fit_intercept,
+                )
+                return finish(_fm_fast.objective(pred, yt, swt, loss), n_bad)
+
+        def finish(data_loss, n_bad):
+            if n_bad or not np.isfinite(data_loss) or not np.all(np.isfinite(V)):
+                return np.nan, max(int(n_bad), 1), {}
+            obj = objective(data_loss)
+            return obj, 0, {"objective": obj}
+
+        score = stopper = None
+        if validation is not None:
+            X_val, y_val, w_val = validation
+            out = np.empty(X_val.shape[0], dtype=np.float64)
+
+            def score(epoch):
+                _fm_fast.predict(X_val.data, X_val.indices, X_val.indptr, float(w0[0]), w, V,
+                                 out, n_threads)
+                return self._validation_loss(out, y_val, w_val)
+
+            stopper = EarlyStopping(lambda: (w0, w, V), self.tol, self.n_iter_no_change)
+        loop = TrainingLoop(n_epochs, hint=hint, solver=self.solver, early_stopping=stopper,
+                            verbose=self.verbose, desc=type(self).__name__)
+        result = loop.run(
+            step, score=score, score_name=f"validation {self._validation_name}",
+            converged=(None if stopper is not None
+                       else objective_stalled(self.tol, self.n_iter_no_change)),
+        )
+        if not result.stopped and self.tol is not None:
+            cap = "n_epochs" if self.solver == "sgd" else "max_iter"
             warnings.warn(
-                f"{type(self).__name__} reached max_iter={self.max_iter} before the "
-                f"{'validation score' if val is not None else 'objective'} stopped "
-                "improving; increase max_iter or tol.",
+                f"{type(self).__name__} reached {cap}={n_epochs} before the "
+                f"{'validation score' if stopper is not None else 'objective'} stopped "
+                f"improving; increase {cap} or tol.",
                 ConvergenceWarning,
             )
+        return FMFit(w0, w, V, result, {})
 
 
 _FM_PARAMS_DOC = r"""
@@ -632,14 +647,15 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         n_factors=8,
         *,
         solver="als",
+        n_epochs=100,
         max_iter=100,
         learning_rate=0.01,
         learning_rate_schedule="constant",
         power_t=0.5,
         regularization=0.1,
-        regularization_w=None,
+        bias_regularization=None,
         regularization_w0=0.0,
-        regularization_mode="occurrence",
+        regularization_scaling="occurrence",
         fit_intercept=True,
         init_std=0.1,
         dtype=np.float32,
@@ -655,11 +671,12 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         verbose=0,
     ):
         super().__init__(
-            n_factors, solver=solver, max_iter=max_iter, learning_rate=learning_rate,
+            n_factors, solver=solver, n_epochs=n_epochs, max_iter=max_iter,
+            learning_rate=learning_rate,
             learning_rate_schedule=learning_rate_schedule, power_t=power_t,
-            regularization=regularization, regularization_w=regularization_w,
+            regularization=regularization, bias_regularization=bias_regularization,
             regularization_w0=regularization_w0,
-            regularization_mode=regularization_mode, fit_intercept=fit_intercept,
+            regularization_scaling=regularization_scaling, fit_intercept=fit_intercept,
             init_std=init_std, dtype=dtype, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             tol=tol, burn_in=burn_in, feature_groups=feature_groups,
@@ -691,11 +708,13 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         y = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")
+        fit = self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s))
+        self._set_fit(fit)
         self.target_range_ = (float(y.min()), float(y.max())) if len(y) else (0.0, 0.0)
-        return self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s))
+        return self
 
-    def _validation_score(self, X, y, w):
-        pred = self._decision(X)
+    @staticmethod
+    def _validation_loss(pred, y, w):  # the ALS and SGD solvers' RMSE
         return float(np.sqrt(np.average((pred - y) ** 2, weights=w)))
 
     def predict(self, X):
@@ -806,18 +825,21 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
                 f"{kind!r} ({n_cls} values); FactorizationMachineClassifier needs exactly "
                 "two labels. Use FactorizationMachineRegressor for continuous targets."
             )
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) != 2:
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if len(classes) != 2:
             raise ValueError(
                 "FactorizationMachineClassifier needs exactly two classes in y; got "
-                f"{len(self.classes_)} class: {self.classes_.tolist()}."
+                f"{len(classes)} class: {classes.tolist()}."
             )
         y_pm = np.where(y_enc == 1, 1.0, -1.0)
-        return self._fit(X, y_pm, sample_weight, _logit_init)
+        fit = self._fit(X, y_pm, sample_weight, _logit_init)
+        self._set_fit(fit)
+        self.classes_ = classes
+        return self
 
-    def _validation_score(self, X, y, w):  # the ALS and SGD solvers' log-loss
-        z = self._decision(X) * y
-        return float(np.average(np.logaddexp(0.0, -z), weights=w))
+    @staticmethod
+    def _validation_loss(pred, y, w):  # the ALS and SGD solvers' log-loss
+        return float(np.average(np.logaddexp(0.0, -pred * y), weights=w))
 
     def decision_function(self, X):
         """Raw FM score :math:`\\hat y(x)`; positive favours ``classes_[1]``.

@@ -19,13 +19,13 @@ vectors, that average is itself an FM whose latent vectors are the kept draws
 side by side, each scaled by ``1 / sqrt(n_kept)``, and it is stored as such.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from sklearn_mf._fm import _fm_fast, _mcmc_fast as _fm_mcmc_fast
-from sklearn_mf._progress import EpochProgress
-from sklearn_mf._training import EarlyStopping
-from sklearn_mf._utils import effective_n_threads
+from sklearn_mf._training import EarlyStopping, LoopResult, TrainingLoop
 
 # Hyperprior constants (libFM's defaults): Gamma(shape, rate) priors on the
 # noise precision and on the prior precisions, and the weight gamma_0 of the
@@ -142,8 +142,21 @@ def draw_probit_latent(pred, labels, weights, rng, out):
     out[...] = z
 
 
-def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
-    """Gibbs-sample ``est`` (a factorization machine) on the training rows:
+class FMFit(NamedTuple):
+    """What a factorization machine's solver computed (``run_mcmc`` and the
+    estimators' ALS and SGD solvers)."""
+
+    w0: np.ndarray  # shape (1,): the intercept
+    w: np.ndarray
+    V: np.ndarray
+    loop: LoopResult
+    extra: dict  # further fitted attributes (the sampler's), by name
+
+
+def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, burn_in,
+             fit_intercept, feature_groups, tol, n_iter_no_change, n_threads, verbose=0,
+             desc=None, probit=False):
+    """Gibbs-sample a factorization machine on the training rows:
     CSR ``Xt``, its CSC parts ``csc = (data, rows, indptr)``, targets ``yt``
     and weights ``swt`` (empty: unweighted) of total ``sum_w``.
 
@@ -153,132 +166,135 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
 
     ``validation`` is None or ``(X_val, y_val, w_val)`` (CSR of the model's
     dtype, float64 targets, weights or None) for early stopping.  Starts from
-    ``est._w0``, ``est.w_``, ``est.V_``; ends with them holding the
-    posterior-mean FM, and sets the sampler's fitted attributes.
+    the intercept ``w0`` (shape (1,)), the weights ``w`` and the latent
+    vectors ``V`` (all updated in place by the sweeps).
+
+    Returns
+    -------
+    fit : FMFit
+        The posterior-mean FM (``V`` holds the kept draws side by side, see
+        the module docstring), the loop's curve, and in ``extra`` the
+        sampler's attributes: ``n_samples_`` and ``noise_precision_``
+        (regression) or the kept linear parts ``_w0_draws``, ``_w_draws``
+        (probit).
     """
-    dtype = est.w_.dtype.type
+    dtype = w.dtype.type
     n, d = Xt.shape
-    k = est.n_factors
-    n_threads = effective_n_threads(est.n_jobs)
-    burn = n_burn_in(est.burn_in, est.max_iter)
+    k = V.shape[1]
+    burn = n_burn_in(burn_in, max_iter)
     cdata, crows, cptr = csc
     weights = None if len(swt) == 0 else swt
     if probit:
         labels = np.asarray(yt, dtype=np.float64)
         y_mean, y_sd = 0.0, 1.0
-        if est.fit_intercept:  # the probit of the base rate
+        if fit_intercept:  # the probit of the base rate
             rate = np.average(labels > 0, weights=weights)
-            est._w0[0] = ndtri(min(max(rate, 1e-6), 1 - 1e-6))
+            w0[0] = ndtri(min(max(rate, 1e-6), 1 - 1e-6))
         yt = np.empty(n, dtype=dtype)  # the latent target, drawn each sweep
     else:
-        y_mean = float(np.average(yt, weights=weights)) if est.fit_intercept else 0.0
+        y_mean = float(np.average(yt, weights=weights)) if fit_intercept else 0.0
         y_sd = float(np.sqrt(np.average((yt - y_mean) ** 2, weights=weights)))
         if not y_sd > 0:
             y_sd = 1.0
         yt = np.ascontiguousarray((yt - y_mean) / y_sd, dtype=dtype)
-        est._w0[0] = (est._w0[0] - y_mean) / y_sd if est.fit_intercept else 0.0
+        w0[0] = (w0[0] - y_mean) / y_sd if fit_intercept else 0.0
     columns, class_ptr = column_classes(cdata, crows, cptr, n)
     present = np.sort(columns)
     # a feature without data keeps the value 0 and stays out of the priors
     absent = np.setdiff1d(np.arange(d), present)
-    est.w_[absent] = 0
-    est.V_[absent] = 0
+    w[absent] = 0
+    V[absent] = 0
 
-    group = _feature_groups(est.feature_groups, cdata, crows, cptr, n, d)
+    group = _feature_groups(feature_groups, cdata, crows, cptr, n, d)
     members = [present[group[present] == g] for g in range(group.max() + 1)]
     lam = np.ones((len(members), k + 1))
     mu = np.zeros((len(members), k + 1))
     pred = np.empty(n, dtype=dtype)
     q = np.zeros((n, k), dtype=dtype)
-    stopper = None
+    stopper = score = None
     if validation is not None:
         X_val, y_val, w_val = validation
         val_sum = np.zeros(X_val.shape[0])
         val_out = np.empty(X_val.shape[0])
         # no parameters to restore: the kept draws are the model
-        stopper = EarlyStopping(lambda: (), est.tol or 0.0, est.n_iter_no_change)
+        stopper = EarlyStopping(lambda: (), tol, n_iter_no_change)
 
     w0_sum, alpha_sum, w_sum, draws = 0.0, 0.0, np.zeros(d), []
     linear_draws = []  # (w0, w) of each kept draw, for the probit predictive
-    est.loss_curve_ = []
-    est.validation_scores_ = est.best_iteration_ = None
-    seeds = rng.integers(0, 2**63, size=est.max_iter, dtype=np.uint64)
-    with EpochProgress(est.verbose, est.max_iter, unit="sweep",
-                       desc=type(est).__name__) as progress:
-        for sweep in range(1, est.max_iter + 1):
-            if (sweep - 1) % _REFRESH_EVERY == 0:
-                _fm_fast.predict_cache(
-                    Xt.data, Xt.indices, Xt.indptr, float(est._w0[0]), est.w_, est.V_,
-                    pred, q, n_threads, rows_major=True)
+    seeds = rng.integers(0, 2**63, size=max_iter, dtype=np.uint64)
+
+    def sweep_step(sweep):
+        nonlocal w0_sum, alpha_sum, w_sum
+        if (sweep - 1) % _REFRESH_EVERY == 0:
+            _fm_fast.predict_cache(
+                Xt.data, Xt.indices, Xt.indptr, float(w0[0]), w, V,
+                pred, q, n_threads, rows_major=True)
+        if probit:
+            draw_probit_latent(pred.astype(np.float64), labels, weights, rng, yt)
+            alpha = 1.0  # fixed: it sets the scale of the latent score
+        else:
+            sse = 2.0 * _fm_fast.objective(pred, yt, swt, 0)
+            alpha = rng.gamma((_ALPHA_SHAPE + sum_w) / 2.0, 2.0 / (_ALPHA_RATE + sse))
+        theta = np.column_stack([w, V]).astype(np.float64)
+        for g, cols in enumerate(members):
+            if len(cols):
+                mu[g], lam[g] = sample_prior(theta[cols], lam[g], rng)
+        n_bad = _fm_mcmc_fast.gibbs_sweep(
+            cdata, crows, cptr, yt, swt, w0, w, V, pred, q,
+            columns, class_ptr, alpha, 0.0, group, lam, mu, fit_intercept,
+            int(seeds[sweep - 1]), n_threads,
+        )
+        if n_bad or not np.isfinite(w0[0]):
+            return np.nan, max(int(n_bad), 1), {}
+        if probit:  # log-loss of the current draw
+            data_loss = -float(np.dot(weights if weights is not None else np.ones(n),
+                                      log_ndtr(labels * pred)))
+            metrics = {"log-loss": data_loss / sum_w}
+        else:  # half the squared error of the current draw
+            data_loss = _fm_fast.objective(pred, yt, swt, 0) * y_sd**2
+            metrics = {"mean loss": data_loss / sum_w, "noise sd": y_sd * alpha**-0.5}
+        if sweep > burn:
+            w0_sum += float(w0[0])
+            alpha_sum += alpha
+            w_sum += w
+            draws.append(V.copy())
             if probit:
-                draw_probit_latent(pred.astype(np.float64), labels, weights, rng, yt)
-                alpha = 1.0  # fixed: it sets the scale of the latent score
-            else:
-                sse = 2.0 * _fm_fast.objective(pred, yt, swt, 0)
-                alpha = rng.gamma((_ALPHA_SHAPE + sum_w) / 2.0, 2.0 / (_ALPHA_RATE + sse))
-            theta = np.column_stack([est.w_, est.V_]).astype(np.float64)
-            for g, cols in enumerate(members):
-                if len(cols):
-                    mu[g], lam[g] = sample_prior(theta[cols], lam[g], rng)
-            n_bad = _fm_mcmc_fast.gibbs_sweep(
-                cdata, crows, cptr, yt, swt, est._w0, est.w_, est.V_, pred, q,
-                columns, class_ptr, alpha, 0.0, group, lam, mu, est.fit_intercept,
-                int(seeds[sweep - 1]), n_threads,
-            )
-            if n_bad or not np.isfinite(est._w0[0]):
-                raise FloatingPointError(
-                    f"The mcmc solver failed in sweep {sweep}: a posterior draw was not "
-                    "finite. Scale the features (e.g. StandardScaler for numeric "
-                    "columns) or use dtype=np.float64."
-                )
-            if probit:  # log-loss of the current draw
-                data_loss = -float(np.dot(weights if weights is not None else np.ones(n),
-                                          log_ndtr(labels * pred)))
-                metrics = {"log-loss": data_loss / sum_w}
-            else:  # half the squared error of the current draw
-                data_loss = _fm_fast.objective(pred, yt, swt, 0) * y_sd**2
-                metrics = {"mean loss": data_loss / sum_w, "noise sd": y_sd * alpha**-0.5}
-            est.loss_curve_.append(float(data_loss / sum_w))
-            est.n_iter_ = sweep
-            stop = False
-            if sweep > burn:
-                w0_sum += float(est._w0[0])
-                alpha_sum += alpha
-                w_sum += est.w_
-                draws.append(est.V_.copy())
-                if probit:
-                    linear_draws.append((float(est._w0[0]), est.w_.copy()))
-                if stopper is not None:
-                    _fm_fast.predict(X_val.data, X_val.indices, X_val.indptr,
-                                     float(est._w0[0]), est.w_, est.V_, val_out, n_threads)
-                    val_sum += val_out
-                    val_pred = y_mean + y_sd * (val_sum / len(draws))
-                    if probit:
-                        score = -float(np.average(log_ndtr(y_val * val_pred),
-                                                  weights=w_val))
-                        metrics["validation log-loss (posterior mean)"] = score
-                    else:
-                        score = float(np.sqrt(np.average((val_pred - y_val) ** 2,
-                                                         weights=w_val)))
-                        metrics["validation RMSE (posterior mean)"] = score
-                    stop = stopper.update(sweep, score)
-            progress.update(sweep, metrics)
-            if stop:
-                break
-    if stopper is not None:
-        stopper.report_to(est)
+                linear_draws.append((float(w0[0]), w.copy()))
+        return float(data_loss / sum_w), 0, metrics
+
+    if validation is not None:
+        def score(sweep):
+            if sweep <= burn:
+                return None
+            _fm_fast.predict(X_val.data, X_val.indices, X_val.indptr,
+                             float(w0[0]), w, V, val_out, n_threads)
+            val_sum[...] += val_out
+            val_pred = y_mean + y_sd * (val_sum / len(draws))
+            if probit:
+                return -float(np.average(log_ndtr(y_val * val_pred), weights=w_val))
+            return float(np.sqrt(np.average((val_pred - y_val) ** 2, weights=w_val)))
+
+    loop = TrainingLoop(
+        max_iter, solver="mcmc", early_stopping=stopper, verbose=verbose, desc=desc,
+        unit="sweep",
+        hint="Scale the features (e.g. StandardScaler for numeric columns) or use "
+             "dtype=np.float64.",
+    )
+    result = loop.run(sweep_step, score=score,
+                      score_name=("validation log-loss (posterior mean)" if probit
+                                  else "validation RMSE (posterior mean)"))
     n_kept = len(draws)
-    est.n_samples_ = n_kept
-    est._w0[0] = y_mean + y_sd * w0_sum / n_kept if est.fit_intercept else 0.0
-    est.w_[...] = y_sd * w_sum / n_kept
-    est.V_ = np.ascontiguousarray(
+    w0[0] = y_mean + y_sd * w0_sum / n_kept if fit_intercept else 0.0
+    w[...] = y_sd * w_sum / n_kept
+    V = np.ascontiguousarray(
         np.concatenate(draws, axis=1) * np.sqrt(y_sd / n_kept), dtype=dtype
     )
-    est.intercept_ = float(est._w0[0])
+    extra = {"n_samples_": n_kept}
     if probit:
         # P(y = 1 | x) averages Phi over the draws, which needs each draw's
         # linear part (the latent vectors are the blocks of V_)
-        est._w0_draws = np.array([w0 for w0, _ in linear_draws])
-        est._w_draws = np.array([w for _, w in linear_draws], dtype=dtype)
+        extra["_w0_draws"] = np.array([w0 for w0, _ in linear_draws])
+        extra["_w_draws"] = np.array([w for _, w in linear_draws], dtype=dtype)
     else:
-        est.noise_precision_ = alpha_sum / n_kept / y_sd**2
+        extra["noise_precision_"] = alpha_sum / n_kept / y_sd**2
+    return FMFit(w0, w, V, result, extra)

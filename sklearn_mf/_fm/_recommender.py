@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -16,9 +15,22 @@ from sklearn_mf._base import (
     add_prior_mean,
     empirical_prior,
 )
-from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._fm._estimators import FactorizationMachineRegressor
+from sklearn_mf._ids import factorize_ids
+from sklearn_mf._training import seen_matrix
+from sklearn_mf._utils import effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
+
+# The parameters FMRecommender hands to its FactorizationMachineRegressor,
+# with the regressor's constraints (clip_predictions is FMRecommender's own:
+# the inner model never clips, ranking needs the raw scores).
+FM_FORWARDED_PARAMS = (
+    "n_factors", "solver", "n_epochs", "max_iter", "burn_in", "learning_rate",
+    "learning_rate_schedule", "power_t", "regularization", "bias_regularization",
+    "regularization_w0", "regularization_scaling", "fit_intercept", "init_std", "dtype",
+    "early_stopping", "validation_fraction", "n_iter_no_change", "tol", "feature_groups",
+    "random_state", "n_jobs", "verbose",
+)
 
 
 def _encode_table(table, what):
@@ -232,33 +244,15 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_factors": [Interval(numbers.Integral, 0, None, closed="left")],
         "user_features": [pd.DataFrame, None],
         "item_features": [pd.DataFrame, None],
         "use_ids": ["boolean"],
         "user_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "item_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "solver": [StrOptions({"sgd", "als", "mcmc"})],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "burn_in": [
-            Interval(numbers.Integral, 0, None, closed="left"),
-            Interval(numbers.Real, 0, 1, closed="left"),
-        ],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
-        "regularization_w": [Interval(numbers.Real, 0, None, closed="left"), None],
-        "regularization_mode": [StrOptions({"occurrence", "total"})],
-        "init_std": [Interval(numbers.Real, 0, None, closed="left")],
-        "dtype": "no_validation",
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
+        **{name: FactorizationMachineRegressor._parameter_constraints[name]
+           for name in FM_FORWARDED_PARAMS},
         "clip_predictions": ["boolean"],
         "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
-        "random_state": ["random_state"],
-        "n_jobs": [numbers.Integral, None],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -271,18 +265,24 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         user_id_dropout=0.0,
         item_id_dropout=0.0,
         solver="als",
+        n_epochs=100,
         max_iter=100,
         burn_in=0.05,
         learning_rate=0.01,
+        learning_rate_schedule="constant",
+        power_t=0.5,
         regularization=0.1,
-        regularization_w=None,
-        regularization_mode="occurrence",
+        bias_regularization=None,
+        regularization_w0=0.0,
+        regularization_scaling="occurrence",
+        fit_intercept=True,
         init_std=0.1,
         dtype=np.float32,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
         tol=1e-4,
+        feature_groups="auto",
         clip_predictions=True,
         handle_unknown="fallback",
         random_state=None,
@@ -296,26 +296,31 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self.user_id_dropout = user_id_dropout
         self.item_id_dropout = item_id_dropout
         self.solver = solver
+        self.n_epochs = n_epochs
         self.max_iter = max_iter
         self.burn_in = burn_in
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
+        self.power_t = power_t
         self.regularization = regularization
-        self.regularization_w = regularization_w
-        self.regularization_mode = regularization_mode
+        self.bias_regularization = bias_regularization
+        self.regularization_w0 = regularization_w0
+        self.regularization_scaling = regularization_scaling
+        self.fit_intercept = fit_intercept
         self.init_std = init_std
         self.dtype = dtype
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.feature_groups = feature_groups
         self.clip_predictions = clip_predictions
         self.handle_unknown = handle_unknown
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-
-    def _block(self, n_all, train_codes, table, codes_of_table, what):
+    def _block(self, n_all, train_codes, table, codes_of_table, ids, what):
         """Feature block (n_all x n_cols) of users or items, and column names."""
         parts, names = [], []
         if self.use_ids:
@@ -326,7 +331,6 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
             parts.append(sp.csr_matrix(
                 (np.ones(len(rows)), (rows, col[rows])), shape=(n_all, len(seen))
             ))
-            ids = self.users_ if what == "user" else self.items_
             names.extend(f"{what}={ids[c]}" for c in seen)
         if table is not None:
             M = table[1]
@@ -371,60 +375,56 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
             [users.astype(object), utab[0].astype(object)])
         all_items = items if itab is None else np.concatenate(
             [items.astype(object), itab[0].astype(object)])
-        u_all, i_all = self._fit_ids(_uniform(all_users), _uniform(all_items))
+        u_all, users_ = factorize_ids(_uniform(all_users))
+        i_all, items_ = factorize_ids(_uniform(all_items))
         u, i = u_all[:n], i_all[:n]
-        self._set_training_interactions(u, i, y)
-        self.rating_range_ = (float(y.min()), float(y.max()))
-        n_users, n_items = len(self.users_), len(self.items_)
+        n_users, n_items = len(users_), len(items_)
         # id columns for users/items with positively weighted ratings only
         pos = slice(None) if sample_weight is None else sample_weight > 0
-        Bu, un = self._block(n_users, u[pos], utab, None if utab is None else u_all[n:], "user")
+        Bu, un = self._block(n_users, u[pos], utab, None if utab is None else u_all[n:],
+                             users_, "user")
         Bi, inames = self._block(n_items, i[pos], itab, None if itab is None else i_all[n:],
-                                 "item")
-        self.feature_names_ = un + inames
-        self._n_user_id_cols = sum(name.startswith("user=") for name in un)
-        self._n_item_id_cols = sum(name.startswith("item=") for name in inames)
-        self._n_user_cols = Bu.shape[1]
+                                 items_, "item")
+        n_uid = sum(name.startswith("user=") for name in un)
+        n_iid = sum(name.startswith("item=") for name in inames)
         design = sp.hstack([Bu[u], Bi[i]], format="csr")
         if (self.user_id_dropout > 0 or self.item_id_dropout > 0) and self.use_ids:
-            design = self._drop_ids(design, u, i, utab, itab, u_all[n:] if utab else None,
-                                    i_all[n:] if itab else None)
-        self.fm_ = FactorizationMachineRegressor(
-            self.n_factors, solver=self.solver, max_iter=self.max_iter,
-            burn_in=self.burn_in, learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            regularization_w=self.regularization_w,
-            regularization_mode=self.regularization_mode, init_std=self.init_std,
-            dtype=self.dtype, early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change, tol=self.tol,
-            clip_predictions=False, random_state=self.random_state,
-            n_jobs=self.n_jobs, verbose=self.verbose,
+            design = self._drop_ids(design, u, i, u_all[n:] if utab else None,
+                                    i_all[n:] if itab else None, n_uid, Bu.shape[1], n_iid)
+        fm = FactorizationMachineRegressor(
+            **{name: getattr(self, name) for name in FM_FORWARDED_PARAMS},
+            clip_predictions=False,
         ).fit(design, y, sample_weight=sample_weight)
-        self.n_iter_ = self.fm_.n_iter_
-        self.loss_curve_ = self.fm_.loss_curve_
-        self.intercept_ = self.fm_.intercept_
-        k = self._n_user_cols
-        w, V = self.fm_.w_.astype(np.float64), self.fm_.V_.astype(np.float64)
+        k = Bu.shape[1]
+        w, V = fm.w_.astype(np.float64), fm.V_.astype(np.float64)
+        # fitted: set the attributes
+        self._set_ids(users_, items_)
+        self.user_items_, self.item_popularity_ = seen_matrix(u, i, y, n_users, n_items)
+        self.rating_range_ = (float(y.min()), float(y.max()))
+        self.feature_names_ = un + inames
+        self._n_user_id_cols, self._n_item_id_cols, self._n_user_cols = n_uid, n_iid, k
+        self.fm_ = fm
+        self.n_iter_ = fm.n_iter_
+        self.loss_curve_ = fm.loss_curve_
+        self.intercept_ = fm.intercept_
         self.user_embeddings_, self.user_offsets_ = _block_terms(Bu, w[:k], V[:k])
         self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
         self._user_block, self._item_block = Bu, Bi
         self._fold_in_prior = (
-            self._id_block_prior(1.0 / self.fm_.noise_precision_)
+            self._id_block_prior(1.0 / fm.noise_precision_)
             if self.solver == "mcmc" and self.use_ids else None
         )
         return self
 
-    def _drop_ids(self, design, u, i, utab, itab, u_tab_codes, i_tab_codes):
+    def _drop_ids(self, design, u, i, u_tab_codes, i_tab_codes, n_uid, n_user_cols, n_iid):
         """Zero the id column in a random ``user_id_dropout`` (``item_id_dropout``)
         fraction of the rows, for users (items) that have a side-table row."""
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        rng = make_rng(self.random_state)
         n = design.shape[0]
-        n_uid = self._n_user_id_cols
         drop_cols = []
         for codes, tab_codes, lo, n_ids, frac in (
             (u, u_tab_codes, 0, n_uid, self.user_id_dropout),
-            (i, i_tab_codes, self._n_user_cols, self._n_item_id_cols, self.item_id_dropout),
+            (i, i_tab_codes, n_user_cols, n_iid, self.item_id_dropout),
         ):
             if tab_codes is None or frac == 0:
                 continue
@@ -479,7 +479,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         ALS and SGD: solves, per user, :math:`\min_{w, v} \sum_i (r_{ui} - w_0
         - c_i - w - \langle v, q_i\rangle)^2 + m (\lambda_w w^2 + \lambda_V
         \lVert v\rVert^2)` with :math:`m` the user's number of ratings
-        (``regularization_mode="occurrence"``) or 1 (``"total"``): exactly the
+        (``regularization_scaling="occurrence"``) or 1 (``"none"``): exactly the
         subproblem ALS solves for a user-id column.
 
         MCMC, or ``prior="empirical"``: the same least squares with an
@@ -509,8 +509,9 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
             reg_v, reg_w, per_rating = lam_v, lam_w, False
         else:
             reg_v = self.regularization
-            reg_w = self.regularization if self.regularization_w is None else self.regularization_w
-            per_rating = self.regularization_mode == "occurrence"
+            reg_w = (self.regularization if self.bias_regularization is None
+                     else self.bias_regularization)
+            per_rating = self.regularization_scaling == "occurrence"
         R = RowMatrix(
             np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
             {"t": np.asarray(values, dtype=dtype)}, Q.shape[0],
