@@ -39,14 +39,14 @@ def test_predict_matches_naive_formula(solver, fmt, n_jobs, planted_fm):
     X, y = planted_fm(n=60, d=9)
     Xf = {"dense": X.toarray(), "csr": X, "csc": X.tocsc()}[fmt]
     m = FactorizationMachineRegressor(
-        n_factors=4, solver=solver, max_iter=3, dtype=np.float64, tol=None,
+        n_factors=4, solver=solver, n_epochs=3, max_iter=3, dtype=np.float64, tol=None,
         clip_predictions=False, random_state=0, n_jobs=n_jobs,
     ).fit(Xf, y)
     ref = fm_predict_naive(X, m.intercept_, m.w_, m.V_)
     np.testing.assert_allclose(m.predict(Xf), ref, rtol=1e-12, atol=1e-12)
     # float32 parameters: the same formula up to single precision
     m32 = FactorizationMachineRegressor(
-        n_factors=4, solver=solver, max_iter=3, tol=None, clip_predictions=False,
+        n_factors=4, solver=solver, n_epochs=3, max_iter=3, tol=None, clip_predictions=False,
         random_state=0, n_jobs=n_jobs,
     ).fit(Xf, y)
     assert m32.V_.dtype == np.float32
@@ -127,18 +127,18 @@ def test_sgd_step_is_finite_difference_gradient(loss):
 def _objective(m, X, y, sw, loss):
     p = fm_predict_naive(X, m.intercept_, m.w_, m.V_)
     data = 0.5 * (p - y) ** 2 if loss == "squared" else np.logaddexp(0, -y * p)
-    if m.regularization_mode == "total":
+    if m.regularization_scaling == "none":
         mult, mult0 = np.ones(X.shape[1]), 1.0
     else:  # penalty once per non-zero occurrence of the feature
         mult, mult0 = (np.asarray(X.toarray()) != 0).T @ sw, sw.sum()  # weighted occurrences
     return np.sum(sw * data) + 0.5 * (
         m.regularization * np.sum(mult[:, None] * m.V_.astype(float) ** 2)
-        + m.regularization_w * np.sum(mult * m.w_.astype(float) ** 2)
+        + m.bias_regularization * np.sum(mult * m.w_.astype(float) ** 2)
         + m.regularization_w0 * mult0 * m.intercept_**2
     )
 
 
-@pytest.mark.parametrize("mode", ["total", "occurrence"])
+@pytest.mark.parametrize("mode", ["none", "occurrence"])
 @pytest.mark.parametrize("est, loss", [
     (FactorizationMachineRegressor, "squared"),
     (FactorizationMachineClassifier, "logistic"),
@@ -147,10 +147,10 @@ def test_als_descends_to_a_stationary_point(est, loss, mode, planted_fm):
     X, t = planted_fm(n=120, d=8, k=2, seed=3)
     y = t if loss == "squared" else np.where(t > np.median(t), 1.0, -1.0)
     sw = np.random.default_rng(0).uniform(0.5, 2, len(y))
-    scale = 1.0 if mode == "total" else 0.02
+    scale = 1.0 if mode == "none" else 0.02
     m = est(n_factors=2, solver="als", max_iter=400, tol=None, dtype=np.float64,
-            regularization=0.5 * scale, regularization_w=0.3 * scale,
-            regularization_w0=0.1 * scale, regularization_mode=mode, random_state=0)
+            regularization=0.5 * scale, bias_regularization=0.3 * scale,
+            regularization_w0=0.1 * scale, regularization_scaling=mode, random_state=0)
     m.fit(X, y, sample_weight=sw)
     curve = np.array(m.loss_curve_)
     assert np.all(np.diff(curve) <= 1e-10 * np.abs(curve[:-1]))  # monotone descent
@@ -175,7 +175,7 @@ def test_recovers_planted_interactions(planted_fm):
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
     for solver, kw in [("als", {}), ("sgd", {"learning_rate": 0.02})]:
         m = FactorizationMachineRegressor(
-            n_factors=3, solver=solver, max_iter=200, regularization=0.1,
+            n_factors=3, solver=solver, n_epochs=200, max_iter=200, regularization=0.1,
             random_state=0, dtype=np.float64, **kw,
         ).fit(Xtr, ytr)
         r2 = m.score(Xte, yte)
@@ -187,11 +187,11 @@ def test_recovers_planted_interactions(planted_fm):
 
 def test_every_parameter_changes_the_fit(planted_fm):
     X, y = planted_fm(n=300, d=10)
-    base = dict(n_factors=3, max_iter=10, tol=None, random_state=0, solver="sgd")
+    base = dict(n_factors=3, n_epochs=10, tol=None, random_state=0, solver="sgd")
     ref = FactorizationMachineRegressor(**base).fit(X, y).predict(X)
-    for name, value in [("regularization", 0.5), ("regularization_w", 2.0),
+    for name, value in [("regularization", 0.5), ("bias_regularization", 2.0),
                         ("regularization_w0", 1.0), ("learning_rate", 0.002),
-                        ("regularization_mode", "total"), ("power_t", 1.0),
+                        ("regularization_scaling", "none"), ("power_t", 1.0),
                         ("init_std", 0.5),
                         ("n_factors", 5), ("random_state", 1), ("fit_intercept", False)]:
         params = {**base, name: value}
@@ -212,7 +212,7 @@ def test_every_parameter_changes_the_fit(planted_fm):
 def test_early_stopping_and_convergence_warning(planted_fm):
     X, y = planted_fm(n=400, d=10)
     m = FactorizationMachineRegressor(
-        n_factors=3, solver="sgd", learning_rate=0.01, max_iter=300, early_stopping=True,
+        n_factors=3, solver="sgd", learning_rate=0.01, n_epochs=300, early_stopping=True,
         n_iter_no_change=3, random_state=0,
     ).fit(X, y)
     assert m.n_iter_ < 300
@@ -231,7 +231,7 @@ def test_sgd_divergence_raises(planted_fm):
     X, y = planted_fm(n=200, d=8)
     with pytest.raises(FloatingPointError, match="smaller learning_rate"):
         FactorizationMachineRegressor(
-            n_factors=3, solver="sgd", learning_rate=1e3, init_std=5, max_iter=5, tol=None,
+            n_factors=3, solver="sgd", learning_rate=1e3, init_std=5, n_epochs=5, tol=None,
         ).fit(X * 100, y * 100)
 
 

@@ -369,177 +369,9 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         return FMFit(w0, w, V, result, {})
 
 
-_FM_PARAMS_DOC = r"""
-    Parameters
-    ----------
-    n_factors : int, default=8
-        Dimension :math:`k` of the latent vectors :math:`v_j` (0 gives a linear
-        model).
-    solver : {"als", "sgd"}, default="als"
-        ``"als"``: coordinate descent (libFM's "ALS"): each of :math:`w_0`,
-        :math:`w_j` and :math:`v_{jf}` in turn is set to the minimiser of the
-        objective with the others fixed (exact for the squared loss, a
-        Newton step with curvature bound 1/4 for the logistic loss), using
-        cached predictions and factor sums so that one update costs
-        O(nnz of its column); no learning rate to tune.
-        ``"sgd"``: stochastic gradient descent over the rows in a fresh random
-        order each epoch.  Both solvers train on one thread (every update
-        depends on the previous one); ``predict`` runs in parallel.
-    max_iter : int, default=100
-        Maximum number of epochs (passes over the rows for SGD, sweeps over
-        all coordinates for ALS).
-    learning_rate : float, default=0.01
-        SGD step size :math:`\eta_0` (unused by ALS).
-    learning_rate_schedule : {"constant", "invscaling"}, default="constant"
-        SGD step in epoch :math:`t` (1-based): :math:`\eta_0` or
-        :math:`\eta_0 / t^{\text{power\_t}}`.
-    power_t : float, default=0.5
-        Exponent of the ``"invscaling"`` schedule.
-    regularization : float, default=0.1
-        L2 penalty :math:`\lambda_V` on the latent vectors (see the objective
-        above; SGD shares the penalty of feature :math:`j` out over the
-        :math:`n_j` rows where it is non-zero, so that an epoch follows the
-        gradient of :math:`J`).
-    regularization_w : float or None, default=None
-        L2 penalty :math:`\lambda_w` on the linear weights; None uses
-        ``regularization``.
-    regularization_w0 : float, default=0.0
-        L2 penalty :math:`\lambda_0` on the intercept.
-    regularization_mode : {"occurrence", "total"}, default="occurrence"
-        Penalty multiplier :math:`m_j`: :math:`n_j` (each occurrence of a
-        feature is penalised, like matrix factorization's per-rating
-        regularization; frequent side features such as a gender column are
-        then held back as much as rare ids) or 1 (one penalty per parameter).
-    fit_intercept : bool, default=True
-        Learn :math:`w_0` (else it is 0).
-    init_std : float, default=0.1
-        :math:`v_{jf}` start from :math:`\mathcal N(0, \text{init\_std}^2)`;
-        :math:`w` starts at 0 and :math:`w_0` at the best constant.
-    dtype : {np.float32, np.float64}, default=np.float32
-        Floating type of ``X`` inside the solver and of the parameters.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows, stop when the validation
-        score ({val}) has not improved by ``tol`` for ``n_iter_no_change``
-        epochs, and keep the parameters of the best epoch.
-    validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=5
-        Patience, in epochs, of early stopping and of the ``tol`` criterion.
-    tol : float or None, default=1e-4
-        Without early stopping, training stops when the objective has not
-        decreased by a relative ``tol`` for ``n_iter_no_change`` epochs, and a
-        ``ConvergenceWarning`` is raised if ``max_iter`` comes first.  With
-        early stopping, the minimum improvement of the validation score.
-        None disables the check (always run ``max_iter`` epochs, no warning).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation, the validation split and the SGD order.
-        Training is single-threaded, so a fixed seed gives identical results.
-    n_jobs : int or None, default=None
-        OpenMP threads for ``predict`` and the ALS cache refresh; None uses
-        every available core.
-    verbose : int, default=0
-        0: silent.  1: one line per epoch with the objective, the validation
-        score under early stopping and the seconds it took.  2 or more: a
-        progress bar (``tqdm.auto``) with the same numbers, if tqdm is
-        installed (``pip install sklearn_mf[progress]``), otherwise the lines
-        of 1 and a note that tqdm is missing.  The fitted model does not
-        depend on ``verbose``.
-"""
+class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
+    r"""Second-order factorization machine for regression (squared loss).
 
-# What solver="mcmc" adds to or changes in _FM_PARAMS_DOC ({mcmc_model} is
-# filled in per estimator).
-_MCMC_DOC_EDITS = (
-    ('    solver : {"als", "sgd"}, default="als"\n',
-     '    solver : {"als", "sgd", "mcmc"}, default="als"\n'),
-    ("""        depends on the previous one); ``predict`` runs in parallel.
-""",
-     r"""        depends on the previous one); ``predict`` runs in parallel.
-        ``"mcmc"``: the Bayesian FM (Freudenthaler et al. 2011, libFM's
-        MCMC) by Gibbs sampling.  Gaussian priors with Normal-Gamma
-        hyperpriors replace the penalties, so the ``regularization*``
-        parameters are not used and nothing needs tuning; {mcmc_model}
-        Each sweep draws every
-        column's :math:`(w_j, v_j)` jointly from its conditional posterior,
-        in parallel over classes of columns that share no row (``n_jobs``
-        threads).  ``predict`` averages the FMs of the draws kept after
-        ``burn_in``, which is usually more accurate than the optimisation
-        solvers (see :ref:`fm`); the cost is ``max_iter`` sweeps (100
-        to 200 are typical) and a model that stores every kept draw.
-"""),
-    ("""        Maximum number of epochs (passes over the rows for SGD, sweeps over
-        all coordinates for ALS).""",
-     """        Maximum number of epochs (passes over the rows for SGD, sweeps over
-        all coordinates for ALS and MCMC)."""),
-    ("""        None disables the check (always run ``max_iter`` epochs, no warning).""",
-     """        None disables the check (always run ``max_iter`` epochs, no warning).
-        MCMC has no objective to converge: it always runs ``max_iter``
-        sweeps, or stops early on the validation score of the averaged
-        prediction when ``early_stopping=True``."""),
-    ("""        Seeds the initialisation, the validation split and the SGD order.
-        Training is single-threaded, so a fixed seed gives identical results.""",
-     """        Seeds the initialisation, the validation split, the SGD order and
-        the MCMC draws.  A fixed seed gives identical results, for MCMC
-        whatever ``n_jobs`` (each draw is keyed by its parameter, not by the
-        thread that makes it)."""),
-    ("""        OpenMP threads for ``predict`` and the ALS cache refresh; None uses
-        every available core.""",
-     """        OpenMP threads for ``predict``, the ALS cache refresh and the MCMC
-        sweeps; None uses every available core."""),
-)
-
-
-_SAMPLER_PARAMS_DOC = r"""    burn_in : int or float, default=0.05
-        ``solver="mcmc"`` only: the first sweeps, whose draws are discarded
-        (the chain is still moving away from the initialisation).  An int
-        is a number of sweeps, a float in [0, 1) a fraction of ``max_iter``;
-        it must leave at least one sweep.  Keeping more draws helps more
-        than discarding more (see :ref:`fm`).
-    feature_groups : "auto", array-like of int or None, default="auto"
-        ``solver="mcmc"`` only: features in the same group share the prior
-        means and precisions of their weights and latent vectors (libFM's
-        and myfm's grouping), so that, say, user ids and movie genres are
-        shrunk by their own amounts.  An array gives the group of each
-        feature; None puts all features in one group; ``"auto"`` gives every
-        one-hot encoded field its own group (a run of two or more adjacent
-        0/1 columns that are never non-zero in the same row and cover at
-        least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
-        lay them out) and puts the other features together.
-"""
-
-
-def _params_doc(val, mcmc_model):
-    """The parameters section of an FM estimator, sampler options included."""
-    doc = _FM_PARAMS_DOC.replace("{val}", val)
-    for old, new in _MCMC_DOC_EDITS:
-        assert old in doc, old
-        doc = doc.replace(old, new.replace("{mcmc_model}", mcmc_model))
-    head, tail = doc.split("    random_state : ", 1)
-    return head + _SAMPLER_PARAMS_DOC + "    random_state : " + tail
-
-
-_FM_ATTRS_DOC = r"""
-    intercept_ : float
-        :math:`w_0`.
-    w_ : ndarray of shape (n_features_in_,)
-        Linear weights.
-    V_ : ndarray of shape (n_features_in_, n_factors)
-        Latent vectors, one row per feature.
-    n_iter_ : int
-        Epochs run.
-    loss_curve_ : list of float
-        Objective :math:`J` divided by the total sample weight after each
-        epoch (for SGD the data term is the loss observed during the epoch).
-    validation_scores_ : list of float or None
-        Validation score after each epoch ({val}; ``early_stopping=True`` only).
-    best_iteration_ : int or None
-        1-based epoch whose parameters were kept (``early_stopping=True`` only).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names, when ``X`` is a DataFrame with string column names.
-"""
-
-_FM_MODEL_DOC = r"""
     The model scores a feature vector :math:`x \in \mathbb R^d` as
 
     .. math::
@@ -569,31 +401,149 @@ _FM_MODEL_DOC = r"""
 
     where the penalty multiplier :math:`m_j` is the (sample-weighted) number
     :math:`n_j` of training rows in which feature :math:`j` is non-zero
-    (``regularization_mode="occurrence"``, the per-rating penalty of matrix
+    (``regularization_scaling="occurrence"``, the per-rating penalty of matrix
     factorization and of libFM's SGD; :math:`m_0 = \sum_i s_i`) or 1
-    (``"total"``, the penalty of libFM's ALS).
-"""
+    (``"none"``, the penalty of libFM's ALS).
 
-
-class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
-    __doc__ = (
-        "Second-order factorization machine for regression (squared loss).\n"
-        + _FM_MODEL_DOC
-        + r"""
     Here :math:`\ell(y, \hat y) = \frac12 (y - \hat y)^2` and :math:`s_i`
     are the sample weights.
-"""
-        + _params_doc(
-            "RMSE",
-            "the noise\n        precision and the prior means and precisions are "
-            "sampled with the\n        weights, on the standardised target.")
-        + r"""    clip_predictions : bool, default=True
+
+    Parameters
+    ----------
+    n_factors : int, default=8
+        Dimension :math:`k` of the latent vectors :math:`v_j` (0 gives a linear
+        model).
+    solver : {"als", "sgd", "mcmc"}, default="als"
+        ``"als"``: coordinate descent (libFM's "ALS"): each of :math:`w_0`,
+        :math:`w_j` and :math:`v_{jf}` in turn is set to the minimiser of the
+        objective with the others fixed (exact for the squared loss, a
+        Newton step with curvature bound 1/4 for the logistic loss), using
+        cached predictions and factor sums so that one update costs
+        O(nnz of its column); no learning rate to tune.
+        ``"sgd"``: stochastic gradient descent over the rows in a fresh random
+        order each epoch.  Both solvers train on one thread (every update
+        depends on the previous one); ``predict`` runs in parallel.
+        ``"mcmc"``: the Bayesian FM (Freudenthaler et al. 2011, libFM's
+        MCMC) by Gibbs sampling.  Gaussian priors with Normal-Gamma
+        hyperpriors replace the penalties, so the ``regularization*``
+        parameters are not used and nothing needs tuning; the noise
+        precision and the prior means and precisions are sampled with the
+        weights, on the standardised target.
+        Each sweep draws every
+        column's :math:`(w_j, v_j)` jointly from its conditional posterior,
+        in parallel over classes of columns that share no row (``n_jobs``
+        threads).  ``predict`` averages the FMs of the draws kept after
+        ``burn_in``, which is usually more accurate than the optimisation
+        solvers (see :ref:`fm`); the cost is ``max_iter`` sweeps (100
+        to 200 are typical) and a model that stores every kept draw.
+    n_epochs : int, default=100
+        ``solver="sgd"``: maximum number of epochs (passes over the rows).
+    max_iter : int, default=100
+        ``solver="als"``: maximum number of sweeps over all coordinates;
+        ``solver="mcmc"``: number of Gibbs sweeps.
+    learning_rate : float, default=0.01
+        SGD step size :math:`\eta_0` (unused by ALS).
+    learning_rate_schedule : {"constant", "invscaling"}, default="constant"
+        SGD step in epoch :math:`t` (1-based): :math:`\eta_0` or
+        :math:`\eta_0 / t^{\text{power\_t}}`.
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
+    regularization : float, default=0.1
+        L2 penalty :math:`\lambda_V` on the latent vectors (see the objective
+        above; SGD shares the penalty of feature :math:`j` out over the
+        :math:`n_j` rows where it is non-zero, so that an epoch follows the
+        gradient of :math:`J`).
+    bias_regularization : float or None, default=None
+        L2 penalty :math:`\lambda_w` on the linear weights (the biases of
+        one-hot ids); None uses ``regularization``.
+    regularization_w0 : float, default=0.0
+        L2 penalty :math:`\lambda_0` on the intercept.
+    regularization_scaling : {"occurrence", "none"}, default="occurrence"
+        Penalty multiplier :math:`m_j`: :math:`n_j` (each occurrence of a
+        feature is penalised, like matrix factorization's per-rating
+        regularization; frequent side features such as a gender column are
+        then held back as much as rare ids) or 1 (one penalty per parameter).
+    fit_intercept : bool, default=True
+        Learn :math:`w_0` (else it is 0).
+    init_std : float, default=0.1
+        :math:`v_{jf}` start from :math:`\mathcal N(0, \text{init\_std}^2)`;
+        :math:`w` starts at 0 and :math:`w_0` at the best constant.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Floating type of ``X`` inside the solver and of the parameters.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop when the validation
+        score (RMSE) has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and keep the parameters of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+    n_iter_no_change : int, default=5
+        Patience, in epochs, of early stopping and of the ``tol`` criterion.
+    tol : float or None, default=1e-4
+        Without early stopping, training stops when the objective has not
+        decreased by a relative ``tol`` for ``n_iter_no_change`` epochs, and a
+        ``ConvergenceWarning`` is raised if ``n_epochs`` (SGD) or ``max_iter``
+        (ALS) comes first.  With
+        early stopping, the minimum improvement of the validation score.
+        None disables the check (always run every epoch, no warning).
+        MCMC has no objective to converge: it always runs ``max_iter``
+        sweeps, or stops early on the validation score of the averaged
+        prediction when ``early_stopping=True``.
+    burn_in : int or float, default=0.05
+        ``solver="mcmc"`` only: the first sweeps, whose draws are discarded
+        (the chain is still moving away from the initialisation).  An int
+        is a number of sweeps, a float in [0, 1) a fraction of ``max_iter``;
+        it must leave at least one sweep.  Keeping more draws helps more
+        than discarding more (see :ref:`fm`).
+    feature_groups : "auto", array-like of int or None, default="auto"
+        ``solver="mcmc"`` only: features in the same group share the prior
+        means and precisions of their weights and latent vectors (libFM's
+        and myfm's grouping), so that, say, user ids and movie genres are
+        shrunk by their own amounts.  An array gives the group of each
+        feature; None puts all features in one group; ``"auto"`` gives every
+        one-hot encoded field its own group (a run of two or more adjacent
+        0/1 columns that are never non-zero in the same row and cover at
+        least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
+        lay them out) and puts the other features together.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the validation split, the SGD order and
+        the MCMC draws.  A fixed seed gives identical results, for MCMC
+        whatever ``n_jobs`` (each draw is keyed by its parameter, not by the
+        thread that makes it).
+    n_jobs : int or None, default=None
+        OpenMP threads for ``predict``, the ALS cache refresh and the MCMC
+        sweeps; None uses every available core.
+    verbose : int, default=0
+        0: silent.  1: one line per epoch with the objective, the validation
+        score under early stopping and the seconds it took.  2 or more: a
+        progress bar (``tqdm.auto``) with the same numbers, if tqdm is
+        installed (``pip install sklearn_mf[progress]``), otherwise the lines
+        of 1 and a note that tqdm is missing.  The fitted model does not
+        depend on ``verbose``.
+    clip_predictions : bool, default=True
         Clip ``predict`` to the range of targets seen in ``fit``.
 
     Attributes
-    ----------"""
-        + _FM_ATTRS_DOC.replace("{val}", "RMSE")
-        + r"""    target_range_ : tuple of float
+    ----------
+    intercept_ : float
+        :math:`w_0`.
+    w_ : ndarray of shape (n_features_in_,)
+        Linear weights.
+    V_ : ndarray of shape (n_features_in_, n_factors)
+        Latent vectors, one row per feature.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Objective :math:`J` divided by the total sample weight after each
+        epoch (for SGD the data term is the loss observed during the epoch).
+    validation_scores_ : list of float or None
+        Validation score after each epoch (RMSE; ``early_stopping=True`` only).
+    best_iteration_ : int or None
+        1-based epoch whose parameters were kept (``early_stopping=True`` only).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` is a DataFrame with string column names.
+    target_range_ : tuple of float
         Smallest and largest training target.
     n_samples_ : int
         ``solver="mcmc"`` only: number of draws averaged.  ``w_`` and
@@ -635,7 +585,6 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
     >>> model.fit(X, y).predict([["ann", "heat"]]).shape
     (1,)
     """
-    )
 
     _parameter_constraints: dict = {
         **_BaseFactorizationMachine._parameter_constraints,
@@ -744,29 +693,185 @@ def _logit_init(y, w):
 
 
 class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine):
-    __doc__ = (
-        "Second-order factorization machine for binary classification (logistic loss).\n"
-        + _FM_MODEL_DOC
-        + r"""
+    r"""Second-order factorization machine for binary classification (logistic loss).
+
+    The model scores a feature vector :math:`x \in \mathbb R^d` as
+
+    .. math::
+
+        \hat y(x) = w_0 + \sum_{j=1}^d w_j x_j
+            + \sum_{j=1}^d \sum_{l=j+1}^d \langle v_j, v_l\rangle x_j x_l ,
+
+    every pair of features interacting through the inner product of their
+    ``n_factors``-dimensional latent vectors (Rendle 2010).  Because
+    :math:`\sum_{j<l} \langle v_j, v_l\rangle x_j x_l = \frac12 \sum_f
+    \big[(\sum_j v_{jf} x_j)^2 - \sum_j v_{jf}^2 x_j^2\big]`, a row costs
+    O(``n_factors`` x its number of non-zeros).  With one-hot user and item
+    columns only, this is biased matrix factorization; further columns (side
+    features, context) interact with users, items and each other.
+
+    ``X`` is any numeric matrix, dense or ``scipy.sparse``, for example the
+    output of ``OneHotEncoder`` / ``ColumnTransformer`` in a ``Pipeline``, or a
+    LIBSVM file read with :func:`sklearn.datasets.load_svmlight_file`.  The
+    fit minimises
+
+    .. math::
+
+        J = \sum_i s_i\, \ell(y_i, \hat y(x_i))
+            + \sum_j m_j \Big(\frac{\lambda_w}{2} w_j^2
+            + \frac{\lambda_V}{2} \lVert v_j\rVert^2\Big)
+            + m_0 \frac{\lambda_0}{2} w_0^2
+
+    where the penalty multiplier :math:`m_j` is the (sample-weighted) number
+    :math:`n_j` of training rows in which feature :math:`j` is non-zero
+    (``regularization_scaling="occurrence"``, the per-rating penalty of matrix
+    factorization and of libFM's SGD; :math:`m_0 = \sum_i s_i`) or 1
+    (``"none"``, the penalty of libFM's ALS).
+
     Here :math:`\ell(y, \hat y) = \log(1 + e^{-y \hat y})` for the target
     encoded as :math:`y = +1` for ``classes_[1]`` and :math:`-1` for
     ``classes_[0]``; :math:`P(y = \text{classes\_[1]} \mid x) =
     \sigma(\hat y(x))`.  ``y`` may hold any two labels; more than two raise
     ``ValueError``.
-"""
-        + _params_doc(
-            "log-loss",
-            "the link\n        is then the probit, :math:`P(y = 1 \\mid x) = \\Phi(\\hat y(x))`,\n"
-            "        sampled through a latent Gaussian target drawn each sweep\n"
-            "        (Albert and Chib, 1993), and the prior means and precisions are\n"
-            "        sampled with the weights.")
-        + r"""
+
+    Parameters
+    ----------
+    n_factors : int, default=8
+        Dimension :math:`k` of the latent vectors :math:`v_j` (0 gives a linear
+        model).
+    solver : {"als", "sgd", "mcmc"}, default="als"
+        ``"als"``: coordinate descent (libFM's "ALS"): each of :math:`w_0`,
+        :math:`w_j` and :math:`v_{jf}` in turn is set to the minimiser of the
+        objective with the others fixed (exact for the squared loss, a
+        Newton step with curvature bound 1/4 for the logistic loss), using
+        cached predictions and factor sums so that one update costs
+        O(nnz of its column); no learning rate to tune.
+        ``"sgd"``: stochastic gradient descent over the rows in a fresh random
+        order each epoch.  Both solvers train on one thread (every update
+        depends on the previous one); ``predict`` runs in parallel.
+        ``"mcmc"``: the Bayesian FM (Freudenthaler et al. 2011, libFM's
+        MCMC) by Gibbs sampling.  Gaussian priors with Normal-Gamma
+        hyperpriors replace the penalties, so the ``regularization*``
+        parameters are not used and nothing needs tuning; the link
+        is then the probit, :math:`P(y = 1 \mid x) = \Phi(\hat y(x))`,
+        sampled through a latent Gaussian target drawn each sweep
+        (Albert and Chib, 1993), and the prior means and precisions are
+        sampled with the weights.
+        Each sweep draws every
+        column's :math:`(w_j, v_j)` jointly from its conditional posterior,
+        in parallel over classes of columns that share no row (``n_jobs``
+        threads).  ``predict`` averages the FMs of the draws kept after
+        ``burn_in``, which is usually more accurate than the optimisation
+        solvers (see :ref:`fm`); the cost is ``max_iter`` sweeps (100
+        to 200 are typical) and a model that stores every kept draw.
+    n_epochs : int, default=100
+        ``solver="sgd"``: maximum number of epochs (passes over the rows).
+    max_iter : int, default=100
+        ``solver="als"``: maximum number of sweeps over all coordinates;
+        ``solver="mcmc"``: number of Gibbs sweeps.
+    learning_rate : float, default=0.01
+        SGD step size :math:`\eta_0` (unused by ALS).
+    learning_rate_schedule : {"constant", "invscaling"}, default="constant"
+        SGD step in epoch :math:`t` (1-based): :math:`\eta_0` or
+        :math:`\eta_0 / t^{\text{power\_t}}`.
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
+    regularization : float, default=0.1
+        L2 penalty :math:`\lambda_V` on the latent vectors (see the objective
+        above; SGD shares the penalty of feature :math:`j` out over the
+        :math:`n_j` rows where it is non-zero, so that an epoch follows the
+        gradient of :math:`J`).
+    bias_regularization : float or None, default=None
+        L2 penalty :math:`\lambda_w` on the linear weights (the biases of
+        one-hot ids); None uses ``regularization``.
+    regularization_w0 : float, default=0.0
+        L2 penalty :math:`\lambda_0` on the intercept.
+    regularization_scaling : {"occurrence", "none"}, default="occurrence"
+        Penalty multiplier :math:`m_j`: :math:`n_j` (each occurrence of a
+        feature is penalised, like matrix factorization's per-rating
+        regularization; frequent side features such as a gender column are
+        then held back as much as rare ids) or 1 (one penalty per parameter).
+    fit_intercept : bool, default=True
+        Learn :math:`w_0` (else it is 0).
+    init_std : float, default=0.1
+        :math:`v_{jf}` start from :math:`\mathcal N(0, \text{init\_std}^2)`;
+        :math:`w` starts at 0 and :math:`w_0` at the best constant.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Floating type of ``X`` inside the solver and of the parameters.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop when the validation
+        score (log-loss) has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and keep the parameters of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+    n_iter_no_change : int, default=5
+        Patience, in epochs, of early stopping and of the ``tol`` criterion.
+    tol : float or None, default=1e-4
+        Without early stopping, training stops when the objective has not
+        decreased by a relative ``tol`` for ``n_iter_no_change`` epochs, and a
+        ``ConvergenceWarning`` is raised if ``n_epochs`` (SGD) or ``max_iter``
+        (ALS) comes first.  With
+        early stopping, the minimum improvement of the validation score.
+        None disables the check (always run every epoch, no warning).
+        MCMC has no objective to converge: it always runs ``max_iter``
+        sweeps, or stops early on the validation score of the averaged
+        prediction when ``early_stopping=True``.
+    burn_in : int or float, default=0.05
+        ``solver="mcmc"`` only: the first sweeps, whose draws are discarded
+        (the chain is still moving away from the initialisation).  An int
+        is a number of sweeps, a float in [0, 1) a fraction of ``max_iter``;
+        it must leave at least one sweep.  Keeping more draws helps more
+        than discarding more (see :ref:`fm`).
+    feature_groups : "auto", array-like of int or None, default="auto"
+        ``solver="mcmc"`` only: features in the same group share the prior
+        means and precisions of their weights and latent vectors (libFM's
+        and myfm's grouping), so that, say, user ids and movie genres are
+        shrunk by their own amounts.  An array gives the group of each
+        feature; None puts all features in one group; ``"auto"`` gives every
+        one-hot encoded field its own group (a run of two or more adjacent
+        0/1 columns that are never non-zero in the same row and cover at
+        least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
+        lay them out) and puts the other features together.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the validation split, the SGD order and
+        the MCMC draws.  A fixed seed gives identical results, for MCMC
+        whatever ``n_jobs`` (each draw is keyed by its parameter, not by the
+        thread that makes it).
+    n_jobs : int or None, default=None
+        OpenMP threads for ``predict``, the ALS cache refresh and the MCMC
+        sweeps; None uses every available core.
+    verbose : int, default=0
+        0: silent.  1: one line per epoch with the objective, the validation
+        score under early stopping and the seconds it took.  2 or more: a
+        progress bar (``tqdm.auto``) with the same numbers, if tqdm is
+        installed (``pip install sklearn_mf[progress]``), otherwise the lines
+        of 1 and a note that tqdm is missing.  The fitted model does not
+        depend on ``verbose``.
+
     Attributes
     ----------
     classes_ : ndarray of shape (2,)
-        The two labels; ``classes_[1]`` is the positive class."""
-        + _FM_ATTRS_DOC.replace("{val}", "log-loss")
-        + r"""    n_samples_ : int
+        The two labels; ``classes_[1]`` is the positive class.
+    intercept_ : float
+        :math:`w_0`.
+    w_ : ndarray of shape (n_features_in_,)
+        Linear weights.
+    V_ : ndarray of shape (n_features_in_, n_factors)
+        Latent vectors, one row per feature.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Objective :math:`J` divided by the total sample weight after each
+        epoch (for SGD the data term is the loss observed during the epoch).
+    validation_scores_ : list of float or None
+        Validation score after each epoch (log-loss; ``early_stopping=True`` only).
+    best_iteration_ : int or None
+        1-based epoch whose parameters were kept (``early_stopping=True`` only).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` is a DataFrame with string column names.
+    n_samples_ : int
         ``solver="mcmc"`` only: number of draws averaged (``V_`` holds them
         side by side, as for :class:`FactorizationMachineRegressor`).
 
@@ -788,7 +893,6 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
-    )
 
     _validation_name = "log-loss"
     _loss_name = "logistic"

@@ -142,8 +142,10 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         trained users' id weights and latent vectors serve as its prior,
         against the model's noise variance (empirical Bayes), so that one
         or two ratings move it only a little.
+    n_epochs : int, default=100
+        Maximum epochs of ``"sgd"``.
     max_iter : int, default=100
-        Maximum epochs (sweeps for ``"mcmc"``).
+        Maximum sweeps of ``"als"``; the sweeps of ``"mcmc"``.
     burn_in : int or float, default=0.05
         ``"mcmc"`` only: sweeps discarded before averaging (a float is a
         fraction of ``max_iter``).  With ``"mcmc"``, every block of the
@@ -151,14 +153,23 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         its own prior (``feature_groups="auto"`` of the regressor).
     learning_rate : float, default=0.01
         SGD step size (unused by ALS).
+    learning_rate_schedule : {"constant", "invscaling"}, default="constant"
+        SGD step schedule; see :class:`FactorizationMachineRegressor`.
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
     regularization : float, default=0.1
         L2 penalty on the latent vectors (per occurrence by default: 0.1
         suits MovieLens-like ratings with the ALS solver).
-    regularization_w : float or None, default=None
-        L2 penalty on the linear weights; None uses ``regularization``.
-    regularization_mode : {"occurrence", "total"}, default="occurrence"
-        Penalty per occurrence of a feature or per parameter; see
+    bias_regularization : float or None, default=None
+        L2 penalty on the linear weights (the user and item biases); None
+        uses ``regularization``.
+    regularization_w0 : float, default=0.0
+        L2 penalty on the intercept.
+    regularization_scaling : {"occurrence", "none"}, default="occurrence"
+        Penalty per occurrence of a feature or once per parameter; see
         :class:`FactorizationMachineRegressor`.
+    fit_intercept : bool, default=True
+        Learn the intercept :math:`w_0` (else it is 0).
     init_std : float, default=0.1
         Standard deviation of the initial latent vectors.
     dtype : {np.float32, np.float64}, default=np.float32
@@ -171,6 +182,10 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         Patience of the stopping criteria.
     tol : float or None, default=1e-4
         Stopping tolerance (see :class:`FactorizationMachineRegressor`).
+    feature_groups : "auto", array-like of int or None, default="auto"
+        ``"mcmc"`` only: the prior groups of the design-matrix columns (see
+        :class:`FactorizationMachineRegressor`); ``"auto"`` gives the user
+        ids, the item ids and each one-hot side column their own prior.
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of training ratings (``recommend``
         returns the unclipped scores).
