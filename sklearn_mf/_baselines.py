@@ -11,7 +11,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
-from sklearn_mf._progress import EpochProgress
+from sklearn_mf._ids import factorize_ids
+from sklearn_mf._training import FittedLoopMixin, TrainingLoop, seen_matrix, sgd_hint
+from sklearn_mf._utils import make_rng
 from sklearn_mf._validation import check_interactions
 
 
@@ -43,7 +45,8 @@ class _NoFactorsMixin:
         )
 
 
-class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
+                        BaseEstimator):
     r"""Global mean plus user and item biases: the baseline every model must beat.
 
     The model predicts
@@ -85,8 +88,9 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
         Number of SGD passes (``solver="sgd"``).
     learning_rate : float, default=0.005
         SGD step size :math:`\eta`.
-    tol : float, default=1e-5
-        ALS stops when no bias changes by more than ``tol`` in a sweep.
+    tol : float or None, default=1e-5
+        ALS stops when no bias changes by more than ``tol`` in a sweep (None:
+        run every sweep).
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of ratings seen in ``fit``.
     handle_unknown : {"fallback", "nan", "error"}, default="fallback"
@@ -147,7 +151,7 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "clip_predictions": ["boolean"],
         "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
         "random_state": ["random_state"],
@@ -204,11 +208,10 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
         users, items, y, w = check_interactions(
             self, X, y, sample_weight, reset=True, y_required=True
         )
-        u, i = self._fit_ids(users, items)
-        self._set_training_interactions(u, i, y)
-        self.rating_range_ = (float(y.min()), float(y.max()))
-        n_users, n_items = len(self.users_), len(self.items_)
-        self.global_mean_ = float(np.average(y, weights=w))
+        u, users_ = factorize_ids(users)
+        i, items_ = factorize_ids(items)
+        n_users, n_items = len(users_), len(items_)
+        mu = float(np.average(y, weights=w))
         lam = float(self.regularization)
         bu = np.zeros(n_users)
         bi = np.zeros(n_items)
@@ -219,62 +222,66 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
                 "A user or item has zero total sample_weight and regularization=0: "
                 "its bias is undefined. Use regularization > 0."
             )
-        self.loss_curve_ = []
         if self.solver == "als":
-            self._fit_als(u, i, y, w, bu, bi, w_u, w_i, lam)
+            loop = self._fit_als(u, i, y, w, mu, bu, bi, w_u, w_i, lam)
         else:
-            self._fit_sgd(u, i, y, w, bu, bi, w_u, w_i, lam)
+            loop = self._fit_sgd(u, i, y, w, mu, bu, bi, w_u, w_i, lam)
+        self._set_ids(users_, items_)
+        self.user_items_, self.item_popularity_ = seen_matrix(u, i, y, n_users, n_items)
+        self.rating_range_ = (float(y.min()), float(y.max()))
+        self.global_mean_ = mu
         self.user_bias_, self.item_bias_ = bu, bi
+        self._set_loop_attributes(loop, early_stopping=False)
         return self
 
-    def _objective(self, u, i, y, w, bu, bi, lam):
-        e = y - self.global_mean_ - bu[u] - bi[i]
+    @staticmethod
+    def _objective(u, i, y, w, mu, bu, bi, lam):
+        e = y - mu - bu[u] - bi[i]
         sw = len(y) if w is None else w.sum()
         return float((np.average(e**2, weights=w) * sw + lam * (bu @ bu + bi @ bi)) / sw)
 
-    def _fit_als(self, u, i, y, w, bu, bi, w_u, w_i, lam):
-        resid = y - self.global_mean_
-        progress = EpochProgress(self.verbose, self.max_iter, unit="sweep",
-                                 desc=type(self).__name__)
-        with progress:
-            for it in range(1, self.max_iter + 1):
-                num_i, _ = _weighted_sums(i, resid - bu[u], w, len(bi))
-                new_bi = num_i / (lam + w_i)
-                num_u, _ = _weighted_sums(u, resid - new_bi[i], w, len(bu))
-                new_bu = num_u / (lam + w_u)
-                change = max(np.abs(new_bi - bi).max(), np.abs(new_bu - bu).max())
-                bi[:], bu[:] = new_bi, new_bu
-                self.loss_curve_.append(self._objective(u, i, y, w, bu, bi, lam))
-                self.n_iter_ = it
-                progress.update(it, {"objective": self.loss_curve_[-1],
-                                     "max change": f"{change:.2e}"})
-                if change <= self.tol:
-                    break
+    def _fit_als(self, u, i, y, w, mu, bu, bi, w_u, w_i, lam):
+        """Exact alternating bias updates, in place; returns the loop's result."""
+        resid = y - mu
+        change = np.inf
 
-    def _fit_sgd(self, u, i, y, w, bu, bi, w_u, w_i, lam):
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        def step(it):
+            nonlocal change
+            num_i, _ = _weighted_sums(i, resid - bu[u], w, len(bi))
+            new_bi = num_i / (lam + w_i)
+            num_u, _ = _weighted_sums(u, resid - new_bi[i], w, len(bu))
+            new_bu = num_u / (lam + w_u)
+            change = max(np.abs(new_bi - bi).max(), np.abs(new_bu - bu).max())
+            bi[:], bu[:] = new_bi, new_bu
+            obj = self._objective(u, i, y, w, mu, bu, bi, lam)
+            return obj, 0, {"objective": obj, "max change": f"{change:.2e}"}
+
+        loop = TrainingLoop(self.max_iter, hint=f"Use a larger regularization (now {lam}).",
+                            solver="als", verbose=self.verbose, desc=type(self).__name__,
+                            unit="sweep")
+        return loop.run(step, converged=(None if self.tol is None
+                                         else lambda curve: change <= self.tol))
+
+    def _fit_sgd(self, u, i, y, w, mu, bu, bi, w_u, w_i, lam):
+        """SGD epochs on the biases, in place; returns the loop's result."""
+        rng = make_rng(self.random_state)
         with np.errstate(divide="ignore"):
             reg_u = np.where(w_u > 0, lam / np.maximum(w_u, 1e-300), 0.0)
             reg_i = np.where(w_i > 0, lam / np.maximum(w_i, 1e-300), 0.0)
         uu, ii = u.astype(np.int32), i.astype(np.int32)
         ww = np.zeros(0) if w is None else w
         sum_w = len(y) if w is None else float(w.sum())
-        progress = EpochProgress(self.verbose, self.n_epochs, desc=type(self).__name__)
-        with progress:
-            for epoch in range(1, self.n_epochs + 1):
-                order = rng.permutation(len(y)).astype(np.intp)
-                sse, n_bad = _baselines_fast.bias_sgd_epoch(
-                    uu, ii, y, ww, order, bu, bi, reg_u, reg_i, self.global_mean_,
-                    float(self.learning_rate),
-                )
-                if n_bad or not np.isfinite(sse):
-                    raise FloatingPointError(
-                        f"SGD diverged in epoch {epoch}: the prediction error became NaN "
-                        f"or infinite. Use a smaller learning_rate (now {self.learning_rate})."
-                    )
-                self.loss_curve_.append(sse / sum_w)
-                self.n_iter_ = epoch
-                progress.update(epoch, {"train MSE": self.loss_curve_[-1]})
+
+        def step(epoch):
+            order = rng.permutation(len(y)).astype(np.intp)
+            sse, n_bad = _baselines_fast.bias_sgd_epoch(
+                uu, ii, y, ww, order, bu, bi, reg_u, reg_i, mu, float(self.learning_rate),
+            )
+            return sse / sum_w, n_bad, {"train MSE": sse / sum_w}
+
+        loop = TrainingLoop(self.n_epochs, hint=sgd_hint(self.learning_rate),
+                            verbose=self.verbose, desc=type(self).__name__)
+        return loop.run(step)
 
     def _predict_codes(self, user_codes, item_codes):
         out = np.full(len(user_codes), self.global_mean_)

@@ -4,18 +4,19 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _bpr_fast, _sgd_fast
 from sklearn_mf._base import RecommenderMixin
-from sklearn_mf._progress import EpochProgress
-from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
+from sklearn_mf._ids import factorize_ids
+from sklearn_mf._training import FittedLoopMixin, TrainingLoop, seen_matrix, sgd_hint
+from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng, seeds_from
 from sklearn_mf._validation import check_interactions
 
 
-class BPR(RecommenderMixin, BaseEstimator):
+class BPR(FittedLoopMixin, RecommenderMixin, BaseEstimator):
     r"""Bayesian Personalised Ranking (Rendle et al. 2009) for implicit feedback.
 
     Every interaction of ``X`` (with a positive ``y`` when ``y`` is given) is
@@ -206,52 +207,51 @@ class BPR(RecommenderMixin, BaseEstimator):
             if not (y > 0).any():
                 raise ValueError("y holds no positive interaction: BPR needs positives.")
             users, items, y = users[y > 0], items[y > 0], y[y > 0]
-        u, i = self._fit_ids(users, items)
-        self._set_training_interactions(u, i, y)
-        n_users, n_items, k = len(self.users_), len(self.items_), self.n_factors
+        u, users_ = factorize_ids(users)
+        i, items_ = factorize_ids(items)
+        n_users, n_items, k = len(users_), len(items_), self.n_factors
         if n_items < 2:
             raise ValueError(
                 f"BPR needs at least 2 items to sample negatives; got {n_items} item "
                 f"in {len(u)} sample(s)."
             )
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-        self.user_factors_ = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
-        self.item_factors_ = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
-        self.item_bias_ = np.zeros(n_items, dtype=dtype)
+        m, popularity = seen_matrix(u, i, y, n_users, n_items)
+        rng = make_rng(self.random_state)
+        P = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
+        Q = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
+        item_bias = np.zeros(n_items, dtype=dtype)
 
-        m = self.user_items_
         indptr = m.indptr.astype(np.int32)
         m.sort_indices()  # binary search of seen negatives needs sorted rows
         indices = m.indices.astype(np.int32)
         pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
         n_threads = effective_n_threads(self.n_jobs)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
-        bias = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
+        bias = item_bias if self.biased else np.zeros(0, dtype=dtype)
         empty_pos, empty_neg = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
         stats = np.zeros(4)
-        self.loss_curve_, self.accuracy_curve_ = [], []
-        progress = EpochProgress(self.verbose, self.n_epochs, desc=type(self).__name__)
-        with progress:
-            for epoch in range(1, self.n_epochs + 1):
-                n_bad = _bpr_fast.bpr_epoch(
-                    pos_users, indptr, indices, empty_pos, empty_neg, len(indices),
-                    self.user_factors_, self.item_factors_, bias,
-                    float(self.learning_rate), float(self.regularization), float(reg_b),
-                    self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads, stats,
-                )
-                if n_bad or not np.isfinite(stats[0]):
-                    raise FloatingPointError(
-                        f"BPR diverged in epoch {epoch}: a score became NaN or infinite. "
-                        f"Use a smaller learning_rate (now {self.learning_rate}) or a larger "
-                        "regularization."
-                    )
-                n_upd = max(stats[2], 1.0)
-                self.loss_curve_.append(float(stats[0] / n_upd))
-                self.accuracy_curve_.append(float(stats[1] / n_upd))
-                self.n_iter_ = epoch
-                progress.update(epoch, {"BPR loss": self.loss_curve_[-1],
-                                        "ordered": self.accuracy_curve_[-1],
-                                        "skipped": int(stats[3])})
+        accuracy = []
+
+        def step(epoch):
+            n_bad = _bpr_fast.bpr_epoch(
+                pos_users, indptr, indices, empty_pos, empty_neg, len(indices),
+                P, Q, bias, float(self.learning_rate), float(self.regularization),
+                float(reg_b), self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads,
+                stats,
+            )
+            n_upd = max(stats[2], 1.0)
+            accuracy.append(float(stats[1] / n_upd))
+            loss = float(stats[0] / n_upd)
+            return loss, n_bad, {"BPR loss": loss, "ordered": accuracy[-1],
+                                 "skipped": int(stats[3])}
+
+        loop = TrainingLoop(self.n_epochs, hint=sgd_hint(self.learning_rate),
+                            verbose=self.verbose, desc=type(self).__name__).run(step)
+        self._set_ids(users_, items_)
+        self.user_items_, self.item_popularity_ = m, popularity
+        self.user_factors_, self.item_factors_, self.item_bias_ = P, Q, item_bias
+        self._set_loop_attributes(loop, early_stopping=False)
+        self.accuracy_curve_ = accuracy
         return self
 
     # -------------------------------------------------------------- fold-in
@@ -279,7 +279,7 @@ class BPR(RecommenderMixin, BaseEstimator):
         m.eliminate_zeros()
         m.sort_indices()
         ip, ix = m.indptr.astype(np.int32), m.indices.astype(np.int32)
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        rng = make_rng(self.random_state)
         P = rng.normal(0, self.init_std, (n_rows, Q.shape[1])).astype(dtype)
         if m.nnz == 0:
             return np.zeros_like(P), None
