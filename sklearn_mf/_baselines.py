@@ -12,7 +12,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._ids import factorize_ids
-from sklearn_mf._training import FittedLoopMixin, TrainingLoop, seen_matrix, sgd_hint
+from sklearn_mf._training import (
+    FittedLoopMixin,
+    TrainingLoop,
+    seen_matrix,
+    sgd_hint,
+    undo_validation_on_error,
+)
 from sklearn_mf._utils import make_rng
 from sklearn_mf._validation import check_interactions
 
@@ -188,6 +194,7 @@ class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, RecommenderMixin, Rati
 
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y, sample_weight=None):
         """Fit the biases to the ratings ``y`` of the interactions ``X``.
 

@@ -11,7 +11,13 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_mf import _bpr_fast, _sgd_fast
 from sklearn_mf._base import RecommenderMixin
 from sklearn_mf._ids import factorize_ids
-from sklearn_mf._training import FittedLoopMixin, TrainingLoop, seen_matrix, sgd_hint
+from sklearn_mf._training import (
+    FittedLoopMixin,
+    TrainingLoop,
+    seen_matrix,
+    sgd_hint,
+    undo_validation_on_error,
+)
 from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng, seeds_from
 from sklearn_mf._validation import check_interactions
 
@@ -184,6 +190,7 @@ class BPR(FittedLoopMixin, RecommenderMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y=None):
         """Learn the factors from the positive interactions in ``X``.
 

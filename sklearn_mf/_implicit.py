@@ -21,7 +21,7 @@ from sklearn_mf._als import (
 from sklearn_mf._base import RecommenderMixin
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._online import grow_ids, merge_interactions
-from sklearn_mf._training import FittedLoopMixin, seen_matrix
+from sklearn_mf._training import FittedLoopMixin, seen_matrix, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
 
@@ -226,6 +226,7 @@ class ImplicitALS(FittedLoopMixin, RecommenderMixin, BaseEstimator):
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y=None):
         """Fit the factors to the interactions ``X``.
 

@@ -28,6 +28,7 @@ from sklearn_mf._training import (
     rating_predictions,
     sgd_hint,
     start_rating_fit,
+    undo_validation_on_error,
     weighted_rmse,
 )
 from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng, seeds_from
@@ -447,6 +448,7 @@ class MatrixFactorization(FittedLoopMixin, RecommenderMixin, RatingRegressorMixi
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y, sample_weight=None):
         """Fit the factors to the ratings ``y`` of the interactions ``X``.
 

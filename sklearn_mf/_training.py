@@ -13,6 +13,7 @@ Everything here works on arrays and numbers and returns what it computed;
 the estimators alone set their fitted attributes.
 """
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +23,31 @@ from sklearn_mf import _sgd_fast
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._progress import EpochProgress
 from sklearn_mf._utils import make_rng
+
+
+_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
+def undo_validation_on_error(fit):
+    """Decorator of ``fit``: if it raises, restore ``n_features_in_`` and
+    ``feature_names_in_`` (set by ``validate_data`` before training starts)
+    to what they were, so that a failed fit leaves a fitted model exactly as
+    it was and an unfitted one unfitted.  Every other fitted attribute is set
+    only after training succeeded.
+    """
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        state = vars(self)
+        saved = {name: state[name] for name in _INPUT_ATTRIBUTES if name in state}
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            for name in _INPUT_ATTRIBUTES:
+                state.pop(name, None)
+            state.update(saved)
+            raise
+
+    return wrapper
 
 
 def seen_matrix(user_codes, item_codes, values, n_users, n_items):

@@ -26,6 +26,7 @@ from sklearn_mf._training import (
     holdout_split,
     objective_stalled,
     sgd_hint,
+    undo_validation_on_error,
 )
 from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng
 
@@ -636,6 +637,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
     _validation_name = "RMSE"
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y, sample_weight=None):
         """Fit the factorization machine.
 
@@ -903,6 +905,7 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y, sample_weight=None):
         """Fit the factorization machine to binary labels.
 

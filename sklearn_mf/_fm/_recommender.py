@@ -17,7 +17,7 @@ from sklearn_mf._base import (
 )
 from sklearn_mf._fm._estimators import FactorizationMachineRegressor
 from sklearn_mf._ids import factorize_ids
-from sklearn_mf._training import seen_matrix
+from sklearn_mf._training import seen_matrix, undo_validation_on_error
 from sklearn_mf._utils import effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
 
@@ -361,6 +361,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         return sp.hstack(parts, format="csr"), names
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y, sample_weight=None):
         """Fit the FM to the ratings ``y`` of the interactions ``X``.
 
