@@ -158,12 +158,12 @@ def run_ours(sets, y_tr, y_te, results, quick):
         ("ALS", dict(solver="als", n_factors=10, max_iter=15), (0.1, 0.15, 0.2)),
         ("ALS", dict(solver="als", n_factors=20, max_iter=15), (0.1, 0.15, 0.2)),
         ("SGD", dict(solver="sgd", n_factors=10, regularization=0.05,
-                     learning_rate=0.01, max_iter=40), None),
+                     learning_rate=0.01, n_epochs=40), None),
     ]
     for fs, (Xtr, Xte) in sets.items():
         for label, params, grid in configs:
             if quick:
-                params = {**params, "max_iter": 3}
+                params = {**params, "n_epochs" if params["solver"] == "sgd" else "max_iter": 3}
             if grid is not None:
                 params = {**params, "regularization":
                           _select_regularization(Xtr, y_tr, params, grid)}

@@ -35,7 +35,7 @@ CASES = {
                "iteration", ("user_factors_", "item_factors_", "item_bias_")),
     "svdpp": (lambda v: SVDpp(n_factors=3, n_epochs=3, random_state=0, verbose=v),
               "epoch", ("user_factors_", "implicit_item_factors_", "item_bias_")),
-    "implicit-als": (lambda v: ImplicitALS(n_factors=3, max_iter=3, tol=0, n_jobs=1,
+    "implicit-als": (lambda v: ImplicitALS(n_factors=3, max_iter=3, tol=None, n_jobs=1,
                                            random_state=0, verbose=v),
                      "iteration", ("user_factors_", "item_factors_")),
     "bpr": (lambda v: BPR(n_factors=3, n_epochs=3, n_jobs=1, random_state=0, verbose=v),
