@@ -1,12 +1,11 @@
 """Biased matrix factorization for explicit ratings: ``MatrixFactorization``."""
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-
-from typing import NamedTuple
 
 from sklearn_mf import _sgd_fast
 from sklearn_mf._als import grow_rows, partial_fit_explicit_als, run_explicit_als
@@ -27,11 +26,10 @@ from sklearn_mf._training import (
     TrainingLoop,
     rating_predictions,
     sgd_hint,
-    start_rating_fit,
     undo_validation_on_error,
     weighted_rmse,
 )
-from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng, seeds_from
+from sklearn_mf._utils import effective_n_threads, make_rng, seeds_from
 from sklearn_mf._validation import check_interactions
 
 
@@ -467,16 +465,7 @@ class MatrixFactorization(FittedLoopMixin, RecommenderMixin, RatingRegressorMixi
         self : MatrixFactorization
             The fitted estimator.
         """
-        users, items, y, sample_weight = check_interactions(
-            self, X, y, sample_weight, reset=True, y_required=True
-        )
-        start = start_rating_fit(
-            users, items, y, sample_weight, n_factors=self.n_factors,
-            init_std=self.init_std, dtype=check_dtype(self.dtype), biased=self.biased,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction, random_state=self.random_state,
-        )
-        del users, items
+        start = self._start_rating_fit(X, y, sample_weight)
         u, i, y, sample_weight = start.user_codes, start.item_codes, start.y, start.sample_weight
         params = self._solver_params(start.rating_range)
         if self.solver == "als":

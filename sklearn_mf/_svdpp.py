@@ -1,14 +1,13 @@
 """SVD++: matrix factorization with the implicit feedback of who rated what."""
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-
-from typing import NamedTuple
 
 from sklearn_mf import _svdpp_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
@@ -26,11 +25,10 @@ from sklearn_mf._training import (
     TrainingLoop,
     rating_predictions,
     sgd_hint,
-    start_rating_fit,
     undo_validation_on_error,
     weighted_rmse,
 )
-from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
+from sklearn_mf._utils import effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
 
@@ -339,17 +337,7 @@ class SVDpp(FittedLoopMixin, RecommenderMixin, RatingRegressorMixin, BaseEstimat
         self : SVDpp
             The fitted estimator.
         """
-        users, items, y, sample_weight = check_interactions(
-            self, X, y, sample_weight, reset=True, y_required=True
-        )
-        start = start_rating_fit(
-            users, items, y, sample_weight, n_factors=self.n_factors,
-            init_std=self.init_std, dtype=check_dtype(self.dtype), biased=self.biased,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction, random_state=self.random_state,
-            n_extra_item_factors=1,
-        )
-        del users, items
+        start = self._start_rating_fit(X, y, sample_weight, n_extra_item_factors=1)
         train = np.arange(len(start.y)) if start.train is None else start.train
         result = run_svdpp(
             start.user_codes, start.item_codes, start.y, start.sample_weight, train,

@@ -22,8 +22,8 @@ import scipy.sparse as sp
 from sklearn_mf import _sgd_fast
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._progress import EpochProgress
-from sklearn_mf._utils import make_rng
-
+from sklearn_mf._utils import check_dtype, make_rng
+from sklearn_mf._validation import check_interactions
 
 _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
 
@@ -254,6 +254,20 @@ class FittedLoopMixin:
         if early_stopping:
             self.validation_scores_ = loop.validation_scores
             self.best_iteration_ = loop.best_iteration
+
+    def _start_rating_fit(self, X, y, sample_weight, n_extra_item_factors=0):
+        """Validate the ratings and run :func:`start_rating_fit` with this
+        model's parameters (nothing is set on the model)."""
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=True, y_required=True
+        )
+        return start_rating_fit(
+            users, items, y, sample_weight, n_factors=self.n_factors,
+            init_std=self.init_std, dtype=check_dtype(self.dtype), biased=self.biased,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction, random_state=self.random_state,
+            n_extra_item_factors=n_extra_item_factors,
+        )
 
     def _set_rating_start(self, start):
         """The ids, seen items, rating range and global mean of a rating fit."""
