@@ -206,3 +206,38 @@ def test_bpr_fit_failing_leaves_the_model_unchanged(ratings):
     with pytest.raises(ValueError, match="at least 2 items"):
         est.fit(np.array([["a", "x"], ["b", "x"]], dtype=object))
     _assert_same(est, snap)
+
+
+INTERRUPTIBLE = [
+    lambda: MatrixFactorization(4, n_epochs=6, random_state=0, n_jobs=1),
+    lambda: MatrixFactorization(4, solver="als", max_iter=6, tol=None, random_state=0,
+                                n_jobs=1),
+    lambda: SVDpp(4, n_epochs=6, random_state=0, n_jobs=1),
+    lambda: ImplicitALS(4, max_iter=6, random_state=0, n_jobs=1),
+    lambda: BPR(4, n_epochs=6, random_state=0, n_jobs=1),
+    lambda: BaselineRegressor(max_iter=6, tol=None),
+]
+
+
+@pytest.mark.parametrize("make", INTERRUPTIBLE,
+                         ids=["mf-sgd", "mf-als", "svdpp", "ials", "bpr", "baseline"])
+def test_keyboard_interrupt_midway_leaves_the_model_unchanged(make, ratings, monkeypatch):
+    X, y = ratings
+    est = make().fit(X, y)
+    snap = _snapshot(est)
+    update = TrainingLoop.run.__globals__["EpochProgress"].update
+
+    def interrupt(self, step, metrics=None):
+        if step == 3:  # Ctrl-C during the third epoch's report
+            raise KeyboardInterrupt
+        return update(self, step, metrics)
+
+    monkeypatch.setattr(TrainingLoop.run.__globals__["EpochProgress"], "update", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        est.set_params(random_state=1).fit(X, y)
+    _assert_same(est, snap)
+    fresh = make()
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
