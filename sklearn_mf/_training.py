@@ -9,8 +9,10 @@ The rating models (MF, SVD++) also share the start of ``fit``
 (:func:`start_rating_fit`), the random validation holdout and the
 predictions of a biased factor model (:func:`rating_predictions`).
 
-Everything here works on arrays and numbers and returns what it computed;
-the estimators alone set their fitted attributes.
+The functions here work on arrays and numbers and return what they
+computed; the estimators alone set their fitted attributes, through the
+setters of :class:`FittedLoopMixin`, once training succeeded
+(:func:`undo_validation_on_error` covers what input validation sets before).
 """
 
 import functools
