@@ -8,7 +8,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _sgd_fast
 from sklearn_mf._als import partial_fit_explicit_als, run_explicit_als
-from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
+from sklearn_mf._base import RatingRegressorMixin
+from sklearn_mf._fold_in import FoldInMixin, ridge_fold_in
+from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
     PARTIAL_FIT_REPLAY,
@@ -95,7 +97,8 @@ def _n_blocks(n_threads, n_ratings, n_rows, n_factors, itemsize):
     return int(max(1, min(max(by_cache, by_threads), cap)))
 
 
-class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+class MatrixFactorization(DotProductMixin, FoldInMixin, LatentFactorMixin, RatingRegressorMixin,
+                          BaseEstimator):
     r"""Matrix factorization for explicit ratings, trained by SGD.
 
     The model predicts the rating of user :math:`u` for item :math:`i` as
@@ -505,27 +508,39 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
     def _state(self):
         return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
 
-    # -------------------------------------------------------------- predict
-    def _predict_codes(self, user_codes, item_codes):
-        dtype = self.user_factors_.dtype.type
-        out = np.empty(len(user_codes), dtype=dtype)
-        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        _sgd_fast.predict(
-            np.ascontiguousarray(user_codes, dtype=np.int32),
-            np.ascontiguousarray(item_codes, dtype=np.int32),
-            self.user_factors_, self.item_factors_, bu, bi, self.global_mean_, out,
-            effective_n_threads(self.n_jobs),
-        )
-        out = out.astype(np.float64)
-        if self.clip_predictions:
-            np.clip(out, *self.rating_range_, out=out)
-        return out
+    # -------------------------------------------------------------- fold-in
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
+        """Explicit-feedback fold-in: one ALS user half-step with items fixed.
 
-    def _item_embeddings(self):
-        return self.item_factors_, (self.item_bias_ if self.biased else None)
+        ``prior="model"``: solves, for each new user, :math:`\\min_{p, b}
+        \\sum_i (r_{ui} - \\mu - b - b_i - p^\\top q_i)^2 + \\lambda_u
+        \\lVert p\\rVert^2 + \\lambda_{b,u} b^2` (the bias only for ``biased``
+        models) with the model's regularization, scaled by the user's number
+        of ratings as in the SGD objective and weighted-lambda ALS
+        (``als_regularization="plain"`` does not scale).
 
-    def _user_offsets(self, user_codes):
-        if not self.biased:
-            return None
-        return self.global_mean_ + self.user_bias_[user_codes]
+        ``prior="empirical"``: the same least squares shrunk towards the
+        average trained user instead of zero, with fixed penalties
+        :math:`\\sigma^2/\\sigma_p^2` and :math:`\\sigma^2/\\sigma_b^2`
+        (the residual variance of the training ratings over the variance of
+        the trained users' factors and biases): the posterior mean under the
+        trained users' empirical distribution as the prior.
+        """
+        return _explicit_fold_in(self, indptr, indices, values, prior,
+                                 per_rating=self.als_regularization != "plain")
+
+
+def _explicit_fold_in(model, indptr, indices, values, prior, *, per_rating):
+    """:func:`ridge_fold_in` with the parameters of a biased rating model
+    (``MatrixFactorization``, ``SVDpp``)."""
+    mu, bu, bi = model._biases()
+    reg = float(model.regularization)
+    reg_b = reg if model.bias_regularization is None else float(model.bias_regularization)
+    return ridge_fold_in(
+        indptr, indices, values, model.item_factors_,
+        None if bi is None else bi.astype(np.float64),
+        regularization=reg, bias_regularization=reg_b, per_rating=per_rating,
+        fit_bias=model.biased, global_offset=mu if model.biased else 0.0,
+        prior=model._empirical_prior(model.user_factors_, bu) if prior == "empirical" else None,
+        n_threads=effective_n_threads(model.n_jobs),
+    )

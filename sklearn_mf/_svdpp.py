@@ -8,8 +8,11 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf import _sgd_fast, _svdpp_fast
-from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
+from sklearn_mf import _svdpp_fast
+from sklearn_mf._base import RatingRegressorMixin
+from sklearn_mf._fold_in import FoldInMixin
+from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
+from sklearn_mf._mf import _explicit_fold_in
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
     PARTIAL_FIT_REPLAY,
@@ -27,7 +30,7 @@ from sklearn_mf._training import (
 from sklearn_mf._utils import effective_n_threads, seeds_from
 
 
-class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+class SVDpp(DotProductMixin, FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEstimator):
     r"""SVD++ (Koren 2008): biased matrix factorization plus implicit feedback.
 
     Which items a user chose to rate says something about her taste, whatever
@@ -398,26 +401,10 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
         resid = np.asarray(values, dtype=np.float64) - np.einsum(
             "ij,ij->i", self.item_factors_[indices].astype(np.float64), z[rows])
-        P, b = super()._fold_in_rows(indptr, indices, resid, prior=prior)
+        P, b = _explicit_fold_in(self, indptr, indices, resid, prior, per_rating=True)
         return (P + z).astype(Y.dtype), b
 
     # -------------------------------------------------------------- predict
-    def _predict_codes(self, user_codes, item_codes):
-        dtype = self.user_factors_.dtype.type
-        out = np.empty(len(user_codes), dtype=dtype)
-        bu = self.user_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        _sgd_fast.predict(
-            np.ascontiguousarray(user_codes, dtype=np.int32),
-            np.ascontiguousarray(item_codes, dtype=np.int32),
-            self._user_embeddings(slice(None)), self.item_factors_, bu, bi,
-            self.global_mean_, out, effective_n_threads(self.n_jobs),
-        )
-        out = out.astype(np.float64)
-        if self.clip_predictions:
-            np.clip(out, *self.rating_range_, out=out)
-        return out
-
     def _user_embeddings(self, user_codes):
         """Effective user vectors :math:`p_u + z_u`."""
         check_is_fitted(self)
@@ -425,10 +412,3 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
             self.user_factors_[user_codes] + self.implicit_user_factors_[user_codes]
         )
 
-    def _item_embeddings(self):
-        return self.item_factors_, (self.item_bias_ if self.biased else None)
-
-    def _user_offsets(self, user_codes):
-        if not self.biased:
-            return None
-        return self.global_mean_ + self.user_bias_[user_codes]
