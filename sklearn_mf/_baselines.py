@@ -1,4 +1,5 @@
-"""Reference models: ``BaselineRegressor``, ``PopularityRecommender``, ``TruncatedSVDRecommender``."""
+"""Reference models: ``BaselineRegressor``, ``PopularityRecommender`` and
+``TruncatedSVDRecommender``."""
 
 import numbers
 

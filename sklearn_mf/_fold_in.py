@@ -24,7 +24,7 @@ user half-step parameterised by the model's item factors, offsets, penalties
 and, for ``prior="empirical"``, the prior of :func:`empirical_prior`.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,7 +41,7 @@ class FoldIn(NamedTuple):
 
     users: np.ndarray
     user_factors: np.ndarray
-    user_bias: Optional[np.ndarray]
+    user_bias: np.ndarray | None
 
 
 def empirical_prior(factors, biases, noise_var):

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _predict_fast
-from sklearn_mf._base import RecommenderMixin, Recommendations, known_codes
+from sklearn_mf._base import Recommendations, RecommenderMixin, known_codes
 from sklearn_mf._ids import _ids_from_codes
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._validation import check_n

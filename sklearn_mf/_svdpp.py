@@ -27,7 +27,7 @@ from sklearn_mf._training import (
     start_rating_fit,
     validation_rmse,
 )
-from sklearn_mf._utils import effective_n_threads, seeds_from
+from sklearn_mf._utils import seeds_from
 
 
 class SVDpp(DotProductMixin, FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEstimator):

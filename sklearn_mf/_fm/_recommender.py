@@ -11,10 +11,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf._base import RatingRegressorMixin
+from sklearn_mf._fm._estimators import FactorizationMachineRegressor
 from sklearn_mf._fold_in import FoldInMixin, empirical_prior, ridge_fold_in
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._utils import effective_n_threads
-from sklearn_mf._fm._estimators import FactorizationMachineRegressor
 from sklearn_mf._validation import check_interactions
 
 
