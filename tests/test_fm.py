@@ -138,6 +138,7 @@ def _objective(m, X, y, sw, loss):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["total", "occurrence"])
 @pytest.mark.parametrize("est, loss", [
     (FactorizationMachineRegressor, "squared"),
@@ -170,6 +171,7 @@ def test_als_descends_to_a_stationary_point(est, loss, mode, planted_fm):
     assert np.max(np.abs(grads)) < 1e-3 * (1 + curve[-1] * sw.sum())
 
 
+@pytest.mark.slow
 def test_recovers_planted_interactions(planted_fm):
     X, y = planted_fm(n=1500, d=15, k=3, seed=5)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
@@ -539,6 +541,7 @@ def test_recommender_joblib_round_trip(toy_rec, tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), rec.predict(X))
 
 
+@pytest.mark.slow
 def test_recommender_fold_in_matches_converged_user():
     # ids only, converged ALS: each user's (w_u, v_u) already minimises its
     # ridge subproblem, so folding the same ratings in reproduces it.
