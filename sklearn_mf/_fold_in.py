@@ -123,7 +123,7 @@ def ridge_fold_in(indptr, indices, values, item_factors, item_offset=None, *,
     >>> Q = np.eye(2)
     >>> P, b = ridge_fold_in([0, 2], [0, 1], [2.0, 4.0], Q, regularization=1.0,
     ...                      bias_regularization=1.0, per_rating=False, fit_bias=False)
-    >>> P.tolist(), b
+    >>> P.round(6).tolist(), b
     ([[1.0, 2.0]], None)
     """
     Q = item_factors
@@ -164,7 +164,7 @@ class FoldInMixin:
     >>> model = MatrixFactorization(n_factors=4, random_state=0, n_jobs=1).fit(X, y)
     >>> isinstance(model, FoldInMixin)
     True
-    >>> new = [["new", X[0, 1]], ["new", X[1, 1]]]
+    >>> new = [["new", X[0, 1], 0], ["new", X[1, 1], 0]]  # user, item, timestamp
     >>> model.fold_in(new, [5.0, 4.0]).user_factors.shape
     (1, 4)
     >>> model.recommend_new(new, [5.0, 4.0], n=3).items.shape
