@@ -12,10 +12,11 @@ DIST_DIR ?= dist
 # Real data for the tests of `make distcheck` (they skip the ml-100k tests without it)
 SKLEARN_MF_DATA ?= $(abspath $(CURDIR)/../shared/data)
 
-.PHONY: help venv install install-test install-doc install-bench demo test bench doc dist distcheck annotate clean
+.PHONY: help venv install install-test install-doc install-bench demo lint test bench doc dist distcheck annotate clean
 
 help:
 	@echo "make demo     install and run the main job (GridSearchCV-tuned MatrixFactorization)"
+	@echo "make lint     ruff check and ruff format --check (installs ruff into .venv if absent)"
 	@echo "make test     install with test extras and run the whole test suite"
 	@echo "make bench    run the benchmarks against peer libraries (installs them into .venv)"
 	@echo "make doc      build the HTML documentation into doc/_build/html"
@@ -43,6 +44,12 @@ install-bench: $(PY)
 
 demo: install
 	$(PY) -m sklearn_mf.demo $(DATA)
+
+# ruff is in the test extra; installed alone here so that lint needs no build.
+lint: $(PY)
+	@$(PY) -m ruff --version >/dev/null 2>&1 || $(PIP) install --quiet "ruff>=0.6"
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)

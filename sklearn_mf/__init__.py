@@ -5,7 +5,7 @@ event and ``y`` the rating or strength, so every scikit-learn tool (pipelines,
 grid search, cross-validation, joblib) works unchanged.
 """
 
-from sklearn_mf._base import FoldIn, Recommendations, RecommenderMixin
+from sklearn_mf._base import Recommendations, RecommenderMixin
 from sklearn_mf._baselines import (
     BaselineRegressor,
     PopularityRecommender,
@@ -14,7 +14,9 @@ from sklearn_mf._baselines import (
 from sklearn_mf._bpr import BPR
 from sklearn_mf._fm._estimators import FactorizationMachineClassifier, FactorizationMachineRegressor
 from sklearn_mf._fm._recommender import FMRecommender
+from sklearn_mf._fold_in import FoldIn, FoldInMixin
 from sklearn_mf._implicit import ImplicitALS
+from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._mf import MatrixFactorization
 from sklearn_mf._svdpp import SVDpp
 from sklearn_mf._utils import effective_n_threads
@@ -28,7 +30,9 @@ __all__ = [
     "FactorizationMachineRegressor",
     "BaselineRegressor",
     "FoldIn",
+    "FoldInMixin",
     "ImplicitALS",
+    "LatentFactorMixin",
     "PopularityRecommender",
     "TruncatedSVDRecommender",
     "MatrixFactorization",

@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Alternating-least-squares kernels (explicit and implicit feedback).
 
 The Python layer (``_mf.py``, ``_implicit.py``, ``_base.py``) encodes ids,
@@ -36,7 +35,7 @@ from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport (
-    daxpy, ddot, dgemm, dgemv, dsymv, dsyrk, saxpy, sdot, sgemm, sgemv, ssymv, ssyrk,
+    daxpy, ddot, dgemm, dgemv, dsyrk, saxpy, sdot, sgemm, sgemv, ssyrk,
 )
 from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, spotrf, spotrs
 
@@ -72,17 +71,6 @@ cdef inline void _axpy(int n, floating a, const floating* x, floating* y) noexce
         daxpy(&n, &a, <double*>x, &one, y, &one)
     else:
         saxpy(&n, &a, <float*>x, &one, y, &one)
-
-
-cdef inline void _symv(int n, floating a, const floating* A, const floating* x,
-                       floating b, floating* y) noexcept nogil:
-    # y = a * A x + b * y for a full symmetric A (either triangle may be read)
-    cdef char uplo = b'U'
-    cdef int one = 1
-    if floating is double:
-        dsymv(&uplo, &n, &a, <double*>A, &n, <double*>x, &one, &b, y, &one)
-    else:
-        ssymv(&uplo, &n, &a, <float*>A, &n, <float*>x, &one, &b, y, &one)
 
 
 cdef inline void _rows_times_sym(int m, int k, const floating* A, const floating* G,
@@ -610,8 +598,3 @@ def implicit_loss_observed(const Py_ssize_t[::1] indptr, const int[::1] indices,
 def _zeros_int(n):
     import numpy as np
     return np.zeros(max(int(n), 1), dtype=np.intc)
-
-
-def _zeros_double(n):
-    import numpy as np
-    return np.zeros(max(int(n), 1), dtype=np.float64)

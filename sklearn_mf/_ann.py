@@ -5,7 +5,7 @@ Exact ``similar_items`` computes the cosine similarity of the query items with
 millions of items an approximate index answers in roughly logarithmic time.
 :class:`SimilarityIndex` wraps an HNSW graph (``hnswlib``, an optional
 dependency: ``pip install sklearn_mf[ann]``) built on the item factors in
-cosine space; :meth:`RecommenderMixin.build_similarity_index` attaches one to a
+cosine space; :meth:`LatentFactorMixin.build_similarity_index` attaches one to a
 fitted model, after which ``similar_items`` uses it.
 
 The index is a snapshot of the factors.  It stores a fingerprint of the
@@ -48,7 +48,7 @@ def import_hnswlib():
 class SimilarityIndex:
     """HNSW index of item vectors in cosine space.
 
-    Built by :meth:`RecommenderMixin.build_similarity_index`; not meant to be
+    Built by :meth:`LatentFactorMixin.build_similarity_index`; not meant to be
     created directly.
 
     Parameters

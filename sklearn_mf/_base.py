@@ -1,6 +1,17 @@
-"""Behaviour shared by every recommender: id encoding, unknown ids, top-N.
+"""What every recommender shares: ids, the unknown-id policy, ``predict``, ``recommend``.
 
-Every latent-factor model stores, after ``fit``:
+Three mixins split the recommender interface along what a model has:
+
+:class:`RecommenderMixin` (this module), for every recommender
+    The fitted ids, ``predict`` with the unknown-id policy, batched
+    ``recommend`` with the popularity fallback, and the one ranking routine
+    (``_rank``) that ``recommend``, ``recommend_new`` and ``similar_*`` share.
+:class:`~sklearn_mf.LatentFactorMixin` (``_latent.py``), for models with factors
+    ``similar_items``, ``similar_users`` and ``build_similarity_index``.
+:class:`~sklearn_mf.FoldInMixin` (``_fold_in.py``), for models that fold new users in
+    ``fold_in`` and ``recommend_new``.
+
+Every recommender stores, after ``fit``:
 
 ``users_``, ``items_``
     The raw ids; position = internal index (like ``classes_``).  After ``fit``
@@ -12,21 +23,32 @@ Every latent-factor model stores, after ``fit``:
 ``item_popularity_``
     Number of training interactions per item: the cold-start fallback.
 
-A model plugs into :class:`RecommenderMixin` by implementing
-``_predict_codes(user_codes, item_codes)`` (``-1`` marks an unknown id) and, for
-ranking, either the factor hooks ``_user_embeddings`` / ``_item_embeddings`` /
-``_user_offsets`` or ``_score_candidates`` directly.  ``fold_in`` and
-``recommend_new`` (new users from a few interactions, model unchanged) call
-``_fold_in_rows(indptr, indices, values)``; the default is the explicit ridge
-solve (one ALS user half-step), implicit models override it.
-"""
+Hooks a new model implements to plug into :class:`RecommenderMixin`:
 
-from typing import NamedTuple, Optional
+``_predict_codes(user_codes, item_codes)``
+    Scores of (user, item) code pairs, ``-1`` marking an id unseen in ``fit``
+    (``predict`` and the rating models' noise estimate call it).
+``_user_embeddings(user_codes)`` and ``_item_embeddings()``
+    User vectors, and ``(item vectors, per-item additive score or None)``: a
+    ranking score is ``user vector . item vector + item score + user offset``;
+    :class:`~sklearn_mf.LatentFactorMixin` gives defaults reading
+    ``user_factors_`` / ``item_factors_``.  A model whose scores are not a dot
+    product overrides ``_score_candidates(user_codes, cand_vectors,
+    cand_offset)`` instead (dense scores of the users against the candidates).
+``_user_offsets(user_codes)`` (optional)
+    Per-user additive score (does not change the ranking), default None.
+``_fallback_item_scores()`` (optional)
+    Scores for unknown users, default the item popularity.
+
+Rating models also inherit :class:`RatingRegressorMixin` (R^2 ``score``, the
+clipping of predictions to the training range), implicit-feedback models
+:class:`ImplicitRecommenderMixin` (NDCG@10 ``score``).
+"""
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from sklearn.base import RegressorMixin
+from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _topk
@@ -102,51 +124,41 @@ class Recommendations:
         return frame[valid].reset_index(drop=True)
 
 
-def empirical_prior(factors, biases, noise_var):
-    """The empirical-Bayes prior of ``fold_in(prior="empirical")``.
+def known_codes(index, ids, what, reason):
+    """Codes of raw ``ids`` in ``index``; a ``ValueError`` naming unknown ones.
 
-    The trained users' ``factors`` (and ``biases``, or None) give the prior
-    means and variances; against ``noise_var`` they make the ridge penalties
-    noise / variance.  Returns ``(mean factors, factor penalty, mean bias,
-    bias penalty)`` (the bias terms 0 without biases).
+    ``what`` names the ids in the message ("items", "user(s)"), ``reason``
+    ends it (why unknown ids are refused).
     """
-    P = np.asarray(factors, dtype=np.float64)
-    p_mean = P.mean(axis=0)
-    reg_p = noise_var / max(float(((P - p_mean) ** 2).mean()), 1e-12)
-    if biases is None:
-        return p_mean, reg_p, 0.0, 0.0
-    bias = np.asarray(biases, dtype=np.float64)
-    return p_mean, reg_p, float(bias.mean()), noise_var / max(float(bias.var()), 1e-12)
-
-
-def add_prior_mean(P, b, indptr, p_mean, b_mean):
-    """Move fold-in solutions found around the prior mean back to absolute
-    values, in place; users without a known item keep zeros."""
-    has_items = np.diff(np.asarray(indptr)) > 0
-    P[has_items] += p_mean.astype(P.dtype)
-    if b is not None:
-        b[has_items] += b.dtype.type(b_mean)
-
-
-class FoldIn(NamedTuple):
-    """Result of :meth:`RecommenderMixin.fold_in`: factors of new users."""
-
-    users: np.ndarray
-    user_factors: np.ndarray
-    user_bias: Optional[np.ndarray]
-
-
-def _cosine_normalise(V):
-    norms = np.linalg.norm(V, axis=1)
-    norms[norms == 0] = 1
-    return V / norms[:, None]
+    query = _as_id_array(ids)
+    codes = lookup_ids(index, query)
+    unknown = codes < 0
+    if unknown.any():
+        raise ValueError(
+            f"{int(unknown.sum())} {what} not seen in fit, e.g. "
+            f"{list(query[unknown][:5])}{reason}"
+        )
+    return query, codes
 
 
 class RecommenderMixin:
-    """Id handling, unknown-id policy, batched ``recommend`` and similarity search.
+    """Id handling, unknown-id policy, ``predict`` and batched ``recommend``.
 
-    Shared by every latent-factor model of sklearn_mf.  See the module
-    docstring for the hooks a model implements.
+    Shared by every recommender of sklearn_mf.  See the module docstring of
+    ``sklearn_mf._base`` for the hooks a model implements; models with
+    factors add :class:`~sklearn_mf.LatentFactorMixin`, models that fold new
+    users in :class:`~sklearn_mf.FoldInMixin`.
+
+    Examples
+    --------
+    >>> from sklearn_mf import PopularityRecommender, RecommenderMixin
+    >>> X = [[0, "a"], [0, "b"], [1, "a"], [2, "c"], [2, "a"]]
+    >>> model = PopularityRecommender().fit(X)
+    >>> isinstance(model, RecommenderMixin)
+    True
+    >>> items, scores = model.recommend([1, "someone new"], n=2)
+    >>> items[1].tolist()
+    ['a', 'b']
     """
 
     # ------------------------------------------------------------------ ids
@@ -223,13 +235,6 @@ class RecommenderMixin:
         return pred
 
     # ----------------------------------------------------------- ranking
-    def _user_embeddings(self, user_codes):
-        return self.user_factors_[user_codes]
-
-    def _item_embeddings(self):
-        """(item vectors, per-item additive score or None)."""
-        return self.item_factors_, None
-
     def _user_offsets(self, user_codes):
         """Per-user additive score (does not change the ranking) or None."""
         return None
@@ -249,19 +254,11 @@ class RecommenderMixin:
         return self.item_popularity_.astype(np.float64)
 
     def _candidate_codes(self, items, exclude_items):
-        n_items = len(self.items_)
         if items is None:
-            cand = np.arange(n_items, dtype=np.intp)
+            cand = np.arange(len(self.items_), dtype=np.intp)
         else:
-            ids = _as_id_array(items)
-            cand = self._item_codes(ids).astype(np.intp)
-            if (cand < 0).any():
-                unknown = ids[cand < 0][:5]
-                raise ValueError(
-                    f"items contains {int((cand < 0).sum())} id(s) not seen in fit, "
-                    f"e.g. {list(unknown)}."
-                )
-            cand = np.unique(cand)
+            _, cand = known_codes(self._item_index, items, "id(s) in items were", ".")
+            cand = np.unique(cand.astype(np.intp))
         if exclude_items is not None:
             deny = self._item_codes(_as_id_array(exclude_items))
             cand = np.setdiff1d(cand, deny[deny >= 0], assume_unique=False)
@@ -306,6 +303,54 @@ class RecommenderMixin:
         codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
         return codes, out_scores
 
+    def _rank(self, row_codes, n, cand, raw_ids, *, score_rows, exclude=None,
+              popular=None, dtype=None):
+        """The ranking routine of ``recommend``, ``recommend_new`` and ``similar_*``.
+
+        Query ``r`` with ``row_codes[r] >= 0`` gets the top ``n`` of ``cand``
+        (codes into ``raw_ids``) under ``score_rows(row_codes)``, minus row
+        ``row_codes[r]`` of the CSR ``exclude``; a query flagged in the bool
+        mask ``popular`` gets the top ``n`` of the popularity fallback; any
+        other query (code -1) gets NaN scores.  ``dtype`` fixes the dtype of the
+        scores (default: that of ``score_rows``).  Returns ``(ids, scores)``.
+        """
+        n_threads = effective_n_threads(getattr(self, "n_jobs", None))
+        scored = np.flatnonzero(row_codes >= 0)
+        if len(scored) == len(row_codes):
+            out_codes, out_scores = self._topk_codes(
+                np.asarray(row_codes, dtype=np.intp), n, cand, len(raw_ids),
+                exclude=exclude, score_rows=score_rows, n_threads=n_threads,
+            )
+        else:
+            out_codes = np.full((len(row_codes), n), -1, dtype=np.intp)
+            out_scores = np.full((len(row_codes), n), -np.inf)
+            if len(scored):
+                out_codes[scored], out_scores[scored] = self._topk_codes(
+                    np.asarray(row_codes[scored], dtype=np.intp), n, cand, len(raw_ids),
+                    exclude=exclude, score_rows=score_rows, n_threads=n_threads,
+                )
+            fallback = row_codes < 0
+            if popular is not None and popular.any():
+                pop = self._fallback_item_scores()[cand][None, :]
+                fc, fs = self._topk_codes(
+                    np.zeros(1, dtype=np.intp), n, cand, len(raw_ids), exclude=None,
+                    score_rows=lambda rows: np.ascontiguousarray(pop, dtype=np.float64),
+                    n_threads=1,
+                )
+                out_codes[popular], out_scores[popular] = fc[0], fs[0]
+                fallback &= ~popular
+            out_scores[fallback] = np.nan
+        if dtype is not None:
+            out_scores = out_scores.astype(dtype, copy=False)
+        return _ids_from_codes(raw_ids, out_codes), out_scores
+
+    def _score_users(self, cand):
+        """``score_rows`` of ``_rank`` for fitted users against candidates ``cand``."""
+        V, b = self._item_embeddings()
+        Vc = np.ascontiguousarray(V[cand])
+        bc = None if b is None else b[cand]
+        return lambda rows: self._score_candidates(rows, Vc, bc)
+
     def recommend(self, users, n=10, *, exclude_seen=True, items=None, exclude_items=None):
         """Top-``n`` items for each of many users, in one batched call.
 
@@ -336,419 +381,22 @@ class RecommenderMixin:
             and the ``fallback`` mask.  Unpacks as ``items, scores``.
         """
         check_is_fitted(self)
-        query = _as_id_array(users)
-        codes = self._user_codes(query)
-        unknown = codes < 0
         policy = getattr(self, "handle_unknown", "fallback")
-        if unknown.any() and policy == "error":
-            raise ValueError(
-                f"{int(unknown.sum())} user(s) were not seen in fit, e.g. "
-                f"{list(query[unknown][:5])} (handle_unknown='error')."
-            )
-        cand = self._candidate_codes(items, exclude_items)
-        n = check_n(n, len(cand))
-        n_threads = effective_n_threads(getattr(self, "n_jobs", None))
-        out_codes = np.full((len(codes), n), -1, dtype=np.intp)
-        out_scores = np.full((len(codes), n), -np.inf)
-
-        known = np.flatnonzero(~unknown)
-        if len(known):
-            V, b = self._item_embeddings()
-            Vc = np.ascontiguousarray(V[cand])
-            bc = None if b is None else b[cand]
-            kc, ks = self._topk_codes(
-                codes[known], n, cand, len(self.items_),
-                exclude=self.user_items_ if exclude_seen else None,
-                score_rows=lambda rows: self._score_candidates(rows, Vc, bc),
-                n_threads=n_threads,
-            )
-            out_codes[known], out_scores[known] = kc, ks
-        if unknown.any() and policy == "fallback":
-            pop = self._fallback_item_scores()[cand][None, :]
-            fc, fs = self._topk_codes(
-                np.zeros(1, dtype=np.intp), n, cand, len(self.items_), exclude=None,
-                score_rows=lambda rows: np.ascontiguousarray(pop, dtype=np.float64),
-                n_threads=1,
-            )
-            out_codes[unknown], out_scores[unknown] = fc[0], fs[0]
-        elif unknown.any():
-            out_scores[unknown] = np.nan
-        return Recommendations(
-            query, _ids_from_codes(self.items_, out_codes), out_scores, unknown
-        )
-
-    def _similar(self, ids, n, vectors, index, raw_ids, what):
-        check_is_fitted(self)
-        query = _as_id_array(ids)
-        codes = lookup_ids(index, query)
-        if (codes < 0).any():
-            raise ValueError(
-                f"{int((codes < 0).sum())} {what} not seen in fit, e.g. "
-                f"{list(query[codes < 0][:5])}; similarity needs fitted factors."
-            )
-        m = len(raw_ids)
-        n = check_n(n, m - 1, what)
-        Vn = _cosine_normalise(np.asarray(vectors))
-        self_excl = sp.csr_matrix(
-            (np.ones(m, dtype=np.float32), np.arange(m, dtype=np.int32),
-             np.arange(m + 1, dtype=np.int32)), shape=(m, m),
-        )
-        out_codes, out_scores = self._topk_codes(
-            codes.astype(np.intp), n, np.arange(m, dtype=np.intp), m, exclude=self_excl,
-            score_rows=lambda rows: np.ascontiguousarray(Vn[rows] @ Vn.T),
-            n_threads=effective_n_threads(getattr(self, "n_jobs", None)),
-        )
-        return Recommendations(
-            query, _ids_from_codes(raw_ids, out_codes), out_scores,
-            np.zeros(len(query), dtype=bool),
-        )
-
-    def similar_items(self, items, n=10, *, exact=None):
-        """The ``n`` items closest to each given item (cosine similarity of factors).
-
-        Parameters
-        ----------
-        items : id or array-like of ids
-            Raw item ids seen in ``fit``.
-        n : int, default=10
-            Neighbours per item (the item itself is excluded).
-        exact : bool, default=None
-            None: use the approximate index when one was built with
-            :meth:`build_similarity_index`, exact search otherwise.  True:
-            always exact.  False: require the index.
-
-        Returns
-        -------
-        neighbours : :class:`Recommendations`
-            ``items`` and ``scores`` (cosine similarity) of shape (n_items, n).
-        """
-        V, _ = self._item_embeddings()
-        index = getattr(self, "similarity_index_", None)
-        if exact is False and index is None:
-            raise ValueError("exact=False needs an index: call build_similarity_index first.")
-        if exact or index is None:
-            return self._similar(items, n, V, self._item_index, self.items_, "items")
-        from sklearn_mf._ann import fingerprint
-
-        if index.fingerprint != fingerprint(V):
-            raise ValueError(
-                "The item factors changed since build_similarity_index (refit or "
-                "partial_fit); rebuild the index or pass exact=True."
-            )
-        query = _as_id_array(items)
-        codes = self._item_codes(query)
-        if (codes < 0).any():
-            raise ValueError(
-                f"{int((codes < 0).sum())} items not seen in fit, e.g. "
-                f"{list(query[codes < 0][:5])}; similarity needs fitted factors."
-            )
-        n = check_n(n, len(self.items_) - 1, "items")
-        out_codes, out_scores = index.query(np.asarray(V)[codes], codes, n)
-        return Recommendations(query, _ids_from_codes(self.items_, out_codes), out_scores,
-                               np.zeros(len(query), dtype=bool))
-
-    def build_similarity_index(self, method="hnsw", *, M=16, ef_construction=200,
-                               ef_search=100, random_state=0):
-        """Build an approximate nearest-neighbour index for :meth:`similar_items`.
-
-        Exact search (the default until this is called) scores every item for
-        each query; for catalogues of millions of items an HNSW graph (from
-        the optional dependency ``hnswlib``) answers far faster, at the cost
-        of occasionally missing a true neighbour.  Once built, ``similar_items``
-        uses the index unless called with ``exact=True``.  The index is a
-        snapshot: after ``fit`` or ``partial_fit`` ``similar_items`` raises
-        until the index is rebuilt.
-
-        Parameters
-        ----------
-        method : {"hnsw"}, default="hnsw"
-            Index type (hnswlib, cosine space).
-        M : int, default=16
-            Links per node of the graph.
-        ef_construction : int, default=200
-            Candidate list size while building.
-        ef_search : int, default=100
-            Candidate list size while querying (raised to ``n + 1`` when
-            smaller); larger is slower and more accurate.
-        random_state : int, default=0
-            Seed of the graph's level generator.
-
-        Returns
-        -------
-        self : estimator
-            With ``similarity_index_`` set.
-
-        Examples
-        --------
-        >>> from sklearn_mf import ImplicitALS
-        >>> from sklearn_mf.datasets import make_ratings
-        >>> X, _ = make_ratings(n_users=200, n_items=300, n_ratings=5000, random_state=0)
-        >>> model = ImplicitALS(n_factors=8, random_state=0, n_jobs=1).fit(X)
-        >>> model = model.build_similarity_index(M=16, ef_search=50)  # doctest: +SKIP
-        >>> items, scores = model.similar_items(model.items_[:2], n=5)
-        >>> items.shape
-        (2, 5)
-        """
-        from sklearn_mf._ann import SimilarityIndex
-
-        check_is_fitted(self)
-        if method != "hnsw":
-            raise ValueError(f"method must be 'hnsw', got {method!r}.")
-        for name, value in (("M", M), ("ef_construction", ef_construction),
-                            ("ef_search", ef_search)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        V, _ = self._item_embeddings()
-        self.similarity_index_ = SimilarityIndex(
-            V, M=int(M), ef_construction=int(ef_construction), ef_search=int(ef_search),
-            random_state=int(random_state),
-            n_threads=effective_n_threads(getattr(self, "n_jobs", None)),
-        )
-        return self
-
-    def similar_users(self, users, n=10):
-        """The ``n`` users closest to each given user (cosine similarity of factors).
-
-        Parameters
-        ----------
-        users : id or array-like of ids
-            Raw user ids seen in ``fit``.
-        n : int, default=10
-            Neighbours per user (the user itself is excluded).
-
-        Returns
-        -------
-        neighbours : :class:`Recommendations`
-            ``items`` holds the neighbouring *user* ids, ``scores`` the cosine
-            similarities.
-        """
-        U = self._user_embeddings(np.arange(len(self.users_)))
-        return self._similar(users, n, U, self._user_index, self.users_, "users")
-
-    # -------------------------------------------------------------- fold-in
-    # A model plugs in by implementing ``_fold_in_rows(indptr, indices, values)``
-    # -> (factors of shape (n_rows, k), biases of shape (n_rows,) or None) for a
-    # CSR matrix of new users' interactions with fitted items (duplicates
-    # allowed).  The default below is the ridge solve of explicit models.
-    _fold_in_requires_y = True
-    # The ``prior`` values of ``fold_in`` a model supports (see ``fold_in``).
-    _fold_in_priors = ("model", "empirical")
-
-    def _fold_in_rows(self, indptr, indices, values, prior="model"):
-        """Explicit-feedback fold-in: one ALS user half-step with items fixed.
-
-        ``prior="model"``: solves, for each new user, :math:`\\min_{p, b}
-        \\sum_i (r_{ui} - \\mu - b - b_i - p^\\top q_i)^2 + \\lambda_u
-        \\lVert p\\rVert^2 + \\lambda_{b,u} b^2` (the bias only for ``biased``
-        models) with the model's regularization, scaled by the user's number
-        of ratings as in the SGD objective and weighted-lambda ALS
-        (``regularization_scaling="none"`` does not scale).
-
-        ``prior="empirical"``: the same least squares shrunk towards the
-        average trained user instead of zero, with fixed penalties
-        :math:`\\sigma^2/\\sigma_p^2` and :math:`\\sigma^2/\\sigma_b^2`
-        (the residual variance of the training ratings over the variance of
-        the trained users' factors and biases): the posterior mean under the
-        trained users' empirical distribution as the prior.
-        """
-        from sklearn_mf._als import RowMatrix, explicit_half_step
-
-        if not hasattr(self, "item_factors_") or not hasattr(self, "regularization"):
-            raise NotImplementedError(
-                f"{type(self).__name__} has no item factors to fold new users into."
-            )
-        Q = self.item_factors_
-        dtype = Q.dtype
-        biased = bool(getattr(self, "biased", False))
-        mu = float(getattr(self, "global_mean_", 0.0)) if biased else 0.0
-        item_offset = self.item_bias_.astype(np.float64) if biased else None
-        if prior == "empirical":
-            p_mean, reg, b_mean, reg_b = empirical_prior(
-                self.user_factors_, self.user_bias_ if biased else None,
-                self._training_noise_variance())
-            shift = Q.astype(np.float64) @ p_mean + b_mean
-            item_offset = shift if item_offset is None else item_offset + shift
-            scale = False
+        if policy == "error":
+            query, codes = known_codes(self._user_index, users, "user(s) were",
+                                       " (handle_unknown='error').")
         else:
-            reg = float(self.regularization)
-            reg_b = getattr(self, "bias_regularization", None)
-            reg_b = reg if reg_b is None else float(reg_b)
-            scale = getattr(self, "regularization_scaling", "occurrence") != "none"
-        R = RowMatrix(
-            np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
-            {"t": np.asarray(values, dtype=dtype) - dtype.type(mu)}, Q.shape[0],
-        )
-        P = np.zeros((R.n_rows, Q.shape[1]), dtype=dtype)
-        b = np.zeros(R.n_rows, dtype=dtype) if biased else None
-        explicit_half_step(
-            R, Q, None if item_offset is None else item_offset.astype(dtype), P, b, reg,
-            reg_b, scale, effective_n_threads(getattr(self, "n_jobs", None)),
-        )
-        if prior == "empirical":
-            add_prior_mean(P, b, indptr, p_mean, b_mean)
-        return P, b
-
-    def _training_noise_variance(self):
-        """Mean squared residual of the training ratings (``user_items_``)."""
-        R = self.user_items_.tocoo()
-        if not len(R.data):
-            return 1.0
-        resid = R.data - self._predict_codes(R.row.astype(np.intp), R.col.astype(np.intp))
-        return float(np.mean(resid**2))
-
-    def _new_user_offsets(self, biases):
-        """Per-user additive score of folded-in users (explicit: mu + b_u)."""
-        if biases is None:
-            return None
-        return float(getattr(self, "global_mean_", 0.0)) + biases.astype(np.float64)
-
-    def _fold_in_csr(self, X, y):
-        """Validate new users' interactions; CSR (new users x fitted items)."""
-        check_is_fitted(self)
-        requires_y = self._fold_in_requires_y
-        users, items, y, _ = check_interactions(
-            self, X, y, reset=False, y_required=requires_y,
-            y_nonnegative=not requires_y,
-        )
-        if y is None:
-            y = np.ones(len(users), dtype=np.float64)
-        u, query = factorize_ids(users)
-        i = self._item_codes(items)
-        known = i >= 0
-        u, i, y = u[known], i[known], y[known]
-        order = np.argsort(u, kind="stable")
-        indptr = np.zeros(len(query) + 1, dtype=np.int32)
-        np.cumsum(np.bincount(u, minlength=len(query)), out=indptr[1:])
-        m = sp.csr_matrix(
-            (y[order].astype(np.float32), i[order].astype(np.int32), indptr),
-            shape=(len(query), len(self.items_)),
-        )
-        return query, m
-
-    def fold_in(self, X, y=None, *, prior="model"):
-        """Factors of new users from their interactions, without changing the model.
-
-        The item factors (and biases) stay fixed and each user's factors are
-        solved in closed form: the same solve as one ALS user half-step
-        (explicit models: a ridge regression of :math:`r_{ui} - \\mu - b_i` on
-        the item factors, with a user bias when the model is biased; implicit
-        ALS: the confidence-weighted solve).  Nothing fitted is modified.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, n_columns)
-            Interactions of the users to fold in (user id, item id, ...).  The
-            user ids are treated as new users whatever their value; items
-            unknown to the model are ignored.
-        y : array-like of shape (n_interactions,), default=None
-            Ratings (required by explicit models) or non-negative strengths
-            (implicit models; None means 1).
-        prior : {"model", "empirical"}, default="model"
-            ``"model"``: the penalty the model was trained with (per rating,
-            so a user with one or two ratings is barely shrunk and may be
-            predicted worse than by the fallback).  ``"empirical"`` (rating
-            models: :class:`MatrixFactorization`, :class:`SVDpp`,
-            :class:`FMRecommender`): shrink towards the average trained user,
-            with the trained users' spread of factors and biases as the prior
-            and the training residual variance as the noise (empirical
-            Bayes), which stays better than the fallback from the first
-            rating.  See :ref:`cold_start`.
-
-        Returns
-        -------
-        folded : FoldIn
-            Named tuple ``(users, user_factors, user_bias)``: the distinct user
-            ids of ``X`` (sorted when comparable), their factors of shape
-            (n_users, n_factors) and biases of shape (n_users,) (None for
-            unbiased and implicit models).  A user without any known item gets
-            zero factors.
-        """
-        self._check_fold_in_prior(prior)
-        query, m = self._fold_in_csr(X, y)
-        factors, biases = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
-        return FoldIn(query, factors, biases)
-
-    def _check_fold_in_prior(self, prior):
-        if prior not in ("model", "empirical"):
-            raise ValueError(f"prior must be 'model' or 'empirical', got {prior!r}.")
-        if prior not in self._fold_in_priors:
-            raise ValueError(
-                f"{type(self).__name__}.fold_in supports prior in "
-                f"{list(self._fold_in_priors)}; 'empirical' is for rating models."
-            )
-
-    def recommend_new(self, X, y=None, n=10, *, exclude_seen=True, items=None,
-                      exclude_items=None, prior="model"):
-        """Top-``n`` items for users described only by the interactions ``X``.
-
-        The users are folded in (see :meth:`fold_in`; the model is not
-        changed) and ranked like :meth:`recommend`.  A user none of whose items
-        is known to the model gets the popularity fallback, flagged in
-        ``fallback``.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, n_columns)
-            Interactions (user id, item id, ...) of the users to serve; their
-            ids are arbitrary and treated as new users.
-        y : array-like of shape (n_interactions,), default=None
-            Ratings (explicit models) or strengths (implicit models).
-        n : int, default=10
-            Number of items per user.
-        exclude_seen : bool, default=True
-            Remove the items given for each user in ``X``.
-        items : array-like of ids, default=None
-            Allow-list of candidate items.
-        exclude_items : array-like of ids, default=None
-            Deny-list of items.
-        prior : {"model", "empirical"}, default="model"
-            How the users are folded in; see :meth:`fold_in`.
-
-        Returns
-        -------
-        recommendations : :class:`Recommendations`
-            For the distinct users of ``X`` (in the order of
-            :meth:`fold_in`).
-        """
-        self._check_fold_in_prior(prior)
-        query, m = self._fold_in_csr(X, y)
-        U, b = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
+            query = _as_id_array(users)
+            codes = self._user_codes(query)
+        unknown = codes < 0
         cand = self._candidate_codes(items, exclude_items)
         n = check_n(n, len(cand))
-        n_threads = effective_n_threads(getattr(self, "n_jobs", None))
-        V, item_off = self._item_embeddings()
-        Vc = np.ascontiguousarray(V[cand])
-        bc = None if item_off is None else item_off[cand]
-        user_off = self._new_user_offsets(b)
-
-        def score_rows(rows):
-            S = U[rows] @ Vc.T
-            if bc is not None:
-                S += bc
-            if user_off is not None:
-                S += user_off[rows][:, None]
-            return np.ascontiguousarray(S)
-
-        empty = np.diff(m.indptr) == 0
-        out_codes = np.full((len(query), n), -1, dtype=np.intp)
-        out_scores = np.full((len(query), n), -np.inf)
-        rows = np.flatnonzero(~empty)
-        if len(rows):
-            kc, ks = self._topk_codes(
-                rows, n, cand, len(self.items_), exclude=m if exclude_seen else None,
-                score_rows=score_rows, n_threads=n_threads,
-            )
-            out_codes[rows], out_scores[rows] = kc, ks
-        if empty.any():
-            pop = self._fallback_item_scores()[cand][None, :]
-            fc, fs = self._topk_codes(
-                np.zeros(1, dtype=np.intp), n, cand, len(self.items_), exclude=None,
-                score_rows=lambda r: np.ascontiguousarray(pop, dtype=np.float64),
-                n_threads=1,
-            )
-            out_codes[empty], out_scores[empty] = fc[0], fs[0]
-        return Recommendations(query, _ids_from_codes(self.items_, out_codes), out_scores,
-                               empty)
+        ids, scores = self._rank(
+            codes, n, cand, self.items_, score_rows=self._score_users(cand),
+            exclude=self.user_items_ if exclude_seen else None,
+            popular=unknown if policy == "fallback" else None, dtype=np.float64,
+        )
+        return Recommendations(query, ids, scores, unknown)
 
 
 class RatingRegressorMixin(RegressorMixin):
@@ -760,8 +408,53 @@ class RatingRegressorMixin(RegressorMixin):
     be fitted well.
     """
 
+    def _clip_predictions(self, out):
+        """Clip predicted ratings in place to the training range (``clip_predictions``)."""
+        if self.clip_predictions:
+            np.clip(out, *self.rating_range_, out=out)
+        return out
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.regressor_tags.poor_score = True
         return tags
+
+
+class ImplicitRecommenderMixin:
+    """``score`` of the implicit-feedback models: NDCG@10 of ``recommend``."""
+
+    def _clip_predictions(self, out):
+        """Implicit scores are not ratings: nothing to clip."""
+        return out
+
+    def score(self, X, y=None):
+        """NDCG@10 of the recommendations against the interactions in ``X``.
+
+        For each user of ``X``, the 10 best items are ranked among the whole
+        catalogue minus the items the user had in ``fit``; the relevant items
+        are the user's rows of ``X`` (with ``y > 0`` when ``y`` is given).
+        Binary relevance, users without a relevant item skipped, unknown users
+        served by the popularity fallback: the scorer
+        ``sklearn_mf.metrics.make_ranking_scorer("ndcg", k=10)``, so that
+        ``GridSearchCV`` ranks hyper-parameters without a ``scoring`` argument.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Held-out interactions (user id, item id, ...).
+        y : array-like of shape (n_interactions,), default=None
+            Strengths; rows with ``y <= 0`` are not relevant.
+
+        Returns
+        -------
+        score : float
+            Mean NDCG@10 in [0, 1].
+        """
+        from sklearn_mf.metrics import make_ranking_scorer
+
+        check_is_fitted(self)
+        if y is not None:
+            _, _, y, _ = check_interactions(self, X, y, None, reset=False)
+            X = _safe_indexing(X, np.flatnonzero(y > 0))
+        return make_ranking_scorer("ndcg", k=min(10, len(self.items_)))(self, X, None)

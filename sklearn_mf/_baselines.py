@@ -1,4 +1,5 @@
-"""Reference models: ``BaselineRegressor``, ``PopularityRecommender``, ``TruncatedSVDRecommender``."""
+"""Reference models: ``BaselineRegressor``, ``PopularityRecommender`` and
+``TruncatedSVDRecommender``."""
 
 import numbers
 
@@ -12,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._ids import factorize_ids
+from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._training import (
     FittedLoopMixin,
     TrainingLoop,
@@ -31,24 +33,15 @@ def _weighted_sums(codes, values, weights, size):
 
 
 class _NoFactorsMixin:
-    """Ranking hooks for models that score an item independently of factors."""
+    """Ranking hooks for models that score an item independently of factors.
+
+    Their ranking score is a per-item score (``_item_embeddings`` returns it
+    with one zero column of vectors) plus a per-user offset; they have no
+    ``similar_items`` / ``similar_users`` (no :class:`LatentFactorMixin`).
+    """
 
     def _user_embeddings(self, user_codes):
         return np.zeros((len(user_codes), 1))
-
-    def similar_items(self, items, n=10):
-        """Not available: this model has no item factors."""
-        raise ValueError(
-            f"{type(self).__name__} has no item factors, so similar_items is not "
-            "defined; use a latent-factor model such as MatrixFactorization."
-        )
-
-    def similar_users(self, users, n=10):
-        """Not available: this model has no user factors."""
-        raise ValueError(
-            f"{type(self).__name__} has no user factors, so similar_users is not "
-            "defined; use a latent-factor model such as MatrixFactorization."
-        )
 
 
 class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
@@ -295,9 +288,7 @@ class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, RecommenderMixin, Rati
         ku, ki = user_codes >= 0, item_codes >= 0
         out[ku] += self.user_bias_[user_codes[ku]]
         out[ki] += self.item_bias_[item_codes[ki]]
-        if self.clip_predictions:
-            np.clip(out, *self.rating_range_, out=out)
-        return out
+        return self._clip_predictions(out)
 
     def _item_embeddings(self):
         return np.zeros((len(self.items_), 1)), self.item_bias_
@@ -433,7 +424,7 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
         return self.item_scores_
 
 
-class TruncatedSVDRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+class TruncatedSVDRecommender(LatentFactorMixin, RatingRegressorMixin, BaseEstimator):
     r"""Rank-k SVD of the rating matrix after filling its missing cells.
 
     The classic pre-Netflix-prize approach (Sarwar et al. 2000): fill every
@@ -692,9 +683,7 @@ class TruncatedSVDRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstima
             "ij,ij->i", self.user_factors_[user_codes[both]],
             self.item_factors_[item_codes[both]],
         )
-        if self.clip_predictions:
-            np.clip(out, *self.rating_range_, out=out)
-        return out
+        return self._clip_predictions(out)
 
     def _user_offsets(self, user_codes):
         return np.full(len(user_codes), self.global_mean_)

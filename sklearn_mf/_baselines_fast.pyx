@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """SGD kernel for the bias-only baseline ``mu + b_u + b_i``.
 
 The per-rating penalty is scaled per user and item (``reg_u[u] = lambda / W_u``

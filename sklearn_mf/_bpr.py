@@ -4,13 +4,13 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf import _bpr_fast, _sgd_fast
-from sklearn_mf._base import RecommenderMixin
+from sklearn_mf import _bpr_fast
+from sklearn_mf._base import ImplicitRecommenderMixin
+from sklearn_mf._fold_in import FoldInMixin
 from sklearn_mf._ids import factorize_ids
+from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
 from sklearn_mf._training import (
     FittedLoopMixin,
     TrainingLoop,
@@ -22,7 +22,8 @@ from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng, seeds_
 from sklearn_mf._validation import check_interactions
 
 
-class BPR(FittedLoopMixin, RecommenderMixin, BaseEstimator):
+class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
+          ImplicitRecommenderMixin, BaseEstimator):
     r"""Bayesian Personalised Ranking (Rendle et al. 2009) for implicit feedback.
 
     Every interaction of ``X`` (with a positive ``y`` when ``y`` is given) is
@@ -308,49 +309,6 @@ class BPR(FittedLoopMixin, RecommenderMixin, BaseEstimator):
         return P, None
 
     # -------------------------------------------------------------- predict
-    def _predict_codes(self, user_codes, item_codes):
-        dtype = self.user_factors_.dtype.type
-        out = np.empty(len(user_codes), dtype=dtype)
-        bi = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        # the MF prediction kernel with mu = 0 and no user bias
-        _sgd_fast.predict(
-            np.ascontiguousarray(user_codes, dtype=np.int32),
-            np.ascontiguousarray(item_codes, dtype=np.int32),
-            self.user_factors_, self.item_factors_,
-            np.zeros(len(self.users_) if self.biased else 0, dtype=dtype), bi, 0.0, out,
-            effective_n_threads(self.n_jobs),
-        )
-        return out.astype(np.float64)
-
-    def _item_embeddings(self):
-        return self.item_factors_, (self.item_bias_ if self.biased else None)
-
-    # ---------------------------------------------------------------- score
-    def score(self, X, y=None):
-        """NDCG@10 of the recommendations against held-out interactions ``X``.
-
-        Every test user's 10 best items are ranked among the whole catalogue
-        minus the items she had in ``fit``; her relevant items are her rows of
-        ``X`` (with ``y > 0`` when ``y`` is given).  Binary relevance, users
-        without a relevant item skipped; see
-        :func:`sklearn_mf.metrics.make_ranking_scorer`.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, n_columns)
-            Held-out interactions.
-        y : array-like of shape (n_interactions,), default=None
-            Strengths; rows with ``y <= 0`` are not relevant.
-
-        Returns
-        -------
-        score : float
-            Mean NDCG@10.
-        """
-        from sklearn_mf.metrics import make_ranking_scorer
-
-        check_is_fitted(self)
-        if y is not None:
-            _, _, yy, _ = check_interactions(self, X, y, None, reset=False)
-            X = _safe_indexing(X, np.flatnonzero(yy > 0))
-        return make_ranking_scorer("ndcg", k=min(10, len(self.items_)))(self, X, None)
+    def _biases(self):
+        """The dot-product prediction with mu = 0, no user bias."""
+        return 0.0, None, (self.item_bias_ if self.biased else None)

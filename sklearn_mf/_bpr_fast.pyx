@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """SGD kernel for Bayesian Personalised Ranking (Rendle et al. 2009).
 
 For a triple (user ``u``, positive item ``i``, negative item ``j``)::
@@ -27,23 +26,11 @@ from cython.parallel cimport prange
 from libc.math cimport exp, isfinite, log1p
 from libc.stdint cimport uint64_t
 
+from sklearn_mf._kernel_helpers cimport skmf_below as _below
+
 ctypedef fused floating:
     float
     double
-
-
-cdef inline uint64_t _next(uint64_t* state) noexcept nogil:
-    # splitmix64
-    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
-    cdef uint64_t z = state[0]
-    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline Py_ssize_t _below(uint64_t* state, Py_ssize_t n) noexcept nogil:
-    # multiply-shift on the high 32 bits: uniform enough for n < 2**32
-    return <Py_ssize_t>(((_next(state) >> 32) * <uint64_t>n) >> 32)
 
 
 cdef inline bint _in_row(const int* indices, Py_ssize_t lo, Py_ssize_t hi, int j) noexcept nogil:

@@ -4,9 +4,7 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf._als import (
     csr_to_rowmatrix,
@@ -18,15 +16,18 @@ from sklearn_mf._als import (
     run_implicit_als,
     sum_duplicates_csr,
 )
-from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._base import ImplicitRecommenderMixin
+from sklearn_mf._fold_in import FoldInMixin
 from sklearn_mf._ids import factorize_ids
+from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._online import grow_ids, merge_interactions
 from sklearn_mf._training import FittedLoopMixin, seen_matrix, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
 
 
-class ImplicitALS(FittedLoopMixin, RecommenderMixin, BaseEstimator):
+class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecommenderMixin,
+                  BaseEstimator):
     r"""Matrix factorization for implicit feedback by alternating least squares.
 
     The model of Hu, Koren & Volinsky (2008).  Every (user, item) pair gets a
@@ -332,35 +333,3 @@ class ImplicitALS(FittedLoopMixin, RecommenderMixin, BaseEstimator):
         implicit_half_step(R, self.item_factors_, out, self.regularization, "cholesky", 0,
                            effective_n_threads(self.n_jobs), G=gram(self.item_factors_))
         return out, None
-
-    # ---------------------------------------------------------------- score
-    def score(self, X, y=None):
-        """NDCG@10 of the recommendations against the interactions in ``X``.
-
-        For each user of ``X``, the 10 best items are ranked among the whole
-        catalogue minus the items the user had in ``fit``; the relevant items
-        are the user's rows of ``X`` (with ``y > 0`` when ``y`` is given).
-        Binary relevance, users without a relevant item skipped, unknown users
-        served by the popularity fallback: the scorer
-        ``sklearn_mf.metrics.make_ranking_scorer("ndcg", k=10)``, so that
-        ``GridSearchCV`` ranks hyper-parameters without a ``scoring`` argument.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, n_columns)
-            Held-out interactions (user id, item id, ...).
-        y : array-like of shape (n_interactions,), default=None
-            Strengths; rows with ``y <= 0`` are not relevant.
-
-        Returns
-        -------
-        score : float
-            Mean NDCG@10 in [0, 1].
-        """
-        from sklearn_mf.metrics import make_ranking_scorer
-
-        check_is_fitted(self)
-        if y is not None:
-            _, _, y, _ = check_interactions(self, X, y, None, reset=False)
-            X = _safe_indexing(X, np.flatnonzero(y > 0))
-        return make_ranking_scorer("ndcg", k=min(10, len(self.items_)))(self, X, None)

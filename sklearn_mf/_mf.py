@@ -9,7 +9,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _sgd_fast
 from sklearn_mf._als import grow_rows, partial_fit_explicit_als, run_explicit_als
-from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
+from sklearn_mf._base import RatingRegressorMixin
+from sklearn_mf._fold_in import FoldInMixin, ridge_fold_in
+from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
     PARTIAL_FIT_REPLAY,
@@ -200,7 +202,8 @@ def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user
     return SGDResult(P_out, Q_out, bu_out, bi_out, result)
 
 
-class MatrixFactorization(FittedLoopMixin, RecommenderMixin, RatingRegressorMixin,
+class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
+                          RatingRegressorMixin,
                           BaseEstimator):
     r"""Matrix factorization for explicit ratings, trained by SGD.
 
@@ -613,20 +616,39 @@ class MatrixFactorization(FittedLoopMixin, RecommenderMixin, RatingRegressorMixi
         self.user_bias_, self.item_bias_ = bu, bi
         self._als_ratings = ratings
 
-    # -------------------------------------------------------------- predict
-    def _predict_codes(self, user_codes, item_codes):
-        return rating_predictions(
-            user_codes, item_codes, self.user_factors_, self.item_factors_,
-            self.user_bias_ if self.biased else None,
-            self.item_bias_ if self.biased else None, self.global_mean_,
-            self.rating_range_ if self.clip_predictions else None,
-            effective_n_threads(self.n_jobs),
-        )
+    # -------------------------------------------------------------- fold-in
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
+        """Explicit-feedback fold-in: one ALS user half-step with items fixed.
 
-    def _item_embeddings(self):
-        return self.item_factors_, (self.item_bias_ if self.biased else None)
+        ``prior="model"``: solves, for each new user, :math:`\\min_{p, b}
+        \\sum_i (r_{ui} - \\mu - b - b_i - p^\\top q_i)^2 + \\lambda_u
+        \\lVert p\\rVert^2 + \\lambda_{b,u} b^2` (the bias only for ``biased``
+        models) with the model's regularization, scaled by the user's number
+        of ratings as in the SGD objective and weighted-lambda ALS
+        (``regularization_scaling="none"`` does not scale).
 
-    def _user_offsets(self, user_codes):
-        if not self.biased:
-            return None
-        return self.global_mean_ + self.user_bias_[user_codes]
+        ``prior="empirical"``: the same least squares shrunk towards the
+        average trained user instead of zero, with fixed penalties
+        :math:`\\sigma^2/\\sigma_p^2` and :math:`\\sigma^2/\\sigma_b^2`
+        (the residual variance of the training ratings over the variance of
+        the trained users' factors and biases): the posterior mean under the
+        trained users' empirical distribution as the prior.
+        """
+        return _explicit_fold_in(self, indptr, indices, values, prior,
+                                 per_rating=self.regularization_scaling == "occurrence")
+
+
+def _explicit_fold_in(model, indptr, indices, values, prior, *, per_rating):
+    """:func:`ridge_fold_in` with the parameters of a biased rating model
+    (``MatrixFactorization``, ``SVDpp``)."""
+    mu, bu, bi = model._biases()
+    reg = float(model.regularization)
+    reg_b = reg if model.bias_regularization is None else float(model.bias_regularization)
+    return ridge_fold_in(
+        indptr, indices, values, model.item_factors_,
+        None if bi is None else bi.astype(np.float64),
+        regularization=reg, bias_regularization=reg_b, per_rating=per_rating,
+        fit_bias=model.biased, global_offset=mu if model.biased else 0.0,
+        prior=model._empirical_prior(model.user_factors_, bu) if prior == "empirical" else None,
+        n_threads=effective_n_threads(model.n_jobs),
+    )

@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """SGD kernels for biased matrix factorization (Funk / Koren updates).
 
 The Python layer (``_mf.py``) encodes ids, partitions the ratings into a grid of
@@ -22,6 +21,8 @@ factors.
 from cython.parallel cimport prange
 from libc.stdint cimport uint64_t
 
+from sklearn_mf._kernel_helpers cimport skmf_shuffle_int
+
 ctypedef fused floating:
     float
     double
@@ -29,41 +30,16 @@ ctypedef fused floating:
 
 cdef extern from *:
     """
-    #include <stdint.h>
     /* The per-block SGD loop is plain C so that it can be compiled twice, for
        AVX2+FMA and for baseline x86-64, with the right version picked when the
-       module loads (gcc/clang target_clones; other platforms get one portable
-       version).  The loops carry `omp simd` hints, honoured with -fopenmp-simd. */
-    #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(SKMF_NO_CLONES)
-    #define SKMF_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define SKMF_CLONES
-    #endif
-    #if defined(__GNUC__)
-    #define SKMF_PREFETCH(p) __builtin_prefetch(p)
-    #else
-    #define SKMF_PREFETCH(p)
-    #endif
-    #define SKMF_PRAGMA(x) _Pragma(#x)
-
-    static inline uint64_t skmf_splitmix64(uint64_t *state) {
-        uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        return z ^ (z >> 31);
-    }
+       module loads (SKMF_CLONES of _kernel_helpers.pxd).  The loops carry
+       `omp simd` hints, honoured with -fopenmp-simd. */
 
     /* Fisher-Yates shuffle of order[start:stop] with its own generator. */
     static void skmf_shuffle(int *order, Py_ssize_t start, Py_ssize_t stop,
                              uint64_t seed) {
         uint64_t state = seed;
-        for (Py_ssize_t j = stop - start - 1; j > 0; j--) {
-            Py_ssize_t t = (Py_ssize_t)(((skmf_splitmix64(&state) >> 32)
-                                         * (uint64_t)(j + 1)) >> 32);
-            int tmp = order[start + j];
-            order[start + j] = order[start + t];
-            order[start + t] = tmp;
-        }
+        skmf_shuffle_int(order + start, stop - start, &state);
     }
 
     /* SGD over order[start:stop]; returns 1 if an error became non-finite. */
@@ -78,8 +54,8 @@ cdef extern from *:
             Py_ssize_t n = order[j];                                              \
             if (j + 2 < stop) {                                                   \
                 Py_ssize_t m = order[j + 2];                                      \
-                SKMF_PREFETCH(P + (Py_ssize_t)users[m] * k);                      \
-                SKMF_PREFETCH(Q + (Py_ssize_t)items[m] * k);                      \
+                SKMF_PREFETCH(P + (Py_ssize_t)users[m] * k, 0);                    \
+                SKMF_PREFETCH(Q + (Py_ssize_t)items[m] * k, 0);                    \
             }                                                                     \
             Py_ssize_t u = users[n], i = items[n];                                \
             T *p = P + u * k, *q = Q + i * k;                                     \
@@ -199,30 +175,3 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
                                         &P[0, 0], &Q[0, 0], bu_ptr, bi_ptr, k,
                                         mu, lr, reg, reg_bias, &block_loss[b])
     return n_bad
-
-
-def predict(const int[::1] users, const int[::1] items,
-            const floating[:, ::1] P, const floating[:, ::1] Q,
-            const floating[::1] bu, const floating[::1] bi,
-            double mu, floating[::1] out, int n_threads):
-    """``out[n] = mu + b_u + b_i + p_u . q_i`` where unknown ids (index -1)
-    contribute nothing: an unknown user keeps ``mu + b_i``, an unknown item
-    ``mu + b_u``, both unknown ``mu``.  Empty ``bu``/``bi`` mean no biases."""
-    cdef Py_ssize_t n_rows = users.shape[0], k = P.shape[1]
-    cdef Py_ssize_t n, f, u, i
-    cdef bint biased = bu.shape[0] > 0
-    cdef floating acc
-    with nogil:
-        for n in prange(n_rows, num_threads=n_threads, schedule="static"):
-            u = users[n]
-            i = items[n]
-            acc = <floating>mu
-            if biased:
-                if u >= 0:
-                    acc = acc + bu[u]
-                if i >= 0:
-                    acc = acc + bi[i]
-            if u >= 0 and i >= 0:
-                for f in range(k):
-                    acc = acc + P[u, f] * Q[i, f]
-            out[n] = acc

@@ -10,7 +10,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _svdpp_fast
-from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
+from sklearn_mf._base import RatingRegressorMixin
+from sklearn_mf._fold_in import FoldInMixin
+from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
+from sklearn_mf._mf import _explicit_fold_in
 from sklearn_mf._online import (
     PARTIAL_FIT_PASSES,
     PARTIAL_FIT_REPLAY,
@@ -119,7 +122,8 @@ def run_svdpp(u, i, y, sample_weight, train, val, P, Q, Y, user_bias, item_bias,
     return SVDppResult(P, Q, Y, implicit_user_factors(norm, Y), user_bias, item_bias, result)
 
 
-class SVDpp(FittedLoopMixin, RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
+            RatingRegressorMixin, BaseEstimator):
     r"""SVD++ (Koren 2008): biased matrix factorization plus implicit feedback.
 
     Which items a user chose to rate says something about her taste, whatever
@@ -456,19 +460,10 @@ class SVDpp(FittedLoopMixin, RecommenderMixin, RatingRegressorMixin, BaseEstimat
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
         resid = np.asarray(values, dtype=np.float64) - np.einsum(
             "ij,ij->i", self.item_factors_[indices].astype(np.float64), z[rows])
-        P, b = super()._fold_in_rows(indptr, indices, resid, prior=prior)
+        P, b = _explicit_fold_in(self, indptr, indices, resid, prior, per_rating=True)
         return (P + z).astype(Y.dtype), b
 
     # -------------------------------------------------------------- predict
-    def _predict_codes(self, user_codes, item_codes):
-        return rating_predictions(
-            user_codes, item_codes, self._user_embeddings(slice(None)), self.item_factors_,
-            self.user_bias_ if self.biased else None,
-            self.item_bias_ if self.biased else None, self.global_mean_,
-            self.rating_range_ if self.clip_predictions else None,
-            effective_n_threads(self.n_jobs),
-        )
-
     def _user_embeddings(self, user_codes):
         """Effective user vectors :math:`p_u + z_u`."""
         check_is_fitted(self)
@@ -476,10 +471,3 @@ class SVDpp(FittedLoopMixin, RecommenderMixin, RatingRegressorMixin, BaseEstimat
             self.user_factors_[user_codes] + self.implicit_user_factors_[user_codes]
         )
 
-    def _item_embeddings(self):
-        return self.item_factors_, (self.item_bias_ if self.biased else None)
-
-    def _user_offsets(self, user_codes):
-        if not self.biased:
-            return None
-        return self.global_mean_ + self.user_bias_[user_codes]

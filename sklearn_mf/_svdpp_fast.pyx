@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """SGD kernel for SVD++ (Koren 2008).
 
 Prediction for user ``u`` and item ``i``, with ``N(u)`` the items ``u`` rated
@@ -29,29 +28,11 @@ from libc.math cimport isfinite, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
+from sklearn_mf._kernel_helpers cimport skmf_shuffle_intp as _shuffle
+
 ctypedef fused floating:
     float
     double
-
-
-cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
-    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
-    cdef uint64_t z = state[0]
-    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline void _shuffle(Py_ssize_t* a, Py_ssize_t n, uint64_t* state) noexcept nogil:
-    """Fisher-Yates shuffle of ``a[:n]`` (n < 2**32)."""
-    cdef Py_ssize_t j, t, tmp
-    j = n - 1
-    while j > 0:
-        t = <Py_ssize_t>(((_splitmix64(state) >> 32) * <uint64_t>(j + 1)) >> 32)
-        tmp = a[j]
-        a[j] = a[t]
-        a[t] = tmp
-        j -= 1
 
 
 def svdpp_epoch(const int[::1] items, const floating[::1] ratings,

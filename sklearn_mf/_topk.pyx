@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Batched top-k selection with per-row exclusion lists.
 
 The caller computes a dense block of scores (rows = users or query items,

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from sklearn_mf import _sgd_fast
+from sklearn_mf import _predict_fast
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._progress import EpochProgress
 from sklearn_mf._utils import check_dtype, make_rng
@@ -157,7 +157,7 @@ def rating_predictions(user_codes, item_codes, P, Q, user_bias, item_bias, globa
     dtype = P.dtype.type
     empty = np.zeros(0, dtype=dtype)
     out = np.empty(len(user_codes), dtype=dtype)
-    _sgd_fast.predict(
+    _predict_fast.dot_scores(
         np.ascontiguousarray(user_codes, dtype=np.int32),
         np.ascontiguousarray(item_codes, dtype=np.int32),
         P, Q, empty if user_bias is None else user_bias,

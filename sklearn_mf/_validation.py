@@ -44,7 +44,8 @@ def split_interactions(X):
         raise TypeError(
             "Interaction data X must be a dense table of (user, item, ...) rows, "
             "not a sparse matrix. To start from a sparse user-item matrix use "
-            "sklearn_mf.matrix_to_interactions."
+            "sklearn_mf.matrix_to_interactions (and sklearn_mf.interactions_to_matrix "
+            "for the way back)."
         )
     if isinstance(X, pd.DataFrame):
         frame = X

@@ -5,7 +5,21 @@ from pathlib import Path
 
 import pytest
 
-DATA_DIR = Path(os.environ.get("SKLEARN_MF_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = Path(
+    os.environ.get("SKLEARN_MF_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+# Tests that read a real dataset (directly or through a fixture built on one)
+# fit models on tens of thousands of ratings: they are ``slow``, so that
+# ``pytest -m "not slow"`` is the quick inner loop.  Large synthetic fits are
+# marked ``@pytest.mark.slow`` where they are written.
+REAL_DATA_FIXTURES = {"ml100k_path", "ml_latest_small_path"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -121,7 +121,14 @@ PAGES = sorted(
 )
 
 
-@pytest.mark.parametrize("page", PAGES)
+# pages whose snippets fit models on MovieLens (seconds each)
+SLOW_PAGES = {"user_guide/fm.rst", "user_guide/production.rst"}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAGES else p for p in PAGES],
+)
 def test_narrative_code_runs(page, tmp_path, monkeypatch):
     blocks = _python_blocks((DOC / page).read_text())
     monkeypatch.chdir(tmp_path)

@@ -15,7 +15,6 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mf import (
     FactorizationMachineClassifier,
@@ -25,6 +24,7 @@ from sklearn_mf import (
 )
 from sklearn_mf._fm import _fm_fast
 from sklearn_mf._fm._estimators import fm_predict_naive
+from sklearn_mf.metrics import make_ranking_scorer
 
 
 def _rmse(a, b):
@@ -138,6 +138,7 @@ def _objective(m, X, y, sw, loss):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["none", "occurrence"])
 @pytest.mark.parametrize("est, loss", [
     (FactorizationMachineRegressor, "squared"),
@@ -170,6 +171,7 @@ def test_als_descends_to_a_stationary_point(est, loss, mode, planted_fm):
     assert np.max(np.abs(grads)) < 1e-3 * (1 + curve[-1] * sw.sum())
 
 
+@pytest.mark.slow
 def test_recovers_planted_interactions(planted_fm):
     X, y = planted_fm(n=1500, d=15, k=3, seed=5)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
@@ -518,21 +520,14 @@ def test_recommender_bad_side_tables(toy_rec):
 
 
 def test_recommender_with_ranking_scorer(toy_rec):
-    metrics = pytest.importorskip("sklearn_mf.metrics")
-    if not hasattr(metrics, "make_ranking_scorer"):
-        pytest.skip("make_ranking_scorer not available")
     rec, X, users, items = toy_rec
-    scorer = metrics.make_ranking_scorer("ndcg", k=5, exclude_seen=False)
+    scorer = make_ranking_scorer("ndcg", k=5, exclude_seen=False)
     val = scorer(rec, X, np.full(len(X), 5.0))
     assert 0 < val <= 1
 
 
-@parametrize_with_checks(
-    [FactorizationMachineRegressor(max_iter=20, tol=None, random_state=0),
-     FactorizationMachineClassifier(max_iter=20, tol=None, random_state=0)]
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+# scikit-learn's estimator checks of both FM estimators run in test_common.py
+# (every public estimator); the MCMC solver's in test_fm_mcmc.py.
 
 
 def test_recommender_joblib_round_trip(toy_rec, tmp_path):
@@ -546,6 +541,7 @@ def test_recommender_joblib_round_trip(toy_rec, tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), rec.predict(X))
 
 
+@pytest.mark.slow
 def test_recommender_fold_in_matches_converged_user():
     # ids only, converged ALS: each user's (w_u, v_u) already minimises its
     # ridge subproblem, so folding the same ratings in reproduces it.

@@ -224,6 +224,7 @@ def test_recovers_planted_fm_and_is_reproducible(planted_fm):
     assert not np.array_equal(m1.V_, m3.V_)
 
 
+@pytest.mark.slow
 def test_burn_in_and_early_stopping(planted_fm):
     X, y = planted_fm(n=300, d=10)
     assert n_burn_in(0.25, 40) == 10 and n_burn_in(7, 40) == 7
@@ -265,6 +266,7 @@ def test_probit_latent_draws_are_truncated_normals():
     np.testing.assert_array_equal(z, [0.5, 0.5])  # weight 0: no data, no draw
 
 
+@pytest.mark.slow
 def test_probit_classifier_learns_a_planted_interaction():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 4))

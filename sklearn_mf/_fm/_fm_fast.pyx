@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 r"""Kernels for second-order factorization machines (Rendle 2010).
 
 The model scores a feature row :math:`x` as

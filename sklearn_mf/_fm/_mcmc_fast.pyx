@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 r"""Gibbs sampling kernel of the Bayesian factorization machine (``solver="mcmc"``).
 
 Bayesian FM (Freudenthaler, Schmidt-Thieme & Rendle 2011; libFM's "MCMC"):
@@ -36,6 +35,7 @@ from cython.parallel cimport prange
 from libc.math cimport cos, isfinite, log, sqrt
 from libc.stdint cimport uint64_t
 
+from sklearn_mf._kernel_helpers cimport skmf_mix64 as _mix64
 from sklearn_mf._openmp cimport omp_get_thread_num
 
 ctypedef fused floating:
@@ -59,17 +59,10 @@ cdef extern from *:
        picked when the module loads (as in _sgd_fast), with `omp simd`
        reductions (honoured with -fopenmp-simd) instead of one long chain of
        dependent additions per row.  Defined for float and double caches. */
-    #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(SKMF_NO_CLONES)
-    #define SKMF_FM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define SKMF_FM_CLONES
-    #endif
-    #define SKMF_FM_PRAGMA(x) _Pragma(#x)
-    #if defined(__GNUC__)
-    #define SKMF_FM_PREFETCH(p, w) __builtin_prefetch((p), (w))
-    #else
-    #define SKMF_FM_PREFETCH(p, w)
-    #endif
+    /* The shared macros of _kernel_helpers.pxd under this kernel's names. */
+    #define SKMF_FM_CLONES SKMF_CLONES
+    #define SKMF_FM_PRAGMA(x) SKMF_PRAGMA(x)
+    #define SKMF_FM_PREFETCH(p, w) SKMF_PREFETCH(p, w)
     /* The rows of a column are scattered over the caches: fetch the row this
        many steps ahead while the current one is computed. */
     #define SKMF_FM_AHEAD 12
@@ -192,14 +185,6 @@ cdef extern from *:
                             const double* theta, const double* delta) noexcept nogil
 
 
-
-
-cdef inline uint64_t _mix64(uint64_t x) noexcept nogil:
-    """SplitMix64 finaliser: a bijective scramble of a 64-bit counter."""
-    x = x + <uint64_t>0x9E3779B97F4A7C15
-    x = (x ^ (x >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
-    x = (x ^ (x >> 27)) * <uint64_t>0x94D049BB133111EB
-    return x ^ (x >> 31)
 
 
 cdef inline double _std_normal(uint64_t seed, uint64_t counter) noexcept nogil:

@@ -9,14 +9,11 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf._base import (
-    RatingRegressorMixin,
-    RecommenderMixin,
-    add_prior_mean,
-    empirical_prior,
-)
+from sklearn_mf._base import RatingRegressorMixin
 from sklearn_mf._fm._estimators import FactorizationMachineRegressor
+from sklearn_mf._fold_in import FoldInMixin, empirical_prior, ridge_fold_in
 from sklearn_mf._ids import factorize_ids
+from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._training import seen_matrix, undo_validation_on_error
 from sklearn_mf._utils import effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
@@ -78,7 +75,7 @@ def _encode_table(table, what):
     return table.index.to_numpy(), M, names
 
 
-class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
+class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEstimator):
     r"""Recommender on a factorization machine over user and item side features.
 
     Each rating of user :math:`u` for item :math:`i` becomes the feature vector
@@ -475,9 +472,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
             both = ku[sl] & ki[sl]
             out[sl][both] += np.einsum("ij,ij->i", self.user_embeddings_[uc[sl][both]],
                                        self.item_embeddings_[ic[sl][both]])
-        if self.clip_predictions:
-            np.clip(out, *self.rating_range_, out=out)
-        return out
+        return self._clip_predictions(out)
 
     def _user_embeddings(self, user_codes):
         return self.user_embeddings_[user_codes]
@@ -509,36 +504,21 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         not shrink with the number of ratings, so that one or two ratings
         move the user only a little.
         """
-        from sklearn_mf._als import RowMatrix, explicit_half_step
-
-        dtype = self.fm_.V_.dtype
-        Q = np.ascontiguousarray(self.item_embeddings_, dtype=dtype)
-        offset = self.item_offsets_ + self.intercept_
         eb = getattr(self, "_fold_in_prior", None)
         if eb is None and prior == "empirical":
             eb = self._id_block_prior(self._training_noise_variance())
             if eb is None:
                 raise ValueError("prior='empirical' needs user ids in the model (use_ids=True).")
-        if eb is not None:
-            v_mean, lam_v, w_mean, lam_w = eb
-            offset = offset + Q.astype(np.float64) @ v_mean + w_mean
-            reg_v, reg_w, per_rating = lam_v, lam_w, False
-        else:
-            reg_v = self.regularization
-            reg_w = (self.regularization if self.bias_regularization is None
-                     else self.bias_regularization)
-            per_rating = self.regularization_scaling == "occurrence"
-        R = RowMatrix(
-            np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
-            {"t": np.asarray(values, dtype=dtype)}, Q.shape[0],
+        reg = self.regularization
+        return ridge_fold_in(
+            indptr, indices, values,
+            np.ascontiguousarray(self.item_embeddings_, dtype=self.fm_.V_.dtype),
+            self.item_offsets_ + self.intercept_, regularization=reg,
+            bias_regularization=(reg if self.bias_regularization is None
+                                 else self.bias_regularization),
+            per_rating=self.regularization_scaling == "occurrence", fit_bias=True, prior=eb,
+            n_threads=effective_n_threads(self.n_jobs),
         )
-        P = np.zeros((R.n_rows, Q.shape[1]), dtype=dtype)
-        b = np.zeros(R.n_rows, dtype=dtype)
-        explicit_half_step(R, Q, np.ascontiguousarray(offset, dtype=dtype), P, b, reg_v,
-                           reg_w, per_rating, effective_n_threads(self.n_jobs))
-        if eb is not None:
-            add_prior_mean(P, b, indptr, v_mean, w_mean)
-        return P, b
 
     def _id_block_prior(self, noise_var):
         """Mean and precision (relative to ``noise_var``) of the trained users'

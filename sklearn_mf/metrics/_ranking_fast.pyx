@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Relevance lookup for the ranking metrics: one binary search per list slot.
 
 The truth is a CSR matrix (users x items) with sorted column indices; for
