@@ -151,6 +151,12 @@ class _TestRanking:
             y = np.asarray(y, dtype=np.float64).ravel()
             if len(y) != n:
                 raise ValueError(f"X has {n} interaction(s) but y has {len(y)} value(s).")
+            if not np.isfinite(y).all():
+                raise ValueError(
+                    f"y contains {int((~np.isfinite(y)).sum())} NaN or infinite test "
+                    "rating(s); drop those rows or fill them before scoring (a missing "
+                    "rating is neither relevant nor irrelevant)."
+                )
         if relevance_threshold is None:
             relevant = np.ones(n, dtype=bool)
         else:

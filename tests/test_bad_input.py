@@ -1,0 +1,92 @@
+"""Bad input, per family: every misuse gets an early error of the right type whose
+message names the problem (DESIGN.md section 6), and edge inputs give the
+documented answer instead of a crash or a silent NaN."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import UndefinedMetricWarning
+
+from sklearn_mf import MatrixFactorization, PopularityRecommender
+from sklearn_mf.datasets import make_ratings
+from sklearn_mf.metrics import (
+    coverage,
+    evaluate,
+    intra_list_diversity,
+    make_ranking_scorer,
+    ndcg_at_k,
+    novelty,
+    precision_at_k,
+    serendipity,
+)
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return make_ratings(n_users=40, n_items=30, n_ratings=600, random_state=0)
+
+
+# ---------------------------------------------------------------- metrics
+EMPTY_LISTS = [np.empty((0, 3), dtype=np.int64), np.empty((0, 3), dtype=object)]
+
+
+@pytest.mark.parametrize("rec", EMPTY_LISTS, ids=["int", "object"])
+@pytest.mark.parametrize("metric", [
+    lambda rec: precision_at_k([], rec),
+    lambda rec: ndcg_at_k([], rec),
+    lambda rec: novelty(rec, np.array([1.0, 2.0, 3.0])),
+    lambda rec: intra_list_diversity(rec, np.eye(3)),
+    lambda rec: serendipity([], rec, [0, 1]),
+], ids=["precision", "ndcg", "novelty", "ild", "serendipity"])
+def test_metrics_on_empty_test_set_warn_and_return_nan(metric, rec):
+    with pytest.warns(UndefinedMetricWarning, match="is undefined: none of the 0"):
+        value = metric(rec)
+    assert np.isnan(value)
+
+
+def test_beyond_accuracy_metrics_warn_when_no_list_defines_them():
+    # every slot padded: novelty has no item, ILD no pair
+    with pytest.warns(UndefinedMetricWarning, match="novelty is undefined"):
+        assert np.isnan(novelty([[-1, -1]], np.array([1.0, 2.0])))
+    with pytest.warns(UndefinedMetricWarning, match="intra_list_diversity is undefined"):
+        assert np.isnan(intra_list_diversity([[0, -1]], np.eye(2)))
+    # per-user output keeps its NaN without a warning: nothing is averaged
+    assert np.isnan(novelty([[-1, -1]], np.array([1.0, 2.0]), average=False)).all()
+
+
+@pytest.mark.parametrize("metric", [
+    lambda rec: precision_at_k([["a"], ["b"]], rec),
+    lambda rec: serendipity([["a"], ["b"]], rec, ["a"]),
+    lambda rec: novelty(rec, pd.Series({"a": 1.0, "b": 2.0})),
+    lambda rec: intra_list_diversity(rec, pd.DataFrame(np.eye(2), index=["a", "b"])),
+    lambda rec: coverage(rec, ["a", "b"]),
+], ids=["precision", "serendipity", "novelty", "ild", "coverage"])
+def test_every_metric_rejects_a_list_with_a_repeated_item(metric):
+    rec = np.array([["a", "b"], ["b", "b"]], dtype=object)
+    with pytest.raises(ValueError, match=r"1 recommended list\(s\) contain the same item "
+                                         r"twice, e.g. row 1"):
+        metric(rec)
+
+
+def test_intra_list_diversity_repeated_positional_item():
+    with pytest.raises(ValueError, match="same item twice"):
+        intra_list_diversity([[0, 2, 0]], np.eye(3))
+    # padding may repeat
+    assert intra_list_diversity([[0, -1, -1, 2]], np.eye(3)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_scorers_and_evaluate_reject_non_finite_test_ratings(ratings, bad):
+    X, y = ratings
+    model = PopularityRecommender().fit(X, y)
+    y_bad = y.astype(np.float64).copy()
+    y_bad[[3, 7]] = bad
+    scorer = make_ranking_scorer("ndcg", k=5, relevance_threshold=4)
+    with pytest.raises(ValueError, match=r"y contains 2 NaN or infinite test rating"):
+        scorer(model, X, y_bad)
+    with pytest.raises(ValueError, match=r"y contains 2 NaN or infinite test rating"):
+        evaluate(model, X, y_bad, k=5, relevance_threshold=4)
+    # without a threshold, y is still checked: a NaN is never silently "relevant"
+    with pytest.raises(ValueError, match="NaN or infinite test rating"):
+        make_ranking_scorer("precision", k=5)(model, X, y_bad)
