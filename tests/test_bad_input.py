@@ -10,6 +10,12 @@ from sklearn.exceptions import UndefinedMetricWarning
 
 from sklearn_mf import MatrixFactorization, PopularityRecommender
 from sklearn_mf.datasets import make_ratings
+from sklearn_mf.model_selection import (
+    PerUserRandomSplit,
+    PerUserTemporalSplit,
+    TemporalSplit,
+    UserDisjointKFold,
+)
 from sklearn_mf.metrics import (
     coverage,
     evaluate,
@@ -90,3 +96,50 @@ def test_scorers_and_evaluate_reject_non_finite_test_ratings(ratings, bad):
     # without a threshold, y is still checked: a NaN is never silently "relevant"
     with pytest.raises(ValueError, match="NaN or infinite test rating"):
         make_ranking_scorer("precision", k=5)(model, X, y_bad)
+
+
+# ---------------------------------------------------------------- splitters
+SPLITTERS = [TemporalSplit(), PerUserTemporalSplit(), PerUserRandomSplit(random_state=0),
+             UserDisjointKFold(n_splits=2)]
+
+
+@pytest.mark.parametrize("splitter", SPLITTERS, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("X", [
+    np.empty((0, 3)), pd.DataFrame(columns=["user", "item", "timestamp"]), [],
+], ids=["array", "frame", "list"])
+def test_splitters_reject_empty_X(splitter, X):
+    with pytest.raises(ValueError, match=f"{type(splitter).__name__} cannot split an "
+                                         "empty X"):
+        next(splitter.split(X))
+
+
+@pytest.mark.parametrize("splitter, what", [
+    (TemporalSplit(n_splits=5000), "n_splits=5000"),
+    (TemporalSplit(n_splits=5000, test_size=1e-5), "n_splits=5000"),
+    (TemporalSplit(quantiles=np.linspace(0.01, 0.99, 2000)), "2000 quantiles"),
+])
+def test_temporal_split_too_many_splits_names_the_parameter(ratings, splitter, what):
+    X, _ = ratings
+    n_distinct = len(np.unique(X[:, 2]))
+    with pytest.raises(ValueError) as info:
+        list(splitter.split(X))
+    msg = str(info.value)
+    assert msg.startswith(f"{what} is too many for {len(X)} interaction(s) with "
+                          f"{n_distinct} distinct timestamp(s)")
+    assert len(msg) < 400  # the cutoffs are not listed
+
+
+def test_temporal_split_unsorted_cutoffs_short_message(ratings):
+    X, _ = ratings
+    t = np.sort(X[:, 2])
+    cut = list(t[[100, 300, 200]]) + list(t[400:900])
+    with pytest.raises(ValueError, match="cutoffs must be strictly increasing; cutoffs 1 "
+                                         "and 2 are") as info:
+        list(TemporalSplit(cutoffs=cut).split(X))
+    assert len(str(info.value)) < 200
+
+
+def test_user_disjoint_kfold_too_many_splits(ratings):
+    X, _ = ratings
+    with pytest.raises(ValueError, match=r"Cannot split 40 user\(s\) into n_splits=500"):
+        next(UserDisjointKFold(n_splits=500).split(X))
