@@ -89,11 +89,11 @@ def _check_ids(ids, kind):
     elif ids.dtype.kind == "O":
         if pd.isna(ids).any():
             raise ValueError(f"X contains missing {kind} ids (None or NaN).")
-        bad = next((v for v in ids if not _hashable_scalar(v)), None)
+        bad = next((v for v in ids if not _hashable(v)), None)
         if bad is not None:
             raise TypeError(
-                f"{kind} ids must be hashable scalars; argument must be a string or a "
-                f"number, not {type(bad).__name__!r}."
+                f"{kind} ids must be hashable values (numbers, strings, tuples of "
+                f"them), not {type(bad).__name__!r}: {bad!r:.60}."
             )
         if any(isinstance(v, complex) for v in ids):
             raise ValueError("Complex data not supported: ids must be numbers or strings.")
@@ -102,12 +102,14 @@ def _check_ids(ids, kind):
     return ids
 
 
-def _hashable_scalar(value):
+def _hashable(value):
+    """Whether ``value`` can be an id: any hashable value, tuples included
+    (a tuple holding a list is not hashable and is refused)."""
     try:
         hash(value)
     except TypeError:
         return False
-    return not isinstance(value, (tuple, frozenset))
+    return True
 
 
 def check_interactions(

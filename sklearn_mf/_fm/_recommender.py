@@ -561,6 +561,8 @@ def _uniform(values):
     arr = np.asarray(values)
     if arr.dtype != object or len(arr) == 0:
         return arr
+    if pd.api.types.infer_dtype(arr, skipna=False) not in ("integer", "floating", "string"):
+        return arr  # mixed types (1 and "1") stay distinct objects
     try:
         typed = np.asarray(arr.tolist())
     except (TypeError, ValueError):
