@@ -25,8 +25,23 @@ def _weighted_sums(codes, values, weights, size):
 class _NoFactorsMixin:
     """Ranking hooks for models that score an item independently of factors."""
 
+    _fold_in_priors = ("model",)
+
     def _user_embeddings(self, user_codes):
         return np.zeros((len(user_codes), 1))
+
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
+        """No factors to solve: zero factors, and with biases the user bias of
+        one ALS step with the item biases fixed, ``sum(r - mu - b_i) / (n + lambda)``."""
+        n = len(indptr) - 1
+        P = np.zeros((n, 1))
+        if not hasattr(self, "user_bias_"):
+            return P, None
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        resid = np.asarray(values, dtype=np.float64) - self.global_mean_
+        resid -= self.item_bias_[indices]
+        s, c = _weighted_sums(rows, resid, None, n)
+        return P, s / (c + float(self.regularization))
 
     def similar_items(self, items, n=10):
         """Not available: this model has no item factors."""
@@ -405,6 +420,8 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
             self.item_scores_ = np.where(n + m > 0, scores, self.global_mean_)
         return self
 
+    _fold_in_requires_y = False
+
     def _predict_codes(self, user_codes, item_codes):
         default = 0.0 if self.global_mean_ is None else self.global_mean_
         known = item_codes >= 0
@@ -684,3 +701,32 @@ class TruncatedSVDRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstima
 
     def _user_offsets(self, user_codes):
         return np.full(len(user_codes), self.global_mean_)
+
+    _fold_in_priors = ("model",)
+
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
+        """SVD fold-in: each new user's row, filled and centred as in ``fit``,
+        projected on the item factors, :math:`p = a V` (for a training user this
+        gives back its row of ``user_factors_``).  Repeated items count once,
+        with their mean rating; a user without a known item gets zeros."""
+        V = self.item_factors_
+        n, n_items = len(indptr) - 1, V.shape[0]
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        counts = sp.csr_matrix((np.ones(len(rows)), (rows, indices)), shape=(n, n_items))
+        sums = sp.csr_matrix((np.asarray(values, dtype=np.float64), (rows, indices)),
+                             shape=(n, n_items))
+        counts.sum_duplicates()
+        sums.sum_duplicates()
+        r = sums.data / counts.data
+        cell_rows = np.repeat(np.arange(n), np.diff(sums.indptr))
+        n_known = np.bincount(cell_rows, minlength=n)
+        f = np.zeros(n)
+        if self.impute == "user_mean":
+            f = np.bincount(cell_rows, weights=r, minlength=n) / np.maximum(n_known, 1)
+            f = np.where(n_known > 0, f - self.global_mean_, 0.0)
+        g = self.item_offset_
+        S = sp.csr_matrix((r - self.global_mean_ - f[cell_rows] - g[sums.indices],
+                           sums.indices, sums.indptr), shape=(n, n_items))
+        P = S @ V + f[:, None] * V.sum(axis=0)[None, :] + (g @ V)[None, :]
+        P[n_known == 0] = 0.0
+        return np.ascontiguousarray(P, dtype=V.dtype), None

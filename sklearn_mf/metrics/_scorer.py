@@ -47,7 +47,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from sklearn_mf._ids import factorize_ids
-from sklearn_mf._validation import split_interactions
+from sklearn_mf._validation import check_columns, split_interactions
 from sklearn_mf.metrics._beyond_accuracy import (
     coverage,
     intra_list_diversity,
@@ -146,6 +146,7 @@ class _TestRanking:
         model, Xt = _resolve(estimator, X)
         self.model = model
         users, items = split_interactions(Xt)
+        check_columns(model, Xt, reset=False)
         n = len(users)
         if y is not None:
             y = np.asarray(y, dtype=np.float64).ravel()
