@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._progress import EpochProgress
+from sklearn_mf._utils import check_finite_fit
 from sklearn_mf._validation import check_interactions
 
 
@@ -240,6 +241,7 @@ class BaselineRegressor(_NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
         else:
             self._fit_sgd(u, i, y, w, bu, bi, w_u, w_i, lam)
         self.user_bias_, self.item_bias_ = bu, bi
+        check_finite_fit(self, y)
         return self
 
     def _objective(self, u, i, y, w, bu, bi, lam):
@@ -683,6 +685,7 @@ class TruncatedSVDRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstima
         self.explained_variance_ratio_ = (
             self.explained_variance_ / total if total > 0 else np.zeros(k)
         )
+        check_finite_fit(self, y)
         return self
 
     def _predict_codes(self, user_codes, item_codes):

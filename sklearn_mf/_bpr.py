@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_mf import _bpr_fast, _sgd_fast
 from sklearn_mf._base import RecommenderMixin
 from sklearn_mf._progress import EpochProgress
-from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
+from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
 
@@ -252,6 +252,7 @@ class BPR(RecommenderMixin, BaseEstimator):
                 progress.update(epoch, {"BPR loss": self.loss_curve_[-1],
                                         "ordered": self.accuracy_curve_[-1],
                                         "skipped": int(stats[3])})
+        check_finite_fit(self)
         return self
 
     # -------------------------------------------------------------- fold-in

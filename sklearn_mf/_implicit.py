@@ -20,7 +20,7 @@ from sklearn_mf._als import (
 )
 from sklearn_mf._base import RecommenderMixin
 from sklearn_mf._progress import EpochProgress
-from sklearn_mf._utils import check_dtype, effective_n_threads
+from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads
 from sklearn_mf._validation import check_interactions
 
 
@@ -269,6 +269,7 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
         self.loss_curve_ = []
         with blas_single_thread():  # nested BLAS threads only slow the kernels
             self._iterate(R_u, R_i, n_threads)
+        check_finite_fit(self, y, scale=self.alpha, what="interaction strengths")
         return self
 
     def _iterate(self, R_u, R_i, n_threads):

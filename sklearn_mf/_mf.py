@@ -22,7 +22,8 @@ from sklearn_mf._training import (
     start_rating_fit,
     validation_rmse,
 )
-from sklearn_mf._utils import effective_n_threads, seeds_from
+from sklearn_mf._utils import check_finite_fit, effective_n_threads, seeds_from
+from sklearn_mf._validation import check_als_regularization
 
 
 def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
@@ -357,6 +358,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         self : MatrixFactorization
             The fitted estimator.
         """
+        check_als_regularization(self)
         u, i, y, sample_weight, train, val, rng = start_rating_fit(
             self, X, y, sample_weight
         )
@@ -367,6 +369,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         else:
             self._als_ratings = None  # training ratings are kept by ALS only
             self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
+        check_finite_fit(self, y)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)

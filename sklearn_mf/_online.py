@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
+from sklearn_mf._utils import make_writable
 from sklearn_mf._validation import check_interactions
 
 # Default number of SGD passes over (new + replayed) ratings per partial_fit call.
@@ -75,6 +76,7 @@ def grow_and_replay(model, X, y, sample_weight, arrays, replay_ratio, rng):
         model, X, y, sample_weight, reset=False, y_required=True
     )
     old = model.user_items_.tocoo()
+    make_writable(model, [name for name, _, _ in arrays])  # e.g. joblib mmap_mode="r"
     u, i, n_new_users, n_new_items = model._grow_ids(users, items)
     n_users, n_items = len(model.users_), len(model.items_)
     for name, axis, init in arrays:

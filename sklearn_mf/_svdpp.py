@@ -24,7 +24,7 @@ from sklearn_mf._training import (
     start_rating_fit,
     validation_rmse,
 )
-from sklearn_mf._utils import effective_n_threads, seeds_from
+from sklearn_mf._utils import check_finite_fit, effective_n_threads, seeds_from
 
 
 class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
@@ -248,6 +248,7 @@ class SVDpp(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         if train is None:
             train = np.arange(len(y))
         self._run_sgd(u, i, y, sample_weight, train, val, self.n_epochs, rng)
+        check_finite_fit(self, y)
         return self
 
     def _implicit_sets(self):

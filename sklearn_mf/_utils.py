@@ -41,3 +41,81 @@ def check_dtype(dtype):
 def is_scalar_id(value):
     """True for a single id (number or string) rather than a list of ids."""
     return isinstance(value, (str, bytes, numbers.Number, np.generic))
+
+
+def make_writable(model, names):
+    """Replace read-only fitted arrays (a model loaded with
+    ``joblib.load(..., mmap_mode="r")``) by private in-memory copies, before an
+    update writes into them; the file on disk is never modified."""
+    for name in names:
+        value = getattr(model, name, None)
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            setattr(model, name, np.array(value, order="C"))
+
+
+def _non_finite_attributes(obj, prefix=""):
+    """Names of the fitted float attributes of ``obj`` (and of fitted
+    estimators it holds) that contain NaN or infinity."""
+    bad = []
+    for name, value in vars(obj).items():
+        if not name.endswith("_") or name.startswith("_") or name.endswith("__"):
+            continue
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fc":
+            if not np.isfinite(value).all():
+                bad.append(prefix + name)
+        elif isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            bad.append(prefix + name)
+        elif hasattr(value, "get_params") and hasattr(value, "__dict__"):
+            bad.extend(_non_finite_attributes(value, prefix + name + "."))
+    return bad
+
+
+def check_finite_fit(estimator, y=None, *, scale=1.0, what="ratings"):
+    """Raise if a fit left NaN or infinite values in the fitted attributes.
+
+    Called where each ``fit`` finishes (DESIGN.md section 6: a fit never
+    returns non-finite factors).  Every public fitted float attribute (name
+    ending in ``_``, also inside a fitted sub-estimator such as
+    ``FMRecommender.fm_``) is checked.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The model whose fit just ran.
+    y : ndarray, default=None
+        The training targets, to name the likely cause when they are huge.
+    scale : float, default=1.0
+        Factor the solver applies to ``y`` (``alpha`` of implicit ALS).
+    what : str, default="ratings"
+        What ``y`` holds, for the message.
+
+    Raises
+    ------
+    FloatingPointError
+        Naming the attributes, and the size of the targets when they are large
+        enough to overflow the arithmetic of the model's dtype.
+    """
+    bad = _non_finite_attributes(estimator)
+    if not bad:
+        return
+    name = type(estimator).__name__
+    dtype = np.dtype(getattr(estimator, "dtype", np.float64) or np.float64)
+    if dtype.kind != "f":
+        dtype = np.dtype(np.float64)
+    cause = ("the solver diverged numerically: use a larger regularization (ALS) "
+             "or a smaller learning_rate (SGD)")
+    if y is not None and len(y):
+        peak = float(np.max(np.abs(y))) * abs(float(scale))
+        # log10(peak^2 * n) against the dtype's range, with 6 digits of margin
+        size = 2 * np.log10(max(peak, 1e-300)) + np.log10(len(y))
+        if not np.isfinite(peak) or size > np.log10(np.finfo(dtype).max) - 6:
+            times = "" if scale == 1.0 else f" times alpha={scale:g}"
+            cause = (
+                f"the {what} reach {peak:.3g} in absolute value{times}, too large "
+                f"for {dtype.name} arithmetic (the solver sums their squares); "
+                f"rescale y (e.g. divide it by its largest value) or use dtype=np.float64"
+            )
+    raise FloatingPointError(
+        f"{name}.fit produced NaN or infinite values in {', '.join(bad)}: {cause}. "
+        "The model is not usable."
+    )

@@ -256,6 +256,19 @@ def check_interactions(
     return users, items, y, sample_weight
 
 
+def check_als_regularization(estimator):
+    """ALS solves one ridge system per user and per item: without a penalty,
+    a user or item with fewer ratings than factors has a singular system, so
+    ``regularization=0`` is refused before any work is done."""
+    if getattr(estimator, "solver", "als") == "als" and estimator.regularization == 0:
+        raise ValueError(
+            f"{type(estimator).__name__}(solver='als') needs regularization > 0: "
+            "with regularization=0 the least-squares system of every user or item "
+            "with fewer ratings than n_factors is singular. Use a small positive "
+            "value (e.g. 1e-3) or solver='sgd'."
+        )
+
+
 def check_n(n, n_max, what="items"):
     """Validate the number of results requested from a recommender."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool):

@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -22,7 +23,7 @@ from sklearn_mf._fm import _fm_fast
 from sklearn_mf._fm._mcmc import run_mcmc
 from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import EarlyStopping, holdout_split
-from sklearn_mf._utils import check_dtype, effective_n_threads
+from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads
 
 _LOSS = {"squared": 0, "logistic": 1}
 
@@ -223,6 +224,7 @@ class _BaseFactorizationMachine(BaseEstimator):
             )
         sum_w = float(len(yt)) if sample_weight is None else float(swt.sum())
         self._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
+        check_finite_fit(self, y, what="targets")
         return self
 
     def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
@@ -797,6 +799,8 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         self : FactorizationMachineClassifier
             The fitted estimator.
         """
+        check_array(X, accept_sparse=True, dtype=None, ensure_all_finite=False,
+                    estimator=self)  # no samples: say so before counting classes
         y = column_or_1d(y, warn=True)
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind != "binary":
