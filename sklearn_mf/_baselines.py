@@ -424,6 +424,40 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
 
     _fold_in_requires_y = False
 
+    def score(self, X, y=None):
+        """NDCG@10 of the popularity lists against held-out interactions ``X``.
+
+        The same ranking score as :meth:`ImplicitALS.score`, so that a
+        ``GridSearchCV`` over ``by`` / ``damping`` works without ``scoring=``:
+        each user's 10 most popular unseen items, her rows of ``X`` (with
+        ``y > 0`` when ``y`` is given) as the relevant items, binary relevance,
+        users without a relevant item skipped (see
+        :func:`sklearn_mf.metrics.make_ranking_scorer`).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Held-out interactions (user id, item id, ...).
+        y : array-like of shape (n_interactions,), default=None
+            Ratings or strengths; rows with ``y <= 0`` are not relevant.
+
+        Returns
+        -------
+        score : float
+            Mean NDCG@10 in [0, 1].
+
+        Examples
+        --------
+        >>> from sklearn_mf import PopularityRecommender
+        >>> X = [(0, "a"), (1, "a"), (1, "b"), (2, "c")]
+        >>> pop = PopularityRecommender().fit(X)
+        >>> pop.score([(0, "b"), (2, "a")])  # both get their best unseen item
+        1.0
+        """
+        from sklearn_mf.metrics._scorer import ranking_score
+
+        return ranking_score(self, X, y)
+
     def _predict_codes(self, user_codes, item_codes):
         default = 0.0 if self.global_mean_ is None else self.global_mean_
         known = item_codes >= 0

@@ -4,9 +4,8 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _bpr_fast, _sgd_fast
 from sklearn_mf._base import RecommenderMixin
@@ -341,10 +340,6 @@ class BPR(RecommenderMixin, BaseEstimator):
         score : float
             Mean NDCG@10.
         """
-        from sklearn_mf.metrics import make_ranking_scorer
+        from sklearn_mf.metrics._scorer import ranking_score
 
-        check_is_fitted(self)
-        if y is not None:
-            _, _, yy, _ = check_interactions(self, X, y, None, reset=False)
-            X = _safe_indexing(X, np.flatnonzero(yy > 0))
-        return make_ranking_scorer("ndcg", k=min(10, len(self.items_)))(self, X, None)
+        return ranking_score(self, X, y)

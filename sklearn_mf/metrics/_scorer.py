@@ -489,3 +489,24 @@ def make_ranking_scorer(metric, *, k=10, relevance_threshold=None, exclude_seen=
         unknown_items=unknown_items, item_features=item_features,
         metric_params=metric_params,
     )
+
+
+def ranking_score(model, X, y=None):
+    """``score`` of the implicit-feedback recommenders: NDCG@10 of the model's
+    lists against the held-out interactions ``X``.
+
+    The relevant items of a user are her rows of ``X`` (with ``y > 0`` when
+    ``y`` is given); the catalogue minus her training items is ranked; binary
+    relevance, users without a relevant item skipped: the scorer
+    ``make_ranking_scorer("ndcg", k=10)`` (``k`` capped at the catalogue).
+    """
+    from sklearn.utils import _safe_indexing
+    from sklearn.utils.validation import check_is_fitted
+
+    from sklearn_mf._validation import check_interactions
+
+    check_is_fitted(model)
+    if y is not None:
+        _, _, y, _ = check_interactions(model, X, y, None, reset=False)
+        X = _safe_indexing(X, np.flatnonzero(y > 0))
+    return make_ranking_scorer("ndcg", k=min(10, len(model.items_)))(model, X, None)
