@@ -16,6 +16,7 @@ from sklearn_mf._fm._estimators import FactorizationMachineClassifier, Factoriza
 from sklearn_mf._fm._recommender import FMRecommender
 from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._mf import MatrixFactorization
+from sklearn_mf._persist import trusted_types
 from sklearn_mf._svdpp import SVDpp
 from sklearn_mf._utils import effective_n_threads
 
@@ -36,4 +37,5 @@ __all__ = [
     "RecommenderMixin",
     "SVDpp",
     "effective_n_threads",
+    "trusted_types",
 ]

@@ -14,6 +14,48 @@ from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads
 from sklearn_mf._validation import check_interactions
 
 
+def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks):
+    """A random blocking of users and items for one epoch of ``bpr_epoch_blocked``.
+
+    Users and items are shuffled and cut into ``n_blocks`` near-equal blocks;
+    the positives are grouped by (user block, item block) with a stable radix
+    sort of the small block keys, O(nnz).
+
+    Returns
+    -------
+    block_pos : intp array of shape (nnz,)
+    block_ptr : intp array of shape (n_blocks**2 + 1,)
+    item_perm : int32 array of shape (n_items,)
+    item_ptr : intp array of shape (n_blocks + 1,)
+    """
+    T = n_blocks
+    key_type = np.uint8 if T * T <= 256 else np.uint16 if T * T <= 65536 else np.int64
+    user_block = np.empty(n_users, dtype=key_type)
+    user_block[rng.permutation(n_users)] = (np.arange(n_users) * T // n_users)
+    item_perm = rng.permutation(n_items).astype(np.int32)
+    item_block = np.empty(n_items, dtype=key_type)
+    ranks = np.arange(n_items) * T // n_items  # block of each position of item_perm
+    item_block[item_perm] = ranks
+    key = user_block[pos_users] * key_type(T) + item_block[indices]
+    block_pos = np.argsort(key, kind="stable").astype(np.intp)
+    block_ptr = np.zeros(T * T + 1, dtype=np.intp)
+    np.cumsum(np.bincount(key, minlength=T * T), out=block_ptr[1:])
+    item_ptr = np.zeros(T + 1, dtype=np.intp)
+    np.cumsum(np.bincount(ranks, minlength=T), out=item_ptr[1:])
+    return block_pos, block_ptr, item_perm, item_ptr
+
+
+def _run_epoch(rng, states, pos_users, indptr, indices, n_users, P, Q, bias, lr, reg,
+               reg_b, skip_seen, n_threads, stats, update_items=True):
+    """One epoch of the block-scheduled kernel with a fresh random blocking
+    (one block per thread); returns the number of diverging samples."""
+    schedule = _block_schedule(rng, pos_users, indices, n_users, Q.shape[0], len(states))
+    return _bpr_fast.bpr_epoch_blocked(
+        pos_users, indptr, indices, *schedule, P, Q, bias, float(lr), float(reg),
+        float(reg_b), skip_seen, states, n_threads, stats, update_items,
+    )
+
+
 class BPR(RecommenderMixin, BaseEstimator):
     r"""Bayesian Personalised Ranking (Rendle et al. 2009) for implicit feedback.
 
@@ -47,10 +89,16 @@ class BPR(RecommenderMixin, BaseEstimator):
     (checked by binary search in her sorted row of ``user_items_``), so that
     the model is never pushed to rank a known positive low.
 
-    Threads update the shared factors lock-free (Hogwild, like the
-    ``implicit`` package), each thread drawing its samples from its own
-    generator seeded from ``random_state``: results are bit-reproducible with
-    ``n_jobs=1`` and statistically equivalent otherwise.
+    Threads follow a block schedule, not lock-free updates: every epoch,
+    users and items are shuffled into ``T`` blocks each (``T`` = the number of
+    threads), and the epoch runs ``T`` strata in which thread ``t`` samples
+    triples of user block ``t`` and item block ``(t + s) mod T`` only, so no
+    two threads ever touch the same user or item.  Each block draws from its
+    own generator seeded from ``random_state``, so results are
+    bit-reproducible for a given ``random_state`` and ``n_jobs``.  A
+    negative is drawn from the positive's item block; since the blocking is
+    redrawn every epoch, negatives are uniform over the catalogue across
+    epochs.
 
     Parameters
     ----------
@@ -226,17 +274,16 @@ class BPR(RecommenderMixin, BaseEstimator):
         n_threads = effective_n_threads(self.n_jobs)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         bias = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)
-        empty_pos, empty_neg = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+        states = seeds_from(rng, n_threads)  # one generator per block
         stats = np.zeros(4)
         self.loss_curve_, self.accuracy_curve_ = [], []
         progress = EpochProgress(self.verbose, self.n_epochs, desc=type(self).__name__)
         with progress:
             for epoch in range(1, self.n_epochs + 1):
-                n_bad = _bpr_fast.bpr_epoch(
-                    pos_users, indptr, indices, empty_pos, empty_neg, len(indices),
-                    self.user_factors_, self.item_factors_, bias,
-                    float(self.learning_rate), float(self.regularization), float(reg_b),
-                    self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads, stats,
+                n_bad = _run_epoch(
+                    rng, states, pos_users, indptr, indices, n_users, self.user_factors_,
+                    self.item_factors_, bias, self.learning_rate, self.regularization,
+                    reg_b, self.skip_seen_negatives, n_threads, stats,
                 )
                 if n_bad or not np.isfinite(stats[0]):
                     raise FloatingPointError(
@@ -289,14 +336,11 @@ class BPR(RecommenderMixin, BaseEstimator):
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         n_threads = effective_n_threads(self.n_jobs)
         stats = np.zeros(4)
-        empty_pos, empty_neg = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+        states = seeds_from(rng, n_threads)
         for _ in range(self.n_epochs):
-            _bpr_fast.bpr_epoch(
-                pos_users, ip, ix, empty_pos, empty_neg, m.nnz, P, Q, bias,
-                float(self.learning_rate), float(self.regularization), float(reg_b),
-                self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads, stats,
-                False,
-            )
+            _run_epoch(rng, states, pos_users, ip, ix, n_rows, P, Q, bias,
+                       self.learning_rate, self.regularization, reg_b,
+                       self.skip_seen_negatives, n_threads, stats, update_items=False)
         P[np.diff(ip) == 0] = 0  # users without a positive: no information
         return P, None
 
