@@ -29,6 +29,9 @@ def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks):
     item_ptr : intp array of shape (n_blocks + 1,)
     """
     T = n_blocks
+    if T == 1:  # one block: every positive, every item, nothing to shuffle
+        return (np.arange(len(indices), dtype=np.intp), np.array([0, len(indices)], np.intp),
+                np.arange(n_items, dtype=np.int32), np.array([0, n_items], np.intp))
     key_type = np.uint8 if T * T <= 256 else np.uint16 if T * T <= 65536 else np.int64
     user_block = np.empty(n_users, dtype=key_type)
     user_block[rng.permutation(n_users)] = (np.arange(n_users) * T // n_users)
