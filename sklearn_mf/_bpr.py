@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _bpr_fast, _sgd_fast
@@ -14,7 +14,7 @@ from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads
 from sklearn_mf._validation import check_interactions
 
 
-def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks):
+def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks, positions=None):
     """A random blocking of users and items for one epoch of ``bpr_epoch_blocked``.
 
     Users and items are shuffled and cut into ``n_blocks`` near-equal blocks;
@@ -27,10 +27,16 @@ def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks):
     block_ptr : intp array of shape (n_blocks**2 + 1,)
     item_perm : int32 array of shape (n_items,)
     item_ptr : intp array of shape (n_blocks + 1,)
+
+    ``positions`` (intp, into ``indices``) restricts the positives sampled to
+    those (``partial_fit``: the new and replayed ones); the kernel still
+    checks negatives against the users' whole rows.
     """
     T = n_blocks
+    positions = (np.arange(len(indices), dtype=np.intp) if positions is None
+                 else np.asarray(positions, dtype=np.intp))
     if T == 1:  # one block: every positive, every item, nothing to shuffle
-        return (np.arange(len(indices), dtype=np.intp), np.array([0, len(indices)], np.intp),
+        return (positions, np.array([0, len(positions)], np.intp),
                 np.arange(n_items, dtype=np.int32), np.array([0, n_items], np.intp))
     key_type = np.uint8 if T * T <= 256 else np.uint16 if T * T <= 65536 else np.int64
     user_block = np.empty(n_users, dtype=key_type)
@@ -39,8 +45,8 @@ def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks):
     item_block = np.empty(n_items, dtype=key_type)
     ranks = np.arange(n_items) * T // n_items  # block of each position of item_perm
     item_block[item_perm] = ranks
-    key = user_block[pos_users] * key_type(T) + item_block[indices]
-    block_pos = np.argsort(key, kind="stable").astype(np.intp)
+    key = user_block[pos_users[positions]] * key_type(T) + item_block[indices[positions]]
+    block_pos = positions[np.argsort(key, kind="stable")]
     block_ptr = np.zeros(T * T + 1, dtype=np.intp)
     np.cumsum(np.bincount(key, minlength=T * T), out=block_ptr[1:])
     item_ptr = np.zeros(T + 1, dtype=np.intp)
@@ -49,10 +55,11 @@ def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks):
 
 
 def _run_epoch(rng, states, pos_users, indptr, indices, n_users, P, Q, bias, lr, reg,
-               reg_b, skip_seen, n_threads, stats, update_items=True):
+               reg_b, skip_seen, n_threads, stats, update_items=True, positions=None):
     """One epoch of the block-scheduled kernel with a fresh random blocking
     (one block per thread); returns the number of diverging samples."""
-    schedule = _block_schedule(rng, pos_users, indices, n_users, Q.shape[0], len(states))
+    schedule = _block_schedule(rng, pos_users, indices, n_users, Q.shape[0], len(states),
+                               positions)
     return _bpr_fast.bpr_epoch_blocked(
         pos_users, indptr, indices, *schedule, P, Q, bias, float(lr), float(reg),
         float(reg_b), skip_seen, states, n_threads, stats, update_items,
@@ -301,6 +308,92 @@ class BPR(RecommenderMixin, BaseEstimator):
                 progress.update(epoch, {"BPR loss": self.loss_curve_[-1],
                                         "ordered": self.accuracy_curve_[-1],
                                         "skipped": int(stats[3])})
+        check_finite_fit(self)
+        return self
+
+    # ----------------------------------------------------------- online
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        r"""Update the model with new interactions, growing it for unseen ids.
+
+        As for the other SGD models (:mod:`sklearn_mf._online`): new users
+        and items are appended (embeddings from
+        :math:`\mathcal N(0, \text{init\_std}^2)`, item biases 0), the new
+        positives join ``user_items_``, and 5 epochs of BPR updates run with
+        positives drawn from the new positives plus as many old ones sampled
+        uniformly (replay), negatives from the whole catalogue and, with
+        ``skip_seen_negatives``, checked against every known positive of the
+        user.  ``loss_curve_`` and ``accuracy_curve_`` then describe this
+        update.  On an unfitted model this is ``fit``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            New interactions (user id, item id, ...).
+        y : array-like of shape (n_interactions,), default=None
+            Non-negative strengths; rows with ``y == 0`` are not positives.
+
+        Returns
+        -------
+        self : BPR
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mf import BPR
+        >>> X = np.array([[u, (u * 7 + j) % 30] for u in range(40) for j in range(5)])
+        >>> model = BPR(n_factors=4, n_epochs=5, random_state=0).fit(X)
+        >>> model = model.partial_fit([[100, 3], [100, 4], [0, 29]])
+        >>> 100 in model.users_
+        True
+        """
+        from sklearn_mf._online import PARTIAL_FIT_PASSES, PARTIAL_FIT_REPLAY
+        from sklearn_mf._online import grow_and_replay, online_rng
+
+        if not hasattr(self, "user_factors_"):
+            return self.fit(X, y)
+        users, items, y, _ = check_interactions(self, X, y, None, reset=False,
+                                                y_nonnegative=True)
+        y = np.ones(len(users)) if y is None else y
+        if not (y > 0).any():
+            return self  # nothing positive to learn from
+        rows = _safe_indexing(X, np.flatnonzero(y > 0)) if (y <= 0).any() else X
+        rng = online_rng(self)
+        u, i, _, _, _ = grow_and_replay(
+            self, rows, y[y > 0], None,
+            [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
+             ("item_bias_", "item", "zeros")],
+            PARTIAL_FIT_REPLAY, rng,
+        )
+        m = self.user_items_
+        m.sort_indices()
+        indptr, indices = m.indptr.astype(np.int32), m.indices.astype(np.int32)
+        n_users, n_items = m.shape
+        pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
+        keys = pos_users.astype(np.int64) * n_items + indices
+        positions = np.unique(np.searchsorted(keys, u.astype(np.int64) * n_items + i))
+        n_threads = effective_n_threads(self.n_jobs)
+        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
+        bias = self.item_bias_ if self.biased else np.zeros(0, dtype=self.item_factors_.dtype)
+        states = seeds_from(rng, n_threads)
+        stats = np.zeros(4)
+        self.loss_curve_, self.accuracy_curve_ = [], []
+        for epoch in range(1, PARTIAL_FIT_PASSES + 1):
+            n_bad = _run_epoch(rng, states, pos_users, indptr, indices, n_users,
+                               self.user_factors_, self.item_factors_, bias,
+                               self.learning_rate, self.regularization, reg_b,
+                               self.skip_seen_negatives, n_threads, stats,
+                               positions=positions)
+            if n_bad or not np.isfinite(stats[0]):
+                raise FloatingPointError(
+                    f"BPR diverged in partial_fit epoch {epoch}; use a smaller "
+                    f"learning_rate (now {self.learning_rate})."
+                )
+            n_upd = max(stats[2], 1.0)
+            self.loss_curve_.append(float(stats[0] / n_upd))
+            self.accuracy_curve_.append(float(stats[1] / n_upd))
+        self.n_iter_ = PARTIAL_FIT_PASSES
         check_finite_fit(self)
         return self
 

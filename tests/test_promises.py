@@ -38,3 +38,58 @@ def test_popularity_grid_search_without_scoring(ratings):
     search = GridSearchCV(PopularityRecommender(by="rating"), {"damping": [0.0, 50.0]},
                           cv=TemporalSplit(n_splits=2)).fit(X, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+# ---------------------------------------------------------------- BPR.partial_fit
+def _clusters():
+    rng = np.random.default_rng(0)
+    return np.array([(u, i + 30 * (u % 4)) for u in range(160)
+                     for i in rng.choice(30, 10, replace=False)])
+
+
+def test_bpr_partial_fit_grows_and_learns_new_users():
+    from sklearn_mf import BPR
+
+    X = _clusters()
+    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0,
+                n_jobs=2).fit(X)
+    n_items = len(model.items_)
+    # 40 new users of the four groups, 8 positives each; 4 new items in group 0
+    rng = np.random.default_rng(1)
+    new = np.array([(1000 + u, i + 30 * (u % 4)) for u in range(40)
+                    for i in rng.choice(30, 8, replace=False)])
+    extra = np.array([(1000 + u, 120 + (u // 4) % 4) for u in range(0, 40, 4)])
+    before = model.item_factors_[:n_items].copy()
+    for _ in range(6):
+        model.partial_fit(np.r_[new, extra])
+    assert len(model.users_) == 200 and len(model.items_) == n_items + 4
+    assert model.user_factors_.shape == (200, 8) and model.item_bias_.shape == (n_items + 4,)
+    assert model.user_items_.shape == (200, n_items + 4)
+    assert model.user_items_[np.searchsorted(model.users_, 1000)].nnz == 9
+    # the new users are served by their group, without refitting
+    items, _ = model.recommend(np.arange(1000, 1040), n=5)
+    same = (items.astype(int) // 30) == (np.arange(40) % 4)[:, None]
+    assert same.mean() > 0.8
+    # the old items moved, but little: the replay keeps what was learned
+    drift = np.linalg.norm(model.item_factors_[:n_items] - before) / np.linalg.norm(before)
+    assert 0 < drift < 0.5
+    assert len(model.loss_curve_) == 5
+
+
+def test_bpr_partial_fit_reproducible_and_unfitted_is_fit():
+    from sklearn_mf import BPR
+
+    X = _clusters()
+    a = BPR(n_factors=4, n_epochs=5, random_state=2, n_jobs=2).partial_fit(X)
+    b = BPR(n_factors=4, n_epochs=5, random_state=2, n_jobs=2).fit(X)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    new = np.array([[500, 3], [500, 40], [0, 100]])
+    a.partial_fit(new)
+    b.partial_fit(new)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    # y == 0 rows are not positives
+    c = BPR(n_factors=4, n_epochs=5, random_state=2, n_jobs=2).fit(X)
+    c.partial_fit(np.r_[new, [[501, 1]]], y=[1.0, 1.0, 1.0, 0.0])
+    assert 501 not in c.users_
+    with pytest.raises(ValueError, match="negative"):
+        c.partial_fit(new, y=[1.0, -1.0, 1.0])
