@@ -46,3 +46,9 @@ def estimators(recommenders_only=True):
 def is_rating_model(est):
     """Whether the model predicts ratings (needs explicit y) rather than preferences."""
     return type(est).__name__ not in ("ImplicitALS", "BPR", "PopularityRecommender")
+
+
+def supports_partial_fit(est):
+    """Whether ``partial_fit`` updates the model (the Bayesian FM's posterior
+    draws cannot be updated: it refuses, tested in test_promises.py)."""
+    return hasattr(est, "partial_fit") and est.get_params().get("solver") != "mcmc"

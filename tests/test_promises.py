@@ -3,6 +3,7 @@ a ranking ``score`` for the implicit models (so that a search without
 ``scoring=`` works) and ``partial_fit`` that grows the model."""
 
 import numpy as np
+from numpy.testing import assert_allclose
 import pytest
 from sklearn.model_selection import GridSearchCV
 
@@ -93,3 +94,52 @@ def test_bpr_partial_fit_reproducible_and_unfitted_is_fit():
     assert 501 not in c.users_
     with pytest.raises(ValueError, match="negative"):
         c.partial_fit(new, y=[1.0, -1.0, 1.0])
+
+
+# ---------------------------------------------------------------- FMRecommender.partial_fit
+@pytest.mark.parametrize("solver", ["sgd", "als"])
+@pytest.mark.parametrize("side", [False, True], ids=["ids", "ids+side"])
+def test_fm_recommender_partial_fit_grows(ratings, solver, side):
+    import pandas as pd
+
+    from sklearn_mf import FMRecommender
+
+    X, y = ratings
+    old = X[:, 0] < 50
+    kw = {}
+    if side:
+        users = np.unique(X[:, 0])
+        kw["user_features"] = pd.DataFrame({"age": (users % 7) / 7.0,
+                                            "group": users % 3}, index=users)
+    fm = FMRecommender(4, solver=solver, max_iter=20, clip_predictions=False,
+                       random_state=0, **kw).fit(X[old], y[old])
+    n_users, n_items, d = len(fm.users_), len(fm.items_), fm.fm_.w_.shape[0]
+    new = np.c_[X[~old, :2], np.zeros((~old).sum(), dtype=X.dtype)]
+    new[:, 1] = new[:, 1] + 1000 * (np.arange(len(new)) % 5 == 0)  # some new items
+    before = np.abs(fm.predict(new) - y[~old]).mean()  # new users: fallback
+    for _ in range(3):
+        fm.partial_fit(new, y[~old])
+    # with a side table every user was known in fit, without an id column
+    n_new_u = len(np.setdiff1d(new[:, 0], fm.users_[:n_users]))
+    n_new_i = len(np.setdiff1d(new[:, 1], X[old, 1]))
+    n_id_u = len(np.setdiff1d(new[:, 0], X[old, 0]))
+    assert len(fm.users_) == n_users + n_new_u and len(fm.items_) == n_items + n_new_i
+    assert fm.fm_.w_.shape[0] == d + n_id_u + n_new_i == len(fm.feature_names_)
+    # the blocks, the names and the FM's columns agree: the model's own
+    # prediction equals the FM on the design matrix
+    assert_allclose(fm.predict(new), fm.fm_.predict(fm.design_matrix(new)), rtol=1e-4,
+                    atol=1e-4)
+    assert_allclose(fm.predict(X[old][:50]), fm.fm_.predict(fm.design_matrix(X[old][:50])),
+                    rtol=1e-4, atol=1e-4)
+    assert f"user={new[0, 0]}" in fm.feature_names_
+    after = np.abs(fm.predict(new) - y[~old]).mean()
+    assert after < 0.9 * before
+
+
+def test_fm_recommender_partial_fit_mcmc_refuses(ratings):
+    from sklearn_mf import FMRecommender
+
+    X, y = ratings
+    fm = FMRecommender(2, solver="mcmc", max_iter=20, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="posterior draws, which partial_fit cannot"):
+        fm.partial_fit(X[:5], y[:5])
