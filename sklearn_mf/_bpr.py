@@ -58,11 +58,12 @@ def _run_epoch(rng, states, pos_users, indptr, indices, n_users, P, Q, bias, lr,
                reg_b, skip_seen, n_threads, stats, update_items=True, positions=None):
     """One epoch of the block-scheduled kernel with a fresh random blocking
     (one block per thread); returns the number of diverging samples."""
-    schedule = _block_schedule(rng, pos_users, indices, n_users, Q.shape[0], len(states),
-                               positions)
+    block_pos, block_ptr, item_perm, item_ptr = _block_schedule(
+        rng, pos_users, indices, n_users, Q.shape[0], len(states), positions)
     return _bpr_fast.bpr_epoch_blocked(
-        pos_users, indptr, indices, *schedule, P, Q, bias, float(lr), float(reg),
-        float(reg_b), skip_seen, states, n_threads, stats, update_items,
+        pos_users[block_pos], indices[block_pos], indptr, indices, block_ptr, item_perm,
+        item_ptr, P, Q, bias, float(lr), float(reg), float(reg_b), skip_seen, states,
+        n_threads, stats, update_items,
     )
 
 

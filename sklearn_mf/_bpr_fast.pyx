@@ -106,6 +106,20 @@ cdef inline int _bpr_step(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
     return 0
 
 
+cdef inline int _triple(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
+                        const int* indptr, const int* indices, bint skip_seen,
+                        floating* P, floating* Q, floating* b, Py_ssize_t k,
+                        floating lr, floating reg, floating reg_b, bint update_items,
+                        double* loss, Py_ssize_t* n_correct) noexcept nogil:
+    """The triple (user, positive, negative): 0 updated, 1 skipped (``j`` is the
+    positive, or seen with ``skip_seen``), 2 not finite."""
+    if j == i or (skip_seen and _in_row(indices, indptr[u], indptr[u + 1], <int>j)):
+        return 1
+    if _bpr_step(u, i, j, P, Q, b, k, lr, reg, reg_b, update_items, loss, n_correct):
+        return 2
+    return 0
+
+
 def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] indices,
               const Py_ssize_t[::1] sample_pos, const int[::1] sample_neg,
               Py_ssize_t n_samples,
@@ -142,7 +156,8 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
     cdef Py_ssize_t nnz = indices.shape[0]
     cdef bint given = sample_neg.shape[0] > 0
     cdef floating* b = &item_bias[0] if item_bias.shape[0] > 0 else NULL
-    cdef Py_ssize_t t, n, start, stop, pos, u, i, j
+    cdef Py_ssize_t t, n, start, stop, pos, j
+    cdef int r
     cdef Py_ssize_t n_bad = 0, n_skip = 0, n_upd = 0, n_correct = 0
     cdef Py_ssize_t t_bad, t_skip, t_upd, t_correct
     cdef double loss = 0.0, t_loss
@@ -172,17 +187,14 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
                 else:
                     pos = _below(&state, nnz)
                     j = _below(&state, n_items)
-                u = pos_users[pos]
-                i = indices[pos]
-                if j == i or (skip_seen and _in_row(&indices[0], indptr[u], indptr[u + 1], <int>j)):
-                    t_skip = t_skip + 1
-                    continue
-                if _bpr_step(u, i, j, &P[0, 0], &Q[0, 0], b, k, <floating>lr,
-                             <floating>reg, <floating>reg_bias, update_items,
-                             &t_loss, &t_correct):
+                r = _triple(pos_users[pos], indices[pos], j, &indptr[0], &indices[0], skip_seen,
+                            &P[0, 0], &Q[0, 0], b, k, <floating>lr, <floating>reg,
+                            <floating>reg_bias, update_items, &t_loss, &t_correct)
+                if r == 2:
                     t_bad = t_bad + 1
                     break
-                t_upd = t_upd + 1
+                t_skip = t_skip + (r == 1)
+                t_upd = t_upd + (r == 0)
             loss += t_loss
             n_bad += t_bad
             n_skip += t_skip
@@ -195,8 +207,8 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
     return n_bad
 
 
-def bpr_epoch_blocked(const int[::1] pos_users, const int[::1] indptr,
-                      const int[::1] indices, const Py_ssize_t[::1] block_pos,
+def bpr_epoch_blocked(const int[::1] block_users, const int[::1] block_items,
+                      const int[::1] indptr, const int[::1] indices,
                       const Py_ssize_t[::1] block_ptr, const int[::1] item_perm,
                       const Py_ssize_t[::1] item_ptr,
                       floating[:, ::1] P, floating[:, ::1] Q, floating[::1] item_bias,
@@ -218,12 +230,13 @@ def bpr_epoch_blocked(const int[::1] pos_users, const int[::1] indptr,
 
     Parameters
     ----------
-    pos_users, indptr, indices : as in :func:`bpr_epoch`.
-    block_pos : intp array of shape (nnz,)
-        Positions of the positives (into ``indices``), grouped by block
-        ``user_block * T + item_block``.
+    block_users, block_items : int32 arrays of shape (n_positives,)
+        The positives to sample from (user, item), grouped by block
+        ``user_block * T + item_block`` (contiguous, so a draw reads one pair).
+    indptr, indices : int32 CSR arrays of all positives, rows sorted (for the
+        seen-negative check).
     block_ptr : intp array of shape (T * T + 1,)
-        Start of each block in ``block_pos``.
+        Start of each block in ``block_users`` / ``block_items``.
     item_perm : int32 array of shape (n_items,)
         Items grouped by item block; block ``b`` is
         ``item_perm[item_ptr[b]:item_ptr[b + 1]]``.
@@ -243,7 +256,8 @@ def bpr_epoch_blocked(const int[::1] pos_users, const int[::1] indptr,
     cdef Py_ssize_t T = item_ptr.shape[0] - 1
     cdef Py_ssize_t k = P.shape[1]
     cdef floating* b = &item_bias[0] if item_bias.shape[0] > 0 else NULL
-    cdef Py_ssize_t s, t, n, lo, cnt, ib, ilo, icnt, pos, u, i, j
+    cdef Py_ssize_t s, t, n, lo, cnt, ib, ilo, icnt, pos, j
+    cdef int r
     cdef Py_ssize_t n_bad = 0, n_skip = 0, n_upd = 0, n_correct = 0
     cdef Py_ssize_t t_bad, t_skip, t_upd, t_correct
     cdef double loss = 0.0, t_loss
@@ -252,7 +266,7 @@ def bpr_epoch_blocked(const int[::1] pos_users, const int[::1] indptr,
     stats[:] = 0.0
     if T < 1 or block_ptr.shape[0] != T * T + 1 or states.shape[0] < T:
         raise ValueError("block_ptr needs T * T + 1 entries and states T entries")
-    if indices.shape[0] == 0:
+    if block_users.shape[0] == 0:
         return 0
     task_loss = <double*>calloc(T, sizeof(double))
     if task_loss == NULL:
@@ -272,20 +286,17 @@ def bpr_epoch_blocked(const int[::1] pos_users, const int[::1] indptr,
                 t_upd = 0
                 t_correct = 0
                 for n in range(cnt if icnt > 0 else 0):
-                    pos = block_pos[lo + _below(&state, cnt)]
+                    pos = lo + _below(&state, cnt)
                     j = item_perm[ilo + _below(&state, icnt)]
-                    u = pos_users[pos]
-                    i = indices[pos]
-                    if j == i or (skip_seen and _in_row(&indices[0], indptr[u],
-                                                        indptr[u + 1], <int>j)):
-                        t_skip = t_skip + 1
-                        continue
-                    if _bpr_step(u, i, j, &P[0, 0], &Q[0, 0], b, k, <floating>lr,
-                                 <floating>reg, <floating>reg_bias, update_items,
-                                 &t_loss, &t_correct):
+                    r = _triple(block_users[pos], block_items[pos], j, &indptr[0],
+                                &indices[0], skip_seen,
+                                &P[0, 0], &Q[0, 0], b, k, <floating>lr, <floating>reg,
+                                <floating>reg_bias, update_items, &t_loss, &t_correct)
+                    if r == 2:
                         t_bad = t_bad + 1
                         break
-                    t_upd = t_upd + 1
+                    t_skip = t_skip + (r == 1)
+                    t_upd = t_upd + (r == 0)
                 states[t] = state
                 task_loss[t] += t_loss
                 n_bad += t_bad

@@ -189,8 +189,10 @@ def test_blocked_epoch_does_not_depend_on_the_thread_count():
         b = np.zeros(n_items)
         states = np.arange(1, 5, dtype=np.uint64)
         stats = np.zeros(4)
-        n_bad = _bpr_fast.bpr_epoch_blocked(pos_users, indptr, indices, *sched, P, Q, b,
-                                            0.1, 0.01, 0.01, True, states, n_threads, stats)
+        block_pos, rest = sched[0], sched[1:]
+        n_bad = _bpr_fast.bpr_epoch_blocked(pos_users[block_pos], indices[block_pos], indptr,
+                                            indices, *rest, P, Q, b, 0.1, 0.01, 0.01, True,
+                                            states, n_threads, stats)
         assert n_bad == 0
         assert stats[2] + stats[3] == len(indices)  # nnz samples per epoch
         out.append((P, Q, b, states, stats))
