@@ -1,6 +1,8 @@
 """Online updates for SGD models: grow the model, merge interactions, replay.
 
-Shared by ``MatrixFactorization._partial_fit_sgd`` and ``SVDpp.partial_fit``.
+Shared by ``MatrixFactorization._partial_fit_sgd``, ``SVDpp.partial_fit``,
+``BPR.partial_fit`` and ``FMRecommender.partial_fit`` (which pass the arrays
+they grow themselves).
 A ``partial_fit`` call
 
 1. encodes the new interactions with the fitted ids, appending users and items
