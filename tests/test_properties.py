@@ -169,7 +169,7 @@ def ranked(draw, n_items=12):
     return rec, truth, n_items
 
 
-@FAST
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ranked(), st.sampled_from(["skip", "zero"]))
 def test_accuracy_metrics_in_unit_interval(data, no_relevant):
     rec, truth, _ = data
