@@ -18,6 +18,7 @@ from sklearn_mf._fold_in import FoldIn, FoldInMixin
 from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._mf import MatrixFactorization
+from sklearn_mf._persist import trusted_types
 from sklearn_mf._svdpp import SVDpp
 from sklearn_mf._utils import effective_n_threads
 
@@ -40,4 +41,5 @@ __all__ = [
     "RecommenderMixin",
     "SVDpp",
     "effective_n_threads",
+    "trusted_types",
 ]

@@ -125,7 +125,7 @@ def explicit_half_step(R, Y, other_bias, X, bias, reg, reg_bias, scale, n_thread
     if n_bad:
         raise np.linalg.LinAlgError(
             f"The ALS system of {n_bad} row(s) is not positive definite; use a "
-            f"larger regularization (now {reg})."
+            f"larger regularization (now {reg}), or rescale y if the ratings are huge."
         )
 
 
@@ -171,7 +171,8 @@ def implicit_half_step(R, Y, X, reg, solver, cg_steps, n_threads, G=None):
     if n_bad:
         raise np.linalg.LinAlgError(
             f"The implicit ALS system of {n_bad} row(s) is not positive definite; "
-            f"use a larger regularization (now {reg})."
+            f"use a larger regularization (now {reg}), or a smaller alpha or y if the "
+            "confidences 1 + alpha * y are huge."
         )
 
 

@@ -161,6 +161,21 @@ class RecommenderMixin:
     ['a', 'b']
     """
 
+    # ------------------------------------------------------------ persistence
+    def __getstate__(self):
+        # the pandas lookup indexes are rebuilt from users_ / items_ on load:
+        # pickles stay smaller and skops, which stores no pandas objects, works
+        state = dict(super().__getstate__())
+        state.pop("_user_index", None)
+        state.pop("_item_index", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "users_" in state:
+            self._user_index = pd.Index(self.users_)
+            self._item_index = pd.Index(self.items_)
+
     # ------------------------------------------------------------------ ids
     def _fit_ids(self, users, items):
         """Encode raw ids from scratch (``fit``); sets ``users_`` and ``items_``."""

@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._ids import factorize_ids
+from sklearn_mf._fold_in import FoldInMixin
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._training import (
     FittedLoopMixin,
@@ -21,7 +22,7 @@ from sklearn_mf._training import (
     sgd_hint,
     undo_validation_on_error,
 )
-from sklearn_mf._utils import make_rng
+from sklearn_mf._utils import check_finite_fit, make_rng
 from sklearn_mf._validation import check_interactions
 
 
@@ -38,14 +39,30 @@ class _NoFactorsMixin:
     Their ranking score is a per-item score (``_item_embeddings`` returns it
     with one zero column of vectors) plus a per-user offset; they have no
     ``similar_items`` / ``similar_users`` (no :class:`LatentFactorMixin`).
+    Fold-in (``recommend_new``) solves only the new user's bias, if any.
     """
+
+    _fold_in_priors = ("model",)
 
     def _user_embeddings(self, user_codes):
         return np.zeros((len(user_codes), 1))
 
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
+        """No factors to solve: zero factors, and with biases the user bias of
+        one ALS step with the item biases fixed, ``sum(r - mu - b_i) / (n + lambda)``."""
+        n = len(indptr) - 1
+        P = np.zeros((n, 1))
+        if not hasattr(self, "user_bias_"):
+            return P, None
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        resid = np.asarray(values, dtype=np.float64) - self.global_mean_
+        resid -= self.item_bias_[indices]
+        s, c = _weighted_sums(rows, resid, None, n)
+        return P, s / (c + float(self.regularization))
 
-class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, RecommenderMixin, RatingRegressorMixin,
-                        BaseEstimator):
+
+class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, FoldInMixin, RecommenderMixin,
+                        RatingRegressorMixin, BaseEstimator):
     r"""Global mean plus user and item biases: the baseline every model must beat.
 
     The model predicts
@@ -232,6 +249,7 @@ class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, RecommenderMixin, Rati
         self.global_mean_ = mu
         self.user_bias_, self.item_bias_ = bu, bi
         self._set_loop_attributes(loop, early_stopping=False)
+        check_finite_fit(self, y)
         return self
 
     @staticmethod
@@ -297,7 +315,7 @@ class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, RecommenderMixin, Rati
         return self.global_mean_ + self.user_bias_[user_codes]
 
 
-class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
+class PopularityRecommender(_NoFactorsMixin, FoldInMixin, RecommenderMixin, BaseEstimator):
     r"""Recommend the most popular items: the cold-start fallback of every model.
 
     Each item gets one score, the same for every user:
@@ -357,6 +375,8 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
     [['c'], ['a']]
     """
 
+    _fold_in_requires_y = False
+
     _parameter_constraints: dict = {
         "by": [StrOptions({"count", "rating"})],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
@@ -371,6 +391,7 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y=None, sample_weight=None):
         """Count (or average) the interactions of each item.
 
@@ -410,6 +431,40 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
             self.item_scores_ = np.where(n + m > 0, scores, self.global_mean_)
         return self
 
+    def score(self, X, y=None):
+        """NDCG@10 of the popularity lists against held-out interactions ``X``.
+
+        The same ranking score as :meth:`ImplicitALS.score`, so that a
+        ``GridSearchCV`` over ``by`` / ``damping`` works without ``scoring=``:
+        each user's 10 most popular unseen items, her rows of ``X`` (with
+        ``y > 0`` when ``y`` is given) as the relevant items, binary relevance,
+        users without a relevant item skipped (see
+        :func:`sklearn_mf.metrics.make_ranking_scorer`).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Held-out interactions (user id, item id, ...).
+        y : array-like of shape (n_interactions,), default=None
+            Ratings or strengths; rows with ``y <= 0`` are not relevant.
+
+        Returns
+        -------
+        score : float
+            Mean NDCG@10 in [0, 1].
+
+        Examples
+        --------
+        >>> from sklearn_mf import PopularityRecommender
+        >>> X = [(0, "a"), (1, "a"), (1, "b"), (2, "c")]
+        >>> pop = PopularityRecommender().fit(X)
+        >>> pop.score([(0, "b"), (2, "a")])  # both get their best unseen item
+        1.0
+        """
+        from sklearn_mf.metrics._scorer import ranking_score
+
+        return ranking_score(self, X, y)
+
     def _predict_codes(self, user_codes, item_codes):
         default = 0.0 if self.global_mean_ is None else self.global_mean_
         known = item_codes >= 0
@@ -424,7 +479,8 @@ class PopularityRecommender(_NoFactorsMixin, RecommenderMixin, BaseEstimator):
         return self.item_scores_
 
 
-class TruncatedSVDRecommender(LatentFactorMixin, RatingRegressorMixin, BaseEstimator):
+class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin,
+                              BaseEstimator):
     r"""Rank-k SVD of the rating matrix after filling its missing cells.
 
     The classic pre-Netflix-prize approach (Sarwar et al. 2000): fill every
@@ -596,6 +652,7 @@ class TruncatedSVDRecommender(LatentFactorMixin, RatingRegressorMixin, BaseEstim
         return float(np.sum(col_sq / n - (col_sum / n) ** 2))
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def fit(self, X, y):
         """Fill, centre and factorise the rating matrix.
 
@@ -671,6 +728,7 @@ class TruncatedSVDRecommender(LatentFactorMixin, RatingRegressorMixin, BaseEstim
         self.explained_variance_ratio_ = (
             self.explained_variance_ / total if total > 0 else np.zeros(k)
         )
+        check_finite_fit(self, y)
         return self
 
     def _predict_codes(self, user_codes, item_codes):
@@ -687,3 +745,32 @@ class TruncatedSVDRecommender(LatentFactorMixin, RatingRegressorMixin, BaseEstim
 
     def _user_offsets(self, user_codes):
         return np.full(len(user_codes), self.global_mean_)
+
+    _fold_in_priors = ("model",)
+
+    def _fold_in_rows(self, indptr, indices, values, prior="model"):
+        """SVD fold-in: each new user's row, filled and centred as in ``fit``,
+        projected on the item factors, :math:`p = a V` (for a training user this
+        gives back its row of ``user_factors_``).  Repeated items count once,
+        with their mean rating; a user without a known item gets zeros."""
+        V = self.item_factors_
+        n, n_items = len(indptr) - 1, V.shape[0]
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        counts = sp.csr_matrix((np.ones(len(rows)), (rows, indices)), shape=(n, n_items))
+        sums = sp.csr_matrix((np.asarray(values, dtype=np.float64), (rows, indices)),
+                             shape=(n, n_items))
+        counts.sum_duplicates()
+        sums.sum_duplicates()
+        r = sums.data / counts.data
+        cell_rows = np.repeat(np.arange(n), np.diff(sums.indptr))
+        n_known = np.bincount(cell_rows, minlength=n)
+        f = np.zeros(n)
+        if self.impute == "user_mean":
+            f = np.bincount(cell_rows, weights=r, minlength=n) / np.maximum(n_known, 1)
+            f = np.where(n_known > 0, f - self.global_mean_, 0.0)
+        g = self.item_offset_
+        S = sp.csr_matrix((r - self.global_mean_ - f[cell_rows] - g[sums.indices],
+                           sums.indices, sums.indptr), shape=(n, n_items))
+        P = S @ V + f[:, None] * V.sum(axis=0)[None, :] + (g @ V)[None, :]
+        P[n_known == 0] = 0.0
+        return np.ascontiguousarray(P, dtype=V.dtype), None

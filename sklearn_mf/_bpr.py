@@ -18,8 +18,62 @@ from sklearn_mf._training import (
     sgd_hint,
     undo_validation_on_error,
 )
-from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng, seeds_from
+from sklearn_mf._online import PARTIAL_FIT_PASSES, PARTIAL_FIT_REPLAY, grow_and_replay, online_rng
+from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads, make_rng, seeds_from
 from sklearn_mf._validation import check_interactions
+
+
+def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks, positions=None):
+    """A random blocking of users and items for one epoch of ``bpr_epoch_blocked``.
+
+    Users and items are shuffled and cut into ``n_blocks`` near-equal blocks;
+    the positives are grouped by (user block, item block) with a stable radix
+    sort of the small block keys, O(nnz).
+
+    Returns
+    -------
+    block_pos : intp array of shape (nnz,)
+    block_ptr : intp array of shape (n_blocks**2 + 1,)
+    item_perm : int32 array of shape (n_items,)
+    item_ptr : intp array of shape (n_blocks + 1,)
+
+    ``positions`` (intp, into ``indices``) restricts the positives sampled to
+    those (``partial_fit``: the new and replayed ones); the kernel still
+    checks negatives against the users' whole rows.
+    """
+    T = n_blocks
+    positions = (np.arange(len(indices), dtype=np.intp) if positions is None
+                 else np.asarray(positions, dtype=np.intp))
+    if T == 1:  # one block: every positive, every item, nothing to shuffle
+        return (positions, np.array([0, len(positions)], np.intp),
+                np.arange(n_items, dtype=np.int32), np.array([0, n_items], np.intp))
+    key_type = np.uint8 if T * T <= 256 else np.uint16 if T * T <= 65536 else np.int64
+    user_block = np.empty(n_users, dtype=key_type)
+    user_block[rng.permutation(n_users)] = (np.arange(n_users) * T // n_users)
+    item_perm = rng.permutation(n_items).astype(np.int32)
+    item_block = np.empty(n_items, dtype=key_type)
+    ranks = np.arange(n_items) * T // n_items  # block of each position of item_perm
+    item_block[item_perm] = ranks
+    key = user_block[pos_users[positions]] * key_type(T) + item_block[indices[positions]]
+    block_pos = positions[np.argsort(key, kind="stable")]
+    block_ptr = np.zeros(T * T + 1, dtype=np.intp)
+    np.cumsum(np.bincount(key, minlength=T * T), out=block_ptr[1:])
+    item_ptr = np.zeros(T + 1, dtype=np.intp)
+    np.cumsum(np.bincount(ranks, minlength=T), out=item_ptr[1:])
+    return block_pos, block_ptr, item_perm, item_ptr
+
+
+def _run_epoch(rng, states, pos_users, indptr, indices, n_users, P, Q, bias, lr, reg,
+               reg_b, skip_seen, n_threads, stats, update_items=True, positions=None):
+    """One epoch of the block-scheduled kernel with a fresh random blocking
+    (one block per thread); returns the number of diverging samples."""
+    block_pos, block_ptr, item_perm, item_ptr = _block_schedule(
+        rng, pos_users, indices, n_users, Q.shape[0], len(states), positions)
+    return _bpr_fast.bpr_epoch_blocked(
+        pos_users[block_pos], indices[block_pos], indptr, indices, block_ptr, item_perm,
+        item_ptr, P, Q, bias, float(lr), float(reg), float(reg_b), skip_seen, states,
+        n_threads, stats, update_items,
+    )
 
 
 class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
@@ -236,16 +290,30 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         n_threads = effective_n_threads(self.n_jobs)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         bias = item_bias if self.biased else np.zeros(0, dtype=dtype)
-        empty_pos, empty_neg = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+        states = seeds_from(rng, n_threads)  # one generator per block
+        loop, accuracy = self._run_epochs(
+            rng, states, pos_users, indptr, indices, n_users, P, Q, bias, reg_b, n_threads,
+            self.n_epochs)
+        self._set_ids(users_, items_)
+        self.user_items_, self.item_popularity_ = m, popularity
+        self.user_factors_, self.item_factors_, self.item_bias_ = P, Q, item_bias
+        self._set_loop_attributes(loop, early_stopping=False)
+        self.accuracy_curve_ = accuracy
+        check_finite_fit(self)
+        return self
+
+    def _run_epochs(self, rng, states, pos_users, indptr, indices, n_users, P, Q, bias, reg_b,
+                    n_threads, n_epochs, positions=None):
+        """``n_epochs`` block-scheduled BPR epochs on the training loop (P, Q and
+        ``bias`` updated in place); returns the loop's result and the accuracy curve."""
         stats = np.zeros(4)
         accuracy = []
 
         def step(epoch):
-            n_bad = _bpr_fast.bpr_epoch(
-                pos_users, indptr, indices, empty_pos, empty_neg, len(indices),
-                P, Q, bias, float(self.learning_rate), float(self.regularization),
-                float(reg_b), self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads,
-                stats,
+            n_bad = _run_epoch(
+                rng, states, pos_users, indptr, indices, n_users, P, Q, bias,
+                self.learning_rate, self.regularization, reg_b, self.skip_seen_negatives,
+                n_threads, stats, positions=positions,
             )
             n_upd = max(stats[2], 1.0)
             accuracy.append(float(stats[1] / n_upd))
@@ -253,13 +321,88 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
             return loss, n_bad, {"BPR loss": loss, "ordered": accuracy[-1],
                                  "skipped": int(stats[3])}
 
-        loop = TrainingLoop(self.n_epochs, hint=sgd_hint(self.learning_rate),
+        loop = TrainingLoop(n_epochs, hint=sgd_hint(self.learning_rate),
                             verbose=self.verbose, desc=type(self).__name__).run(step)
-        self._set_ids(users_, items_)
-        self.user_items_, self.item_popularity_ = m, popularity
+        return loop, accuracy
+
+    # ----------------------------------------------------------- online
+    @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
+    def partial_fit(self, X, y=None):
+        r"""Update the model with new interactions, growing it for unseen ids.
+
+        As for the other SGD models (:mod:`sklearn_mf._online`): new users
+        and items are appended (embeddings from
+        :math:`\mathcal N(0, \text{init\_std}^2)`, item biases 0), the new
+        positives join ``user_items_``, and 5 epochs of BPR updates run with
+        positives drawn from the new positives plus as many old ones sampled
+        uniformly (replay), negatives from the whole catalogue and, with
+        ``skip_seen_negatives``, checked against every known positive of the
+        user.  ``loss_curve_`` and ``accuracy_curve_`` then describe this
+        update.  On an unfitted model this is ``fit``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            New interactions (user id, item id, ...).
+        y : array-like of shape (n_interactions,), default=None
+            Non-negative strengths; rows with ``y == 0`` are not positives.
+
+        Returns
+        -------
+        self : BPR
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mf import BPR
+        >>> X = np.array([[u, (u * 7 + j) % 30] for u in range(40) for j in range(5)])
+        >>> model = BPR(n_factors=4, n_epochs=5, random_state=0).fit(X)
+        >>> model = model.partial_fit([[100, 3], [100, 4], [0, 29]])
+        >>> 100 in model.users_
+        True
+        """
+        if not hasattr(self, "user_factors_"):
+            return self.fit(X, y)
+        users, items, y, _ = check_interactions(self, X, y, None, reset=False,
+                                                y_nonnegative=True)
+        y = np.ones(len(users)) if y is None else y
+        positive = y > 0
+        if not positive.any():
+            return self  # nothing positive to learn from
+        n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
+        rng = online_rng(self.random_state, n_calls)
+        batch = grow_and_replay(
+            self, users[positive], items[positive], y[positive], None,
+            [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
+             ("item_bias_", "item", "zeros")],
+            PARTIAL_FIT_REPLAY, rng,
+        )
+        a = batch.arrays
+        P, Q, item_bias = a["user_factors_"], a["item_factors_"], a["item_bias_"]
+        m = batch.user_items.copy()
+        m.sort_indices()
+        indptr, indices = m.indptr.astype(np.int32), m.indices.astype(np.int32)
+        n_users, n_items = m.shape
+        pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
+        keys = pos_users.astype(np.int64) * n_items + indices
+        u, i = batch.user_codes, batch.item_codes
+        positions = np.unique(np.searchsorted(keys, u.astype(np.int64) * n_items + i))
+        n_threads = effective_n_threads(self.n_jobs)
+        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
+        bias = item_bias if self.biased else np.zeros(0, dtype=Q.dtype)
+        states = seeds_from(rng, n_threads)
+        loop, accuracy = self._run_epochs(
+            rng, states, pos_users, indptr, indices, n_users, P, Q, bias, reg_b, n_threads,
+            PARTIAL_FIT_PASSES, positions=positions)
+        self._set_ids(batch.users, batch.items)
+        self.user_items_, self.item_popularity_ = m, batch.item_popularity
         self.user_factors_, self.item_factors_, self.item_bias_ = P, Q, item_bias
+        self._n_partial_fit_calls = n_calls
         self._set_loop_attributes(loop, early_stopping=False)
         self.accuracy_curve_ = accuracy
+        check_finite_fit(self)
         return self
 
     # -------------------------------------------------------------- fold-in
@@ -297,14 +440,11 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         n_threads = effective_n_threads(self.n_jobs)
         stats = np.zeros(4)
-        empty_pos, empty_neg = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+        states = seeds_from(rng, n_threads)
         for _ in range(self.n_epochs):
-            _bpr_fast.bpr_epoch(
-                pos_users, ip, ix, empty_pos, empty_neg, m.nnz, P, Q, bias,
-                float(self.learning_rate), float(self.regularization), float(reg_b),
-                self.skip_seen_negatives, seeds_from(rng, n_threads), n_threads, stats,
-                False,
-            )
+            _run_epoch(rng, states, pos_users, ip, ix, n_rows, P, Q, bias,
+                       self.learning_rate, self.regularization, reg_b,
+                       self.skip_seen_negatives, n_threads, stats, update_items=False)
         P[np.diff(ip) == 0] = 0  # users without a positive: no information
         return P, None
 

@@ -16,15 +16,18 @@ catalogue.  A negative equal to the positive is always skipped; with
 ``skip_seen`` a negative the user interacted with is skipped too (binary search
 in the user's sorted CSR row).  Skipped samples make no update.
 
-Threads work lock-free on disjoint chunks of the samples (Hogwild, as in the
-``implicit`` package): sparse updates rarely collide, the result is
-reproducible with one thread only.  Each thread draws from its own generator
-seeded by the caller.
+``bpr_epoch_blocked`` (what the estimator runs) follows a block schedule:
+in each of ``T`` strata the ``T`` tasks own disjoint user and item blocks, so
+the result is reproducible for a given number of blocks whatever the thread
+timing.  ``bpr_epoch`` visits given samples in order (the kernel test against
+NumPy) or draws its own with lock-free threads on disjoint chunks of samples
+(kept for the sampler test; reproducible with one thread only).
 """
 
 from cython.parallel cimport prange
 from libc.math cimport exp, isfinite, log1p
 from libc.stdint cimport uint64_t
+from libc.stdlib cimport calloc, free
 
 from sklearn_mf._kernel_helpers cimport skmf_below as _below
 
@@ -90,6 +93,20 @@ cdef inline int _bpr_step(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
     return 0
 
 
+cdef inline int _triple(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
+                        const int* indptr, const int* indices, bint skip_seen,
+                        floating* P, floating* Q, floating* b, Py_ssize_t k,
+                        floating lr, floating reg, floating reg_b, bint update_items,
+                        double* loss, Py_ssize_t* n_correct) noexcept nogil:
+    """The triple (user, positive, negative): 0 updated, 1 skipped (``j`` is the
+    positive, or seen with ``skip_seen``), 2 not finite."""
+    if j == i or (skip_seen and _in_row(indices, indptr[u], indptr[u + 1], <int>j)):
+        return 1
+    if _bpr_step(u, i, j, P, Q, b, k, lr, reg, reg_b, update_items, loss, n_correct):
+        return 2
+    return 0
+
+
 def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] indices,
               const Py_ssize_t[::1] sample_pos, const int[::1] sample_neg,
               Py_ssize_t n_samples,
@@ -126,7 +143,8 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
     cdef Py_ssize_t nnz = indices.shape[0]
     cdef bint given = sample_neg.shape[0] > 0
     cdef floating* b = &item_bias[0] if item_bias.shape[0] > 0 else NULL
-    cdef Py_ssize_t t, n, start, stop, pos, u, i, j
+    cdef Py_ssize_t t, n, start, stop, pos, j
+    cdef int r
     cdef Py_ssize_t n_bad = 0, n_skip = 0, n_upd = 0, n_correct = 0
     cdef Py_ssize_t t_bad, t_skip, t_upd, t_correct
     cdef double loss = 0.0, t_loss
@@ -156,22 +174,125 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
                 else:
                     pos = _below(&state, nnz)
                     j = _below(&state, n_items)
-                u = pos_users[pos]
-                i = indices[pos]
-                if j == i or (skip_seen and _in_row(&indices[0], indptr[u], indptr[u + 1], <int>j)):
-                    t_skip = t_skip + 1
-                    continue
-                if _bpr_step(u, i, j, &P[0, 0], &Q[0, 0], b, k, <floating>lr,
-                             <floating>reg, <floating>reg_bias, update_items,
-                             &t_loss, &t_correct):
+                r = _triple(pos_users[pos], indices[pos], j, &indptr[0], &indices[0], skip_seen,
+                            &P[0, 0], &Q[0, 0], b, k, <floating>lr, <floating>reg,
+                            <floating>reg_bias, update_items, &t_loss, &t_correct)
+                if r == 2:
                     t_bad = t_bad + 1
                     break
-                t_upd = t_upd + 1
+                t_skip = t_skip + (r == 1)
+                t_upd = t_upd + (r == 0)
             loss += t_loss
             n_bad += t_bad
             n_skip += t_skip
             n_upd += t_upd
             n_correct += t_correct
+    stats[0] = loss
+    stats[1] = n_correct
+    stats[2] = n_upd
+    stats[3] = n_skip
+    return n_bad
+
+
+def bpr_epoch_blocked(const int[::1] block_users, const int[::1] block_items,
+                      const int[::1] indptr, const int[::1] indices,
+                      const Py_ssize_t[::1] block_ptr, const int[::1] item_perm,
+                      const Py_ssize_t[::1] item_ptr,
+                      floating[:, ::1] P, floating[:, ::1] Q, floating[::1] item_bias,
+                      double lr, double reg, double reg_bias, bint skip_seen,
+                      uint64_t[::1] states, int n_threads, double[::1] stats,
+                      bint update_items=True):
+    """One BPR epoch on a block schedule: reproducible for a given number of blocks.
+
+    Users and items are cut into ``T`` blocks each (``T = len(item_ptr) - 1``).
+    The epoch runs ``T`` strata; in stratum ``s``, block ``t`` (one task per
+    thread) updates the users of user block ``t`` with positives and
+    negatives of item block ``(t + s) % T``, so that no two tasks touch the
+    same user or item and the result does not depend on thread timing.  Task
+    ``t`` draws ``nnz(t, b)`` positives uniformly (with replacement) from its
+    block's positives and each negative uniformly from item block ``b``, with
+    its own generator ``states[t]`` (advanced in place, carried across
+    strata).  The caller draws a new random blocking every epoch, so that a
+    negative is uniform over the catalogue across epochs.
+
+    Parameters
+    ----------
+    block_users, block_items : int32 arrays of shape (n_positives,)
+        The positives to sample from (user, item), grouped by block
+        ``user_block * T + item_block`` (contiguous, so a draw reads one pair).
+    indptr, indices : int32 CSR arrays of all positives, rows sorted (for the
+        seen-negative check).
+    block_ptr : intp array of shape (T * T + 1,)
+        Start of each block in ``block_users`` / ``block_items``.
+    item_perm : int32 array of shape (n_items,)
+        Items grouped by item block; block ``b`` is
+        ``item_perm[item_ptr[b]:item_ptr[b + 1]]``.
+    item_ptr : intp array of shape (T + 1,)
+    P, Q, item_bias, lr, reg, reg_bias, skip_seen, stats, update_items
+        As in :func:`bpr_epoch`.
+    states : uint64 array of shape (T,)
+        Generator states, one per block, updated in place.
+    n_threads : int
+        OpenMP threads (the result does not depend on it).
+
+    Returns
+    -------
+    n_bad : int
+        Samples whose score was not finite (divergence).
+    """
+    cdef Py_ssize_t T = item_ptr.shape[0] - 1
+    cdef Py_ssize_t k = P.shape[1]
+    cdef floating* b = &item_bias[0] if item_bias.shape[0] > 0 else NULL
+    cdef Py_ssize_t s, t, n, lo, cnt, ib, ilo, icnt, pos, j
+    cdef int r
+    cdef Py_ssize_t n_bad = 0, n_skip = 0, n_upd = 0, n_correct = 0
+    cdef Py_ssize_t t_bad, t_skip, t_upd, t_correct
+    cdef double loss = 0.0, t_loss
+    cdef double* task_loss  # summed in task order after the strata: reproducible
+    cdef uint64_t state
+    stats[:] = 0.0
+    if T < 1 or block_ptr.shape[0] != T * T + 1 or states.shape[0] < T:
+        raise ValueError("block_ptr needs T * T + 1 entries and states T entries")
+    if block_users.shape[0] == 0:
+        return 0
+    task_loss = <double*>calloc(T, sizeof(double))
+    if task_loss == NULL:
+        raise MemoryError()
+    with nogil:
+        for s in range(T):
+            for t in prange(T, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                ib = (t + s) % T
+                lo = block_ptr[t * T + ib]
+                cnt = block_ptr[t * T + ib + 1] - lo
+                ilo = item_ptr[ib]
+                icnt = item_ptr[ib + 1] - ilo
+                state = states[t]
+                t_loss = 0.0
+                t_bad = 0
+                t_skip = 0
+                t_upd = 0
+                t_correct = 0
+                for n in range(cnt if icnt > 0 else 0):
+                    pos = lo + _below(&state, cnt)
+                    j = item_perm[ilo + _below(&state, icnt)]
+                    r = _triple(block_users[pos], block_items[pos], j, &indptr[0],
+                                &indices[0], skip_seen,
+                                &P[0, 0], &Q[0, 0], b, k, <floating>lr, <floating>reg,
+                                <floating>reg_bias, update_items, &t_loss, &t_correct)
+                    if r == 2:
+                        t_bad = t_bad + 1
+                        break
+                    t_skip = t_skip + (r == 1)
+                    t_upd = t_upd + (r == 0)
+                states[t] = state
+                task_loss[t] += t_loss
+                n_bad += t_bad
+                n_skip += t_skip
+                n_upd += t_upd
+                n_correct += t_correct
+    for t in range(T):
+        loss += task_loss[t]
+    free(task_loss)
     stats[0] = loss
     stats[1] = n_correct
     stats[2] = n_upd

@@ -22,7 +22,13 @@ from sklearn_mf._ids import factorize_ids
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._online import grow_ids, merge_interactions
 from sklearn_mf._training import FittedLoopMixin, seen_matrix, undo_validation_on_error
-from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng
+from sklearn_mf._utils import (
+    check_dtype,
+    check_finite_fit,
+    effective_n_threads,
+    make_rng,
+    naming_target_overflow,
+)
 from sklearn_mf._validation import check_interactions
 
 
@@ -255,19 +261,22 @@ class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecom
         P = rng.normal(0, self.init_std, (len(users_), k)).astype(dtype)
         Q = rng.normal(0, self.init_std, (len(items_), k)).astype(dtype)
         R_u, R_i = implicit_confidences(seen, self.alpha, dtype)
-        loop = run_implicit_als(
-            R_u, R_i, P, Q, regularization=self.regularization, solver=self.solver,
-            cg_steps=self.cg_steps, max_iter=self.max_iter, tol=self.tol,
-            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
-            desc=type(self).__name__,
-        )
+        with naming_target_overflow(self, y, scale=self.alpha, what="interaction strengths"):
+            loop = run_implicit_als(
+                R_u, R_i, P, Q, regularization=self.regularization, solver=self.solver,
+                cg_steps=self.cg_steps, max_iter=self.max_iter, tol=self.tol,
+                n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+                desc=type(self).__name__,
+            )
         self._set_ids(users_, items_)
         self.user_items_, self.item_popularity_ = seen, popularity
         self.user_factors_, self.item_factors_ = P, Q
         self._set_loop_attributes(loop, early_stopping=False)
+        check_finite_fit(self, y, scale=self.alpha, what="interaction strengths")
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def partial_fit(self, X, y=None):
         """Add interactions to a fitted model without refitting it.
 

@@ -31,8 +31,14 @@ from sklearn_mf._training import (
     undo_validation_on_error,
     weighted_rmse,
 )
-from sklearn_mf._utils import effective_n_threads, make_rng, seeds_from
-from sklearn_mf._validation import check_interactions
+from sklearn_mf._utils import (
+    check_finite_fit,
+    effective_n_threads,
+    make_rng,
+    naming_target_overflow,
+    seeds_from,
+)
+from sklearn_mf._validation import check_als_regularization, check_interactions
 
 
 def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
@@ -468,32 +474,35 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         self : MatrixFactorization
             The fitted estimator.
         """
+        check_als_regularization(self)
         start = self._start_rating_fit(X, y, sample_weight)
         u, i, y, sample_weight = start.user_codes, start.item_codes, start.y, start.sample_weight
         params = self._solver_params(start.rating_range)
-        if self.solver == "als":
-            train = np.arange(len(y)) if start.train is None else start.train
-            bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
-            result = run_explicit_als(
-                u, i, y, sample_weight, train, start.val, start.user_factors,
-                start.item_factors, bu, bi, global_mean=start.global_mean,
-                max_iter=self.max_iter, **params,
-            )
-            als_ratings = result.ratings
-        else:
-            result = run_sgd(
-                u, i, y, sample_weight, start.train, start.val, start.user_factors,
-                start.item_factors, start.user_bias, start.item_bias,
-                global_mean=start.global_mean, n_epochs=self.n_epochs, rng=start.rng,
-                **self._sgd_params(), **params,
-            )
-            als_ratings = None  # training ratings are kept by ALS only
+        with naming_target_overflow(self, y):
+            if self.solver == "als":
+                train = np.arange(len(y)) if start.train is None else start.train
+                bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
+                result = run_explicit_als(
+                    u, i, y, sample_weight, train, start.val, start.user_factors,
+                    start.item_factors, bu, bi, global_mean=start.global_mean,
+                    max_iter=self.max_iter, **params,
+                )
+                als_ratings = result.ratings
+            else:
+                result = run_sgd(
+                    u, i, y, sample_weight, start.train, start.val, start.user_factors,
+                    start.item_factors, start.user_bias, start.item_bias,
+                    global_mean=start.global_mean, n_epochs=self.n_epochs, rng=start.rng,
+                    **self._sgd_params(), **params,
+                )
+                als_ratings = None  # training ratings are kept by ALS only
         self._set_rating_start(start)
         self.user_factors_, self.item_factors_ = result.user_factors, result.item_factors
         self.user_bias_ = result.user_bias if self.biased else start.user_bias
         self.item_bias_ = result.item_bias if self.biased else start.item_bias
         self._als_ratings = als_ratings
         self._set_loop_attributes(result.loop)
+        check_finite_fit(self, y)
         return self
 
     def _solver_params(self, rating_range):
@@ -512,6 +521,7 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         return dict(learning_rate=self.learning_rate, biased=self.biased)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with new ratings, growing it for unseen ids.
 

@@ -1,6 +1,8 @@
 """Online updates for SGD models: grow the model, merge interactions, replay.
 
-Shared by ``MatrixFactorization._partial_fit_sgd`` and ``SVDpp.partial_fit``.
+Shared by ``MatrixFactorization._partial_fit_sgd``, ``SVDpp.partial_fit``,
+``BPR.partial_fit`` and ``FMRecommender.partial_fit`` (which pass the arrays
+they grow themselves).
 A ``partial_fit`` call
 
 1. encodes the new interactions with the fitted ids, appending users and items
@@ -121,7 +123,10 @@ def merge_interactions(seen, popularity, u, i, values, n_users, n_items, *, repl
 
 
 def widened_range(rating_range, y):
-    """``(low, high)`` stretched to cover the new ratings ``y``."""
+    """``(low, high)`` stretched to cover the new ratings ``y`` (None for a
+    model without a rating range, such as BPR)."""
+    if rating_range is None:
+        return None
     lo, hi = rating_range
     return (min(lo, float(y.min())), max(hi, float(y.max())))
 
@@ -193,4 +198,4 @@ def grow_and_replay(model, users, items, y, sample_weight, arrays, replay_ratio,
     else:
         all_w = np.concatenate([sample_weight, np.ones(n_replay)])
     return OnlineBatch(all_u, all_i, all_y, all_w, len(y), grown, users_, items_, merged,
-                       popularity, widened_range(model.rating_range_, y))
+                       popularity, widened_range(getattr(model, "rating_range_", None), y))

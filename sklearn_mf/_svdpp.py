@@ -31,7 +31,7 @@ from sklearn_mf._training import (
     undo_validation_on_error,
     weighted_rmse,
 )
-from sklearn_mf._utils import effective_n_threads, seeds_from
+from sklearn_mf._utils import check_finite_fit, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
 
@@ -352,6 +352,7 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         )
         self._set_rating_start(start)
         self._set_result(result)
+        check_finite_fit(self, start.y)
         return self
 
     def _sgd_params(self, rating_range, n_epochs):
@@ -374,6 +375,7 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
 
     # ----------------------------------------------------------- online
     @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
     def partial_fit(self, X, y, sample_weight=None, *, n_passes=PARTIAL_FIT_PASSES,
                     replay_ratio=PARTIAL_FIT_REPLAY):
         """Update the model with new ratings (online learning).

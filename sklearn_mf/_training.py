@@ -27,25 +27,25 @@ from sklearn_mf._progress import EpochProgress
 from sklearn_mf._utils import check_dtype, make_rng
 from sklearn_mf._validation import check_interactions
 
-_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
 
 
 def undo_validation_on_error(fit):
-    """Decorator of ``fit``: if it raises, restore ``n_features_in_`` and
-    ``feature_names_in_`` (set by ``validate_data`` before training starts)
-    to what they were, so that a failed fit leaves a fitted model exactly as
-    it was and an unfitted one unfitted.  Every other fitted attribute is set
-    only after training succeeded.
+    """Decorator of ``fit`` and ``partial_fit``: if it raises, put back every
+    attribute as it was, so that a failed fit leaves a fitted model exactly as
+    it was and an unfitted one unfitted.  The fitted attributes are set only
+    after training succeeded; what can still change before an error is
+    ``n_features_in_`` / ``feature_names_in_`` (set by ``validate_data``
+    before training starts) and the attributes set just before the final
+    finiteness check (``check_finite_fit``).
     """
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
         state = vars(self)
-        saved = {name: state[name] for name in _INPUT_ATTRIBUTES if name in state}
+        saved = dict(state)  # shallow: fits replace their arrays, never write into them
         try:
             return fit(self, *args, **kwargs)
         except BaseException:
-            for name in _INPUT_ATTRIBUTES:
-                state.pop(name, None)
+            state.clear()
             state.update(saved)
             raise
 

@@ -1,5 +1,6 @@
 """Small helpers shared by estimators (threads, random seeds, dtypes)."""
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -60,3 +61,102 @@ def check_dtype(dtype):
 def is_scalar_id(value):
     """True for a single id (number or string) rather than a list of ids."""
     return isinstance(value, (str, bytes, numbers.Number, np.generic))
+
+
+def make_writable(model, names):
+    """Replace read-only fitted arrays (a model loaded with
+    ``joblib.load(..., mmap_mode="r")``) by private in-memory copies, before an
+    update writes into them; the file on disk is never modified."""
+    for name in names:
+        value = getattr(model, name, None)
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            setattr(model, name, np.array(value, order="C"))
+
+
+def _non_finite_attributes(obj, prefix=""):
+    """Names of the fitted float attributes of ``obj`` (and of fitted
+    estimators it holds) that contain NaN or infinity."""
+    bad = []
+    for name, value in vars(obj).items():
+        if not name.endswith("_") or name.startswith("_") or name.endswith("__"):
+            continue
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fc":
+            if not np.isfinite(value).all():
+                bad.append(prefix + name)
+        elif isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            bad.append(prefix + name)
+        elif hasattr(value, "get_params") and hasattr(value, "__dict__"):
+            bad.extend(_non_finite_attributes(value, prefix + name + "."))
+    return bad
+
+
+def check_finite_fit(estimator, y=None, *, scale=1.0, what="ratings"):
+    """Raise if a fit left NaN or infinite values in the fitted attributes.
+
+    Called where each ``fit`` finishes (DESIGN.md section 6: a fit never
+    returns non-finite factors).  Every public fitted float attribute (name
+    ending in ``_``, also inside a fitted sub-estimator such as
+    ``FMRecommender.fm_``) is checked.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The model whose fit just ran.
+    y : ndarray, default=None
+        The training targets, to name the likely cause when they are huge.
+    scale : float, default=1.0
+        Factor the solver applies to ``y`` (``alpha`` of implicit ALS).
+    what : str, default="ratings"
+        What ``y`` holds, for the message.
+
+    Raises
+    ------
+    FloatingPointError
+        Naming the attributes, and the size of the targets when they are large
+        enough to overflow the arithmetic of the model's dtype.
+    """
+    bad = _non_finite_attributes(estimator)
+    if not bad:
+        return
+    name = type(estimator).__name__
+    cause = target_overflow_cause(estimator, y, scale=scale, what=what) or (
+        "the solver diverged numerically: use a larger regularization (ALS) "
+        "or a smaller learning_rate (SGD)")
+    raise FloatingPointError(
+        f"{name}.fit produced NaN or infinite values in {', '.join(bad)}: {cause}. "
+        "The model is not usable."
+    )
+
+
+def target_overflow_cause(estimator, y, *, scale=1.0, what="ratings"):
+    """Why a fit on targets ``y`` (times ``scale``) overflows the arithmetic
+    of the estimator's dtype, or None when they are not that large."""
+    if y is None or not len(y):
+        return None
+    dtype = np.dtype(getattr(estimator, "dtype", np.float64) or np.float64)
+    if dtype.kind != "f":
+        dtype = np.dtype(np.float64)
+    peak = float(np.max(np.abs(y))) * abs(float(scale))
+    # log10(peak^2 * n) against the dtype's range, with 6 digits of margin
+    size = 2 * np.log10(max(peak, 1e-300)) + np.log10(len(y))
+    if np.isfinite(peak) and size <= np.log10(np.finfo(dtype).max) - 6:
+        return None
+    times = "" if scale == 1.0 else f" times alpha={scale:g}"
+    return (
+        f"the {what} reach {peak:.3g} in absolute value{times}, too large "
+        f"for {dtype.name} arithmetic (the solver sums their squares); "
+        f"rescale y (e.g. divide it by its largest value) or use dtype=np.float64"
+    )
+
+
+@contextlib.contextmanager
+def naming_target_overflow(estimator, y, *, scale=1.0, what="ratings"):
+    """Re-raise a divergence (``FloatingPointError``) of the code inside with
+    the cause when the targets are too large for the dtype's arithmetic."""
+    try:
+        yield
+    except FloatingPointError as exc:
+        cause = target_overflow_cause(estimator, y, scale=scale, what=what)
+        if cause is None:
+            raise
+        raise FloatingPointError(f"{exc} Likely cause: {cause}.") from exc

@@ -90,11 +90,11 @@ def _check_ids(ids, kind):
     elif ids.dtype.kind == "O":
         if pd.isna(ids).any():
             raise ValueError(f"X contains missing {kind} ids (None or NaN).")
-        bad = next((v for v in ids if not _hashable_scalar(v)), None)
+        bad = next((v for v in ids if not _hashable(v)), None)
         if bad is not None:
             raise TypeError(
-                f"{kind} ids must be hashable scalars; argument must be a string or a "
-                f"number, not {type(bad).__name__!r}."
+                f"{kind} ids must be hashable values; argument must be a string, a "
+                f"number or a tuple of them, not {type(bad).__name__!r}: {bad!r:.60}."
             )
         if any(isinstance(v, complex) for v in ids):
             raise ValueError("Complex data not supported: ids must be numbers or strings.")
@@ -103,12 +103,65 @@ def _check_ids(ids, kind):
     return ids
 
 
-def _hashable_scalar(value):
+def _hashable(value):
+    """Whether ``value`` can be an id: any hashable value, tuples included
+    (a tuple holding a list is not hashable and is refused)."""
     try:
         hash(value)
     except TypeError:
         return False
-    return not isinstance(value, (tuple, frozenset))
+    return True
+
+
+def check_columns(estimator, X, *, reset):
+    """The column rule of interaction data (``doc/user_guide/conventions.rst``).
+
+    Columns are read by position: 0 holds the user ids, 1 the item ids, and
+    any further columns (a timestamp, ...) are ignored by the models, however
+    many there are.  ``fit`` (``reset=True``) records ``n_features_in_`` and,
+    for a DataFrame with string column names, ``feature_names_in_``.  Later
+    calls accept any number of columns >= 2; when both the fitted data and
+    ``X`` carry column names, the names of the two id columns must agree, so
+    that a table with reordered columns is refused rather than read with users
+    and items swapped.  Names of the ignored columns are not compared.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+    X : ndarray, DataFrame or list of rows
+    reset : bool
+        True in ``fit``.
+    """
+    if reset:
+        validate_data(estimator, X, reset=True, skip_check_array=True)
+        return
+    name = type(estimator).__name__
+    shape = getattr(X, "shape", None)
+    n_cols = shape[1] if shape is not None and len(shape) == 2 else None
+    if n_cols is not None and n_cols < 2:
+        expected = getattr(estimator, "n_features_in_", 2)
+        raise ValueError(
+            f"X has {n_cols} features, but {name} is expecting {expected} features "
+            "as input: X needs a user id column and an item id column (columns 0 "
+            "and 1; further columns are ignored)."
+        )
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is None or not isinstance(X, pd.DataFrame) or len(fitted) < 2:
+        return
+    given = list(X.columns[:2])
+    if not all(isinstance(c, str) for c in given) or list(fitted[:2]) == given:
+        return
+    try:  # scikit-learn's own message first: it says what differs
+        validate_data(estimator, X, reset=False, skip_check_array=True)
+        detail = ""
+    except ValueError as exc:
+        detail = str(exc).rstrip("\n") + "\n"
+    raise ValueError(
+        f"{detail}{name} reads the user and item ids from columns 0 and 1 of X; "
+        f"it was fitted with columns {list(fitted[:2])} there, but X has {given}. "
+        "Reorder or rename the columns of X, or pass X.to_numpy() to read them by "
+        "position. Columns after the ids are ignored and may differ."
+    )
 
 
 def check_interactions(
@@ -161,11 +214,11 @@ def check_interactions(
         )
     if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind != "c":
         # compare the number of columns with fit before complaining about it
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        check_columns(estimator, X, reset=reset)
         users, items = split_interactions(X)
     else:
         users, items = split_interactions(X)
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        check_columns(estimator, X, reset=reset)
     if y is None:
         if y_required:
             raise ValueError(
@@ -202,6 +255,19 @@ def check_interactions(
         if (sample_weight < 0).any():
             raise ValueError("sample_weight must be non-negative.")
     return users, items, y, sample_weight
+
+
+def check_als_regularization(estimator):
+    """ALS solves one ridge system per user and per item: without a penalty,
+    a user or item with fewer ratings than factors has a singular system, so
+    ``regularization=0`` is refused before any work is done."""
+    if getattr(estimator, "solver", "als") == "als" and estimator.regularization == 0:
+        raise ValueError(
+            f"{type(estimator).__name__}(solver='als') needs regularization > 0: "
+            "with regularization=0 the least-squares system of every user or item "
+            "with fewer ratings than n_factors is singular. Use a small positive "
+            "value (e.g. 1e-3) or solver='sgd'."
+        )
 
 
 def check_n(n, n_max, what="items"):

@@ -142,8 +142,13 @@ def test_singular_system_is_reported():
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [2, 1]])
     y = np.array([5.0, 3.0, 4.0, 2.0, 1.0])
     mf = MatrixFactorization(n_factors=4, solver="als", regularization=0.0, random_state=0)
+    with pytest.raises(ValueError, match="needs regularization > 0"):
+        mf.fit(X, y)  # refused before any work
+    # the kernel still counts a singular system (a penalty removed after fit)
+    mf.set_params(regularization=0.1).fit(X, y)
+    mf.set_params(regularization=0.0)
     with pytest.raises(np.linalg.LinAlgError, match="larger regularization"):
-        mf.fit(X, y)
+        mf.partial_fit(X, y)
 
 
 # -------------------------------------------------------------- estimator

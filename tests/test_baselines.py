@@ -100,7 +100,11 @@ def test_baseline_unknown_ids_and_recommend(small):
     assert_array_equal(np.sort(model.item_bias_[best]), np.sort(model.item_bias_[model._item_codes(items[0])]))
     # no factors, so no similarity search at all (not a method that raises)
     assert not hasattr(model, "similar_items") and not hasattr(model, "similar_users")
-    assert not hasattr(model, "build_similarity_index") and not hasattr(model, "fold_in")
+    assert not hasattr(model, "build_similarity_index")
+    # fold-in solves only the new user's bias: one ALS step with the item biases fixed
+    new = model.fold_in([(-1, X[0, 1]), (-1, X[1, 1])], [5.0, 4.0])
+    resid = np.array([5.0, 4.0]) - model.global_mean_ - model.item_bias_[model._item_codes(X[:2, 1])]
+    assert_allclose(new.user_bias, [resid.sum() / (2 + model.regularization)])
 
 
 def test_baseline_ml100k(ml_split):

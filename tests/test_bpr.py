@@ -139,6 +139,71 @@ def test_reproducible_single_thread_and_multithread_learns(clusters):
     assert ((items // 30) == (np.arange(240) % 4)[:, None]).mean() > 0.95
 
 
+def test_reproducible_for_a_given_n_jobs(clusters):
+    # DESIGN section 5: the block schedule makes parallel fits bit-reproducible
+    X = np.c_[clusters, np.zeros(len(clusters))]
+    fits = [BPR(n_factors=8, n_epochs=10, random_state=5, n_jobs=2).fit(clusters)
+            for _ in range(2)]
+    assert_array_equal(fits[0].predict(X), fits[1].predict(X))
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+    new = np.array([[-1, 3], [-1, 40], [-2, 70]])
+    assert_array_equal(fits[0].fold_in(new).user_factors, fits[1].fold_in(new).user_factors)
+    one = BPR(n_factors=8, n_epochs=10, random_state=5, n_jobs=1).fit(clusters)
+    assert not np.array_equal(one.predict(X), fits[0].predict(X))  # n_jobs is the schedule
+
+
+def test_block_schedule_partitions_positives():
+    from sklearn_mf._bpr import _block_schedule
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, T = 40, 25, 3
+    indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.3)
+    block_pos, block_ptr, item_perm, item_ptr = _block_schedule(
+        np.random.default_rng(1), pos_users, indices, n_users, n_items, T)
+    assert sorted(block_pos) == list(range(len(indices)))
+    assert sorted(item_perm) == list(range(n_items))
+    assert block_ptr[-1] == len(indices) and item_ptr[-1] == n_items
+    item_block = np.empty(n_items, dtype=int)
+    for b in range(T):
+        item_block[item_perm[item_ptr[b]:item_ptr[b + 1]]] = b
+    user_of_block = {}
+    for blk in range(T * T):
+        pos = block_pos[block_ptr[blk]:block_ptr[blk + 1]]
+        assert (item_block[indices[pos]] == blk % T).all()
+        for u in pos_users[pos]:
+            assert user_of_block.setdefault(u, blk // T) == blk // T  # one user block
+
+
+def test_blocked_epoch_does_not_depend_on_the_thread_count():
+    from sklearn_mf._bpr import _block_schedule
+
+    rng = np.random.default_rng(2)
+    n_users, n_items = 50, 30
+    indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.3)
+    sched = _block_schedule(np.random.default_rng(3), pos_users, indices, n_users,
+                            n_items, 4)
+    out = []
+    for n_threads in (1, 2, 4):
+        P = np.random.default_rng(4).normal(0, 0.1, (n_users, 3))
+        Q = np.random.default_rng(5).normal(0, 0.1, (n_items, 3))
+        b = np.zeros(n_items)
+        states = np.arange(1, 5, dtype=np.uint64)
+        stats = np.zeros(4)
+        block_pos, rest = sched[0], sched[1:]
+        n_bad = _bpr_fast.bpr_epoch_blocked(pos_users[block_pos], indices[block_pos], indptr,
+                                            indices, *rest, P, Q, b, 0.1, 0.01, 0.01, True,
+                                            states, n_threads, stats)
+        assert n_bad == 0
+        assert stats[2] + stats[3] == len(indices)  # nnz samples per epoch
+        out.append((P, Q, b, states, stats))
+    for P, Q, b, states, stats in out[1:]:
+        assert_array_equal(P, out[0][0])
+        assert_array_equal(Q, out[0][1])
+        assert_array_equal(b, out[0][2])
+        assert_array_equal(states, out[0][3])
+        assert_array_equal(stats, out[0][4])
+
+
 def test_hyperparameters_are_used(clusters):
     base = dict(n_factors=4, n_epochs=3, random_state=0, n_jobs=1)
     ref = BPR(**base).fit(clusters).item_factors_

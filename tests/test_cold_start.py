@@ -28,7 +28,7 @@ MODELS = {
     "svdpp": lambda: SVDpp(20, n_epochs=20, random_state=0, n_jobs=2),
     "implicit_als": lambda: ImplicitALS(16, alpha=1.0, regularization=0.5, max_iter=10,
                                         random_state=0, n_jobs=2),
-    # one thread: BPR's parallel updates are lock-free, hence not reproducible
+    # one thread: the bounds below were measured with it
     "bpr": lambda: BPR(32, n_epochs=30, learning_rate=0.05, random_state=0, n_jobs=1),
     "fm": lambda: FMRecommender(8, random_state=0, n_jobs=2),
 }

@@ -516,5 +516,7 @@ def test_other_bad_input(small):
     with pytest.raises(ValueError, match="negative"):
         model.fold_in(train[:2], [1.0, -2.0])
     assert model.score(train[:5]) == 0.0  # seen items cannot be recommended
+    # columns after the ids are ignored; one column is too few
+    np.testing.assert_array_equal(model.predict(np.c_[train, train]), model.predict(train))
     with pytest.raises(ValueError, match="features"):
-        model.predict(np.c_[train, train])
+        model.predict(train[:, :1])

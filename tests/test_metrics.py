@@ -304,7 +304,8 @@ def test_intra_list_diversity_vs_bruteforce_and_forms():
     F[4] = 0  # zero vector: similarity 0 with everything
     rec = np.argsort(rng.random((25, 30)), axis=1)[:, :6]
     rec[0, 1:] = -1  # single item: NaN
-    rec[1, 3] = 4
+    rec[1, [3, 4]] = rec[1, [4, 3]]  # the zero vector (item 4) moves to slot 3
+    assert rec[1, 3] == 4
     expected = _ild_bruteforce(rec, F)
     assert_allclose(intra_list_diversity(rec, F, average=False), expected, rtol=1e-10)
     assert intra_list_diversity(rec, F) == pytest.approx(np.nanmean(expected), rel=1e-10)

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -28,7 +29,7 @@ from sklearn_mf._training import (
     sgd_hint,
     undo_validation_on_error,
 )
-from sklearn_mf._utils import check_dtype, effective_n_threads, make_rng
+from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads, make_rng
 
 _LOSS = {"squared": 0, "logistic": 1}
 
@@ -662,6 +663,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         fit = self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s))
         self._set_fit(fit)
         self.target_range_ = (float(y.min()), float(y.max())) if len(y) else (0.0, 0.0)
+        check_finite_fit(self, y, what="targets")
         return self
 
     @staticmethod
@@ -923,6 +925,8 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         self : FactorizationMachineClassifier
             The fitted estimator.
         """
+        check_array(X, accept_sparse=True, dtype=None, ensure_all_finite=False,
+                    estimator=self)  # no samples: say so before counting classes
         y = column_or_1d(y, warn=True)
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind != "binary":
@@ -942,6 +946,7 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         fit = self._fit(X, y_pm, sample_weight, _logit_init)
         self._set_fit(fit)
         self.classes_ = classes
+        check_finite_fit(self, y_pm, what="targets")
         return self
 
     @staticmethod

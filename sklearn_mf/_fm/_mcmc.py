@@ -193,7 +193,8 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         yt = np.empty(n, dtype=dtype)  # the latent target, drawn each sweep
     else:
         y_mean = float(np.average(yt, weights=weights)) if fit_intercept else 0.0
-        y_sd = float(np.sqrt(np.average((yt - y_mean) ** 2, weights=weights)))
+        y_sd = float(np.sqrt(np.average((yt.astype(np.float64) - y_mean) ** 2,
+                                        weights=weights)))  # float32 squares overflow
         if not y_sd > 0:
             y_sd = 1.0
         yt = np.ascontiguousarray((yt - y_mean) / y_sd, dtype=dtype)

@@ -1,5 +1,6 @@
 """``FMRecommender``: a factorization machine over user and item side tables."""
 
+import copy
 import numbers
 
 import numpy as np
@@ -15,7 +16,7 @@ from sklearn_mf._fold_in import FoldInMixin, empirical_prior, ridge_fold_in
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._training import seen_matrix, undo_validation_on_error
-from sklearn_mf._utils import effective_n_threads, make_rng
+from sklearn_mf._utils import check_finite_fit, effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
 
 # The parameters FMRecommender hands to its FactorizationMachineRegressor,
@@ -409,7 +410,6 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             clip_predictions=False,
         ).fit(design, y, sample_weight=sample_weight)
         k = Bu.shape[1]
-        w, V = fm.w_.astype(np.float64), fm.V_.astype(np.float64)
         # fitted: set the attributes
         self._set_ids(users_, items_)
         self.user_items_, self.item_popularity_ = seen_matrix(u, i, y, n_users, n_items)
@@ -420,14 +420,183 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         self.n_iter_ = fm.n_iter_
         self.loss_curve_ = fm.loss_curve_
         self.intercept_ = fm.intercept_
-        self.user_embeddings_, self.user_offsets_ = _block_terms(Bu, w[:k], V[:k])
-        self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
-        self._user_block, self._item_block = Bu, Bi
+        self._set_blocks(Bu, Bi)
         self._fold_in_prior = (
             self._id_block_prior(1.0 / fm.noise_precision_)
             if self.solver == "mcmc" and self.use_ids else None
         )
+        check_finite_fit(self)
         return self
+
+    def _set_blocks(self, Bu, Bi):
+        """Keep the feature blocks and the per-user / per-item terms of the FM."""
+        k = self._n_user_cols
+        w, V = self.fm_.w_.astype(np.float64), self.fm_.V_.astype(np.float64)
+        self.user_embeddings_, self.user_offsets_ = _block_terms(Bu, w[:k], V[:k])
+        self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
+        self._user_block, self._item_block = Bu, Bi
+
+    # ------------------------------------------------------------ online
+    @_fit_context(prefer_skip_nested_validation=True)
+    @undo_validation_on_error
+    def partial_fit(self, X, y, sample_weight=None):
+        r"""Update the model with new ratings, growing it for unseen ids.
+
+        As for the other SGD models (:mod:`sklearn_mf._online`): users and
+        items never seen before are appended to ``users_`` / ``items_`` and
+        get a new id feature (weight 0, factors from
+        :math:`\mathcal N(0, 	ext{init\_std}^2)`; no side features, since
+        the side tables were read in ``fit``), the ratings join
+        ``user_items_``, and 5 SGD epochs of the factorization machine run
+        over the new ratings plus as many old ones replayed, whatever the
+        solver of ``fit`` (``learning_rate`` is the step).  The Bayesian
+        solver keeps posterior draws, which SGD cannot update:
+        ``solver="mcmc"`` refuses (refit, or serve new users with
+        :meth:`recommend_new`).  With ``use_ids=False`` new users and items
+        have no feature at all and only old ones move.  On an unfitted model
+        this is ``fit``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, n_columns)
+            New interactions (user id, item id, ...).
+        y : array-like of shape (n_ratings,)
+            Their ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Weights of the new ratings (replayed ratings get weight 1).
+
+        Returns
+        -------
+        self : FMRecommender
+            The updated estimator.
+
+        Examples
+        --------
+        >>> from sklearn_mf import FMRecommender
+        >>> from sklearn_mf.datasets import make_ratings
+        >>> X, y = make_ratings(n_users=40, n_items=30, n_ratings=400, random_state=0)
+        >>> fm = FMRecommender(4, solver="sgd", max_iter=5, random_state=0).fit(X, y)
+        >>> fm = fm.partial_fit([[1000, X[0, 1]], [1000, X[1, 1]]], [5.0, 1.0])
+        >>> 1000 in fm.users_
+        True
+        """
+        from sklearn_mf._fm._estimators import _LOSS
+        from sklearn_mf._fm import _fm_fast
+        from sklearn_mf._online import PARTIAL_FIT_PASSES, PARTIAL_FIT_REPLAY
+        from sklearn_mf._online import grow_and_replay, online_rng
+
+        if not hasattr(self, "fm_"):
+            return self.fit(X, y, sample_weight)
+        if self.solver == "mcmc":
+            raise ValueError(
+                "FMRecommender(solver='mcmc') keeps posterior draws, which partial_fit "
+                "cannot update: refit, or serve new users with recommend_new."
+            )
+        users, items, y, sample_weight = check_interactions(
+            self, X, y, sample_weight, reset=False, y_required=True)
+        n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
+        rng = online_rng(self.random_state, n_calls)
+        batch = grow_and_replay(self, users, items, y, sample_weight, [],
+                                PARTIAL_FIT_REPLAY, rng)
+        u, i, yy, w, n_new = (batch.user_codes, batch.item_codes, batch.y,
+                              batch.sample_weight, batch.n_new)
+        self._set_ids(batch.users, batch.items)
+        self.user_items_, self.item_popularity_ = batch.user_items, batch.item_popularity
+        self.rating_range_ = batch.rating_range
+        self._n_partial_fit_calls = n_calls
+        fm = copy.copy(self.fm_)  # the update replaces its arrays: self.fm_ stays intact
+        fm._w0 = fm._w0.copy()
+        # rated users / items without an id column (new, or known from a side
+        # table only) get one
+        need_u = self._without_id_column(u[:n_new], self._user_block, self._n_user_id_cols)
+        need_i = self._without_id_column(i[:n_new], self._item_block, self._n_item_id_cols)
+        add_u, add_i = len(need_u), len(need_i)
+        Bu, Bi = self._grow_blocks(need_u, need_i)
+        # new id columns: after the old ids of their block
+        ku, kui = self._n_user_cols, self._n_user_id_cols
+        kii = self._n_item_id_cols
+        old_cols = np.r_[np.arange(kui), kui + add_u + np.arange(ku - kui),
+                         ku + add_u + np.arange(kii),
+                         ku + add_u + kii + add_i + np.arange(fm.w_.shape[0] - ku - kii)]
+        d = fm.w_.shape[0] + add_u + add_i
+        w_new = np.zeros(d, dtype=fm.w_.dtype)
+        V_new = rng.normal(0, self.init_std, (d, fm.V_.shape[1])).astype(fm.V_.dtype)
+        w_new[old_cols], V_new[old_cols] = fm.w_, fm.V_
+        fm.w_, fm.V_ = w_new, np.ascontiguousarray(V_new)
+        fm.n_features_in_ = d
+        self._n_user_id_cols += add_u
+        self._n_item_id_cols += add_i
+        self._n_user_cols += add_u
+        self.feature_names_ = (
+            self.feature_names_[:kui] + [f"user={v}" for v in self.users_[need_u]]
+            + self.feature_names_[kui:ku + kii]
+            + [f"item={v}" for v in self.items_[need_i]]
+            + self.feature_names_[ku + kii:])
+
+        design = sp.hstack([Bu[u], Bi[i]], format="csr", dtype=fm.w_.dtype)
+        design.indices = design.indices.astype(np.intp)
+        design.indptr = design.indptr.astype(np.intp)
+        dtype = fm.w_.dtype.type
+        counts = np.bincount(design.indices, minlength=d).astype(np.float64)
+        occurrence = fm.regularization_scaling == "occurrence"
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row_scale = np.where(counts > 0, (1.0 if occurrence else 1.0 / counts), 0.0)
+        n = design.shape[0]
+        swt = np.zeros(0, dtype=dtype) if w is None else w.astype(dtype)
+        reg_w = fm.regularization if fm.bias_regularization is None else fm.bias_regularization
+        q = np.zeros(fm.V_.shape[1], dtype=dtype)
+        self.loss_curve_ = []
+        for epoch in range(1, PARTIAL_FIT_PASSES + 1):
+            order = rng.permutation(n).astype(np.intp)
+            loss, n_bad = _fm_fast.sgd_epoch(
+                design.data, design.indices, design.indptr, yy.astype(dtype), swt, order,
+                fm._w0, fm.w_, fm.V_, row_scale.astype(dtype), 1.0 if occurrence else 1.0 / n,
+                fm.regularization_w0, reg_w, fm.regularization, self.learning_rate,
+                _LOSS[fm._loss_name], fm.fit_intercept, q,
+            )
+            if n_bad:
+                raise FloatingPointError(
+                    f"FMRecommender.partial_fit diverged in epoch {epoch}; use a smaller "
+                    f"learning_rate (now {self.learning_rate})."
+                )
+            self.loss_curve_.append(float(loss / (n if w is None else w.sum())))
+        self.n_iter_ = PARTIAL_FIT_PASSES
+        fm.intercept_ = self.intercept_ = float(fm._w0[0])
+        self.fm_ = fm
+        self._set_blocks(Bu, Bi)
+        check_finite_fit(self)
+        return self
+
+    def _without_id_column(self, codes, B, n_ids):
+        """Distinct ``codes`` whose row of block ``B`` has no id feature."""
+        if not self.use_ids:
+            return np.zeros(0, dtype=np.intp)
+        codes = np.unique(codes)
+        has = np.zeros(len(codes), dtype=bool)
+        inside = codes < B.shape[0]
+        has[inside] = np.diff(sp.csr_matrix(B[:, :n_ids]).indptr)[codes[inside]] > 0
+        return codes[~has].astype(np.intp)
+
+    def _grow_blocks(self, need_u, need_i):
+        """User and item feature blocks with rows for the ids appended by
+        ``partial_fit`` and a new id column for each of ``need_u`` / ``need_i``
+        (after the old id columns)."""
+        out = []
+        for B, n_ids, need, n_rows in (
+                (self._user_block, self._n_user_id_cols, need_u, len(self.users_)),
+                (self._item_block, self._n_item_id_cols, need_i, len(self.items_))):
+            B = sp.csr_matrix(B)
+            n_new_rows = n_rows - B.shape[0]
+            ids, rest = B[:, :n_ids], B[:, n_ids:]
+            eye = sp.csr_matrix((np.ones(len(need)), (need, np.arange(len(need)))),
+                                shape=(n_rows, len(need)))
+            grown = sp.hstack([
+                sp.vstack([ids, sp.csr_matrix((n_new_rows, n_ids))]),
+                eye,
+                sp.vstack([rest, sp.csr_matrix((n_new_rows, rest.shape[1]))]),
+            ], format="csr")
+            out.append(grown)
+        return out
 
     def _drop_ids(self, design, u, i, u_tab_codes, i_tab_codes, n_uid, n_user_cols, n_iid):
         """Zero the id column in a random ``user_id_dropout`` (``item_id_dropout``)
@@ -558,6 +727,8 @@ def _uniform(values):
     arr = np.asarray(values)
     if arr.dtype != object or len(arr) == 0:
         return arr
+    if pd.api.types.infer_dtype(arr, skipna=False) not in ("integer", "floating", "string"):
+        return arr  # mixed types (1 and "1") stay distinct objects
     try:
         typed = np.asarray(arr.tolist())
     except (TypeError, ValueError):

@@ -19,17 +19,30 @@ from sklearn_mf.metrics._ranking import (
     _as_rec_array,
     _check_k,
     _check_no_relevant,
+    _check_no_repeats,
     _finish,
     _is_padding,
     _prepare,
+    _undefined,
 )
 
 
 def _top(recommended, k):
+    """The first ``k`` columns of the lists, ``k`` and the padding mask; a
+    list that holds the same item twice is an error, as for the ranking
+    metrics."""
     rec = _as_rec_array(recommended)
     k = _check_k(k, rec.shape[1])
     rec = rec[:, :k]
-    return rec, k, _is_padding(rec.ravel()).reshape(rec.shape)
+    pad = _is_padding(rec.ravel()).reshape(rec.shape)
+    codes = np.full(rec.shape, -1, dtype=np.intp)
+    if (~pad).any():
+        try:
+            codes[~pad] = pd.factorize(rec[~pad])[0]
+        except TypeError as exc:  # unhashable ids
+            raise TypeError("Item ids must be hashable values (numbers, strings).") from exc
+    _check_no_repeats(codes, rec)
+    return rec, k, pad
 
 
 def _rows_in(side, rec, pad, what):
@@ -170,7 +183,11 @@ def novelty(recommended, item_popularity, *, k=None, n_users=None, average=True)
     per_user = np.where(n_valid > 0, per_user, np.nan)
     if not average:
         return per_user
-    return float(np.nanmean(per_user)) if (n_valid > 0).any() else float("nan")
+    if not (n_valid > 0).any():
+        return _undefined(
+            "novelty", f"none of the {len(per_user)} list(s) holds an item", stacklevel=3
+        )
+    return float(np.nanmean(per_user))
 
 
 def intra_list_diversity(recommended, item_features, *, k=None, average=True):
@@ -261,7 +278,12 @@ def intra_list_diversity(recommended, item_features, *, k=None, average=True):
     if not average:
         return per_user
     ok = ~np.isnan(per_user)
-    return float(per_user[ok].mean()) if ok.any() else float("nan")
+    if not ok.any():
+        return _undefined(
+            "intra_list_diversity",
+            f"none of the {n_users} list(s) holds two items", stacklevel=3,
+        )
+    return float(per_user[ok].mean())
 
 
 def serendipity(y_true, recommended, expected, *, k=None, average=True,
@@ -322,7 +344,8 @@ def serendipity(y_true, recommended, expected, *, k=None, average=True,
     else:
         ecodes[~epad] = pd.Index(r.item_ids).get_indexer(flat[~epad])
     ecodes = ecodes.reshape(exp.shape)
-    n_cols = max(int(max(r.truth.shape[1], ecodes.max() + 1, r.codes.max() + 1)), 1)
+    n_cols = max(int(max(r.truth.shape[1], ecodes.max(initial=-1) + 1,
+                             r.codes.max(initial=-1) + 1)), 1)
     urow = np.arange(exp.shape[0], dtype=np.int64)[:, None]
     ekeys = np.unique((urow * n_cols + ecodes)[ecodes >= 0])
     q = np.arange(r.codes.shape[0], dtype=np.int64)[:, None] * n_cols + r.codes

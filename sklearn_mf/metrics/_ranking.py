@@ -266,17 +266,7 @@ def _prepare(y_true, recommended, k):
         T = _dedupe_max(rows, all_codes[: len(t_ids)], t_grades, n_users, n_codes)
     codes = codes.reshape(n_users, k)
 
-    # an item may be recommended only once per list
-    if k > 1:
-        marked = np.where(codes >= 0, codes, -1 - np.arange(k)[None, :])
-        s = np.sort(marked, axis=1)
-        dup = (s[:, 1:] == s[:, :-1]).any(axis=1)
-        if dup.any():
-            u = int(np.flatnonzero(dup)[0])
-            raise ValueError(
-                f"{int(dup.sum())} recommended list(s) contain the same item twice, "
-                f"e.g. row {u}: {list(rec[u])}."
-            )
+    _check_no_repeats(codes, rec)
 
     out = _Ranked()
     out.codes, out.truth, out.k = codes, T, k
@@ -284,6 +274,36 @@ def _prepare(y_true, recommended, k):
     out.n_relevant = np.diff(T.indptr).astype(np.intp)
     out.gain = _lookup(T, codes)
     return out
+
+
+def _check_no_repeats(codes, rec):
+    """Raise if a list holds the same item twice.
+
+    ``codes`` are integer item codes of shape (n_users, k), negative for
+    padding; ``rec`` the lists as given (for the message).
+    """
+    k = codes.shape[1]
+    if k < 2 or codes.shape[0] == 0:
+        return
+    marked = np.where(codes >= 0, codes, -1 - np.arange(k)[None, :])
+    s = np.sort(marked, axis=1)
+    dup = (s[:, 1:] == s[:, :-1]).any(axis=1)
+    if dup.any():
+        u = int(np.flatnonzero(dup)[0])
+        raise ValueError(
+            f"{int(dup.sum())} recommended list(s) contain the same item twice, "
+            f"e.g. row {u}: {list(rec[u])}."
+        )
+
+
+def _undefined(name, why, stacklevel=4):
+    """The NaN average of a metric that no user defines, with the warning."""
+    warnings.warn(
+        f"{name} is undefined: {why}; returning NaN.",
+        UndefinedMetricWarning,
+        stacklevel=stacklevel,
+    )
+    return float("nan")
 
 
 def _dedupe_max(rows, cols, grades, n_rows, n_cols):
@@ -358,13 +378,9 @@ def _finish(per_user, defined, average, no_relevant, name):
     if not average:
         return per_user
     if not counted.any():
-        warnings.warn(
-            f"{name} is undefined: none of the {len(per_user)} user(s) has a relevant "
-            "item; returning NaN.",
-            UndefinedMetricWarning,
-            stacklevel=3,
+        return _undefined(
+            name, f"none of the {len(per_user)} user(s) has a relevant item"
         )
-        return float("nan")
     return float(per_user[counted].mean())
 
 

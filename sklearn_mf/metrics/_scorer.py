@@ -47,7 +47,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from sklearn_mf._ids import factorize_ids
-from sklearn_mf._validation import split_interactions
+from sklearn_mf._validation import check_columns, split_interactions
 from sklearn_mf.metrics._beyond_accuracy import (
     coverage,
     intra_list_diversity,
@@ -146,11 +146,18 @@ class _TestRanking:
         model, Xt = _resolve(estimator, X)
         self.model = model
         users, items = split_interactions(Xt)
+        check_columns(model, Xt, reset=False)
         n = len(users)
         if y is not None:
             y = np.asarray(y, dtype=np.float64).ravel()
             if len(y) != n:
                 raise ValueError(f"X has {n} interaction(s) but y has {len(y)} value(s).")
+            if not np.isfinite(y).all():
+                raise ValueError(
+                    f"y contains {int((~np.isfinite(y)).sum())} NaN or infinite test "
+                    "rating(s); drop those rows or fill them before scoring (a missing "
+                    "rating is neither relevant nor irrelevant)."
+                )
         if relevance_threshold is None:
             relevant = np.ones(n, dtype=bool)
         else:
@@ -482,3 +489,24 @@ def make_ranking_scorer(metric, *, k=10, relevance_threshold=None, exclude_seen=
         unknown_items=unknown_items, item_features=item_features,
         metric_params=metric_params,
     )
+
+
+def ranking_score(model, X, y=None):
+    """``score`` of the implicit-feedback recommenders: NDCG@10 of the model's
+    lists against the held-out interactions ``X``.
+
+    The relevant items of a user are her rows of ``X`` (with ``y > 0`` when
+    ``y`` is given); the catalogue minus her training items is ranked; binary
+    relevance, users without a relevant item skipped: the scorer
+    ``make_ranking_scorer("ndcg", k=10)`` (``k`` capped at the catalogue).
+    """
+    from sklearn.utils import _safe_indexing
+    from sklearn.utils.validation import check_is_fitted
+
+    from sklearn_mf._validation import check_interactions
+
+    check_is_fitted(model)
+    if y is not None:
+        _, _, y, _ = check_interactions(model, X, y, None, reset=False)
+        X = _safe_indexing(X, np.flatnonzero(y > 0))
+    return make_ranking_scorer("ndcg", k=min(10, len(model.items_)))(model, X, None)

@@ -257,6 +257,12 @@ class _InteractionSplitter(BaseCrossValidator):
             Test interaction indices, sorted.
         """
         _check_unseen(self.unseen)
+        if X is None or _n_rows(X) == 0:
+            raise ValueError(
+                f"{type(self).__name__} cannot split an empty X: got "
+                f"{'None' if X is None else 'no interactions'}; it needs at least one "
+                "training and one test interaction."
+            )
         users = items = None
         for fold, (train, test) in enumerate(self._folds(X, y, groups)):
             if self.unseen != "keep":
@@ -426,9 +432,21 @@ class TemporalSplit(_InteractionSplitter):
             pos = np.clip(np.floor(q * len(ts) + 0.5).astype(np.intp), 0, len(ts) - 1)
             c = ts[pos]
         if len(c) > 1 and not (np.diff(c) > 0).all():
+            f = int(np.flatnonzero(np.diff(c) <= 0)[0])
+            a, b = (pd.Timestamp(v) if is_dt else v.item() for v in c[f:f + 2])
+            where = f"cutoffs {f} and {f + 1} are {a} and {b}"
+            if self.cutoffs is not None:
+                raise ValueError(
+                    f"The {len(c)} cutoffs must be strictly increasing; {where}."
+                )
+            n_distinct = len(np.unique(t))
+            given = (f"{len(c)} quantiles" if self.quantiles is not None
+                     else f"n_splits={self.n_splits}")
             raise ValueError(
-                f"The cutoffs must be strictly increasing; got {c.tolist()} (with "
-                "quantiles, ties in the timestamps can merge two levels)."
+                f"{given} is too many for {len(t)} interaction(s) with {n_distinct} "
+                f"distinct timestamp(s): two test windows start at the same time "
+                f"({where}). Use fewer splits (or a larger test_size) so that each "
+                "window holds interactions of its own."
             )
         return c
 
