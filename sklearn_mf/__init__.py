@@ -12,10 +12,12 @@ from sklearn_mf._baselines import (
     TruncatedSVDRecommender,
 )
 from sklearn_mf._bpr import BPR
+from sklearn_mf._ease import EASE
 from sklearn_mf._fm._estimators import FactorizationMachineClassifier, FactorizationMachineRegressor
 from sklearn_mf._fm._recommender import FMRecommender
 from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._mf import MatrixFactorization
+from sklearn_mf._neighbors import ItemKNN, UserKNN
 from sklearn_mf._svdpp import SVDpp
 from sklearn_mf._utils import effective_n_threads
 
@@ -27,13 +29,16 @@ __all__ = [
     "FactorizationMachineClassifier",
     "FactorizationMachineRegressor",
     "BaselineRegressor",
+    "EASE",
     "FoldIn",
     "ImplicitALS",
+    "ItemKNN",
     "PopularityRecommender",
     "TruncatedSVDRecommender",
     "MatrixFactorization",
     "Recommendations",
     "RecommenderMixin",
     "SVDpp",
+    "UserKNN",
     "effective_n_threads",
 ]
