@@ -10,6 +10,7 @@ from scipy.linalg import lapack
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._als import merge_seen
@@ -79,9 +80,10 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (G,))
     # G is symmetric and C-ordered: its transpose is the same matrix in Fortran
     # order, so LAPACK works in place on the upper triangle of G.T (the lower of G)
-    c, info = potrf(G.T, lower=0, overwrite_a=1, clean=0)
-    if info == 0:
-        c, info = potri(c, lower=0, overwrite_c=1)
+    with threadpool_limits(n_threads, user_api="blas"):
+        c, info = potrf(G.T, lower=0, overwrite_a=1, clean=0)
+        if info == 0:
+            c, info = potri(c, lower=0, overwrite_c=1)
     if info != 0:
         raise ValueError(
             f"X^T X + regularization*I is not positive definite in "
@@ -92,7 +94,7 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
         blk = P[start:stop, start:stop]
-        blk[np.triu_indices(stop - start, 1)] = blk.T[np.triu_indices(stop - start, 1)]
+        blk[...] = np.tril(blk) + np.tril(blk, -1).T
         P[start:stop, stop:] = P[stop:, start:stop].T
     d = np.diag(P).astype(np.float64)
     if not (d > 0).all():
@@ -158,8 +160,9 @@ class EASE(_HistoryScoringMixin, RecommenderMixin, BaseEstimator):
         scores 0, ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend``
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
-        OpenMP threads of the Gram and scoring kernels (LAPACK uses its own
-        BLAS threads).
+        Threads of the Gram and scoring kernels (OpenMP) and of the LAPACK
+        factorisation (the BLAS thread pool, through threadpoolctl); None
+        uses every available core.
     verbose : int, default=0
         1 or more: print the size of the matrix and the seconds of each stage.
 

@@ -84,7 +84,10 @@ def knn_similarities(Q, C, n_neighbors, *, shrinkage=0.0, cosine=True, exclude_s
     out_idx = np.zeros((n_q, k), dtype=np.int32)
     out_val = np.zeros((n_q, k), dtype=dtype)
     out_cnt = np.zeros(n_q, dtype=np.intp)
-    bounds = np.linspace(0, n_q, min(_SIMILARITY_BLOCKS, max(n_q, 1)) + 1).astype(np.intp)
+    # one parallel region unless progress is reported (each region has a start-up
+    # cost that a loaded machine makes large)
+    n_blocks = 1 if progress is None or progress.mode == "silent" else _SIMILARITY_BLOCKS
+    bounds = np.linspace(0, n_q, min(n_blocks, max(n_q, 1)) + 1).astype(np.intp)
     for step, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), 1):
         n_bad = _neighbors_fast.topk_similarities(
             q_indptr[start:stop + 1], q_indices, q_data, q_norms[start:stop],
