@@ -47,23 +47,8 @@ import scipy.sparse as sp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data")
-
-
-def _rss_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
-
-
-def temporal_split(frame, test_fraction=0.2, min_interactions=5):
-    """Per-user latest ``test_fraction`` held out (users with >= min_interactions)."""
-    frame = frame.sort_values(["user", "timestamp"], kind="stable")
-    n = frame.groupby("user")["item"].transform("size").to_numpy()
-    rank = frame.groupby("user").cumcount().to_numpy()
-    test = (n >= min_interactions) & (rank >= n - np.floor(test_fraction * n))
-    return frame[~test][["user", "item"]].to_numpy(), frame[test][["user", "item"]].to_numpy()
+sys.path.insert(0, HERE)
+from bench_als import _rss_kb, ranking_metrics, temporal_split  # noqa: E402  (same protocol)
 
 
 def load_ratings(name, data_dir):
@@ -91,18 +76,6 @@ def rating_task(data_dir):
     test = np.random.default_rng(0).random(len(r)) < 0.2
     X, y = r[["user", "item"]].to_numpy(), r["rating"].to_numpy(dtype=float)
     return X[~test], y[~test], X[test], y[test]
-
-
-def ranking_metrics(recs, test, k=10):
-    truth = pd.DataFrame(test, columns=["u", "i"]).groupby("u")["i"].agg(set)
-    disc = 1 / np.log2(np.arange(2, k + 2))
-    ndcg, prec = [], []
-    for u, rec in recs.items():
-        rel = truth[u]
-        g = np.array([x in rel for x in rec[:k]], dtype=float)
-        ndcg.append(g @ disc[: len(g)] / disc[: min(k, len(rel))].sum())
-        prec.append(g.sum() / k)
-    return float(np.mean(ndcg)), float(np.mean(prec))
 
 
 # ---------------------------------------------------------------- the models

@@ -15,9 +15,9 @@ from threadpoolctl import threadpool_limits
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._als import merge_seen
 from sklearn_mf._base import RecommenderMixin
+from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._neighbors import _HistoryScoringMixin, csr_parts
 from sklearn_mf._utils import check_dtype, effective_n_threads
-from sklearn_mf._validation import check_interactions
 
 # Rows of the dense matrix copied at once when symmetrising or updating it.
 _BLOCK = 1024
@@ -216,17 +216,7 @@ class EASE(_HistoryScoringMixin, RecommenderMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _check_strengths(self, X, y, reset):
-        users, items, y, _ = check_interactions(self, X, y, None, reset=reset,
-                                                y_nonnegative=True)
-        if y is None:
-            y = np.ones(len(users), dtype=np.float64)
-        if not (y > 0).any():
-            raise ValueError(
-                "y holds no positive interaction strength: every value is 0, so "
-                "there is no observed preference to learn from."
-            )
-        return users, items, y
+    _check_strengths = ImplicitALS._check_strengths
 
     def _check_memory(self, n_items, dtype):
         need = ease_memory(n_items, dtype)

@@ -49,7 +49,7 @@ def _transpose(m):
 
 
 def knn_similarities(Q, C, n_neighbors, *, shrinkage=0.0, cosine=True, exclude_self=False,
-                     dtype=np.float64, n_threads=1, progress=None):
+                     dtype=np.float64, n_threads=1, progress=None, C_t=None):
     """The ``n_neighbors`` most similar rows of ``C`` to every row of ``Q``.
 
     Similarity of rows q and c: the dot product :math:`q \\cdot c` divided by
@@ -69,6 +69,8 @@ def knn_similarities(Q, C, n_neighbors, *, shrinkage=0.0, cosine=True, exclude_s
     n_threads : int, default=1
     progress : EpochProgress, default=None
         Updated after each block of query rows.
+    C_t : sparse matrix of shape (n_features, n_candidates), default=None
+        ``C`` transposed, when the caller has it (saves one transposition).
 
     Returns
     -------
@@ -76,9 +78,9 @@ def knn_similarities(Q, C, n_neighbors, *, shrinkage=0.0, cosine=True, exclude_s
         Sorted indices; at most ``n_neighbors`` entries per row.
     """
     Q, C = sp.csr_matrix(Q), sp.csr_matrix(C)
-    q_norms = np.sqrt(np.asarray(Q.multiply(Q).sum(axis=1), dtype=np.float64).ravel())
-    c_norms = np.sqrt(np.asarray(C.multiply(C).sum(axis=1), dtype=np.float64).ravel())
-    t_indptr, t_indices, t_data = csr_parts(_transpose(C), dtype)
+    q_norms = _row_norms(Q)
+    c_norms = q_norms if C is Q else _row_norms(C)
+    t_indptr, t_indices, t_data = csr_parts(_transpose(C) if C_t is None else C_t, dtype)
     q_indptr, q_indices, q_data = csr_parts(Q, dtype)
     n_q, k = Q.shape[0], int(min(n_neighbors, max(C.shape[0], 1)))
     out_idx = np.zeros((n_q, k), dtype=np.int32)
@@ -109,6 +111,15 @@ def knn_similarities(Q, C, n_neighbors, *, shrinkage=0.0, cosine=True, exclude_s
     S.has_sorted_indices = False
     S.sort_indices()
     return S
+
+
+def _row_norms(M):
+    sq = np.asarray(M.data, dtype=np.float64) ** 2
+    sums = np.zeros(M.shape[0])
+    nonempty = np.diff(M.indptr) > 0
+    if sq.size:
+        sums[nonempty] = np.add.reduceat(sq, M.indptr[:-1][nonempty])
+    return np.sqrt(sums)
 
 
 def score_rows(A, rows, B, *, den_mode=0, n_threads=1):
@@ -307,6 +318,22 @@ class _HistoryScoringMixin:
 
 
 # ------------------------------------------------------- the two kNN models
+_KNN_DOC_ATTRS = """    Attributes
+    ----------
+    similarity_ : scipy.sparse.csr_matrix of shape (n_{row}s, n_{row}s)
+        Row :math:`a` holds the similarities :math:`s_{{ab}}` to its neighbours.
+    global_mean_, user_bias_, item_bias_ : float, ndarray
+        The baseline (``feedback="explicit"`` only).
+    users_, items_ : ndarray
+        Raw ids; position = internal index.
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Training interactions (summed ``y``).
+    item_popularity_ : ndarray of shape (n_items,)
+        Training interactions per item (the popularity fallback).
+    n_features_in_ : int
+
+"""
+
 _KNN_DOC_PARAMS = """
     n_neighbors : int, default={n_neighbors}
         Neighbours kept per {row} (the top of its similarity list).
@@ -434,15 +461,17 @@ class _KNNBase(_HistoryScoringMixin, RecommenderMixin, BaseEstimator):
             H = self._residuals(H, self.user_bias_)
         self._history = H
         n_threads = effective_n_threads(self.n_jobs)
-        V = self._vectors(H, fit=True)
+        V, V_t = self._vectors(H, fit=True)
         with EpochProgress(self.verbose, _SIMILARITY_BLOCKS, unit="block",
                            desc=type(self).__name__) as progress:
             self.similarity_ = knn_similarities(
                 V, V, self.n_neighbors, shrinkage=self.shrinkage,
                 cosine=self.similarity == "cosine", exclude_self=True, dtype=dtype,
-                n_threads=n_threads, progress=progress,
+                n_threads=n_threads, progress=progress, C_t=V_t,
             )
-        self._similarity_t = _transpose(self.similarity_)
+        # the transposed neighbour lists serve the explicit estimate (i's own
+        # neighbours); implicit ``predict`` transposes on demand
+        self._similarity_t = _transpose(self.similarity_) if explicit else None
         return self
 
     def _residuals(self, R, user_bias):
@@ -477,6 +506,22 @@ class _KNNBase(_HistoryScoringMixin, RecommenderMixin, BaseEstimator):
                           minlength=H.shape[0])
         b_u = num / (self.baseline_regularization + np.diff(H.indptr))
         return self._residuals(H, b_u), b_u
+
+    def _predict_codes(self, user_codes, item_codes):
+        known = (user_codes >= 0) & (item_codes >= 0)
+        A, B, den_mode = self._pair_operands()
+        num, den = pair_scores(A, np.where(known, user_codes, -1), B,
+                               np.where(known, item_codes, -1), den_mode=den_mode,
+                               n_threads=effective_n_threads(self.n_jobs))
+        if self.feedback != "explicit":
+            return num
+        out = np.full(len(user_codes), self.global_mean_)
+        ku, ki = user_codes >= 0, item_codes >= 0
+        out[ku] += self.user_bias_[user_codes[ku]]
+        out[ki] += self.item_bias_[item_codes[ki]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out += np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+        return out
 
     def _rating_scores(self, num, den, user_bias, cand):
         """KNNBaseline estimate from the neighbour sums."""
@@ -530,20 +575,7 @@ class ItemKNN(_KNNBase):
     Parameters
     ----------
     {params}
-    Attributes
-    ----------
-    similarity_ : scipy.sparse.csr_matrix of shape (n_items, n_items)
-        Row :math:`i` holds :math:`s_{ij}` for :math:`j \in N(i)`.
-    global_mean_, user_bias_, item_bias_ : float, ndarray
-        The baseline (``feedback="explicit"`` only).
-    users_, items_ : ndarray
-        Raw ids; position = internal index.
-    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
-        Training interactions (summed ``y``).
-    item_popularity_ : ndarray of shape (n_items,)
-        Training interactions per item (the popularity fallback).
-    n_features_in_ : int
-
+{attributes}
     See Also
     --------
     UserKNN : The same over users.
@@ -567,7 +599,9 @@ class ItemKNN(_KNNBase):
         return "bm25" if self.feedback == "implicit" else None
 
     def _vectors(self, H, fit):
-        return self._weighted(_transpose(H), fit)
+        """Item vectors (items x users) and their transpose."""
+        V = self._weighted(_transpose(H), fit)
+        return V, (H if V is not None and self._weighting is None else None)
 
     def _scores_from(self, H, rows, user_bias, cand):
         n_threads = effective_n_threads(self.n_jobs)
@@ -587,24 +621,11 @@ class ItemKNN(_KNNBase):
         H, b_u = self._new_history(m)
         return self._scores_from(H, np.arange(H.shape[0]), b_u, cand)
 
-    def _predict_codes(self, user_codes, item_codes):
-        known = (user_codes >= 0) & (item_codes >= 0)
-        n_threads = effective_n_threads(self.n_jobs)
-        uc = np.where(known, user_codes, -1)
-        ic = np.where(known, item_codes, -1)
-        if self.feedback != "explicit":
-            out, _ = pair_scores(self._history, uc, self._similarity_t, ic,
-                                 n_threads=n_threads)
-            return out
-        num, den = pair_scores(self._history, uc, self.similarity_, ic, den_mode=2,
-                               n_threads=n_threads)
-        out = np.full(len(user_codes), self.global_mean_)
-        ku, ki = user_codes >= 0, item_codes >= 0
-        out[ku] += self.user_bias_[user_codes[ku]]
-        out[ki] += self.item_bias_[item_codes[ki]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out += np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-        return out
+    def _pair_operands(self):
+        """(A, B, den_mode): the score of (u, i) is ``A[u] . B[i]``."""
+        if self.feedback == "explicit":
+            return self._history, self.similarity_, 2
+        return self._history, _transpose(self.similarity_), 0
 
     def similar_items(self, items, n=10):
         """The ``n`` most similar stored neighbours of each item.
@@ -660,20 +681,7 @@ class UserKNN(_KNNBase):
     Parameters
     ----------
     {params}
-    Attributes
-    ----------
-    similarity_ : scipy.sparse.csr_matrix of shape (n_users, n_users)
-        Row :math:`u` holds :math:`s_{uv}` for :math:`v \in N(u)`.
-    global_mean_, user_bias_, item_bias_ : float, ndarray
-        The baseline (``feedback="explicit"`` only).
-    users_, items_ : ndarray
-        Raw ids; position = internal index.
-    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
-        Training interactions (summed ``y``).
-    item_popularity_ : ndarray of shape (n_items,)
-        Training interactions per item (the popularity fallback).
-    n_features_in_ : int
-
+{attributes}
     See Also
     --------
     ItemKNN : The same over items (usually better when items are fewer).
@@ -704,7 +712,8 @@ class UserKNN(_KNNBase):
         return None
 
     def _vectors(self, H, fit):
-        return self._weighted(H, fit)
+        """User vectors (users x items) and their transpose (None: not at hand)."""
+        return self._weighted(H, fit), None
 
     def _scores_from(self, S, user_bias, cand):
         """Scores of users whose neighbour rows (over trained users) are ``S``."""
@@ -723,32 +732,17 @@ class UserKNN(_KNNBase):
 
     def _new_scores(self, m, cand):
         H, b_u = self._new_history(m)
-        V = self._vectors(self._history, fit=False)
+        V, _ = self._vectors(self._history, fit=False)
         S = knn_similarities(
-            self._vectors(H, fit=False), V, self.n_neighbors, shrinkage=self.shrinkage,
+            self._vectors(H, fit=False)[0], V, self.n_neighbors, shrinkage=self.shrinkage,
             cosine=self.similarity == "cosine", dtype=self._history.dtype.type,
             n_threads=effective_n_threads(self.n_jobs),
         )
         return self._scores_from(S, b_u, cand)
 
-    def _predict_codes(self, user_codes, item_codes):
-        known = (user_codes >= 0) & (item_codes >= 0)
-        n_threads = effective_n_threads(self.n_jobs)
-        uc = np.where(known, user_codes, -1)
-        ic = np.where(known, item_codes, -1)
-        Ht = _transpose(self._history)
-        if self.feedback != "explicit":
-            out, _ = pair_scores(self.similarity_, uc, Ht, ic, n_threads=n_threads)
-            return out
-        num, den = pair_scores(self.similarity_, uc, Ht, ic, den_mode=1,
-                               n_threads=n_threads)
-        out = np.full(len(user_codes), self.global_mean_)
-        ku, ki = user_codes >= 0, item_codes >= 0
-        out[ku] += self.user_bias_[user_codes[ku]]
-        out[ki] += self.item_bias_[item_codes[ki]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out += np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-        return out
+    def _pair_operands(self):
+        """(A, B, den_mode): the score of (u, i) is ``A[u] . B[i]``."""
+        return self.similarity_, _transpose(self._history), 1
 
     def similar_users(self, users, n=10):
         """The ``n`` most similar stored neighbours of each user.
@@ -776,6 +770,9 @@ class UserKNN(_KNNBase):
         self._no_neighbours("item")
 
 
+for _cls, _row in ((ItemKNN, "item"), (UserKNN, "user")):
+    _cls.__doc__ = _cls.__doc__.replace(
+        "{attributes}\n", _KNN_DOC_ATTRS.format(row=_row))
 ItemKNN.__doc__ = ItemKNN.__doc__.replace("{params}", _KNN_DOC_PARAMS.format(
     n_neighbors=100, shrinkage=10.0, row="item", feature="user",
     auto='"bm25" for implicit feedback (the best of the three on MovieLens '
