@@ -92,7 +92,8 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     """
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_cand = c_norms.shape[0]
     cdef Py_ssize_t k = out_idx.shape[1]
-    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size
+    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size, work
+    cdef bint dense
     cdef double w, s, den
     cdef double* acc
     cdef double* hs
@@ -115,31 +116,50 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                     n_bad += 1
                     out_cnt[q] = 0
                     continue
-                m = 0
+                # the candidates reached: many (dense accumulator, scanned
+                # whole) or few (a list of the touched ones)
+                work = 0
                 for p in range(q_indptr[q], q_indptr[q + 1]):
                     f = q_indices[p]
-                    w = q_data[p]
-                    for pp in range(t_indptr[f], t_indptr[f + 1]):
-                        c = t_indices[pp]
-                        if mark[c] != q:
-                            mark[c] = q
-                            acc[c] = 0
-                            touched[m] = c
-                            m = m + 1
-                        acc[c] += w * t_data[pp]
+                    work = work + t_indptr[f + 1] - t_indptr[f]
+                dense = 2 * work >= n_cand
+                m = 0
+                if dense:
+                    for t in range(n_cand):
+                        acc[t] = 0
+                    for p in range(q_indptr[q], q_indptr[q + 1]):
+                        f = q_indices[p]
+                        w = q_data[p]
+                        for pp in range(t_indptr[f], t_indptr[f + 1]):
+                            acc[t_indices[pp]] += w * t_data[pp]
+                    m = n_cand
+                else:
+                    for p in range(q_indptr[q], q_indptr[q + 1]):
+                        f = q_indices[p]
+                        w = q_data[p]
+                        for pp in range(t_indptr[f], t_indptr[f + 1]):
+                            c = t_indices[pp]
+                            if mark[c] != q:
+                                mark[c] = q
+                                acc[c] = 0
+                                touched[m] = c
+                                m = m + 1
+                            acc[c] += w * t_data[pp]
                 size = 0
                 for t in range(m):
-                    c = touched[t]
-                    if self_offset >= 0 and c == q + self_offset:
-                        continue
+                    c = t if dense else touched[t]
                     s = acc[c]
+                    if s <= 0 or (self_offset >= 0 and c == q + self_offset):
+                        continue
                     if cosine:
                         den = q_norms[q] * c_norms[c] + shrinkage
                         if den <= 0:
                             continue
+                        # most candidates lose to the heap's worst: skip the division
+                        if size == k and s < hs[0] * den * (1 - 1e-12):
+                            continue
                         s = s / den
-                    if s > 0:
-                        _heap_push(hs, hi, &size, k, s, c)
+                    _heap_push(hs, hi, &size, k, s, c)
                 out_cnt[q] = size
                 for t in range(size):
                     out_idx[q, t] = <int>hi[t]

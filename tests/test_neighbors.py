@@ -51,8 +51,12 @@ def _triples(M):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("cosine,shrinkage", [(True, 0.0), (True, 3.0), (False, 0.0)])
-def test_similarity_kernel_matches_numpy(dtype, n_threads, cosine, shrinkage):
-    A = _random_csr(60, 40, 0.15, 0)
+@pytest.mark.parametrize("shape,density", [((60, 40), 0.15), ((300, 200), 0.01)],
+                         ids=["dense-accumulator", "touched-list"])
+def test_similarity_kernel_matches_numpy(dtype, n_threads, cosine, shrinkage, shape, density):
+    # the kernel scans a dense accumulator when a row reaches many candidates
+    # and keeps a list of the touched ones otherwise: both paths are checked
+    A = _random_csr(*shape, density, 0)
     got = knn_similarities(A, A, 7, shrinkage=shrinkage, cosine=cosine, exclude_self=True,
                            dtype=dtype, n_threads=n_threads)
     ref = _dense_topk(A, A, 7, shrinkage, cosine, True)
