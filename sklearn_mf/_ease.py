@@ -10,7 +10,7 @@ from scipy.linalg import lapack
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._als import merge_seen
@@ -21,6 +21,17 @@ from sklearn_mf._utils import check_dtype, effective_n_threads
 
 # Rows of the dense matrix copied at once when symmetrising or updating it.
 _BLOCK = 1024
+
+
+_CONTROLLER = []
+
+
+def _blas_threads(n_threads):
+    """Context limiting the BLAS pool to ``n_threads`` (the scan of the loaded
+    libraries, slow next to a small solve, is done once per process)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=n_threads, user_api="blas")
 
 
 def available_memory():
@@ -80,7 +91,7 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (G,))
     # G is symmetric and C-ordered: its transpose is the same matrix in Fortran
     # order, so LAPACK works in place on the upper triangle of G.T (the lower of G)
-    with threadpool_limits(n_threads, user_api="blas"):
+    with _blas_threads(n_threads):
         c, info = potrf(G.T, lower=0, overwrite_a=1, clean=0)
         if info == 0:
             c, info = potri(c, lower=0, overwrite_c=1)
