@@ -265,6 +265,8 @@ def main():
     ap.add_argument("--datasets", default="ml-100k,amazon")
     ap.add_argument("--no-ratings", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--only", default=None,
+                    help="run only the models whose label contains this text")
     args = ap.parse_args()
     # BLAS keeps its default threads: only the EASE solves use it (both libraries)
     os.environ.setdefault("LK_EASE_SOLVER", "scipy")
@@ -275,6 +277,8 @@ def main():
         print(f"{'model':32} {'fit s':>8} {'rec s':>8} {'peak MB':>8} {'NDCG@10':>8} "
               f"{'P@10':>7}", flush=True)
         for label, lib, kind, params, group in implicit_models(args.k, args.lam):
+            if args.only and args.only not in label:
+                continue
             try:
                 r = run(_child_implicit, lib, kind, params, name, args.data, args.threads,
                         args.repeats)

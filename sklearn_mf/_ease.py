@@ -21,6 +21,8 @@ from sklearn_mf._utils import check_dtype, effective_n_threads
 
 # Rows of the dense matrix copied at once when symmetrising or updating it.
 _BLOCK = 1024
+# Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS threads.
+_PARALLEL_SOLVE_ITEMS = 4096
 
 
 _CONTROLLER = []
@@ -91,7 +93,9 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (G,))
     # G is symmetric and C-ordered: its transpose is the same matrix in Fortran
     # order, so LAPACK works in place on the upper triangle of G.T (the lower of G)
-    with _blas_threads(n_threads):
+    # below a few thousand items one core factorises in a fraction of a second
+    # and a second BLAS thread costs more than it saves on a busy machine
+    with _blas_threads(n_threads if n >= _PARALLEL_SOLVE_ITEMS else 1):
         c, info = potrf(G.T, lower=0, overwrite_a=1, clean=0)
         if info == 0:
             c, info = potri(c, lower=0, overwrite_c=1)
@@ -171,9 +175,10 @@ class EASE(_HistoryScoringMixin, RecommenderMixin, BaseEstimator):
         scores 0, ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend``
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
-        Threads of the Gram and scoring kernels (OpenMP) and of the LAPACK
-        factorisation (the BLAS thread pool, through threadpoolctl); None
-        uses every available core.
+        Threads of the Gram and scoring kernels (OpenMP) and, from 4096 items
+        on, of the LAPACK factorisation (the BLAS thread pool, through
+        threadpoolctl; smaller solves take one core); None uses every
+        available core.
     verbose : int, default=0
         1 or more: print the size of the matrix and the seconds of each stage.
 
