@@ -195,7 +195,8 @@ def _child_rating(lib, kind, params, data_dir, threads, repeats, queue):
 
             tic = time.perf_counter()
             frame = pd.DataFrame({"u": Xtr[:, 0], "i": Xtr[:, 1], "r": ytr})
-            trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
+            data = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5)))
+            trainset = data.build_full_trainset()
             model = KNNBaseline(verbose=False, **params)
             model.fit(trainset)
             fits.append(time.perf_counter() - tic)

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _neighbors_fast
-from sklearn_mf._base import _SCORE_BLOCK_BYTES, Recommendations, RecommenderMixin
+from sklearn_mf._base import Recommendations, RecommenderMixin
 from sklearn_mf._baselines import BaselineRegressor
 from sklearn_mf._ids import _ids_from_codes
 from sklearn_mf._implicit import ImplicitALS
