@@ -5,7 +5,8 @@ Comparing every model of the library on MovieLens
 
 One split, every model: the rating models (baseline biases, matrix
 factorization with SGD and ALS, SVD++, truncated SVD of the imputed matrix,
-a factorization machine on the ids) are scored on the ratings they predict
+a factorization machine on the ids, item-kNN with a KNNBaseline estimate)
+are scored on the ratings they predict
 (RMSE, MAE), and all models, the implicit-feedback ones and the popularity
 baseline included, on the top-10 lists they recommend (Precision@10 and
 NDCG@10 with :func:`~sklearn_mf.metrics.evaluate`).  Fit times are measured
@@ -31,12 +32,15 @@ from _data import load_ratings
 from sklearn_mf import (
     BPR,
     BaselineRegressor,
+    EASE,
     FMRecommender,
     ImplicitALS,
+    ItemKNN,
     MatrixFactorization,
     PopularityRecommender,
     SVDpp,
     TruncatedSVDRecommender,
+    UserKNN,
 )
 from sklearn_mf.metrics import evaluate
 from sklearn_mf.model_selection import PerUserTemporalSplit
@@ -53,8 +57,12 @@ print(f"{len(train)} training and {len(test)} test ratings")
 # ----------
 # Settings are reasonable defaults for MovieLens 100K, not tuned on the test
 # set.  The implicit-feedback models (:class:`~sklearn_mf.ImplicitALS`,
-# :class:`~sklearn_mf.BPR`) and the popularity baseline see *which* items
-# each user rated, not the ratings, and predict no ratings.
+# :class:`~sklearn_mf.BPR`, the neighbourhood models
+# :class:`~sklearn_mf.ItemKNN` and :class:`~sklearn_mf.UserKNN` and the
+# closed-form item-item model :class:`~sklearn_mf.EASE`, all three at their
+# defaults) and the popularity baseline see *which* items each user rated,
+# not the ratings, and predict no ratings.  ``ItemKNN(feedback="explicit")``
+# predicts ratings like Surprise's KNNBaseline.
 rating_models = {
     "Baseline (biases)": BaselineRegressor(),
     "MF, SGD": MatrixFactorization(n_factors=50, n_epochs=30, regularization=0.05,
@@ -64,11 +72,15 @@ rating_models = {
     "SVD++": SVDpp(n_factors=20, n_epochs=20, random_state=0),
     "Truncated SVD": TruncatedSVDRecommender(n_factors=15, random_state=0),
     "FM (ids)": FMRecommender(n_factors=8, random_state=0),
+    "ItemKNN, ratings": ItemKNN(n_neighbors=300, feedback="explicit"),
 }
 ranking_models = {
     "Popularity": PopularityRecommender(),
     "ImplicitALS": ImplicitALS(n_factors=32, max_iter=10, random_state=0),
     "BPR": BPR(n_factors=32, n_epochs=30, random_state=0),
+    "ItemKNN": ItemKNN(),
+    "UserKNN": UserKNN(),
+    "EASE": EASE(),
 }
 
 # %%
@@ -136,5 +148,9 @@ fig.tight_layout()
 # rating*, which favours rarely rated items a few users loved, and loses to
 # the plain popularity list; the implicit-feedback models, trained on what
 # users choose to rate, beat it by more than half (NDCG@10 0.17 and 0.15
-# against 0.10).  Pick the model for the metric you serve.
+# against 0.10), and the neighbourhood models, fitted in a fraction of a
+# second without a single iteration, are as good (NDCG@10 0.17); EASE is
+# ahead of every factorization on this data (0.18), as in the
+# reproducibility studies of Dacrema et al. (2019).  Pick the model for the
+# metric you serve.
 plt.show()

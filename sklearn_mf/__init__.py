@@ -12,13 +12,15 @@ from sklearn_mf._baselines import (
     TruncatedSVDRecommender,
 )
 from sklearn_mf._bpr import BPR
+from sklearn_mf._ease import EASE
 from sklearn_mf._fm._estimators import FactorizationMachineClassifier, FactorizationMachineRegressor
 from sklearn_mf._fm._recommender import FMRecommender
-from sklearn_mf._fold_in import FoldIn, FoldInMixin
+from sklearn_mf._fold_in import FoldIn, FoldInMixin, RecommendNewMixin
 from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._mf import MatrixFactorization
 from sklearn_mf._persist import trusted_types
+from sklearn_mf._neighbors import ItemKNN, UserKNN
 from sklearn_mf._svdpp import SVDpp
 from sklearn_mf._utils import effective_n_threads
 
@@ -30,16 +32,20 @@ __all__ = [
     "FactorizationMachineClassifier",
     "FactorizationMachineRegressor",
     "BaselineRegressor",
+    "EASE",
     "FoldIn",
     "FoldInMixin",
     "ImplicitALS",
     "LatentFactorMixin",
+    "ItemKNN",
     "PopularityRecommender",
     "TruncatedSVDRecommender",
     "MatrixFactorization",
     "Recommendations",
     "RecommenderMixin",
+    "RecommendNewMixin",
     "SVDpp",
+    "UserKNN",
     "effective_n_threads",
     "trusted_types",
 ]

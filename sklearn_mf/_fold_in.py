@@ -18,6 +18,11 @@ Hooks a model implements:
 ``_new_user_offsets(biases)`` (optional)
     Per-user additive ranking score of folded-in users, default
     ``global_mean_ + biases`` (None without biases).
+``_new_user_scorer(m, cand, prior)`` (optional)
+    How ``recommend_new`` scores the new users of the CSR ``m``: by default
+    folded in and scored like trained users; models that score a user
+    straight from a history (``ItemKNN``, ``UserKNN``, ``EASE``) return their
+    own scores instead.
 
 Rating models implement ``_fold_in_rows`` with :func:`ridge_fold_in`, one ALS
 user half-step parameterised by the model's item factors, offsets, penalties
@@ -148,49 +153,29 @@ def ridge_fold_in(indptr, indices, values, item_factors, item_offset=None, *,
     return P, b
 
 
-class FoldInMixin:
-    """``fold_in`` and ``recommend_new``: new users served without refitting.
+class RecommendNewMixin:
+    """``recommend_new``: recommendations for users not seen in ``fit``, from
+    a few given interactions, without refitting and without changing the model.
 
-    For models whose user side can be solved with the item side fixed; see
-    the module docstring of ``sklearn_mf._fold_in`` for the hooks.  Used with
-    :class:`~sklearn_mf.LatentFactorMixin` (it ranks with the item
-    embeddings).
+    A model implements ``_new_user_scorer(m, cand, prior)`` (see the module
+    docstring); :class:`FoldInMixin` implements it by folding the users in.
+    Models that score a user straight from a history (``ItemKNN``,
+    ``UserKNN``, ``EASE``) use this mixin alone: they have no factors, so no
+    ``fold_in``.
 
     Examples
     --------
-    >>> from sklearn_mf import FoldInMixin, MatrixFactorization
-    >>> from sklearn_mf.datasets import make_ratings
-    >>> X, y = make_ratings(n_users=100, n_items=50, n_ratings=2000, random_state=0)
-    >>> model = MatrixFactorization(n_factors=4, random_state=0, n_jobs=1).fit(X, y)
-    >>> isinstance(model, FoldInMixin)
-    True
-    >>> new = [["new", X[0, 1], 0], ["new", X[1, 1], 0]]  # user, item, timestamp
-    >>> model.fold_in(new, [5.0, 4.0]).user_factors.shape
-    (1, 4)
-    >>> model.recommend_new(new, [5.0, 4.0], n=3).items.shape
-    (1, 3)
+    >>> from sklearn_mf import EASE, RecommendNewMixin
+    >>> X = [(u, i) for u in range(30) for i in range(12) if (u + i) % 3 == 0]
+    >>> model = EASE(regularization=10.0).fit(X)
+    >>> isinstance(model, RecommendNewMixin), hasattr(model, "fold_in")
+    (True, False)
+    >>> model.recommend_new([("new", 0), ("new", 3)], n=2).items.shape
+    (1, 2)
     """
 
     _fold_in_requires_y = True
     _fold_in_priors = ("model", "empirical")
-
-    def _training_noise_variance(self):
-        """Mean squared residual of the training ratings (``user_items_``)."""
-        R = self.user_items_.tocoo()
-        if not len(R.data):
-            return 1.0
-        resid = R.data - self._predict_codes(R.row.astype(np.intp), R.col.astype(np.intp))
-        return float(np.mean(resid**2))
-
-    def _new_user_offsets(self, biases):
-        """Per-user additive score of folded-in users (explicit: mu + b_u)."""
-        if biases is None:
-            return None
-        return self.global_mean_ + biases.astype(np.float64)
-
-    def _empirical_prior(self, factors, biases):
-        """:func:`empirical_prior` of the trained users' ``factors`` and ``biases``."""
-        return empirical_prior(factors, biases, self._training_noise_variance())
 
     def _fold_in_csr(self, X, y):
         """Validate new users' interactions; CSR (new users x fitted items)."""
@@ -214,49 +199,6 @@ class FoldInMixin:
             shape=(len(query), len(self.items_)),
         )
         return query, m
-
-    def fold_in(self, X, y=None, *, prior="model"):
-        """Factors of new users from their interactions, without changing the model.
-
-        The item factors (and biases) stay fixed and each user's factors are
-        solved in closed form: the same solve as one ALS user half-step
-        (explicit models: a ridge regression of :math:`r_{ui} - \\mu - b_i` on
-        the item factors, with a user bias when the model is biased; implicit
-        ALS: the confidence-weighted solve).  Nothing fitted is modified.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, n_columns)
-            Interactions of the users to fold in (user id, item id, ...).  The
-            user ids are treated as new users whatever their value; items
-            unknown to the model are ignored.
-        y : array-like of shape (n_interactions,), default=None
-            Ratings (required by explicit models) or non-negative strengths
-            (implicit models; None means 1).
-        prior : {"model", "empirical"}, default="model"
-            ``"model"``: the penalty the model was trained with (per rating,
-            so a user with one or two ratings is barely shrunk and may be
-            predicted worse than by the fallback).  ``"empirical"`` (rating
-            models: :class:`MatrixFactorization`, :class:`SVDpp`,
-            :class:`FMRecommender`): shrink towards the average trained user,
-            with the trained users' spread of factors and biases as the prior
-            and the training residual variance as the noise (empirical
-            Bayes), which stays better than the fallback from the first
-            rating.  See :ref:`cold_start`.
-
-        Returns
-        -------
-        folded : FoldIn
-            Named tuple ``(users, user_factors, user_bias)``: the distinct user
-            ids of ``X`` (sorted when comparable), their factors of shape
-            (n_users, n_factors) and biases of shape (n_users,) (None for
-            unbiased and implicit models).  A user without any known item gets
-            zero factors.
-        """
-        self._check_fold_in_prior(prior)
-        query, m = self._fold_in_csr(X, y)
-        factors, biases = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
-        return FoldIn(query, factors, biases)
 
     def _check_fold_in_prior(self, prior):
         if prior not in ("model", "empirical"):
@@ -302,9 +244,107 @@ class FoldInMixin:
         """
         self._check_fold_in_prior(prior)
         query, m = self._fold_in_csr(X, y)
-        U, b = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
         cand = self._candidate_codes(items, exclude_items)
         n = check_n(n, len(cand))
+        score_rows = self._new_user_scorer(m, cand, prior)
+        empty = np.diff(m.indptr) == 0
+        rows = np.where(empty, -1, np.arange(len(query), dtype=np.intp))
+        ids, scores = self._rank(rows, n, cand, self.items_, score_rows=score_rows,
+                                 exclude=m if exclude_seen else None, popular=empty,
+                                 dtype=np.float64)
+        return Recommendations(query, ids, scores, empty)
+
+
+class FoldInMixin(RecommendNewMixin):
+    """``fold_in`` and ``recommend_new``: new users served without refitting.
+
+    For models whose user side can be solved with the item side fixed; see
+    the module docstring of ``sklearn_mf._fold_in`` for the hooks.  Used with
+    :class:`~sklearn_mf.LatentFactorMixin` (it ranks with the item
+    embeddings).
+
+    Examples
+    --------
+    >>> from sklearn_mf import FoldInMixin, MatrixFactorization
+    >>> from sklearn_mf.datasets import make_ratings
+    >>> X, y = make_ratings(n_users=100, n_items=50, n_ratings=2000, random_state=0)
+    >>> model = MatrixFactorization(n_factors=4, random_state=0, n_jobs=1).fit(X, y)
+    >>> isinstance(model, FoldInMixin)
+    True
+    >>> new = [["new", X[0, 1], 0], ["new", X[1, 1], 0]]  # user, item, timestamp
+    >>> model.fold_in(new, [5.0, 4.0]).user_factors.shape
+    (1, 4)
+    >>> model.recommend_new(new, [5.0, 4.0], n=3).items.shape
+    (1, 3)
+    """
+
+    def _training_noise_variance(self):
+        """Mean squared residual of the training ratings (``user_items_``)."""
+        R = self.user_items_.tocoo()
+        if not len(R.data):
+            return 1.0
+        resid = R.data - self._predict_codes(R.row.astype(np.intp), R.col.astype(np.intp))
+        return float(np.mean(resid**2))
+
+    def _new_user_offsets(self, biases):
+        """Per-user additive score of folded-in users (explicit: mu + b_u)."""
+        if biases is None:
+            return None
+        return self.global_mean_ + biases.astype(np.float64)
+
+    def _empirical_prior(self, factors, biases):
+        """:func:`empirical_prior` of the trained users' ``factors`` and ``biases``."""
+        return empirical_prior(factors, biases, self._training_noise_variance())
+
+    def fold_in(self, X, y=None, *, prior="model"):
+        """Factors of new users from their interactions, without changing the model.
+
+        The item factors (and biases) stay fixed and each user's factors are
+        solved in closed form: the same solve as one ALS user half-step
+        (explicit models: a ridge regression of :math:`r_{ui} - \\mu - b_i` on
+        the item factors, with a user bias when the model is biased; implicit
+        ALS: the confidence-weighted solve).  Nothing fitted is modified.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Interactions of the users to fold in (user id, item id, ...).  The
+            user ids are treated as new users whatever their value; items
+            unknown to the model are ignored.
+        y : array-like of shape (n_interactions,), default=None
+            Ratings (required by explicit models) or non-negative strengths
+            (implicit models; None means 1).
+        prior : {"model", "empirical"}, default="model"
+            ``"model"``: the penalty the model was trained with (per rating,
+            so a user with one or two ratings is barely shrunk and may be
+            predicted worse than by the fallback).  ``"empirical"`` (rating
+            models: :class:`MatrixFactorization`, :class:`SVDpp`,
+            :class:`FMRecommender`): shrink towards the average trained user,
+            with the trained users' spread of factors and biases as the prior
+            and the training residual variance as the noise (empirical
+            Bayes), which stays better than the fallback from the first
+            rating.  See :ref:`cold_start`.
+
+        Returns
+        -------
+        folded : FoldIn
+            Named tuple ``(users, user_factors, user_bias)``: the distinct user
+            ids of ``X`` (sorted when comparable), their factors of shape
+            (n_users, n_factors) and biases of shape (n_users,) (None for
+            unbiased and implicit models).  A user without any known item gets
+            zero factors.
+        """
+        self._check_fold_in_prior(prior)
+        query, m = self._fold_in_csr(X, y)
+        factors, biases = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
+        return FoldIn(query, factors, biases)
+
+    def _new_user_scorer(self, m, cand, prior):
+        """``score_rows(rows)``: dense scores of the candidate items ``cand``
+        for rows of the new users' CSR ``m``.  The default folds the users in
+        (``_fold_in_rows``) and scores them like trained users; a model that
+        scores a user directly from a history (kNN, EASE) overrides it."""
+        U, b = self._fold_in_rows(m.indptr, m.indices, m.data, prior=prior)
         V, item_off = self._item_embeddings()
         Vc = np.ascontiguousarray(V[cand])
         bc = None if item_off is None else item_off[cand]
@@ -318,9 +358,4 @@ class FoldInMixin:
                 S += user_off[rows][:, None]
             return np.ascontiguousarray(S)
 
-        empty = np.diff(m.indptr) == 0
-        rows = np.where(empty, -1, np.arange(len(query), dtype=np.intp))
-        ids, scores = self._rank(rows, n, cand, self.items_, score_rows=score_rows,
-                                 exclude=m if exclude_seen else None, popular=empty,
-                                 dtype=np.float64)
-        return Recommendations(query, ids, scores, empty)
+        return score_rows

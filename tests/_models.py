@@ -19,6 +19,8 @@ VARIANTS = {
     "FMRecommender": [{"solver": "sgd"}, {"solver": "mcmc"}],
     "BaselineRegressor": [{"solver": "sgd"}],
     "ImplicitALS": [{"solver": "cholesky"}],
+    "ItemKNN": [{"feedback": "explicit"}],
+    "UserKNN": [{"feedback": "explicit"}],
 }
 
 
@@ -45,7 +47,9 @@ def estimators(recommenders_only=True):
 
 def is_rating_model(est):
     """Whether the model predicts ratings (needs explicit y) rather than preferences."""
-    return type(est).__name__ not in ("ImplicitALS", "BPR", "PopularityRecommender")
+    if type(est).__name__ in ("ImplicitALS", "BPR", "PopularityRecommender", "EASE"):
+        return False
+    return est.get_params().get("feedback", "explicit") == "explicit"
 
 
 def supports_partial_fit(est):

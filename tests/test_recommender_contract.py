@@ -23,15 +23,19 @@ from sklearn.base import clone
 from sklearn_mf import (
     BPR,
     BaselineRegressor,
+    EASE,
     FMRecommender,
     FoldInMixin,
     ImplicitALS,
+    ItemKNN,
     LatentFactorMixin,
     MatrixFactorization,
     PopularityRecommender,
     RecommenderMixin,
+    RecommendNewMixin,
     SVDpp,
     TruncatedSVDRecommender,
+    UserKNN,
 )
 from sklearn_mf.datasets import make_ratings
 
@@ -49,6 +53,9 @@ RECOMMENDERS = {
     "popularity": lambda: PopularityRecommender(),
     "truncated_svd": lambda: TruncatedSVDRecommender(4, clip_predictions=False, random_state=0),
     "fm": lambda: FMRecommender(4, clip_predictions=False, random_state=0, n_jobs=1),
+    "item_knn": lambda: ItemKNN(n_neighbors=10, n_jobs=1),
+    "user_knn": lambda: UserKNN(n_neighbors=10, n_jobs=1),
+    "ease": lambda: EASE(regularization=10.0, n_jobs=1),
 }
 NAMES = list(RECOMMENDERS)
 N = 5
@@ -88,10 +95,14 @@ def test_is_a_recommender_with_the_interface_of_its_mixins(name, data):
     model = fitted(name, data)
     assert isinstance(model, RecommenderMixin)
     latent = isinstance(model, LatentFactorMixin)
-    for attr in ("similar_items", "similar_users", "build_similarity_index"):
-        assert hasattr(model, attr) == latent, attr
-    folds = isinstance(model, FoldInMixin)
-    assert hasattr(model, "fold_in") == folds and hasattr(model, "recommend_new") == folds
+    assert hasattr(model, "build_similarity_index") == latent
+    if latent:  # factors give both similarity searches
+        assert hasattr(model, "similar_items") and hasattr(model, "similar_users")
+    elif not hasattr(model, "similarity_") and not hasattr(model, "coef_"):
+        # no factors and no stored neighbours: no similarity search at all
+        assert not hasattr(model, "similar_items") and not hasattr(model, "similar_users")
+    assert hasattr(model, "fold_in") == isinstance(model, FoldInMixin)
+    assert hasattr(model, "recommend_new") == isinstance(model, RecommendNewMixin)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -171,11 +182,12 @@ def test_fold_in_leaves_the_model_unchanged_and_serves_the_new_user(name, data):
     rows = X[:, 0] == model.users_[0]
     new = X[rows].copy()
     new[:, 0] = "newcomer"
-    folded = model.fold_in(new, y[rows])
+    if isinstance(model, FoldInMixin):  # kNN and EASE score the history itself
+        folded = model.fold_in(new, y[rows])
+        assert_array_equal(folded.users, ["newcomer"])
+        assert folded.user_factors.shape == (1, model._item_embeddings()[0].shape[1])
     rec = model.recommend_new(new, y[rows], n=N)
     assert joblib.hash(model) == before
-    assert_array_equal(folded.users, ["newcomer"])
-    assert folded.user_factors.shape == (1, model._item_embeddings()[0].shape[1])
     assert rec.items.shape == (1, N) and not rec.fallback.any()
     assert not set(rec.items[0]) & set(new[:, 1])  # given items are seen
     assert np.all(np.diff(rec.scores[0]) <= 0)

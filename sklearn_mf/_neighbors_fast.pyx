@@ -1,0 +1,276 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Kernels of the neighbourhood models (ItemKNN, UserKNN) and EASE.
+
+All matrices are CSR triplets (``indptr``, ``indices``, ``data``) with sorted
+column indices; the Python side builds them, these loops only compute, without
+the GIL and in parallel over rows (OpenMP).
+
+``topk_similarities``
+    For each query row q, the dot products with every candidate, accumulated
+    sparsely through the transposed candidate matrix (a dense accumulator of
+    one row per thread, never the dense candidates x candidates matrix), turned
+    into cosine similarities with shrinkage and pruned to the best ``k``
+    positive ones with a min-heap.
+``sparse_rows_dot``
+    Dense rows of ``A[rows] @ B`` for sparse A and B (scores of users from
+    their history and a sparse similarity matrix; EASE's Gram matrix), with
+    the optional sum of absolute weights of the neighbours that contributed
+    (the denominator of the kNN rating estimate).
+``sparse_rows_dense``
+    Dense rows of ``A[rows] @ B`` for sparse A and dense B (EASE's scores).
+``pair_dots``
+    ``A[a] . B[b]`` for a list of row pairs by merging two sorted index lists
+    (``predict`` for given (user, item) rows).
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.math cimport fabs
+from libc.stdlib cimport free, malloc
+
+from sklearn_mf._openmp cimport omp_get_thread_num
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef inline bint _worse(double s1, Py_ssize_t c1, double s2, Py_ssize_t c2) noexcept nogil:
+    """True if (s1, c1) ranks below (s2, c2); ties go to the lower index."""
+    return s1 < s2 or (s1 == s2 and c1 > c2)
+
+
+cdef inline void _heap_push(double* hs, Py_ssize_t* hi, Py_ssize_t* size, Py_ssize_t k,
+                            double s, Py_ssize_t c) noexcept nogil:
+    """Keep the best k of the pushed (score, index) pairs in a min-heap."""
+    cdef Py_ssize_t j, child, n = size[0]
+    if n < k:
+        j = n
+        size[0] = n + 1
+        while j > 0 and _worse(s, c, hs[(j - 1) // 2], hi[(j - 1) // 2]):
+            hs[j] = hs[(j - 1) // 2]
+            hi[j] = hi[(j - 1) // 2]
+            j = (j - 1) // 2
+        hs[j] = s
+        hi[j] = c
+        return
+    if not _worse(hs[0], hi[0], s, c):
+        return
+    j = 0
+    while True:
+        child = 2 * j + 1
+        if child >= n:
+            break
+        if child + 1 < n and _worse(hs[child + 1], hi[child + 1], hs[child], hi[child]):
+            child += 1
+        if _worse(hs[child], hi[child], s, c):
+            hs[j] = hs[child]
+            hi[j] = hi[child]
+            j = child
+        else:
+            break
+    hs[j] = s
+    hi[j] = c
+
+
+def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
+                      const floating[::1] q_data, const double[::1] q_norms,
+                      const Py_ssize_t[::1] t_indptr, const int[::1] t_indices,
+                      const floating[::1] t_data, const double[::1] c_norms,
+                      Py_ssize_t self_offset, double shrinkage, bint cosine,
+                      int[:, ::1] out_idx, floating[:, ::1] out_val,
+                      Py_ssize_t[::1] out_cnt, int n_threads):
+    """Top-k positive similarities of every query row to the candidates.
+
+    The query rows are ``Q`` (features as columns); ``T`` is the transposed
+    candidate matrix (row f lists the candidates holding feature f).  The
+    similarity of query q and candidate c is ``dot / (|q| |c| + shrinkage)``
+    when ``cosine`` else the plain ``dot``; candidate ``q + self_offset`` is
+    skipped when ``self_offset >= 0`` (a row is not its own neighbour).  Row q
+    of ``out_idx`` / ``out_val`` receives its ``out_cnt[q] <= k`` best
+    neighbours with a positive similarity, in no particular order.  Returns the
+    number of threads whose scratch allocation failed (0 on success).
+    """
+    cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_cand = c_norms.shape[0]
+    cdef Py_ssize_t k = out_idx.shape[1]
+    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size, work
+    cdef bint dense
+    cdef double w, s, den
+    cdef double* acc
+    cdef double* hs
+    cdef Py_ssize_t* hi
+    cdef Py_ssize_t* mark
+    cdef Py_ssize_t* touched
+    cdef int n_bad = 0
+    with nogil, parallel(num_threads=n_threads):
+        acc = <double*>malloc(n_cand * sizeof(double))
+        mark = <Py_ssize_t*>malloc(n_cand * sizeof(Py_ssize_t))
+        touched = <Py_ssize_t*>malloc(n_cand * sizeof(Py_ssize_t))
+        hs = <double*>malloc((k + 1) * sizeof(double))
+        hi = <Py_ssize_t*>malloc((k + 1) * sizeof(Py_ssize_t))
+        try:
+            if mark != NULL:
+                for ci in range(n_cand):
+                    mark[ci] = -1
+            for q in prange(n_q, schedule="dynamic", chunksize=8):
+                if acc == NULL or mark == NULL or touched == NULL or hs == NULL or hi == NULL:
+                    n_bad += 1
+                    out_cnt[q] = 0
+                    continue
+                # the candidates reached: many (dense accumulator, scanned
+                # whole) or few (a list of the touched ones)
+                work = 0
+                for p in range(q_indptr[q], q_indptr[q + 1]):
+                    f = q_indices[p]
+                    work = work + t_indptr[f + 1] - t_indptr[f]
+                dense = 2 * work >= n_cand
+                m = 0
+                if dense:
+                    for t in range(n_cand):
+                        acc[t] = 0
+                    for p in range(q_indptr[q], q_indptr[q + 1]):
+                        f = q_indices[p]
+                        w = q_data[p]
+                        for pp in range(t_indptr[f], t_indptr[f + 1]):
+                            acc[t_indices[pp]] += w * t_data[pp]
+                    m = n_cand
+                else:
+                    for p in range(q_indptr[q], q_indptr[q + 1]):
+                        f = q_indices[p]
+                        w = q_data[p]
+                        for pp in range(t_indptr[f], t_indptr[f + 1]):
+                            c = t_indices[pp]
+                            if mark[c] != q:
+                                mark[c] = q
+                                acc[c] = 0
+                                touched[m] = c
+                                m = m + 1
+                            acc[c] += w * t_data[pp]
+                size = 0
+                for t in range(m):
+                    c = t if dense else touched[t]
+                    s = acc[c]
+                    if s <= 0 or (self_offset >= 0 and c == q + self_offset):
+                        continue
+                    if cosine:
+                        den = q_norms[q] * c_norms[c] + shrinkage
+                        if den <= 0:
+                            continue
+                        # most candidates lose to the heap's worst: skip the division
+                        if size == k and s < hs[0] * den * (1 - 1e-12):
+                            continue
+                        s = s / den
+                    _heap_push(hs, hi, &size, k, s, c)
+                out_cnt[q] = size
+                for t in range(size):
+                    out_idx[q, t] = <int>hi[t]
+                    out_val[q, t] = <floating>hs[t]
+        finally:
+            free(acc)
+            free(mark)
+            free(touched)
+            free(hs)
+            free(hi)
+    return n_bad
+
+
+def sparse_rows_dot(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
+                    const floating[::1] a_data, const Py_ssize_t[::1] rows,
+                    const Py_ssize_t[::1] b_indptr, const int[::1] b_indices,
+                    const floating[::1] b_data, int den_mode,
+                    floating[:, ::1] out, floating[:, ::1] den, int n_threads):
+    """``out[r] = A[rows[r]] @ B`` as dense rows (sparse A and B).
+
+    ``den_mode`` 1 also sets ``den[r, c]`` to the sum of ``|A[rows[r], j]|``
+    over the j with ``B[j, c]`` stored, 2 to the sum of ``|B[j, c]|`` over the
+    j stored in ``A[rows[r]]``; 0 leaves ``den`` alone (it may be empty).
+    """
+    cdef Py_ssize_t n_rows = rows.shape[0], n_cols = out.shape[1]
+    cdef Py_ssize_t r, row, p, pp, j, c
+    cdef floating a
+    with nogil:
+        for r in prange(n_rows, num_threads=n_threads, schedule="dynamic", chunksize=8):
+            for c in range(n_cols):
+                out[r, c] = 0
+            if den_mode:
+                for c in range(n_cols):
+                    den[r, c] = 0
+            row = rows[r]
+            for p in range(a_indptr[row], a_indptr[row + 1]):
+                j = a_indices[p]
+                a = a_data[p]
+                for pp in range(b_indptr[j], b_indptr[j + 1]):
+                    c = b_indices[pp]
+                    out[r, c] += a * b_data[pp]
+                    if den_mode == 1:
+                        den[r, c] += fabs(a)
+                    elif den_mode == 2:
+                        den[r, c] += fabs(b_data[pp])
+
+
+def sparse_rows_dense(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
+                      const floating[::1] a_data, const Py_ssize_t[::1] rows,
+                      const floating[:, ::1] B, const Py_ssize_t[::1] cols,
+                      floating[:, ::1] out, int n_threads):
+    """``out[r] = A[rows[r]] @ B[:, cols]`` as dense rows (sparse A, dense B).
+
+    An empty ``cols`` means every column of B.
+    """
+    cdef bint every = cols.shape[0] == 0
+    cdef Py_ssize_t n_rows = rows.shape[0], n_cols = B.shape[1] if every else cols.shape[0]
+    cdef Py_ssize_t r, row, p, j, c
+    cdef floating a
+    cdef const floating* b
+    with nogil:
+        for r in prange(n_rows, num_threads=n_threads, schedule="dynamic", chunksize=8):
+            for c in range(n_cols):
+                out[r, c] = 0
+            row = rows[r]
+            for p in range(a_indptr[row], a_indptr[row + 1]):
+                j = a_indices[p]
+                a = a_data[p]
+                b = &B[j, 0]
+                if every:
+                    for c in range(n_cols):
+                        out[r, c] += a * b[c]
+                else:
+                    for c in range(n_cols):
+                        out[r, c] += a * b[cols[c]]
+
+
+def pair_dots(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
+              const floating[::1] a_data, const Py_ssize_t[::1] a_rows,
+              const Py_ssize_t[::1] b_indptr, const int[::1] b_indices,
+              const floating[::1] b_data, const Py_ssize_t[::1] b_rows,
+              int den_mode, double[::1] out, double[::1] den, int n_threads):
+    """``out[p] = A[a_rows[p]] . B[b_rows[p]]`` over the common stored columns.
+
+    Both rows must have sorted indices; a negative row index gives 0.
+    ``den_mode`` as in :func:`sparse_rows_dot` (sum of ``|a|`` or ``|b|`` over
+    the common columns).
+    """
+    cdef Py_ssize_t n = a_rows.shape[0], p, x, y, xe, ye
+    cdef double s, d
+    with nogil:
+        for p in prange(n, num_threads=n_threads, schedule="static"):
+            s = 0
+            d = 0
+            if a_rows[p] >= 0 and b_rows[p] >= 0:
+                x = a_indptr[a_rows[p]]
+                xe = a_indptr[a_rows[p] + 1]
+                y = b_indptr[b_rows[p]]
+                ye = b_indptr[b_rows[p] + 1]
+                while x < xe and y < ye:
+                    if a_indices[x] < b_indices[y]:
+                        x = x + 1
+                    elif a_indices[x] > b_indices[y]:
+                        y = y + 1
+                    else:
+                        s = s + a_data[x] * b_data[y]
+                        if den_mode == 1:
+                            d = d + fabs(a_data[x])
+                        elif den_mode == 2:
+                            d = d + fabs(b_data[y])
+                        x = x + 1
+                        y = y + 1
+            out[p] = s
+            den[p] = d
