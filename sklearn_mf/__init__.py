@@ -12,6 +12,7 @@ from sklearn_mf._baselines import (
     TruncatedSVDRecommender,
 )
 from sklearn_mf._bpr import BPR
+from sklearn_mf._convert import interactions_to_matrix, matrix_to_interactions
 from sklearn_mf._fm._estimators import FactorizationMachineClassifier, FactorizationMachineRegressor
 from sklearn_mf._fm._recommender import FMRecommender
 from sklearn_mf._implicit import ImplicitALS
@@ -36,4 +37,6 @@ __all__ = [
     "RecommenderMixin",
     "SVDpp",
     "effective_n_threads",
+    "interactions_to_matrix",
+    "matrix_to_interactions",
 ]

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _topk
 from sklearn_mf._ids import _as_id_array, _ids_from_codes, factorize_ids, lookup_ids
+from sklearn_mf._convert import interactions_csr
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._validation import check_interactions, check_n
 
@@ -150,8 +151,10 @@ class RecommenderMixin:
     # ------------------------------------------------------------------ ids
     def _fit_ids(self, users, items):
         """Encode raw ids from scratch (``fit``); sets ``users_`` and ``items_``."""
-        u, self.users_ = factorize_ids(users)
-        i, self.items_ = factorize_ids(items)
+        # the raw id arrays are private copies (check_interactions): the codes
+        # may share their memory (ids that are already int32 codes)
+        u, self.users_ = factorize_ids(users, copy=False)
+        i, self.items_ = factorize_ids(items, copy=False)
         self._user_index = pd.Index(self.users_)
         self._item_index = pd.Index(self.items_)
         return u, i
@@ -192,15 +195,8 @@ class RecommenderMixin:
     def _set_training_interactions(self, user_codes, item_codes, values=None):
         """Store the seen-items CSR and the item popularity counts."""
         n_users, n_items = len(self.users_), len(self.items_)
-        data = np.ones(len(user_codes), dtype=np.float32) if values is None else values
-        m = sp.csr_matrix(
-            (np.asarray(data, dtype=np.float32), (user_codes, item_codes)),
-            shape=(n_users, n_items),
-        )
-        m.sum_duplicates()
-        m.indices = m.indices.astype(np.int32, copy=False)
-        m.indptr = m.indptr.astype(np.int32, copy=False)
-        self.user_items_ = m
+        self.user_items_ = interactions_csr(user_codes, item_codes, values, n_users, n_items,
+                                            getattr(self, "n_jobs", None))
         self.item_popularity_ = np.bincount(item_codes, minlength=n_items).astype(np.int64)
 
     def _check_unknown(self, user_codes, item_codes):

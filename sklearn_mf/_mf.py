@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from sklearn_mf import _sgd_fast
+from sklearn_mf import _setup_fast, _sgd_fast
 from sklearn_mf._als import partial_fit_explicit_als, run_explicit_als
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
 from sklearn_mf._online import (
@@ -25,7 +25,7 @@ from sklearn_mf._training import (
 from sklearn_mf._utils import effective_n_threads, seeds_from
 
 
-def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
+def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng, n_threads=1):
     """Partition ratings into an ``n_blocks x n_blocks`` grid for parallel SGD.
 
     Users (and items) are shuffled by a random permutation, which balances the
@@ -38,7 +38,7 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
 
     Returns
     -------
-    perm : ndarray of intp
+    perm : ndarray of int32
         Ratings reordered so that each block is contiguous.
     block_ptr : ndarray of intp of shape (n_blocks**2 + 1,)
     schedule : ndarray of intp of shape (n_blocks, n_blocks)
@@ -56,16 +56,16 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
     work_users[user_order] = np.arange(n_users, dtype=np.int32)
     work_items = np.empty(n_items, dtype=np.int32)
     work_items[item_order] = np.arange(n_items, dtype=np.int32)
+    # block of each user and item: contiguous ranges of the working order
+    user_block = (work_users.astype(np.int64) * B // n_users).astype(np.int32)
+    item_block = (work_items.astype(np.int64) * B // n_items).astype(np.int32)
+    user_codes = np.ascontiguousarray(user_codes, dtype=np.int32)
+    item_codes = np.ascontiguousarray(item_codes, dtype=np.int32)
+    # a stable counting sort by block: linear in the ratings for any grid size
+    perm, counts = _setup_fast.block_order(user_codes, item_codes, user_block,
+                                           item_block, B, n_threads)
     work_users = work_users[user_codes]
     work_items = work_items[item_codes]
-    # block coordinates: contiguous ranges of the working order
-    block = ((work_users.astype(np.int64) * B) // n_users).astype(np.int32)
-    block *= B
-    block += ((work_items.astype(np.int64) * B) // n_items).astype(np.int32)
-    # numpy's stable sort of 16-bit keys is a radix sort
-    perm = np.argsort(block.astype(np.uint16) if B * B <= 65536 else block, kind="stable")
-    counts = np.bincount(block, minlength=B * B)
-    del block
     block_ptr = np.zeros(B * B + 1, dtype=np.intp)
     np.cumsum(counts, out=block_ptr[1:])
     b = np.arange(B)
@@ -445,7 +445,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         B = _n_blocks(n_threads, len(y_t), len(self.users_) + len(self.items_),
                       self.user_factors_.shape[1], self.user_factors_.itemsize)
         perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
-            u_t, i_t, len(self.users_), len(self.items_), B, rng
+            u_t, i_t, len(self.users_), len(self.items_), B, rng, n_threads
         )
         # ratings stored block by block, so that a block's data is contiguous
         tu, ti = wu[perm], wi[perm]
