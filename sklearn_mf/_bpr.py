@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _bpr_fast, _sgd_fast
 from sklearn_mf._base import RecommenderMixin
-from sklearn_mf._progress import EpochProgress
+from sklearn_mf._progress import EpochProgress, SetupTimer
 from sklearn_mf._utils import check_dtype, effective_n_threads, seeds_from
 from sklearn_mf._validation import check_interactions
 
@@ -201,18 +201,25 @@ class BPR(RecommenderMixin, BaseEstimator):
             The fitted estimator.
         """
         dtype = check_dtype(self.dtype)
+        timer = SetupTimer(self.verbose)
         users, items, y, _ = check_interactions(self, X, y, None, reset=True, y_nonnegative=True)
         if y is not None:
             if not (y > 0).any():
                 raise ValueError("y holds no positive interaction: BPR needs positives.")
             users, items, y = users[y > 0], items[y > 0], y[y > 0]
+        timer.lap("validate")
         u, i = self._fit_ids(users, items)
+        del users, items  # only the codes are used from here on (memory)
+        timer.lap("encode ids")
         self._set_training_interactions(u, i, y)
+        n_samples = len(u)
+        del u, i, y  # user_items_ holds the data now
+        timer.lap("user-item matrix")
         n_users, n_items, k = len(self.users_), len(self.items_), self.n_factors
         if n_items < 2:
             raise ValueError(
                 f"BPR needs at least 2 items to sample negatives; got {n_items} item "
-                f"in {len(u)} sample(s)."
+                f"in {n_samples} sample(s)."
             )
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         self.user_factors_ = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
@@ -222,8 +229,9 @@ class BPR(RecommenderMixin, BaseEstimator):
         m = self.user_items_
         indptr = m.indptr.astype(np.int32)
         m.sort_indices()  # binary search of seen negatives needs sorted rows
-        indices = m.indices.astype(np.int32)
+        indices = m.indices.astype(np.int32, copy=False)
         pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
+        timer.lap("positive pairs")
         n_threads = effective_n_threads(self.n_jobs)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         bias = self.item_bias_ if self.biased else np.zeros(0, dtype=dtype)

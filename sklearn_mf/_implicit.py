@@ -19,7 +19,7 @@ from sklearn_mf._als import (
     sum_duplicates_csr,
 )
 from sklearn_mf._base import RecommenderMixin
-from sklearn_mf._progress import EpochProgress
+from sklearn_mf._progress import EpochProgress, SetupTimer
 from sklearn_mf._utils import check_dtype, effective_n_threads
 from sklearn_mf._validation import check_interactions
 
@@ -256,15 +256,22 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
             The fitted estimator.
         """
         dtype = check_dtype(self.dtype)
+        timer = SetupTimer(self.verbose)
         users, items, y = self._check_strengths(X, y, reset=True)
+        timer.lap("validate")
         u, i = self._fit_ids(users, items)
+        del users, items  # only the codes are used from here on (memory)
+        timer.lap("encode ids")
         self._set_training_interactions(u, i, y)
+        del u, i, y  # user_items_ holds the data now
+        timer.lap("user-item matrix")
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         k = self.n_factors
         self.user_factors_ = rng.normal(0, self.init_std, (len(self.users_), k)).astype(dtype)
         self.item_factors_ = rng.normal(0, self.init_std, (len(self.items_), k)).astype(dtype)
         n_threads = effective_n_threads(self.n_jobs)
         R_u, R_i = self._matrices()
+        timer.lap("confidence matrices")
 
         self.loss_curve_ = []
         with blas_single_thread():  # nested BLAS threads only slow the kernels

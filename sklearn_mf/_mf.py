@@ -15,7 +15,7 @@ from sklearn_mf._online import (
     grow_and_replay,
     online_rng,
 )
-from sklearn_mf._progress import EpochProgress
+from sklearn_mf._progress import EpochProgress, SetupTimer
 from sklearn_mf._training import (
     EarlyStopping,
     raise_if_diverged,
@@ -442,6 +442,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
             u_t, i_t, y_t, w_t = u, i, y, sample_weight
         if len(y_t) >= np.iinfo(np.int32).max:
             raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
+        timer = SetupTimer(self.verbose)
         B = _n_blocks(n_threads, len(y_t), len(self.users_) + len(self.items_),
                       self.user_factors_.shape[1], self.user_factors_.itemsize)
         perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
@@ -454,6 +455,7 @@ class MatrixFactorization(RecommenderMixin, RatingRegressorMixin, BaseEstimator)
         del perm, wu, wi, u_t, i_t, y_t, w_t
         sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
         order = np.arange(len(tr), dtype=np.int32)
+        timer.lap(f"block schedule ({B}x{B} blocks)")
         block_loss = np.zeros(B * B, dtype=np.float64)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         # working copies of the parameters in block order (see block_schedule)

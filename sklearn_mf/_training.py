@@ -9,6 +9,7 @@ that one implementation.
 import numpy as np
 from sklearn.utils import check_random_state
 
+from sklearn_mf._progress import SetupTimer
 from sklearn_mf._utils import check_dtype
 from sklearn_mf._validation import check_interactions
 
@@ -36,12 +37,16 @@ def start_rating_fit(est, X, y, sample_weight, *, extra_item_factors=()):
         The generator, to be used for the rest of the fit.
     """
     dtype = check_dtype(est.dtype)
+    timer = SetupTimer(est.verbose)
     users, items, y, sample_weight = check_interactions(
         est, X, y, sample_weight, reset=True, y_required=True
     )
+    timer.lap("validate")
     u, i = est._fit_ids(users, items)
     del users, items  # only the codes are used from here on (memory)
+    timer.lap("encode ids")
     est._set_training_interactions(u, i, y)
+    timer.lap("user-item matrix")
     est.rating_range_ = (float(y.min()), float(y.max()))
     rng = np.random.default_rng(check_random_state(est.random_state).randint(2**31))
 
@@ -59,6 +64,7 @@ def start_rating_fit(est, X, y, sample_weight, *, extra_item_factors=()):
     sub = slice(None) if train is None else train
     w = None if sample_weight is None else sample_weight[sub]
     est.global_mean_ = float(np.average(y[sub], weights=w)) if est.biased else 0.0
+    timer.lap("initialise")
     return u, i, y, sample_weight, train, val, rng
 
 
