@@ -322,6 +322,41 @@ class RecommenderMixin:
         codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
         return codes, out_scores
 
+    def _topk_product_codes(self, row_codes, n, cand, Vc, bc, exclude, n_threads):
+        """``_topk_codes`` of the plain factor product, without materialising the scores.
+
+        The scores ``_score_candidates`` would compute (user embeddings times
+        ``Vc``, plus the candidate and user offsets) are produced tile by tile
+        inside the top-k kernel; the result is the same.
+        """
+        from sklearn_mf._als import blas_single_thread
+
+        U = self._user_embeddings(row_codes)
+        dtype = np.result_type(U.dtype, Vc.dtype)
+        U = np.ascontiguousarray(U, dtype=dtype)
+        Vc = np.ascontiguousarray(Vc, dtype=dtype)
+        off = self._user_offsets(row_codes)
+        none = np.zeros(0, dtype=np.float64)
+        col_off = none if bc is None else np.ascontiguousarray(bc, dtype=np.float64)
+        row_off = none if off is None else np.ascontiguousarray(off, dtype=np.float64)
+        item_to_cand = np.full(len(self.items_), -1, dtype=np.intp)
+        item_to_cand[cand] = np.arange(len(cand), dtype=np.intp)
+        if exclude is None:
+            indptr, indices = np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+            row_map = np.full(len(row_codes), -1, dtype=np.intp)
+        else:
+            indptr = np.ascontiguousarray(exclude.indptr, dtype=np.int32)
+            indices = np.ascontiguousarray(exclude.indices, dtype=np.int32)
+            row_map = np.asarray(row_codes, dtype=np.intp)
+        out_codes = np.empty((len(row_codes), n), dtype=np.intp)
+        out_scores = np.empty((len(row_codes), n), dtype=dtype)
+        with blas_single_thread():
+            _topk.topk_product(U, Vc, col_off, row_off, indptr, indices, row_map,
+                               item_to_cand, out_scores, out_codes, n_threads)
+        valid = out_codes >= 0
+        codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
+        return codes, out_scores
+
     def recommend(self, users, n=10, *, exclude_seen=True, items=None, exclude_items=None):
         """Top-``n`` items for each of many users, in one batched call.
 
@@ -372,12 +407,16 @@ class RecommenderMixin:
             V, b = self._item_embeddings()
             Vc = np.ascontiguousarray(V[cand])
             bc = None if b is None else b[cand]
-            kc, ks = self._topk_codes(
-                codes[known], n, cand, len(self.items_),
-                exclude=self.user_items_ if exclude_seen else None,
-                score_rows=lambda rows: self._score_candidates(rows, Vc, bc),
-                n_threads=n_threads,
-            )
+            exclude = self.user_items_ if exclude_seen else None
+            if type(self)._score_candidates is RecommenderMixin._score_candidates:
+                kc, ks = self._topk_product_codes(codes[known], n, cand, Vc, bc, exclude,
+                                                  n_threads)
+            else:
+                kc, ks = self._topk_codes(
+                    codes[known], n, cand, len(self.items_), exclude=exclude,
+                    score_rows=lambda rows: self._score_candidates(rows, Vc, bc),
+                    n_threads=n_threads,
+                )
             out_codes[known], out_scores[known] = kc, ks
         if unknown.any() and policy == "fallback":
             pop = self._fallback_item_scores()[cand][None, :]

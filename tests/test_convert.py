@@ -172,3 +172,54 @@ def test_helpers_reject_bad_input():
         matrix_to_interactions(sp.eye(3, format="csr"), users=[1, 2])
     with pytest.raises(ValueError, match="2-d"):
         matrix_to_interactions(np.ones(3))
+
+
+# ------------------------------------------------------------ recommend at scale
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offsets", [False, True])
+def test_topk_product_matches_dense_scores_then_topk_rows(dtype, offsets):
+    from sklearn_mf import _topk
+
+    rng = np.random.default_rng(5)
+    n_rows, n_cols, k, dim = 150, 4500, 7, 8  # several row and column tiles
+    U = rng.normal(size=(n_rows, dim)).astype(dtype)
+    V = rng.normal(size=(n_cols, dim)).astype(dtype)
+    col_off = rng.normal(size=n_cols) if offsets else np.zeros(0)
+    row_off = rng.normal(size=n_rows) if offsets else np.zeros(0)
+    excl = sp.random(n_rows, n_cols + 3, density=0.01, format="csr", random_state=1)
+    indptr, indices = excl.indptr.astype(np.int32), excl.indices.astype(np.int32)
+    item_to_cand = np.r_[np.arange(n_cols), -1, -1, -1].astype(np.intp)  # 3 non-candidates
+    row_map = np.arange(n_rows, dtype=np.intp)
+    row_map[::10] = -1  # some rows exclude nothing
+    # reference: dense scores in float64, then the plain top-k kernel
+    S = U.astype(np.float64) @ V.T.astype(np.float64)
+    if offsets:
+        S += col_off + row_off[:, None]
+    ref_s, ref_i = np.empty((n_rows, k)), np.empty((n_rows, k), dtype=np.intp)
+    _topk.topk_rows(S, indptr, indices, row_map, item_to_cand, ref_s, ref_i, 1)
+    got_s = np.empty((n_rows, k), dtype=dtype)
+    got_i = np.empty((n_rows, k), dtype=np.intp)
+    _topk.topk_product(U, V, col_off, row_off, indptr, indices, row_map, item_to_cand,
+                       got_s, got_i, 2)
+    np.testing.assert_array_equal(got_i, ref_i)
+    np.testing.assert_allclose(got_s, ref_s, rtol=1e-5, atol=1e-5)
+    # excluded candidates never come back
+    for r in np.flatnonzero(row_map >= 0):
+        seen = set(indices[indptr[r]:indptr[r + 1]].tolist())
+        assert not seen & set(got_i[r].tolist())
+
+
+def test_topk_product_pads_rows_with_too_few_candidates():
+    from sklearn_mf import _topk
+
+    U = np.ones((2, 3), dtype=np.float32)
+    V = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 3]], dtype=np.float32)
+    indptr = np.array([0, 2, 2], dtype=np.int32)
+    indices = np.array([2, 0], dtype=np.int32)
+    out_s = np.empty((2, 3), dtype=np.float32)
+    out_i = np.empty((2, 3), dtype=np.intp)
+    _topk.topk_product(U, V, np.zeros(0), np.zeros(0), indptr, indices,
+                       np.array([0, 1], dtype=np.intp), np.arange(3, dtype=np.intp),
+                       out_s, out_i, 1)
+    np.testing.assert_array_equal(out_i, [[1, -1, -1], [2, 1, 0]])
+    np.testing.assert_array_equal(out_s, [[2, -np.inf, -np.inf], [3, 2, 1]])
