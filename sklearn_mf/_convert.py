@@ -28,10 +28,12 @@ def interactions_csr(user_codes, item_codes, values, n_users, n_items, n_jobs=No
     """
     n = len(user_codes)
     data = np.ones(n, dtype=np.float32) if values is None else values
+    if data.dtype != np.float64:
+        data = np.ascontiguousarray(data, dtype=np.float32)  # float64 is read as it is
     indptr, indices, data = _setup_fast.coo_to_csr(
         np.ascontiguousarray(user_codes, dtype=np.int32),
         np.ascontiguousarray(item_codes, dtype=np.int32),
-        np.ascontiguousarray(data, dtype=np.float32),
+        np.ascontiguousarray(data),
         n_users, n_items, effective_n_threads(n_jobs),
     )
     if indptr[-1] < np.iinfo(np.int32).max:

@@ -214,7 +214,7 @@ class ImplicitALS(RecommenderMixin, BaseEstimator):
             self, X, y, None, reset=reset, y_nonnegative=True
         )
         if y is None:
-            y = np.ones(len(users), dtype=np.float64)
+            y = np.ones(len(users), dtype=np.float32)  # exact, and half the memory
         if not (y > 0).any():
             raise ValueError(
                 "y holds no positive interaction strength: every value is 0, so "

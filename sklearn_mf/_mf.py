@@ -61,9 +61,12 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng, n_th
     item_block = (work_items.astype(np.int64) * B // n_items).astype(np.int32)
     user_codes = np.ascontiguousarray(user_codes, dtype=np.int32)
     item_codes = np.ascontiguousarray(item_codes, dtype=np.int32)
+    block = user_block[user_codes]
+    block *= B
+    block += item_block[item_codes]
     # a stable counting sort by block: linear in the ratings for any grid size
-    perm, counts = _setup_fast.block_order(user_codes, item_codes, user_block,
-                                           item_block, B, n_threads)
+    perm, counts = _setup_fast.counting_order(block, B * B, n_threads)
+    del block
     work_users = work_users[user_codes]
     work_items = work_items[item_codes]
     block_ptr = np.zeros(B * B + 1, dtype=np.intp)

@@ -19,19 +19,15 @@ from sklearn_mf.datasets import make_ratings
 
 
 # ------------------------------------------------------------------ kernels
-@pytest.mark.parametrize("n_blocks", [1, 3, 300])
+@pytest.mark.parametrize("n_keys", [1, 9, 90_000])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_block_order_is_the_stable_argsort_of_the_block_keys(n_blocks, n_threads):
+def test_counting_order_is_the_stable_argsort(n_keys, n_threads):
+    # 90_000 keys: an SGD grid of 300 x 300 blocks, past numpy's 16-bit radix sort
     rng = np.random.default_rng(0)
-    n_users, n_items, n = 700, 400, 150_000  # above the kernel's one-thread cut-off
-    u = rng.integers(0, n_users, n).astype(np.int32)
-    i = rng.integers(0, n_items, n).astype(np.int32)
-    ub = (np.arange(n_users) * n_blocks // n_users).astype(np.int32)[rng.permutation(n_users)]
-    ib = (np.arange(n_items) * n_blocks // n_items).astype(np.int32)[rng.permutation(n_items)]
-    perm, counts = _setup_fast.block_order(u, i, ub, ib, n_blocks, n_threads)
-    keys = ub[u].astype(np.int64) * n_blocks + ib[i]
+    keys = rng.integers(0, n_keys, 150_000).astype(np.int32)  # above the one-thread cut-off
+    perm, counts = _setup_fast.counting_order(keys, n_keys, n_threads)
     np.testing.assert_array_equal(perm, np.argsort(keys, kind="stable"))
-    np.testing.assert_array_equal(counts, np.bincount(keys, minlength=n_blocks**2))
+    np.testing.assert_array_equal(counts, np.bincount(keys, minlength=n_keys))
 
 
 def test_coo_to_csr_matches_scipy_with_duplicates_and_empty_rows():
