@@ -47,8 +47,9 @@ path)::
         --cache-dir /tmp/scale-cache --sizes 1M,10M,30M,100M
 
 Results go to ``benchmarks/results/scale.json`` (merged with earlier runs by
-size, so that the 100M tier can be run on its own) and the plot to
-``doc/images/scale.png``.
+size, so that the 100M tier can be run on its own), the table to
+``benchmarks/results/scale.rst`` (included by ``doc/benchmarks.rst``) and the
+plot to ``doc/images/scale.png``; ``--plot-only`` redraws both from the JSON.
 """
 
 import argparse
@@ -355,6 +356,18 @@ def table(results):
     return "\n".join(lines)
 
 
+def rst_table(markdown):
+    """The markdown table as an RST ``list-table`` (for the docs page)."""
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in markdown.splitlines() if not line.startswith("|---")]
+    rows[0][0] = "measure"
+    out = [".. list-table::", "   :header-rows: 1", ""]
+    for row in rows:
+        out.append("   * - " + row[0])
+        out += [f"     - {c}" for c in row[1:]]
+    return "\n".join(out) + "\n"
+
+
 def plot(results, path):
     import matplotlib
 
@@ -426,7 +439,9 @@ def main():
             entry["ratios"] = ratios(entry["rows"])
             entry["load_after"] = os.getloadavg()[0]
             RESULTS.write_text(json.dumps(results, indent=1))
-    print(table(results))
+    md = table(results)
+    print(md)
+    RESULTS.with_suffix(".rst").write_text(rst_table(md))
     plot(results, PLOT)
 
 
