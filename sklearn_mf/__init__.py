@@ -13,6 +13,7 @@ from sklearn_mf._baselines import (
 )
 from sklearn_mf._bpr import BPR
 from sklearn_mf._ease import EASE
+from sklearn_mf._convert import interactions_to_matrix, matrix_to_interactions
 from sklearn_mf._fm._estimators import FactorizationMachineClassifier, FactorizationMachineRegressor
 from sklearn_mf._fm._recommender import FMRecommender
 from sklearn_mf._fold_in import FoldIn, FoldInMixin, RecommendNewMixin
@@ -48,4 +49,6 @@ __all__ = [
     "UserKNN",
     "effective_n_threads",
     "trusted_types",
+    "interactions_to_matrix",
+    "matrix_to_interactions",
 ]

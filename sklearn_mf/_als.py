@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
-from sklearn_mf import _als_fast
+from sklearn_mf import _als_fast, _setup_fast
 from sklearn_mf._training import (
     EarlyStopping,
     LoopResult,
@@ -69,10 +69,11 @@ class RowMatrix:
     @classmethod
     def from_codes(cls, rows, cols, n_rows, n_cols, **data):
         """Group the entries ``(rows[j], cols[j], data[*][j])`` by row (stable)."""
-        rows = np.asarray(rows, dtype=np.intp)
-        order = np.argsort(rows, kind="stable")
+        # a stable counting sort: linear in the entries (argsort is a merge sort)
+        order, counts = _setup_fast.counting_order(
+            np.ascontiguousarray(rows, dtype=np.int32), n_rows, 1)
         indptr = np.zeros(n_rows + 1, dtype=np.intp)
-        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        np.cumsum(counts, out=indptr[1:])
         indices = np.ascontiguousarray(np.asarray(cols)[order], dtype=np.int32)
         data = {k: np.ascontiguousarray(np.asarray(v)[order]) for k, v in data.items()}
         return cls(indptr, indices, data, n_cols)

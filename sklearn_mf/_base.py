@@ -179,8 +179,10 @@ class RecommenderMixin:
     # ------------------------------------------------------------------ ids
     def _fit_ids(self, users, items):
         """Encode raw ids from scratch (``fit``); sets ``users_`` and ``items_``."""
-        u, users_ = factorize_ids(users)
-        i, items_ = factorize_ids(items)
+        # the raw id arrays are private copies (check_interactions): the codes
+        # may share their memory (ids that are already int32 codes)
+        u, users_ = factorize_ids(users, copy=False)
+        i, items_ = factorize_ids(items, copy=False)
         self._set_ids(users_, items_)
         return u, i
 
@@ -318,8 +320,51 @@ class RecommenderMixin:
         codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
         return codes, out_scores
 
+    def _product_topk(self, cand):
+        """The ``topk`` of :meth:`_rank` for fitted users and the factor product."""
+        V, b = self._item_embeddings()
+        Vc = np.ascontiguousarray(V[cand])
+        bc = None if b is None else b[cand]
+        return lambda rows, n, exclude, n_threads: self._topk_product_codes(
+            rows, n, cand, Vc, bc, exclude, n_threads)
+
+    def _topk_product_codes(self, row_codes, n, cand, Vc, bc, exclude, n_threads):
+        """``_topk_codes`` of the plain factor product, without materialising the scores.
+
+        The scores ``_score_candidates`` would compute (user embeddings times
+        ``Vc``, plus the candidate and user offsets) are produced tile by tile
+        inside the top-k kernel; the result is the same.
+        """
+        from sklearn_mf._als import blas_single_thread
+
+        U = self._user_embeddings(row_codes)
+        dtype = np.result_type(U.dtype, Vc.dtype)
+        U = np.ascontiguousarray(U, dtype=dtype)
+        Vc = np.ascontiguousarray(Vc, dtype=dtype)
+        off = self._user_offsets(row_codes)
+        none = np.zeros(0, dtype=np.float64)
+        col_off = none if bc is None else np.ascontiguousarray(bc, dtype=np.float64)
+        row_off = none if off is None else np.ascontiguousarray(off, dtype=np.float64)
+        item_to_cand = np.full(len(self.items_), -1, dtype=np.intp)
+        item_to_cand[cand] = np.arange(len(cand), dtype=np.intp)
+        if exclude is None:
+            indptr, indices = np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+            row_map = np.full(len(row_codes), -1, dtype=np.intp)
+        else:
+            indptr = np.ascontiguousarray(exclude.indptr, dtype=np.int32)
+            indices = np.ascontiguousarray(exclude.indices, dtype=np.int32)
+            row_map = np.asarray(row_codes, dtype=np.intp)
+        out_codes = np.empty((len(row_codes), n), dtype=np.intp)
+        out_scores = np.empty((len(row_codes), n), dtype=dtype)
+        with blas_single_thread():
+            _topk.topk_product(U, Vc, col_off, row_off, indptr, indices, row_map,
+                               item_to_cand, out_scores, out_codes, n_threads)
+        valid = out_codes >= 0
+        codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
+        return codes, out_scores
+
     def _rank(self, row_codes, n, cand, raw_ids, *, score_rows, exclude=None,
-              popular=None, dtype=None):
+              popular=None, dtype=None, topk=None):
         """The ranking routine of ``recommend``, ``recommend_new`` and ``similar_*``.
 
         Query ``r`` with ``row_codes[r] >= 0`` gets the top ``n`` of ``cand``
@@ -327,23 +372,26 @@ class RecommenderMixin:
         ``row_codes[r]`` of the CSR ``exclude``; a query flagged in the bool
         mask ``popular`` gets the top ``n`` of the popularity fallback; any
         other query (code -1) gets NaN scores.  ``dtype`` fixes the dtype of the
-        scores (default: that of ``score_rows``).  Returns ``(ids, scores)``.
+        scores (default: that of ``score_rows``).  ``topk(rows, n, exclude,
+        n_threads) -> (codes, scores)``, when given, replaces the top-k of
+        ``score_rows`` for the scored queries (the fused product kernel of
+        :meth:`_topk_product_codes`).  Returns ``(ids, scores)``.
         """
         n_threads = effective_n_threads(getattr(self, "n_jobs", None))
+        if topk is None:
+            def topk(rows, n, exclude, n_threads):
+                return self._topk_codes(rows, n, cand, len(raw_ids), exclude=exclude,
+                                        score_rows=score_rows, n_threads=n_threads)
         scored = np.flatnonzero(row_codes >= 0)
         if len(scored) == len(row_codes):
-            out_codes, out_scores = self._topk_codes(
-                np.asarray(row_codes, dtype=np.intp), n, cand, len(raw_ids),
-                exclude=exclude, score_rows=score_rows, n_threads=n_threads,
-            )
+            out_codes, out_scores = topk(np.asarray(row_codes, dtype=np.intp), n, exclude,
+                                         n_threads)
         else:
             out_codes = np.full((len(row_codes), n), -1, dtype=np.intp)
             out_scores = np.full((len(row_codes), n), -np.inf)
             if len(scored):
-                out_codes[scored], out_scores[scored] = self._topk_codes(
-                    np.asarray(row_codes[scored], dtype=np.intp), n, cand, len(raw_ids),
-                    exclude=exclude, score_rows=score_rows, n_threads=n_threads,
-                )
+                out_codes[scored], out_scores[scored] = topk(
+                    np.asarray(row_codes[scored], dtype=np.intp), n, exclude, n_threads)
             fallback = row_codes < 0
             if popular is not None and popular.any():
                 pop = self._fallback_item_scores()[cand][None, :]
@@ -406,10 +454,13 @@ class RecommenderMixin:
         unknown = codes < 0
         cand = self._candidate_codes(items, exclude_items)
         n = check_n(n, len(cand))
+        # the plain factor product is scored tile by tile inside the top-k kernel
+        plain = type(self)._score_candidates is RecommenderMixin._score_candidates
         ids, scores = self._rank(
             codes, n, cand, self.items_, score_rows=self._score_users(cand),
             exclude=self.user_items_ if exclude_seen else None,
             popular=unknown if policy == "fallback" else None, dtype=np.float64,
+            topk=self._product_topk(cand) if plain else None,
         )
         return Recommendations(query, ids, scores, unknown)
 

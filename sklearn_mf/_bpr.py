@@ -18,6 +18,7 @@ from sklearn_mf._training import (
     sgd_hint,
     undo_validation_on_error,
 )
+from sklearn_mf._progress import SetupTimer
 from sklearn_mf._online import PARTIAL_FIT_PASSES, PARTIAL_FIT_REPLAY, grow_and_replay, online_rng
 from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads, make_rng, seeds_from
 from sklearn_mf._validation import check_interactions
@@ -264,20 +265,27 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
             The fitted estimator.
         """
         dtype = check_dtype(self.dtype)
+        timer = SetupTimer(self.verbose)
         users, items, y, _ = check_interactions(self, X, y, None, reset=True, y_nonnegative=True)
         if y is not None:
             if not (y > 0).any():
                 raise ValueError("y holds no positive interaction: BPR needs positives.")
             users, items, y = users[y > 0], items[y > 0], y[y > 0]
-        u, users_ = factorize_ids(users)
-        i, items_ = factorize_ids(items)
+        timer.lap("validate")
+        u, users_ = factorize_ids(users, copy=False)
+        i, items_ = factorize_ids(items, copy=False)
+        del users, items  # only the codes are used from here on (memory)
+        timer.lap("encode ids")
+        n_samples = len(u)
         n_users, n_items, k = len(users_), len(items_), self.n_factors
         if n_items < 2:
             raise ValueError(
                 f"BPR needs at least 2 items to sample negatives; got {n_items} item "
-                f"in {len(u)} sample(s)."
+                f"in {n_samples} sample(s)."
             )
         m, popularity = seen_matrix(u, i, y, n_users, n_items)
+        del u, i, y  # the seen matrix holds the data now
+        timer.lap("user-item matrix")
         rng = make_rng(self.random_state)
         P = rng.normal(0, self.init_std, (n_users, k)).astype(dtype)
         Q = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
@@ -285,8 +293,9 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
 
         indptr = m.indptr.astype(np.int32)
         m.sort_indices()  # binary search of seen negatives needs sorted rows
-        indices = m.indices.astype(np.int32)
+        indices = m.indices.astype(np.int32, copy=False)
         pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
+        timer.lap("positive pairs")
         n_threads = effective_n_threads(self.n_jobs)
         reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
         bias = item_bias if self.biased else np.zeros(0, dtype=dtype)

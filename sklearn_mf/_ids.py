@@ -11,22 +11,25 @@ import pandas as pd
 from sklearn_mf._utils import is_scalar_id
 
 
-def factorize_ids(values):
+def factorize_ids(values, *, copy=True):
     """Map raw ids to contiguous codes.
 
     Returns ``(codes, uniques)`` with ``codes`` int32 and ``uniques[codes] ==
     values``.  ``uniques`` is sorted when the ids can be compared (all numbers or
     all strings), otherwise kept in order of first appearance.
+
+    Integer ids are encoded without hashing: ids that are already the codes
+    ``0..n-1`` (all present) are used as they are, and other integer ids in a
+    range not much wider than their number go through a presence table, in
+    O(n).  With ``copy=False`` the codes may share memory with ``values``
+    (int32 ids that are already ``0..n-1``); the caller then must not modify
+    either.
     """
     values = np.asarray(values)
     if values.dtype.kind in "iu" and len(values):
         lo, hi = int(values.min()), int(values.max())
-        if hi - lo <= 4 * len(values) + 1024:
-            # dense integer ids: a presence table replaces hashing, O(n)
-            present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
-            position = np.cumsum(present, dtype=np.int64) - 1
-            codes = position[values - lo].astype(np.int32)
-            return codes, np.flatnonzero(present).astype(values.dtype) + lo
+        if hi - lo <= 4 * len(values) + 1024 and hi <= np.iinfo(np.int64).max:
+            return _factorize_dense_ints(values, lo, hi, copy)
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError:
@@ -35,6 +38,28 @@ def factorize_ids(values):
     if len(uniques) >= np.iinfo(np.int32).max:
         raise ValueError(f"Too many distinct ids ({len(uniques)}); at most 2**31 - 2.")
     return codes.astype(np.int32, copy=False), uniques
+
+
+def _factorize_dense_ints(values, lo, hi, copy):
+    """``factorize_ids`` for integer ids in the range ``[lo, hi]`` (no hashing)."""
+    span = hi - lo + 1
+    if lo >= np.iinfo(np.int32).min and hi <= np.iinfo(np.int32).max:
+        # int32 arithmetic is exact here: the offsets fit (span is bounded)
+        offset = values.astype(np.int32, copy=copy or lo != 0)
+        if lo != 0:
+            offset -= np.int32(lo)
+    else:
+        # cast before subtracting: small dtypes (int8, uint16, ...) would overflow
+        offset = (values.astype(np.int64) - lo).astype(np.int32)
+    counts = np.bincount(offset, minlength=span)
+    present = counts > 0
+    if present.all():
+        # ids are lo..hi, all present: the offsets are the codes
+        uniques = np.arange(lo, hi + 1, dtype=np.int64).astype(values.dtype)
+        return offset, uniques
+    position = (np.cumsum(present, dtype=np.int64) - 1).astype(np.int32)
+    uniques = (np.flatnonzero(present) + lo).astype(values.dtype)
+    return position[offset], uniques
 
 
 def lookup_ids(index, values):

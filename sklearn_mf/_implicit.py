@@ -21,6 +21,7 @@ from sklearn_mf._fold_in import FoldInMixin
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._online import grow_ids, merge_interactions
+from sklearn_mf._progress import SetupTimer
 from sklearn_mf._training import FittedLoopMixin, seen_matrix, undo_validation_on_error
 from sklearn_mf._utils import (
     check_dtype,
@@ -223,7 +224,7 @@ class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecom
             self, X, y, None, reset=reset, y_nonnegative=True
         )
         if y is None:
-            y = np.ones(len(users), dtype=np.float64)
+            y = np.ones(len(users), dtype=np.float32)  # exact, and half the memory
         if not (y > 0).any():
             raise ValueError(
                 "y holds no positive interaction strength: every value is 0, so "
@@ -252,15 +253,22 @@ class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecom
             The fitted estimator.
         """
         dtype = check_dtype(self.dtype)
+        timer = SetupTimer(self.verbose)
         users, items, y = self._check_strengths(X, y, reset=True)
-        u, users_ = factorize_ids(users)
-        i, items_ = factorize_ids(items)
+        timer.lap("validate")
+        u, users_ = factorize_ids(users, copy=False)
+        i, items_ = factorize_ids(items, copy=False)
+        del users, items  # only the codes are used from here on (memory)
+        timer.lap("encode ids")
         seen, popularity = seen_matrix(u, i, y, len(users_), len(items_))
+        del u, i  # the seen matrix holds the data now
+        timer.lap("user-item matrix")
         rng = make_rng(self.random_state)
         k = self.n_factors
         P = rng.normal(0, self.init_std, (len(users_), k)).astype(dtype)
         Q = rng.normal(0, self.init_std, (len(items_), k)).astype(dtype)
         R_u, R_i = implicit_confidences(seen, self.alpha, dtype)
+        timer.lap("confidence matrices")
         with naming_target_overflow(self, y, scale=self.alpha, what="interaction strengths"):
             loop = run_implicit_als(
                 R_u, R_i, P, Q, regularization=self.regularization, solver=self.solver,

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from sklearn_mf import _sgd_fast
+from sklearn_mf import _setup_fast, _sgd_fast
 from sklearn_mf._als import grow_rows, partial_fit_explicit_als, run_explicit_als
 from sklearn_mf._base import RatingRegressorMixin
 from sklearn_mf._fold_in import FoldInMixin, ridge_fold_in
@@ -21,6 +21,7 @@ from sklearn_mf._online import (
     online_rng,
     widened_range,
 )
+from sklearn_mf._progress import SetupTimer
 from sklearn_mf._training import (
     EarlyStopping,
     FittedLoopMixin,
@@ -41,7 +42,7 @@ from sklearn_mf._utils import (
 from sklearn_mf._validation import check_als_regularization, check_interactions
 
 
-def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
+def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng, n_threads=1):
     """Partition ratings into an ``n_blocks x n_blocks`` grid for parallel SGD.
 
     Users (and items) are shuffled by a random permutation, which balances the
@@ -54,7 +55,7 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
 
     Returns
     -------
-    perm : ndarray of intp
+    perm : ndarray of int32
         Ratings reordered so that each block is contiguous.
     block_ptr : ndarray of intp of shape (n_blocks**2 + 1,)
     schedule : ndarray of intp of shape (n_blocks, n_blocks)
@@ -72,16 +73,19 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng):
     work_users[user_order] = np.arange(n_users, dtype=np.int32)
     work_items = np.empty(n_items, dtype=np.int32)
     work_items[item_order] = np.arange(n_items, dtype=np.int32)
+    # block of each user and item: contiguous ranges of the working order
+    user_block = (work_users.astype(np.int64) * B // n_users).astype(np.int32)
+    item_block = (work_items.astype(np.int64) * B // n_items).astype(np.int32)
+    user_codes = np.ascontiguousarray(user_codes, dtype=np.int32)
+    item_codes = np.ascontiguousarray(item_codes, dtype=np.int32)
+    block = user_block[user_codes]
+    block *= B
+    block += item_block[item_codes]
+    # a stable counting sort by block: linear in the ratings for any grid size
+    perm, counts = _setup_fast.counting_order(block, B * B, n_threads)
+    del block
     work_users = work_users[user_codes]
     work_items = work_items[item_codes]
-    # block coordinates: contiguous ranges of the working order
-    block = ((work_users.astype(np.int64) * B) // n_users).astype(np.int32)
-    block *= B
-    block += ((work_items.astype(np.int64) * B) // n_items).astype(np.int32)
-    # numpy's stable sort of 16-bit keys is a radix sort
-    perm = np.argsort(block.astype(np.uint16) if B * B <= 65536 else block, kind="stable")
-    counts = np.bincount(block, minlength=B * B)
-    del block
     block_ptr = np.zeros(B * B + 1, dtype=np.intp)
     np.cumsum(counts, out=block_ptr[1:])
     b = np.arange(B)
@@ -148,10 +152,11 @@ def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user
         u_t, i_t, y_t, w_t = u, i, y, sample_weight
     if len(y_t) >= np.iinfo(np.int32).max:
         raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
+    timer = SetupTimer(verbose)
     B = _n_blocks(n_threads, len(y_t), n_users + n_items, user_factors.shape[1],
                   user_factors.itemsize)
     perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
-        u_t, i_t, n_users, n_items, B, rng
+        u_t, i_t, n_users, n_items, B, rng, n_threads
     )
     # ratings stored block by block, so that a block's data is contiguous
     tu, ti = wu[perm], wi[perm]
@@ -160,6 +165,7 @@ def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user
     del perm, wu, wi, u_t, i_t, y_t, w_t
     sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
     order = np.arange(len(tr), dtype=np.int32)
+    timer.lap(f"block schedule ({B}x{B} blocks)")
     block_loss = np.zeros(B * B, dtype=np.float64)
     reg_b = regularization if bias_regularization is None else bias_regularization
     # working copies of the parameters in block order (see block_schedule)

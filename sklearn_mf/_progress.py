@@ -140,3 +140,47 @@ class EpochProgress:
     def __exit__(self, exc_type, exc, tb):
         self.close()
         return False
+
+
+class SetupTimer:
+    """Time the set-up stages of ``fit``; with ``verbose >= 1`` print one line each.
+
+    Set-up (validation, id encoding, the CSR build, the block schedule) takes
+    a noticeable time at tens of millions of ratings; a user waiting on it sees
+    each stage as it ends.  Call :meth:`lap` at the end of every stage: it
+    reports the time since the previous call (or since the timer was made).
+
+    Parameters
+    ----------
+    verbose : int or bool
+        0: silent (the times are still recorded in ``stages``); 1 or more: one
+        line per stage on standard output.
+
+    Attributes
+    ----------
+    stages : list of (str, float)
+        Each stage's name and duration in seconds.
+
+    Examples
+    --------
+    >>> from sklearn_mf._progress import SetupTimer
+    >>> timer = SetupTimer(1)
+    >>> timer.lap("validate")  # doctest: +SKIP
+    set-up  validate  0.00s
+    >>> [name for name, _ in timer.stages]
+    ['validate']
+    """
+
+    def __init__(self, verbose):
+        self.verbose = int(verbose or 0)
+        self.stages = []
+        self._tic = time.perf_counter()
+
+    def lap(self, name):
+        """End the stage ``name``: record (and with verbose, print) its duration."""
+        now = time.perf_counter()
+        seconds = now - self._tic
+        self._tic = now
+        self.stages.append((name, seconds))
+        if self.verbose > 0:
+            print(f"set-up  {name}  {seconds:.2f}s", flush=True)

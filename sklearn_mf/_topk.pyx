@@ -6,10 +6,19 @@ row's excluded items (given as CSR rows in *item* space, mapped to candidate
 columns through ``item_to_cand``) and keeps the ``k`` best columns of every row
 with a min-heap, in parallel over rows.  Ties are broken towards the lower
 column index, so results are deterministic.
+
+:func:`topk_product` fuses the product with the selection for large
+catalogues: each thread computes a tile of scores (a few dozen rows by a few
+thousand candidates, sized to stay in its L2 cache) with one single-threaded
+BLAS ``gemm`` and feeds it to the rows' heaps at once, so the dense score
+matrix is never written to memory.  It returns exactly what the product
+followed by :func:`topk_rows` returns.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY
+from libc.stdlib cimport free, malloc
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from sklearn_mf._openmp cimport omp_get_max_threads
 
@@ -45,13 +54,13 @@ cdef inline void _sift_down(floating* hs, Py_ssize_t* hi, Py_ssize_t size,
     hi[pos] = ti
 
 
-cdef void _topk_row(floating* row, Py_ssize_t n_cols, Py_ssize_t k,
-                    floating* out_s, Py_ssize_t* out_i) noexcept nogil:
-    cdef Py_ssize_t c, size = 0, j, end
-    cdef floating s, ts
-    cdef Py_ssize_t ti
-    for c in range(n_cols):
-        s = row[c]
+cdef inline void _heap_feed(floating* row, Py_ssize_t n_cols, Py_ssize_t col0, Py_ssize_t k,
+                            floating* out_s, Py_ssize_t* out_i, Py_ssize_t* size_p) noexcept nogil:
+    """Offer columns ``col0 .. col0 + n_cols - 1`` (values ``row``) to a heap of ``*size_p``."""
+    cdef Py_ssize_t c, size = size_p[0], j
+    cdef floating s
+    for c in range(col0, col0 + n_cols):
+        s = row[c - col0]
         if s == -INFINITY or s != s:
             continue
         if size < k:
@@ -68,8 +77,16 @@ cdef void _topk_row(floating* row, Py_ssize_t n_cols, Py_ssize_t k,
             out_s[0] = s
             out_i[0] = c
             _sift_down(out_s, out_i, size, 0)
+    size_p[0] = size
+
+
+cdef inline void _heap_finish(Py_ssize_t size, Py_ssize_t k, floating* out_s,
+                              Py_ssize_t* out_i) noexcept nogil:
+    """Sort a heap of ``size`` entries best first and pad it to ``k``."""
+    cdef Py_ssize_t c, end = size
+    cdef floating ts
+    cdef Py_ssize_t ti
     # heap sort in place: repeatedly move the worst kept entry to the end
-    end = size
     while end > 1:
         end -= 1
         ts = out_s[0]
@@ -82,6 +99,13 @@ cdef void _topk_row(floating* row, Py_ssize_t n_cols, Py_ssize_t k,
     for c in range(size, k):
         out_s[c] = -INFINITY
         out_i[c] = -1
+
+
+cdef void _topk_row(floating* row, Py_ssize_t n_cols, Py_ssize_t k,
+                    floating* out_s, Py_ssize_t* out_i) noexcept nogil:
+    cdef Py_ssize_t size = 0
+    _heap_feed(row, n_cols, 0, k, out_s, out_i, &size)
+    _heap_finish(size, k, out_s, out_i)
 
 
 def topk_rows(floating[:, ::1] scores,
@@ -115,3 +139,94 @@ def topk_rows(floating[:, ::1] scores,
                     if c >= 0:
                         scores[r, c] = -INFINITY
             _topk_row(&scores[r, 0], n_cols, k, &out_scores[r, 0], &out_idx[r, 0])
+
+
+# score tiles of _TILE_ROWS x _TILE_COLS: 512 KiB of float32 per thread
+cdef enum:
+    _TILE_ROWS = 64
+    _TILE_COLS = 2048
+
+
+cdef inline void _gemm_tile(const floating* V, const floating* U, int n_cols, int n_rows,
+                            int k, floating* C) noexcept nogil:
+    """Row-major C (n_rows, n_cols) = U (n_rows, k) @ V (n_cols, k).T, by one BLAS call."""
+    cdef char transa = b"T"
+    cdef char transb = b"N"
+    cdef floating one = 1.0, zero = 0.0
+    # column-major view: C^T (n_cols x n_rows) = V (k x n_cols)^T @ U^T (k x n_rows)
+    if floating is float:
+        sgemm(&transa, &transb, &n_cols, &n_rows, &k, &one, <float*>V, &k,
+              <float*>U, &k, &zero, <float*>C, &n_cols)
+    else:
+        dgemm(&transa, &transb, &n_cols, &n_rows, &k, &one, <double*>V, &k,
+              <double*>U, &k, &zero, <double*>C, &n_cols)
+
+
+def topk_product(const floating[:, ::1] U, const floating[:, ::1] V,
+                 const double[::1] col_offset, const double[::1] row_offset,
+                 const int[::1] excl_indptr,
+                 const int[::1] excl_indices,
+                 const Py_ssize_t[::1] row_map,
+                 const Py_ssize_t[::1] item_to_cand,
+                 floating[:, ::1] out_scores,
+                 Py_ssize_t[:, ::1] out_idx,
+                 int n_threads):
+    """Top-k columns of every row of ``U @ V.T + col_offset + row_offset[:, None]``.
+
+    The same result as computing the scores (in ``floating``; each offset is
+    added in double precision and rounded back, as NumPy does for an offset of
+    a wider type) and calling :func:`topk_rows` on them with the same
+    exclusion lists, without materialising the scores.  An empty
+    ``col_offset`` / ``row_offset`` means no offset.  Call it with BLAS limited
+    to one thread (every OpenMP thread runs its own ``gemm``).
+    """
+    cdef Py_ssize_t n_rows = U.shape[0], n_cols = V.shape[0]
+    cdef int kdim = <int>U.shape[1]
+    cdef Py_ssize_t k = out_idx.shape[1]
+    cdef Py_ssize_t n_tiles = (n_rows + _TILE_ROWS - 1) // _TILE_ROWS
+    cdef bint has_col = col_offset.shape[0] > 0, has_row = row_offset.shape[0] > 0
+    cdef Py_ssize_t n_col_tiles = (n_cols + _TILE_COLS - 1) // _TILE_COLS
+    cdef Py_ssize_t tile, r0, rt, j, c0, ct, r, c, p, u
+    cdef floating* buf
+    cdef floating* row
+    cdef Py_ssize_t* sizes
+    cdef double ro
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n_rows == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        buf = <floating*>malloc(_TILE_ROWS * _TILE_COLS * sizeof(floating))
+        sizes = <Py_ssize_t*>malloc(_TILE_ROWS * sizeof(Py_ssize_t))
+        try:
+            for tile in prange(n_tiles, schedule="dynamic", chunksize=1):
+                r0 = tile * _TILE_ROWS
+                rt = min(<Py_ssize_t>_TILE_ROWS, n_rows - r0)
+                for r in range(rt):
+                    sizes[r] = 0
+                for j in range(n_col_tiles):
+                    c0 = j * _TILE_COLS
+                    ct = min(<Py_ssize_t>_TILE_COLS, n_cols - c0)
+                    _gemm_tile(&V[c0, 0], &U[r0, 0], <int>ct, <int>rt, kdim, buf)
+                    for r in range(rt):
+                        row = buf + r * ct
+                        if has_col:
+                            for c in range(ct):
+                                row[c] = <floating>(<double>row[c] + col_offset[c0 + c])
+                        if has_row:
+                            ro = row_offset[r0 + r]
+                            for c in range(ct):
+                                row[c] = <floating>(<double>row[c] + ro)
+                        u = row_map[r0 + r]
+                        if u >= 0:
+                            for p in range(excl_indptr[u], excl_indptr[u + 1]):
+                                c = item_to_cand[excl_indices[p]]
+                                if c0 <= c < c0 + ct:
+                                    row[c - c0] = -INFINITY
+                        _heap_feed(row, ct, c0, k, &out_scores[r0 + r, 0],
+                                   &out_idx[r0 + r, 0], &sizes[r])
+                for r in range(rt):
+                    _heap_finish(sizes[r], k, &out_scores[r0 + r, 0], &out_idx[r0 + r, 0])
+        finally:
+            free(buf)
+            free(sizes)

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from sklearn_mf import _predict_fast
 from sklearn_mf._ids import factorize_ids
-from sklearn_mf._progress import EpochProgress
+from sklearn_mf._progress import SetupTimer, EpochProgress
 from sklearn_mf._utils import check_dtype, make_rng
 from sklearn_mf._validation import check_interactions
 
@@ -53,16 +53,12 @@ def undo_validation_on_error(fit):
 
 
 def seen_matrix(user_codes, item_codes, values, n_users, n_items):
-    """The seen-items CSR (float32, int32 indices, duplicates summed) and the
-    item popularity counts (int64) of encoded interactions."""
-    data = np.ones(len(user_codes), dtype=np.float32) if values is None else values
-    m = sp.csr_matrix(
-        (np.asarray(data, dtype=np.float32), (user_codes, item_codes)),
-        shape=(n_users, n_items),
-    )
-    m.sum_duplicates()
-    m.indices = m.indices.astype(np.int32, copy=False)
-    m.indptr = m.indptr.astype(np.int32, copy=False)
+    """The seen-items CSR (float32, int32 sorted indices, duplicates summed;
+    built by a linear-time counting sort) and the item popularity counts
+    (int64) of encoded interactions."""
+    from sklearn_mf._convert import interactions_csr
+
+    m = interactions_csr(user_codes, item_codes, values, n_users, n_items)
     return m, np.bincount(item_codes, minlength=n_items).astype(np.int64)
 
 
@@ -91,7 +87,7 @@ class RatingFitStart(NamedTuple):
 
 def start_rating_fit(users, items, y, sample_weight, *, n_factors, init_std, dtype,
                      biased, early_stopping, validation_fraction, random_state,
-                     n_extra_item_factors=0):
+                     n_extra_item_factors=0, timer=None):
     """The common start of ``fit`` for the biased rating models (MF, SVD++).
 
     Encodes the validated ratings, builds the seen-items matrix, draws the
@@ -107,11 +103,16 @@ def start_rating_fit(users, items, y, sample_weight, *, n_factors, init_std, dty
         (both None when nothing is held out); ``rng`` is the generator, to be
         used for the rest of the fit.
     """
-    u, users_ = factorize_ids(users)
-    i, items_ = factorize_ids(items)
+    timer = SetupTimer(0) if timer is None else timer
+    # the raw ids are private copies (check_interactions): the codes may share
+    # their memory (ids that are already int32 codes)
+    u, users_ = factorize_ids(users, copy=False)
+    i, items_ = factorize_ids(items, copy=False)
     del users, items  # only the codes are used from here on (memory)
+    timer.lap("encode ids")
     n_users, n_items, k = len(users_), len(items_), n_factors
     seen, popularity = seen_matrix(u, i, y, n_users, n_items)
+    timer.lap("user-item matrix")
     rng = make_rng(random_state)
     P = rng.normal(0, init_std, (n_users, k)).astype(dtype)
     Q = rng.normal(0, init_std, (n_items, k)).astype(dtype)
@@ -123,6 +124,7 @@ def start_rating_fit(users, items, y, sample_weight, *, n_factors, init_std, dty
     sub = slice(None) if train is None else train
     w = None if sample_weight is None else sample_weight[sub]
     global_mean = float(np.average(y[sub], weights=w)) if biased else 0.0
+    timer.lap("initialise")
     return RatingFitStart(
         u, i, users_, items_, y, sample_weight, seen, popularity,
         (float(y.min()), float(y.max())), P, Q, extra,
@@ -260,15 +262,17 @@ class FittedLoopMixin:
     def _start_rating_fit(self, X, y, sample_weight, n_extra_item_factors=0):
         """Validate the ratings and run :func:`start_rating_fit` with this
         model's parameters (nothing is set on the model)."""
+        timer = SetupTimer(self.verbose)
         users, items, y, sample_weight = check_interactions(
             self, X, y, sample_weight, reset=True, y_required=True
         )
+        timer.lap("validate")
         return start_rating_fit(
             users, items, y, sample_weight, n_factors=self.n_factors,
             init_std=self.init_std, dtype=check_dtype(self.dtype), biased=self.biased,
             early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction, random_state=self.random_state,
-            n_extra_item_factors=n_extra_item_factors,
+            n_extra_item_factors=n_extra_item_factors, timer=timer,
         )
 
     def _set_rating_start(self, start):

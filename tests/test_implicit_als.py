@@ -370,6 +370,9 @@ def test_verbose(small, capsys):
     train, y, _ = small
     ImplicitALS(n_factors=2, max_iter=2, verbose=1).fit(train, y)
     out = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split("  ")[1] for ln in out[:4]] == [
+        "validate", "encode ids", "user-item matrix", "confidence matrices"]
+    out = out[4:]
     assert len(out) == 2 and out[1].startswith("iteration   2  objective")
 
 
