@@ -188,8 +188,13 @@ class _BaseFactorizationMachine(BaseEstimator):
         )
 
     # --------------------------------------------------------------- fit
-    def _fit(self, X, y, sample_weight, init_intercept):
-        """Fit to the encoded target ``y`` (float64; ±1 for the logistic loss)."""
+    def _fit(self, X, y, sample_weight, init_intercept, blocks=None):
+        """Fit to the encoded target ``y`` (float64; ±1 for the logistic loss).
+
+        ``blocks``: relational blocks for ``solver="mcmc"`` (see ``_blocks``;
+        used by :class:`FMRecommender`); their posterior means go to
+        ``_relational``.
+        """
         dtype = check_dtype(self.dtype)
         Xc = self._validate_X(X, reset=True)
         n, d = Xc.shape
@@ -222,10 +227,10 @@ class _BaseFactorizationMachine(BaseEstimator):
                 y[train], None if sample_weight is None else sample_weight[train]
             )
         sum_w = float(len(yt)) if sample_weight is None else float(swt.sum())
-        self._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
+        self._run(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val, blocks)
         return self
 
-    def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
+    def _run(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val, blocks=None):
         if self.solver != "mcmc":
             return self._optimize(Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val)
         validation = None
@@ -234,8 +239,9 @@ class _BaseFactorizationMachine(BaseEstimator):
                 _as_csr(Xc[val], Xt.dtype), y[val],
                 None if sample_weight is None else sample_weight[val],
             )
-        run_mcmc(self, Xt, _csc_parts(Xt), yt, swt, sum_w, rng, validation,
-                 probit=self._loss_name == "logistic")
+        self._relational = run_mcmc(self, Xt, _csc_parts(Xt), yt, swt, sum_w, rng,
+                                    validation, probit=self._loss_name == "logistic",
+                                    blocks=blocks)
 
     def _optimize(self, Xt, yt, swt, sum_w, rng, Xc, y, sample_weight, val):
         """The ALS and SGD solvers."""
@@ -687,12 +693,17 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         self : FactorizationMachineRegressor
             The fitted estimator.
         """
+        return self._fit_regression(X, y, sample_weight)
+
+    def _fit_regression(self, X, y, sample_weight, blocks=None):
+        """``fit``, with the relational ``blocks`` of :class:`FMRecommender`."""
         y = column_or_1d(y, warn=True)
         y = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")
         self.target_range_ = (float(y.min()), float(y.max())) if len(y) else (0.0, 0.0)
-        return self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s))
+        return self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s),
+                         blocks=blocks)
 
     def _validation_score(self, X, y, w):
         pred = self._decision(X)

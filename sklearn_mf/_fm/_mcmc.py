@@ -23,6 +23,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from sklearn_mf._fm import _fm_fast, _mcmc_fast as _fm_mcmc_fast
+from sklearn_mf._fm._blocks import BlockSampler
 from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import EarlyStopping
 from sklearn_mf._utils import effective_n_threads
@@ -142,7 +143,7 @@ def draw_probit_latent(pred, labels, weights, rng, out):
     out[...] = z
 
 
-def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
+def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False, blocks=None):
     """Gibbs-sample ``est`` (a factorization machine) on the training rows:
     CSR ``Xt``, its CSC parts ``csc = (data, rows, indptr)``, targets ``yt``
     and weights ``swt`` (empty: unweighted) of total ``sum_w``.
@@ -155,6 +156,11 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
     dtype, float64 targets, weights or None) for early stopping.  Starts from
     ``est._w0``, ``est.w_``, ``est.V_``; ends with them holding the
     posterior-mean FM, and sets the sampler's fitted attributes.
+
+    ``blocks`` (regression without validation only): relational blocks
+    ``[(row_of, B), ...]`` sampled with the columns of ``Xt`` (see
+    ``_blocks``); their posterior-mean ``(w, V)`` are returned, one pair per
+    block (None without blocks).
     """
     dtype = est.w_.dtype.type
     n, d = Xt.shape
@@ -191,6 +197,11 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
     pred = np.empty(n, dtype=dtype)
     q = np.zeros((n, k), dtype=dtype)
     stopper = None
+    relational = None
+    if blocks:
+        if validation is not None or probit:
+            raise ValueError("relational blocks need a regression without early stopping.")
+        relational = BlockSampler(blocks, n, k, dtype, est.init_std, rng, n_threads)
     if validation is not None:
         X_val, y_val, w_val = validation
         val_sum = np.zeros(X_val.shape[0])
@@ -210,6 +221,8 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
                 _fm_fast.predict_cache(
                     Xt.data, Xt.indices, Xt.indptr, float(est._w0[0]), est.w_, est.V_,
                     pred, q, n_threads, rows_major=True)
+                if relational is not None:
+                    relational.add_to_caches(pred, q)
             if probit:
                 draw_probit_latent(pred.astype(np.float64), labels, weights, rng, yt)
                 alpha = 1.0  # fixed: it sets the scale of the latent score
@@ -220,11 +233,15 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
             for g, cols in enumerate(members):
                 if len(cols):
                     mu[g], lam[g] = sample_prior(theta[cols], lam[g], rng)
+            if relational is not None:
+                relational.sample_priors(sample_prior, rng)
             n_bad = _fm_mcmc_fast.gibbs_sweep(
                 cdata, crows, cptr, yt, swt, est._w0, est.w_, est.V_, pred, q,
                 columns, class_ptr, alpha, 0.0, group, lam, mu, est.fit_intercept,
                 int(seeds[sweep - 1]), n_threads,
             )
+            if relational is not None and not n_bad:
+                n_bad = relational.sweep(yt, swt, pred, q, alpha, int(seeds[sweep - 1]))
             if n_bad or not np.isfinite(est._w0[0]):
                 raise FloatingPointError(
                     f"The mcmc solver failed in sweep {sweep}: a posterior draw was not "
@@ -246,6 +263,8 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
                 alpha_sum += alpha
                 w_sum += est.w_
                 draws.append(est.V_.copy())
+                if relational is not None:
+                    relational.keep_draw()
                 if probit:
                     linear_draws.append((float(est._w0[0]), est.w_.copy()))
                 if stopper is not None:
@@ -282,3 +301,4 @@ def run_mcmc(est, Xt, csc, yt, swt, sum_w, rng, validation, probit=False):
         est._w_draws = np.array([w for _, w in linear_draws], dtype=dtype)
     else:
         est.noise_precision_ = alpha_sum / n_kept / y_sd**2
+    return None if relational is None else relational.posterior_means(y_sd)

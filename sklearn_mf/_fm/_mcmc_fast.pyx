@@ -568,3 +568,244 @@ def gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
                              columns, class_ptr, alpha, lam0, group, lam, mu, fit_intercept,
                              seed, &work[0], stride, &segments[0], n_threads)
     return n_bad
+
+
+# ------------------------------------------------------------ relational blocks
+#
+# A relational block (myfm's term) is a group of columns whose values depend
+# only on a "block row" of each training row -- e.g. the items a user rated,
+# weighted 1/sqrt|N(u)| (Bayesian SVD++): every rating of user u carries the
+# same implicit vector b_u.  It is kept as the (n_block_rows x d_B) matrix B
+# and the map row_of (training row -> block row), never as the n x d_B matrix
+# it stands for.  Its share of a row's prediction is a per-block-row term:
+#
+#     s_u = sum_j b_uj v_j,   T_u = sum_j b_uj w_j + (|s_u|^2 - sum_j b_uj^2 |v_j|^2) / 2
+#     p_i = c_i + T_u + <s_u, q_i^rest>,   q_i = q_i^rest + s_u
+#
+# (q_i the row's factor sums, the cached q; q_i^rest those of its other
+# features).  Drawing (w_j, v_j) of block column j needs, for each block row
+# u holding j, sums over u's training rows of s_i, s_i q^rest, s_i q^rest
+# q^rest^T, s_i e_i and s_i e_i q^rest (e_i = y_i - c_i): computed once per
+# block and sweep in O(n k^2), after which a column costs O(k^2) per block row
+# it holds, so a sweep of the block costs O(nnz(B) k^2) -- as the plain
+# columns do per non-zero.  With g_u = s_u - b v_j and
+# beta_u = T_u - b w_j - b <v_j, g_u> (the block without column j), row i of
+# u has h_i = b (1, q_i^rest + g_u) and residual r_i = e_i - beta_u -
+# <g_u, q_i^rest>, which the sums turn into A and b of the blocked step.
+
+# A column with at least this many block rows is accumulated over
+# _N_SEGMENTS fixed segments in parallel (summed in segment order).
+cdef Py_ssize_t _BLOCK_SPLIT_NNZ = 4096
+
+
+def block_state(const floating[::1] data, const Py_ssize_t[::1] indices,
+                const Py_ssize_t[::1] indptr, const floating[::1] w,
+                const floating[:, ::1] V, double[:, ::1] s, double[::1] T,
+                int n_threads):
+    """Per-block-row factor sum ``s_u`` and scalar term ``T_u`` of a block
+    (CSR ``data/indices/indptr``, one row per block row), into ``s`` and ``T``."""
+    cdef Py_ssize_t nb = indptr.shape[0] - 1, k = V.shape[1], u, t, j, f
+    cdef double b, acc, sq
+    for u in prange(nb, nogil=True, num_threads=n_threads, schedule="static"):
+        acc = 0.0
+        sq = 0.0
+        for f in range(k):
+            s[u, f] = 0.0
+        for t in range(indptr[u], indptr[u + 1]):
+            j = indices[t]
+            b = data[t]
+            acc = acc + b * w[j]
+            for f in range(k):
+                s[u, f] += b * V[j, f]
+                sq = sq + b * b * V[j, f] * V[j, f]
+        for f in range(k):
+            sq = sq - s[u, f] * s[u, f]
+        T[u] = acc - 0.5 * sq
+
+
+def block_add(const Py_ssize_t[::1] row_of, const double[:, ::1] s, const double[::1] T,
+              floating[::1] pred, floating[:, ::1] q, int n_threads):
+    """Add a block to the caches of the training rows: ``pred_i += T_u +
+    <s_u, q_i>`` and then ``q_i += s_u`` with ``u = row_of[i]``."""
+    cdef Py_ssize_t n = pred.shape[0], k = q.shape[1], i, u, f
+    cdef double acc
+    for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+        u = row_of[i]
+        acc = T[u]
+        for f in range(k):
+            acc = acc + s[u, f] * q[i, f]
+            q[i, f] = <floating>(q[i, f] + s[u, f])
+        pred[i] = <floating>(pred[i] + acc)
+
+
+cdef void _block_acc(const floating[::1] data, const Py_ssize_t[::1] brows,
+                     Py_ssize_t start, Py_ssize_t stop, const floating* vj, double wj,
+                     Py_ssize_t k, const double[:, ::1] s, const double[::1] T,
+                     const double[::1] N, const double[:, ::1] Q1,
+                     const double[:, :, ::1] Q2, const double[::1] E,
+                     const double[:, ::1] EQ, double* A, double* bvec,
+                     double* g) noexcept nogil:
+    """Add block rows ``brows[start:stop]`` of a column to ``A`` (lower
+    triangle, m = k + 1) and ``bvec`` (``g``: 2k doubles of scratch)."""
+    cdef Py_ssize_t m = k + 1, t, u, a, l
+    cdef double b, bb, beta, r0, Gl, rq
+    cdef double* G = g + k
+    for t in range(start, stop):
+        u = brows[t]
+        b = data[t]
+        bb = b * b
+        beta = T[u] - b * wj
+        for a in range(k):
+            g[a] = s[u, a] - b * vj[a]
+            beta -= b * vj[a] * g[a]
+        r0 = E[u] - beta * N[u]
+        for a in range(k):
+            r0 -= g[a] * Q1[u, a]
+            G[a] = Q1[u, a] + N[u] * g[a]
+        A[0] += bb * N[u]
+        bvec[0] += b * r0
+        for a in range(k):
+            A[(1 + a) * m] += bb * G[a]
+            rq = EQ[u, a] - beta * Q1[u, a] + g[a] * r0
+            for l in range(k):
+                rq -= Q2[u, a, l] * g[l]
+            bvec[1 + a] += b * rq
+            for l in range(a + 1):
+                A[(1 + a) * m + 1 + l] += bb * (Q2[u, a, l] + G[a] * g[l] + g[a] * Q1[u, l])
+
+
+cdef void _block_move(const floating[::1] data, const Py_ssize_t[::1] brows,
+                      Py_ssize_t start, Py_ssize_t stop, const double* theta,
+                      const double* delta, Py_ssize_t k, double[:, ::1] s,
+                      double[::1] T) noexcept nogil:
+    """Update ``s_u``, ``T_u`` of block rows ``brows[start:stop]`` for the
+    change ``delta`` of the column's ``theta = (w_j, v_j)``."""
+    cdef Py_ssize_t t, u, a
+    cdef double b, g, gv
+    for t in range(start, stop):
+        u = brows[t]
+        b = data[t]
+        # T_u = beta_u + b w + b <v, g_u>, g_u = s_u - b v the rest of s_u:
+        # the change is b dw + b <dv, g_u>; s_u moves by b dv
+        gv = 0.0
+        for a in range(k):
+            g = s[u, a] - b * theta[1 + a]
+            gv += delta[1 + a] * g
+            s[u, a] = g + b * (theta[1 + a] + delta[1 + a])
+        T[u] += b * delta[0] + b * gv
+
+
+def block_sweep(const floating[::1] data, const Py_ssize_t[::1] brows,
+                const Py_ssize_t[::1] bptr, const Py_ssize_t[::1] columns,
+                const Py_ssize_t[::1] row_of, const Py_ssize_t[::1] group_ptr,
+                const Py_ssize_t[::1] group_rows, const floating[::1] y,
+                const floating[::1] sample_weight, floating[::1] w, floating[:, ::1] V,
+                double[:, ::1] s, double[::1] T, floating[::1] pred, floating[:, ::1] q,
+                double alpha, const double[::1] lam, const double[::1] mu,
+                unsigned long long seed, int n_threads):
+    """One Gibbs pass over the columns of a relational block.
+
+    ``data/brows/bptr``: the block in CSC (rows are block rows); ``columns``:
+    the columns to draw, in order; ``row_of``: the block row of each
+    training row, and ``group_rows[group_ptr[u]:group_ptr[u + 1]]`` the
+    training rows of block row ``u``.  ``w``/``V``: the block's parameters;
+    ``s``/``T``: its per-block-row terms (``block_state``), which must be
+    included in the caches ``pred``/``q`` (``block_add``) and are kept up to
+    date with them.  ``lam``/``mu`` (length ``k + 1``): the block's prior.
+    Column ``j`` uses the normal draws of counters ``j (k + 1) ..
+    (j + 1)(k + 1) - 1`` of ``seed``.  Returns the number of failed draws
+    (the pass stops at the first).
+    """
+    cdef Py_ssize_t nb = s.shape[0], k = V.shape[1], m = k + 1, mm = m * m
+    cdef Py_ssize_t n = pred.shape[0], stride = 2 * mm + 5 * m + 2 * k + 8
+    cdef Py_ssize_t c, j, u, t, i, a, l, lo, hi, sg, nnz
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef double sw, e, qr
+    cdef int n_bad = 0
+    N_np = np.zeros(nb)
+    Q1_np = np.zeros((nb, k))
+    Q2_np = np.zeros((nb, k, k))
+    E_np = np.zeros(nb)
+    EQ_np = np.zeros((nb, k))
+    s_old_np = np.array(s, dtype=np.float64)
+    T_old_np = np.array(T, dtype=np.float64)
+    work_np = np.zeros(max(n_threads, 1) * stride)
+    seg_np = np.zeros(_N_SEGMENTS * (mm + m))
+    theta_np = np.zeros(2 * m)
+    cdef double[::1] N = N_np, E = E_np, T_old = T_old_np, work = work_np, seg = seg_np
+    cdef double[::1] theta = theta_np
+    cdef double[:, ::1] Q1 = Q1_np, EQ = EQ_np, s_old = s_old_np
+    cdef double[:, :, ::1] Q2 = Q2_np
+    cdef double* wk
+    cdef double* part
+    cdef double* A
+    cdef double* bvec
+    with nogil:
+        # the sums over each block row's training rows
+        for u in prange(nb, num_threads=n_threads, schedule="dynamic", chunksize=64):
+            wk = &work[0] + omp_get_thread_num() * stride
+            for t in range(group_ptr[u], group_ptr[u + 1]):
+                i = group_rows[t]
+                sw = sample_weight[i] if weighted else 1.0
+                e = y[i] - pred[i] + T[u]
+                for a in range(k):
+                    wk[a] = q[i, a] - s[u, a]
+                    e = e + s[u, a] * wk[a]
+                N[u] += sw
+                E[u] += sw * e
+                for a in range(k):
+                    qr = sw * wk[a]
+                    Q1[u, a] += qr
+                    EQ[u, a] += qr * e
+                    for l in range(k):
+                        Q2[u, a, l] += qr * wk[l]
+        A = &work[0]
+        bvec = A + 2 * mm
+        for c in range(columns.shape[0]):
+            j = columns[c]
+            theta[0] = w[j]
+            for a in range(k):
+                theta[1 + a] = V[j, a]
+            nnz = bptr[j + 1] - bptr[j]
+            for a in range(mm):
+                A[a] = 0.0
+            for a in range(m):
+                bvec[a] = 0.0
+            if nnz < _BLOCK_SPLIT_NNZ:
+                _block_acc(data, brows, bptr[j], bptr[j + 1], &V[j, 0] if k > 0 else NULL,
+                           w[j], k, s, T, N, Q1, Q2, E, EQ, A, bvec, bvec + 2 * m + 8)
+            else:
+                for sg in prange(_N_SEGMENTS, num_threads=n_threads, schedule="dynamic",
+                                 chunksize=1):
+                    lo = bptr[j] + sg * nnz // _N_SEGMENTS
+                    hi = bptr[j] + (sg + 1) * nnz // _N_SEGMENTS
+                    part = &seg[0] + sg * (mm + m)
+                    for a in range(mm + m):
+                        part[a] = 0.0
+                    _block_acc(data, brows, lo, hi, &V[j, 0] if k > 0 else NULL, w[j], k,
+                               s, T, N, Q1, Q2, E, EQ, part, part + mm,
+                               &work[0] + omp_get_thread_num() * stride + 2 * mm + 3 * m)
+                for sg in range(_N_SEGMENTS):
+                    part = &seg[0] + sg * (mm + m)
+                    for a in range(mm):
+                        A[a] += part[a]
+                    for a in range(m):
+                        bvec[a] += part[mm + a]
+            if _posterior_draw(A, A + mm, bvec, &theta[0], &theta[m], m, alpha, &lam[0],
+                               &mu[0], seed, <uint64_t>j * m):
+                n_bad = 1
+                break
+            w[j] = <floating>(theta[0] + bvec[0])
+            for a in range(k):
+                V[j, a] = <floating>(theta[1 + a] + bvec[1 + a])
+            _block_move(data, brows, bptr[j], bptr[j + 1], &theta[0], bvec, k, s, T)
+        # the caches follow the block's change
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            u = row_of[i]
+            e = T[u] - T_old[u]
+            for a in range(k):
+                qr = q[i, a] - s_old[u, a]
+                e = e + (s[u, a] - s_old[u, a]) * qr
+                q[i, a] = <floating>(qr + s[u, a])
+            pred[i] = <floating>(pred[i] + e)
+    return n_bad
