@@ -145,3 +145,155 @@ def _predict_full(X, w0, w, V):
     X = X.toarray()
     Q = X @ V
     return w0 + X @ w + 0.5 * ((Q * Q).sum(1) - (X * X) @ (V * V).sum(1))
+
+
+# ----------------------------------------------------------- FMRecommender
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from sklearn_mf import FMRecommender  # noqa: E402
+from sklearn_mf.datasets import make_ratings  # noqa: E402
+
+
+def _rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def small_ratings():
+    X, y = make_ratings(n_users=150, n_items=80, n_ratings=3000, random_state=0)
+    return train_test_split(np.asarray(X)[:, :2], np.asarray(y, float), test_size=0.2,
+                            random_state=0)
+
+
+def test_implicit_sets_come_from_training_rows_only(small_ratings):
+    Xtr, Xte, ytr, yte = small_ratings
+    rec = FMRecommender(4, solver="mcmc", max_iter=15, implicit_features="both",
+                        random_state=0).fit(Xtr, ytr)
+    Bu, Bi = rec._implicit["user"][0], rec._implicit["item"][0]
+    # exactly the training pairs, weighted 1/sqrt|N(u)|
+    np.testing.assert_array_equal((Bu.toarray() > 0), rec.user_items_.toarray() > 0)
+    seen = rec.user_items_.toarray() > 0
+    np.testing.assert_allclose(Bu.sum(axis=1).A1 ** 2, seen.sum(1), rtol=1e-5)
+    np.testing.assert_array_equal(Bi.toarray() > 0, seen.T)
+    np.testing.assert_allclose(Bi.sum(axis=1).A1 ** 2, seen.sum(0), rtol=1e-5)
+    # a held-out item never enters its user's set
+    train_pairs = set(zip(Xtr[:, 0].tolist(), Xtr[:, 1].tolist()))
+    held = [(a, b) for a, b in zip(Xte[:, 0].tolist(), Xte[:, 1].tolist())
+            if (a, b) not in train_pairs]
+    assert len(held) > 100
+    hu, hi = rec._user_codes(np.array([a for a, _ in held])), rec._item_codes(
+        np.array([b for _, b in held]))
+    ok = (hu >= 0) & (hi >= 0)
+    assert np.all(Bu[hu[ok], hi[ok]].A1 == 0) and np.all(Bi[hi[ok], hu[ok]].A1 == 0)
+    # a row's prediction does not depend on the rows passed with it
+    full = rec.predict(Xte)
+    np.testing.assert_allclose([rec.predict(Xte[j:j + 1])[0] for j in range(0, 600, 7)],
+                               full[0:600:7], rtol=1e-12)
+    np.testing.assert_allclose(rec.predict(Xte[::-1]), full[::-1], rtol=1e-12)
+
+
+def test_implicit_model_is_reproducible_across_thread_counts():
+    # popular items hold more than 4096 users: the split accumulation is used
+    X, y = make_ratings(n_users=6000, n_items=30, n_ratings=40_000, random_state=1)
+    X = np.asarray(X)[:, :2]
+    kw = dict(solver="mcmc", max_iter=4, implicit_features="both", random_state=0,
+              dtype=np.float64)
+    a = FMRecommender(3, n_jobs=1, **kw).fit(X, y)
+    b = FMRecommender(3, n_jobs=2, **kw).fit(X, y)
+    assert np.diff(a._implicit["user"][0].tocsc().indptr).max() > 4096
+    np.testing.assert_array_equal(a.user_embeddings_, b.user_embeddings_)
+    np.testing.assert_array_equal(a.item_offsets_, b.item_offsets_)
+
+
+def test_implicit_terms_are_user_features_of_the_decomposition(small_ratings):
+    Xtr, Xte, ytr, _ = small_ratings
+    rec = FMRecommender(3, solver="mcmc", max_iter=12, implicit_features="user",
+                        random_state=0, clip_predictions=False).fit(Xtr, ytr)
+    B, wb, Vb = rec._implicit["user"]
+    fm = rec.fm_
+    n_ids = rec._n_user_id_cols
+    # p_u = v_u + sum_j b_uj y_j; the FM on the materialised row equals predict
+    u, i = rec._user_codes(Xte[:50, 0]), rec._item_codes(Xte[:50, 1])
+    keep = (u >= 0) & (i >= 0)
+    design = sp.hstack([rec.design_matrix(Xte[:50]), B[np.where(u >= 0, u, 0)]],
+                       format="csr")[keep]
+    w = np.concatenate([fm.w_, wb])
+    V = np.vstack([fm.V_, Vb])
+    ref = _predict_full(design, fm.intercept_, w, V)
+    np.testing.assert_allclose(rec.predict(Xte[:50])[keep], ref, rtol=1e-5)
+    assert n_ids == len(np.unique(u[u >= 0])) or n_ids > 0
+
+
+def test_fold_in_uses_the_history_as_implicit_set(small_ratings):
+    Xtr, _, ytr, _ = small_ratings
+    rec = FMRecommender(3, solver="mcmc", max_iter=12, implicit_features="user",
+                        random_state=0, dtype=np.float64).fit(Xtr, ytr)
+    items = rec.items_[[0, 3, 5, 8]]
+    ratings = np.array([5.0, 1.0, 4.0, 2.0])
+    new = np.column_stack([np.full(4, "new"), items]).astype(object)
+    new[:, 1] = items
+    got = rec.fold_in(new, ratings)
+    # by hand: s, T of the set; ridge of the rest towards the average user
+    B, wb, Vb = rec._implicit["user"]
+    codes = rec._item_codes(items)
+    b = np.zeros(Vb.shape[0])
+    b[codes] = 0.5
+    s = b @ Vb
+    T = b @ wb + 0.5 * (s @ s - (b * b) @ (Vb * Vb).sum(1))
+    Q = rec.item_embeddings_[codes]
+    off = rec.item_offsets_[codes] + rec.intercept_
+    v_mean, lam_v, w_mean, lam_w = rec._fold_in_prior
+    t = ratings - off - T - Q @ s - w_mean - Q @ v_mean
+    H = np.column_stack([np.ones(4), Q])
+    A = H.T @ H + np.diag([lam_w] + [lam_v] * Q.shape[1])
+    sol = np.linalg.solve(A, H.T @ t)
+    np.testing.assert_allclose(got.user_bias[0], sol[0] + w_mean + T, rtol=1e-6)
+    np.testing.assert_allclose(got.user_factors[0], sol[1:] + v_mean + s, rtol=1e-6,
+                               atol=1e-9)
+    # recommend_new ranks with that user
+    recs = rec.recommend_new(new, ratings, n=5, exclude_seen=False)
+    scores = rec.item_embeddings_ @ got.user_factors[0] + rec.item_offsets_ + got.user_bias[0]
+    np.testing.assert_allclose(recs.scores[0], np.sort(scores)[::-1][:5] + rec.intercept_,
+                               rtol=1e-6)
+
+
+def test_time_bins_learn_a_drifting_item_bias():
+    rng = np.random.default_rng(0)
+    X, y = make_ratings(n_users=400, n_items=80, n_ratings=12_000, random_state=2,
+                        round_ratings=False, noise=0.3)
+    X = np.asarray(X, dtype=np.float64)[:, :2]
+    t = rng.uniform(0, 1000, len(y))
+    # the first 20 items gain two stars in the second half of time
+    y = np.asarray(y) + np.where((X[:, 1] < 20) & (t > 500), 2.0, 0.0)
+    Xt = np.column_stack([X, t])
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0)
+    kw = dict(solver="mcmc", max_iter=40, random_state=0, clip_predictions=False)
+    plain = FMRecommender(4, **kw).fit(Xt[tr], y[tr])
+    timed = FMRecommender(4, time_bins=4, **kw).fit(Xt[tr], y[tr])
+    e_plain = _rmse(plain.predict(Xt[te]), y[te])
+    e_timed = _rmse(timed.predict(Xt[te]), y[te])
+    assert e_timed < e_plain - 0.05, (e_timed, e_plain)
+    # predictions follow the row's time; recommend ranks at the last bin
+    hot = Xt[tr][Xt[tr][:, 1] < 20][:1]
+    hot_late, hot_early = hot.copy(), hot.copy()
+    hot_late[0, 2], hot_early[0, 2] = 900.0, 100.0
+    assert timed.predict(hot_late)[0] - timed.predict(hot_early)[0] > 0.5
+    user = hot[0, 0]
+    items, sc = timed.recommend([user], n=80, exclude_seen=False)
+    got = dict(zip(items[0].tolist(), sc[0].tolist()))
+    probe = np.column_stack([np.full(80, user), timed.items_, np.full(80, 999.0)])
+    np.testing.assert_allclose([got[it] for it in timed.items_.tolist()],
+                               timed.predict(probe), rtol=1e-5)
+
+
+def test_implicit_and_time_parameters_are_checked(small_ratings):
+    Xtr, _, ytr, _ = small_ratings
+    with pytest.raises(ValueError, match="implicit_features='user' needs solver='mcmc'"):
+        FMRecommender(implicit_features="user").fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="time_bins=3 needs solver='mcmc'"):
+        FMRecommender(time_bins=3, solver="sgd").fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="early_stopping"):
+        FMRecommender(solver="mcmc", implicit_features="item",
+                      early_stopping=True).fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="timestamp"):
+        FMRecommender(solver="mcmc", time_bins=3).fit(Xtr, ytr)

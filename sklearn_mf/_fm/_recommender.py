@@ -19,6 +19,7 @@ from sklearn_mf._base import (
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._fm._estimators import FactorizationMachineRegressor
 from sklearn_mf._validation import check_interactions
+from sklearn_mf.model_selection import get_timestamps
 
 
 def _encode_table(table, what):
@@ -130,6 +131,29 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         trained users' id weights and latent vectors serve as its prior,
         against the model's noise variance (empirical Bayes), so that one
         or two ratings move it only a little.
+    implicit_features : {None, "user", "item", "both"}, default=None
+        ``solver="mcmc"`` only: implicit-feedback blocks.  ``"user"`` adds to
+        every rating of user :math:`u` the set :math:`N(u)` of items she rated,
+        with weights :math:`|N(u)|^{-1/2}` and a prior group of its own:
+        Bayesian SVD++ (Rendle, Zhang & Koren 2019), whose user embedding is
+        :math:`p_u = v_u + |N(u)|^{-1/2}\sum_{j\in N(u)} y_j`.  ``"item"``
+        adds the set of users who rated the item (the "flipped" form),
+        ``"both"`` both.  The sets come from the training interactions only
+        (with positive weight), never from the rows passed to ``predict``, so
+        that cross-validated scores are honest (myfm's example script builds
+        them from all the ratings, test set included, by default).  The
+        sampler treats each set as a relational block (per-user sums), so a
+        sweep stays linear in the number of ratings.
+    time_bins : int or None, default=None
+        ``solver="mcmc"`` only: time effects from the ``timestamp`` column of
+        ``X`` (a DataFrame column named ``timestamp``, else column 2): the
+        training time range is cut into ``time_bins`` equal-width bins, and
+        every rating gets two one-hot features, its bin and its (item, bin)
+        pair (as timeSVD++'s :math:`b_{i,\mathrm{Bin}(t)}`), each group with
+        its own prior; both also carry a latent vector, so items' biases and
+        interactions drift by bin.  ``predict`` places each row in its bin
+        (times outside the training range go to the first or last bin);
+        ``recommend`` ranks for the last bin (the present).
     max_iter : int, default=100
         Maximum epochs (sweeps for ``"mcmc"``).
     burn_in : int or float, default=0.05
@@ -239,6 +263,8 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         "user_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "item_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "solver": [StrOptions({"sgd", "als", "mcmc"})],
+        "implicit_features": [StrOptions({"user", "item", "both"}), None],
+        "time_bins": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "burn_in": [
             Interval(numbers.Integral, 0, None, closed="left"),
@@ -271,6 +297,8 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         user_id_dropout=0.0,
         item_id_dropout=0.0,
         solver="als",
+        implicit_features=None,
+        time_bins=None,
         max_iter=100,
         burn_in=0.05,
         learning_rate=0.01,
@@ -296,6 +324,8 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self.user_id_dropout = user_id_dropout
         self.item_id_dropout = item_id_dropout
         self.solver = solver
+        self.implicit_features = implicit_features
+        self.time_bins = time_bins
         self.max_iter = max_iter
         self.burn_in = burn_in
         self.learning_rate = learning_rate
@@ -364,6 +394,13 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         )
         if not self.use_ids and self.user_features is None and self.item_features is None:
             raise ValueError("use_ids=False needs user_features and/or item_features.")
+        for name in ("implicit_features", "time_bins"):
+            if getattr(self, name) is not None and self.solver != "mcmc":
+                raise ValueError(f"{name}={getattr(self, name)!r} needs solver='mcmc', "
+                                 f"got solver={self.solver!r}.")
+        if self.implicit_features is not None and self.early_stopping:
+            raise ValueError("implicit_features does not support early_stopping=True "
+                             "(the sampler keeps every draw after burn_in).")
         utab = None if self.user_features is None else _encode_table(self.user_features, "user")
         itab = None if self.item_features is None else _encode_table(self.item_features, "item")
         n = len(users)
@@ -385,11 +422,15 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         self._n_user_id_cols = sum(name.startswith("user=") for name in un)
         self._n_item_id_cols = sum(name.startswith("item=") for name in inames)
         self._n_user_cols = Bu.shape[1]
-        design = sp.hstack([Bu[u], Bi[i]], format="csr")
+        parts = [Bu[u], Bi[i]]
+        if self.time_bins is not None:
+            parts.append(self._fit_time_features(X, i))
+        design = sp.hstack(parts, format="csr")
         if (self.user_id_dropout > 0 or self.item_id_dropout > 0) and self.use_ids:
             design = self._drop_ids(design, u, i, utab, itab, u_all[n:] if utab else None,
                                     i_all[n:] if itab else None)
-        self.fm_ = FactorizationMachineRegressor(
+        implicit = self._implicit_sets(u[pos], i[pos])
+        fm = FactorizationMachineRegressor(
             self.n_factors, solver=self.solver, max_iter=self.max_iter,
             burn_in=self.burn_in, learning_rate=self.learning_rate,
             regularization=self.regularization,
@@ -400,20 +441,106 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
             n_iter_no_change=self.n_iter_no_change, tol=self.tol,
             clip_predictions=False, random_state=self.random_state,
             n_jobs=self.n_jobs, verbose=self.verbose,
-        ).fit(design, y, sample_weight=sample_weight)
+        )
+        if implicit:
+            fm._validate_params()
+            fm._fit_regression(design, y, sample_weight,
+                               blocks=[(u if side == "user" else i, B)
+                                       for side, B in implicit.items()])
+        else:
+            fm.fit(design, y, sample_weight=sample_weight)
+        self.fm_ = fm
         self.n_iter_ = self.fm_.n_iter_
         self.loss_curve_ = self.fm_.loss_curve_
         self.intercept_ = self.fm_.intercept_
-        k = self._n_user_cols
+        ku, ki = self._n_user_cols, Bi.shape[1]
         w, V = self.fm_.w_.astype(np.float64), self.fm_.V_.astype(np.float64)
-        self.user_embeddings_, self.user_offsets_ = _block_terms(Bu, w[:k], V[:k])
-        self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
+        # the implicit sets are user (item) features: the same terms as a side table
+        self._implicit = {side: (B, wb.astype(np.float64), Vb.astype(np.float64))
+                          for (side, B), (wb, Vb) in zip(implicit.items(),
+                                                         self.fm_._relational or ())}
+        sides = {"user": (Bu, w[:ku], V[:ku]), "item": (Bi, w[ku:ku + ki], V[ku:ku + ki])}
+        for side, (B, wb, Vb) in self._implicit.items():
+            Bs, ws, Vs = sides[side]
+            sides[side] = (sp.hstack([Bs, B], format="csr"), np.concatenate([ws, wb]),
+                           np.vstack([Vs, Vb]))
+        self.user_embeddings_, self.user_offsets_ = _block_terms(*sides["user"])
+        self.item_embeddings_, self.item_offsets_ = _block_terms(*sides["item"])
+        self._time_params = (w[ku + ki:], V[ku + ki:])
         self._user_block, self._item_block = Bu, Bi
         self._fold_in_prior = (
             self._id_block_prior(1.0 / self.fm_.noise_precision_)
             if self.solver == "mcmc" and self.use_ids else None
         )
         return self
+
+    def _implicit_sets(self, u, i):
+        """The implicit-feedback blocks of ``implicit_features`` from the
+        training pairs ``(u, i)``: {"user": B (n_users x n_items), "item": B
+        (n_items x n_users)}, each row the normalised set of its partners."""
+        sides = {"user": ("user",), "item": ("item",), "both": ("user", "item"),
+                 None: ()}[self.implicit_features]
+        n_users, n_items = len(self.users_), len(self.items_)
+        out = {}
+        for side in sides:
+            rows, cols, shape = ((u, i, (n_users, n_items)) if side == "user"
+                                 else (i, u, (n_items, n_users)))
+            out[side] = normalised_sets(rows, cols, shape, np.dtype(self.dtype))
+        return out
+
+    # ------------------------------------------------------------- time
+    def _fit_time_features(self, X, item_codes):
+        """The time block of the training rows (bin and (item, bin) one-hots)."""
+        t = get_timestamps(X)[0].astype(np.float64)
+        self._time_range = (float(t.min()), float(t.max()))
+        bins = self._time_bin(t)
+        self._item_bins = np.unique(item_codes * self.time_bins + bins)
+        return self._time_design(bins, item_codes)
+
+    def _time_bin(self, t):
+        lo, hi = self._time_range
+        width = (hi - lo) / self.time_bins
+        if not width > 0:
+            return np.zeros(len(t), dtype=np.intp)
+        return np.clip(np.floor((t - lo) / width), 0, self.time_bins - 1).astype(np.intp)
+
+    def _time_columns(self, bins, item_codes):
+        """Column of each row's bin and of its (item, bin) pair (-1 if unseen)
+        in the time block."""
+        pairs = item_codes * self.time_bins + bins
+        pos = np.minimum(np.searchsorted(self._item_bins, pairs), len(self._item_bins) - 1)
+        found = (item_codes >= 0) & (self._item_bins[pos] == pairs)
+        return bins, np.where(found, self.time_bins + pos, -1)
+
+    def _time_design(self, bins, item_codes):
+        cb, cib = self._time_columns(bins, item_codes)
+        has = np.flatnonzero(cib >= 0)
+        rows = np.concatenate([np.arange(len(bins)), has])
+        cols = np.concatenate([cb, cib[has]])
+        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)),
+                             shape=(len(bins), self.time_bins + len(self._item_bins)))
+
+    def _time_terms(self, bins, item_codes, emb):
+        """The time block's share of the rows' scores, given each row's other
+        factor sums ``emb`` (p_u + q_i), and its factor sums."""
+        w, V = self._time_params
+        cb, cib = self._time_columns(bins, item_codes)
+        has = cib >= 0
+        ci = np.where(has, cib, 0)
+        Vib = V[ci] * has[:, None]
+        z = V[cb] + Vib
+        lin = w[cb] + np.where(has, w[ci], 0.0)
+        return lin + np.einsum("ij,ij->i", V[cb], Vib) + np.einsum("ij,ij->i", z, emb), z
+
+    def _present_items(self):
+        """Item embeddings and offsets (with w0) for ranking: with time
+        effects, at the last training bin."""
+        Q, off = self.item_embeddings_, self.item_offsets_ + self.intercept_
+        if self.time_bins is None:
+            return Q, off
+        codes = np.arange(len(self.items_))
+        extra, z = self._time_terms(np.full(len(codes), self.time_bins - 1), codes, Q)
+        return Q + z, off + extra
 
     def _drop_ids(self, design, u, i, utab, itab, u_tab_codes, i_tab_codes):
         """Zero the id column in a random ``user_id_dropout`` (``item_id_dropout``)
@@ -443,7 +570,35 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         return design
 
     # ------------------------------------------------------------ scoring
-    def _predict_codes(self, user_codes, item_codes):
+    def predict(self, X):
+        """Score each (user, item) row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Column 0 user ids, column 1 item ids; with ``time_bins``, the
+            timestamps too (as in ``fit``); other columns are ignored.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_interactions,)
+            Predictions; unknown ids follow ``handle_unknown``.  A row's
+            score depends on that row only (the implicit sets are those of
+            ``fit``).
+        """
+        if self.time_bins is None:
+            return super().predict(X)
+        check_is_fitted(self)
+        users, items, _, _ = check_interactions(self, X, reset=False)
+        u, i = self._user_codes(users), self._item_codes(items)
+        self._check_unknown(u, i)
+        bins = self._time_bin(get_timestamps(X)[0].astype(np.float64))
+        pred = self._predict_codes(u, i, bins)
+        if self.handle_unknown == "nan":
+            pred[(u < 0) | (i < 0)] = np.nan
+        return pred
+
+    def _predict_codes(self, user_codes, item_codes, bins=None):
         ku, ki = user_codes >= 0, item_codes >= 0
         uc, ic = np.where(ku, user_codes, 0), np.where(ki, item_codes, 0)
         out = (
@@ -459,6 +614,10 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
             both = ku[sl] & ki[sl]
             out[sl][both] += np.einsum("ij,ij->i", self.user_embeddings_[uc[sl][both]],
                                        self.item_embeddings_[ic[sl][both]])
+            if bins is not None:
+                emb = (self.user_embeddings_[uc[sl]] * ku[sl, None]
+                       + self.item_embeddings_[ic[sl]] * ki[sl, None])
+                out[sl] += self._time_terms(bins[sl], np.where(ki[sl], ic[sl], -1), emb)[0]
         if self.clip_predictions:
             np.clip(out, *self.rating_range_, out=out)
         return out
@@ -467,7 +626,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         return self.user_embeddings_[user_codes]
 
     def _item_embeddings(self):
-        return self.item_embeddings_, self.item_offsets_ + self.intercept_
+        return self._present_items()
 
     def _user_offsets(self, user_codes):
         return self.user_offsets_[user_codes]
@@ -496,8 +655,15 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         from sklearn_mf._als import RowMatrix, explicit_half_step
 
         dtype = self.fm_.V_.dtype
-        Q = np.ascontiguousarray(self.item_embeddings_, dtype=dtype)
-        offset = self.item_offsets_ + self.intercept_
+        Q, offset = self._present_items()
+        Q = np.ascontiguousarray(Q, dtype=dtype)
+        if "user" in self._implicit:
+            # the history is the new user's implicit set: its terms (s, T)
+            # move the targets and are added to the solved id parameters
+            s_new, T_new = _set_terms(indptr, indices, Q.shape[0], *self._implicit["user"][1:])
+            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            values = (np.asarray(values, dtype=np.float64) - T_new[rows]
+                      - np.einsum("ij,ij->i", s_new[rows], Q[indices].astype(np.float64)))
         eb = getattr(self, "_fold_in_prior", None)
         if eb is None and prior == "empirical":
             eb = self._id_block_prior(self._training_noise_variance())
@@ -521,6 +687,9 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
                            reg_w, per_rating, effective_n_threads(self.n_jobs))
         if eb is not None:
             add_prior_mean(P, b, indptr, v_mean, w_mean)
+        if "user" in self._implicit:
+            P += s_new.astype(dtype)
+            b += T_new.astype(dtype)
         return P, b
 
     def _id_block_prior(self, noise_var):
@@ -568,6 +737,26 @@ def _uniform(values):
     if typed.dtype.kind in "iufUSb" and typed.shape == arr.shape:
         return typed
     return arr
+
+
+def normalised_sets(rows, cols, shape, dtype):
+    """CSR of shape ``shape`` with row r holding the distinct ``cols`` paired
+    with r, each weighted ``1 / sqrt(count)`` (SVD++'s normalisation)."""
+    M = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+    M.sum_duplicates()
+    counts = np.diff(M.indptr)
+    M.data = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts).astype(dtype)
+    return M
+
+
+def _set_terms(indptr, indices, n_cols, w, V):
+    """``(s, T)`` of new rows of a block: the normalised sets of the distinct
+    ``indices`` of each CSR row, their factor sums and scalar terms."""
+    indptr = np.asarray(indptr)
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    B = normalised_sets(rows, np.asarray(indices), (len(indptr) - 1, n_cols), np.float64)
+    s, T = _block_terms(B, w, V)
+    return s, T
 
 
 def _block_terms(B, w, V):
