@@ -458,7 +458,7 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         # the implicit sets are user (item) features: the same terms as a side table
         self._implicit = {side: (B, wb.astype(np.float64), Vb.astype(np.float64))
                           for (side, B), (wb, Vb) in zip(implicit.items(),
-                                                         self.fm_._relational or ())}
+                                                         self.fm_._relational if implicit else ())}
         sides = {"user": (Bu, w[:ku], V[:ku]), "item": (Bi, w[ku:ku + ki], V[ku:ku + ki])}
         for side, (B, wb, Vb) in self._implicit.items():
             Bs, ws, Vs = sides[side]
