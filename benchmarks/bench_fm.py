@@ -131,7 +131,7 @@ def _median_fit(make, fit, repeats):
 
 
 def run_mcmc(sets, y_tr, y_te, results, quick, repeats, n_jobs, seeds):
-    for fs in ("ids", "side", "side+time"):
+    for fs in [f for f in ("ids", "side", "side+time") if f in sets]:
         Xtr, Xte = sets[fs]
         for sweeps in (150, 200):
             it = 20 if quick else sweeps
@@ -208,7 +208,7 @@ def run_myfm(sets, y_tr, y_te, results, failures, quick, repeats):
         failures["myfm"] = f"{type(exc).__name__}: {exc}"
         return
     n_iter = 20 if quick else 200
-    for fs in ("ids", "side", "side+time"):
+    for fs in [f for f in ("ids", "side", "side+time") if f in sets]:
         Xtr, Xte = sets[fs]
         model, fit_s = _median_fit(
             lambda: myfm.MyFMRegressor(rank=10, random_seed=0),
@@ -367,10 +367,13 @@ def main(argv=None):
                  args.seeds)
         run_ours(sets, y_tr, y_te, results, args.quick)
         run_mf(train, test, results, args.quick)
+    else:  # the ids-only samplers of the same run, for the ratios
+        run_mcmc({"ids": sets["ids"]}, y_tr, y_te, results, args.quick, args.repeats,
+                 args.n_jobs, args.seeds)
     run_implicit(train, test, results, args.quick, args.repeats, args.n_jobs)
     if not args.skip_peers:
-        if not args.only_implicit:
-            run_myfm(sets, y_tr, y_te, results, failures, args.quick, args.repeats)
+        run_myfm({"ids": sets["ids"]} if args.only_implicit else sets, y_tr, y_te, results,
+                 failures, args.quick, args.repeats)
         run_myfm_implicit(sets, train, test, results, failures, args.quick, args.repeats)
         if not args.only_implicit:
             run_fastfm(sets, y_tr, y_te, results, failures, args.quick)

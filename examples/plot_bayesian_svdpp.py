@@ -27,7 +27,6 @@ both (MovieLens 100K when a local copy is found, synthetic ratings otherwise).
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 from _data import load_ratings
 from sklearn.metrics import root_mean_squared_error
 from sklearn.model_selection import train_test_split

@@ -5,13 +5,12 @@ the kernel against a sweep over the materialised design matrix, and
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.linalg import cholesky, solve_triangular
 
 from sklearn_mf._fm import _fm_fast, _mcmc_fast
 from sklearn_mf._fm._blocks import BlockSampler
 from sklearn_mf._fm._estimators import _as_csr, _csc_parts
 from sklearn_mf._fm._mcmc import column_classes
-from sklearn_mf._fm._mcmc import sample_prior
+from test_fm_mcmc import _reference_sweep
 
 
 def _implicit(codes, others, n_codes, n_others):
@@ -31,48 +30,6 @@ def _toy(seed=0, n_users=12, n_items=9, n=70, k=3):
                   format="csr")
     y = rng.normal(0, 1, n)
     return rng, u, i, X, y
-
-
-def _conditional_draw(H, s, y_minus_rest, alpha, lam, mu, z):
-    """theta ~ N(A^-1 b, A^-1) with the draw's normals z, by SciPy."""
-    A = alpha * (H.T * s) @ H + np.diag(lam)
-    b = alpha * H.T @ (s * y_minus_rest) + lam * mu
-    L = cholesky(A, lower=True)
-    return solve_triangular(L.T, solve_triangular(L, b, lower=True) + z, lower=False)
-
-
-def _reference(Xfull, y, s, w0, w, V, plain_order, block_cols, alpha, lam0, group, lam, mu,
-               seed, block_seeds):
-    """The sweep over the materialised matrix [X | B_1[row_of_1] | ...]: the
-    intercept, the plain columns in colour order, then each block's columns."""
-    X = Xfull.toarray()
-    k = V.shape[1]
-    m = k + 1
-    w, V = w.copy(), V.copy()
-
-    def predict():
-        Q = X @ V
-        return w0 + X @ w + 0.5 * ((Q * Q).sum(1) - (X * X) @ (V * V).sum(1))
-
-    p = predict()
-    prec = alpha * s.sum() + lam0
-    w0 = (alpha * (s * (y - p + w0)).sum() / prec
-          + _mcmc_fast.std_normal_draws(seed, 0, 1)[0] / np.sqrt(prec))
-    steps = [(j, _mcmc_fast.std_normal_draws(seed, 1 + j * m, m)) for j in plain_order]
-    for offset, cols, bseed in block_cols:
-        steps += [(offset + j, _mcmc_fast.std_normal_draws(bseed, j * m, m)) for j in cols]
-    for j, z in steps:
-        p = predict()
-        Q = X @ V
-        rows = np.flatnonzero(X[:, j])
-        x = X[rows, j]
-        H = np.column_stack([x, x[:, None] * (Q[rows] - x[:, None] * V[j])])
-        theta = np.concatenate([[w[j]], V[j]])
-        g = group[j]
-        new = _conditional_draw(H, s[rows], y[rows] - p[rows] + H @ theta, alpha, lam[g],
-                                mu[g], z)
-        w[j], V[j] = new[0], new[1:]
-    return w0, w, V
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -109,14 +66,16 @@ def test_sweep_with_blocks_matches_reference_on_materialised_matrix(weighted, n_
     group = np.concatenate([np.zeros(d, dtype=np.intp)] + [
         np.full(B.shape[1], 1 + t, dtype=np.intp) for t, (_, B) in enumerate(blocks)])
     seed = 4242
-    block_seeds, block_cols, offset = [], [], d
+    # after the plain columns, each block's columns in order, with the block's
+    # own stream of normal draws (counter j (k + 1) for its column j)
+    extra, offset = [], d
     for t, (b, (_, B)) in enumerate(zip(sampler.blocks, blocks)):
         bseed = (seed ^ (0xA24BAED4963EE407 * (t + 1))) % 2**64
-        block_cols.append((offset, b["columns"], bseed))
+        extra += [(offset + j, bseed, j * (k + 1)) for j in b["columns"]]
         offset += B.shape[1]
-    ref_w0, ref_w, ref_V = _reference(Xfull, y, s, float(w0[0]), w_full, V_full, columns,
-                                      block_cols, 1.3, 0.5, group, lam, mu, seed,
-                                      block_seeds)
+    ref_w0, ref_w, ref_V = _reference_sweep(Xfull, y, s if weighted else None, float(w0[0]),
+                                            w_full, V_full, columns, class_ptr, 1.3, 0.5,
+                                            group, lam, mu, seed, extra)
     # the kernel: plain sweep, then the blocks through their per-row sums
     pred = np.empty(n)
     q = np.zeros((n, k))
