@@ -1,7 +1,7 @@
 """
-=====================================================
+=======================================================
 Bayesian SVD++: implicit-feedback sets in a Bayesian FM
-=====================================================
+=======================================================
 
 Which movies a user chose to rate says something about her taste, whatever
 the ratings were; which users rated a movie says something about the movie.
