@@ -715,7 +715,10 @@ class FMRecommender(RecommenderMixin, RatingRegressorMixin, BaseEstimator):
         Returns
         -------
         design : scipy.sparse.csr_matrix of shape (n_interactions, len(feature_names_))
-            Unknown users or items give all-zero blocks.
+            Unknown users or items give all-zero blocks.  The implicit sets
+            (``implicit_features``) and time features (``time_bins``) are
+            not part of it: the sets are kept per user and item, never as
+            rows.
         """
         check_is_fitted(self)
         users, items, _, _ = check_interactions(self, X, reset=False)
