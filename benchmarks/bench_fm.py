@@ -6,7 +6,13 @@ feature matrices for every library:
 * ``ids``: one-hot user and item ids;
 * ``side``: + age group, gender, occupation (``ml-100k.user``) and genres
   (``ml-100k.item``, 0/1 indicators);
-* ``side+time``: + the month of the rating (one-hot).
+* ``side+time``: + the month of the rating (one-hot);
+* ``ids+user set`` / ``ids+both sets``: one-hot ids plus the implicit-feedback
+  sets (Bayesian SVD++: the items each user rated, weights 1/sqrt|N(u)|; and
+  the users who rated each item), built from the *training* ratings only, as
+  relational blocks in both libraries (our ``FMRecommender(solver="mcmc",
+  implicit_features=...)``; myfm's ``RelationBlock`` with one group per
+  block, at the same number of sweeps).
 
 Compared: our ``FactorizationMachineRegressor`` (the Bayesian FM of
 ``solver="mcmc"``, rank 10, 150 and 200 sweeps, and the ALS and SGD solvers),
@@ -40,7 +46,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder
 
-from sklearn_mf import FactorizationMachineRegressor, MatrixFactorization
+from sklearn_mf import FactorizationMachineRegressor, FMRecommender, MatrixFactorization
 from sklearn_mf.datasets import load_movielens
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
@@ -125,7 +131,7 @@ def _median_fit(make, fit, repeats):
 
 
 def run_mcmc(sets, y_tr, y_te, results, quick, repeats, n_jobs, seeds):
-    for fs in ("ids", "side", "side+time"):
+    for fs in [f for f in ("ids", "side", "side+time") if f in sets]:
         Xtr, Xte = sets[fs]
         for sweeps in (150, 200):
             it = 20 if quick else sweeps
@@ -202,7 +208,7 @@ def run_myfm(sets, y_tr, y_te, results, failures, quick, repeats):
         failures["myfm"] = f"{type(exc).__name__}: {exc}"
         return
     n_iter = 20 if quick else 200
-    for fs in ("ids", "side", "side+time"):
+    for fs in [f for f in ("ids", "side", "side+time") if f in sets]:
         Xtr, Xte = sets[fs]
         model, fit_s = _median_fit(
             lambda: myfm.MyFMRegressor(rank=10, random_seed=0),
@@ -214,6 +220,76 @@ def run_myfm(sets, y_tr, y_te, results, failures, quick, repeats):
             library=f"myfm {myfm.__version__}", model="Bayesian FM (Gibbs)", features=fs,
             rank=10, iterations=n_iter, fit_s=fit_s, s_per_iter=fit_s / n_iter,
             rmse=rmse(model.predict(Xte), y_te),
+        ))
+        print(results[-1], flush=True)
+
+
+def _implicit_blocks(train, test):
+    """Codes of the users and items of both frames, and the training sets
+    (user -> items, item -> users), each row normalised by 1/sqrt(count)."""
+    users = pd.Index(pd.unique(pd.concat([train["user"], test["user"]])))
+    items = pd.Index(pd.unique(pd.concat([train["item"], test["item"]])))
+    ut, it = users.get_indexer(train["user"]), items.get_indexer(train["item"])
+    sets = {}
+    for name, rows, cols, shape in (("user", ut, it, (len(users), len(items))),
+                                    ("item", it, ut, (len(items), len(users)))):
+        M = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+        M.sum_duplicates()
+        counts = np.diff(M.indptr)
+        M.data = np.repeat(1 / np.sqrt(np.maximum(counts, 1)), counts)
+        sets[name] = M
+    codes = {"train": (ut, it), "test": (users.get_indexer(test["user"]),
+                                          items.get_indexer(test["item"]))}
+    return codes, sets
+
+
+IMPLICIT = {"ids+user set": "user", "ids+both sets": "both"}
+
+
+def run_implicit(train, test, results, quick, repeats, n_jobs, sweeps=(200,)):
+    y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
+    for fs, implicit in IMPLICIT.items():
+        for n_sweeps in sweeps:
+            it = 20 if quick else n_sweeps
+            model, fit_s = _median_fit(
+                lambda: FMRecommender(10, solver="mcmc", max_iter=it, random_state=0,
+                                      implicit_features=implicit, n_jobs=n_jobs),
+                lambda m: m.fit(train[["user", "item"]], y_tr), repeats)
+            results.append(dict(
+                library="sklearn_mf", model=f"FMRecommender MCMC ({n_jobs} threads)",
+                features=fs, rank=10, iterations=it, fit_s=fit_s, s_per_iter=fit_s / it,
+                rmse=rmse(model.predict(test[["user", "item"]]), y_te),
+            ))
+            print(results[-1], flush=True)
+
+
+def run_myfm_implicit(sets, train, test, results, failures, quick, repeats):
+    try:
+        myfm = _import_myfm()
+    except Exception as exc:  # noqa: BLE001
+        failures["myfm"] = f"{type(exc).__name__}: {exc}"
+        return
+    n_iter = 20 if quick else 200
+    y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
+    codes, blocks = _implicit_blocks(train, test)
+    Xtr, Xte = sets["ids"]
+    n_users = train["user"].nunique()
+    for fs, implicit in IMPLICIT.items():
+        names = ["user"] if implicit == "user" else ["user", "item"]
+        rel = {part: [myfm.RelationBlock(codes[part][0 if b == "user" else 1], blocks[b])
+                      for b in names] for part in ("train", "test")}
+        shapes = [n_users, Xtr.shape[1] - n_users] + [blocks[b].shape[1] for b in names]
+        model, fit_s = _median_fit(
+            lambda: myfm.MyFMRegressor(rank=10, random_seed=0),
+            lambda m: m.fit(Xtr, y_tr, X_rel=rel["train"], n_iter=n_iter,
+                            n_kept_samples=n_iter - n_iter // 10, group_shapes=shapes,
+                            callback=lambda *args: (False, None)),
+            repeats,
+        )
+        results.append(dict(
+            library=f"myfm {myfm.__version__}", model="Bayesian FM (Gibbs)", features=fs,
+            rank=10, iterations=n_iter, fit_s=fit_s, s_per_iter=fit_s / n_iter,
+            rmse=rmse(np.clip(model.predict(Xte, X_rel=rel["test"]), 1, 5), y_te),
         ))
         print(results[-1], flush=True)
 
@@ -268,6 +344,8 @@ def main(argv=None):
     parser.add_argument("--data", default=os.environ.get("SKLEARN_MF_ML100K", DEFAULT_DATA))
     parser.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--only-implicit", action="store_true",
+                        help="only the implicit-feedback configurations (ours and myfm)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed fits of each Gibbs sampler (median reported)")
     parser.add_argument("--n-jobs", type=int, default=2, help="threads of our MCMC solver")
@@ -284,13 +362,22 @@ def main(argv=None):
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
     sets = feature_sets(train, test, genre_cols)
     results, failures = [], {}
-    run_mcmc(sets, y_tr, y_te, results, args.quick, args.repeats, args.n_jobs, args.seeds)
-    run_ours(sets, y_tr, y_te, results, args.quick)
-    run_mf(train, test, results, args.quick)
+    if not args.only_implicit:
+        run_mcmc(sets, y_tr, y_te, results, args.quick, args.repeats, args.n_jobs,
+                 args.seeds)
+        run_ours(sets, y_tr, y_te, results, args.quick)
+        run_mf(train, test, results, args.quick)
+    else:  # the ids-only samplers of the same run, for the ratios
+        run_mcmc({"ids": sets["ids"]}, y_tr, y_te, results, args.quick, args.repeats,
+                 args.n_jobs, args.seeds)
+    run_implicit(train, test, results, args.quick, args.repeats, args.n_jobs)
     if not args.skip_peers:
-        run_myfm(sets, y_tr, y_te, results, failures, args.quick, args.repeats)
-        run_fastfm(sets, y_tr, y_te, results, failures, args.quick)
-        run_xlearn(failures)
+        run_myfm({"ids": sets["ids"]} if args.only_implicit else sets, y_tr, y_te, results,
+                 failures, args.quick, args.repeats)
+        run_myfm_implicit(sets, train, test, results, failures, args.quick, args.repeats)
+        if not args.only_implicit:
+            run_fastfm(sets, y_tr, y_te, results, failures, args.quick)
+            run_xlearn(failures)
 
     table = pd.DataFrame(results)
     myfm_rows = table[table["library"].str.startswith("myfm")]

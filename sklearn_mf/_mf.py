@@ -278,16 +278,19 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         Optimisation algorithm: stochastic gradient descent (uses
         ``n_epochs``, ``learning_rate``) or alternating least squares (uses
         ``max_iter``, ``regularization_scaling``).
-    n_epochs : int, default=20
+    n_epochs : int, default=80
         Number of passes over the training ratings (upper bound with
-        ``early_stopping``).
+        ``early_stopping``).  The defaults of ``n_epochs``,
+        ``learning_rate`` and ``regularization`` were chosen for the best
+        worst case over four rating datasets (see :ref:`mf_defaults`): 20
+        epochs at 0.007 stopped SGD far from convergence on larger data.
     max_iter : int, default=15
         Maximum number of ALS iterations (a user then an item half-step;
         ``solver="als"`` only).  Iterations stop earlier when the objective
         decreases by less than ``tol`` times its value.
-    learning_rate : float, default=0.007
+    learning_rate : float, default=0.01
         SGD step size :math:`\eta`.
-    regularization : float, default=0.05
+    regularization : float, default=0.08
         L2 penalty :math:`\lambda` on the embeddings (per rating).
     bias_regularization : float or None, default=None
         L2 penalty :math:`\lambda_b` on the biases; None uses ``regularization``.
@@ -418,10 +421,10 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         n_factors=100,
         *,
         solver="sgd",
-        n_epochs=20,
+        n_epochs=80,
         max_iter=15,
-        learning_rate=0.007,
-        regularization=0.05,
+        learning_rate=0.01,
+        regularization=0.08,
         bias_regularization=None,
         regularization_scaling="occurrence",
         biased=True,

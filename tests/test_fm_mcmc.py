@@ -57,8 +57,12 @@ def test_column_classes_are_row_disjoint_and_complete(planted_fm):
 
 
 def _reference_sweep(X, y, sw, w0, w, V, columns, class_ptr, alpha, lam0, group, lam, mu,
-                     seed):
-    """The Gibbs sweep of the kernel, written plainly with NumPy/SciPy."""
+                     seed, extra_steps=()):
+    """The Gibbs sweep of the kernel, written plainly with NumPy/SciPy.
+
+    ``extra_steps``: further columns drawn after the coloured ones, as
+    ``(column, seed, counter of its first normal draw)`` (relational blocks).
+    """
     X = X.toarray()
     n, d = X.shape
     k = V.shape[1]
@@ -74,21 +78,22 @@ def _reference_sweep(X, y, sw, w0, w, V, columns, class_ptr, alpha, lam0, group,
     p = predict()
     prec = alpha * s.sum() + lam0
     w0 = alpha * (s * (y - p + w0)).sum() / prec + z0 / np.sqrt(prec)
-    for c in range(len(class_ptr) - 1):
-        for j in columns[class_ptr[c]:class_ptr[c + 1]]:
-            p = predict()
-            Q = X @ V
-            rows = np.flatnonzero(X[:, j])
-            x = X[rows, j]
-            H = np.column_stack([x, x[:, None] * (Q[rows] - x[:, None] * V[j])])
-            theta = np.concatenate([[w[j]], V[j]])
-            g = group[j]
-            A = alpha * (H.T * s[rows]) @ H + np.diag(lam[g])
-            b = alpha * H.T @ (s[rows] * (y[rows] - p[rows] + H @ theta)) + lam[g] * mu[g]
-            L = cholesky(A, lower=True)
-            z = _fm_mcmc_fast.std_normal_draws(seed, 1 + j * m, m)
-            new = solve_triangular(L.T, solve_triangular(L, b, lower=True) + z, lower=False)
-            w[j], V[j] = new[0], new[1:]
+    steps = [(j, seed, 1 + j * m) for c in range(len(class_ptr) - 1)
+             for j in columns[class_ptr[c]:class_ptr[c + 1]]]
+    for j, step_seed, counter in steps + list(extra_steps):
+        p = predict()
+        Q = X @ V
+        rows = np.flatnonzero(X[:, j])
+        x = X[rows, j]
+        H = np.column_stack([x, x[:, None] * (Q[rows] - x[:, None] * V[j])])
+        theta = np.concatenate([[w[j]], V[j]])
+        g = group[j]
+        A = alpha * (H.T * s[rows]) @ H + np.diag(lam[g])
+        b = alpha * H.T @ (s[rows] * (y[rows] - p[rows] + H @ theta)) + lam[g] * mu[g]
+        L = cholesky(A, lower=True)
+        z = _fm_mcmc_fast.std_normal_draws(step_seed, counter, m)
+        new = solve_triangular(L.T, solve_triangular(L, b, lower=True) + z, lower=False)
+        w[j], V[j] = new[0], new[1:]
     return w0, w, V
 
 

@@ -195,7 +195,7 @@ def test_ml100k_beats_matrix_factorization(ml_split):
     mf = MatrixFactorization(random_state=0).fit(Xtr, ytr)
     r_pp, r_mf = rmse(pp.predict(Xte), yte), rmse(mf.predict(Xte), yte)
     assert r_pp < r_mf
-    assert r_pp < 0.925  # measured 0.919 (MatrixFactorization defaults: 0.924)
+    assert r_pp < 0.918  # measured 0.913 (MatrixFactorization defaults: 0.915)
     assert np.all(np.diff(pp.loss_curve_) < 0)
 
 

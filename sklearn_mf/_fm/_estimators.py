@@ -220,11 +220,14 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         return out
 
     # --------------------------------------------------------------- fit
-    def _fit(self, X, y, sample_weight, init_intercept):
+    def _fit(self, X, y, sample_weight, init_intercept, blocks=None):
         """Fit to the encoded target ``y`` (float64; ±1 for the logistic loss).
 
-        Returns the solver's :class:`FMFit`; the caller sets the attributes
-        (:meth:`_set_fit`) once everything has succeeded.
+        ``blocks``: relational blocks for ``solver="mcmc"`` (see ``_blocks``;
+        used by :class:`FMRecommender`); their posterior means come back in
+        the fit's ``extra["_relational"]``.  Returns the solver's
+        :class:`FMFit`; the caller sets the attributes (:meth:`_set_fit`)
+        once everything has succeeded.
         """
         dtype = check_dtype(self.dtype)
         Xc = self._validate_X(X, reset=True)
@@ -271,6 +274,7 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
                 tol=self.tol, n_iter_no_change=self.n_iter_no_change,
                 n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
                 desc=type(self).__name__, probit=self._loss_name == "logistic",
+                init_std=self.init_std, blocks=blocks,
             )
         return self._optimize(Xt, yt, swt, sum_w, rng, validation, w0, w, V)
 
@@ -656,11 +660,16 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         self : FactorizationMachineRegressor
             The fitted estimator.
         """
+        return self._fit_regression(X, y, sample_weight)
+
+    def _fit_regression(self, X, y, sample_weight, blocks=None):
+        """``fit``, with the relational ``blocks`` of :class:`FMRecommender`."""
         y = column_or_1d(y, warn=True)
         y = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")
-        fit = self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s))
+        fit = self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s),
+                        blocks=blocks)
         self._set_fit(fit)
         self.target_range_ = (float(y.min()), float(y.max())) if len(y) else (0.0, 0.0)
         check_finite_fit(self, y, what="targets")

@@ -25,6 +25,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from sklearn_mf._fm import _fm_fast, _mcmc_fast as _fm_mcmc_fast
+from sklearn_mf._fm._blocks import BlockSampler
 from sklearn_mf._training import EarlyStopping, LoopResult, TrainingLoop
 
 # Hyperprior constants (libFM's defaults): Gamma(shape, rate) priors on the
@@ -155,7 +156,7 @@ class FMFit(NamedTuple):
 
 def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, burn_in,
              fit_intercept, feature_groups, tol, n_iter_no_change, n_threads, verbose=0,
-             desc=None, probit=False):
+             desc=None, probit=False, init_std=0.0, blocks=None):
     """Gibbs-sample a factorization machine on the training rows:
     CSR ``Xt``, its CSC parts ``csc = (data, rows, indptr)``, targets ``yt``
     and weights ``swt`` (empty: unweighted) of total ``sum_w``.
@@ -176,7 +177,12 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         the module docstring), the loop's curve, and in ``extra`` the
         sampler's attributes: ``n_samples_`` and ``noise_precision_``
         (regression) or the kept linear parts ``_w0_draws``, ``_w_draws``
-        (probit).
+        (probit); with ``blocks``, ``_relational``: the blocks' posterior-mean
+        ``(w, V)``, one pair per block.
+
+    ``blocks`` (regression without validation only): relational blocks
+    ``[(row_of, B), ...]`` sampled with the columns of ``Xt`` (see
+    ``_blocks``), their latent vectors drawn from N(0, init_std^2).
     """
     dtype = w.dtype.type
     n, d = Xt.shape
@@ -213,6 +219,11 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
     pred = np.empty(n, dtype=dtype)
     q = np.zeros((n, k), dtype=dtype)
     stopper = score = None
+    relational = None
+    if blocks:
+        if validation is not None or probit:
+            raise ValueError("relational blocks need a regression without early stopping.")
+        relational = BlockSampler(blocks, n, k, dtype, init_std, rng, n_threads)
     if validation is not None:
         X_val, y_val, w_val = validation
         val_sum = np.zeros(X_val.shape[0])
@@ -230,6 +241,8 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
             _fm_fast.predict_cache(
                 Xt.data, Xt.indices, Xt.indptr, float(w0[0]), w, V,
                 pred, q, n_threads, rows_major=True)
+            if relational is not None:
+                relational.add_to_caches(pred, q)
         if probit:
             draw_probit_latent(pred.astype(np.float64), labels, weights, rng, yt)
             alpha = 1.0  # fixed: it sets the scale of the latent score
@@ -240,11 +253,15 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         for g, cols in enumerate(members):
             if len(cols):
                 mu[g], lam[g] = sample_prior(theta[cols], lam[g], rng)
+        if relational is not None:
+            relational.sample_priors(sample_prior, rng)
         n_bad = _fm_mcmc_fast.gibbs_sweep(
             cdata, crows, cptr, yt, swt, w0, w, V, pred, q,
             columns, class_ptr, alpha, 0.0, group, lam, mu, fit_intercept,
             int(seeds[sweep - 1]), n_threads,
         )
+        if relational is not None and not n_bad:
+            n_bad = relational.sweep(yt, swt, pred, q, alpha, int(seeds[sweep - 1]))
         if n_bad or not np.isfinite(w0[0]):
             return np.nan, max(int(n_bad), 1), {}
         if probit:  # log-loss of the current draw
@@ -259,6 +276,8 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
             alpha_sum += alpha
             w_sum += w
             draws.append(V.copy())
+            if relational is not None:
+                relational.keep_draw()
             if probit:
                 linear_draws.append((float(w0[0]), w.copy()))
         return float(data_loss / sum_w), 0, metrics
@@ -298,4 +317,6 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         extra["_w_draws"] = np.array([w for _, w in linear_draws], dtype=dtype)
     else:
         extra["noise_precision_"] = alpha_sum / n_kept / y_sd**2
+    if relational is not None:
+        extra["_relational"] = relational.posterior_means(y_sd)
     return FMFit(w0, w, V, result, extra)

@@ -553,3 +553,344 @@ def gibbs_sweep(const floating[::1] data, const Py_ssize_t[::1] rows,
                              columns, class_ptr, alpha, lam0, group, lam, mu, fit_intercept,
                              seed, &work[0], stride, &segments[0], n_threads)
     return n_bad
+
+
+# ------------------------------------------------------------ relational blocks
+#
+# A relational block (myfm's term) is a group of columns whose values depend
+# only on a "block row" of each training row -- e.g. the items a user rated,
+# weighted 1/sqrt|N(u)| (Bayesian SVD++): every rating of user u carries the
+# same implicit vector b_u.  It is kept as the (n_block_rows x d_B) matrix B
+# and the map row_of (training row -> block row), never as the n x d_B matrix
+# it stands for.  Its share of a row's prediction is a per-block-row term:
+#
+#     s_u = sum_j b_uj v_j,   T_u = sum_j b_uj w_j + (|s_u|^2 - sum_j b_uj^2 |v_j|^2) / 2
+#     p_i = c_i + T_u + <s_u, q_i^rest>,   q_i = q_i^rest + s_u
+#
+# (q_i the row's factor sums, the cached q; q_i^rest those of its other
+# features).  Drawing (w_j, v_j) of block column j needs, for each block row
+# u holding j, sums over u's training rows of s_i, s_i q^rest, s_i q^rest
+# q^rest^T, s_i e_i and s_i e_i q^rest (e_i = y_i - c_i): computed once per
+# block and sweep in O(n k^2), after which a column costs O(k^2) per block row
+# it holds, so a sweep of the block costs O(nnz(B) k^2) -- as the plain
+# columns do per non-zero.  With g_u = s_u - b v_j and
+# beta_u = T_u - b w_j - b <v_j, g_u> (the block without column j), row i of
+# u has h_i = b (1, q_i^rest + g_u) and residual r_i = e_i - beta_u -
+# <g_u, q_i^rest>, which the sums turn into A and b of the blocked step.
+
+cdef extern from *:
+    """
+    /* Relational blocks: the per-block-row sums of one block row's training
+       rows, and a column's accumulation over its block rows, in plain C with
+       `omp simd` loops over the k factors (compiled for AVX2+FMA and for
+       baseline x86-64 like the passes above).  Q2 is k x k row-major per
+       block row; M collects sum_u b^2 (Q2_u + G g^T + g Q1_u^T) in full. */
+    #define SKMF_BLOCK_STATS(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            const Py_ssize_t *rows, Py_ssize_t start, Py_ssize_t stop, const T *y, \
+            const T *sw, const T *pred, const T *q, Py_ssize_t k, const double *su, \
+            double Tu, double *N, double *Q1, double *Q2, double *E, double *EQ, \
+            double *qr) { \
+        for (Py_ssize_t t = start; t < stop; t++) { \
+            const Py_ssize_t i = rows[t]; \
+            const double w = sw ? (double)sw[i] : 1.0; \
+            const T *qi = q + i * k; \
+            double e = (double)y[i] - (double)pred[i] + Tu; \
+            SKMF_FM_PRAGMA(omp simd reduction(+:e)) \
+            for (Py_ssize_t a = 0; a < k; a++) { \
+                qr[a] = (double)qi[a] - su[a]; \
+                e += su[a] * qr[a]; \
+            } \
+            *N += w; \
+            *E += w * e; \
+            for (Py_ssize_t a = 0; a < k; a++) { \
+                const double wa = w * qr[a]; \
+                double *q2a = Q2 + a * k; \
+                Q1[a] += wa; \
+                EQ[a] += wa * e; \
+                SKMF_FM_PRAGMA(omp simd) \
+                for (Py_ssize_t l = 0; l < k; l++) q2a[l] += wa * qr[l]; \
+            } \
+        } \
+    }
+
+    #define SKMF_BLOCK_ACC(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            const T *data, const Py_ssize_t *brows, Py_ssize_t start, Py_ssize_t stop, \
+            const double *theta, Py_ssize_t k, const double *s, const double *Tu, \
+            const double *N, const double *Q1, const double *Q2, const double *E, \
+            const double *EQ, double *M, double *A0, double *bvec, double *g) { \
+        const double w = theta[0]; \
+        const double *v = theta + 1; \
+        double *rq = g + k; \
+        for (Py_ssize_t t = start; t < stop; t++) { \
+            const Py_ssize_t u = brows[t]; \
+            const double b = (double)data[t], bb = b * b, nu = N[u]; \
+            const double *su = s + u * k, *q1 = Q1 + u * k, *q2 = Q2 + u * k * k; \
+            const double *eq = EQ + u * k; \
+            double vg = 0.0, gq = 0.0; \
+            SKMF_FM_PRAGMA(omp simd reduction(+:vg, gq)) \
+            for (Py_ssize_t a = 0; a < k; a++) { \
+                g[a] = su[a] - b * v[a]; \
+                vg += v[a] * g[a]; \
+                gq += g[a] * q1[a]; \
+            } \
+            const double beta = Tu[u] - b * w - b * vg; \
+            const double r0 = E[u] - beta * nu - gq; \
+            A0[0] += bb * nu; \
+            bvec[0] += b * r0; \
+            SKMF_FM_PRAGMA(omp simd) \
+            for (Py_ssize_t a = 0; a < k; a++) { \
+                rq[a] = eq[a] - beta * q1[a] + g[a] * r0; \
+                A0[1 + a] += bb * (q1[a] + nu * g[a]); \
+            } \
+            for (Py_ssize_t l = 0; l < k; l++) { /* rq -= Q2_u g (Q2 symmetric) */ \
+                const double gl = g[l], *row = q2 + l * k; \
+                SKMF_FM_PRAGMA(omp simd) \
+                for (Py_ssize_t a = 0; a < k; a++) rq[a] -= row[a] * gl; \
+            } \
+            SKMF_FM_PRAGMA(omp simd) \
+            for (Py_ssize_t a = 0; a < k; a++) bvec[1 + a] += b * rq[a]; \
+            for (Py_ssize_t a = 0; a < k; a++) { \
+                const double Ga = bb * (q1[a] + nu * g[a]), ga = bb * g[a]; \
+                const double *q2a = q2 + a * k; \
+                double *Ma = M + a * k; \
+                SKMF_FM_PRAGMA(omp simd) \
+                for (Py_ssize_t l = 0; l < k; l++) \
+                    Ma[l] += bb * q2a[l] + Ga * g[l] + ga * q1[l]; \
+            } \
+        } \
+    }
+
+    SKMF_BLOCK_STATS(skmf_block_stats_f, float)
+    SKMF_BLOCK_STATS(skmf_block_stats_d, double)
+    SKMF_BLOCK_ACC(skmf_block_acc_f, float)
+    SKMF_BLOCK_ACC(skmf_block_acc_d, double)
+    """
+    void skmf_block_stats_f(const Py_ssize_t* rows, Py_ssize_t start, Py_ssize_t stop,
+                            const float* y, const float* sw, const float* pred,
+                            const float* q, Py_ssize_t k, const double* su, double Tu,
+                            double* N, double* Q1, double* Q2, double* E, double* EQ,
+                            double* qr) noexcept nogil
+    void skmf_block_stats_d(const Py_ssize_t* rows, Py_ssize_t start, Py_ssize_t stop,
+                            const double* y, const double* sw, const double* pred,
+                            const double* q, Py_ssize_t k, const double* su, double Tu,
+                            double* N, double* Q1, double* Q2, double* E, double* EQ,
+                            double* qr) noexcept nogil
+    void skmf_block_acc_f(const float* data, const Py_ssize_t* brows, Py_ssize_t start,
+                          Py_ssize_t stop, const double* theta, Py_ssize_t k,
+                          const double* s, const double* Tu, const double* N,
+                          const double* Q1, const double* Q2, const double* E,
+                          const double* EQ, double* M, double* A0, double* bvec,
+                          double* g) noexcept nogil
+    void skmf_block_acc_d(const double* data, const Py_ssize_t* brows, Py_ssize_t start,
+                          Py_ssize_t stop, const double* theta, Py_ssize_t k,
+                          const double* s, const double* Tu, const double* N,
+                          const double* Q1, const double* Q2, const double* E,
+                          const double* EQ, double* M, double* A0, double* bvec,
+                          double* g) noexcept nogil
+
+
+# A column with at least this many block rows is accumulated over
+# _N_SEGMENTS fixed segments in parallel (summed in segment order).
+cdef Py_ssize_t _BLOCK_SPLIT_NNZ = 4096
+
+
+def block_state(const floating[::1] data, const Py_ssize_t[::1] indices,
+                const Py_ssize_t[::1] indptr, const floating[::1] w,
+                const floating[:, ::1] V, double[:, ::1] s, double[::1] T,
+                int n_threads):
+    """Per-block-row factor sum ``s_u`` and scalar term ``T_u`` of a block
+    (CSR ``data/indices/indptr``, one row per block row), into ``s`` and ``T``."""
+    cdef Py_ssize_t nb = indptr.shape[0] - 1, k = V.shape[1], u, t, j, f
+    cdef double b, acc, sq
+    for u in prange(nb, nogil=True, num_threads=n_threads, schedule="static"):
+        acc = 0.0
+        sq = 0.0
+        for f in range(k):
+            s[u, f] = 0.0
+        for t in range(indptr[u], indptr[u + 1]):
+            j = indices[t]
+            b = data[t]
+            acc = acc + b * w[j]
+            for f in range(k):
+                s[u, f] += b * V[j, f]
+                sq = sq + b * b * V[j, f] * V[j, f]
+        for f in range(k):
+            sq = sq - s[u, f] * s[u, f]
+        T[u] = acc - 0.5 * sq
+
+
+def block_add(const Py_ssize_t[::1] row_of, const double[:, ::1] s, const double[::1] T,
+              floating[::1] pred, floating[:, ::1] q, int n_threads):
+    """Add a block to the caches of the training rows: ``pred_i += T_u +
+    <s_u, q_i>`` and then ``q_i += s_u`` with ``u = row_of[i]``."""
+    cdef Py_ssize_t n = pred.shape[0], k = q.shape[1], i, u, f
+    cdef double acc
+    for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+        u = row_of[i]
+        acc = T[u]
+        for f in range(k):
+            acc = acc + s[u, f] * q[i, f]
+            q[i, f] = <floating>(q[i, f] + s[u, f])
+        pred[i] = <floating>(pred[i] + acc)
+
+
+cdef inline void _block_acc(const floating[::1] data, const Py_ssize_t[::1] brows,
+                            Py_ssize_t start, Py_ssize_t stop, const double* theta,
+                            Py_ssize_t k, const double[:, ::1] s, const double[::1] T,
+                            const double[::1] N, const double[:, ::1] Q1,
+                            const double[:, :, ::1] Q2, const double[::1] E,
+                            const double[:, ::1] EQ, double* part,
+                            double* g) noexcept nogil:
+    """Add block rows ``brows[start:stop]`` of a column to ``part`` = [M (k x
+    k), A0 (k + 1), b (k + 1)] (``g``: 2k doubles of scratch)."""
+    if stop <= start:
+        return
+    if floating is float:
+        skmf_block_acc_f(&data[0], &brows[0], start, stop, theta, k, &s[0, 0], &T[0],
+                         &N[0], &Q1[0, 0], &Q2[0, 0, 0], &E[0], &EQ[0, 0], part,
+                         part + k * k, part + k * k + k + 1, g)
+    else:
+        skmf_block_acc_d(&data[0], &brows[0], start, stop, theta, k, &s[0, 0], &T[0],
+                         &N[0], &Q1[0, 0], &Q2[0, 0, 0], &E[0], &EQ[0, 0], part,
+                         part + k * k, part + k * k + k + 1, g)
+
+
+cdef void _block_move(const floating[::1] data, const Py_ssize_t[::1] brows,
+                      Py_ssize_t start, Py_ssize_t stop, const double* theta,
+                      const double* delta, Py_ssize_t k, double[:, ::1] s,
+                      double[::1] T) noexcept nogil:
+    """Update ``s_u``, ``T_u`` of block rows ``brows[start:stop]`` for the
+    change ``delta`` of the column's ``theta = (w_j, v_j)``."""
+    cdef Py_ssize_t t, u, a
+    cdef double b, g, gv
+    for t in range(start, stop):
+        u = brows[t]
+        b = data[t]
+        # T_u = beta_u + b w + b <v, g_u>, g_u = s_u - b v the rest of s_u:
+        # the change is b dw + b <dv, g_u>; s_u moves by b dv
+        gv = 0.0
+        for a in range(k):
+            g = s[u, a] - b * theta[1 + a]
+            gv += delta[1 + a] * g
+            s[u, a] = g + b * (theta[1 + a] + delta[1 + a])
+        T[u] += b * delta[0] + b * gv
+
+
+def block_sweep(const floating[::1] data, const Py_ssize_t[::1] brows,
+                const Py_ssize_t[::1] bptr, const Py_ssize_t[::1] columns,
+                const Py_ssize_t[::1] row_of, const Py_ssize_t[::1] group_ptr,
+                const Py_ssize_t[::1] group_rows, const floating[::1] y,
+                const floating[::1] sample_weight, floating[::1] w, floating[:, ::1] V,
+                double[:, ::1] s, double[::1] T, floating[::1] pred, floating[:, ::1] q,
+                double alpha, const double[::1] lam, const double[::1] mu,
+                unsigned long long seed, int n_threads):
+    """One Gibbs pass over the columns of a relational block.
+
+    ``data/brows/bptr``: the block in CSC (rows are block rows); ``columns``:
+    the columns to draw, in order; ``row_of``: the block row of each
+    training row, and ``group_rows[group_ptr[u]:group_ptr[u + 1]]`` the
+    training rows of block row ``u``.  ``w``/``V``: the block's parameters;
+    ``s``/``T``: its per-block-row terms (``block_state``), which must be
+    included in the caches ``pred``/``q`` (``block_add``) and are kept up to
+    date with them.  ``lam``/``mu`` (length ``k + 1``): the block's prior.
+    Column ``j`` uses the normal draws of counters ``j (k + 1) ..
+    (j + 1)(k + 1) - 1`` of ``seed``.  Returns the number of failed draws
+    (the pass stops at the first).
+    """
+    cdef Py_ssize_t nb = s.shape[0], k = V.shape[1], m = k + 1, mm = m * m
+    cdef Py_ssize_t n = pred.shape[0], P = k * k + 2 * m, stride = 2 * mm + 2 * m + P + 2 * k + 8
+    cdef Py_ssize_t c, j, u, i, a, l, lo, hi, sg, nnz
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef double e, qr
+    cdef int n_bad = 0
+    N_np = np.zeros(nb)
+    Q1_np = np.zeros((nb, k))
+    Q2_np = np.zeros((nb, k, k))
+    E_np = np.zeros(nb)
+    EQ_np = np.zeros((nb, k))
+    s_old_np = np.array(s, dtype=np.float64)
+    T_old_np = np.array(T, dtype=np.float64)
+    work_np = np.zeros(max(n_threads, 1) * stride)
+    seg_np = np.zeros(_N_SEGMENTS * P)
+    theta_np = np.zeros(2 * m)
+    cdef double[::1] N = N_np, E = E_np, T_old = T_old_np, work = work_np, seg = seg_np
+    cdef double[::1] theta = theta_np
+    cdef double[:, ::1] Q1 = Q1_np, EQ = EQ_np, s_old = s_old_np
+    cdef double[:, :, ::1] Q2 = Q2_np
+    cdef double* wk
+    cdef double* part
+    cdef double* A
+    cdef double* bvec
+    cdef double* acc
+    if nb == 0 or n == 0:
+        return 0
+    with nogil:
+        # the sums over each block row's training rows
+        for u in prange(nb, num_threads=n_threads, schedule="dynamic", chunksize=64):
+            wk = &work[0] + omp_get_thread_num() * stride
+            if floating is float:
+                skmf_block_stats_f(&group_rows[0], group_ptr[u], group_ptr[u + 1], &y[0],
+                                   &sample_weight[0] if weighted else NULL, &pred[0],
+                                   &q[0, 0], k, &s[u, 0], T[u], &N[u], &Q1[u, 0],
+                                   &Q2[u, 0, 0], &E[u], &EQ[u, 0], wk)
+            else:
+                skmf_block_stats_d(&group_rows[0], group_ptr[u], group_ptr[u + 1], &y[0],
+                                   &sample_weight[0] if weighted else NULL, &pred[0],
+                                   &q[0, 0], k, &s[u, 0], T[u], &N[u], &Q1[u, 0],
+                                   &Q2[u, 0, 0], &E[u], &EQ[u, 0], wk)
+        A = &work[0]
+        bvec = A + 2 * mm
+        acc = bvec + 2 * m
+        for c in range(columns.shape[0]):
+            j = columns[c]
+            theta[0] = w[j]
+            for a in range(k):
+                theta[1 + a] = V[j, a]
+            nnz = bptr[j + 1] - bptr[j]
+            for a in range(P):
+                acc[a] = 0.0
+            if nnz < _BLOCK_SPLIT_NNZ:
+                _block_acc(data, brows, bptr[j], bptr[j + 1], &theta[0], k, s, T, N, Q1,
+                           Q2, E, EQ, acc, acc + P)
+            else:
+                for sg in prange(_N_SEGMENTS, num_threads=n_threads, schedule="dynamic",
+                                 chunksize=1):
+                    lo = bptr[j] + sg * nnz // _N_SEGMENTS
+                    hi = bptr[j] + (sg + 1) * nnz // _N_SEGMENTS
+                    part = &seg[0] + sg * P
+                    for a in range(P):
+                        part[a] = 0.0
+                    _block_acc(data, brows, lo, hi, &theta[0], k, s, T, N, Q1, Q2, E, EQ,
+                               part, &work[0] + omp_get_thread_num() * stride
+                               + 2 * mm + 2 * m + P)
+                for sg in range(_N_SEGMENTS):
+                    part = &seg[0] + sg * P
+                    for a in range(P):
+                        acc[a] += part[a]
+            # A (lower triangle) and b of the blocked step from [M, A0, b]
+            for a in range(m):
+                A[a * m] = acc[k * k + a]
+                bvec[a] = acc[k * k + m + a]
+            for a in range(k):
+                for l in range(a + 1):
+                    A[(1 + a) * m + 1 + l] = acc[a * k + l]
+            if _posterior_draw(A, A + mm, bvec, &theta[0], &theta[m], m, alpha, &lam[0],
+                               &mu[0], seed, <uint64_t>j * m):
+                n_bad = 1
+                break
+            w[j] = <floating>(theta[0] + bvec[0])
+            for a in range(k):
+                V[j, a] = <floating>(theta[1 + a] + bvec[1 + a])
+            _block_move(data, brows, bptr[j], bptr[j + 1], &theta[0], bvec, k, s, T)
+        # the caches follow the block's change
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            u = row_of[i]
+            e = T[u] - T_old[u]
+            for a in range(k):
+                qr = q[i, a] - s_old[u, a]
+                e = e + (s[u, a] - s_old[u, a]) * qr
+                q[i, a] = <floating>(qr + s[u, a])
+            pred[i] = <floating>(pred[i] + e)
+    return n_bad

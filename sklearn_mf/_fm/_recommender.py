@@ -18,6 +18,7 @@ from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._training import seen_matrix, undo_validation_on_error
 from sklearn_mf._utils import check_finite_fit, effective_n_threads, make_rng
 from sklearn_mf._validation import check_interactions
+from sklearn_mf.model_selection import get_timestamps
 
 # The parameters FMRecommender hands to its FactorizationMachineRegressor,
 # with the regressor's constraints (clip_predictions is FMRecommender's own:
@@ -142,6 +143,29 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         or two ratings move it only a little.
     n_epochs : int, default=100
         Maximum epochs of ``"sgd"``.
+    implicit_features : {None, "user", "item", "both"}, default=None
+        ``solver="mcmc"`` only: implicit-feedback blocks.  ``"user"`` adds to
+        every rating of user :math:`u` the set :math:`N(u)` of items she rated,
+        with weights :math:`|N(u)|^{-1/2}` and a prior group of its own:
+        Bayesian SVD++ (Rendle, Zhang & Koren 2019), whose user embedding is
+        :math:`p_u = v_u + |N(u)|^{-1/2}\sum_{j\in N(u)} y_j`.  ``"item"``
+        adds the set of users who rated the item (the "flipped" form),
+        ``"both"`` both.  The sets come from the training interactions only
+        (with positive weight), never from the rows passed to ``predict``, so
+        that cross-validated scores are honest (myfm's example script builds
+        them from all the ratings, test set included, by default).  The
+        sampler treats each set as a relational block (per-user sums), so a
+        sweep stays linear in the number of ratings.
+    time_bins : int or None, default=None
+        ``solver="mcmc"`` only: time effects from the ``timestamp`` column of
+        ``X`` (a DataFrame column named ``timestamp``, else column 2): the
+        training time range is cut into ``time_bins`` equal-width bins, and
+        every rating gets two one-hot features, its bin and its (item, bin)
+        pair (as timeSVD++'s :math:`b_{i,\mathrm{Bin}(t)}`), each group with
+        its own prior; both also carry a latent vector, so items' biases and
+        interactions drift by bin.  ``predict`` places each row in its bin
+        (times outside the training range go to the first or last bin);
+        ``recommend`` ranks for the last bin (the present).
     max_iter : int, default=100
         Maximum sweeps of ``"als"``; the sweeps of ``"mcmc"``.
     burn_in : int or float, default=0.05
@@ -264,6 +288,8 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         "item_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         **{name: FactorizationMachineRegressor._parameter_constraints[name]
            for name in FM_FORWARDED_PARAMS},
+        "implicit_features": [StrOptions({"user", "item", "both"}), None],
+        "time_bins": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "clip_predictions": ["boolean"],
         "handle_unknown": [StrOptions({"fallback", "nan", "error"})],
     }
@@ -279,6 +305,8 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         item_id_dropout=0.0,
         solver="als",
         n_epochs=100,
+        implicit_features=None,
+        time_bins=None,
         max_iter=100,
         burn_in=0.05,
         learning_rate=0.01,
@@ -310,6 +338,8 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         self.item_id_dropout = item_id_dropout
         self.solver = solver
         self.n_epochs = n_epochs
+        self.implicit_features = implicit_features
+        self.time_bins = time_bins
         self.max_iter = max_iter
         self.burn_in = burn_in
         self.learning_rate = learning_rate
@@ -382,6 +412,13 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         )
         if not self.use_ids and self.user_features is None and self.item_features is None:
             raise ValueError("use_ids=False needs user_features and/or item_features.")
+        for name in ("implicit_features", "time_bins"):
+            if getattr(self, name) is not None and self.solver != "mcmc":
+                raise ValueError(f"{name}={getattr(self, name)!r} needs solver='mcmc', "
+                                 f"got solver={self.solver!r}.")
+        if self.implicit_features is not None and self.early_stopping:
+            raise ValueError("implicit_features does not support early_stopping=True "
+                             "(the sampler keeps every draw after burn_in).")
         utab = None if self.user_features is None else _encode_table(self.user_features, "user")
         itab = None if self.item_features is None else _encode_table(self.item_features, "item")
         n = len(users)
@@ -401,14 +438,25 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
                                  items_, "item")
         n_uid = sum(name.startswith("user=") for name in un)
         n_iid = sum(name.startswith("item=") for name in inames)
-        design = sp.hstack([Bu[u], Bi[i]], format="csr")
+        parts = [Bu[u], Bi[i]]
+        if self.time_bins is not None:
+            parts.append(self._fit_time_features(X, i))
+        design = sp.hstack(parts, format="csr")
         if (self.user_id_dropout > 0 or self.item_id_dropout > 0) and self.use_ids:
             design = self._drop_ids(design, u, i, u_all[n:] if utab else None,
                                     i_all[n:] if itab else None, n_uid, Bu.shape[1], n_iid)
+        implicit = self._implicit_sets(u[pos], i[pos], n_users, n_items)
         fm = FactorizationMachineRegressor(
             **{name: getattr(self, name) for name in FM_FORWARDED_PARAMS},
             clip_predictions=False,
-        ).fit(design, y, sample_weight=sample_weight)
+        )
+        if implicit:
+            fm._validate_params()
+            fm._fit_regression(design, y, sample_weight,
+                               blocks=[(u if side == "user" else i, B)
+                                       for side, B in implicit.items()])
+        else:
+            fm.fit(design, y, sample_weight=sample_weight)
         k = Bu.shape[1]
         # fitted: set the attributes
         self._set_ids(users_, items_)
@@ -420,7 +468,7 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         self.n_iter_ = fm.n_iter_
         self.loss_curve_ = fm.loss_curve_
         self.intercept_ = fm.intercept_
-        self._set_blocks(Bu, Bi)
+        self._set_blocks(Bu, Bi, implicit)
         self._fold_in_prior = (
             self._id_block_prior(1.0 / fm.noise_precision_)
             if self.solver == "mcmc" and self.use_ids else None
@@ -428,12 +476,24 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         check_finite_fit(self)
         return self
 
-    def _set_blocks(self, Bu, Bi):
-        """Keep the feature blocks and the per-user / per-item terms of the FM."""
-        k = self._n_user_cols
+    def _set_blocks(self, Bu, Bi, implicit=None):
+        """Keep the feature blocks and the per-user / per-item terms of the FM
+        (with the implicit-feedback sets and the time block, when fitted)."""
+        implicit = implicit or {}
+        ku, ki = self._n_user_cols, Bi.shape[1]
         w, V = self.fm_.w_.astype(np.float64), self.fm_.V_.astype(np.float64)
-        self.user_embeddings_, self.user_offsets_ = _block_terms(Bu, w[:k], V[:k])
-        self.item_embeddings_, self.item_offsets_ = _block_terms(Bi, w[k:], V[k:])
+        # the implicit sets are user (item) features: the same terms as a side table
+        self._implicit = {side: (B, wb.astype(np.float64), Vb.astype(np.float64))
+                          for (side, B), (wb, Vb) in zip(implicit.items(),
+                                                         getattr(self.fm_, "_relational", None) or ())}
+        sides = {"user": (Bu, w[:ku], V[:ku]), "item": (Bi, w[ku:ku + ki], V[ku:ku + ki])}
+        for side, (B, wb, Vb) in self._implicit.items():
+            Bs, ws, Vs = sides[side]
+            sides[side] = (sp.hstack([Bs, B], format="csr"), np.concatenate([ws, wb]),
+                           np.vstack([Vs, Vb]))
+        self.user_embeddings_, self.user_offsets_ = _block_terms(*sides["user"])
+        self.item_embeddings_, self.item_offsets_ = _block_terms(*sides["item"])
+        self._time_params = (w[ku + ki:], V[ku + ki:])
         self._user_block, self._item_block = Bu, Bi
 
     # ------------------------------------------------------------ online
@@ -598,6 +658,73 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             out.append(grown)
         return out
 
+    def _implicit_sets(self, u, i, n_users, n_items):
+        """The implicit-feedback blocks of ``implicit_features`` from the
+        training pairs ``(u, i)``: {"user": B (n_users x n_items), "item": B
+        (n_items x n_users)}, each row the normalised set of its partners."""
+        sides = {"user": ("user",), "item": ("item",), "both": ("user", "item"),
+                 None: ()}[self.implicit_features]
+        out = {}
+        for side in sides:
+            rows, cols, shape = ((u, i, (n_users, n_items)) if side == "user"
+                                 else (i, u, (n_items, n_users)))
+            out[side] = normalised_sets(rows, cols, shape, np.dtype(self.dtype))
+        return out
+
+    # ------------------------------------------------------------- time
+    def _fit_time_features(self, X, item_codes):
+        """The time block of the training rows (bin and (item, bin) one-hots)."""
+        t = get_timestamps(X)[0].astype(np.float64)
+        self._time_range = (float(t.min()), float(t.max()))
+        bins = self._time_bin(t)
+        self._item_bins = np.unique(item_codes * self.time_bins + bins)
+        return self._time_design(bins, item_codes)
+
+    def _time_bin(self, t):
+        lo, hi = self._time_range
+        width = (hi - lo) / self.time_bins
+        if not width > 0:
+            return np.zeros(len(t), dtype=np.intp)
+        return np.clip(np.floor((t - lo) / width), 0, self.time_bins - 1).astype(np.intp)
+
+    def _time_columns(self, bins, item_codes):
+        """Column of each row's bin and of its (item, bin) pair (-1 if unseen)
+        in the time block."""
+        pairs = item_codes * self.time_bins + bins
+        pos = np.minimum(np.searchsorted(self._item_bins, pairs), len(self._item_bins) - 1)
+        found = (item_codes >= 0) & (self._item_bins[pos] == pairs)
+        return bins, np.where(found, self.time_bins + pos, -1)
+
+    def _time_design(self, bins, item_codes):
+        cb, cib = self._time_columns(bins, item_codes)
+        has = np.flatnonzero(cib >= 0)
+        rows = np.concatenate([np.arange(len(bins)), has])
+        cols = np.concatenate([cb, cib[has]])
+        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)),
+                             shape=(len(bins), self.time_bins + len(self._item_bins)))
+
+    def _time_terms(self, bins, item_codes, emb):
+        """The time block's share of the rows' scores, given each row's other
+        factor sums ``emb`` (p_u + q_i), and its factor sums."""
+        w, V = self._time_params
+        cb, cib = self._time_columns(bins, item_codes)
+        has = cib >= 0
+        ci = np.where(has, cib, 0)
+        Vib = V[ci] * has[:, None]
+        z = V[cb] + Vib
+        lin = w[cb] + np.where(has, w[ci], 0.0)
+        return lin + np.einsum("ij,ij->i", V[cb], Vib) + np.einsum("ij,ij->i", z, emb), z
+
+    def _present_items(self):
+        """Item embeddings and offsets (with w0) for ranking: with time
+        effects, at the last training bin."""
+        Q, off = self.item_embeddings_, self.item_offsets_ + self.intercept_
+        if self.time_bins is None:
+            return Q, off
+        codes = np.arange(len(self.items_))
+        extra, z = self._time_terms(np.full(len(codes), self.time_bins - 1), codes, Q)
+        return Q + z, off + extra
+
     def _drop_ids(self, design, u, i, u_tab_codes, i_tab_codes, n_uid, n_user_cols, n_iid):
         """Zero the id column in a random ``user_id_dropout`` (``item_id_dropout``)
         fraction of the rows, for users (items) that have a side-table row."""
@@ -625,7 +752,35 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         return design
 
     # ------------------------------------------------------------ scoring
-    def _predict_codes(self, user_codes, item_codes):
+    def predict(self, X):
+        """Score each (user, item) row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, n_columns)
+            Column 0 user ids, column 1 item ids; with ``time_bins``, the
+            timestamps too (as in ``fit``); other columns are ignored.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_interactions,)
+            Predictions; unknown ids follow ``handle_unknown``.  A row's
+            score depends on that row only (the implicit sets are those of
+            ``fit``).
+        """
+        if self.time_bins is None:
+            return super().predict(X)
+        check_is_fitted(self)
+        users, items, _, _ = check_interactions(self, X, reset=False)
+        u, i = self._user_codes(users), self._item_codes(items)
+        self._check_unknown(u, i)
+        bins = self._time_bin(get_timestamps(X)[0].astype(np.float64))
+        pred = self._predict_codes(u, i, bins)
+        if self.handle_unknown == "nan":
+            pred[(u < 0) | (i < 0)] = np.nan
+        return pred
+
+    def _predict_codes(self, user_codes, item_codes, bins=None):
         ku, ki = user_codes >= 0, item_codes >= 0
         uc, ic = np.where(ku, user_codes, 0), np.where(ki, item_codes, 0)
         out = (
@@ -641,13 +796,17 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             both = ku[sl] & ki[sl]
             out[sl][both] += np.einsum("ij,ij->i", self.user_embeddings_[uc[sl][both]],
                                        self.item_embeddings_[ic[sl][both]])
+            if bins is not None:
+                emb = (self.user_embeddings_[uc[sl]] * ku[sl, None]
+                       + self.item_embeddings_[ic[sl]] * ki[sl, None])
+                out[sl] += self._time_terms(bins[sl], np.where(ki[sl], ic[sl], -1), emb)[0]
         return self._clip_predictions(out)
 
     def _user_embeddings(self, user_codes):
         return self.user_embeddings_[user_codes]
 
     def _item_embeddings(self):
-        return self.item_embeddings_, self.item_offsets_ + self.intercept_
+        return self._present_items()
 
     def _user_offsets(self, user_codes):
         return self.user_offsets_[user_codes]
@@ -678,16 +837,28 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             eb = self._id_block_prior(self._training_noise_variance())
             if eb is None:
                 raise ValueError("prior='empirical' needs user ids in the model (use_ids=True).")
+        Q, offset = self._present_items()
+        Q = np.ascontiguousarray(Q, dtype=self.fm_.V_.dtype)
+        implicit_user = "user" in self._implicit
+        if implicit_user:
+            # the history is the new user's implicit set: its terms (s, T)
+            # move the targets and are added to the solved id parameters
+            s_new, T_new = _set_terms(indptr, indices, Q.shape[0], *self._implicit["user"][1:])
+            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            values = (np.asarray(values, dtype=np.float64) - T_new[rows]
+                      - np.einsum("ij,ij->i", s_new[rows], Q[indices].astype(np.float64)))
         reg = self.regularization
-        return ridge_fold_in(
-            indptr, indices, values,
-            np.ascontiguousarray(self.item_embeddings_, dtype=self.fm_.V_.dtype),
-            self.item_offsets_ + self.intercept_, regularization=reg,
+        P, b = ridge_fold_in(
+            indptr, indices, values, Q, offset, regularization=reg,
             bias_regularization=(reg if self.bias_regularization is None
                                  else self.bias_regularization),
             per_rating=self.regularization_scaling == "occurrence", fit_bias=True, prior=eb,
             n_threads=effective_n_threads(self.n_jobs),
         )
+        if implicit_user:
+            P += s_new.astype(P.dtype)
+            b += T_new.astype(b.dtype)
+        return P, b
 
     def _id_block_prior(self, noise_var):
         """Mean and precision (relative to ``noise_var``) of the trained users'
@@ -712,7 +883,10 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         Returns
         -------
         design : scipy.sparse.csr_matrix of shape (n_interactions, len(feature_names_))
-            Unknown users or items give all-zero blocks.
+            Unknown users or items give all-zero blocks.  The implicit sets
+            (``implicit_features``) and time features (``time_bins``) are
+            not part of it: the sets are kept per user and item, never as
+            rows.
         """
         check_is_fitted(self)
         users, items, _, _ = check_interactions(self, X, reset=False)
@@ -736,6 +910,26 @@ def _uniform(values):
     if typed.dtype.kind in "iufUSb" and typed.shape == arr.shape:
         return typed
     return arr
+
+
+def normalised_sets(rows, cols, shape, dtype):
+    """CSR of shape ``shape`` with row r holding the distinct ``cols`` paired
+    with r, each weighted ``1 / sqrt(count)`` (SVD++'s normalisation)."""
+    M = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+    M.sum_duplicates()
+    counts = np.diff(M.indptr)
+    M.data = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts).astype(dtype)
+    return M
+
+
+def _set_terms(indptr, indices, n_cols, w, V):
+    """``(s, T)`` of new rows of a block: the normalised sets of the distinct
+    ``indices`` of each CSR row, their factor sums and scalar terms."""
+    indptr = np.asarray(indptr)
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    B = normalised_sets(rows, np.asarray(indices), (len(indptr) - 1, n_cols), np.float64)
+    s, T = _block_terms(B, w, V)
+    return s, T
 
 
 def _block_terms(B, w, V):

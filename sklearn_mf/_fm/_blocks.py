@@ -1,0 +1,114 @@
+"""Relational blocks of the Bayesian FM: feature groups shared by many rows.
+
+A relational block (the "relational data" design of Rendle 2013 and of myfm)
+is a set of columns whose values depend only on a *block row* of each
+training row: the items a user rated (weights ``1 / sqrt|N(u)|``, Bayesian
+SVD++) are the same for every rating of that user, the users who rated an
+item the same for every rating of the item.  Materialised, such a block would
+hold ``sum_u |N(u)|^2`` non-zeros; kept as the block-row matrix ``B`` and the
+map ``row_of`` (training row -> block row) it holds ``nnz(B)`` and the
+sampler works through per-block-row sums (``_mcmc_fast.block_sweep``), so a
+sweep stays linear in the number of ratings.
+
+:class:`BlockSampler` holds the blocks' parameters and per-block-row terms
+for :func:`sklearn_mf._fm._mcmc.run_mcmc`: it adds the blocks to the cached
+predictions, draws their priors (one Normal-Gamma group per block), runs
+their Gibbs pass after the plain columns' and averages their kept draws.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from sklearn_mf._fm import _mcmc_fast
+
+
+def _intp(a):
+    return np.ascontiguousarray(a, dtype=np.intp)
+
+
+class BlockSampler:
+    """Gibbs-sampling state of the relational blocks ``blocks``.
+
+    ``blocks`` is a sequence of ``(row_of, B)``: ``row_of`` of shape
+    (n_rows,) the block row of every training row, ``B`` a sparse matrix of
+    shape (n_block_rows, d_B).  The parameters start as the plain columns'
+    do: ``w = 0`` and ``V ~ N(0, init_std^2)`` (0 for columns without data).
+    """
+
+    def __init__(self, blocks, n_rows, k, dtype, init_std, rng, n_threads):
+        self.k, self.n_threads = k, n_threads
+        self.blocks = []
+        for row_of, B in blocks:
+            row_of = _intp(row_of)
+            B = sp.csr_matrix(B, dtype=dtype)
+            B.sum_duplicates()
+            if row_of.shape != (n_rows,):
+                raise ValueError(f"row_of has shape {row_of.shape}, expected ({n_rows},).")
+            if n_rows and (row_of.min() < 0 or row_of.max() >= B.shape[0]):
+                raise ValueError(f"row_of must index the {B.shape[0]} rows of the block.")
+            Bc = B.tocsc()
+            counts = np.diff(Bc.indptr)
+            d = B.shape[1]
+            V = rng.normal(0.0, init_std, (d, k)).astype(dtype)
+            V[counts == 0] = 0
+            self.blocks.append(dict(
+                row_of=row_of,
+                csr=(np.ascontiguousarray(B.data), _intp(B.indices), _intp(B.indptr)),
+                csc=(np.ascontiguousarray(Bc.data), _intp(Bc.indices), _intp(Bc.indptr)),
+                columns=_intp(np.flatnonzero(counts > 0)),
+                group_ptr=_intp(np.concatenate(
+                    [[0], np.cumsum(np.bincount(row_of, minlength=B.shape[0]))])),
+                group_rows=_intp(np.argsort(row_of, kind="stable")),
+                w=np.zeros(d, dtype=dtype), V=V,
+                s=np.zeros((B.shape[0], k)), T=np.zeros(B.shape[0]),
+                lam=np.ones(k + 1), mu=np.zeros(k + 1),
+                w_sum=np.zeros(d), draws=[],
+            ))
+
+    def add_to_caches(self, pred, q):
+        """Recompute every block's terms and add them to fresh caches."""
+        for b in self.blocks:
+            _mcmc_fast.block_state(*b["csr"], b["w"], b["V"], b["s"], b["T"], self.n_threads)
+            _mcmc_fast.block_add(b["row_of"], b["s"], b["T"], pred, q, self.n_threads)
+
+    def sample_priors(self, sample_prior, rng):
+        """Draw each block's prior mean and precision given its parameters."""
+        for b in self.blocks:
+            cols = b["columns"]
+            if len(cols):
+                theta = np.column_stack([b["w"], b["V"]])[cols].astype(np.float64)
+                b["mu"], b["lam"] = sample_prior(theta, b["lam"], rng)
+
+    def sweep(self, yt, swt, pred, q, alpha, seed):
+        """The Gibbs pass over every block; returns the number of failed draws."""
+        n_bad = 0
+        for t, b in enumerate(self.blocks):
+            # one stream of normal draws per block, apart from the plain columns'
+            block_seed = (seed ^ (0xA24BAED4963EE407 * (t + 1))) % 2**64
+            n_bad += _mcmc_fast.block_sweep(
+                *b["csc"], b["columns"], b["row_of"], b["group_ptr"], b["group_rows"],
+                yt, swt, b["w"], b["V"], b["s"], b["T"], pred, q, alpha, b["lam"],
+                b["mu"], block_seed, self.n_threads)
+            if n_bad:
+                break
+        return n_bad
+
+    def keep_draw(self):
+        for b in self.blocks:
+            b["w_sum"] += b["w"]
+            b["draws"].append(b["V"].copy())
+
+    def posterior_means(self, y_sd):
+        """``(w, V)`` of each block as in the posterior-mean FM: the mean of
+        the kept ``w`` and the kept ``V`` side by side, back on the target's
+        scale (as ``run_mcmc`` maps the plain columns)."""
+        out = []
+        for b in self.blocks:
+            n_kept = len(b["draws"])
+            dtype = b["V"].dtype
+            out.append((
+                (y_sd * b["w_sum"] / n_kept).astype(dtype),
+                np.ascontiguousarray(np.concatenate(b["draws"], axis=1)
+                                     * np.sqrt(y_sd / n_kept), dtype=dtype),
+            ))
+        return out
