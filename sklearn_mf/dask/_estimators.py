@@ -149,8 +149,8 @@ class _DaskALS(BaseEstimator):
 
         workers = sorted(client.nthreads())
         value_dtype = np.float32 if self._model == "implicit" else np.float64
-        uidx = client.scatter(pd.Index(self.users_), broadcast=True, hash=False)
-        iidx = client.scatter(pd.Index(self.items_), broadcast=True, hash=False)
+        uidx = _put(client, pd.Index(self.users_), f"mf-{uid}-users")
+        iidx = _put(client, pd.Index(self.items_), f"mf-{uid}-items")
         split = delayed(_blocks.split_partition, pure=True)
         splits = client.compute([split(p, uidx, iidx, B, B, value_dtype) for p in parts])
         blocks = {}
@@ -183,7 +183,7 @@ class _DaskALS(BaseEstimator):
             for b in range(B):
                 sel = rows[codes % B == b]
                 if len(sel):
-                    chunks[which][b].append(client.scatter(sel, hash=False))
+                    chunks[which][b].append(_put(client, sel, f"mf-{uid}-draw{which}-{start}-{b}"))
         facs = []
         for which, n_total in ((0, n_users), (1, n_items)):
             side = []
@@ -222,8 +222,8 @@ class _DaskALS(BaseEstimator):
         ufac, ifac = self._initial_factors(client, n_users, n_items, B, params, uid, dtype)
         from distributed import wait
 
-        wait(ublocks + iblocks + [f for side in ifac + ufac if side is not None
-                                  for f in [side]])  # the shuffle, before timing iterations
+        # the shuffle and the initial factors, before the iterations are timed
+        wait([f for f in ublocks + iblocks + ufac + ifac if f is not None])
         self._client, self._uid, self.n_blocks_ = client, uid, B
         self._user_blocks, self._item_blocks = ublocks, iblocks
         self._iterate(client, ublocks, iblocks, ufac, ifac, params, B, uid)
@@ -416,7 +416,7 @@ class _DaskALS(BaseEstimator):
             query = [ids[(codes >= 0) & (codes % B == b)] for b in range(B)]
             unknown = ids[codes < 0]
         model = self._item_model()
-        model_f = client.scatter(model, broadcast=True, hash=False)
+        model_f = _put(client, model, f"mf-{self._uid}-item-model-{uuid.uuid4().hex[:8]}")
         rec = delayed(_blocks.recommend_block, pure=True)
         parts = [rec(self._user_blocks[b], self._user_factors[b], model_f, self.users_[b::B],
                      query[b], n, exclude_seen) for b in range(B) if len(query[b])]
@@ -440,6 +440,17 @@ class _DaskALS(BaseEstimator):
             m.rating_range_ = self.rating_range_
         m.n_jobs = 1 if self.n_jobs is None else self.n_jobs
         return m
+
+
+def _identity(obj):
+    return obj
+
+
+def _put(client, obj, key):
+    """Ship ``obj`` in a task rather than by ``scatter``: the scheduler keeps the
+    task, so Dask can recompute the value if the worker holding it is lost
+    (scattered data has no lineage and would be gone)."""
+    return client.submit(_identity, obj, key=key, pure=False)
 
 
 def _item_counts(block):
