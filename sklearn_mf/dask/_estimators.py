@@ -224,6 +224,10 @@ class _DaskALS(BaseEstimator):
 
         # the shuffle and the initial factors, before the iterations are timed
         wait([f for f in ublocks + iblocks + ufac + ifac if f is not None])
+        sizes = client.gather([client.submit(_blocks.block_nnz, blk) for blk in ublocks + iblocks])
+        # rows shipped per half-step: distinct (item, user block) and (user, item block) pairs
+        self.message_rows_ = {"to_users": int(sum(sum(s["out"]) for s in sizes[B:])),
+                              "to_items": int(sum(sum(s["out"]) for s in sizes[:B]))}
         self._client, self._uid, self.n_blocks_ = client, uid, B
         self._user_blocks, self._item_blocks = ublocks, iblocks
         self._iterate(client, ublocks, iblocks, ufac, ifac, params, B, uid)
@@ -534,6 +538,11 @@ class ImplicitALS(_DaskALS):
     bytes_per_iteration_ : list of int
         Bytes the workers sent during each iteration (Dask's
         ``transfer_outgoing_bytes_total`` counters).
+    message_rows_ : dict
+        Factor rows shipped per iteration: ``"to_users"`` (item rows sent to
+        the user blocks: distinct (item, user block) pairs) and
+        ``"to_items"``; times ``n_factors * itemsize`` this is the formula
+        of :ref:`cluster`.
     n_features_in_ : int
         2 (the id columns).
 
@@ -683,6 +692,8 @@ class MatrixFactorization(_DaskALS):
         The regularised objective divided by the number of ratings.
     seconds_per_iteration_ : list of float
     bytes_per_iteration_ : list of int
+    message_rows_ : dict
+        As in :class:`ImplicitALS` (each row also carries its bias).
     n_features_in_ : int
 
     See Also
