@@ -135,6 +135,22 @@ def test_string_ids_mixed_and_empty_partitions_and_dask_array(client):
     assert_allclose(d_model.item_factors_, l_model.item_factors_, rtol=1e-3, atol=1e-6)
 
 
+def test_explicit_real_valued_ratings_given_as_y(client):
+    # ratings float32 cannot hold exactly travel in float64; y as a dask Series
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"user": rng.integers(0, 50, 800), "item": rng.integers(0, 30, 800)})
+    y = pd.Series(rng.uniform(1, 5, 800), name="rating")
+    params = dict(n_factors=3, max_iter=5, tol=0, random_state=2)
+    local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(X, y)
+    dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(X, npartitions=3),
+                                                 dd.from_pandas(y, npartitions=3))
+    model = dist.to_local()
+    assert_allclose(model.item_factors_, local.item_factors_, rtol=1e-5, atol=1e-6)
+    assert_allclose(model.item_bias_, local.item_bias_, rtol=1e-5, atol=1e-6)
+    assert model.rating_range_ == local.rating_range_
+    assert_allclose(model.predict(X), local.predict(X), rtol=1e-5)
+
+
 def test_recommend_all_and_unknown_users(client, ml100k_split, tmp_path):
     train = ml100k_split[0]
     dist = smd.MatrixFactorization(n_factors=8, max_iter=4, random_state=0).fit(

@@ -73,6 +73,9 @@ def partition_summary(frame):
         "negative": int((v < 0).sum()),
         "positive": int((v > 0).sum()),
         "sum": float(v[np.isfinite(v)].sum()),
+        # values that float32 holds exactly (integer or half-star ratings)
+        # travel through the shuffle in 4 bytes instead of 8
+        "inexact32": int((v.astype(np.float32) != v).sum()),
         "min": float(v.min()) if len(v) else np.inf,
         "max": float(v.max()) if len(v) else -np.inf,
     }
@@ -82,7 +85,8 @@ def merge_summaries(*parts):
     """Combine partition summaries (a node of the distributed unique's tree)."""
     out = dict(parts[0])
     for s in parts[1:]:
-        for key in ("n", "null_ids", "non_finite", "negative", "positive", "sum"):
+        for key in ("n", "null_ids", "non_finite", "negative", "positive", "sum",
+                    "inexact32"):
             out[key] = out[key] + s[key]
         out["min"] = min(out["min"], s["min"])
         out["max"] = max(out["max"], s["max"])
@@ -133,6 +137,7 @@ def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
     cols = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int32)
     vals = np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0)
     dtype = params["dtype"]
+    raw_counts = np.bincount(rows, minlength=n_rows).astype(np.int64)
     if model == "implicit":
         m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)),
                           shape=(n_rows, n_cols_total))
@@ -147,26 +152,34 @@ def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
         indptr = np.zeros(n_rows + 1, dtype=np.intp)
         np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
         gcols = cols[order]
-        data = {"t": (vals[order] - params["global_mean"]).astype(dtype)}
+        data = {"t": (vals[order].astype(np.float64) - params["global_mean"]).astype(dtype)}
         if side == "u":
-            data["y"] = vals[order]
+            data["y"] = vals[order].astype(np.float32)  # as user_items_ stores them
+    del rows, cols, vals
     # in-links: the distinct columns, in (other block, local row) order
     B = n_other_blocks
-    key = (gcols.astype(np.int64) % B) * n_cols_total + gcols // B
+    wide = np.int64 if B * (n_cols_total + 1) >= 2**31 else np.int32
+    dest_of_entry = (gcols % B).astype(wide)
+    key = dest_of_entry * wide(n_cols_total) + (gcols // B).astype(wide)
     needed = np.unique(key)
     compact = np.searchsorted(needed, key).astype(np.int32)
+    del key
     needed_cols = ((needed % n_cols_total) * B + needed // n_cols_total).astype(np.int32)
     # out-links: which of this block's rows each other-side block needs
-    row_of_entry = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
-    pairs = np.unique((gcols.astype(np.int64) % B) * max(n_rows, 1) + row_of_entry)
-    dest, local = pairs // max(n_rows, 1), (pairs % max(n_rows, 1)).astype(np.intp)
+    n = max(n_rows, 1)
+    wide = np.int64 if B * (n + 1) >= 2**31 else np.int32
+    pairs = dest_of_entry.astype(wide, copy=False) * wide(n)
+    del dest_of_entry
+    pairs += np.repeat(np.arange(n_rows, dtype=wide), np.diff(indptr))
+    pairs = np.unique(pairs)
+    dest, local = pairs // n, (pairs % n).astype(np.intp)
     bounds = np.searchsorted(dest, np.arange(B + 1))
     return {
         "R": RowMatrix(indptr, compact, data, len(needed)),
         "cols": needed_cols,
         "out": [local[a:z] for a, z in zip(bounds[:-1], bounds[1:])],
         "row_weight": np.diff(indptr).astype(np.float64),
-        "raw_counts": np.bincount(rows, minlength=n_rows).astype(np.int64),
+        "raw_counts": raw_counts,
     }
 
 

@@ -26,6 +26,9 @@ from sklearn_mf.dask import _blocks
 
 # rows of initial factors drawn (and shipped) per chunk
 _INIT_CHUNK = 1 << 16
+# default blocks hold at most this many interactions, which bounds the
+# temporary memory of building one (about 50 bytes per interaction)
+_BLOCK_NNZ = 2_000_000
 
 
 def initial_factor_chunks(random_state, sizes, n_factors, init_std, dtype, chunk=_INIT_CHUNK):
@@ -138,17 +141,18 @@ class _DaskALS(BaseEstimator):
         return users, items, s
 
     # ------------------------------------------------------------- blocks
-    def _n_blocks(self, client):
+    def _n_blocks(self, client, nnz):
         if self.n_blocks is not None:
             return int(self.n_blocks)
         threads = sum(client.nthreads().values())
-        return max(1, 2 * threads)
+        return max(1, 2 * threads, -(-nnz // _BLOCK_NNZ))
 
     def _build_blocks(self, client, parts, n_users, n_items, B, params, uid):
         from dask import delayed
 
         workers = sorted(client.nthreads())
-        value_dtype = np.float32 if self._model == "implicit" else np.float64
+        value_dtype = (np.float32 if self._model == "implicit" or not self._inexact32
+                       else np.float64)
         uidx = _put(client, pd.Index(self.users_), f"mf-{uid}-users")
         iidx = _put(client, pd.Index(self.items_), f"mf-{uid}-items")
         split = delayed(_blocks.split_partition, pure=True)
@@ -172,7 +176,12 @@ class _DaskALS(BaseEstimator):
         del splits
         return blocks["u"], blocks["i"]
 
-    def _initial_factors(self, client, n_users, n_items, B, params, uid, dtype):
+    def _at(self, block):
+        """Task options that run a task on the worker holding ``block``."""
+        return {"workers": [self._home[block.key]], "allow_other_workers": True}
+
+    def _initial_factors(self, client, n_users, n_items, B, params, uid, dtype,
+                         ublocks, iblocks):
         """Scatter the local estimator's initial factors into blocks, chunk by chunk."""
         chunks = {0: [[] for _ in range(B)], 1: [[] for _ in range(B)]}
         for which, start, rows in initial_factor_chunks(
@@ -192,13 +201,14 @@ class _DaskALS(BaseEstimator):
                 if which == 0 and self._model == "explicit":
                     side.append(None)
                     continue
+                at = self._at((ublocks, iblocks)[which][b])
                 F = client.submit(_blocks.concat_rows, *chunks[which][b],
-                                  key=f"mf-{uid}-init{which}-{b}")
+                                  key=f"mf-{uid}-init{which}-{b}", **at)
                 bias = None
                 if self._model == "explicit":
                     bias = np.zeros(n_b, dtype=dtype)
                 side.append(client.submit(_blocks.as_factors, F, bias, params,
-                                          key=f"mf-{uid}-fac{which}-0-{b}"))
+                                          key=f"mf-{uid}-fac{which}-0-{b}", **at))
             facs.append(side)
         return facs
 
@@ -210,20 +220,24 @@ class _DaskALS(BaseEstimator):
         users, items, summary = self._vocabularies(client, parts)
         self.users_, self.items_ = users, items
         n_users, n_items = len(users), len(items)
-        B = self._n_blocks(client)
+        B = self._n_blocks(client, summary["n"])
         params = self._block_params(dtype)
         params["global_mean"] = self._global_mean(summary)
         if self._model == "explicit":
             self.global_mean_ = params["global_mean"]
             self.rating_range_ = (summary["min"], summary["max"])
-        self._n_ratings = summary["n"]
+        self._n_ratings, self._inexact32 = summary["n"], summary["inexact32"]
         uid = uuid.uuid4().hex[:8]
-        ublocks, iblocks = self._build_blocks(client, parts, n_users, n_items, B, params, uid)
-        ufac, ifac = self._initial_factors(client, n_users, n_items, B, params, uid, dtype)
         from distributed import wait
 
-        # the shuffle and the initial factors, before the iterations are timed
-        wait([f for f in ublocks + iblocks + ufac + ifac if f is not None])
+        ublocks, iblocks = self._build_blocks(client, parts, n_users, n_items, B, params, uid)
+        wait(ublocks + iblocks)
+        # every later task of a block runs where the block was built (a loose
+        # restriction: if that worker is lost, anywhere)
+        self._home = {k: sorted(v)[0] for k, v in client.who_has(ublocks + iblocks).items()}
+        ufac, ifac = self._initial_factors(client, n_users, n_items, B, params, uid, dtype,
+                                           ublocks, iblocks)
+        wait([f for f in ufac + ifac if f is not None])  # before the iterations are timed
         sizes = client.gather([client.submit(_blocks.block_nnz, blk) for blk in ublocks + iblocks])
         # rows shipped per half-step: distinct (item, user block) and (user, item block) pairs
         self.message_rows_ = {"to_users": int(sum(sum(s["out"]) for s in sizes[B:])),
@@ -243,9 +257,10 @@ class _DaskALS(BaseEstimator):
         new, msgs = [], []
         for b in range(B):
             m = [client.submit(_blocks.send, fixed[j], fixed_fac[j], b,
-                               key=f"{tag}-msg-{j}-{b}") for j in range(B)]
+                               key=f"{tag}-msg-{j}-{b}", **self._at(fixed[j]))
+                 for j in range(B)]
             new.append(client.submit(_blocks.solve_block, solve[b], solved_fac[b], G, params,
-                                     *m, key=f"{tag}-solve-{b}"))
+                                     *m, key=f"{tag}-solve-{b}", **self._at(solve[b])))
             msgs.append(m)
         return new, msgs
 
@@ -272,7 +287,8 @@ class _DaskALS(BaseEstimator):
                 ifac, msgs = self._half_step(client, iblocks, ublocks, ufac, ifac, G_u, params,
                                              B, f"{tag}-i")
                 obs = [client.submit(_blocks.observed_loss, iblocks[j], ifac[j], params,
-                                     *msgs[j], key=f"{tag}-loss-{j}") for j in range(B)]
+                                     *msgs[j], key=f"{tag}-loss-{j}", **self._at(iblocks[j]))
+                       for j in range(B)]
                 if implicit:
                     G_i = self._gram(client, ifac, f"{tag}-i")
                     data, G_u_val, G_i_val = client.gather([obs, G_u, G_i])
@@ -463,8 +479,16 @@ def _item_counts(block):
 
 
 def _bytes_sent(client):
-    """Bytes the workers have sent each other (and the client) so far."""
-    return sum(client.run(_worker_bytes_sent).values())
+    """Bytes the workers have sent each other (and the client) so far.
+
+    A worker lost since the last call is skipped (the counters are a
+    measurement; the fit does not depend on them).
+    """
+    try:
+        counts = client.run(_worker_bytes_sent, on_error="return")
+    except OSError:
+        return 0
+    return sum(v for v in counts.values() if isinstance(v, int))
 
 
 def _worker_bytes_sent(dask_worker):
@@ -520,7 +544,8 @@ class ImplicitALS(_DaskALS):
         As in the local estimator.
     n_blocks : int or None, default=None
         User blocks and item blocks (each); None: twice the cluster's worker
-        threads.
+        threads, or more so that a block holds at most 2 million
+        interactions.
 
     Attributes
     ----------
@@ -675,7 +700,8 @@ class MatrixFactorization(_DaskALS):
     verbose : int, default=0
         As in the local estimator.
     n_blocks : int or None, default=None
-        User blocks and item blocks (each); None: twice the worker threads.
+        User blocks and item blocks (each); None: twice the worker threads,
+        or more so that a block holds at most 2 million interactions.
 
     Attributes
     ----------
@@ -713,7 +739,7 @@ class MatrixFactorization(_DaskALS):
     ...                    "rating": [5.0, 3.0, 4.0, 2.0, 4.0, 1.0]})
     >>> mf = MatrixFactorization(n_factors=2, random_state=0).fit(
     ...     dd.from_pandas(df, npartitions=2))
-    >>> mf.to_local().predict([("alice", "heat")]).shape
+    >>> mf.to_local().predict(pd.DataFrame({"user": ["alice"], "item": ["heat"]})).shape
     (1,)
     >>> client.close(); cluster.close()
     """
