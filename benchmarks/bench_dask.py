@@ -126,17 +126,19 @@ def fit_dask(path, p):
 
     cluster = LocalCluster(n_workers=p["workers"], threads_per_worker=1, processes=True,
                            host="127.0.0.1", dashboard_address=None,
-                           memory_limit=p["memory_limit"], silence_logs=logging.ERROR)
+                           memory_limit=p["memory_limit"], silence_logs=logging.WARNING)
     client = Client(cluster)
     df = dd.read_parquet(path)
     train = df[~df.test][["user", "item", "rating"]]
     if p["task"] == "implicit":
         train = train[train.rating >= 4][["user", "item"]]
         est = smd.ImplicitALS(n_factors=p["factors"], max_iter=p["iterations"],
-                              regularization=p["reg"], alpha=p["alpha"], random_state=0)
+                              regularization=p["reg"], alpha=p["alpha"], random_state=0,
+                              n_blocks=p["n_blocks"])
     else:
         est = smd.MatrixFactorization(n_factors=p["factors"], max_iter=p["iterations"],
-                                      regularization=p["reg"], tol=0, random_state=0)
+                                      regularization=p["reg"], tol=0, random_state=0,
+                                      n_blocks=p["n_blocks"])
     tic = time.perf_counter()
     est.fit(train)
     total = time.perf_counter() - tic
@@ -287,6 +289,7 @@ def main():
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--workers", type=int, default=2, help="Dask workers = Spark/local threads")
     ap.add_argument("--memory-limit", default="auto", help="per Dask worker, e.g. 512MB")
+    ap.add_argument("--n-blocks", type=int, default=None, help="Dask blocks per side")
     ap.add_argument("--spark-memory", default="4g")
     ap.add_argument("--no-score", action="store_true")
     ap.add_argument("--workdir", default="/tmp/sklearn_mf_bench_dask")
@@ -294,16 +297,19 @@ def main():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     params = dict(factors=args.factors, iterations=args.iterations, reg=args.reg,
                   alpha=args.alpha, workers=args.workers, memory_limit=args.memory_limit,
+                  n_blocks=args.n_blocks,
                   spark_memory=args.spark_memory, task=args.task, score=not args.no_score)
     print(json.dumps(params), "load", os.getloadavg(), flush=True)
     for name in args.sizes.split(","):
         path = write_data(name, args.workdir)
-        res = {lib: run(lib, path, params) for lib in args.libraries.split(",")}
-        base = res.get("dask", {}).get("secs_iter")
-        for lib, r in res.items():
+        base = None
+        for lib in args.libraries.split(","):
+            r = run(lib, path, params)
+            if lib == "dask":
+                base = r.get("secs_iter")
             if "secs_iter" in r and base:
                 r["ratio_to_dask"] = round(r["secs_iter"] / base, 2)
-            print(name, lib, json.dumps(r), flush=True)
+            print(name, lib, json.dumps(r), "load", os.getloadavg(), flush=True)
 
 
 if __name__ == "__main__":

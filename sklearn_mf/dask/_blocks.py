@@ -237,9 +237,14 @@ def sum_grams(*grams):
     return total
 
 
-def solve_block(block, old, G, params, *messages):
+def solve_block(block, old, G, params, with_loss, *messages):
     """One half-step on one block: the local estimator's half-step function on
-    the block's rows against the gathered factors of the other side."""
+    the block's rows against the gathered factors of the other side.
+
+    With ``with_loss`` (the second half-step of an iteration, when both sides
+    are new) the statistics also hold the block's data term of the
+    objective, computed from the same gathered factors.
+    """
     R = block["R"]
     k, dtype = params["n_factors"], params["dtype"]
     Y, other_bias = _gathered(messages, k, dtype)
@@ -255,18 +260,18 @@ def solve_block(block, old, G, params, *messages):
         bias = np.zeros(R.n_rows, dtype=dtype) if params["biased"] else None
         explicit_half_step(R, Y, other_bias, X, bias, params["reg"], params["reg_b"],
                            params["scale"], n_threads)
-    return X, bias, factor_stats(X, bias, block, params)
+    stats = factor_stats(X, bias, block, params)
+    if with_loss:
+        stats["data"] = observed_loss(R, X, bias, Y, other_bias, params)
+    return X, bias, stats
 
 
-def observed_loss(block, factors, params, *messages):
-    """The data term of the objective that this block's entries carry.
+def observed_loss(R, X, bias, Y, other_bias, params):
+    """The data term of the objective that a block's entries carry.
 
     Explicit: the squared error of the block's ratings; implicit: the
     observed-cell correction (the rest is ``<G_u, G_i>``, from the Grams).
     """
-    R = block["R"]
-    X, bias, _ = factors
-    Y, other_bias = _gathered(messages, params["n_factors"], params["dtype"])
     n_threads = params["n_threads"]
     if params["model"] == "implicit":
         with blas_single_thread():

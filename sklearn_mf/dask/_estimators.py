@@ -252,17 +252,30 @@ class _DaskALS(BaseEstimator):
             return s["sum"] / s["n"]
         return 0.0
 
-    def _half_step(self, client, solve, fixed, fixed_fac, solved_fac, G, params, B, tag):
-        """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it."""
-        new, msgs = [], []
+    def _half_step(self, client, solve, fixed, fixed_fac, solved_fac, G, params, B, tag,
+                   with_loss=False):
+        """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it.
+
+        Blocks are submitted in a sliding window of twice the number of
+        workers: Dask would otherwise compute every message of the half-step
+        at once (they are all ready), holding all of them in memory.
+        """
+        from distributed import as_completed
+
+        window = 2 * max(1, len(set(self._home.values())))
+        running = as_completed()
+        new = []
         for b in range(B):
+            if b >= window:
+                next(running)
             m = [client.submit(_blocks.send, fixed[j], fixed_fac[j], b,
                                key=f"{tag}-msg-{j}-{b}", **self._at(fixed[j]))
                  for j in range(B)]
             new.append(client.submit(_blocks.solve_block, solve[b], solved_fac[b], G, params,
-                                     *m, key=f"{tag}-solve-{b}", **self._at(solve[b])))
-            msgs.append(m)
-        return new, msgs
+                                     with_loss, *m, key=f"{tag}-solve-{b}",
+                                     **self._at(solve[b])))
+            running.add(new[-1])
+        return new
 
     def _gram(self, client, facs, tag):
         grams = [client.submit(_blocks.factor_gram, f, key=f"{tag}-gram-{b}")
@@ -281,14 +294,13 @@ class _DaskALS(BaseEstimator):
             for it in range(1, self.max_iter + 1):
                 t0, sent0 = time.perf_counter(), _bytes_sent(client)
                 tag = f"mf-{uid}-{it}"
-                ufac, _ = self._half_step(client, ublocks, iblocks, ifac, ufac, G_i, params,
-                                          B, f"{tag}-u")
+                ufac = self._half_step(client, ublocks, iblocks, ifac, ufac, G_i, params,
+                                       B, f"{tag}-u")
                 G_u = self._gram(client, ufac, f"{tag}-u") if implicit else None
-                ifac, msgs = self._half_step(client, iblocks, ublocks, ufac, ifac, G_u, params,
-                                             B, f"{tag}-i")
-                obs = [client.submit(_blocks.observed_loss, iblocks[j], ifac[j], params,
-                                     *msgs[j], key=f"{tag}-loss-{j}", **self._at(iblocks[j]))
-                       for j in range(B)]
+                ifac = self._half_step(client, iblocks, ublocks, ufac, ifac, G_u, params,
+                                       B, f"{tag}-i", with_loss=True)
+                obs = [client.submit(_data_term, f, key=f"{tag}-loss-{j}")
+                       for j, f in enumerate(ifac)]
                 if implicit:
                     G_i = self._gram(client, ifac, f"{tag}-i")
                     data, G_u_val, G_i_val = client.gather([obs, G_u, G_i])
@@ -460,6 +472,10 @@ class _DaskALS(BaseEstimator):
             m.rating_range_ = self.rating_range_
         m.n_jobs = 1 if self.n_jobs is None else self.n_jobs
         return m
+
+
+def _data_term(factors):
+    return factors[2]["data"]
 
 
 def _identity(obj):
