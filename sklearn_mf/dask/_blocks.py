@@ -27,7 +27,6 @@ from sklearn_mf._als import (
     blas_single_thread,
     explicit_half_step,
     explicit_objective,
-    gram,
     implicit_half_step,
 )
 
