@@ -1,0 +1,316 @@
+"""ALS on a Dask cluster (sklearn_mf.dask) vs Spark MLlib ALS and the local estimator.
+
+Every library fits the same training ratings (read from the same Parquet
+files) with the same rank, iterations, regularisation and cores, each in a
+fresh subprocess, and is scored on the same held-out ratings:
+
+* ``dask``: ``sklearn_mf.dask.MatrixFactorization`` (weighted-lambda ALS with
+  biases) or ``ImplicitALS`` on a ``LocalCluster`` of ``--threads`` worker
+  processes with one thread each, bound to loopback; data read with
+  ``dask.dataframe.read_parquet``.
+* ``spark``: ``pyspark.ml.recommendation.ALS`` in ``local[threads]`` mode
+  (weighted-lambda, no biases; ``implicitPrefs`` for the implicit task), with
+  the loopback settings of ``shared/PEERS.md``; data read with
+  ``spark.read.parquet``.
+* ``local``: ``sklearn_mf.MatrixFactorization(solver="als")`` /
+  ``ImplicitALS`` with ``n_jobs=threads`` on the same rows in memory.
+
+Seconds per iteration: Dask's are the median of ``seconds_per_iteration_``
+(the one-off shuffle is reported apart); Spark's and the local estimator's
+are marginal, ``(t(iterations) - t(1)) / (iterations - 1)`` of two fits in
+one session.  Bytes per iteration: Dask's workers' own
+``transfer_outgoing_bytes_total`` counters (and the formula from
+``message_rows_``); Spark's shuffle read bytes from its status REST API
+(bound to 127.0.0.1), marginal in the same way.  Accuracy: RMSE on the held-out
+ratings (explicit) or NDCG@10 against the held-out positives (implicit).
+
+Data: synthetic power-law ratings of a planted low-rank model, generated
+partition by partition (``--sizes 10M,30M``), written once to Parquet under
+``--workdir``.
+
+Run (peers in a benchmark virtualenv, never dependencies of the package)::
+
+    pip install pyspark pyarrow "dask[distributed,dataframe]"
+    apt-get install libopenblas0-pthread        # Spark's native BLAS
+    PYTHONPATH=. python benchmarks/bench_dask.py --sizes 10M,30M
+
+and the run on workers smaller than the data (no peer; peak memory per worker)::
+
+    PYTHONPATH=. python benchmarks/bench_dask.py --sizes 30M --libraries dask \\
+        --workers 4 --memory-limit 512MB
+"""
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+import urllib.request
+
+import numpy as np
+
+# name: (users, items, interactions, partitions)
+SIZES = {"1M": (50_000, 10_000, 1_000_000, 4), "10M": (400_000, 40_000, 10_000_000, 20),
+         "30M": (1_000_000, 100_000, 30_000_000, 60)}
+TEST_EVERY = 50  # one row in 50 is held out
+
+
+def make_partition(p, n_users, n_items, n_rows, seed=0):
+    """Rows of partition ``p``: Zipf-like users and items, a planted rank-8 rating.
+
+    Deterministic in ``(p, seed)``, so every library reads the same rows.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng([seed, p])
+    u = np.minimum((rng.pareto(1.2, n_rows) * n_users / 20).astype(np.int64), n_users - 1)
+    i = np.minimum((rng.pareto(1.0, n_rows) * n_items / 50).astype(np.int64), n_items - 1)
+    # scatter the popular ids over the id range
+    u = (u * 2654435761) % n_users
+    i = (i * 40503) % n_items
+    f = np.arange(1, 9)
+    signal = (np.cos(np.outer(u, f) * 0.37) * np.cos(np.outer(i, f) * 0.53)).sum(1)
+    r = np.clip(np.rint(3.6 + 0.6 * signal + rng.normal(0, 0.6, n_rows)), 1, 5)
+    test = ((u * 31 + i * 17 + p) % TEST_EVERY) == 0
+    return pd.DataFrame({"user": u, "item": i, "rating": r, "test": test})
+
+
+def write_data(name, workdir):
+    """Write the dataset as Parquet (one file per partition) unless it is there."""
+    path = os.path.join(workdir, f"ratings-{name}")
+    if os.path.isdir(path) and len(os.listdir(path)) == SIZES[name][3]:
+        return path
+    os.makedirs(path, exist_ok=True)
+    n_users, n_items, n, P = SIZES[name]
+    for p in range(P):
+        make_partition(p, n_users, n_items, n // P).to_parquet(
+            os.path.join(path, f"part.{p:04d}.parquet"), index=False)
+    return path
+
+
+def _rss_mb():
+    with open("/proc/self/status") as f:
+        return {ln.split(":")[0]: int(ln.split()[1]) / 1024 for ln in f
+                if ln.startswith(("VmRSS", "VmHWM"))}
+
+
+def _ndcg(model_recommend, test, k=10):
+    """Mean NDCG@10 of held-out positives (rating >= 4), binary gain."""
+    pos = test[test.rating >= 4]
+    users = pos.user.unique()
+    items = model_recommend(users)
+    truth = pos.groupby("user").item.apply(set)
+    disc = 1 / np.log2(np.arange(2, k + 2))
+    out = []
+    for u, rec in zip(users, items):
+        t = truth[u]
+        dcg = sum(disc[j] for j, it in enumerate(rec[:k]) if it in t)
+        out.append(dcg / disc[: min(k, len(t))].sum())
+    return float(np.mean(out))
+
+
+def _read_pandas(path):
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    return df[~df.test], df[df.test]
+
+
+# ---------------------------------------------------------------- libraries
+def fit_dask(path, p):
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    import sklearn_mf.dask as smd
+
+    cluster = LocalCluster(n_workers=p["workers"], threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None,
+                           memory_limit=p["memory_limit"], silence_logs=logging.WARNING)
+    client = Client(cluster)
+    df = dd.read_parquet(path)
+    train = df[~df.test][["user", "item", "rating"]]
+    if p["task"] == "implicit":
+        train = train[train.rating >= 4][["user", "item"]]
+        est = smd.ImplicitALS(n_factors=p["factors"], max_iter=p["iterations"],
+                              regularization=p["reg"], alpha=p["alpha"], random_state=0,
+                              n_blocks=p["n_blocks"])
+    else:
+        est = smd.MatrixFactorization(n_factors=p["factors"], max_iter=p["iterations"],
+                                      regularization=p["reg"], tol=0, random_state=0,
+                                      n_blocks=p["n_blocks"])
+    tic = time.perf_counter()
+    est.fit(train)
+    total = time.perf_counter() - tic
+    peak = client.run(lambda: _rss_mb()["VmHWM"])
+    out = dict(secs_iter=float(np.median(est.seconds_per_iteration_)),
+               shuffle_secs=total - sum(est.seconds_per_iteration_),
+               bytes_iter=float(np.median(est.bytes_per_iteration_)),
+               formula_bytes=(est.message_rows_["to_users"] + est.message_rows_["to_items"])
+               * (p["factors"] + (p["task"] == "explicit")) * 4,
+               worker_peak_mb=sorted(round(v) for v in peak.values()),
+               blocks=est.n_blocks_)
+    if p["score"]:
+        local = est.to_local()
+        out.update(_score(local, path, p))
+    client.close()
+    cluster.close()
+    return out
+
+
+def _score(model, path, p):
+    import pandas as pd
+
+    df = pd.read_parquet(path, filters=[("test", "==", True)])
+    if p["task"] == "implicit":
+        return {"ndcg10": _ndcg(lambda us: model.recommend(us, n=10).items, df)}
+    pred = model.predict(df[["user", "item"]])
+    return {"rmse": float(np.sqrt(np.mean((pred - df.rating.to_numpy()) ** 2)))}
+
+
+def fit_local(path, p):
+    from sklearn_mf import ImplicitALS, MatrixFactorization
+
+    train, _ = _read_pandas(path)
+    if p["task"] == "implicit":
+        train = train[train.rating >= 4]
+
+    def fit(iters):
+        if p["task"] == "implicit":
+            est = ImplicitALS(n_factors=p["factors"], max_iter=iters, regularization=p["reg"],
+                              alpha=p["alpha"], n_jobs=p["workers"], random_state=0)
+            args = (train[["user", "item"]],)
+        else:
+            est = MatrixFactorization(solver="als", n_factors=p["factors"], max_iter=iters,
+                                      regularization=p["reg"], tol=0, n_jobs=p["workers"],
+                                      random_state=0)
+            args = (train[["user", "item"]], train["rating"])
+        tic = time.perf_counter()
+        est.fit(*args)
+        return time.perf_counter() - tic, est
+
+    t1, _ = fit(1)
+    tn, est = fit(p["iterations"])
+    out = dict(secs_iter=(tn - t1) / (p["iterations"] - 1), peak_mb=round(_rss_mb()["VmHWM"]))
+    if p["score"]:
+        out.update(_score(est, path, p))
+    return out
+
+
+def _spark_shuffle_bytes(spark):
+    """Shuffle read bytes of every stage so far, from Spark's own status API."""
+    sc = spark.sparkContext
+    url = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages"
+    stages = json.load(urllib.request.urlopen(url))
+    return sum(s.get("shuffleReadBytes", 0) for s in stages)
+
+
+def fit_spark(path, p):
+    from pyspark.ml.recommendation import ALS
+    from pyspark.sql import SparkSession
+
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    spark = (SparkSession.builder.master(f"local[{p['workers']}]")
+             .config("spark.driver.memory", p["spark_memory"])
+             .config("spark.driver.host", "127.0.0.1")
+             .config("spark.driver.bindAddress", "127.0.0.1")
+             .config("spark.ui.enabled", "true").config("spark.ui.port", "4077")
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    df = spark.read.parquet(path)
+    train = df.filter(~df.test).select("user", "item", "rating")
+    implicit = p["task"] == "implicit"
+    if implicit:
+        train = train.filter(train.rating >= 4).withColumn("rating", train.rating * 0 + 1)
+    train = train.cache()
+    train.count()
+
+    def fit(iters):
+        als = ALS(rank=p["factors"], maxIter=iters, regParam=p["reg"], userCol="user",
+                  itemCol="item", ratingCol="rating", implicitPrefs=implicit,
+                  alpha=p["alpha"], coldStartStrategy="drop", seed=0)
+        b0 = _spark_shuffle_bytes(spark)
+        tic = time.perf_counter()
+        model = als.fit(train)
+        model.userFactors.count()
+        return time.perf_counter() - tic, _spark_shuffle_bytes(spark) - b0, model
+
+    t1, b1, _ = fit(1)
+    tn, bn, model = fit(p["iterations"])
+    out = dict(secs_iter=(tn - t1) / (p["iterations"] - 1),
+               bytes_iter=(bn - b1) / (p["iterations"] - 1))
+    if p["score"]:
+        import pandas as pd
+
+        test = pd.read_parquet(path, filters=[("test", "==", True)])
+        if implicit:
+            users = spark.createDataFrame(pd.DataFrame({"user": test.user.unique()}))
+            recs = model.recommendForUserSubset(users, 10).toPandas()
+            by_user = {r.user: [x.item for x in r.recommendations] for r in recs.itertuples()}
+            out["ndcg10"] = _ndcg(lambda us: [by_user.get(u, []) for u in us], test)
+        else:
+            t = spark.createDataFrame(test[["user", "item", "rating"]])
+            pred = model.transform(t).toPandas()
+            err = np.clip(pred.prediction.to_numpy(), 1, 5) - pred.rating.to_numpy()
+            out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+            out["covered"] = len(pred) / len(test)
+    spark.stop()
+    return out
+
+
+FITTERS = {"dask": fit_dask, "spark": fit_spark, "local": fit_local}
+
+
+def _child(lib, path, params, queue):
+    try:
+        queue.put(FITTERS[lib](path, params))
+    except ImportError as exc:
+        queue.put(dict(skipped=str(exc)))
+
+
+def run(lib, path, params):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(lib, path, params, q))
+    proc.start()
+    out = q.get()
+    proc.join()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10M,30M")
+    ap.add_argument("--libraries", default="dask,local,spark")
+    ap.add_argument("--task", default="explicit", choices=["explicit", "implicit"])
+    ap.add_argument("--factors", type=int, default=64)
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--reg", type=float, default=0.05)
+    ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--workers", type=int, default=2, help="Dask workers = Spark/local threads")
+    ap.add_argument("--memory-limit", default="auto", help="per Dask worker, e.g. 512MB")
+    ap.add_argument("--n-blocks", type=int, default=None, help="Dask blocks per side")
+    ap.add_argument("--spark-memory", default="4g")
+    ap.add_argument("--no-score", action="store_true")
+    ap.add_argument("--workdir", default="/tmp/sklearn_mf_bench_dask")
+    args = ap.parse_args()
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    params = dict(factors=args.factors, iterations=args.iterations, reg=args.reg,
+                  alpha=args.alpha, workers=args.workers, memory_limit=args.memory_limit,
+                  n_blocks=args.n_blocks,
+                  spark_memory=args.spark_memory, task=args.task, score=not args.no_score)
+    print(json.dumps(params), "load", os.getloadavg(), flush=True)
+    for name in args.sizes.split(","):
+        path = write_data(name, args.workdir)
+        base = None
+        for lib in args.libraries.split(","):
+            r = run(lib, path, params)
+            if lib == "dask":
+                base = r.get("secs_iter")
+            if "secs_iter" in r and base:
+                r["ratio_to_dask"] = round(r["secs_iter"] / base, 2)
+            print(name, lib, json.dumps(r), "load", os.getloadavg(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""The block layout of distributed ALS: what runs inside each Dask task.
+
+Every function here is a task body: it takes NumPy / pandas objects (the
+results of other tasks) and returns new ones, never touching the client or
+the scheduler.  The client side (``_estimators.py``) decides which task runs
+on which block; this module only computes.
+
+Layout (see ``doc/user_guide/cluster.rst``).  Users are cut into ``B_u``
+blocks by code modulo ``B_u`` (user ``c`` is row ``c // B_u`` of block
+``c % B_u``), items into ``B_i`` blocks the same way.  A *user block* holds
+its users' interactions as a :class:`~sklearn_mf._als.RowMatrix` whose column
+indices point into the compact matrix of just the item factors the block
+needs, gathered in item-block order (the *in-links*), and, for each item
+block, the local rows of its own users that the item block needs (the
+*out-links*).  Item blocks mirror this.  A half-step then ships, from every
+block ``j`` of the fixed side to every block ``b`` of the side being solved,
+exactly the factor rows ``out_j[b]``: never a whole factor matrix.
+"""
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from sklearn_mf import _als_fast
+from sklearn_mf._als import (
+    RowMatrix,
+    blas_single_thread,
+    explicit_half_step,
+    explicit_objective,
+    implicit_half_step,
+)
+
+# the columns of every normalised input partition
+USER, ITEM, VALUE = "user", "item", "value"
+
+
+# ------------------------------------------------------------ input partitions
+def frame_partition(part, y_part, has_value):
+    """One input partition as a DataFrame with columns user, item, value.
+
+    ``part`` is a pandas DataFrame (or a 2-d NumPy chunk of a dask array)
+    whose columns 0 and 1 are the ids; the value is ``y_part`` when given,
+    else column 2 when ``has_value``, else 1.
+    """
+    if isinstance(part, pd.DataFrame):
+        users, items = part.iloc[:, 0].to_numpy(), part.iloc[:, 1].to_numpy()
+        third = part.iloc[:, 2].to_numpy() if has_value and y_part is None else None
+    else:
+        arr = np.asarray(part)
+        users, items = arr[:, 0], arr[:, 1]
+        third = arr[:, 2] if has_value and y_part is None else None
+    if y_part is not None:
+        third = np.asarray(y_part).ravel()
+        if len(third) != len(users):
+            raise ValueError(
+                f"A partition of y has {len(third)} rows but the matching partition "
+                f"of X has {len(users)}; y must be partitioned like X."
+            )
+    value = np.ones(len(users)) if third is None else np.asarray(third, dtype=np.float64)
+    return pd.DataFrame({USER: users, ITEM: items, VALUE: value})
+
+
+def partition_summary(frame):
+    """Per-partition unique ids and the numbers the input checks need."""
+    v = frame[VALUE].to_numpy()
+    return {
+        "users": pd.unique(frame[USER].to_numpy()),
+        "items": pd.unique(frame[ITEM].to_numpy()),
+        "n": len(v),
+        "null_ids": int(frame[USER].isna().sum() + frame[ITEM].isna().sum()),
+        "non_finite": int((~np.isfinite(v)).sum()),
+        "negative": int((v < 0).sum()),
+        "positive": int((v > 0).sum()),
+        "sum": float(v[np.isfinite(v)].sum()),
+        # values that float32 holds exactly (integer or half-star ratings)
+        # travel through the shuffle in 4 bytes instead of 8
+        "inexact32": int((v.astype(np.float32) != v).sum()),
+        "min": float(v.min()) if len(v) else np.inf,
+        "max": float(v.max()) if len(v) else -np.inf,
+    }
+
+
+def merge_summaries(*parts):
+    """Combine partition summaries (a node of the distributed unique's tree)."""
+    out = dict(parts[0])
+    for s in parts[1:]:
+        for key in ("n", "null_ids", "non_finite", "negative", "positive", "sum",
+                    "inexact32"):
+            out[key] = out[key] + s[key]
+        out["min"] = min(out["min"], s["min"])
+        out["max"] = max(out["max"], s["max"])
+    for key in ("users", "items"):
+        out[key] = pd.unique(np.concatenate([np.asarray(s[key], dtype=object)
+                                             if s[key].dtype != parts[0][key].dtype
+                                             else s[key] for s in parts]))
+    return out
+
+
+def split_partition(frame, user_index, item_index, n_user_blocks, n_item_blocks,
+                    value_dtype):
+    """Encode a partition with the vocabularies and cut it into block pieces.
+
+    Returns ``(user_pieces, item_pieces)``: ``user_pieces[b]`` holds the rows
+    of user block ``b`` as ``(local user row, item code, value)`` and
+    ``item_pieces[j]`` those of item block ``j`` as ``(local item row, user
+    code, value)``, each in the partition's row order.
+    """
+    u = np.asarray(user_index.get_indexer(frame[USER].to_numpy()), dtype=np.int64)
+    i = np.asarray(item_index.get_indexer(frame[ITEM].to_numpy()), dtype=np.int64)
+    v = frame[VALUE].to_numpy().astype(value_dtype)
+    return (_pieces(u, i, v, n_user_blocks), _pieces(i, u, v, n_item_blocks))
+
+
+def _pieces(rows, cols, values, n_blocks):
+    block = rows % n_blocks
+    order = np.argsort(block, kind="stable")
+    bounds = np.searchsorted(block[order], np.arange(n_blocks + 1))
+    local = (rows // n_blocks).astype(np.int32)[order]
+    cols32, vals = cols.astype(np.int32)[order], values[order]
+    return [(local[a:z], cols32[a:z], vals[a:z]) for a, z in zip(bounds[:-1], bounds[1:])]
+
+
+# ----------------------------------------------------------------- the blocks
+def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
+    """Gather the pieces of one block (in partition order) into its CSR.
+
+    ``kind`` is ``"explicit-u"``, ``"explicit-i"``, ``"implicit-u"`` or
+    ``"implicit-i"`` (which model, which side).  The row order of the entries
+    reproduces the local estimator's: for explicit ratings the user side keeps
+    input order within a user and the item side sorts by user code (the
+    transpose of the user-major matrix); for implicit feedback duplicates are
+    summed and entries sorted by column code, as in ``user_items_``.
+    """
+    model, side = kind.split("-")
+    rows = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int32)
+    cols = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int32)
+    vals = np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0)
+    dtype = params["dtype"]
+    raw_counts = np.bincount(rows, minlength=n_rows).astype(np.int64)
+    if model == "implicit":
+        m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)),
+                          shape=(n_rows, n_cols_total))
+        m.sum_duplicates()
+        indptr, gcols, summed = m.indptr.astype(np.intp), m.indices.astype(np.int32), m.data
+        data = {"cw": (params["alpha"] * summed).astype(dtype)}
+        if side == "u":
+            data["y"] = summed  # the seen-items matrix of recommend and to_local
+    else:
+        order = (np.argsort(rows, kind="stable") if side == "u"
+                 else np.lexsort((cols, rows)))
+        indptr = np.zeros(n_rows + 1, dtype=np.intp)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        gcols = cols[order]
+        data = {"t": (vals[order].astype(np.float64) - params["global_mean"]).astype(dtype)}
+        if side == "u":
+            data["y"] = vals[order].astype(np.float32)  # as user_items_ stores them
+    del rows, cols, vals
+    # in-links: the distinct columns, in (other block, local row) order
+    B = n_other_blocks
+    wide = np.int64 if B * (n_cols_total + 1) >= 2**31 else np.int32
+    dest_of_entry = (gcols % B).astype(wide)
+    key = dest_of_entry * wide(n_cols_total) + (gcols // B).astype(wide)
+    needed = np.unique(key)
+    compact = np.searchsorted(needed, key).astype(np.int32)
+    del key
+    needed_cols = ((needed % n_cols_total) * B + needed // n_cols_total).astype(np.int32)
+    # out-links: which of this block's rows each other-side block needs
+    n = max(n_rows, 1)
+    wide = np.int64 if B * (n + 1) >= 2**31 else np.int32
+    pairs = dest_of_entry.astype(wide, copy=False) * wide(n)
+    del dest_of_entry
+    pairs += np.repeat(np.arange(n_rows, dtype=wide), np.diff(indptr))
+    pairs = np.unique(pairs)
+    dest, local = pairs // n, (pairs % n).astype(np.intp)
+    bounds = np.searchsorted(dest, np.arange(B + 1))
+    return {
+        "R": RowMatrix(indptr, compact, data, len(needed)),
+        "cols": needed_cols,
+        "out": [local[a:z] for a, z in zip(bounds[:-1], bounds[1:])],
+        "row_weight": np.diff(indptr).astype(np.float64),
+        "raw_counts": raw_counts,
+    }
+
+
+def block_nnz(block):
+    """Interactions, distinct columns and out-link sizes of a block (for sizing)."""
+    return {"nnz": int(block["R"].indptr[-1]), "n_cols": int(block["R"].n_cols),
+            "out": [len(o) for o in block["out"]], "n_rows": block["R"].n_rows}
+
+
+def concat_rows(*chunks):
+    """Stack row chunks of an initial factor block."""
+    return np.ascontiguousarray(np.concatenate(chunks)) if chunks else None
+
+
+def as_factors(F, bias, params):
+    """A factor block: ``(factors, bias or None, statistics)``."""
+    return F, bias, factor_stats(F, bias, None, params)
+
+
+def factor_stats(F, bias, block, params):
+    """Penalty sums of a factor block (plain or scaled by each row's count)."""
+    mult = block["row_weight"] if (block is not None and params.get("scale")) else 1.0
+    pen = float(np.sum(mult * np.einsum("ij,ij->i", F, F, dtype=np.float64)))
+    pen_b = 0.0 if bias is None else float(np.sum(mult * bias.astype(np.float64) ** 2))
+    return {"pen": pen, "pen_b": pen_b}
+
+
+# ------------------------------------------------------------------ messages
+def send(block, factors, dest):
+    """The factor rows (and biases) of ``block`` that block ``dest`` needs."""
+    F, bias, _ = factors
+    rows = block["out"][dest]
+    return np.ascontiguousarray(F[rows]), (None if bias is None else bias[rows])
+
+
+def _gathered(messages, k, dtype):
+    if not messages:
+        return np.zeros((0, k), dtype=dtype), None
+    Y = np.ascontiguousarray(np.concatenate([m[0] for m in messages]))
+    b = None if messages[0][1] is None else np.concatenate([m[1] for m in messages])
+    return Y, b
+
+
+def factor_gram(factors):
+    """``F^T F`` of a factor block, float64 (summed over blocks for ``Y^T Y``)."""
+    F = factors[0]
+    return (F.T.astype(np.float64) @ F.astype(np.float64)) if len(F) else 0.0
+
+
+def sum_grams(*grams):
+    """Sum of block Gram matrices, in block order (deterministic)."""
+    total = 0.0
+    for g in grams:
+        total = total + g
+    return total
+
+
+def solve_block(block, old, G, params, with_loss, *messages):
+    """One half-step on one block: the local estimator's half-step function on
+    the block's rows against the gathered factors of the other side.
+
+    With ``with_loss`` (the second half-step of an iteration, when both sides
+    are new) the statistics also hold the block's data term of the
+    objective, computed from the same gathered factors.
+    """
+    R = block["R"]
+    k, dtype = params["n_factors"], params["dtype"]
+    Y, other_bias = _gathered(messages, k, dtype)
+    n_threads = params["n_threads"]
+    if params["model"] == "implicit":
+        X = old[0].copy()
+        G = np.ascontiguousarray(np.asarray(G, dtype=np.float64).astype(dtype))
+        implicit_half_step(R, Y, X, params["reg"], params["solver"], params["cg_steps"],
+                           n_threads, G=G)
+        bias = None
+    else:
+        X = np.zeros((R.n_rows, k), dtype=dtype)
+        bias = np.zeros(R.n_rows, dtype=dtype) if params["biased"] else None
+        explicit_half_step(R, Y, other_bias, X, bias, params["reg"], params["reg_b"],
+                           params["scale"], n_threads)
+    stats = factor_stats(X, bias, block, params)
+    if with_loss:
+        stats["data"] = observed_loss(R, X, bias, Y, other_bias, params)
+    return X, bias, stats
+
+
+def observed_loss(R, X, bias, Y, other_bias, params):
+    """The data term of the objective that a block's entries carry.
+
+    Explicit: the squared error of the block's ratings; implicit: the
+    observed-cell correction (the rest is ``<G_u, G_i>``, from the Grams).
+    """
+    n_threads = params["n_threads"]
+    if params["model"] == "implicit":
+        with blas_single_thread():
+            return float(_als_fast.implicit_loss_observed(
+                R.indptr, R.indices, R.data["cw"], X, Y, n_threads))
+    return explicit_objective(R, X, bias, Y, other_bias, 0.0, 0.0, False, n_threads,
+                              None, None)
+
+
+# ----------------------------------------------------------- gathering back
+def block_interactions(block, n_user_blocks, b):
+    """A user block's training interactions as global codes (for ``to_local``)."""
+    R = block["R"]
+    rows = np.repeat(np.arange(R.n_rows, dtype=np.int64), np.diff(R.indptr))
+    users = (rows * n_user_blocks + b).astype(np.int32)
+    return users, block["cols"][R.indices], R.data["y"], R.data.get("t")
+
+
+def seen_matrix(block, n_items):
+    """The block users' seen items (``user_items_`` rows), global item codes."""
+    R = block["R"]
+    m = sp.csr_matrix((R.data["y"].astype(np.float32), block["cols"][R.indices], R.indptr),
+                      shape=(R.n_rows, n_items))
+    m.sum_duplicates()
+    m.indices = m.indices.astype(np.int32, copy=False)
+    m.indptr = m.indptr.astype(np.int32, copy=False)
+    return m
+
+
+def recommend_block(block, factors, model, block_users, query, n, exclude_seen):
+    """Top-``n`` rows ``(user, rank, item, score)`` for the users ``query``.
+
+    ``model`` is a fitted local estimator that holds the item side (factors,
+    biases, ``items_``, popularity); it is given this block's users, factors
+    and seen items, and its own ``recommend`` does the work, so that the
+    result is the local estimator's, unknown users (popularity) included.
+    """
+    model = _with_users(model, block, factors, block_users)
+    rec = model.recommend(query, n=n, exclude_seen=exclude_seen)
+    n_q, n_cols = rec.items.shape
+    keep = rec.scores.ravel() > -np.inf
+    return pd.DataFrame({
+        "user": np.repeat(query, n_cols)[keep],
+        "rank": np.tile(np.arange(1, n_cols + 1, dtype=np.int32), n_q)[keep],
+        "item": rec.items.ravel()[keep],
+        "score": rec.scores.ravel()[keep],
+    })
+
+
+def _with_users(model, block, factors, block_users):
+    import copy
+
+    m = copy.copy(model)  # shallow: the item arrays are shared, never written
+    m.users_ = block_users
+    m._user_index = pd.Index(block_users)
+    m.user_factors_ = factors[0]
+    if hasattr(m, "item_bias_"):  # MatrixFactorization
+        m.user_bias_ = (factors[1] if factors[1] is not None
+                        else np.zeros(len(block_users), dtype=factors[0].dtype))
+    m.user_items_ = seen_matrix(block, len(m.items_))
+    return m

@@ -1,0 +1,248 @@
+"""ALS on a Dask cluster (``sklearn_mf.dask``) gives the local estimators' fit.
+
+One module-scoped ``LocalCluster`` (two worker processes, one thread each,
+bound to loopback) serves every test; the killed-worker test runs last
+because it makes the cluster restart a worker.
+"""
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+
+from sklearn_mf import ImplicitALS, MatrixFactorization
+from sklearn_mf.metrics import make_ranking_scorer
+
+distributed = pytest.importorskip("distributed")
+dd = pytest.importorskip("dask.dataframe")
+import sklearn_mf.dask as smd  # noqa: E402  (after the importorskip)
+from sklearn_mf.dask._estimators import initial_factor_chunks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        host="127.0.0.1", silence_logs=logging.ERROR,
+    )
+    with cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ml100k_split(ml100k):
+    X = np.asarray(ml100k.X)[:, :2].astype(np.int64)
+    y = np.asarray(ml100k.y, dtype=np.float64)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
+    train = pd.DataFrame({"user": X_tr[:, 0], "item": X_tr[:, 1], "rating": y_tr})
+    return train, pd.DataFrame(X_te, columns=["user", "item"]), y_te
+
+
+def _rmse(model, X, y):
+    return float(np.sqrt(np.mean((model.predict(X) - y) ** 2)))
+
+
+def test_initial_factor_chunks_are_the_local_draws():
+    rng = np.random.default_rng(check_random_state(7).randint(2**31))
+    P = rng.normal(0, 0.1, (1000, 5)).astype(np.float32)
+    Q = rng.normal(0, 0.1, (300, 5)).astype(np.float32)
+    got = [np.empty_like(P), np.empty_like(Q)]
+    for which, start, rows in initial_factor_chunks(7, (1000, 300), 5, 0.1, np.float32,
+                                                    chunk=128):
+        got[which][start:start + len(rows)] = rows
+    assert_array_equal(got[0], P)
+    assert_array_equal(got[1], Q)
+
+
+def test_explicit_fit_equals_local_fit(client, ml100k_split):
+    train, X_te, y_te = ml100k_split
+    params = dict(n_factors=16, max_iter=8, regularization=0.05, random_state=0)
+    local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(
+        train[["user", "item"]], train["rating"])
+    dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=7))
+    assert dist.n_blocks_ == 4 and dist.n_iter_ == local.n_iter_
+    assert_allclose(dist.loss_curve_, local.loss_curve_, rtol=1e-6)
+    model = dist.to_local()
+    assert_array_equal(model.users_, local.users_)
+    assert_array_equal(model.items_, local.items_)
+    assert_allclose(model.user_factors_, local.user_factors_, atol=1e-4)
+    assert_allclose(model.item_factors_, local.item_factors_, atol=1e-4)
+    assert_allclose(model.user_bias_, local.user_bias_, atol=1e-4)
+    assert model.global_mean_ == pytest.approx(local.global_mean_, rel=1e-12)
+    assert abs(_rmse(model, X_te, y_te) - _rmse(local, X_te, y_te)) < 1e-3
+    assert _rmse(model, X_te, y_te) < 1.0  # a real fit, not a constant
+    ndcg = make_ranking_scorer("ndcg", k=10, relevance_threshold=4)
+    assert abs(ndcg(model, X_te, y_te) - ndcg(local, X_te, y_te)) < 1e-3
+    # what moved: factor rows to the blocks that need them, far less than the data
+    assert 0 < np.median(dist.bytes_per_iteration_) < 20 * len(train) * 4
+
+
+def test_implicit_fit_equals_local_fit(client, ml100k_split):
+    train, X_te, _ = ml100k_split
+    params = dict(n_factors=16, max_iter=8, alpha=2.0, random_state=0)
+    local = ImplicitALS(n_jobs=1, **params).fit(train[["user", "item"]])
+    dist = smd.ImplicitALS(**params).fit(dd.from_pandas(train[["user", "item"]],
+                                                        npartitions=5))
+    assert_allclose(dist.loss_curve_, local.loss_curve_, rtol=1e-5)
+    model = dist.to_local()
+    scale = np.abs(local.user_factors_).max()
+    assert_allclose(model.user_factors_, local.user_factors_, atol=1e-3 * scale)
+    assert_allclose(model.item_factors_, local.item_factors_,
+                    atol=1e-3 * np.abs(local.item_factors_).max())
+    assert abs(model.score(X_te) - local.score(X_te)) < 1e-3
+    assert model.score(X_te) > 0.05  # far above a random ranking (about 0.01)
+    assert_array_equal(model.user_items_.toarray(), local.user_items_.toarray())
+    assert_array_equal(model.item_popularity_, local.item_popularity_)
+
+
+def test_string_ids_mixed_and_empty_partitions_and_dask_array(client):
+    rng = np.random.default_rng(0)
+    users = rng.choice([f"u{j}" for j in range(40)], 600)
+    items = rng.choice([f"i{j:02d}" for j in range(25)], 600)
+    counts = rng.integers(1, 4, 600).astype(float)
+    df = pd.DataFrame({"user": users, "item": items, "count": counts})
+    # every user spread over several partitions, and two empty partitions
+    pieces = [df.iloc[:200], df.iloc[:0], df.iloc[200:450], df.iloc[:0], df.iloc[450:]]
+    ddf = dd.concat([dd.from_pandas(p, npartitions=1) for p in pieces])
+    assert ddf.npartitions == 5
+    params = dict(n_factors=4, max_iter=4, random_state=1)
+    local = ImplicitALS(n_jobs=1, **params).fit(df[["user", "item"]], df["count"])
+    model = smd.ImplicitALS(n_blocks=3, **params).fit(ddf).to_local()
+    assert_array_equal(model.users_, np.sort(df.user.unique()))
+    assert_allclose(model.user_factors_, local.user_factors_, rtol=1e-3, atol=1e-6)
+    # repeated (user, item) rows add up, as locally
+    assert_allclose(model.user_items_.toarray(), local.user_items_.toarray())
+
+    # integer ids through a dask array (third column = strength)
+    import dask.array as da
+
+    arr = np.column_stack([rng.integers(0, 30, 500), rng.integers(100, 120, 500),
+                           np.ones(500)])
+    d_model = smd.ImplicitALS(**params).fit(da.from_array(arr, chunks=(120, 3))).to_local()
+    l_model = ImplicitALS(n_jobs=1, **params).fit(arr[:, :2].astype(int), arr[:, 2])
+    assert_array_equal(d_model.items_, l_model.items_)
+    assert_allclose(d_model.item_factors_, l_model.item_factors_, rtol=1e-3, atol=1e-6)
+
+
+def test_explicit_real_valued_ratings_given_as_y(client):
+    # ratings float32 cannot hold exactly travel in float64; y as a dask Series
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"user": rng.integers(0, 50, 800), "item": rng.integers(0, 30, 800)})
+    y = pd.Series(rng.uniform(1, 5, 800), name="rating")
+    params = dict(n_factors=3, max_iter=5, tol=0, random_state=2)
+    local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(X, y)
+    dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(X, npartitions=3),
+                                                 dd.from_pandas(y, npartitions=3))
+    model = dist.to_local()
+    assert_allclose(model.item_factors_, local.item_factors_, rtol=1e-5, atol=1e-6)
+    assert_allclose(model.item_bias_, local.item_bias_, rtol=1e-5, atol=1e-6)
+    assert model.rating_range_ == local.rating_range_
+    assert_allclose(model.predict(X), local.predict(X), rtol=1e-5)
+
+
+def test_recommend_all_and_unknown_users(client, ml100k_split, tmp_path):
+    train = ml100k_split[0]
+    dist = smd.MatrixFactorization(n_factors=8, max_iter=4, random_state=0).fit(
+        dd.from_pandas(train, npartitions=4))
+    local = dist.to_local()
+    recs = dist.recommend_all(n=20)
+    assert isinstance(recs, dd.DataFrame)
+    recs.to_parquet(tmp_path / "recs")  # the nightly batch, block by block
+    out = pd.read_parquet(tmp_path / "recs").sort_values(["user", "rank"])
+    assert len(out) == 20 * len(local.users_)
+    assert_array_equal(out["rank"].to_numpy()[:20], np.arange(1, 21))
+    some = local.users_[::97]
+    items, scores = local.recommend(some, n=20)
+    sub = out[out.user.isin(some)].set_index("user").loc[some]
+    assert_array_equal(sub["item"].to_numpy().reshape(len(some), 20), items)
+    assert_allclose(sub["score"].to_numpy().reshape(len(some), 20), scores, rtol=1e-6)
+    seen = local.user_items_[local._user_codes(some)[0]].indices
+    assert not np.isin(local.items_[seen], items[0]).any()
+
+    # a requested user without factors gets the popularity list
+    part = dist.recommend_all(n=5, users=[some[0], -1]).compute()
+    assert len(part) == 10
+    popular = local.items_[np.argsort(-local.item_popularity_, kind="stable")[:5]]
+    assert_array_equal(np.sort(part[part.user == -1]["item"].to_numpy()), np.sort(popular))
+    # unknown ids in predict: the local fallback (global mean plus known bias)
+    p = local.predict(pd.DataFrame({"user": [-1, -1], "item": [train.item.iloc[0], -2]}))
+    assert p[1] == pytest.approx(local.global_mean_)
+
+
+def test_to_local_round_trip(client, ml100k_split):
+    train = ml100k_split[0]
+    dist = smd.ImplicitALS(n_factors=8, max_iter=3, random_state=0).fit(
+        dd.from_pandas(train[["user", "item"]], npartitions=3))
+    model = pickle.loads(pickle.dumps(dist.to_local()))
+    assert isinstance(model, ImplicitALS) and model.get_params()["n_factors"] == 8
+    u = model.users_[:3]
+    assert_array_equal(model.recommend(u, n=5).items, dist.to_local().recommend(u, n=5).items)
+    new = pd.DataFrame({"user": 999999, "item": train.item.iloc[:10]})
+    folded = model.fold_in(new)
+    assert folded.user_factors.shape == (1, 8) and np.abs(folded.user_factors).sum() > 0
+    model.partial_fit(pd.DataFrame({"user": [model.users_[0]], "item": [424242]}))
+    assert 424242 in model.items_
+
+
+def test_bad_input_is_rejected_early(client):
+    good = pd.DataFrame({"user": [1, 2, 2], "item": [1, 1, 3], "v": [1.0, -1.0, 2.0]})
+    with pytest.raises(ValueError, match="negative"):
+        smd.ImplicitALS().fit(dd.from_pandas(good, npartitions=1))
+    bad = good.assign(v=[1.0, np.nan, 2.0])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        smd.MatrixFactorization().fit(dd.from_pandas(bad, npartitions=1))
+    with pytest.raises(ValueError, match="needs ratings"):
+        smd.MatrixFactorization().fit(dd.from_pandas(good[["user", "item"]], npartitions=1))
+    with pytest.raises(TypeError, match="dask.dataframe"):
+        smd.ImplicitALS().fit(good)
+    with pytest.raises(ValueError, match="n_factors"):
+        smd.ImplicitALS(n_factors=0).fit(dd.from_pandas(good, npartitions=1))
+    assert good["v"].tolist() == [1.0, -1.0, 2.0]  # inputs untouched
+
+
+def test_import_sklearn_mf_does_not_import_dask():
+    code = "import sys, sklearn_mf; sys.exit('dask' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=os.getcwd()).returncode == 0
+
+
+@pytest.mark.slow
+def test_killed_worker_does_not_lose_the_fit(client, ml100k_split):
+    train = ml100k_split[0][["user", "item"]]
+    params = dict(n_factors=16, max_iter=25, random_state=0)
+    reference = smd.ImplicitALS(**params).fit(dd.from_pandas(train, npartitions=4))
+    pids = client.run(os.getpid)
+    victim = max(pids.values())
+    est = smd.ImplicitALS(**params)
+    errors = []
+
+    def run():
+        try:
+            est.fit(dd.from_pandas(train, npartitions=4))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(getattr(est, "loss_curve_", [])) < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    killed_at = len(est.loss_curve_)
+    os.kill(victim, signal.SIGKILL)
+    thread.join(300)
+    assert not errors, errors
+    assert killed_at < params["max_iter"]  # the worker died mid-fit
+    assert victim not in client.run(os.getpid).values()  # and was replaced
+    assert_allclose(est.loss_curve_, reference.loss_curve_, rtol=1e-12)
+    assert_array_equal(est.item_factors_, reference.item_factors_)
+    assert_array_equal(est.to_local().user_factors_, reference.to_local().user_factors_)
