@@ -542,8 +542,9 @@ class ImplicitALS(_DaskALS):
         Per-row solver, as in the local estimator.
     cg_steps : int, default=3
         Conjugate-gradient steps per row and half-step.
-    tol : float, default=0.0
-        Stop when the objective decreased by less than ``tol`` times its value.
+    tol : float or None, default=None
+        Stop when the objective decreased by less than ``tol`` times its
+        value (``0``: once it stops decreasing); None runs every iteration.
     init_std : float, default=0.01
         Standard deviation of the initial embeddings.
     dtype : {np.float32, np.float64}, default=np.float32
@@ -618,7 +619,7 @@ class ImplicitALS(_DaskALS):
     }
 
     def __init__(self, n_factors=64, *, alpha=1.0, regularization=0.05, max_iter=15,
-                 solver="cg", cg_steps=3, tol=0.0, init_std=0.01, dtype=np.float32,
+                 solver="cg", cg_steps=3, tol=None, init_std=0.01, dtype=np.float32,
                  handle_unknown="fallback", random_state=None, n_jobs=None, verbose=0,
                  n_blocks=None):
         self.n_factors = n_factors
@@ -666,7 +667,7 @@ class ImplicitALS(_DaskALS):
 
     def _should_stop(self, it):
         c = self.loss_curve_
-        return self.tol > 0 and it > 1 and c[-2] - c[-1] <= self.tol * abs(c[-2])
+        return self.tol is not None and it > 1 and c[-2] - c[-1] <= self.tol * abs(c[-2])
 
     def _local_params(self):
         p = {k: getattr(self, k) for k in _COMMON + ("alpha", "solver", "cg_steps")}
@@ -690,13 +691,14 @@ class MatrixFactorization(_DaskALS):
         Dimension of the embeddings.
     max_iter : int, default=15
         ALS iterations.
-    regularization : float, default=0.05
+    regularization : float, default=0.08
         L2 penalty on the embeddings (times each row's rating count under
-        ``als_regularization="weighted"``).
+        ``regularization_scaling="occurrence"``).
     bias_regularization : float or None, default=None
         Penalty on the biases (None: ``regularization``).
-    als_regularization : {"weighted", "plain"}, default="weighted"
-        Scale the penalties by each row's rating count, or not.
+    regularization_scaling : {"occurrence", "none"}, default="occurrence"
+        Scale the penalties by each row's rating count (weighted-lambda
+        ALS), or not.
     biased : bool, default=True
         Learn the global mean and the biases.
     init_std : float, default=0.1
@@ -762,14 +764,14 @@ class MatrixFactorization(_DaskALS):
 
     _local_class = _LocalMF
     _model = "explicit"
-    _EXTRA = ("bias_regularization", "als_regularization", "biased", "clip_predictions")
+    _EXTRA = ("bias_regularization", "regularization_scaling", "biased", "clip_predictions")
     _parameter_constraints: dict = {
         **{k: _LocalMF._parameter_constraints[k] for k in _COMMON + _EXTRA},
         "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, n_factors=100, *, max_iter=15, regularization=0.05,
-                 bias_regularization=None, als_regularization="weighted", biased=True,
+    def __init__(self, n_factors=100, *, max_iter=15, regularization=0.08,
+                 bias_regularization=None, regularization_scaling="occurrence", biased=True,
                  init_std=0.1, dtype=np.float32, tol=1e-4, clip_predictions=True,
                  handle_unknown="fallback", random_state=None, n_jobs=None, verbose=0,
                  n_blocks=None):
@@ -777,7 +779,7 @@ class MatrixFactorization(_DaskALS):
         self.max_iter = max_iter
         self.regularization = regularization
         self.bias_regularization = bias_regularization
-        self.als_regularization = als_regularization
+        self.regularization_scaling = regularization_scaling
         self.biased = biased
         self.init_std = init_std
         self.dtype = dtype
@@ -815,12 +817,12 @@ class MatrixFactorization(_DaskALS):
         reg_b = reg if self.bias_regularization is None else float(self.bias_regularization)
         return {"model": "explicit", "dtype": dtype, "n_factors": self.n_factors,
                 "reg": reg, "reg_b": reg_b, "biased": bool(self.biased),
-                "scale": self.als_regularization == "weighted",
+                "scale": self.regularization_scaling == "occurrence",
                 "n_threads": 1 if self.n_jobs is None else effective_n_threads(self.n_jobs)}
 
     def _should_stop(self, it):
         c = self.loss_curve_
-        return it > 1 and c[-2] - c[-1] <= self.tol * abs(c[-2])
+        return self.tol is not None and it > 1 and c[-2] - c[-1] <= self.tol * abs(c[-2])
 
     def _local_params(self):
         p = {k: getattr(self, k) for k in _COMMON + self._EXTRA}
