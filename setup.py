@@ -10,7 +10,6 @@ developer convenience for ``python setup.py build_ext --inplace``).
 
 import glob
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,8 @@ def _openmp_flags():
     warnings.warn(
         "OpenMP is not supported by this compiler: sklearn_mf is built without "
         "parallelism (n_jobs has no effect). Install a compiler with OpenMP "
-        "support (gcc, or clang with libomp) for multithreaded kernels."
+        "support (gcc, or clang with libomp) for multithreaded kernels.",
+        stacklevel=2,
     )
     return [], []
 

@@ -54,31 +54,42 @@ def surprise_cv(X, y, folds):
     return np.mean(rmses), np.mean(maes)
 
 
-BAYES = {"ids": None, "ids + user set (Bayesian SVD++)": "user",
-         "ids + both sets (flipped)": "both"}
+BAYES = {
+    "ids": None,
+    "ids + user set (Bayesian SVD++)": "user",
+    "ids + both sets (flipped)": "both",
+}
 
 
 def bayesian_cv(X, y, cv, sweeps, n_jobs):
     """Per-fold RMSE of the Bayesian FM with each implicit-feature set."""
     scores = {}
     for label, implicit in BAYES.items():
-        model = FMRecommender(10, solver="mcmc", max_iter=sweeps, implicit_features=implicit,
-                              random_state=0, n_jobs=n_jobs)
+        model = FMRecommender(
+            10,
+            solver="mcmc",
+            max_iter=sweeps,
+            implicit_features=implicit,
+            random_state=0,
+            n_jobs=n_jobs,
+        )
         tic = time.perf_counter()
         res = cross_validate(model, X, y, cv=cv, scoring="neg_root_mean_squared_error")
         scores[label] = -res["test_score"]
-        print(f"Bayesian FM {label:32s} RMSE {scores[label].mean():.4f}  folds "
-              + " ".join(f"{v:.4f}" for v in scores[label])
-              + f"  ({time.perf_counter() - tic:.0f} s, fit {res['fit_time'].mean():.1f} s "
-              "per fold)", flush=True)
+        print(
+            f"Bayesian FM {label:32s} RMSE {scores[label].mean():.4f}  folds "
+            + " ".join(f"{v:.4f}" for v in scores[label])
+            + f"  ({time.perf_counter() - tic:.0f} s, fit {res['fit_time'].mean():.1f} s "
+            "per fold)",
+            flush=True,
+        )
     return scores
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller grid")
-    parser.add_argument("--bayes-only", action="store_true",
-                        help="only the Bayesian FM rows")
+    parser.add_argument("--bayes-only", action="store_true", help="only the Bayesian FM rows")
     parser.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
     data = load_movielens(DATA / "ml-100k")
@@ -91,22 +102,31 @@ def main():
 
     tic = time.perf_counter()
     res = cross_validate(MatrixFactorization(random_state=0), X, y, cv=cv, scoring=scoring)
-    print(f"MatrixFactorization defaults      RMSE "
-          f"{-res['test_neg_root_mean_squared_error'].mean():.4f}  MAE "
-          f"{-res['test_neg_mean_absolute_error'].mean():.4f}  "
-          f"({time.perf_counter() - tic:.0f} s for 5 folds)", flush=True)
+    print(
+        f"MatrixFactorization defaults      RMSE "
+        f"{-res['test_neg_root_mean_squared_error'].mean():.4f}  MAE "
+        f"{-res['test_neg_mean_absolute_error'].mean():.4f}  "
+        f"({time.perf_counter() - tic:.0f} s for 5 folds)",
+        flush=True,
+    )
 
     grid = {k: v[:1] for k, v in GRID.items()} if args.quick else GRID
-    search = GridSearchCV(MatrixFactorization(random_state=0), grid,
-                          scoring="neg_root_mean_squared_error",
-                          cv=KFold(3, shuffle=True, random_state=1))
+    search = GridSearchCV(
+        MatrixFactorization(random_state=0),
+        grid,
+        scoring="neg_root_mean_squared_error",
+        cv=KFold(3, shuffle=True, random_state=1),
+    )
     tic = time.perf_counter()
     res = cross_validate(search, X, y, cv=cv, scoring=scoring, return_estimator=True)
     chosen = [e.best_params_ for e in res["estimator"]]
-    print(f"MatrixFactorization nested-tuned  RMSE "
-          f"{-res['test_neg_root_mean_squared_error'].mean():.4f}  MAE "
-          f"{-res['test_neg_mean_absolute_error'].mean():.4f}  "
-          f"({time.perf_counter() - tic:.0f} s)", flush=True)
+    print(
+        f"MatrixFactorization nested-tuned  RMSE "
+        f"{-res['test_neg_root_mean_squared_error'].mean():.4f}  MAE "
+        f"{-res['test_neg_mean_absolute_error'].mean():.4f}  "
+        f"({time.perf_counter() - tic:.0f} s)",
+        flush=True,
+    )
     for params in chosen:
         print(f"    chosen: {params}")
 
@@ -115,8 +135,10 @@ def main():
     if sur is None:
         print("scikit-surprise not installed: skipped")
     else:
-        print(f"surprise SVD defaults             RMSE {sur[0]:.4f}  MAE {sur[1]:.4f}  "
-              f"({time.perf_counter() - tic:.0f} s)")
+        print(
+            f"surprise SVD defaults             RMSE {sur[0]:.4f}  MAE {sur[1]:.4f}  "
+            f"({time.perf_counter() - tic:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

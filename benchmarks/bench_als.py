@@ -58,8 +58,7 @@ def temporal_split(frame, test_fraction=0.2, min_interactions=5):
     n = frame.groupby("user")["item"].transform("size").to_numpy()
     rank = frame.groupby("user").cumcount().to_numpy()
     test = (n >= min_interactions) & (rank >= n - np.floor(test_fraction * n))
-    return (frame[~test][["user", "item"]].to_numpy(),
-            frame[test][["user", "item"]].to_numpy())
+    return (frame[~test][["user", "item"]].to_numpy(), frame[test][["user", "item"]].to_numpy())
 
 
 def load(name, data_path):
@@ -71,8 +70,7 @@ def load(name, data_path):
     from sklearn_mf.datasets import make_ratings
 
     n_users, n_items, n_ratings = SIZES[name]
-    X, _ = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings,
-                        random_state=0)
+    X, _ = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, random_state=0)
     frame = pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "timestamp": X[:, 2]})
     return temporal_split(frame)
 
@@ -99,10 +97,16 @@ def _child(lib, name, data_path, params, queue):
     if lib == "sklearn_mf":
         from sklearn_mf import ImplicitALS
 
-        model = ImplicitALS(n_factors=params["factors"], alpha=params["alpha"],
-                            regularization=params["reg"], max_iter=params["iterations"],
-                            solver="cg", cg_steps=3, n_jobs=params["threads"],
-                            random_state=0)
+        model = ImplicitALS(
+            n_factors=params["factors"],
+            alpha=params["alpha"],
+            regularization=params["reg"],
+            max_iter=params["iterations"],
+            solver="cg",
+            cg_steps=3,
+            n_jobs=params["threads"],
+            random_state=0,
+        )
         tic = time.perf_counter()
         model.fit(train)
         secs = time.perf_counter() - tic
@@ -115,12 +119,17 @@ def _child(lib, name, data_path, params, queue):
         tic = time.perf_counter()
         u_ids, u = np.unique(train[:, 0], return_inverse=True)
         i_ids, i = np.unique(train[:, 1], return_inverse=True)
-        m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)),
-                          shape=(len(u_ids), len(i_ids)))
+        m = sp.csr_matrix(
+            (np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(u_ids), len(i_ids))
+        )
         model = AlternatingLeastSquares(
-            factors=params["factors"], regularization=params["reg"],
-            alpha=1.0 + params["alpha"], iterations=params["iterations"],
-            use_cg=True, calculate_training_loss=False, num_threads=params["threads"],
+            factors=params["factors"],
+            regularization=params["reg"],
+            alpha=1.0 + params["alpha"],
+            iterations=params["iterations"],
+            use_cg=True,
+            calculate_training_loss=False,
+            num_threads=params["threads"],
             random_state=0,
         )
         with threadpool_limits(1, "blas"):
@@ -131,8 +140,7 @@ def _child(lib, name, data_path, params, queue):
         recs = dict(zip(users, i_ids[ids].tolist()))
     peak = _rss_kb("VmHWM")
     ndcg, prec = ranking_metrics(recs, test)
-    queue.put(dict(secs=secs, mem_mb=(peak - rss0) / 1024, ndcg=ndcg, prec=prec,
-                   nnz=len(train)))
+    queue.put(dict(secs=secs, mem_mb=(peak - rss0) / 1024, ndcg=ndcg, prec=prec, nnz=len(train)))
 
 
 def run(lib, name, data_path, params):
@@ -147,31 +155,46 @@ def run(lib, name, data_path, params):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
-                                                   "shared", "data", "ml-100k"))
+    ap.add_argument(
+        "--data",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ml-100k"),
+    )
     ap.add_argument("--sizes", default="100k,1M", help="comma list of 100k, 1M, 10M")
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=15)
-    ap.add_argument("--alpha", type=float, default=4.0,
-                    help="sklearn_mf alpha (implicit gets 1 + alpha)")
+    ap.add_argument(
+        "--alpha", type=float, default=4.0, help="sklearn_mf alpha (implicit gets 1 + alpha)"
+    )
     ap.add_argument("--reg", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     # both libraries call BLAS from their own threads: keep BLAS single-threaded
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    params = dict(factors=args.factors, iterations=args.iterations, alpha=args.alpha,
-                  reg=args.reg, threads=args.threads)
-    print(f"k={args.factors} iterations={args.iterations} alpha={args.alpha} "
-          f"(implicit {1 + args.alpha}) reg={args.reg} threads={args.threads} float32 CG(3)")
-    print(f"{'data':>5} {'library':>10} {'nnz':>10} {'s/iter':>8} {'ratio':>6} "
-          f"{'peak MB':>8} {'NDCG@10':>8} {'P@10':>7}")
+    params = dict(
+        factors=args.factors,
+        iterations=args.iterations,
+        alpha=args.alpha,
+        reg=args.reg,
+        threads=args.threads,
+    )
+    print(
+        f"k={args.factors} iterations={args.iterations} alpha={args.alpha} "
+        f"(implicit {1 + args.alpha}) reg={args.reg} threads={args.threads} float32 CG(3)"
+    )
+    print(
+        f"{'data':>5} {'library':>10} {'nnz':>10} {'s/iter':>8} {'ratio':>6} "
+        f"{'peak MB':>8} {'NDCG@10':>8} {'P@10':>7}"
+    )
     for name in args.sizes.split(","):
         res = {lib: run(lib, name, args.data, params) for lib in ("implicit", "sklearn_mf")}
         base = res["implicit"]["secs"]
         for lib, r in res.items():
-            print(f"{name:>5} {lib:>10} {r['nnz']:>10} {r['secs'] / args.iterations:8.3f} "
-                  f"{r['secs'] / base:6.2f} {r['mem_mb']:8.0f} {r['ndcg']:8.4f} "
-                  f"{r['prec']:7.4f}", flush=True)
+            print(
+                f"{name:>5} {lib:>10} {r['nnz']:>10} {r['secs'] / args.iterations:8.3f} "
+                f"{r['secs'] / base:6.2f} {r['mem_mb']:8.0f} {r['ndcg']:8.4f} "
+                f"{r['prec']:7.4f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

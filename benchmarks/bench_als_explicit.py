@@ -53,8 +53,7 @@ def load(name, data_path):
         from sklearn_mf.datasets import make_ratings
 
         n_users, n_items, n_ratings = SIZES[name]
-        X, y = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings,
-                            random_state=0)
+        X, y = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, random_state=0)
         X = X[:, :2]
     return train_test_split(X, y, test_size=0.2, random_state=0)
 
@@ -62,9 +61,15 @@ def load(name, data_path):
 def _fit_sklearn_mf(Xtr, ytr, Xte, p):
     from sklearn_mf import MatrixFactorization
 
-    model = MatrixFactorization(n_factors=p["factors"], solver="als",
-                                regularization=p["reg"], max_iter=p["iterations"], tol=0,
-                                n_jobs=p["threads"], random_state=0)
+    model = MatrixFactorization(
+        n_factors=p["factors"],
+        solver="als",
+        regularization=p["reg"],
+        max_iter=p["iterations"],
+        tol=0,
+        n_jobs=p["threads"],
+        random_state=0,
+    )
     tic = time.perf_counter()
     model.fit(Xtr, ytr)
     secs = time.perf_counter() - tic
@@ -76,19 +81,32 @@ def _fit_spark(Xtr, ytr, Xte, p):
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master(f"local[{p['threads']}]")
-             .config("spark.driver.memory", "4g").config("spark.ui.enabled", "false")
-             .config("spark.ui.showConsoleProgress", "false")
-             .getOrCreate())
+    spark = (
+        SparkSession.builder.master(f"local[{p['threads']}]")
+        .config("spark.driver.memory", "4g")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
-    train = spark.createDataFrame(pd.DataFrame(
-        {"user": Xtr[:, 0].astype(int), "item": Xtr[:, 1].astype(int), "rating": ytr}))
-    test_pd = pd.DataFrame({"user": Xte[:, 0].astype(int), "item": Xte[:, 1].astype(int),
-                            "row": np.arange(len(Xte))})
+    train = spark.createDataFrame(
+        pd.DataFrame({"user": Xtr[:, 0].astype(int), "item": Xtr[:, 1].astype(int), "rating": ytr})
+    )
+    test_pd = pd.DataFrame(
+        {"user": Xte[:, 0].astype(int), "item": Xte[:, 1].astype(int), "row": np.arange(len(Xte))}
+    )
     test = spark.createDataFrame(test_pd)
     train.cache().count()
-    als = ALS(rank=p["factors"], maxIter=p["iterations"], regParam=p["reg"], userCol="user",
-              itemCol="item", ratingCol="rating", coldStartStrategy="drop", seed=0)
+    als = ALS(
+        rank=p["factors"],
+        maxIter=p["iterations"],
+        regParam=p["reg"],
+        userCol="user",
+        itemCol="item",
+        ratingCol="rating",
+        coldStartStrategy="drop",
+        seed=0,
+    )
     tic = time.perf_counter()
     model = als.fit(train)
     model.userFactors.count()
@@ -104,10 +122,19 @@ def _fit_cmfrec(Xtr, ytr, Xte, p):
     import pandas as pd
     from cmfrec import CMF
 
-    model = CMF(k=p["factors"], lambda_=p["reg"], niter=p["iterations"], method="als",
-                scale_lam=True, use_cg=False, user_bias=True, item_bias=True,
-                nthreads=p["threads"],
-                verbose=False, random_state=0)
+    model = CMF(
+        k=p["factors"],
+        lambda_=p["reg"],
+        niter=p["iterations"],
+        method="als",
+        scale_lam=True,
+        use_cg=False,
+        user_bias=True,
+        item_bias=True,
+        nthreads=p["threads"],
+        verbose=False,
+        random_state=0,
+    )
     df = pd.DataFrame({"UserId": Xtr[:, 0], "ItemId": Xtr[:, 1], "Rating": ytr})
     tic = time.perf_counter()
     model.fit(df)
@@ -126,8 +153,7 @@ def _child(lib, name, data_path, params, queue):
         secs, pred, ok = FITTERS[lib](Xtr, ytr, Xte, params)
         peak = (_rss_kb("VmHWM") - rss0) / 1024
         rmse = float(np.sqrt(np.mean((np.clip(pred[ok], 1, 5) - yte[ok]) ** 2)))
-        queue.put(dict(secs=secs, mem_mb=peak, rmse=rmse, covered=float(ok.mean()),
-                       nnz=len(ytr)))
+        queue.put(dict(secs=secs, mem_mb=peak, rmse=rmse, covered=float(ok.mean()), nnz=len(ytr)))
     except ImportError as exc:
         queue.put(dict(skipped=str(exc)))
 
@@ -144,8 +170,10 @@ def run(lib, name, data_path, params):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
-                                                   "shared", "data", "ml-100k"))
+    ap.add_argument(
+        "--data",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ml-100k"),
+    )
     ap.add_argument("--sizes", default="100k,1M", help="comma list of 100k, 1M, 10M")
     ap.add_argument("--libraries", default="sklearn_mf,spark,cmfrec")
     ap.add_argument("--factors", type=int, default=64)
@@ -154,12 +182,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    params = dict(factors=args.factors, iterations=args.iterations, reg=args.reg,
-                  threads=args.threads)
-    print(f"k={args.factors} iterations={args.iterations} reg={args.reg} "
-          f"threads={args.threads}")
-    print(f"{'data':>5} {'library':>10} {'nnz':>10} {'s/iter':>8} {'ratio':>6} "
-          f"{'peak MB':>8} {'RMSE':>7} {'covered':>7}")
+    params = dict(
+        factors=args.factors, iterations=args.iterations, reg=args.reg, threads=args.threads
+    )
+    print(f"k={args.factors} iterations={args.iterations} reg={args.reg} threads={args.threads}")
+    print(
+        f"{'data':>5} {'library':>10} {'nnz':>10} {'s/iter':>8} {'ratio':>6} "
+        f"{'peak MB':>8} {'RMSE':>7} {'covered':>7}"
+    )
     for name in args.sizes.split(","):
         res = {}
         for lib in args.libraries.split(","):
@@ -171,8 +201,11 @@ def main():
                 continue
             ratio = r["secs"] / base if base else float("nan")
             mem = "n/a(JVM)" if lib == "spark" else f"{r['mem_mb']:8.0f}"
-            print(f"{name:>5} {lib:>10} {r['nnz']:>10} {r['secs'] / args.iterations:8.3f} "
-                  f"{ratio:6.2f} {mem:>8} {r['rmse']:7.4f} {r['covered']:7.3f}", flush=True)
+            print(
+                f"{name:>5} {lib:>10} {r['nnz']:>10} {r['secs'] / args.iterations:8.3f} "
+                f"{ratio:6.2f} {mem:>8} {r['rmse']:7.4f} {r['covered']:7.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -40,12 +40,15 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
 
-    X, _ = make_ratings(n_users=args.users, n_items=args.items, n_ratings=args.ratings,
-                        random_state=0)
+    X, _ = make_ratings(
+        n_users=args.users, n_items=args.items, n_ratings=args.ratings, random_state=0
+    )
     model = ImplicitALS(args.factors, max_iter=10, random_state=0, n_jobs=args.n_jobs).fit(X)
     items = model.items_
-    print(f"{len(items)} items, k={args.factors}, n_jobs={args.n_jobs}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(items)} items, k={args.factors}, n_jobs={args.n_jobs}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
     t = time.perf_counter()
     exact = model.similar_items(items, n=10, exact=True)
@@ -54,16 +57,20 @@ def main():
 
     t = time.perf_counter()
     model.build_similarity_index(M=args.M, ef_construction=args.ef_construction)
-    print(f"HNSW build (M={args.M}, ef_construction={args.ef_construction}): "
-          f"{time.perf_counter() - t:.2f} s")
+    print(
+        f"HNSW build (M={args.M}, ef_construction={args.ef_construction}): "
+        f"{time.perf_counter() - t:.2f} s"
+    )
     print(f"{'ef_search':>10}{'recall@10':>11}{'seconds':>9}{'queries/s':>12}")
     for ef in [int(e) for e in args.ef.split(",")]:
         model.similarity_index_.params["ef_search"] = ef
         t = time.perf_counter()
         approx = model.similar_items(items, n=10)
         sec = time.perf_counter() - t
-        print(f"{ef:>10}{recall(approx.items, exact.items):>11.4f}{sec:>9.2f}"
-              f"{len(items) / sec:>12,.0f}")
+        print(
+            f"{ef:>10}{recall(approx.items, exact.items):>11.4f}{sec:>9.2f}"
+            f"{len(items) / sec:>12,.0f}"
+        )
 
 
 if __name__ == "__main__":

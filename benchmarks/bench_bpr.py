@@ -58,9 +58,14 @@ def ranking_metrics(recommended, train, test, k=10):
 
 
 def run_sklearn_mf(train, test_users, params, n_jobs, seed):
-    model = BPR(n_factors=params["factors"], n_epochs=params["epochs"],
-                learning_rate=params["lr"], regularization=params["reg"],
-                random_state=seed, n_jobs=n_jobs)
+    model = BPR(
+        n_factors=params["factors"],
+        n_epochs=params["epochs"],
+        learning_rate=params["lr"],
+        regularization=params["reg"],
+        random_state=seed,
+        n_jobs=n_jobs,
+    )
     tic = time.perf_counter()
     model.fit(train)
     secs = time.perf_counter() - tic
@@ -73,12 +78,14 @@ def run_implicit(train, test_users, params, n_jobs, seed):
 
     u_ids, u = np.unique(train[:, 0], return_inverse=True)
     i_ids, i = np.unique(train[:, 1], return_inverse=True)
-    m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)),
-                      shape=(len(u_ids), len(i_ids)))
+    m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(u_ids), len(i_ids)))
     model = BayesianPersonalizedRanking(
-        factors=params["factors"], learning_rate=params["lr"],
-        regularization=params["reg"], iterations=params["epochs"],
-        num_threads=n_jobs, random_state=seed,
+        factors=params["factors"],
+        learning_rate=params["lr"],
+        regularization=params["reg"],
+        iterations=params["epochs"],
+        num_threads=n_jobs,
+        random_state=seed,
     )
     tic = time.perf_counter()
     model.fit(m, show_progress=False)
@@ -90,14 +97,17 @@ def run_implicit(train, test_users, params, n_jobs, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join(
-        os.path.dirname(__file__), "..", "..", "shared", "data", "ml-100k"))
+    parser.add_argument(
+        "--data",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ml-100k"),
+    )
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--reg", type=float, default=0.002)
-    parser.add_argument("--implicit-lr", type=float, default=None,
-                        help="learning rate for implicit (default: --lr)")
+    parser.add_argument(
+        "--implicit-lr", type=float, default=None, help="learning rate for implicit (default: --lr)"
+    )
     parser.add_argument("--implicit-reg", type=float, default=None)
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -106,9 +116,11 @@ def main():
     data = load_movielens(args.data)
     train, test = implicit_split(data.ratings)
     test_users = np.unique(test[:, 0])
-    print(f"MovieLens 100K implicit: {len(train)} train / {len(test)} test positives, "
-          f"{len(test_users)} test users; factors={args.factors} epochs={args.epochs} "
-          f"n_jobs={args.n_jobs}")
+    print(
+        f"MovieLens 100K implicit: {len(train)} train / {len(test)} test positives, "
+        f"{len(test_users)} test users; factors={args.factors} epochs={args.epochs} "
+        f"n_jobs={args.n_jobs}"
+    )
     ours = dict(factors=args.factors, epochs=args.epochs, lr=args.lr, reg=args.reg)
     theirs = dict(ours, lr=args.implicit_lr or args.lr, reg=args.implicit_reg or args.reg)
     runners = [("sklearn_mf.BPR", run_sklearn_mf, ours)]
@@ -132,7 +144,9 @@ def main():
     for name, ndcg, sd, prec, t in rows:
         print(f"{name:16s} {ndcg:9.4f} ± {sd:.4f} {prec:8.4f} {t * 1e3:7.2f}ms")
     if len(rows) == 2:
-        print(f"speed ratio (implicit / sklearn_mf seconds per epoch): {rows[1][4] / rows[0][4]:.2f}")
+        print(
+            f"speed ratio (implicit / sklearn_mf seconds per epoch): {rows[1][4] / rows[0][4]:.2f}"
+        )
 
 
 if __name__ == "__main__":

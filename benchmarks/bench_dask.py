@@ -51,8 +51,11 @@ import urllib.request
 import numpy as np
 
 # name: (users, items, interactions, partitions)
-SIZES = {"1M": (50_000, 10_000, 1_000_000, 4), "10M": (400_000, 40_000, 10_000_000, 20),
-         "30M": (1_000_000, 100_000, 30_000_000, 60)}
+SIZES = {
+    "1M": (50_000, 10_000, 1_000_000, 4),
+    "10M": (400_000, 40_000, 10_000_000, 20),
+    "30M": (1_000_000, 100_000, 30_000_000, 60),
+}
 TEST_EVERY = 50  # one row in 50 is held out
 
 
@@ -85,14 +88,18 @@ def write_data(name, workdir):
     n_users, n_items, n, P = SIZES[name]
     for p in range(P):
         make_partition(p, n_users, n_items, n // P).to_parquet(
-            os.path.join(path, f"part.{p:04d}.parquet"), index=False)
+            os.path.join(path, f"part.{p:04d}.parquet"), index=False
+        )
     return path
 
 
 def _rss_mb():
     with open("/proc/self/status") as f:
-        return {ln.split(":")[0]: int(ln.split()[1]) / 1024 for ln in f
-                if ln.startswith(("VmRSS", "VmHWM"))}
+        return {
+            ln.split(":")[0]: int(ln.split()[1]) / 1024
+            for ln in f
+            if ln.startswith(("VmRSS", "VmHWM"))
+        }
 
 
 def _ndcg(model_recommend, test, k=10):
@@ -124,32 +131,51 @@ def fit_dask(path, p):
 
     import sklearn_mf.dask as smd
 
-    cluster = LocalCluster(n_workers=p["workers"], threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None,
-                           memory_limit=p["memory_limit"], silence_logs=logging.WARNING)
+    cluster = LocalCluster(
+        n_workers=p["workers"],
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit=p["memory_limit"],
+        silence_logs=logging.WARNING,
+    )
     client = Client(cluster)
     df = dd.read_parquet(path)
     train = df[~df.test][["user", "item", "rating"]]
     if p["task"] == "implicit":
         train = train[train.rating >= 4][["user", "item"]]
-        est = smd.ImplicitALS(n_factors=p["factors"], max_iter=p["iterations"],
-                              regularization=p["reg"], alpha=p["alpha"], random_state=0,
-                              n_blocks=p["n_blocks"])
+        est = smd.ImplicitALS(
+            n_factors=p["factors"],
+            max_iter=p["iterations"],
+            regularization=p["reg"],
+            alpha=p["alpha"],
+            random_state=0,
+            n_blocks=p["n_blocks"],
+        )
     else:
-        est = smd.MatrixFactorization(n_factors=p["factors"], max_iter=p["iterations"],
-                                      regularization=p["reg"], tol=0, random_state=0,
-                                      n_blocks=p["n_blocks"])
+        est = smd.MatrixFactorization(
+            n_factors=p["factors"],
+            max_iter=p["iterations"],
+            regularization=p["reg"],
+            tol=0,
+            random_state=0,
+            n_blocks=p["n_blocks"],
+        )
     tic = time.perf_counter()
     est.fit(train)
     total = time.perf_counter() - tic
     peak = client.run(lambda: _rss_mb()["VmHWM"])
-    out = dict(secs_iter=float(np.median(est.seconds_per_iteration_)),
-               shuffle_secs=total - sum(est.seconds_per_iteration_),
-               bytes_iter=float(np.median(est.bytes_per_iteration_)),
-               formula_bytes=(est.message_rows_["to_users"] + est.message_rows_["to_items"])
-               * (p["factors"] + (p["task"] == "explicit")) * 4,
-               worker_peak_mb=sorted(round(v) for v in peak.values()),
-               blocks=est.n_blocks_)
+    out = dict(
+        secs_iter=float(np.median(est.seconds_per_iteration_)),
+        shuffle_secs=total - sum(est.seconds_per_iteration_),
+        bytes_iter=float(np.median(est.bytes_per_iteration_)),
+        formula_bytes=(est.message_rows_["to_users"] + est.message_rows_["to_items"])
+        * (p["factors"] + (p["task"] == "explicit"))
+        * 4,
+        worker_peak_mb=sorted(round(v) for v in peak.values()),
+        blocks=est.n_blocks_,
+    )
     if p["score"]:
         local = est.to_local()
         out.update(_score(local, path, p))
@@ -177,13 +203,25 @@ def fit_local(path, p):
 
     def fit(iters):
         if p["task"] == "implicit":
-            est = ImplicitALS(n_factors=p["factors"], max_iter=iters, regularization=p["reg"],
-                              alpha=p["alpha"], n_jobs=p["workers"], random_state=0)
+            est = ImplicitALS(
+                n_factors=p["factors"],
+                max_iter=iters,
+                regularization=p["reg"],
+                alpha=p["alpha"],
+                n_jobs=p["workers"],
+                random_state=0,
+            )
             args = (train[["user", "item"]],)
         else:
-            est = MatrixFactorization(solver="als", n_factors=p["factors"], max_iter=iters,
-                                      regularization=p["reg"], tol=0, n_jobs=p["workers"],
-                                      random_state=0)
+            est = MatrixFactorization(
+                solver="als",
+                n_factors=p["factors"],
+                max_iter=iters,
+                regularization=p["reg"],
+                tol=0,
+                n_jobs=p["workers"],
+                random_state=0,
+            )
             args = (train[["user", "item"]], train["rating"])
         tic = time.perf_counter()
         est.fit(*args)
@@ -210,12 +248,16 @@ def fit_spark(path, p):
     from pyspark.sql import SparkSession
 
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    spark = (SparkSession.builder.master(f"local[{p['workers']}]")
-             .config("spark.driver.memory", p["spark_memory"])
-             .config("spark.driver.host", "127.0.0.1")
-             .config("spark.driver.bindAddress", "127.0.0.1")
-             .config("spark.ui.enabled", "true").config("spark.ui.port", "4077")
-             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark = (
+        SparkSession.builder.master(f"local[{p['workers']}]")
+        .config("spark.driver.memory", p["spark_memory"])
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "true")
+        .config("spark.ui.port", "4077")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     df = spark.read.parquet(path)
     train = df.filter(~df.test).select("user", "item", "rating")
@@ -226,9 +268,18 @@ def fit_spark(path, p):
     train.count()
 
     def fit(iters):
-        als = ALS(rank=p["factors"], maxIter=iters, regParam=p["reg"], userCol="user",
-                  itemCol="item", ratingCol="rating", implicitPrefs=implicit,
-                  alpha=p["alpha"], coldStartStrategy="drop", seed=0)
+        als = ALS(
+            rank=p["factors"],
+            maxIter=iters,
+            regParam=p["reg"],
+            userCol="user",
+            itemCol="item",
+            ratingCol="rating",
+            implicitPrefs=implicit,
+            alpha=p["alpha"],
+            coldStartStrategy="drop",
+            seed=0,
+        )
         b0 = _spark_shuffle_bytes(spark)
         tic = time.perf_counter()
         model = als.fit(train)
@@ -237,8 +288,9 @@ def fit_spark(path, p):
 
     t1, b1, _ = fit(1)
     tn, bn, model = fit(p["iterations"])
-    out = dict(secs_iter=(tn - t1) / (p["iterations"] - 1),
-               bytes_iter=(bn - b1) / (p["iterations"] - 1))
+    out = dict(
+        secs_iter=(tn - t1) / (p["iterations"] - 1), bytes_iter=(bn - b1) / (p["iterations"] - 1)
+    )
     if p["score"]:
         import pandas as pd
 
@@ -252,7 +304,7 @@ def fit_spark(path, p):
             t = spark.createDataFrame(test[["user", "item", "rating"]])
             pred = model.transform(t).toPandas()
             err = np.clip(pred.prediction.to_numpy(), 1, 5) - pred.rating.to_numpy()
-            out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+            out["rmse"] = float(np.sqrt(np.mean(err**2)))
             out["covered"] = len(pred) / len(test)
     spark.stop()
     return out
@@ -295,10 +347,18 @@ def main():
     ap.add_argument("--workdir", default="/tmp/sklearn_mf_bench_dask")
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    params = dict(factors=args.factors, iterations=args.iterations, reg=args.reg,
-                  alpha=args.alpha, workers=args.workers, memory_limit=args.memory_limit,
-                  n_blocks=args.n_blocks,
-                  spark_memory=args.spark_memory, task=args.task, score=not args.no_score)
+    params = dict(
+        factors=args.factors,
+        iterations=args.iterations,
+        reg=args.reg,
+        alpha=args.alpha,
+        workers=args.workers,
+        memory_limit=args.memory_limit,
+        n_blocks=args.n_blocks,
+        spark_memory=args.spark_memory,
+        task=args.task,
+        score=not args.no_score,
+    )
     print(json.dumps(params), "load", os.getloadavg(), flush=True)
     for name in args.sizes.split(","):
         path = write_data(name, args.workdir)

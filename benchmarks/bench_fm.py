@@ -112,8 +112,9 @@ def _select_regularization(Xtr, y_tr, params, grid):
     val, fit = rows[:n_val], rows[n_val:]
     scores = {}
     for reg in grid:
-        model = FactorizationMachineRegressor(random_state=0, tol=None,
-                                              **{**params, "regularization": reg})
+        model = FactorizationMachineRegressor(
+            random_state=0, tol=None, **{**params, "regularization": reg}
+        )
         model.fit(Xtr[fit], y_tr[fit])
         scores[reg] = rmse(model.predict(Xtr[val]), y_tr[val])
     return min(scores, key=scores.get)
@@ -138,19 +139,24 @@ def run_mcmc(sets, y_tr, y_te, results, quick, repeats, n_jobs, seeds):
 
             def make(seed=0):
                 return FactorizationMachineRegressor(
-                    n_factors=10, solver="mcmc", max_iter=it, random_state=seed,
-                    n_jobs=n_jobs)
+                    n_factors=10, solver="mcmc", max_iter=it, random_state=seed, n_jobs=n_jobs
+                )
 
             model, fit_s = _median_fit(make, lambda m: m.fit(Xtr, y_tr), repeats)
             row = dict(
                 library="sklearn_mf",
                 model=f"FactorizationMachineRegressor MCMC ({n_jobs} threads)",
-                features=fs, rank=10, iterations=it, fit_s=fit_s, s_per_iter=fit_s / it,
+                features=fs,
+                rank=10,
+                iterations=it,
+                fit_s=fit_s,
+                s_per_iter=fit_s / it,
                 rmse=rmse(model.predict(Xte), y_te),
             )
             if seeds > 1:  # the sampler's own variability: other random_state values
-                more = [rmse(make(seed).fit(Xtr, y_tr).predict(Xte), y_te)
-                        for seed in range(1, seeds)]
+                more = [
+                    rmse(make(seed).fit(Xtr, y_tr).predict(Xte), y_te) for seed in range(1, seeds)
+                ]
                 row["rmse_mean_over_seeds"] = float(np.mean([row["rmse"], *more]))
                 row["rmse_sd_over_seeds"] = float(np.std([row["rmse"], *more], ddof=1))
             results.append(row)
@@ -163,27 +169,37 @@ def run_ours(sets, y_tr, y_te, results, quick):
         # its penalty is chosen on a holdout of the training data.
         ("ALS", dict(solver="als", n_factors=10, max_iter=15), (0.1, 0.15, 0.2)),
         ("ALS", dict(solver="als", n_factors=20, max_iter=15), (0.1, 0.15, 0.2)),
-        ("SGD", dict(solver="sgd", n_factors=10, regularization=0.05,
-                     learning_rate=0.01, n_epochs=40), None),
+        (
+            "SGD",
+            dict(solver="sgd", n_factors=10, regularization=0.05, learning_rate=0.01, n_epochs=40),
+            None,
+        ),
     ]
     for fs, (Xtr, Xte) in sets.items():
         for label, params, grid in configs:
             if quick:
                 params = {**params, "n_epochs" if params["solver"] == "sgd" else "max_iter": 3}
             if grid is not None:
-                params = {**params, "regularization":
-                          _select_regularization(Xtr, y_tr, params, grid)}
+                params = {
+                    **params,
+                    "regularization": _select_regularization(Xtr, y_tr, params, grid),
+                }
             model = FactorizationMachineRegressor(random_state=0, tol=None, **params)
             tic = time.perf_counter()
             model.fit(Xtr, y_tr)
             fit_s = time.perf_counter() - tic
-            results.append(dict(
-                library="sklearn_mf",
-                model=f"FactorizationMachineRegressor {label} (reg={params['regularization']})",
-                features=fs, rank=params["n_factors"], iterations=model.n_iter_,
-                fit_s=fit_s, s_per_iter=fit_s / model.n_iter_,
-                rmse=rmse(model.predict(Xte), y_te),
-            ))
+            results.append(
+                dict(
+                    library="sklearn_mf",
+                    model=f"FactorizationMachineRegressor {label} (reg={params['regularization']})",
+                    features=fs,
+                    rank=params["n_factors"],
+                    iterations=model.n_iter_,
+                    fit_s=fit_s,
+                    s_per_iter=fit_s / model.n_iter_,
+                    rmse=rmse(model.predict(Xte), y_te),
+                )
+            )
             print(results[-1], flush=True)
 
 
@@ -192,12 +208,18 @@ def run_mf(train, test, results, quick):
     tic = time.perf_counter()
     mf.fit(train[["user", "item"]], train["rating"])
     fit_s = time.perf_counter() - tic
-    results.append(dict(
-        library="sklearn_mf", model="MatrixFactorization (defaults)", features="ids",
-        rank=mf.n_factors, iterations=mf.n_iter_, fit_s=fit_s,
-        s_per_iter=fit_s / mf.n_iter_,
-        rmse=rmse(mf.predict(test[["user", "item"]]), test["rating"].to_numpy()),
-    ))
+    results.append(
+        dict(
+            library="sklearn_mf",
+            model="MatrixFactorization (defaults)",
+            features="ids",
+            rank=mf.n_factors,
+            iterations=mf.n_iter_,
+            fit_s=fit_s,
+            s_per_iter=fit_s / mf.n_iter_,
+            rmse=rmse(mf.predict(test[["user", "item"]]), test["rating"].to_numpy()),
+        )
+    )
     print(results[-1], flush=True)
 
 
@@ -212,15 +234,27 @@ def run_myfm(sets, y_tr, y_te, results, failures, quick, repeats):
         Xtr, Xte = sets[fs]
         model, fit_s = _median_fit(
             lambda: myfm.MyFMRegressor(rank=10, random_seed=0),
-            lambda m: m.fit(Xtr, y_tr, n_iter=n_iter, n_kept_samples=n_iter - n_iter // 10,
-                            callback=lambda *args: (False, None)),  # no progress bar
+            lambda m: m.fit(
+                Xtr,
+                y_tr,
+                n_iter=n_iter,
+                n_kept_samples=n_iter - n_iter // 10,
+                callback=lambda *args: (False, None),
+            ),  # no progress bar
             repeats,
         )
-        results.append(dict(
-            library=f"myfm {myfm.__version__}", model="Bayesian FM (Gibbs)", features=fs,
-            rank=10, iterations=n_iter, fit_s=fit_s, s_per_iter=fit_s / n_iter,
-            rmse=rmse(model.predict(Xte), y_te),
-        ))
+        results.append(
+            dict(
+                library=f"myfm {myfm.__version__}",
+                model="Bayesian FM (Gibbs)",
+                features=fs,
+                rank=10,
+                iterations=n_iter,
+                fit_s=fit_s,
+                s_per_iter=fit_s / n_iter,
+                rmse=rmse(model.predict(Xte), y_te),
+            )
+        )
         print(results[-1], flush=True)
 
 
@@ -231,15 +265,19 @@ def _implicit_blocks(train, test):
     items = pd.Index(pd.unique(pd.concat([train["item"], test["item"]])))
     ut, it = users.get_indexer(train["user"]), items.get_indexer(train["item"])
     sets = {}
-    for name, rows, cols, shape in (("user", ut, it, (len(users), len(items))),
-                                    ("item", it, ut, (len(items), len(users)))):
+    for name, rows, cols, shape in (
+        ("user", ut, it, (len(users), len(items))),
+        ("item", it, ut, (len(items), len(users))),
+    ):
         M = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
         M.sum_duplicates()
         counts = np.diff(M.indptr)
         M.data = np.repeat(1 / np.sqrt(np.maximum(counts, 1)), counts)
         sets[name] = M
-    codes = {"train": (ut, it), "test": (users.get_indexer(test["user"]),
-                                          items.get_indexer(test["item"]))}
+    codes = {
+        "train": (ut, it),
+        "test": (users.get_indexer(test["user"]), items.get_indexer(test["item"])),
+    }
     return codes, sets
 
 
@@ -252,14 +290,29 @@ def run_implicit(train, test, results, quick, repeats, n_jobs, sweeps=(200,)):
         for n_sweeps in sweeps:
             it = 20 if quick else n_sweeps
             model, fit_s = _median_fit(
-                lambda: FMRecommender(10, solver="mcmc", max_iter=it, random_state=0,
-                                      implicit_features=implicit, n_jobs=n_jobs),
-                lambda m: m.fit(train[["user", "item"]], y_tr), repeats)
-            results.append(dict(
-                library="sklearn_mf", model=f"FMRecommender MCMC ({n_jobs} threads)",
-                features=fs, rank=10, iterations=it, fit_s=fit_s, s_per_iter=fit_s / it,
-                rmse=rmse(model.predict(test[["user", "item"]]), y_te),
-            ))
+                lambda: FMRecommender(
+                    10,
+                    solver="mcmc",
+                    max_iter=it,
+                    random_state=0,
+                    implicit_features=implicit,
+                    n_jobs=n_jobs,
+                ),
+                lambda m: m.fit(train[["user", "item"]], y_tr),
+                repeats,
+            )
+            results.append(
+                dict(
+                    library="sklearn_mf",
+                    model=f"FMRecommender MCMC ({n_jobs} threads)",
+                    features=fs,
+                    rank=10,
+                    iterations=it,
+                    fit_s=fit_s,
+                    s_per_iter=fit_s / it,
+                    rmse=rmse(model.predict(test[["user", "item"]]), y_te),
+                )
+            )
             print(results[-1], flush=True)
 
 
@@ -276,21 +329,38 @@ def run_myfm_implicit(sets, train, test, results, failures, quick, repeats):
     n_users = train["user"].nunique()
     for fs, implicit in IMPLICIT.items():
         names = ["user"] if implicit == "user" else ["user", "item"]
-        rel = {part: [myfm.RelationBlock(codes[part][0 if b == "user" else 1], blocks[b])
-                      for b in names] for part in ("train", "test")}
+        rel = {
+            part: [
+                myfm.RelationBlock(codes[part][0 if b == "user" else 1], blocks[b]) for b in names
+            ]
+            for part in ("train", "test")
+        }
         shapes = [n_users, Xtr.shape[1] - n_users] + [blocks[b].shape[1] for b in names]
         model, fit_s = _median_fit(
             lambda: myfm.MyFMRegressor(rank=10, random_seed=0),
-            lambda m: m.fit(Xtr, y_tr, X_rel=rel["train"], n_iter=n_iter,
-                            n_kept_samples=n_iter - n_iter // 10, group_shapes=shapes,
-                            callback=lambda *args: (False, None)),
+            lambda m: m.fit(
+                Xtr,
+                y_tr,
+                X_rel=rel["train"],
+                n_iter=n_iter,
+                n_kept_samples=n_iter - n_iter // 10,
+                group_shapes=shapes,
+                callback=lambda *args: (False, None),
+            ),
             repeats,
         )
-        results.append(dict(
-            library=f"myfm {myfm.__version__}", model="Bayesian FM (Gibbs)", features=fs,
-            rank=10, iterations=n_iter, fit_s=fit_s, s_per_iter=fit_s / n_iter,
-            rmse=rmse(np.clip(model.predict(Xte, X_rel=rel["test"]), 1, 5), y_te),
-        ))
+        results.append(
+            dict(
+                library=f"myfm {myfm.__version__}",
+                model="Bayesian FM (Gibbs)",
+                features=fs,
+                rank=10,
+                iterations=n_iter,
+                fit_s=fit_s,
+                s_per_iter=fit_s / n_iter,
+                rmse=rmse(np.clip(model.predict(Xte, X_rel=rel["test"]), 1, 5), y_te),
+            )
+        )
         print(results[-1], flush=True)
 
 
@@ -303,27 +373,42 @@ def run_fastfm(sets, y_tr, y_te, results, failures, quick):
     for fs in ("ids", "side"):
         Xtr, Xte = (m.tocsc() for m in sets[fs])
         n_iter = 10 if quick else 100
-        model = als.FMRegression(n_iter=n_iter, rank=10, l2_reg_w=5.0, l2_reg_V=10.0,
-                                 random_state=0)
+        model = als.FMRegression(
+            n_iter=n_iter, rank=10, l2_reg_w=5.0, l2_reg_V=10.0, random_state=0
+        )
         tic = time.perf_counter()
         model.fit(Xtr, y_tr)
         fit_s = time.perf_counter() - tic
-        results.append(dict(
-            library="fastFM 0.2.10", model="FM (ALS)", features=fs, rank=10,
-            iterations=n_iter, fit_s=fit_s, s_per_iter=fit_s / n_iter,
-            rmse=rmse(np.clip(model.predict(Xte), 1, 5), y_te),
-        ))
+        results.append(
+            dict(
+                library="fastFM 0.2.10",
+                model="FM (ALS)",
+                features=fs,
+                rank=10,
+                iterations=n_iter,
+                fit_s=fit_s,
+                s_per_iter=fit_s / n_iter,
+                rmse=rmse(np.clip(model.predict(Xte), 1, 5), y_te),
+            )
+        )
         print(results[-1], flush=True)
         n_iter = 20 if quick else 200
         model = mcmc.FMRegression(n_iter=n_iter, rank=10, random_state=0)
         tic = time.perf_counter()
         pred = model.fit_predict(Xtr, y_tr, Xte)
         fit_s = time.perf_counter() - tic
-        results.append(dict(
-            library="fastFM 0.2.10", model="Bayesian FM (MCMC)", features=fs, rank=10,
-            iterations=n_iter, fit_s=fit_s, s_per_iter=fit_s / n_iter,
-            rmse=rmse(np.clip(pred, 1, 5), y_te),
-        ))
+        results.append(
+            dict(
+                library="fastFM 0.2.10",
+                model="Bayesian FM (MCMC)",
+                features=fs,
+                rank=10,
+                iterations=n_iter,
+                fit_s=fit_s,
+                s_per_iter=fit_s / n_iter,
+                rmse=rmse(np.clip(pred, 1, 5), y_te),
+            )
+        )
         print(results[-1], flush=True)
 
 
@@ -344,18 +429,28 @@ def main(argv=None):
     parser.add_argument("--data", default=os.environ.get("SKLEARN_MF_ML100K", DEFAULT_DATA))
     parser.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     parser.add_argument("--skip-peers", action="store_true")
-    parser.add_argument("--only-implicit", action="store_true",
-                        help="only the implicit-feedback configurations (ours and myfm)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed fits of each Gibbs sampler (median reported)")
+    parser.add_argument(
+        "--only-implicit",
+        action="store_true",
+        help="only the implicit-feedback configurations (ours and myfm)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed fits of each Gibbs sampler (median reported)"
+    )
     parser.add_argument("--n-jobs", type=int, default=2, help="threads of our MCMC solver")
-    parser.add_argument("--seeds", type=int, default=1,
-                        help="random_state values for our MCMC RMSE (mean and sd reported)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="random_state values for our MCMC RMSE (mean and sd reported)",
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    print(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  {platform.processor() or platform.machine()}"
-          f"  {os.cpu_count()} cores  Python {platform.python_version()}  "
-          f"numpy {np.__version__}")
+    print(
+        f"{datetime.datetime.now():%Y-%m-%d %H:%M}  {platform.processor() or platform.machine()}"
+        f"  {os.cpu_count()} cores  Python {platform.python_version()}  "
+        f"numpy {np.__version__}"
+    )
 
     frame, genre_cols = movielens_frame(args.data)
     train, test = train_test_split(frame, test_size=0.2, random_state=0)
@@ -363,17 +458,31 @@ def main(argv=None):
     sets = feature_sets(train, test, genre_cols)
     results, failures = [], {}
     if not args.only_implicit:
-        run_mcmc(sets, y_tr, y_te, results, args.quick, args.repeats, args.n_jobs,
-                 args.seeds)
+        run_mcmc(sets, y_tr, y_te, results, args.quick, args.repeats, args.n_jobs, args.seeds)
         run_ours(sets, y_tr, y_te, results, args.quick)
         run_mf(train, test, results, args.quick)
     else:  # the ids-only samplers of the same run, for the ratios
-        run_mcmc({"ids": sets["ids"]}, y_tr, y_te, results, args.quick, args.repeats,
-                 args.n_jobs, args.seeds)
+        run_mcmc(
+            {"ids": sets["ids"]},
+            y_tr,
+            y_te,
+            results,
+            args.quick,
+            args.repeats,
+            args.n_jobs,
+            args.seeds,
+        )
     run_implicit(train, test, results, args.quick, args.repeats, args.n_jobs)
     if not args.skip_peers:
-        run_myfm({"ids": sets["ids"]} if args.only_implicit else sets, y_tr, y_te, results,
-                 failures, args.quick, args.repeats)
+        run_myfm(
+            {"ids": sets["ids"]} if args.only_implicit else sets,
+            y_tr,
+            y_te,
+            results,
+            failures,
+            args.quick,
+            args.repeats,
+        )
         run_myfm_implicit(sets, train, test, results, failures, args.quick, args.repeats)
         if not args.only_implicit:
             run_fastfm(sets, y_tr, y_te, results, failures, args.quick)

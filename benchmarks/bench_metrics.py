@@ -118,8 +118,9 @@ def bench_implicit(T, rec, k, repeat):
     empty_train = sp.csr_matrix(T.shape, dtype=np.float32)
     Tf = T.astype(np.float32)
     return best_time(
-        lambda: ranking_metrics_at_k(model, empty_train, Tf, K=k, show_progress=False,
-                                     num_threads=1),
+        lambda: ranking_metrics_at_k(
+            model, empty_train, Tf, K=k, show_progress=False, num_threads=1
+        ),
         repeat,
     )
 
@@ -139,22 +140,34 @@ def main():
 
     try:
         import implicit
+
         implicit_version = implicit.__version__
     except ImportError:
         implicit_version = "not installed"
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}; "
-          f"sklearn_mf {sklearn_mf.__version__}, numpy {np.__version__}, "
-          f"scipy {scipy.__version__}, implicit {implicit_version}")
+    print(
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}; "
+        f"sklearn_mf {sklearn_mf.__version__}, numpy {np.__version__}, "
+        f"scipy {scipy.__version__}, implicit {implicit_version}"
+    )
 
     t0 = time.perf_counter()
     T, rec = make_data(args.n_users, args.n_items, args.n_truth, k)
-    print(f"data: {T.shape[0]:,} users, {T.shape[1]:,} items, {T.nnz:,} held-out "
-          f"interactions, k={k} (built in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"data: {T.shape[0]:,} users, {T.shape[1]:,} items, {T.nnz:,} held-out "
+        f"interactions, k={k} (built in {time.perf_counter() - t0:.1f} s)"
+    )
 
     results = {}
-    for name in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "mrr_at_k",
-                 "hit_rate_at_k", "auc"):
+    for name in (
+        "precision_at_k",
+        "recall_at_k",
+        "ndcg_at_k",
+        "map_at_k",
+        "mrr_at_k",
+        "hit_rate_at_k",
+        "auc",
+    ):
         func = getattr(metrics, name)
         secs, value = best_time(lambda f=func: f(T, rec, k=k), args.repeat)
         results[name] = value
@@ -162,8 +175,7 @@ def main():
     pop = np.asarray(T.sum(axis=0)).ravel()
     secs, _ = best_time(lambda: metrics.coverage(rec, T.shape[1], k=k), args.repeat)
     print(f"  {'coverage':<16} {secs:7.3f} s")
-    secs, _ = best_time(lambda: metrics.novelty(rec, pop, k=k, n_users=T.shape[0]),
-                        args.repeat)
+    secs, _ = best_time(lambda: metrics.novelty(rec, pop, k=k, n_users=T.shape[0]), args.repeat)
     print(f"  {'novelty':<16} {secs:7.3f} s")
     F = np.random.default_rng(1).normal(size=(T.shape[1], 32))
     secs, _ = best_time(lambda: metrics.intra_list_diversity(rec, F, k=k), args.repeat)
@@ -175,13 +187,18 @@ def main():
     print(f"  ndcg_at_k, keyed form (list of id arrays): {secs:.3f} s")
 
     ours_total, _ = best_time(
-        lambda: [metrics.precision_at_k(T, rec, k=k), metrics.map_at_k(T, rec, k=k),
-                 metrics.ndcg_at_k(T, rec, k=k), metrics.auc(T, rec, k=k)],
+        lambda: [
+            metrics.precision_at_k(T, rec, k=k),
+            metrics.map_at_k(T, rec, k=k),
+            metrics.ndcg_at_k(T, rec, k=k),
+            metrics.auc(T, rec, k=k),
+        ],
         args.repeat,
     )
     four = ["precision", "map", "ndcg", "auc"]
-    ours_once, _ = best_time(lambda: metrics.ranking_metrics(T, rec, k=k, metrics=four),
-                             args.repeat)
+    ours_once, _ = best_time(
+        lambda: metrics.ranking_metrics(T, rec, k=k, metrics=four), args.repeat
+    )
     all_once, _ = best_time(lambda: metrics.ranking_metrics(T, rec, k=k), args.repeat)
     print(f"  ranking_metrics, all 7 metrics, lists matched once: {all_once:.3f} s")
     imp = bench_implicit(T, rec, k, args.repeat)
@@ -190,10 +207,14 @@ def main():
         return
     secs, their = imp
     print("\nsame four metrics (precision, MAP, NDCG, AUC):")
-    print(f"  sklearn_mf, 4 separate calls:      {ours_total:7.3f} s   -> implicit/ours "
-          f"= {secs / ours_total:.2f}")
-    print(f"  sklearn_mf, ranking_metrics (once): {ours_once:7.3f} s   -> implicit/ours "
-          f"= {secs / ours_once:.2f}")
+    print(
+        f"  sklearn_mf, 4 separate calls:      {ours_total:7.3f} s   -> implicit/ours "
+        f"= {secs / ours_total:.2f}"
+    )
+    print(
+        f"  sklearn_mf, ranking_metrics (once): {ours_once:7.3f} s   -> implicit/ours "
+        f"= {secs / ours_once:.2f}"
+    )
     print(f"  implicit ranking_metrics_at_k:     {secs:7.3f} s")
     print(f"  NDCG  ours {results['ndcg_at_k']:.6f}  implicit {their['ndcg']:.6f}")
     print(f"  MAP   ours {results['map_at_k']:.6f}  implicit {their['map']:.6f}")

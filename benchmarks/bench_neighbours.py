@@ -57,13 +57,15 @@ def load_ratings(name, data_dir):
         from sklearn_mf.datasets import load_movielens
 
         return load_movielens(os.path.join(data_dir, "ml-100k")).ratings
-    path = os.path.join(data_dir, "amazon-2014-musical-instruments-5core",
-                        "Musical_Instruments_5.json.xz")
+    path = os.path.join(
+        data_dir, "amazon-2014-musical-instruments-5core", "Musical_Instruments_5.json.xz"
+    )
     raw = pd.read_json(path, lines=True)
     users = pd.factorize(raw["reviewerID"])[0]
     items = pd.factorize(raw["asin"])[0]
-    return pd.DataFrame({"user": users, "item": items, "rating": raw["overall"],
-                         "timestamp": raw["unixReviewTime"]})
+    return pd.DataFrame(
+        {"user": users, "item": items, "rating": raw["overall"], "timestamp": raw["unixReviewTime"]}
+    )
 
 
 def implicit_task(name, data_dir):
@@ -100,13 +102,15 @@ def _fit_recommend_implicit(kind, params, threads, train, users):
     from implicit import nearest_neighbours as nn
     from threadpoolctl import threadpool_limits
 
-    cls = {"cosine": nn.CosineRecommender, "tfidf": nn.TFIDFRecommender,
-           "bm25": nn.BM25Recommender}[kind]
+    cls = {
+        "cosine": nn.CosineRecommender,
+        "tfidf": nn.TFIDFRecommender,
+        "bm25": nn.BM25Recommender,
+    }[kind]
     tic = time.perf_counter()
     u_ids, u = np.unique(train[:, 0], return_inverse=True)
     i_ids, i = np.unique(train[:, 1], return_inverse=True)
-    m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)),
-                      shape=(len(u_ids), len(i_ids)))
+    m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(u_ids), len(i_ids)))
     m.sum_duplicates()
     model = cls(num_threads=threads, **params)
     warnings.filterwarnings("ignore", message="Method expects CSR input")
@@ -163,17 +167,28 @@ def _child_implicit(lib, kind, params, name, data_dir, threads, repeats, queue):
     users = np.unique(test[:, 0])
     _import(lib)
     rss0 = _rss_kb("VmRSS")
-    run = {"ours": _fit_recommend_ours, "implicit": _fit_recommend_implicit,
-           "lenskit": _fit_recommend_lenskit}[lib]
+    run = {
+        "ours": _fit_recommend_ours,
+        "implicit": _fit_recommend_implicit,
+        "lenskit": _fit_recommend_lenskit,
+    }[lib]
     fits, recs_t = [], []
     for _ in range(repeats):
         fit, rec, recs = run(kind, params, threads, train, users)
         fits.append(fit)
         recs_t.append(rec)
     ndcg, prec = ranking_metrics(recs, test)
-    queue.put(dict(fit=float(np.median(fits)), rec=float(np.median(recs_t)),
-                   mem_mb=(_rss_kb("VmHWM") - rss0) / 1024, ndcg=ndcg, prec=prec,
-                   n_users=len(users), nnz=len(train)))
+    queue.put(
+        dict(
+            fit=float(np.median(fits)),
+            rec=float(np.median(recs_t)),
+            mem_mb=(_rss_kb("VmHWM") - rss0) / 1024,
+            ndcg=ndcg,
+            prec=prec,
+            n_users=len(users),
+            nnz=len(train),
+        )
+    )
 
 
 def _child_rating(lib, kind, params, data_dir, threads, repeats, queue):
@@ -204,8 +219,14 @@ def _child_rating(lib, kind, params, data_dir, threads, repeats, queue):
             pred = np.array([model.predict(u, i).est for u, i in Xte])
             pred_t = time.perf_counter() - tic
     rmse = float(np.sqrt(np.mean((np.clip(pred, 1, 5) - yte) ** 2)))
-    queue.put(dict(fit=float(np.median(fits)), rec=pred_t,
-                   mem_mb=(_rss_kb("VmHWM") - rss0) / 1024, rmse=rmse))
+    queue.put(
+        dict(
+            fit=float(np.median(fits)),
+            rec=pred_t,
+            mem_mb=(_rss_kb("VmHWM") - rss0) / 1024,
+            rmse=rmse,
+        )
+    )
 
 
 def run(target, *args):
@@ -223,19 +244,38 @@ def implicit_models(k, lam):
     none = dict(weighting=None, shrinkage=0.0)
     return [
         (f"implicit Cosine K={k}", "implicit", "cosine", dict(K=k), "cosine"),
-        (f"ItemKNN cosine k={k - 1}", "ours", "ItemKNN", dict(n_neighbors=k - 1, **none),
-         "cosine"),
+        (f"ItemKNN cosine k={k - 1}", "ours", "ItemKNN", dict(n_neighbors=k - 1, **none), "cosine"),
         (f"implicit TFIDF K={k}", "implicit", "tfidf", dict(K=k), "tfidf"),
-        (f"ItemKNN tfidf cosine k={k - 1}", "ours", "ItemKNN",
-         dict(n_neighbors=k - 1, weighting="tfidf", shrinkage=0.0), "tfidf"),
+        (
+            f"ItemKNN tfidf cosine k={k - 1}",
+            "ours",
+            "ItemKNN",
+            dict(n_neighbors=k - 1, weighting="tfidf", shrinkage=0.0),
+            "tfidf",
+        ),
         (f"implicit BM25 K={k}", "implicit", "bm25", dict(K=k, K1=100.0, B=0.8), "bm25"),
-        (f"ItemKNN bm25 dot k={k - 1}", "ours", "ItemKNN",
-         dict(n_neighbors=k - 1, similarity="dot", weighting="bm25", shrinkage=0.0), "bm25"),
-        (f"LensKit ItemKNN k={k}", "lenskit", "ItemKNN",
-         dict(max_nbrs=k, feedback="implicit"), "lk-item"),
+        (
+            f"ItemKNN bm25 dot k={k - 1}",
+            "ours",
+            "ItemKNN",
+            dict(n_neighbors=k - 1, similarity="dot", weighting="bm25", shrinkage=0.0),
+            "bm25",
+        ),
+        (
+            f"LensKit ItemKNN k={k}",
+            "lenskit",
+            "ItemKNN",
+            dict(max_nbrs=k, feedback="implicit"),
+            "lk-item",
+        ),
         (f"ItemKNN cosine k={k}", "ours", "ItemKNN", dict(n_neighbors=k, **none), "lk-item"),
-        (f"LensKit UserKNN k={k}", "lenskit", "UserKNN",
-         dict(max_nbrs=k, feedback="implicit"), "lk-user"),
+        (
+            f"LensKit UserKNN k={k}",
+            "lenskit",
+            "UserKNN",
+            dict(max_nbrs=k, feedback="implicit"),
+            "lk-user",
+        ),
         (f"UserKNN cosine k={k}", "ours", "UserKNN", dict(n_neighbors=k, **none), "lk-user"),
         (f"LensKit EASE l={lam:g}", "lenskit", "EASE", dict(regularization=lam), "ease"),
         (f"EASE l={lam:g}", "ours", "EASE", dict(regularization=lam), "ease"),
@@ -246,12 +286,20 @@ def implicit_models(k, lam):
 
 
 RATING_MODELS = [
-    ("Surprise KNNBaseline item k=40", "surprise", None,
-     dict(k=40, sim_options={"name": "pearson_baseline", "user_based": False})),
+    (
+        "Surprise KNNBaseline item k=40",
+        "surprise",
+        None,
+        dict(k=40, sim_options={"name": "pearson_baseline", "user_based": False}),
+    ),
     ("ItemKNN explicit k=40", "ours", "ItemKNN", dict(n_neighbors=40, feedback="explicit")),
     ("ItemKNN explicit k=300", "ours", "ItemKNN", dict(n_neighbors=300, feedback="explicit")),
-    ("Surprise KNNBaseline user k=40", "surprise", None,
-     dict(k=40, sim_options={"name": "pearson_baseline", "user_based": True})),
+    (
+        "Surprise KNNBaseline user k=40",
+        "surprise",
+        None,
+        dict(k=40, sim_options={"name": "pearson_baseline", "user_based": True}),
+    ),
     ("UserKNN explicit k=300", "ours", "UserKNN", dict(n_neighbors=300, feedback="explicit")),
 ]
 
@@ -266,8 +314,9 @@ def main():
     ap.add_argument("--datasets", default="ml-100k,amazon")
     ap.add_argument("--no-ratings", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
-    ap.add_argument("--only", default=None,
-                    help="run only the models whose label contains this text")
+    ap.add_argument(
+        "--only", default=None, help="run only the models whose label contains this text"
+    )
     args = ap.parse_args()
     # BLAS keeps its default threads: only the EASE solves use it (both libraries)
     os.environ.setdefault("LK_EASE_SOLVER", "scipy")
@@ -275,31 +324,46 @@ def main():
     print(f"threads={args.threads} repeats={args.repeats} (medians)", flush=True)
     for name in args.datasets.split(","):
         print(f"\n{name}: implicit task", flush=True)
-        print(f"{'model':32} {'fit s':>8} {'rec s':>8} {'peak MB':>8} {'NDCG@10':>8} "
-              f"{'P@10':>7}", flush=True)
+        print(
+            f"{'model':32} {'fit s':>8} {'rec s':>8} {'peak MB':>8} {'NDCG@10':>8} {'P@10':>7}",
+            flush=True,
+        )
         for label, lib, kind, params, group in implicit_models(args.k, args.lam):
             if args.only and args.only not in label:
                 continue
             try:
-                r = run(_child_implicit, lib, kind, params, name, args.data, args.threads,
-                        args.repeats)
+                r = run(
+                    _child_implicit, lib, kind, params, name, args.data, args.threads, args.repeats
+                )
             except Exception as exc:  # a peer failing must not stop the others
                 print(f"{label:32} failed: {exc}", flush=True)
                 continue
             r.update(data=name, model=label, library=lib, group=group, task="implicit")
             results.append(r)
-            print(f"{label:32} {r['fit']:8.3f} {r['rec']:8.3f} {r['mem_mb']:8.0f} "
-                  f"{r['ndcg']:8.4f} {r['prec']:7.4f}", flush=True)
+            print(
+                f"{label:32} {r['fit']:8.3f} {r['rec']:8.3f} {r['mem_mb']:8.0f} "
+                f"{r['ndcg']:8.4f} {r['prec']:7.4f}",
+                flush=True,
+            )
     if not args.no_ratings:
         print("\nml-100k: ratings, random 80/20", flush=True)
         print(f"{'model':32} {'fit s':>8} {'pred s':>8} {'peak MB':>8} {'RMSE':>8}", flush=True)
         for label, lib, kind, params in RATING_MODELS:
-            r = run(_child_rating, lib, kind, params, args.data, args.threads,
-                    1 if lib == "surprise" else args.repeats)
+            r = run(
+                _child_rating,
+                lib,
+                kind,
+                params,
+                args.data,
+                args.threads,
+                1 if lib == "surprise" else args.repeats,
+            )
             r.update(data="ml-100k", model=label, library=lib, task="rating")
             results.append(r)
-            print(f"{label:32} {r['fit']:8.3f} {r['rec']:8.3f} {r['mem_mb']:8.0f} "
-                  f"{r['rmse']:8.4f}", flush=True)
+            print(
+                f"{label:32} {r['fit']:8.3f} {r['rec']:8.3f} {r['mem_mb']:8.0f} {r['rmse']:8.4f}",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

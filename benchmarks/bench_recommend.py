@@ -57,14 +57,19 @@ def main():
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
 
-    print(f"sklearn_mf {sklearn_mf.__version__}, numpy {np.__version__}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"sklearn_mf {sklearn_mf.__version__}, numpy {np.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     t = time.perf_counter()
-    X, _ = make_ratings(n_users=args.users, n_items=args.items, n_ratings=args.ratings,
-                        random_state=0)
-    print(f"data: {args.users} users x {args.items} items, {len(X)} interactions "
-          f"({time.perf_counter() - t:.1f} s to generate)")
+    X, _ = make_ratings(
+        n_users=args.users, n_items=args.items, n_ratings=args.ratings, random_state=0
+    )
+    print(
+        f"data: {args.users} users x {args.items} items, {len(X)} interactions "
+        f"({time.perf_counter() - t:.1f} s to generate)"
+    )
     t = time.perf_counter()
     model = ImplicitALS(args.factors, max_iter=1, random_state=0).fit(X)
     print(f"factors: one ALS iteration, k={args.factors} ({time.perf_counter() - t:.1f} s)")
@@ -82,28 +87,31 @@ def main():
     for n_jobs in [int(j) for j in args.jobs.split(",")]:
         model.set_params(n_jobs=n_jobs)
         with threadpool_limits(limits=n_jobs, user_api="blas"):
-            sec, recs = best_of(lambda: model.recommend(users, n=args.n, exclude_seen=True),
-                                args.repeat)
+            sec, recs = best_of(
+                lambda: model.recommend(users, n=args.n, exclude_seen=True), args.repeat
+            )
         rows.append(("sklearn_mf", n_jobs, sec))
         if AlternatingLeastSquares is None:
             continue
         with warnings.catch_warnings():  # BLAS threads are limited below anyway
             warnings.simplefilter("ignore", RuntimeWarning)
-            peer = AlternatingLeastSquares(factors=args.factors, num_threads=n_jobs,
-                                           random_state=0)
+            peer = AlternatingLeastSquares(factors=args.factors, num_threads=n_jobs, random_state=0)
         peer.user_factors = np.ascontiguousarray(model.user_factors_, dtype=np.float32)
         peer.item_factors = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
         ids = np.arange(len(users))
         with threadpool_limits(limits=n_jobs, user_api="blas"):
             sec, (p_items, p_scores) = best_of(
                 lambda: peer.recommend(ids, seen, N=args.n, filter_already_liked_items=True),
-                args.repeat)
+                args.repeat,
+            )
         rows.append(("implicit", n_jobs, sec))
         ours = model._item_codes(recs.items.ravel()).reshape(recs.items.shape)
         same_lists = np.mean([set(a) == set(b) for a, b in zip(ours, p_items)])
         score_gap = np.abs(np.sort(recs.scores, axis=1) - np.sort(p_scores, axis=1)).max()
-        print(f"n_jobs={n_jobs}: identical top-{args.n} sets for {same_lists:.2%} of users, "
-              f"max score difference {score_gap:.2e}")
+        print(
+            f"n_jobs={n_jobs}: identical top-{args.n} sets for {same_lists:.2%} of users, "
+            f"max score difference {score_gap:.2e}"
+        )
 
     print(f"\nload average now {os.getloadavg()[0]:.1f}")
     print(f"{'library':<12}{'n_jobs':>7}{'seconds':>10}{'users/s':>12}")

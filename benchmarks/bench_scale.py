@@ -94,8 +94,7 @@ def generate(cache_dir, size):
 
     n_users, n_items, n_ratings = SIZES[size]
     tic = time.perf_counter()
-    X, y = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings,
-                        random_state=0)
+    X, y = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, random_state=0)
     seconds = time.perf_counter() - tic
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     np.save(paths["u"], X[:, 0].astype(np.int32))
@@ -136,22 +135,40 @@ def _fit_ours(task, u, i, y, n_iter, verbose=0):
 
     X = np.column_stack([u, i])  # the caller's table: (n, 2) int32
     if task == "ours_mf_sgd":
-        model = MatrixFactorization(n_factors=K, n_epochs=n_iter, learning_rate=0.005,
-                                    regularization=0.02, random_state=0, n_jobs=THREADS,
-                                    verbose=verbose)
+        model = MatrixFactorization(
+            n_factors=K,
+            n_epochs=n_iter,
+            learning_rate=0.005,
+            regularization=0.02,
+            random_state=0,
+            n_jobs=THREADS,
+            verbose=verbose,
+        )
         args = (X, y)
     elif task == "ours_mf_als":
-        model = MatrixFactorization(n_factors=K, solver="als", max_iter=n_iter,
-                                    regularization=0.05, random_state=0, n_jobs=THREADS,
-                                    verbose=verbose)
+        model = MatrixFactorization(
+            n_factors=K,
+            solver="als",
+            max_iter=n_iter,
+            regularization=0.05,
+            random_state=0,
+            n_jobs=THREADS,
+            verbose=verbose,
+        )
         args = (X, y)
     elif task == "ours_ials":
-        model = ImplicitALS(n_factors=K, max_iter=n_iter, regularization=0.05,
-                            cg_steps=3, random_state=0, n_jobs=THREADS, verbose=verbose)
+        model = ImplicitALS(
+            n_factors=K,
+            max_iter=n_iter,
+            regularization=0.05,
+            cg_steps=3,
+            random_state=0,
+            n_jobs=THREADS,
+            verbose=verbose,
+        )
         args = (X,)
     elif task == "ours_bpr":
-        model = BPR(n_factors=K, n_epochs=n_iter, random_state=0, n_jobs=THREADS,
-                    verbose=verbose)
+        model = BPR(n_factors=K, n_epochs=n_iter, random_state=0, n_jobs=THREADS, verbose=verbose)
         args = (X,)
     else:
         raise ValueError(task)
@@ -173,10 +190,17 @@ def _fit_implicit(u, i, n_iter):
     from implicit.cpu.als import AlternatingLeastSquares
 
     n_users, n_items = int(u.max()) + 1, int(i.max()) + 1
-    model = AlternatingLeastSquares(factors=K, regularization=0.05, alpha=2.0,
-                                    iterations=n_iter, use_cg=True,
-                                    calculate_training_loss=False, num_threads=THREADS,
-                                    dtype=np.float32, random_state=0)
+    model = AlternatingLeastSquares(
+        factors=K,
+        regularization=0.05,
+        alpha=2.0,
+        iterations=n_iter,
+        use_cg=True,
+        calculate_training_loss=False,
+        num_threads=THREADS,
+        dtype=np.float32,
+        random_state=0,
+    )
     base = reset_peak()
     tic = time.perf_counter()
     m = _implicit_matrix(u, i, n_users, n_items)
@@ -188,8 +212,17 @@ def _fit_implicit(u, i, n_iter):
 def _fit_libmf(u, i, y, n_iter):
     from libmf import mf
 
-    model = mf.MF(k=K, nr_threads=THREADS, nr_iters=n_iter, eta=0.05, lambda_p2=0.02,
-                  lambda_q2=0.02, lambda_p1=0.0, lambda_q1=0.0, quiet=True)
+    model = mf.MF(
+        k=K,
+        nr_threads=THREADS,
+        nr_iters=n_iter,
+        eta=0.05,
+        lambda_p2=0.02,
+        lambda_q2=0.02,
+        lambda_p1=0.0,
+        lambda_q1=0.0,
+        quiet=True,
+    )
     base = reset_peak()
     tic = time.perf_counter()
     data = np.column_stack([u, i, y]).astype(np.float32)  # the layout LIBMF reads
@@ -206,7 +239,7 @@ def gemm_rate(U, V, n_threads):
         rows = max(1, min(len(U), (64 << 20) // (4 * len(V))))
         tic = time.perf_counter()
         for start in range(0, len(U), rows):
-            U[start:start + rows] @ V.T
+            U[start : start + rows] @ V.T
         return (time.perf_counter() - tic) / len(U)
 
 
@@ -232,8 +265,7 @@ def worker(task, cache_dir, size, n_iter):
             tic = time.perf_counter()
             model.recommend(users, n=10, exclude_seen=True)
             out["seconds"] = time.perf_counter() - tic
-        out["gemm_s_per_user"] = gemm_rate(model.user_factors_[query], model.item_factors_,
-                                           THREADS)
+        out["gemm_s_per_user"] = gemm_rate(model.user_factors_[query], model.item_factors_, THREADS)
     elif task == "implicit_recommend":
         model, m, _, _ = _fit_implicit(u, i, 1)
         model.recommend(query[:100], m[query[:100]], N=10)
@@ -250,12 +282,26 @@ def worker(task, cache_dir, size, n_iter):
 
 def run(task, cache_dir, size, n_iter):
     blas = str(THREADS) if task.endswith("recommend") else "1"
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=blas,
-               MKL_NUM_THREADS=blas)
+    env = dict(
+        os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=blas, MKL_NUM_THREADS=blas
+    )
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", task, "--cache-dir", str(cache_dir),
-         "--sizes", size, "--n-iter", str(n_iter)],
-        capture_output=True, text=True, env=env, check=False,
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            task,
+            "--cache-dir",
+            str(cache_dir),
+            "--sizes",
+            size,
+            "--n-iter",
+            str(n_iter),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if proc.returncode != 0:
         print(f"  {task} {size} failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
@@ -296,13 +342,18 @@ def measure_size(cache_dir, size, tasks, repeats):
         it = [(b - a) / 2 for a, b in zip(t1, t3)]
         setup = [a - s for a, s in zip(t1, it)]
         rows[task] = {
-            "iter_s": float(np.median(it)), "setup_s": float(np.median(setup)),
-            "fit1_s": float(np.median(t1)), "extra_bytes_per_rating": float(np.median(mem)) / n,
-            "iter_s_all": it, "setup_s_all": setup,
+            "iter_s": float(np.median(it)),
+            "setup_s": float(np.median(setup)),
+            "fit1_s": float(np.median(t1)),
+            "extra_bytes_per_rating": float(np.median(mem)) / n,
+            "iter_s_all": it,
+            "setup_s_all": setup,
         }
-        print(f"  {size} {task}: iter {rows[task]['iter_s']:.3f} s, setup "
-              f"{rows[task]['setup_s']:.3f} s, {rows[task]['extra_bytes_per_rating']:.1f} B/rating",
-              flush=True)
+        print(
+            f"  {size} {task}: iter {rows[task]['iter_s']:.3f} s, setup "
+            f"{rows[task]['setup_s']:.3f} s, {rows[task]['extra_bytes_per_rating']:.1f} B/rating",
+            flush=True,
+        )
     return rows
 
 
@@ -311,15 +362,18 @@ def ratios(rows):
         return rows.get(task, {}).get(key)
 
     out = {}
-    pairs = [("ials_iter_vs_implicit", "ours_ials", "implicit_als", "iter_s"),
-             ("ials_memory_vs_implicit", "ours_ials", "implicit_als", "extra_bytes_per_rating"),
-             ("sgd_iter_vs_libmf", "ours_mf_sgd", "libmf_sgd", "iter_s")]
+    pairs = [
+        ("ials_iter_vs_implicit", "ours_ials", "implicit_als", "iter_s"),
+        ("ials_memory_vs_implicit", "ours_ials", "implicit_als", "extra_bytes_per_rating"),
+        ("sgd_iter_vs_libmf", "ours_mf_sgd", "libmf_sgd", "iter_s"),
+    ]
     for name, a, b, key in pairs:
         if get(a, key) and get(b, key):
             out[name] = get(a, key) / get(b, key)
     if get("ours_recommend", "users_per_s") and get("implicit_recommend", "users_per_s"):
-        out["recommend_speedup_vs_implicit"] = (get("ours_recommend", "users_per_s")
-                                                / get("implicit_recommend", "users_per_s"))
+        out["recommend_speedup_vs_implicit"] = get("ours_recommend", "users_per_s") / get(
+            "implicit_recommend", "users_per_s"
+        )
     if get("ours_mf_sgd", "setup_s") and get("ours_mf_sgd", "iter_s"):
         out["sgd_setup_in_epochs"] = get("ours_mf_sgd", "setup_s") / get("ours_mf_sgd", "iter_s")
     return out
@@ -338,19 +392,36 @@ def table(results):
                 cells.append("-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
-    for task, label in (("ours_mf_sgd", "MF sgd"), ("libmf_sgd", "LIBMF"),
-                        ("ours_mf_als", "MF als"), ("ours_ials", "ImplicitALS"),
-                        ("implicit_als", "implicit ALS"), ("ours_bpr", "BPR")):
+    for task, label in (
+        ("ours_mf_sgd", "MF sgd"),
+        ("libmf_sgd", "LIBMF"),
+        ("ours_mf_als", "MF als"),
+        ("ours_ials", "ImplicitALS"),
+        ("implicit_als", "implicit ALS"),
+        ("ours_bpr", "BPR"),
+    ):
         row(f"{label} s/iteration", lambda r, t=task: f"{r['rows'][t]['iter_s']:.2f}")
         row(f"{label} set-up s", lambda r, t=task: f"{r['rows'][t]['setup_s']:.2f}")
-        row(f"{label} bytes/rating", lambda r, t=task: f"{r['rows'][t]['extra_bytes_per_rating']:.0f}")
+        row(
+            f"{label} bytes/rating",
+            lambda r, t=task: f"{r['rows'][t]['extra_bytes_per_rating']:.0f}",
+        )
     row("recommend users/s ours", lambda r: f"{r['rows']['ours_recommend']['users_per_s']:,.0f}")
-    row("recommend users/s implicit",
-        lambda r: f"{r['rows']['implicit_recommend']['users_per_s']:,.0f}")
-    row("recommend, fraction of GEMM rate",
-        lambda r: f"{r['rows']['ours_recommend']['fraction_of_gemm']:.2f}")
-    for key in ("ials_iter_vs_implicit", "ials_memory_vs_implicit", "sgd_iter_vs_libmf",
-                "recommend_speedup_vs_implicit", "sgd_setup_in_epochs"):
+    row(
+        "recommend users/s implicit",
+        lambda r: f"{r['rows']['implicit_recommend']['users_per_s']:,.0f}",
+    )
+    row(
+        "recommend, fraction of GEMM rate",
+        lambda r: f"{r['rows']['ours_recommend']['fraction_of_gemm']:.2f}",
+    )
+    for key in (
+        "ials_iter_vs_implicit",
+        "ials_memory_vs_implicit",
+        "sgd_iter_vs_libmf",
+        "recommend_speedup_vs_implicit",
+        "sgd_setup_in_epochs",
+    ):
         row(key, lambda r, k=key: f"{r['ratios'][k]:.2f}")
     row("make_ratings s", lambda r: f"{r['generate_s']:.0f}")
     return "\n".join(lines)
@@ -358,8 +429,11 @@ def table(results):
 
 def rst_table(markdown):
     """The markdown table as an RST ``list-table`` (for the docs page)."""
-    rows = [[c.strip() for c in line.strip("|").split("|")]
-            for line in markdown.splitlines() if not line.startswith("|---")]
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in markdown.splitlines()
+        if not line.startswith("|---")
+    ]
     rows[0][0] = "measure"
     out = [".. list-table::", "   :header-rows: 1", ""]
     for row in rows:
@@ -377,20 +451,31 @@ def plot(results, path):
     sizes = [s for s in SIZES if s in results["sizes"]]
     n = np.array([SIZES[s][2] for s in sizes], dtype=float)
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    series = (("ours_mf_sgd", "MF sgd", "C0", "-"), ("libmf_sgd", "LIBMF sgd", "C0", ":"),
-              ("ours_ials", "ImplicitALS", "C1", "-"), ("implicit_als", "implicit ALS", "C1", ":"),
-              ("ours_mf_als", "MF als", "C2", "-"), ("ours_bpr", "BPR", "C3", "-"))
+    series = (
+        ("ours_mf_sgd", "MF sgd", "C0", "-"),
+        ("libmf_sgd", "LIBMF sgd", "C0", ":"),
+        ("ours_ials", "ImplicitALS", "C1", "-"),
+        ("implicit_als", "implicit ALS", "C1", ":"),
+        ("ours_mf_als", "MF als", "C2", "-"),
+        ("ours_bpr", "BPR", "C3", "-"),
+    )
     for task, label, color, style in series:
         for ax, key, scale in ((ax_t, "iter_s", 1.0), (ax_m, "extra_bytes_per_rating", 1e-9)):
-            pts = [(x, results["sizes"][s]["rows"][task][key])
-                   for x, s in zip(n, sizes) if task in results["sizes"][s]["rows"]]
+            pts = [
+                (x, results["sizes"][s]["rows"][task][key])
+                for x, s in zip(n, sizes)
+                if task in results["sizes"][s]["rows"]
+            ]
             if not pts:
                 continue
             x, v = np.array(pts).T
             v = v * (x if key == "extra_bytes_per_rating" else 1.0) * scale
             ax.loglog(x, v, style, color=color, marker="o", label=label)
-    pts = [(x, results["sizes"][s]["rows"]["ours_mf_sgd"]["setup_s"])
-           for x, s in zip(n, sizes) if "ours_mf_sgd" in results["sizes"][s]["rows"]]
+    pts = [
+        (x, results["sizes"][s]["rows"]["ours_mf_sgd"]["setup_s"])
+        for x, s in zip(n, sizes)
+        if "ours_mf_sgd" in results["sizes"][s]["rows"]
+    ]
     if pts:
         x, v = np.array(pts).T
         ax_t.loglog(x, np.maximum(v, 1e-3), "--", color="C0", marker="s", label="MF sgd set-up")
@@ -425,17 +510,26 @@ def main():
         return
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"sizes": {}}
     if not args.plot_only:
-        results.update(k=K, threads=THREADS, machine=platform.machine(),
-                       date=time.strftime("%Y-%m-%d"), load=os.getloadavg()[0])
+        results.update(
+            k=K,
+            threads=THREADS,
+            machine=platform.machine(),
+            date=time.strftime("%Y-%m-%d"),
+            load=os.getloadavg()[0],
+        )
         for size in args.sizes.split(","):
             gen = generate(args.cache_dir, size)
             entry = results["sizes"].setdefault(size, {"rows": {}})
             if gen is not None:
                 entry["generate_s"] = gen
-            print(f"{size}: generated in {entry.get('generate_s', float('nan')):.1f} s "
-                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
-            entry["rows"].update(measure_size(args.cache_dir, size, args.tasks.split(","),
-                                              args.repeats))
+            print(
+                f"{size}: generated in {entry.get('generate_s', float('nan')):.1f} s "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+            entry["rows"].update(
+                measure_size(args.cache_dir, size, args.tasks.split(","), args.repeats)
+            )
             entry["ratios"] = ratios(entry["rows"])
             entry["load_after"] = os.getloadavg()[0]
             RESULTS.write_text(json.dumps(results, indent=1))

@@ -56,8 +56,10 @@ def dataset(name):
         else:
             from sklearn_mf.datasets import make_ratings
 
-            shape = {"synth-1m": (20_000, 5_000, 1_000_000),
-                     "synth-10m": (100_000, 20_000, 10_000_000)}[name]
+            shape = {
+                "synth-1m": (20_000, 5_000, 1_000_000),
+                "synth-10m": (100_000, 20_000, 10_000_000),
+            }[name]
             X, y = make_ratings(*shape, random_state=0)
             u, i = X[:, 0], X[:, 1]
         # contiguous 0-based ids, as LIBMF needs them
@@ -73,8 +75,14 @@ def run_sklearn_mf(u, i, y, epochs, threads):
     from sklearn_mf import MatrixFactorization
 
     X = np.column_stack([u, i])
-    model = MatrixFactorization(n_factors=K, n_epochs=epochs, learning_rate=0.005,
-                                regularization=0.02, random_state=0, n_jobs=threads)
+    model = MatrixFactorization(
+        n_factors=K,
+        n_epochs=epochs,
+        learning_rate=0.005,
+        regularization=0.02,
+        random_state=0,
+        n_jobs=threads,
+    )
     tic = time.perf_counter()
     model.fit(X, y)
     return time.perf_counter() - tic
@@ -97,9 +105,17 @@ def run_libmf(u, i, y, epochs, threads):
     from libmf import mf
 
     data = np.column_stack([u, i, y]).astype(np.float32)
-    model = mf.MF(k=K, nr_threads=threads, nr_iters=epochs, eta=0.05,
-                  lambda_p2=0.02, lambda_q2=0.02, lambda_p1=0.0, lambda_q1=0.0,
-                  quiet=True)
+    model = mf.MF(
+        k=K,
+        nr_threads=threads,
+        nr_iters=epochs,
+        eta=0.05,
+        lambda_p2=0.02,
+        lambda_q2=0.02,
+        lambda_p1=0.0,
+        lambda_q1=0.0,
+        quiet=True,
+    )
     tic = time.perf_counter()
     model.fit(data)
     return time.perf_counter() - tic
@@ -120,7 +136,10 @@ def measure(lib, name, epochs, threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
     out = subprocess.run(
         [sys.executable, __file__, "--worker", lib, name, str(epochs), str(threads)],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if out.returncode != 0:
         raise RuntimeError(f"{lib} on {name} failed:\n{out.stderr[-2000:]}")
@@ -145,15 +164,23 @@ def main():
     parser.add_argument("--libs", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", nargs=2, type=int, default=None, metavar=("E1", "E2"),
-                        help="epoch counts whose time difference is measured "
-                             "(default: per dataset, enough for a second or more)")
+    parser.add_argument(
+        "--epochs",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("E1", "E2"),
+        help="epoch counts whose time difference is measured "
+        "(default: per dataset, enough for a second or more)",
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "sgd.json"))
     args = parser.parse_args()
 
     rows = []
-    print(f"# SGD MF benchmark, k={K}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(
+        f"# SGD MF benchmark, k={K}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    )
     print(f"# versions: {versions()}")
     print(f"# load average at start: {os.getloadavg()}")
     for name in args.datasets:
@@ -170,17 +197,27 @@ def main():
                     per_epoch.append((b["seconds"] - a["seconds"]) / (e2 - e1))
                     peaks.append(b["peak_mb"])
                 n = len(dataset(name)[2])
-                row = dict(dataset=name, lib=lib, threads=threads,
-                           epoch_s=statistics.median(per_epoch),
-                           epoch_s_all=per_epoch, peak_mb=statistics.median(peaks),
-                           ratings_per_s=n / statistics.median(per_epoch))
+                row = dict(
+                    dataset=name,
+                    lib=lib,
+                    threads=threads,
+                    epoch_s=statistics.median(per_epoch),
+                    epoch_s_all=per_epoch,
+                    peak_mb=statistics.median(peaks),
+                    ratings_per_s=n / statistics.median(per_epoch),
+                )
                 rows.append(row)
-                print(f"{name:10s} {lib:11s} threads={threads}  epoch {row['epoch_s']:.3f}s "
-                      f"(runs {', '.join(f'{x:.3f}' for x in per_epoch)})  "
-                      f"peak RSS {row['peak_mb']:.0f} MB", flush=True)
+                print(
+                    f"{name:10s} {lib:11s} threads={threads}  epoch {row['epoch_s']:.3f}s "
+                    f"(runs {', '.join(f'{x:.3f}' for x in per_epoch)})  "
+                    f"peak RSS {row['peak_mb']:.0f} MB",
+                    flush=True,
+                )
 
-    print("\n| dataset | threads | sklearn_mf s/epoch | surprise s/epoch | libmf s/epoch "
-          "| speed-up vs surprise | vs libmf | peak MB (ours / surprise / libmf) |")
+    print(
+        "\n| dataset | threads | sklearn_mf s/epoch | surprise s/epoch | libmf s/epoch "
+        "| speed-up vs surprise | vs libmf | peak MB (ours / surprise / libmf) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     get = {(r["dataset"], r["lib"], r["threads"]): r for r in rows}
     for name in args.datasets:
@@ -193,12 +230,22 @@ def main():
             f = lambda r: f"{r['epoch_s']:.3f}" if r else "-"  # noqa: E731
             ratio = lambda r: f"{r['epoch_s'] / ours['epoch_s']:.1f}x" if r else "-"  # noqa: E731
             mem = " / ".join(f"{r['peak_mb']:.0f}" if r else "-" for r in (ours, sur, lm))
-            print(f"| {name} | {threads} | {f(ours)} | {f(sur)} | {f(lm)} | {ratio(sur)} "
-                  f"| {ratio(lm)} | {mem} |")
+            print(
+                f"| {name} | {threads} | {f(ours)} | {f(sur)} | {f(lm)} | {ratio(sur)} "
+                f"| {ratio(lm)} | {mem} |"
+            )
     Path(args.out).parent.mkdir(exist_ok=True)
     with open(args.out, "w") as fh:
-        json.dump({"k": K, "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
-                   "versions": versions(), "rows": rows}, fh, indent=1)
+        json.dump(
+            {
+                "k": K,
+                "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
+                "versions": versions(),
+                "rows": rows,
+            },
+            fh,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

@@ -35,14 +35,20 @@ def errors(pred, y):
 
 def run_surprise(train, test, p, seed):
     import pandas as pd
-    from surprise import SVDpp as SurpriseSVDpp
     from surprise import Dataset, Reader
+    from surprise import SVDpp as SurpriseSVDpp
 
     frame = pd.DataFrame(train, columns=["user", "item", "rating"])
     trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
-    algo = SurpriseSVDpp(n_factors=p["factors"], n_epochs=p["epochs"], lr_all=p["lr"],
-                         reg_all=p["reg"], init_std_dev=p["init_std"], random_state=seed,
-                         cache_ratings=True)
+    algo = SurpriseSVDpp(
+        n_factors=p["factors"],
+        n_epochs=p["epochs"],
+        lr_all=p["lr"],
+        reg_all=p["reg"],
+        init_std_dev=p["init_std"],
+        random_state=seed,
+        cache_ratings=True,
+    )
     tic = time.perf_counter()
     algo.fit(trainset)
     secs = time.perf_counter() - tic
@@ -51,9 +57,15 @@ def run_surprise(train, test, p, seed):
 
 
 def run_ours(train, test, p, seed):
-    model = SVDpp(p["factors"], n_epochs=p["epochs"], learning_rate=p["lr"],
-                  regularization=p["reg"], init_std=p["init_std"], random_state=seed,
-                  n_jobs=1)
+    model = SVDpp(
+        p["factors"],
+        n_epochs=p["epochs"],
+        learning_rate=p["lr"],
+        regularization=p["reg"],
+        init_std=p["init_std"],
+        random_state=seed,
+        n_jobs=1,
+    )
     tic = time.perf_counter()
     model.fit(train[:, :2], train[:, 2])
     secs = time.perf_counter() - tic
@@ -70,15 +82,21 @@ def run_mf(train, test, p, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join(
-        os.path.dirname(__file__), "..", "..", "shared", "data", "ml-100k"))
+    parser.add_argument(
+        "--data",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ml-100k"),
+    )
     parser.add_argument("--factors", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=0.007)
     parser.add_argument("--reg", type=float, default=0.05)
     parser.add_argument("--init-std", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="fits per library (seeds 0..repeats-1); Surprise takes ~1 min each")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="fits per library (seeds 0..repeats-1); Surprise takes ~1 min each",
+    )
     args = parser.parse_args()
 
     data = load_movielens(args.data)
@@ -86,8 +104,9 @@ def main():
     table = np.column_stack([r["user"], r["item"], r["rating"]]).astype(np.int64)
     train, test = train_test_split(table, test_size=0.2, random_state=0)
     y_test = test[:, 2].astype(float)
-    p = dict(factors=args.factors, epochs=args.epochs, lr=args.lr, reg=args.reg,
-             init_std=args.init_std)
+    p = dict(
+        factors=args.factors, epochs=args.epochs, lr=args.lr, reg=args.reg, init_std=args.init_std
+    )
     print(f"MovieLens 100K, random 80/20 split: {len(train)} train / {len(test)} test; {p}")
     runners = [("sklearn_mf.SVDpp", run_ours), ("MatrixFactorization", run_mf)]
     try:
@@ -104,8 +123,11 @@ def main():
             res.append((*errors(pred, y_test), secs))
         res = np.array(res)
         rows[name] = res.mean(axis=0)
-        print(f"{name:20s} RMSE {rows[name][0]:.4f}  MAE {rows[name][1]:.4f}  "
-              f"fit {rows[name][2]:8.2f}s", flush=True)
+        print(
+            f"{name:20s} RMSE {rows[name][0]:.4f}  MAE {rows[name][1]:.4f}  "
+            f"fit {rows[name][2]:8.2f}s",
+            flush=True,
+        )
     if "surprise.SVDpp" in rows:
         ratio = rows["surprise.SVDpp"][2] / rows["sklearn_mf.SVDpp"][2]
         print(f"speed-up of sklearn_mf.SVDpp over surprise.SVDpp: {ratio:.1f}x")

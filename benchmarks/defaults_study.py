@@ -51,17 +51,42 @@ MF_ROUND2 = [
     dict(n_factors=100, learning_rate=0.01, n_epochs=80, regularization=0.06),
 ]
 SVDPP_ROUND2 = [
-    dict(n_factors=20, learning_rate=0.007, n_epochs=40, regularization=0.05,
-         implicit_regularization=0.2),
-    dict(n_factors=50, learning_rate=0.007, n_epochs=60, regularization=0.06,
-         implicit_regularization=0.2),
+    dict(
+        n_factors=20,
+        learning_rate=0.007,
+        n_epochs=40,
+        regularization=0.05,
+        implicit_regularization=0.2,
+    ),
+    dict(
+        n_factors=50,
+        learning_rate=0.007,
+        n_epochs=60,
+        regularization=0.06,
+        implicit_regularization=0.2,
+    ),
     dict(n_factors=100, learning_rate=0.007, n_epochs=40, regularization=0.08),
-    dict(n_factors=20, learning_rate=0.007, n_epochs=60, regularization=0.06,
-         implicit_regularization=0.2),
-    dict(n_factors=50, learning_rate=0.01, n_epochs=40, regularization=0.08,
-         implicit_regularization=0.2),
-    dict(n_factors=100, learning_rate=0.007, n_epochs=60, regularization=0.06,
-         implicit_regularization=0.2),
+    dict(
+        n_factors=20,
+        learning_rate=0.007,
+        n_epochs=60,
+        regularization=0.06,
+        implicit_regularization=0.2,
+    ),
+    dict(
+        n_factors=50,
+        learning_rate=0.01,
+        n_epochs=40,
+        regularization=0.08,
+        implicit_regularization=0.2,
+    ),
+    dict(
+        n_factors=100,
+        learning_rate=0.007,
+        n_epochs=60,
+        regularization=0.06,
+        implicit_regularization=0.2,
+    ),
     # round 2b: the best on the MovieLens sets, with the epochs the 1M set needs
     dict(n_factors=100, learning_rate=0.007, n_epochs=80, regularization=0.08),
     dict(n_factors=100, learning_rate=0.01, n_epochs=60, regularization=0.08),
@@ -77,8 +102,13 @@ def datasets():
     amazon = DATA / "amazon-2014-musical-instruments-5core" / "Musical_Instruments_5.json.xz"
     if amazon.exists():
         a = pd.read_json(amazon, lines=True)
-        out.append(("amazon-musical-5core", a[["reviewerID", "asin"]].to_numpy(),
-                    a["overall"].to_numpy(float)))
+        out.append(
+            (
+                "amazon-musical-5core",
+                a[["reviewerID", "asin"]].to_numpy(),
+                a["overall"].to_numpy(float),
+            )
+        )
     X, y = make_ratings(n_users=20_000, n_items=5_000, n_ratings=1_000_000, random_state=0)
     out.append(("synthetic-1M", X, np.asarray(y, float)))
     return out
@@ -91,8 +121,7 @@ def grid(spec):
 
 
 def run(model, out, round2=False):
-    est_cls, spec = {"mf": (MatrixFactorization, MF_GRID),
-                     "svdpp": (SVDpp, SVDPP_GRID)}[model]
+    est_cls, spec = {"mf": (MatrixFactorization, MF_GRID), "svdpp": (SVDpp, SVDPP_GRID)}[model]
     round2 = {"mf": MF_ROUND2, "svdpp": SVDPP_ROUND2}[model] if round2 else None
     done = set()
     if out.exists():
@@ -111,8 +140,9 @@ def run(model, out, round2=False):
             est.fit(Xtr, ytr)
             fit_s = time.perf_counter() - tic
             rmse = float(np.sqrt(np.mean((est.predict(Xte) - yte) ** 2)))
-            row = pd.DataFrame([dict(model=model, dataset=name, params=key, rmse=rmse,
-                                     fit_s=fit_s)])
+            row = pd.DataFrame(
+                [dict(model=model, dataset=name, params=key, rmse=rmse, fit_s=fit_s)]
+            )
             row.to_csv(out, mode="a", header=not out.exists(), index=False)
             print(model, name, key, f"{rmse:.4f}", f"{fit_s:.1f}s", flush=True)
 
@@ -137,12 +167,13 @@ def main():
     parser.add_argument("--out", default=str(HERE / "results" / "defaults_study.csv"))
     parser.add_argument("--model", default="both", choices=["mf", "svdpp", "both"])
     parser.add_argument("--summary", action="store_true", help="only print the summary")
-    parser.add_argument("--round2", action="store_true",
-                        help="only the round-2 candidates (on every dataset)")
+    parser.add_argument(
+        "--round2", action="store_true", help="only the round-2 candidates (on every dataset)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     if not args.summary:
-        for model in (["mf", "svdpp"] if args.model == "both" else [args.model]):
+        for model in ["mf", "svdpp"] if args.model == "both" else [args.model]:
             run(model, out, args.round2)
     summarise(out)
 

@@ -20,11 +20,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Generated files and data that neither distribution may contain.
-NEVER = ["*.c", "*.cpp", "*.o", "*.html", "*.pyc", "*/__pycache__/*",
-         "*.csv", "*.dat", "*.zip", "*.npz", "*.npy", "*.parquet", "*.pkl", "*.joblib",
-         "*/u.data", "*/u.item", "*/u.user", "*/ml-100k/*", "*/ml-latest-small/*"]
-SDIST_NEVER = NEVER + ["*.so", "*.pyd", "doc/_build/*", "doc/auto_examples/*",
-                       "doc/generated/*", "build/*", "dist/*", "benchmarks/.cache/*"]
+NEVER = [
+    "*.c",
+    "*.cpp",
+    "*.o",
+    "*.html",
+    "*.pyc",
+    "*/__pycache__/*",
+    "*.csv",
+    "*.dat",
+    "*.zip",
+    "*.npz",
+    "*.npy",
+    "*.parquet",
+    "*.pkl",
+    "*.joblib",
+    "*/u.data",
+    "*/u.item",
+    "*/u.user",
+    "*/ml-100k/*",
+    "*/ml-latest-small/*",
+]
+SDIST_NEVER = NEVER + [
+    "*.so",
+    "*.pyd",
+    "doc/_build/*",
+    "doc/auto_examples/*",
+    "doc/generated/*",
+    "build/*",
+    "dist/*",
+    "benchmarks/.cache/*",
+]
 WHEEL_NEVER = NEVER + ["*.pyx", "*.pxd", "tests/*", "doc/*", "examples/*", "benchmarks/*"]
 SDIST_MAX_BYTES = 2_000_000
 
@@ -38,23 +64,44 @@ def check_sdist(path):
     with tarfile.open(path) as tar:
         members = [m for m in tar.getmembers() if m.isfile()]
     prefix = members[0].name.split("/", 1)[0] + "/"
-    names = {m.name[len(prefix):] for m in members}
+    names = {m.name[len(prefix) :] for m in members}
     problems = []
-    required = (source_files("*.pyx") + source_files("*.pxd") + source_files("*.py")
-                + ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
-                   "CHANGELOG.md", "CONTRIBUTING.md", "tests/conftest.py",
-                   "build_tools/check_dist.py",
-                   "doc/conf.py", "doc/api.rst", "doc/user_guide/layout.rst",
-                   "examples/_data.py"]
-                + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py")))
+    required = (
+        source_files("*.pyx")
+        + source_files("*.pxd")
+        + source_files("*.py")
+        + [
+            "setup.py",
+            "pyproject.toml",
+            "MANIFEST.in",
+            "README.md",
+            "LICENSE",
+            "CHANGELOG.md",
+            "CONTRIBUTING.md",
+            "tests/conftest.py",
+            "build_tools/check_dist.py",
+            "doc/conf.py",
+            "doc/api.rst",
+            "doc/user_guide/layout.rst",
+            "examples/_data.py",
+        ]
+        + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py"))
+    )
     problems += [f"sdist lacks {name}" for name in required if name not in names]
-    problems += [f"sdist contains {name}" for name in sorted(names)
-                 if any(fnmatch(name, pat) or fnmatch("/" + name, pat) for pat in SDIST_NEVER)]
+    problems += [
+        f"sdist contains {name}"
+        for name in sorted(names)
+        if any(fnmatch(name, pat) or fnmatch("/" + name, pat) for pat in SDIST_NEVER)
+    ]
     size = Path(path).stat().st_size
     if size > SDIST_MAX_BYTES:
-        problems.append(f"sdist is {size} bytes (more than {SDIST_MAX_BYTES}): data or build files?")
-    print(f"sdist {Path(path).name}: {len(names)} files, {size / 1e3:.0f} kB; "
-          f"{len(required)} required files checked")
+        problems.append(
+            f"sdist is {size} bytes (more than {SDIST_MAX_BYTES}): data or build files?"
+        )
+    print(
+        f"sdist {Path(path).name}: {len(names)} files, {size / 1e3:.0f} kB; "
+        f"{len(required)} required files checked"
+    )
     return problems
 
 
@@ -67,8 +114,11 @@ def check_wheel(path):
         if not any(n.startswith(stem + ".") and n.endswith((".so", ".pyd")) for n in names):
             problems.append(f"wheel lacks the compiled module of {pyx}")
     problems += [f"wheel lacks {py}" for py in source_files("*.py") if py not in names]
-    problems += [f"wheel contains {name}" for name in sorted(names)
-                 if any(fnmatch(name, pat) or fnmatch("/" + name, pat) for pat in WHEEL_NEVER)]
+    problems += [
+        f"wheel contains {name}"
+        for name in sorted(names)
+        if any(fnmatch(name, pat) or fnmatch("/" + name, pat) for pat in WHEEL_NEVER)
+    ]
     if Path(path).name.endswith("-none-any.whl"):
         problems.append("wheel is tagged pure Python: the extensions were not built")
     n_ext = sum(n.endswith((".so", ".pyd")) for n in names)

@@ -49,8 +49,10 @@ RENAMES = {
     "bias_regularization": ("regularization_w", {}),  # FM bias penalty
     # one name and values for the per-occurrence scaling of penalties:
     # MatrixFactorization's als_regularization and the FMs' regularization_mode
-    "regularization_scaling": ("als_regularization|regularization_mode",
-                               {"occurrence": "weighted|occurrence", "none": "plain|total"}),
+    "regularization_scaling": (
+        "als_regularization|regularization_mode",
+        {"occurrence": "weighted|occurrence", "none": "plain|total"},
+    ),
 }
 
 
@@ -91,11 +93,27 @@ def one_hot(df, users, items):
     return sp.csr_matrix((np.ones(2 * n), (rows, cols)), shape=(n, len(users) + len(items)))
 
 
-ATTRS = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "global_mean_",
-         "implicit_factors_", "w_", "V_", "intercept_", "loss_curve_", "n_iter_",
-         "validation_scores_", "best_iteration_", "accuracy_curve_",
-         "user_embeddings_", "item_embeddings_", "user_offsets_", "item_offsets_",
-         "noise_precision_")
+ATTRS = (
+    "user_factors_",
+    "item_factors_",
+    "user_bias_",
+    "item_bias_",
+    "global_mean_",
+    "implicit_factors_",
+    "w_",
+    "V_",
+    "intercept_",
+    "loss_curve_",
+    "n_iter_",
+    "validation_scores_",
+    "best_iteration_",
+    "accuracy_curve_",
+    "user_embeddings_",
+    "item_embeddings_",
+    "user_offsets_",
+    "item_offsets_",
+    "noise_precision_",
+)
 
 
 def record(out, name, est, X_test, rec_users, fm_X=None):
@@ -127,17 +145,33 @@ def cases():
     es = dict(early_stopping=True, n_iter_no_change=2)
     return [
         ("mf_sgd", "MatrixFactorization", dict(mf, solver="sgd", n_epochs=5), "fold_in"),
-        ("mf_sgd_2threads", "MatrixFactorization",
-         dict(mf, solver="sgd", n_epochs=3, n_jobs=2), None),
+        (
+            "mf_sgd_2threads",
+            "MatrixFactorization",
+            dict(mf, solver="sgd", n_epochs=3, n_jobs=2),
+            None,
+        ),
         ("mf_sgd_es", "MatrixFactorization", dict(mf, solver="sgd", n_epochs=6, **es), None),
-        ("mf_sgd_partial", "MatrixFactorization", dict(mf, solver="sgd", n_epochs=3),
-         "partial_fit"),
+        (
+            "mf_sgd_partial",
+            "MatrixFactorization",
+            dict(mf, solver="sgd", n_epochs=3),
+            "partial_fit",
+        ),
         ("mf_als", "MatrixFactorization", dict(mf, solver="als", max_iter=4), "fold_in"),
-        ("mf_als_plain", "MatrixFactorization",
-         dict(mf, solver="als", max_iter=3, regularization_scaling="none"), None),
+        (
+            "mf_als_plain",
+            "MatrixFactorization",
+            dict(mf, solver="als", max_iter=3, regularization_scaling="none"),
+            None,
+        ),
         ("mf_als_es", "MatrixFactorization", dict(mf, solver="als", max_iter=5, **es), None),
-        ("mf_als_partial", "MatrixFactorization", dict(mf, solver="als", max_iter=3),
-         "partial_fit"),
+        (
+            "mf_als_partial",
+            "MatrixFactorization",
+            dict(mf, solver="als", max_iter=3),
+            "partial_fit",
+        ),
         ("svdpp", "SVDpp", dict(mf, n_epochs=3), "fold_in"),
         ("svdpp_es", "SVDpp", dict(mf, n_epochs=4, **es), None),
         ("svdpp_partial", "SVDpp", dict(mf, n_epochs=2), "partial_fit"),
@@ -149,31 +183,80 @@ def cases():
         ("baseline_sgd", "BaselineRegressor", dict(ml, solver="sgd", n_epochs=5), None),
         ("popularity", "PopularityRecommender", dict(n_jobs=1), None),
         ("truncated_svd", "TruncatedSVDRecommender", dict(n_factors=16, **ml), None),
-        ("fm_reg_sgd", "FactorizationMachineRegressor",
-         dict(n_factors=8, solver="sgd", n_epochs=4, **ml), "fm"),
-        ("fm_reg_sgd_es", "FactorizationMachineRegressor",
-         dict(n_factors=8, solver="sgd", n_epochs=5, **es, **ml), "fm"),
-        ("fm_reg_als", "FactorizationMachineRegressor",
-         dict(n_factors=8, solver="als", max_iter=4, **ml), "fm"),
-        ("fm_reg_als_total", "FactorizationMachineRegressor",
-         dict(n_factors=8, solver="als", max_iter=3, regularization_scaling="none",
-              bias_regularization=0.5, **ml), "fm"),
-        ("fm_reg_mcmc", "FactorizationMachineRegressor",
-         dict(n_factors=8, solver="mcmc", max_iter=12, **ml), "fm"),
-        ("fm_reg_mcmc_es", "FactorizationMachineRegressor",
-         dict(n_factors=4, solver="mcmc", max_iter=12, **es, **ml), "fm"),
-        ("fm_clf_sgd", "FactorizationMachineClassifier",
-         dict(n_factors=8, solver="sgd", n_epochs=4, **ml), "fm_clf"),
-        ("fm_clf_als", "FactorizationMachineClassifier",
-         dict(n_factors=8, solver="als", max_iter=3, **ml), "fm_clf"),
-        ("fm_clf_mcmc", "FactorizationMachineClassifier",
-         dict(n_factors=4, solver="mcmc", max_iter=10, **ml), "fm_clf"),
-        ("fmrec_als", "FMRecommender", dict(n_factors=8, solver="als", max_iter=4, **ml),
-         "fold_in"),
-        ("fmrec_sgd", "FMRecommender", dict(n_factors=8, solver="sgd", n_epochs=3, **ml),
-         None),
-        ("fmrec_mcmc", "FMRecommender", dict(n_factors=4, solver="mcmc", max_iter=10, **ml),
-         "fold_in"),
+        (
+            "fm_reg_sgd",
+            "FactorizationMachineRegressor",
+            dict(n_factors=8, solver="sgd", n_epochs=4, **ml),
+            "fm",
+        ),
+        (
+            "fm_reg_sgd_es",
+            "FactorizationMachineRegressor",
+            dict(n_factors=8, solver="sgd", n_epochs=5, **es, **ml),
+            "fm",
+        ),
+        (
+            "fm_reg_als",
+            "FactorizationMachineRegressor",
+            dict(n_factors=8, solver="als", max_iter=4, **ml),
+            "fm",
+        ),
+        (
+            "fm_reg_als_total",
+            "FactorizationMachineRegressor",
+            dict(
+                n_factors=8,
+                solver="als",
+                max_iter=3,
+                regularization_scaling="none",
+                bias_regularization=0.5,
+                **ml,
+            ),
+            "fm",
+        ),
+        (
+            "fm_reg_mcmc",
+            "FactorizationMachineRegressor",
+            dict(n_factors=8, solver="mcmc", max_iter=12, **ml),
+            "fm",
+        ),
+        (
+            "fm_reg_mcmc_es",
+            "FactorizationMachineRegressor",
+            dict(n_factors=4, solver="mcmc", max_iter=12, **es, **ml),
+            "fm",
+        ),
+        (
+            "fm_clf_sgd",
+            "FactorizationMachineClassifier",
+            dict(n_factors=8, solver="sgd", n_epochs=4, **ml),
+            "fm_clf",
+        ),
+        (
+            "fm_clf_als",
+            "FactorizationMachineClassifier",
+            dict(n_factors=8, solver="als", max_iter=3, **ml),
+            "fm_clf",
+        ),
+        (
+            "fm_clf_mcmc",
+            "FactorizationMachineClassifier",
+            dict(n_factors=4, solver="mcmc", max_iter=10, **ml),
+            "fm_clf",
+        ),
+        (
+            "fmrec_als",
+            "FMRecommender",
+            dict(n_factors=8, solver="als", max_iter=4, **ml),
+            "fold_in",
+        ),
+        ("fmrec_sgd", "FMRecommender", dict(n_factors=8, solver="sgd", n_epochs=3, **ml), None),
+        (
+            "fmrec_mcmc",
+            "FMRecommender",
+            dict(n_factors=4, solver="mcmc", max_iter=10, **ml),
+            "fold_in",
+        ),
     ]
 
 
@@ -237,7 +320,7 @@ def compare(out, ref):
             continue
         a, b = out[key], ref[key]
         if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
-            diff = (np.nanmax(np.abs(a - b)) if a.shape == b.shape else "shape")
+            diff = np.nanmax(np.abs(a - b)) if a.shape == b.shape else "shape"
             bad.append((key, diff))
     return bad, missing
 

@@ -37,8 +37,13 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+]
 root_doc = "index"
 default_role = "literal"
 nitpicky = False
@@ -117,12 +122,40 @@ for _key, _target in _NUMPYDOC_LINKS.items():
         if f"{_project}:" in _target and _project not in intersphinx_mapping:
             numpydoc_xref_aliases.setdefault(_key, _PLAIN_TARGETS.get(_key, _key))
 numpydoc_xref_ignore = {
-    "of", "or", "and", "to", "in", "the", "a", "an", "with", "for", "from",
-    "shape", "default", "optional", "instance", "object", "like", "any", "one",
-    "length", "same", "as", "None", "True", "False", "int", "float", "bool",
-    "str", "list", "tuple", "dict", "callable",
+    "of",
+    "or",
+    "and",
+    "to",
+    "in",
+    "the",
+    "a",
+    "an",
+    "with",
+    "for",
+    "from",
+    "shape",
+    "default",
+    "optional",
+    "instance",
+    "object",
+    "like",
+    "any",
+    "one",
+    "length",
+    "same",
+    "as",
+    "None",
+    "True",
+    "False",
+    "int",
+    "float",
+    "bool",
+    "str",
+    "list",
+    "tuple",
+    "dict",
+    "callable",
 }
-
 
 
 def _skip_scikit_learn_members(app, what, name, obj, skip, options):
@@ -183,8 +216,7 @@ sphinx_gallery_conf = {
 }
 
 # Matplotlib and numpy chatter must not turn into doc-build failures.
-warnings.filterwarnings("ignore", category=UserWarning,
-                        message="Matplotlib is currently using agg")
+warnings.filterwarnings("ignore", category=UserWarning, message="Matplotlib is currently using agg")
 
 # -- HTML --------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"

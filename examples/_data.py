@@ -43,13 +43,32 @@ def load_ratings(random_state=0):
     if path is not None:
         data = load_movielens(path)
         movies = data.movies.set_index("item")
-        return Bunch(X=data.X, y=data.y, titles=movies["title"], genres=movies["genres"],
-                     source=f"MovieLens 100K ({path})")
+        return Bunch(
+            X=data.X,
+            y=data.y,
+            titles=movies["title"],
+            genres=movies["genres"],
+            source=f"MovieLens 100K ({path})",
+        )
     # Same size and shape as MovieLens 100K, from a planted low-rank model.
-    X, y, truth = make_ratings(n_users=943, n_items=1682, n_ratings=100_000,
-                               as_frame=True, return_truth=True, random_state=random_state)
+    X, y, truth = make_ratings(
+        n_users=943,
+        n_items=1682,
+        n_ratings=100_000,
+        as_frame=True,
+        return_truth=True,
+        random_state=random_state,
+    )
     items = truth.item_features
-    titles = pd.Series([f"item {i} ({g})" for i, g in zip(items.index, items["genre"])],
-                       index=items.index, name="title")
-    return Bunch(X=X, y=y, titles=titles, genres=items["genre"],
-                 source="synthetic ratings from make_ratings (no MovieLens copy found)")
+    titles = pd.Series(
+        [f"item {i} ({g})" for i, g in zip(items.index, items["genre"])],
+        index=items.index,
+        name="title",
+    )
+    return Bunch(
+        X=X,
+        y=y,
+        titles=titles,
+        genres=items["genre"],
+        source="synthetic ratings from make_ratings (no MovieLens copy found)",
+    )

@@ -36,8 +36,7 @@ from sklearn_mf import FMRecommender
 data = load_ratings()
 print("Data:", data.source)
 X = data.X[["user", "item"]]
-X_train, X_test, y_train, y_test = train_test_split(X, data.y, test_size=0.2,
-                                                    random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(X, data.y, test_size=0.2, random_state=0)
 
 # %%
 # Held-out RMSE against sweeps
@@ -45,20 +44,27 @@ X_train, X_test, y_train, y_test = train_test_split(X, data.y, test_size=0.2,
 # Each point is a separate chain of that many sweeps (the first 5 % discarded
 # as burn-in, the rest averaged).
 sweeps = [5, 10, 20, 40]
-configs = {"ids": None, "+ user sets (Bayesian SVD++)": "user",
-           "+ user and item sets (flipped)": "both"}
+configs = {
+    "ids": None,
+    "+ user sets (Bayesian SVD++)": "user",
+    "+ user and item sets (flipped)": "both",
+}
 curves, times = {}, {}
 for label, implicit in configs.items():
     curves[label], times[label] = [], []
     for n in sweeps:
-        model = FMRecommender(10, solver="mcmc", max_iter=n, implicit_features=implicit,
-                              random_state=0)
+        model = FMRecommender(
+            10, solver="mcmc", max_iter=n, implicit_features=implicit, random_state=0
+        )
         tic = time.perf_counter()
         model.fit(X_train, y_train)
         times[label].append(time.perf_counter() - tic)
         curves[label].append(root_mean_squared_error(y_test, model.predict(X_test)))
-    print(f"{label:32s} RMSE " + "  ".join(f"{e:.4f}" for e in curves[label])
-          + f"   fit {times[label][-1]:.1f} s at {sweeps[-1]} sweeps")
+    print(
+        f"{label:32s} RMSE "
+        + "  ".join(f"{e:.4f}" for e in curves[label])
+        + f"   fit {times[label][-1]:.1f} s at {sweeps[-1]} sweeps"
+    )
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for label, rmses in curves.items():
@@ -76,8 +82,9 @@ fig.tight_layout()
 # ``recommend_new`` folds a user in from a few ratings without refitting; her
 # history is also her implicit set, so the items she rated shape her
 # embedding even before their ratings are used.
-model = FMRecommender(10, solver="mcmc", max_iter=20, implicit_features="user",
-                      random_state=0).fit(X_train, y_train)
+model = FMRecommender(10, solver="mcmc", max_iter=20, implicit_features="user", random_state=0).fit(
+    X_train, y_train
+)
 history = X_train.iloc[:5].assign(user="newcomer")
 recs = model.recommend_new(history, y_train.iloc[:5], n=5)
 print("top 5 for a newcomer:", recs.items[0].tolist())

@@ -34,8 +34,9 @@ rng = np.random.default_rng(0)
 users = X["user"].unique()
 new_users = rng.choice(users, size=150, replace=False)
 is_new = X["user"].isin(new_users).to_numpy()
-model = MatrixFactorization(n_factors=50, n_epochs=40, regularization=0.08,
-                            random_state=0).fit(X[~is_new], y[~is_new])
+model = MatrixFactorization(n_factors=50, n_epochs=40, regularization=0.08, random_state=0).fit(
+    X[~is_new], y[~is_new]
+)
 
 # each new user's ratings in time order: the first ``n`` are given, the rest
 # (at most the later half) are the test
@@ -64,17 +65,22 @@ for n in given_counts:
     pred = model.predict(t)  # fallback for users without a given rating
     ok = known & (i_code >= 0)
     ku = k_user[ok].astype(int)
-    pred[ok] = (model.global_mean_ + folded.user_bias[ku] + model.item_bias_[i_code[ok]]
-                + np.einsum("ij,ij->i", folded.user_factors[ku],
-                            model.item_factors_[i_code[ok]]))
+    pred[ok] = (
+        model.global_mean_
+        + folded.user_bias[ku]
+        + model.item_bias_[i_code[ok]]
+        + np.einsum("ij,ij->i", folded.user_factors[ku], model.item_factors_[i_code[ok]])
+    )
     pred = np.clip(pred, *model.rating_range_)
     fold_rmse.append(np.sqrt(np.mean((pred - y_new[test]) ** 2)))
 
     online = MatrixFactorization(**model.get_params()).fit(X[~is_new], y[~is_new])
     online.partial_fit(X_new[given], y_new[given])
     online_rmse.append(np.sqrt(np.mean((online.predict(X_new[test]) - y_new[test]) ** 2)))
-    print(f"{n:2d} given ratings: fold-in RMSE {fold_rmse[-1]:.4f}, "
-          f"partial_fit RMSE {online_rmse[-1]:.4f} (fallback {fallback:.4f})")
+    print(
+        f"{n:2d} given ratings: fold-in RMSE {fold_rmse[-1]:.4f}, "
+        f"partial_fit RMSE {online_rmse[-1]:.4f} (fallback {fallback:.4f})"
+    )
 assert np.array_equal(before, model.user_factors_)  # fold-in changed nothing
 
 # %%
@@ -99,8 +105,12 @@ fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(given_counts, fold_rmse, marker="o", label="fold-in (model unchanged)")
 ax.plot(given_counts, online_rmse, marker="o", label="partial_fit")
 ax.axhline(fallback, color="grey", linestyle="--", label="fallback: mean + item bias")
-ax.set(xscale="log", xlabel="ratings given by the new user",
-       ylabel="RMSE on the user's later ratings", title="Serving new users")
+ax.set(
+    xscale="log",
+    xlabel="ratings given by the new user",
+    ylabel="RMSE on the user's later ratings",
+    title="Serving new users",
+)
 ax.legend()
 fig.tight_layout()
 plt.show()

@@ -31,8 +31,8 @@ from _data import load_ratings
 
 from sklearn_mf import (
     BPR,
-    BaselineRegressor,
     EASE,
+    BaselineRegressor,
     FMRecommender,
     ImplicitALS,
     ItemKNN,
@@ -65,10 +65,10 @@ print(f"{len(train)} training and {len(test)} test ratings")
 # predicts ratings like Surprise's KNNBaseline.
 rating_models = {
     "Baseline (biases)": BaselineRegressor(),
-    "MF, SGD": MatrixFactorization(n_factors=50, n_epochs=30, regularization=0.05,
-                                   random_state=0),
-    "MF, ALS": MatrixFactorization(n_factors=20, solver="als", max_iter=10,
-                                   regularization=0.1, random_state=0),
+    "MF, SGD": MatrixFactorization(n_factors=50, n_epochs=30, regularization=0.05, random_state=0),
+    "MF, ALS": MatrixFactorization(
+        n_factors=20, solver="als", max_iter=10, regularization=0.1, random_state=0
+    ),
     "SVD++": SVDpp(n_factors=20, n_epochs=20, random_state=0),
     "Truncated SVD": TruncatedSVDRecommender(n_factors=15, random_state=0),
     "FM (ids)": FMRecommender(n_factors=8, random_state=0),
@@ -98,8 +98,9 @@ for name, model in {**rating_models, **ranking_models}.items():
         err = model.predict(X_test) - y_test.to_numpy()
         row["RMSE"] = np.sqrt(np.mean(err**2))
         row["MAE"] = np.mean(np.abs(err))
-    table = evaluate(model, X_test, y_test, k=10, metrics=["precision", "ndcg"],
-                     relevance_threshold=4)
+    table = evaluate(
+        model, X_test, y_test, k=10, metrics=["precision", "ndcg"], relevance_threshold=4
+    )
     at10 = table.set_index("metric")["value"]
     row["P@10"], row["NDCG@10"] = at10["precision"], at10["ndcg"]
     rows.append(row)

@@ -36,11 +36,21 @@ import sklearn_mf.dask
 
 data = load_ratings()
 print("Data:", data.source)
-ratings = pd.DataFrame({"user": data.X["user"].to_numpy(), "item": data.X["item"].to_numpy(),
-                        "rating": data.y.to_numpy()})
+ratings = pd.DataFrame(
+    {
+        "user": data.X["user"].to_numpy(),
+        "item": data.X["item"].to_numpy(),
+        "rating": data.y.to_numpy(),
+    }
+)
 
-cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                       dashboard_address=None, silence_logs=logging.ERROR)
+cluster = LocalCluster(
+    n_workers=2,
+    threads_per_worker=1,
+    processes=False,
+    dashboard_address=None,
+    silence_logs=logging.ERROR,
+)
 client = Client(cluster)
 ddf = dd.from_pandas(ratings, npartitions=4)  # on a cluster: dd.read_parquet(...)
 
@@ -52,13 +62,18 @@ ddf = dd.from_pandas(ratings, npartitions=4)  # on a cluster: dd.read_parquet(..
 params = dict(n_factors=20, max_iter=10, regularization=0.05, random_state=0)
 dist = sklearn_mf.dask.MatrixFactorization(**params).fit(ddf)
 local = sklearn_mf.MatrixFactorization(solver="als", n_jobs=1, **params).fit(
-    ratings[["user", "item"]], ratings["rating"])
+    ratings[["user", "item"]], ratings["rating"]
+)
 model = dist.to_local()  # a fitted sklearn_mf.MatrixFactorization
 print(f"{dist.n_blocks_} user blocks and {dist.n_blocks_} item blocks")
-print("largest difference of the item factors:",
-      float(np.abs(model.item_factors_ - local.item_factors_).max()))
-print("largest difference of the user factors:",
-      float(np.abs(model.user_factors_ - local.user_factors_).max()))
+print(
+    "largest difference of the item factors:",
+    float(np.abs(model.item_factors_ - local.item_factors_).max()),
+)
+print(
+    "largest difference of the user factors:",
+    float(np.abs(model.user_factors_ - local.user_factors_).max()),
+)
 
 # %%
 # What each iteration moved
@@ -74,8 +89,11 @@ ax1.plot(range(1, local.n_iter_ + 1), local.loss_curve_, "x--", label="local")
 ax1.set_xlabel("iteration")
 ax1.set_ylabel("objective per rating")
 ax1.legend()
-ax2.bar(range(1, dist.n_iter_ + 1), np.asarray(dist.bytes_per_iteration_) / 1e6,
-        label="measured (Dask counters)")
+ax2.bar(
+    range(1, dist.n_iter_ + 1),
+    np.asarray(dist.bytes_per_iteration_) / 1e6,
+    label="measured (Dask counters)",
+)
 ax2.axhline(formula / 1e6, color="k", ls="--", label="all messages (formula)")
 ax2.set_xlabel("iteration")
 ax2.set_ylabel("MB sent between workers")

@@ -38,8 +38,13 @@ from sklearn_mf import MatrixFactorization
 data = load_ratings()
 print("Data:", data.source)
 
-cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                       dashboard_address=None, silence_logs=logging.ERROR)
+cluster = LocalCluster(
+    n_workers=2,
+    threads_per_worker=1,
+    processes=False,
+    dashboard_address=None,
+    silence_logs=logging.ERROR,
+)
 client = Client(cluster)
 print("workers:", len(client.scheduler_info()["workers"]))
 
@@ -53,8 +58,10 @@ print("workers:", len(client.scheduler_info()["workers"]))
 param_grid = {"n_factors": [10, 40], "regularization": [0.02, 0.08]}
 search = GridSearchCV(
     MatrixFactorization(n_epochs=20, learning_rate=0.01, n_jobs=1, random_state=0),
-    param_grid, scoring="neg_root_mean_squared_error",
-    cv=KFold(n_splits=3, shuffle=True, random_state=0), n_jobs=2,
+    param_grid,
+    scoring="neg_root_mean_squared_error",
+    cv=KFold(n_splits=3, shuffle=True, random_state=0),
+    n_jobs=2,
 )
 with get_task_stream(client) as stream, joblib.parallel_backend("dask"):
     search.fit(data.X, data.y)
@@ -71,16 +78,23 @@ print("best:", search.best_params_)
 # workers were busy side by side.  (The refit of the best candidate on all
 # the data runs in this process after the search, not on the cluster.)
 tasks = pd.DataFrame(
-    [{"worker": t["worker"], "start": s["start"], "stop": s["stop"]}
-     for t in stream.data for s in t["startstops"] if s["action"] == "compute"]
+    [
+        {"worker": t["worker"], "start": s["start"], "stop": s["stop"]}
+        for t in stream.data
+        for s in t["startstops"]
+        if s["action"] == "compute"
+    ]
 )
 t0 = tasks["start"].min()
 workers = sorted(tasks["worker"].unique())
 fig, ax = plt.subplots(figsize=(7, 2.2))
 for row, worker in enumerate(workers):
     mine = tasks[tasks["worker"] == worker]
-    ax.broken_barh(list(zip(mine["start"] - t0, mine["stop"] - mine["start"])),
-                   (row - 0.35, 0.7), edgecolor="white")
+    ax.broken_barh(
+        list(zip(mine["start"] - t0, mine["stop"] - mine["start"])),
+        (row - 0.35, 0.7),
+        edgecolor="white",
+    )
 ax.set_yticks(range(len(workers)), [f"worker {k + 1}" for k in range(len(workers))])
 ax.set_xlabel("seconds since the first task")
 ax.set_title(f"{len(tasks)} tasks of the search on {len(workers)} dask workers")

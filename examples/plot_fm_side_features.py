@@ -51,8 +51,14 @@ if path is not None:
     decade = movies["year"].str[:3] + "0s"
     print("Data: MovieLens 100K", path)
 else:
-    X, y, truth = make_ratings(n_users=943, n_items=1682, n_ratings=100_000, as_frame=True,
-                               return_truth=True, random_state=0)
+    X, y, truth = make_ratings(
+        n_users=943,
+        n_items=1682,
+        n_ratings=100_000,
+        as_frame=True,
+        return_truth=True,
+        random_state=0,
+    )
     ratings = X.assign(rating=y.to_numpy())
     users = truth.user_features.assign(age=lambda d: (d["age"] // 10).astype(str))
     items = pd.get_dummies(truth.item_features["genre"]).astype(float)
@@ -89,12 +95,16 @@ def tuned(model):
 models = {
     "MF (ids)": MatrixFactorization(random_state=0),
     "FM (ids)": tuned(FMRecommender(**fm_params)),
-    "FM (ids + side)": tuned(FMRecommender(user_features=users, item_features=items,
-                                           **fm_params)),
+    "FM (ids + side)": tuned(FMRecommender(user_features=users, item_features=items, **fm_params)),
     # the Bayesian FM learns its own shrinkage: no search
     "Bayesian FM (ids + side)": FMRecommender(
-        n_factors=10, solver="mcmc", max_iter=150, user_features=users,
-        item_features=items, random_state=0),
+        n_factors=10,
+        solver="mcmc",
+        max_iter=150,
+        user_features=users,
+        item_features=items,
+        random_state=0,
+    ),
 }
 for name, model in models.items():
     tic = time.perf_counter()
@@ -103,6 +113,7 @@ for name, model in models.items():
         print(f"{name}: regularization={model.best_params_['regularization']}")
         models[name] = model = model.best_estimator_
     print(f"{name:16s} test RMSE {rmse(model, test):.4f}  ({time.perf_counter() - tic:.1f} s)")
+
 
 # %%
 # A Pipeline that also uses the time of the rating
@@ -118,14 +129,26 @@ def with_context(frame):
 
 categorical = ["user", "item", "age", "gender", "occupation", "month"]
 categorical = [c for c in categorical if c in with_context(train.head(1))]
-pipe = Pipeline([
-    ("features", ColumnTransformer(
-        [("onehot", OneHotEncoder(handle_unknown="ignore"), categorical),
-         ("genres", "passthrough", list(items.columns))])),
-    ("fm", FactorizationMachineRegressor(n_factors=10, max_iter=15, tol=None, random_state=0)),
-])
-search = GridSearchCV(pipe, {"fm__regularization": [0.1, 0.15, 0.2]}, cv=holdout,
-                      scoring="neg_root_mean_squared_error")
+pipe = Pipeline(
+    [
+        (
+            "features",
+            ColumnTransformer(
+                [
+                    ("onehot", OneHotEncoder(handle_unknown="ignore"), categorical),
+                    ("genres", "passthrough", list(items.columns)),
+                ]
+            ),
+        ),
+        ("fm", FactorizationMachineRegressor(n_factors=10, max_iter=15, tol=None, random_state=0)),
+    ]
+)
+search = GridSearchCV(
+    pipe,
+    {"fm__regularization": [0.1, 0.15, 0.2]},
+    cv=holdout,
+    scoring="neg_root_mean_squared_error",
+)
 search.fit(with_context(train), train["rating"])
 print("best", search.best_params_)
 pipe_rmse = root_mean_squared_error(test["rating"], search.predict(with_context(test)))
@@ -162,22 +185,26 @@ print(by_group.round(4).to_string())
 # also learns to score from the profile alone.  Item cold start: the same
 # with 300 held-out movies, scored from their genres (and decade).
 
-cold_params = dict(n_factors=10, max_iter=15, tol=None, random_state=0,
-                   regularization=models["FM (ids + side)"].regularization)
+cold_params = dict(
+    n_factors=10,
+    max_iter=15,
+    tol=None,
+    random_state=0,
+    regularization=models["FM (ids + side)"].regularization,
+)
 mcmc_params = dict(n_factors=10, solver="mcmc", max_iter=150, random_state=0)
-user_cold = {"MF (ids)": [], "FM (ids)": [], "FM (ids + side)": [],
-             "Bayesian FM (ids + side)": []}
-for fold, (tr, te) in enumerate(
-    UserDisjointKFold(n_splits=5, shuffle=True, random_state=0).split(ratings)
-):
+user_cold = {"MF (ids)": [], "FM (ids)": [], "FM (ids + side)": [], "Bayesian FM (ids + side)": []}
+for tr, te in UserDisjointKFold(n_splits=5, shuffle=True, random_state=0).split(ratings):
     warm, cold = ratings.iloc[tr], ratings.iloc[te]
     fold_models = {
         "MF (ids)": MatrixFactorization(n_factors=10, random_state=0),
         "FM (ids)": FMRecommender(**cold_params),
-        "FM (ids + side)": FMRecommender(user_features=users, item_features=items,
-                                         user_id_dropout=0.3, **cold_params),
-        "Bayesian FM (ids + side)": FMRecommender(user_features=users, item_features=items,
-                                                  user_id_dropout=0.3, **mcmc_params),
+        "FM (ids + side)": FMRecommender(
+            user_features=users, item_features=items, user_id_dropout=0.3, **cold_params
+        ),
+        "Bayesian FM (ids + side)": FMRecommender(
+            user_features=users, item_features=items, user_id_dropout=0.3, **mcmc_params
+        ),
     }
     for name, model in fold_models.items():
         user_cold[name].append(rmse(model.fit(warm[ui], warm["rating"]), cold))
@@ -194,14 +221,22 @@ cold_items = np.random.default_rng(0).choice(ratings["item"].unique(), size=300,
 is_cold = ratings["item"].isin(cold_items)
 warm, cold = ratings[~is_cold], ratings[is_cold]
 item_cold = {
-    "MF (ids)": rmse(MatrixFactorization(n_factors=10, random_state=0)
-                     .fit(warm[ui], warm["rating"]), cold),
+    "MF (ids)": rmse(
+        MatrixFactorization(n_factors=10, random_state=0).fit(warm[ui], warm["rating"]), cold
+    ),
     "FM (ids)": rmse(FMRecommender(**cold_params).fit(warm[ui], warm["rating"]), cold),
-    "FM (ids + side)": rmse(FMRecommender(item_features=item_table, item_id_dropout=0.3,
-                                          **cold_params).fit(warm[ui], warm["rating"]), cold),
+    "FM (ids + side)": rmse(
+        FMRecommender(item_features=item_table, item_id_dropout=0.3, **cold_params).fit(
+            warm[ui], warm["rating"]
+        ),
+        cold,
+    ),
     "Bayesian FM (ids + side)": rmse(
-        FMRecommender(item_features=item_table, item_id_dropout=0.3, **mcmc_params)
-        .fit(warm[ui], warm["rating"]), cold),
+        FMRecommender(item_features=item_table, item_id_dropout=0.3, **mcmc_params).fit(
+            warm[ui], warm["rating"]
+        ),
+        cold,
+    ),
 }
 print("cold items, RMSE:", {k: round(v, 4) for k, v in item_cold.items()})
 
@@ -215,8 +250,10 @@ axes[0].set_xlabel("training ratings of the user")
 axes[0].set_ylabel("test RMSE")
 axes[0].set_ylim(0.8, table.to_numpy().max() + 0.05)
 axes[0].set_title("Random 80/20 split")
-panels = ((axes[1], user_cold.mean().to_dict(), "Users unseen in training\n(mean of 5 folds)"),
-          (axes[2], item_cold, "300 movies unseen in training"))
+panels = (
+    (axes[1], user_cold.mean().to_dict(), "Users unseen in training\n(mean of 5 folds)"),
+    (axes[2], item_cold, "300 movies unseen in training"),
+)
 for ax, values, title in panels:
     ax.bar(range(len(values)), list(values.values()), color=[f"C{i}" for i in range(len(values))])
     ax.set_xticks(range(len(values)), list(values), rotation=30, ha="right")

@@ -46,11 +46,13 @@ param_grid = {"n_factors": [10, 50], "regularization": [0.01, 0.03, 0.1]}
 model = MatrixFactorization(n_epochs=20, learning_rate=0.01, random_state=0)
 
 random_search = GridSearchCV(
-    model, param_grid, scoring="neg_root_mean_squared_error",
-    cv=KFold(n_splits=2, shuffle=True, random_state=0), n_jobs=-1,
+    model,
+    param_grid,
+    scoring="neg_root_mean_squared_error",
+    cv=KFold(n_splits=2, shuffle=True, random_state=0),
+    n_jobs=-1,
 ).fit(X_train, y_train)
-print("random folds:  ", random_search.best_params_,
-      f"CV RMSE {-random_search.best_score_:.4f}")
+print("random folds:  ", random_search.best_params_, f"CV RMSE {-random_search.best_score_:.4f}")
 
 # %%
 # Search with temporal folds and two metrics
@@ -65,11 +67,16 @@ scoring = {
     "ndcg@10": make_ranking_scorer("ndcg", k=10, relevance_threshold=4),
 }
 temporal_search = GridSearchCV(
-    model, param_grid, scoring=scoring, refit="rmse",
-    cv=TemporalSplit(n_splits=2), n_jobs=-1,
+    model,
+    param_grid,
+    scoring=scoring,
+    refit="rmse",
+    cv=TemporalSplit(n_splits=2),
+    n_jobs=-1,
 ).fit(X_train, y_train)
-print("temporal folds:", temporal_search.best_params_,
-      f"CV RMSE {-temporal_search.best_score_:.4f}")
+print(
+    "temporal folds:", temporal_search.best_params_, f"CV RMSE {-temporal_search.best_score_:.4f}"
+)
 
 # %%
 # Which estimate was honest?
@@ -80,8 +87,10 @@ print("temporal folds:", temporal_search.best_params_,
 # they are optimistic.
 for name, search in [("random", random_search), ("temporal", temporal_search)]:
     rmse = root_mean_squared_error(y_test, search.predict(X_test))
-    print(f"{name:9s} folds: CV RMSE {-search.best_score_:.4f}   "
-          f"RMSE on the latest ratings {rmse:.4f}")
+    print(
+        f"{name:9s} folds: CV RMSE {-search.best_score_:.4f}   "
+        f"RMSE on the latest ratings {rmse:.4f}"
+    )
 
 # %%
 # All candidates
@@ -89,12 +98,14 @@ for name, search in [("random", random_search), ("temporal", temporal_search)]:
 # The RMSE and the ranking metric need not agree on the best candidate: a
 # model can predict stars well and still rank poorly, and the other way round.
 results = pd.DataFrame(temporal_search.cv_results_)
-table = pd.DataFrame({
-    "n_factors": results["param_n_factors"],
-    "regularization": results["param_regularization"],
-    "RMSE": -results["mean_test_rmse"],
-    "NDCG@10": results["mean_test_ndcg@10"],
-})
+table = pd.DataFrame(
+    {
+        "n_factors": results["param_n_factors"],
+        "regularization": results["param_regularization"],
+        "RMSE": -results["mean_test_rmse"],
+        "NDCG@10": results["mean_test_ndcg@10"],
+    }
+)
 print(table.round(4).to_string(index=False))
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -102,8 +113,9 @@ for k in param_grid["n_factors"]:
     rows = table[table["n_factors"] == k]
     axes[0].plot(rows["regularization"], rows["RMSE"], marker="o", label=f"n_factors={k}")
     axes[1].plot(rows["regularization"], rows["NDCG@10"], marker="o", label=f"n_factors={k}")
-for ax, metric in zip(axes, ["temporal CV RMSE (lower is better)",
-                             "temporal CV NDCG@10 (higher is better)"]):
+for ax, metric in zip(
+    axes, ["temporal CV RMSE (lower is better)", "temporal CV NDCG@10 (higher is better)"]
+):
     ax.set_xscale("log")
     ax.set_xticks(param_grid["regularization"], [str(r) for r in param_grid["regularization"]])
     ax.minorticks_off()

@@ -44,17 +44,21 @@ curves = {}
 for reg in (0.05, 1.0):
     rows = []
     for alpha in alphas:
-        model = ImplicitALS(n_factors=64, alpha=alpha, regularization=reg,
-                            max_iter=15, random_state=0).fit(X_train)
+        model = ImplicitALS(
+            n_factors=64, alpha=alpha, regularization=reg, max_iter=15, random_state=0
+        ).fit(X_train)
         table = evaluate(model, X_test, k=[10], metrics=["ndcg", "precision"])
         rows.append(table.set_index("metric")["value"])
     curves[reg] = rows
-popularity = evaluate(PopularityRecommender().fit(X_train), X_test, k=[10],
-                      metrics=["ndcg", "precision"]).set_index("metric")["value"]
+popularity = evaluate(
+    PopularityRecommender().fit(X_train), X_test, k=[10], metrics=["ndcg", "precision"]
+).set_index("metric")["value"]
 for reg, rows in curves.items():
     best = int(np.argmax([r["ndcg"] for r in rows]))
-    print(f"regularization={reg}: best alpha {alphas[best]} "
-          f"(NDCG@10 {rows[best]['ndcg']:.3f}, P@10 {rows[best]['precision']:.3f})")
+    print(
+        f"regularization={reg}: best alpha {alphas[best]} "
+        f"(NDCG@10 {rows[best]['ndcg']:.3f}, P@10 {rows[best]['precision']:.3f})"
+    )
 print(f"popularity: NDCG@10 {popularity['ndcg']:.3f}, P@10 {popularity['precision']:.3f}")
 
 # %%

@@ -22,8 +22,9 @@ from sklearn_mf import MatrixFactorization
 
 data = load_ratings()
 print("Data:", data.source)
-model = MatrixFactorization(n_factors=32, n_epochs=40, learning_rate=0.01,
-                            regularization=0.05, random_state=0)
+model = MatrixFactorization(
+    n_factors=32, n_epochs=40, learning_rate=0.01, regularization=0.05, random_state=0
+)
 model.fit(data.X, data.y)
 
 # %%
@@ -44,8 +45,9 @@ print(f"{popular.sum()} items with at least 100 ratings")
 # The genre is never shown to the model; if films of one genre gather in one
 # region, the factors learnt it from the ratings alone.
 genre = data.genres.reindex(ids).fillna("").str.split("|").str[0].to_numpy()
-top_genres = [g for g in data.genres.reindex(ids).fillna("").str.split("|").str[0]
-              .value_counts().index if g][:5]
+top_genres = [
+    g for g in data.genres.reindex(ids).fillna("").str.split("|").str[0].value_counts().index if g
+][:5]
 
 fig, ax = plt.subplots(figsize=(9, 7))
 ax.scatter(coords[:, 0], coords[:, 1], s=8, color="lightgrey", label="other")
@@ -54,14 +56,23 @@ for g in top_genres:
     ax.scatter(coords[sel, 0], coords[sel, 1], s=12, label=g)
 
 # label the two ends of each axis and the three most rated items
-extremes = np.unique(np.concatenate([
-    np.argsort(coords[:, 0])[[0, -1]],
-    np.argsort(coords[:, 1])[[0, -1]],
-    np.flatnonzero(np.isin(ids, counts.index[:3])),
-]))
+extremes = np.unique(
+    np.concatenate(
+        [
+            np.argsort(coords[:, 0])[[0, -1]],
+            np.argsort(coords[:, 1])[[0, -1]],
+            np.flatnonzero(np.isin(ids, counts.index[:3])),
+        ]
+    )
+)
 for k in extremes:
-    ax.annotate(str(data.titles.get(ids[k], ids[k]))[:30], coords[k], fontsize=8,
-                xytext=(3, 3), textcoords="offset points")
+    ax.annotate(
+        str(data.titles.get(ids[k], ids[k]))[:30],
+        coords[k],
+        fontsize=8,
+        xytext=(3, 3),
+        textcoords="offset points",
+    )
 ax.set_xlabel("first principal component of the item factors")
 ax.set_ylabel("second principal component")
 ax.set_title("Item embeddings of MatrixFactorization (PCA)")

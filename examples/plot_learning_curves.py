@@ -28,13 +28,20 @@ data = load_ratings()
 print("Data:", data.source)
 
 model = MatrixFactorization(
-    n_factors=100, n_epochs=80, learning_rate=0.01, regularization=0.01,
-    early_stopping=True, validation_fraction=0.1, n_iter_no_change=5,
+    n_factors=100,
+    n_epochs=80,
+    learning_rate=0.01,
+    regularization=0.01,
+    early_stopping=True,
+    validation_fraction=0.1,
+    n_iter_no_change=5,
     random_state=0,
 )
 model.fit(data.X, data.y)
-print(f"ran {model.n_iter_} epochs, kept epoch {model.best_iteration_} "
-      f"(validation RMSE {min(model.validation_scores_):.4f})")
+print(
+    f"ran {model.n_iter_} epochs, kept epoch {model.best_iteration_} "
+    f"(validation RMSE {min(model.validation_scores_):.4f})"
+)
 
 # %%
 # Plot both curves
@@ -47,8 +54,12 @@ epochs = np.arange(1, model.n_iter_ + 1)
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(epochs, np.sqrt(model.loss_curve_), label="training RMSE")
 ax.plot(epochs, model.validation_scores_, label="validation RMSE")
-ax.axvline(model.best_iteration_, color="grey", linestyle="--",
-           label=f"best epoch ({model.best_iteration_})")
+ax.axvline(
+    model.best_iteration_,
+    color="grey",
+    linestyle="--",
+    label=f"best epoch ({model.best_iteration_})",
+)
 ax.set_xlabel("epoch")
 ax.set_ylabel("RMSE")
 ax.set_title("Early stopping keeps the best epoch")
@@ -63,8 +74,13 @@ fig.tight_layout()
 fig, ax = plt.subplots(figsize=(7, 4))
 for reg in (0.01, 0.05, 0.1):
     m = MatrixFactorization(
-        n_factors=50, n_epochs=30, learning_rate=0.01, regularization=reg,
-        early_stopping=True, n_iter_no_change=30, random_state=0,
+        n_factors=50,
+        n_epochs=30,
+        learning_rate=0.01,
+        regularization=reg,
+        early_stopping=True,
+        n_iter_no_change=30,
+        random_state=0,
     ).fit(data.X, data.y)
     ax.plot(np.arange(1, m.n_iter_ + 1), m.validation_scores_, label=f"regularization={reg}")
 ax.set_xlabel("epoch")

@@ -55,8 +55,12 @@ print("predictions and recommendations are identical")
 # old file.
 import sklearn
 
-manifest = {"sklearn_mf": sklearn_mf.__version__, "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__, "params": model.get_params()}
+manifest = {
+    "sklearn_mf": sklearn_mf.__version__,
+    "scikit-learn": sklearn.__version__,
+    "numpy": np.__version__,
+    "params": model.get_params(),
+}
 joblib.dump({"model": model, "manifest": manifest}, path)
 loaded = joblib.load(path)
 print({k: v for k, v in loaded["manifest"].items() if k != "params"})
@@ -67,9 +71,15 @@ print({k: v for k, v in loaded["manifest"].items() if k != "params"})
 # For a serving system that only needs vectors (a nearest-neighbour index,
 # another language), export the arrays and the raw ids; ``np.savez`` keeps
 # them in ``float32``.
-np.savez(os.path.join(folder, "factors.npz"), users=model.users_, items=model.items_,
-         user_factors=model.user_factors_, item_factors=model.item_factors_,
-         user_bias=model.user_bias_, item_bias=model.item_bias_,
-         global_mean=model.global_mean_)
+np.savez(
+    os.path.join(folder, "factors.npz"),
+    users=model.users_,
+    items=model.items_,
+    user_factors=model.user_factors_,
+    item_factors=model.item_factors_,
+    user_bias=model.user_bias_,
+    item_bias=model.item_bias_,
+    global_mean=model.global_mean_,
+)
 with np.load(os.path.join(folder, "factors.npz")) as f:
     print({k: (f[k].shape, f[k].dtype.name) for k in f.files})

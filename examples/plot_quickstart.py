@@ -35,16 +35,21 @@ X.head()
 # training rating for everybody.
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
 
-model = MatrixFactorization(n_factors=50, n_epochs=30, learning_rate=0.01,
-                            regularization=0.05, random_state=0)
+model = MatrixFactorization(
+    n_factors=50, n_epochs=30, learning_rate=0.01, regularization=0.05, random_state=0
+)
 model.fit(X_train, y_train)
 pred = model.predict(X_test)
 
 baseline = np.full(len(y_test), y_train.mean())
-print(f"global mean:          RMSE {root_mean_squared_error(y_test, baseline):.3f}  "
-      f"MAE {mean_absolute_error(y_test, baseline):.3f}")
-print(f"matrix factorization: RMSE {root_mean_squared_error(y_test, pred):.3f}  "
-      f"MAE {mean_absolute_error(y_test, pred):.3f}")
+print(
+    f"global mean:          RMSE {root_mean_squared_error(y_test, baseline):.3f}  "
+    f"MAE {mean_absolute_error(y_test, baseline):.3f}"
+)
+print(
+    f"matrix factorization: RMSE {root_mean_squared_error(y_test, pred):.3f}  "
+    f"MAE {mean_absolute_error(y_test, pred):.3f}"
+)
 
 # %%
 # The predictions follow the true ratings: higher stars get higher predicted

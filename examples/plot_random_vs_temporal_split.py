@@ -48,15 +48,17 @@ for split_name, cv in splits.items():
     train, test = next(cv.split(X))
     for model_name, make in models.items():
         model = make().fit(X.iloc[train], y.iloc[train])
-        table = evaluate(model, X.iloc[test], y.iloc[test], k=10, relevance_threshold=4,
-                         metrics=["ndcg"])
+        table = evaluate(
+            model, X.iloc[test], y.iloc[test], k=10, relevance_threshold=4, metrics=["ndcg"]
+        )
         ndcg[model_name, split_name] = table["value"].iloc[0]
         if model_name == "MF":
-            rmse[split_name] = root_mean_squared_error(y.iloc[test],
-                                                       model.predict(X.iloc[test]))
-    print(f"{split_name:8s} split: " + "  ".join(
-        f"{m} NDCG@10 {ndcg[m, split_name]:.3f}" for m in models)
-        + f"  MF RMSE {rmse[split_name]:.3f}")
+            rmse[split_name] = root_mean_squared_error(y.iloc[test], model.predict(X.iloc[test]))
+    print(
+        f"{split_name:8s} split: "
+        + "  ".join(f"{m} NDCG@10 {ndcg[m, split_name]:.3f}" for m in models)
+        + f"  MF RMSE {rmse[split_name]:.3f}"
+    )
 
 # %%
 # Plot the two estimates side by side
@@ -64,13 +66,13 @@ for split_name, cv in splits.items():
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), width_ratios=[3, 1])
 pos = np.arange(len(models))
 for offset, split_name in ((-0.2, "random"), (0.2, "temporal")):
-    ax1.bar(pos + offset, [ndcg[m, split_name] for m in models], width=0.4,
-            label=f"{split_name} split")
+    ax1.bar(
+        pos + offset, [ndcg[m, split_name] for m in models], width=0.4, label=f"{split_name} split"
+    )
 ax1.set_xticks(pos, list(models))
 ax1.set_ylabel("NDCG@10 (rating >= 4 relevant)")
 ax1.legend()
-ax2.bar(["random", "temporal"], [rmse["random"], rmse["temporal"]],
-        color=["C0", "C1"])
+ax2.bar(["random", "temporal"], [rmse["random"], rmse["temporal"]], color=["C0", "C1"])
 ax2.set_ylabel("MF test RMSE (lower is better)")
 ax2.set_ylim(0.8 * min(rmse.values()), 1.05 * max(rmse.values()))
 fig.suptitle("Same users, same test sizes: random vs per-user temporal holdout")
@@ -80,6 +82,5 @@ fig.tight_layout()
 # The gap is the optimism of the random split.  Report temporal numbers, and
 # tune on temporal folds (``cv=TemporalSplit(...)`` in ``GridSearchCV``).
 for m in models:
-    print(f"{m:12s} NDCG@10 random / temporal = "
-          f"{ndcg[m, 'random'] / ndcg[m, 'temporal']:.2f}")
+    print(f"{m:12s} NDCG@10 random / temporal = {ndcg[m, 'random'] / ndcg[m, 'temporal']:.2f}")
 plt.show()

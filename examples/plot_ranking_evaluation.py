@@ -58,12 +58,17 @@ scoring = {
 search = GridSearchCV(
     MatrixFactorization(n_epochs=20, random_state=0),
     {"n_factors": [8, 64], "regularization": [0.02, 0.1]},
-    cv=TemporalSplit(n_splits=2), scoring=scoring, refit="ndcg@10", n_jobs=2,
+    cv=TemporalSplit(n_splits=2),
+    scoring=scoring,
+    refit="ndcg@10",
+    n_jobs=2,
 ).fit(X_train, y_train)
-for params, nd, p, rmse in zip(search.cv_results_["params"],
-                               search.cv_results_["mean_test_ndcg@10"],
-                               search.cv_results_["mean_test_p@10"],
-                               search.cv_results_["mean_test_rmse"]):
+for params, nd, p, rmse in zip(
+    search.cv_results_["params"],
+    search.cv_results_["mean_test_ndcg@10"],
+    search.cv_results_["mean_test_p@10"],
+    search.cv_results_["mean_test_rmse"],
+):
     print(f"{params}  NDCG@10 {nd:.3f}  P@10 {p:.3f}  RMSE {-rmse:.3f}")
 print("best by NDCG@10:", search.best_params_)
 
@@ -83,8 +88,14 @@ tables = {}
 for name, model in models.items():
     if name != "MF (tuned)":
         model.fit(X_train, y_train)
-    tables[name] = evaluate(model, X_test, y_test, k=ks, relevance_threshold=4,
-                            metrics=["precision", "ndcg", "recall", "coverage"])
+    tables[name] = evaluate(
+        model,
+        X_test,
+        y_test,
+        k=ks,
+        relevance_threshold=4,
+        metrics=["precision", "ndcg", "recall", "coverage"],
+    )
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
 for name, table in tables.items():
@@ -107,6 +118,8 @@ fig.tight_layout()
 # popularity baseline, which is itself hard to beat on MovieLens.
 for name, table in tables.items():
     at10 = table[table["k"] == 10].set_index("metric")["value"]
-    print(f"{name:12s} P@10 {at10['precision']:.3f}  NDCG@10 {at10['ndcg']:.3f}  "
-          f"recall@10 {at10['recall']:.3f}  coverage@10 {at10['coverage']:.3f}")
+    print(
+        f"{name:12s} P@10 {at10['precision']:.3f}  NDCG@10 {at10['ndcg']:.3f}  "
+        f"recall@10 {at10['recall']:.3f}  coverage@10 {at10['coverage']:.3f}"
+    )
 plt.show()

@@ -28,8 +28,7 @@ from sklearn_mf import MatrixFactorization, TruncatedSVDRecommender
 
 data = load_ratings()
 print("Data:", data.source)
-X_train, X_test, y_train, y_test = train_test_split(data.X, data.y, test_size=0.2,
-                                                    random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(data.X, data.y, test_size=0.2, random_state=0)
 svd = TruncatedSVDRecommender(n_factors=50, impute="item_mean", random_state=0)
 svd.fit(X_train, y_train)
 print("leading singular values:", np.round(svd.singular_values_[:5], 1))
@@ -43,12 +42,20 @@ print(f"variance explained by 50 factors: {svd.explained_variance_ratio_.sum():.
 # improving.  Matrix factorization, fitted on the observed ratings only, is
 # better at every rank.
 ranks = [2, 5, 10, 20, 50]
-svd_rmse = [root_mean_squared_error(
-    y_test, TruncatedSVDRecommender(n_factors=k, random_state=0).fit(X_train, y_train)
-    .predict(X_test)) for k in ranks]
-mf_rmse = [root_mean_squared_error(
-    y_test, MatrixFactorization(n_factors=k, random_state=0).fit(X_train, y_train)
-    .predict(X_test)) for k in ranks]
+svd_rmse = [
+    root_mean_squared_error(
+        y_test,
+        TruncatedSVDRecommender(n_factors=k, random_state=0).fit(X_train, y_train).predict(X_test),
+    )
+    for k in ranks
+]
+mf_rmse = [
+    root_mean_squared_error(
+        y_test,
+        MatrixFactorization(n_factors=k, random_state=0).fit(X_train, y_train).predict(X_test),
+    )
+    for k in ranks
+]
 for k, a, b in zip(ranks, svd_rmse, mf_rmse):
     print(f"rank {k:3d}: truncated SVD RMSE {a:.4f}   MatrixFactorization RMSE {b:.4f}")
 
@@ -56,8 +63,9 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 axes[0].plot(np.arange(1, len(svd.singular_values_) + 1), svd.singular_values_, marker=".")
 axes[0].set(xlabel="component", ylabel="singular value", title="Spectrum")
 axes[1].plot(np.arange(1, 51), np.cumsum(svd.explained_variance_ratio_), marker=".")
-axes[1].set(xlabel="number of factors", ylabel="share of variance",
-            title="Cumulative explained variance")
+axes[1].set(
+    xlabel="number of factors", ylabel="share of variance", title="Cumulative explained variance"
+)
 axes[2].plot(ranks, svd_rmse, marker="o", label="truncated SVD (item-mean fill)")
 axes[2].plot(ranks, mf_rmse, marker="o", label="MatrixFactorization (observed only)")
 axes[2].set(xscale="log", xlabel="rank", ylabel="test RMSE", title="Test error")

@@ -12,16 +12,16 @@ from sklearn_mf._baselines import (
     TruncatedSVDRecommender,
 )
 from sklearn_mf._bpr import BPR
-from sklearn_mf._ease import EASE
 from sklearn_mf._convert import interactions_to_matrix, matrix_to_interactions
+from sklearn_mf._ease import EASE
 from sklearn_mf._fm._estimators import FactorizationMachineClassifier, FactorizationMachineRegressor
 from sklearn_mf._fm._recommender import FMRecommender
 from sklearn_mf._fold_in import FoldIn, FoldInMixin, RecommendNewMixin
 from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._mf import MatrixFactorization
-from sklearn_mf._persist import trusted_types
 from sklearn_mf._neighbors import ItemKNN, UserKNN
+from sklearn_mf._persist import trusted_types
 from sklearn_mf._svdpp import SVDpp
 from sklearn_mf._utils import effective_n_threads
 

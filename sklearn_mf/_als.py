@@ -71,7 +71,8 @@ class RowMatrix:
         """Group the entries ``(rows[j], cols[j], data[*][j])`` by row (stable)."""
         # a stable counting sort: linear in the entries (argsort is a merge sort)
         order, counts = _setup_fast.counting_order(
-            np.ascontiguousarray(rows, dtype=np.int32), n_rows, 1)
+            np.ascontiguousarray(rows, dtype=np.int32), n_rows, 1
+        )
         indptr = np.zeros(n_rows + 1, dtype=np.intp)
         np.cumsum(counts, out=indptr[1:])
         indices = np.ascontiguousarray(np.asarray(cols)[order], dtype=np.int32)
@@ -105,8 +106,10 @@ class RowMatrix:
 def csr_to_rowmatrix(m, **data):
     """``RowMatrix`` view of a scipy CSR matrix (data passed explicitly)."""
     return RowMatrix(
-        m.indptr.astype(np.intp), np.ascontiguousarray(m.indices, dtype=np.int32),
-        data, m.shape[1],
+        m.indptr.astype(np.intp),
+        np.ascontiguousarray(m.indices, dtype=np.int32),
+        data,
+        m.shape[1],
     )
 
 
@@ -118,10 +121,18 @@ def explicit_half_step(R, Y, other_bias, X, bias, reg, reg_bias, scale, n_thread
     empty = np.zeros(0, dtype=dtype)
     with blas_single_thread():
         n_bad = _als_fast.explicit_solve(
-            R.indptr, R.indices, R.data["t"], R.data.get("w", empty), Y,
-            empty if other_bias is None else other_bias, X,
-            empty if bias is None else bias, float(reg), float(reg_bias),
-            bool(scale), _threads_for(R, n_threads),
+            R.indptr,
+            R.indices,
+            R.data["t"],
+            R.data.get("w", empty),
+            Y,
+            empty if other_bias is None else other_bias,
+            X,
+            empty if bias is None else bias,
+            float(reg),
+            float(reg_bias),
+            bool(scale),
+            _threads_for(R, n_threads),
         )
     if n_bad:
         raise np.linalg.LinAlgError(
@@ -130,8 +141,9 @@ def explicit_half_step(R, Y, other_bias, X, bias, reg, reg_bias, scale, n_thread
         )
 
 
-def explicit_objective(R, X, bias, Y, other_bias, reg, reg_bias, scale, n_threads,
-                       row_weight, col_weight):
+def explicit_objective(
+    R, X, bias, Y, other_bias, reg, reg_bias, scale, n_threads, row_weight, col_weight
+):
     """Regularised weighted squared error (float64) of the explicit model.
 
     ``row_weight`` / ``col_weight``: per-row and per-column total weights (the
@@ -140,17 +152,27 @@ def explicit_objective(R, X, bias, Y, other_bias, reg, reg_bias, scale, n_thread
     dtype = X.dtype
     empty = np.zeros(0, dtype=dtype)
     sse = _als_fast.explicit_sse(
-        R.indptr, R.indices, R.data["t"], R.data.get("w", empty), X,
-        empty if bias is None else bias, Y, empty if other_bias is None else other_bias,
+        R.indptr,
+        R.indices,
+        R.data["t"],
+        R.data.get("w", empty),
+        X,
+        empty if bias is None else bias,
+        Y,
+        empty if other_bias is None else other_bias,
         _threads_for(R, n_threads),
     )
     mr = row_weight if scale else 1.0
     mc = col_weight if scale else 1.0
-    pen = reg * (np.sum(mr * np.einsum("ij,ij->i", X, X, dtype=np.float64))
-                 + np.sum(mc * np.einsum("ij,ij->i", Y, Y, dtype=np.float64)))
+    pen = reg * (
+        np.sum(mr * np.einsum("ij,ij->i", X, X, dtype=np.float64))
+        + np.sum(mc * np.einsum("ij,ij->i", Y, Y, dtype=np.float64))
+    )
     if bias is not None:
-        pen += reg_bias * (np.sum(mr * bias.astype(np.float64) ** 2)
-                           + np.sum(mc * other_bias.astype(np.float64) ** 2))
+        pen += reg_bias * (
+            np.sum(mr * bias.astype(np.float64) ** 2)
+            + np.sum(mc * other_bias.astype(np.float64) ** 2)
+        )
     return float(sse + pen)
 
 
@@ -166,8 +188,16 @@ def implicit_half_step(R, Y, X, reg, solver, cg_steps, n_threads, G=None):
         G = gram(Y)
     with blas_single_thread():
         n_bad = _als_fast.implicit_solve(
-            R.indptr, R.indices, R.data["cw"], Y, G, X, float(reg),
-            solver == "cg", int(cg_steps), _threads_for(R, n_threads),
+            R.indptr,
+            R.indices,
+            R.data["cw"],
+            Y,
+            G,
+            X,
+            float(reg),
+            solver == "cg",
+            int(cg_steps),
+            _threads_for(R, n_threads),
         )
     if n_bad:
         raise np.linalg.LinAlgError(
@@ -185,8 +215,9 @@ def implicit_objective(R, X, Y, reg, n_threads):
         )
     # every cell with confidence 1 and preference 0: trace(X G X^T)
     data += float(np.einsum("ij,ij->", X @ gram(Y), X, dtype=np.float64))
-    pen = reg * (np.einsum("ij,ij->", X, X, dtype=np.float64)
-                 + np.einsum("ij,ij->", Y, Y, dtype=np.float64))
+    pen = reg * (
+        np.einsum("ij,ij->", X, X, dtype=np.float64) + np.einsum("ij,ij->", Y, Y, dtype=np.float64)
+    )
     return float(data + pen)
 
 
@@ -199,8 +230,21 @@ def implicit_confidences(seen, alpha, dtype):
     return R_u, R_i
 
 
-def run_implicit_als(R_u, R_i, P, Q, *, regularization, solver, cg_steps, max_iter, tol,
-                     n_threads, verbose=0, desc=None):
+def run_implicit_als(
+    R_u,
+    R_i,
+    P,
+    Q,
+    *,
+    regularization,
+    solver,
+    cg_steps,
+    max_iter,
+    tol,
+    n_threads,
+    verbose=0,
+    desc=None,
+):
     """ALS iterations of ``ImplicitALS`` on the confidences ``R_u`` / ``R_i``.
 
     ``P`` and ``Q`` are updated in place.  Stops after ``max_iter``
@@ -212,14 +256,21 @@ def run_implicit_als(R_u, R_i, P, Q, *, regularization, solver, cg_steps, max_it
     loop : LoopResult
         ``loss_curve`` holds the Hu-Koren-Volinsky objective after each iteration.
     """
+
     def step(it):
         implicit_half_step(R_u, Q, P, regularization, solver, cg_steps, n_threads)
         implicit_half_step(R_i, P, Q, regularization, solver, cg_steps, n_threads)
         loss = implicit_objective(R_u, P, Q, regularization, n_threads)
         return loss, 0, {"objective": loss}
 
-    loop = TrainingLoop(max_iter, hint=f"Use a larger regularization (now {regularization}).",
-                        solver=solver, verbose=verbose, desc=desc, unit="iteration")
+    loop = TrainingLoop(
+        max_iter,
+        hint=f"Use a larger regularization (now {regularization}).",
+        solver=solver,
+        verbose=verbose,
+        desc=desc,
+        unit="iteration",
+    )
     with blas_single_thread():  # nested BLAS threads only slow the kernels
         return loop.run(step, converged=relative_decrease_below(tol))
 
@@ -234,8 +285,7 @@ def solve_rows_implicit(R, rows, Y, X, reg, n_threads):
     X[rows] = out
 
 
-def partial_fit_implicit_als(R_u, R_i, users, new_items, P, Q, *, regularization,
-                             n_threads):
+def partial_fit_implicit_als(R_u, R_i, users, new_items, P, Q, *, regularization, n_threads):
     """The update of ``ImplicitALS.partial_fit``: the rows ``new_items`` of
     ``Q``, then ``users`` of ``P``, then ``new_items`` again, each solved
     exactly (Cholesky) with everything else fixed; in place."""
@@ -280,10 +330,30 @@ class ExplicitALSResult(NamedTuple):
     loop: LoopResult
 
 
-def run_explicit_als(u, i, y, sample_weight, train, val, P, Q, user_bias, item_bias, *,
-                     global_mean, regularization, bias_regularization, scaling,
-                     max_iter, tol, n_iter_no_change, clip_range, n_threads,
-                     verbose=0, desc=None):
+def run_explicit_als(
+    u,
+    i,
+    y,
+    sample_weight,
+    train,
+    val,
+    P,
+    Q,
+    user_bias,
+    item_bias,
+    *,
+    global_mean,
+    regularization,
+    bias_regularization,
+    scaling,
+    max_iter,
+    tol,
+    n_iter_no_change,
+    clip_range,
+    n_threads,
+    verbose=0,
+    desc=None,
+):
     """ALS iterations of ``MatrixFactorization(solver="als")``.
 
     Alternates exact user and item half-steps (factors and, when biased,
@@ -301,9 +371,16 @@ def run_explicit_als(u, i, y, sample_weight, train, val, P, Q, user_bias, item_b
         ``loop.loss_curve`` holds the regularised objective per unit of
         weight after each iteration.
     """
-    R_u = explicit_ratings(u[train], i[train], y[train],
-                           None if sample_weight is None else sample_weight[train],
-                           len(P), len(Q), global_mean, P.dtype)
+    R_u = explicit_ratings(
+        u[train],
+        i[train],
+        y[train],
+        None if sample_weight is None else sample_weight[train],
+        len(P),
+        len(Q),
+        global_mean,
+        P.dtype,
+    )
     R_i, wu, wi = _explicit_setup(R_u)
     total_w = float(wu.sum())
     reg = float(regularization)
@@ -313,34 +390,42 @@ def run_explicit_als(u, i, y, sample_weight, train, val, P, Q, user_bias, item_b
     def step(it):
         explicit_half_step(R_u, Q, bi, P, bu, reg, reg_b, scaling, n_threads)
         explicit_half_step(R_i, P, bu, Q, bi, reg, reg_b, scaling, n_threads)
-        obj = explicit_objective(R_u, P, bu, Q, bi, reg, reg_b, scaling, n_threads,
-                                 wu, wi) / max(total_w, 1e-300)
+        obj = explicit_objective(R_u, P, bu, Q, bi, reg, reg_b, scaling, n_threads, wu, wi) / max(
+            total_w, 1e-300
+        )
         return obj, 0, {"objective": obj}
 
     def score(it):
-        pred = rating_predictions(u[val], i[val], P, Q, bu, bi, global_mean, clip_range,
-                                  n_threads)
-        return weighted_rmse(pred, y[val],
-                             None if sample_weight is None else sample_weight[val])
+        pred = rating_predictions(u[val], i[val], P, Q, bu, bi, global_mean, clip_range, n_threads)
+        return weighted_rmse(pred, y[val], None if sample_weight is None else sample_weight[val])
 
     stopper = None
     if val is not None:
         stopper = EarlyStopping(
-            lambda: [a for a in (P, Q, bu, bi) if a is not None], tol, n_iter_no_change)
-    loop = TrainingLoop(max_iter, hint=f"Use a larger regularization (now {reg}).",
-                        solver="als", early_stopping=stopper, verbose=verbose, desc=desc,
-                        unit="iteration")
+            lambda: [a for a in (P, Q, bu, bi) if a is not None], tol, n_iter_no_change
+        )
+    loop = TrainingLoop(
+        max_iter,
+        hint=f"Use a larger regularization (now {reg}).",
+        solver="als",
+        early_stopping=stopper,
+        verbose=verbose,
+        desc=desc,
+        unit="iteration",
+    )
     with blas_single_thread():
-        result = loop.run(step, score=score, score_name="validation RMSE",
-                          converged=relative_decrease_below(tol))
+        result = loop.run(
+            step, score=score, score_name="validation RMSE", converged=relative_decrease_below(tol)
+        )
     return ExplicitALSResult(P, Q, bu, bi, R_u, result)
 
 
 def grow_rows(A, n_new, rng=None, std=0.0):
     """Append ``n_new`` rows (zeros, or N(0, std^2) when ``rng`` is given)."""
     shape = (n_new,) + A.shape[1:]
-    extra = (np.zeros(shape, dtype=A.dtype) if rng is None
-             else rng.normal(0, std, shape).astype(A.dtype))
+    extra = (
+        np.zeros(shape, dtype=A.dtype) if rng is None else rng.normal(0, std, shape).astype(A.dtype)
+    )
     return np.concatenate([A, extra])
 
 
@@ -357,9 +442,24 @@ def solve_rows_explicit(R, rows, Y, other_bias, X, bias, reg, reg_b, scale, n_th
         bias[rows] = out_b
 
 
-def partial_fit_explicit_als(ratings, u, i, y, sample_weight, n_items_old, P, Q,
-                             user_bias, item_bias, *, global_mean, regularization,
-                             bias_regularization, scaling, n_threads):
+def partial_fit_explicit_als(
+    ratings,
+    u,
+    i,
+    y,
+    sample_weight,
+    n_items_old,
+    P,
+    Q,
+    user_bias,
+    item_bias,
+    *,
+    global_mean,
+    regularization,
+    bias_regularization,
+    scaling,
+    n_threads,
+):
     """The ALS update of ``MatrixFactorization.partial_fit`` on a fitted model.
 
     ``ratings`` (the model's user-major training ratings) gets the new
@@ -387,8 +487,9 @@ def partial_fit_explicit_als(ratings, u, i, y, sample_weight, n_items_old, P, Q,
         w_old = old.data["w"][keep] if "w" in old.data else np.ones(keep.sum(), dtype)
         w_new = np.ones(len(y), dtype) if sample_weight is None else sample_weight
         data["w"] = np.r_[w_old, w_new].astype(dtype)
-    R_u = RowMatrix.from_codes(np.r_[old_rows[keep], u], np.r_[old.indices[keep], i],
-                               n_users, n_items, **data)
+    R_u = RowMatrix.from_codes(
+        np.r_[old_rows[keep], u], np.r_[old.indices[keep], i], n_users, n_items, **data
+    )
     R_i = R_u.transpose()
     reg = float(regularization)
     reg_b = reg if bias_regularization is None else float(bias_regularization)

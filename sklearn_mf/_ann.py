@@ -87,8 +87,9 @@ class SimilarityIndex:
         self.fingerprint = fingerprint(vectors)
         self.n_threads = n_threads
         self._index = hnswlib.Index(space="cosine", dim=dim)
-        self._index.init_index(max_elements=max(n, 1), M=M, ef_construction=ef_construction,
-                               random_seed=random_state)
+        self._index.init_index(
+            max_elements=max(n, 1), M=M, ef_construction=ef_construction, random_seed=random_state
+        )
         self._index.add_items(V, np.arange(n), num_threads=n_threads)
         self._index.set_ef(ef_search)
 

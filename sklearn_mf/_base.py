@@ -135,8 +135,7 @@ def known_codes(index, ids, what, reason):
     unknown = codes < 0
     if unknown.any():
         raise ValueError(
-            f"{int(unknown.sum())} {what} not seen in fit, e.g. "
-            f"{list(query[unknown][:5])}{reason}"
+            f"{int(unknown.sum())} {what} not seen in fit, e.g. {list(query[unknown][:5])}{reason}"
         )
     return query, codes
 
@@ -210,7 +209,8 @@ class RecommenderMixin:
     def _set_training_interactions(self, user_codes, item_codes, values=None):
         """Store the seen-items CSR and the item popularity counts."""
         self.user_items_, self.item_popularity_ = seen_matrix(
-            user_codes, item_codes, values, len(self.users_), len(self.items_))
+            user_codes, item_codes, values, len(self.users_), len(self.items_)
+        )
 
     def _check_unknown(self, user_codes, item_codes):
         policy = getattr(self, "handle_unknown", "fallback")
@@ -313,8 +313,14 @@ class RecommenderMixin:
                 else np.asarray(row_codes[start:stop], dtype=np.intp)
             )
             _topk.topk_rows(
-                S, indptr, indices, row_map, item_to_cand,
-                out_scores[start:stop], out_codes[start:stop], n_threads,
+                S,
+                indptr,
+                indices,
+                row_map,
+                item_to_cand,
+                out_scores[start:stop],
+                out_codes[start:stop],
+                n_threads,
             )
         valid = out_codes >= 0
         codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
@@ -326,7 +332,8 @@ class RecommenderMixin:
         Vc = np.ascontiguousarray(V[cand])
         bc = None if b is None else b[cand]
         return lambda rows, n, exclude, n_threads: self._topk_product_codes(
-            rows, n, cand, Vc, bc, exclude, n_threads)
+            rows, n, cand, Vc, bc, exclude, n_threads
+        )
 
     def _topk_product_codes(self, row_codes, n, cand, Vc, bc, exclude, n_threads):
         """``_topk_codes`` of the plain factor product, without materialising the scores.
@@ -357,14 +364,36 @@ class RecommenderMixin:
         out_codes = np.empty((len(row_codes), n), dtype=np.intp)
         out_scores = np.empty((len(row_codes), n), dtype=dtype)
         with blas_single_thread():
-            _topk.topk_product(U, Vc, col_off, row_off, indptr, indices, row_map,
-                               item_to_cand, out_scores, out_codes, n_threads)
+            _topk.topk_product(
+                U,
+                Vc,
+                col_off,
+                row_off,
+                indptr,
+                indices,
+                row_map,
+                item_to_cand,
+                out_scores,
+                out_codes,
+                n_threads,
+            )
         valid = out_codes >= 0
         codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)
         return codes, out_scores
 
-    def _rank(self, row_codes, n, cand, raw_ids, *, score_rows, exclude=None,
-              popular=None, dtype=None, topk=None):
+    def _rank(
+        self,
+        row_codes,
+        n,
+        cand,
+        raw_ids,
+        *,
+        score_rows,
+        exclude=None,
+        popular=None,
+        dtype=None,
+        topk=None,
+    ):
         """The ranking routine of ``recommend``, ``recommend_new`` and ``similar_*``.
 
         Query ``r`` with ``row_codes[r] >= 0`` gets the top ``n`` of ``cand``
@@ -379,24 +408,39 @@ class RecommenderMixin:
         """
         n_threads = effective_n_threads(getattr(self, "n_jobs", None))
         if topk is None:
+
             def topk(rows, n, exclude, n_threads):
-                return self._topk_codes(rows, n, cand, len(raw_ids), exclude=exclude,
-                                        score_rows=score_rows, n_threads=n_threads)
+                return self._topk_codes(
+                    rows,
+                    n,
+                    cand,
+                    len(raw_ids),
+                    exclude=exclude,
+                    score_rows=score_rows,
+                    n_threads=n_threads,
+                )
+
         scored = np.flatnonzero(row_codes >= 0)
         if len(scored) == len(row_codes):
-            out_codes, out_scores = topk(np.asarray(row_codes, dtype=np.intp), n, exclude,
-                                         n_threads)
+            out_codes, out_scores = topk(
+                np.asarray(row_codes, dtype=np.intp), n, exclude, n_threads
+            )
         else:
             out_codes = np.full((len(row_codes), n), -1, dtype=np.intp)
             out_scores = np.full((len(row_codes), n), -np.inf)
             if len(scored):
                 out_codes[scored], out_scores[scored] = topk(
-                    np.asarray(row_codes[scored], dtype=np.intp), n, exclude, n_threads)
+                    np.asarray(row_codes[scored], dtype=np.intp), n, exclude, n_threads
+                )
             fallback = row_codes < 0
             if popular is not None and popular.any():
                 pop = self._fallback_item_scores()[cand][None, :]
                 fc, fs = self._topk_codes(
-                    np.zeros(1, dtype=np.intp), n, cand, len(raw_ids), exclude=None,
+                    np.zeros(1, dtype=np.intp),
+                    n,
+                    cand,
+                    len(raw_ids),
+                    exclude=None,
                     score_rows=lambda rows: np.ascontiguousarray(pop, dtype=np.float64),
                     n_threads=1,
                 )
@@ -446,8 +490,9 @@ class RecommenderMixin:
         check_is_fitted(self)
         policy = getattr(self, "handle_unknown", "fallback")
         if policy == "error":
-            query, codes = known_codes(self._user_index, users, "user(s) were",
-                                       " (handle_unknown='error').")
+            query, codes = known_codes(
+                self._user_index, users, "user(s) were", " (handle_unknown='error')."
+            )
         else:
             query = _as_id_array(users)
             codes = self._user_codes(query)
@@ -457,9 +502,14 @@ class RecommenderMixin:
         # the plain factor product is scored tile by tile inside the top-k kernel
         plain = type(self)._score_candidates is RecommenderMixin._score_candidates
         ids, scores = self._rank(
-            codes, n, cand, self.items_, score_rows=self._score_users(cand),
+            codes,
+            n,
+            cand,
+            self.items_,
+            score_rows=self._score_users(cand),
             exclude=self.user_items_ if exclude_seen else None,
-            popular=unknown if policy == "fallback" else None, dtype=np.float64,
+            popular=unknown if policy == "fallback" else None,
+            dtype=np.float64,
             topk=self._product_topk(cand) if plain else None,
         )
         return Recommendations(query, ids, scores, unknown)

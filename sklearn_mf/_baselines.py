@@ -12,8 +12,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _baselines_fast
 from sklearn_mf._base import RatingRegressorMixin, RecommenderMixin
-from sklearn_mf._ids import factorize_ids
 from sklearn_mf._fold_in import FoldInMixin
+from sklearn_mf._ids import factorize_ids
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._training import (
     FittedLoopMixin,
@@ -29,8 +29,10 @@ from sklearn_mf._validation import check_interactions
 def _weighted_sums(codes, values, weights, size):
     """``(sum w * values, sum w)`` per code."""
     w = np.ones(len(codes)) if weights is None else weights
-    return (np.bincount(codes, weights=w * values, minlength=size),
-            np.bincount(codes, weights=w, minlength=size))
+    return (
+        np.bincount(codes, weights=w * values, minlength=size),
+        np.bincount(codes, weights=w, minlength=size),
+    )
 
 
 class _NoFactorsMixin:
@@ -61,8 +63,14 @@ class _NoFactorsMixin:
         return P, s / (c + float(self.regularization))
 
 
-class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, FoldInMixin, RecommenderMixin,
-                        RatingRegressorMixin, BaseEstimator):
+class BaselineRegressor(
+    FittedLoopMixin,
+    _NoFactorsMixin,
+    FoldInMixin,
+    RecommenderMixin,
+    RatingRegressorMixin,
+    BaseEstimator,
+):
     r"""Global mean plus user and item biases: the baseline every model must beat.
 
     The model predicts
@@ -202,7 +210,6 @@ class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, FoldInMixin, Recommend
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-
     @_fit_context(prefer_skip_nested_validation=True)
     @undo_validation_on_error
     def fit(self, X, y, sample_weight=None):
@@ -274,11 +281,17 @@ class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, FoldInMixin, Recommend
             obj = self._objective(u, i, y, w, mu, bu, bi, lam)
             return obj, 0, {"objective": obj, "max change": f"{change:.2e}"}
 
-        loop = TrainingLoop(self.max_iter, hint=f"Use a larger regularization (now {lam}).",
-                            solver="als", verbose=self.verbose, desc=type(self).__name__,
-                            unit="sweep")
-        return loop.run(step, converged=(None if self.tol is None
-                                         else lambda curve: change <= self.tol))
+        loop = TrainingLoop(
+            self.max_iter,
+            hint=f"Use a larger regularization (now {lam}).",
+            solver="als",
+            verbose=self.verbose,
+            desc=type(self).__name__,
+            unit="sweep",
+        )
+        return loop.run(
+            step, converged=(None if self.tol is None else lambda curve: change <= self.tol)
+        )
 
     def _fit_sgd(self, u, i, y, w, mu, bu, bi, w_u, w_i, lam):
         """SGD epochs on the biases, in place; returns the loop's result."""
@@ -293,12 +306,26 @@ class BaselineRegressor(FittedLoopMixin, _NoFactorsMixin, FoldInMixin, Recommend
         def step(epoch):
             order = rng.permutation(len(y)).astype(np.intp)
             sse, n_bad = _baselines_fast.bias_sgd_epoch(
-                uu, ii, y, ww, order, bu, bi, reg_u, reg_i, mu, float(self.learning_rate),
+                uu,
+                ii,
+                y,
+                ww,
+                order,
+                bu,
+                bi,
+                reg_u,
+                reg_i,
+                mu,
+                float(self.learning_rate),
             )
             return sse / sum_w, n_bad, {"train MSE": sse / sum_w}
 
-        loop = TrainingLoop(self.n_epochs, hint=sgd_hint(self.learning_rate),
-                            verbose=self.verbose, desc=type(self).__name__)
+        loop = TrainingLoop(
+            self.n_epochs,
+            hint=sgd_hint(self.learning_rate),
+            verbose=self.verbose,
+            desc=type(self).__name__,
+        )
         return loop.run(step)
 
     def _predict_codes(self, user_codes, item_codes):
@@ -479,8 +506,7 @@ class PopularityRecommender(_NoFactorsMixin, FoldInMixin, RecommenderMixin, Base
         return self.item_scores_
 
 
-class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin,
-                              BaseEstimator):
+class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEstimator):
     r"""Rank-k SVD of the rating matrix after filling its missing cells.
 
     The classic pre-Netflix-prize approach (Sarwar et al. 2000): fill every
@@ -616,7 +642,6 @@ class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMix
     # by LAPACK; larger ones go through svds on a LinearOperator.
     _dense_max_cells = 50_000
 
-
     def _operator(self, S, f, g):
         """``A = S + f 1^T + 1 g^T`` as a LinearOperator (never densified)."""
         n_users, n_items = S.shape
@@ -636,8 +661,14 @@ class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMix
         def rmatmat(Y):
             return ST @ Y + (f @ Y)[None, :] + np.outer(g, Y.sum(axis=0))
 
-        return LinearOperator((n_users, n_items), matvec=matvec, rmatvec=rmatvec,
-                              matmat=matmat, rmatmat=rmatmat, dtype=np.float64)
+        return LinearOperator(
+            (n_users, n_items),
+            matvec=matvec,
+            rmatvec=rmatvec,
+            matmat=matmat,
+            rmatmat=rmatmat,
+            dtype=np.float64,
+        )
 
     @staticmethod
     def _total_variance(S, f, g):
@@ -696,9 +727,15 @@ class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMix
         f = np.zeros(n_users)
         g = np.zeros(n_items)
         if self.impute == "user_mean":
-            f = np.bincount(cu, weights=r, minlength=n_users) / np.bincount(cu, minlength=n_users) - mu
+            f = (
+                np.bincount(cu, weights=r, minlength=n_users) / np.bincount(cu, minlength=n_users)
+                - mu
+            )
         elif self.impute == "item_mean":
-            g = np.bincount(ci, weights=r, minlength=n_items) / np.bincount(ci, minlength=n_items) - mu
+            g = (
+                np.bincount(ci, weights=r, minlength=n_items) / np.bincount(ci, minlength=n_items)
+                - mu
+            )
         S = sp.csr_matrix((r - mu - f[cu] - g[ci], (cu, ci)), shape=(n_users, n_items))
 
         if dense:  # small: LAPACK on the filled matrix is exact and fast
@@ -738,7 +775,8 @@ class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMix
         out[ku] += self.user_offset_[user_codes[ku]]
         out[ki] += self.item_offset_[item_codes[ki]]
         out[both] = self.global_mean_ + np.einsum(
-            "ij,ij->i", self.user_factors_[user_codes[both]],
+            "ij,ij->i",
+            self.user_factors_[user_codes[both]],
             self.item_factors_[item_codes[both]],
         )
         return self._clip_predictions(out)
@@ -757,8 +795,9 @@ class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMix
         n, n_items = len(indptr) - 1, V.shape[0]
         rows = np.repeat(np.arange(n), np.diff(indptr))
         counts = sp.csr_matrix((np.ones(len(rows)), (rows, indices)), shape=(n, n_items))
-        sums = sp.csr_matrix((np.asarray(values, dtype=np.float64), (rows, indices)),
-                             shape=(n, n_items))
+        sums = sp.csr_matrix(
+            (np.asarray(values, dtype=np.float64), (rows, indices)), shape=(n, n_items)
+        )
         counts.sum_duplicates()
         sums.sum_duplicates()
         r = sums.data / counts.data
@@ -769,8 +808,10 @@ class TruncatedSVDRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMix
             f = np.bincount(cell_rows, weights=r, minlength=n) / np.maximum(n_known, 1)
             f = np.where(n_known > 0, f - self.global_mean_, 0.0)
         g = self.item_offset_
-        S = sp.csr_matrix((r - self.global_mean_ - f[cell_rows] - g[sums.indices],
-                           sums.indices, sums.indptr), shape=(n, n_items))
+        S = sp.csr_matrix(
+            (r - self.global_mean_ - f[cell_rows] - g[sums.indices], sums.indices, sums.indptr),
+            shape=(n, n_items),
+        )
         P = S @ V + f[:, None] * V.sum(axis=0)[None, :] + (g @ V)[None, :]
         P[n_known == 0] = 0.0
         return np.ascontiguousarray(P, dtype=V.dtype), None

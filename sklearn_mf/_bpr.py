@@ -11,6 +11,8 @@ from sklearn_mf._base import ImplicitRecommenderMixin
 from sklearn_mf._fold_in import FoldInMixin
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
+from sklearn_mf._online import PARTIAL_FIT_PASSES, PARTIAL_FIT_REPLAY, grow_and_replay, online_rng
+from sklearn_mf._progress import SetupTimer
 from sklearn_mf._training import (
     FittedLoopMixin,
     TrainingLoop,
@@ -18,9 +20,13 @@ from sklearn_mf._training import (
     sgd_hint,
     undo_validation_on_error,
 )
-from sklearn_mf._progress import SetupTimer
-from sklearn_mf._online import PARTIAL_FIT_PASSES, PARTIAL_FIT_REPLAY, grow_and_replay, online_rng
-from sklearn_mf._utils import check_dtype, check_finite_fit, effective_n_threads, make_rng, seeds_from
+from sklearn_mf._utils import (
+    check_dtype,
+    check_finite_fit,
+    effective_n_threads,
+    make_rng,
+    seeds_from,
+)
 from sklearn_mf._validation import check_interactions
 
 
@@ -43,14 +49,21 @@ def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks, positio
     checks negatives against the users' whole rows.
     """
     T = n_blocks
-    positions = (np.arange(len(indices), dtype=np.intp) if positions is None
-                 else np.asarray(positions, dtype=np.intp))
+    positions = (
+        np.arange(len(indices), dtype=np.intp)
+        if positions is None
+        else np.asarray(positions, dtype=np.intp)
+    )
     if T == 1:  # one block: every positive, every item, nothing to shuffle
-        return (positions, np.array([0, len(positions)], np.intp),
-                np.arange(n_items, dtype=np.int32), np.array([0, n_items], np.intp))
+        return (
+            positions,
+            np.array([0, len(positions)], np.intp),
+            np.arange(n_items, dtype=np.int32),
+            np.array([0, n_items], np.intp),
+        )
     key_type = np.uint8 if T * T <= 256 else np.uint16 if T * T <= 65536 else np.int64
     user_block = np.empty(n_users, dtype=key_type)
-    user_block[rng.permutation(n_users)] = (np.arange(n_users) * T // n_users)
+    user_block[rng.permutation(n_users)] = np.arange(n_users) * T // n_users
     item_perm = rng.permutation(n_items).astype(np.int32)
     item_block = np.empty(n_items, dtype=key_type)
     ranks = np.arange(n_items) * T // n_items  # block of each position of item_perm
@@ -64,21 +77,60 @@ def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks, positio
     return block_pos, block_ptr, item_perm, item_ptr
 
 
-def _run_epoch(rng, states, pos_users, indptr, indices, n_users, P, Q, bias, lr, reg,
-               reg_b, skip_seen, n_threads, stats, update_items=True, positions=None):
+def _run_epoch(
+    rng,
+    states,
+    pos_users,
+    indptr,
+    indices,
+    n_users,
+    P,
+    Q,
+    bias,
+    lr,
+    reg,
+    reg_b,
+    skip_seen,
+    n_threads,
+    stats,
+    update_items=True,
+    positions=None,
+):
     """One epoch of the block-scheduled kernel with a fresh random blocking
     (one block per thread); returns the number of diverging samples."""
     block_pos, block_ptr, item_perm, item_ptr = _block_schedule(
-        rng, pos_users, indices, n_users, Q.shape[0], len(states), positions)
+        rng, pos_users, indices, n_users, Q.shape[0], len(states), positions
+    )
     return _bpr_fast.bpr_epoch_blocked(
-        pos_users[block_pos], indices[block_pos], indptr, indices, block_ptr, item_perm,
-        item_ptr, P, Q, bias, float(lr), float(reg), float(reg_b), skip_seen, states,
-        n_threads, stats, update_items,
+        pos_users[block_pos],
+        indices[block_pos],
+        indptr,
+        indices,
+        block_ptr,
+        item_perm,
+        item_ptr,
+        P,
+        Q,
+        bias,
+        float(lr),
+        float(reg),
+        float(reg_b),
+        skip_seen,
+        states,
+        n_threads,
+        stats,
+        update_items,
     )
 
 
-class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
-          ImplicitRecommenderMixin, BaseEstimator):
+class BPR(
+    FittedLoopMixin,
+    DotProductMixin,
+    FoldInMixin,
+    LatentFactorMixin,
+    ImplicitRecommenderMixin,
+    BaseEstimator,
+):
     r"""Bayesian Personalised Ranking (Rendle et al. 2009) for implicit feedback.
 
     Every interaction of ``X`` (with a positive ``y`` when ``y`` is given) is
@@ -297,12 +349,25 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
         timer.lap("positive pairs")
         n_threads = effective_n_threads(self.n_jobs)
-        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
+        reg_b = (
+            self.regularization if self.bias_regularization is None else self.bias_regularization
+        )
         bias = item_bias if self.biased else np.zeros(0, dtype=dtype)
         states = seeds_from(rng, n_threads)  # one generator per block
         loop, accuracy = self._run_epochs(
-            rng, states, pos_users, indptr, indices, n_users, P, Q, bias, reg_b, n_threads,
-            self.n_epochs)
+            rng,
+            states,
+            pos_users,
+            indptr,
+            indices,
+            n_users,
+            P,
+            Q,
+            bias,
+            reg_b,
+            n_threads,
+            self.n_epochs,
+        )
         self._set_ids(users_, items_)
         self.user_items_, self.item_popularity_ = m, popularity
         self.user_factors_, self.item_factors_, self.item_bias_ = P, Q, item_bias
@@ -311,8 +376,22 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         check_finite_fit(self)
         return self
 
-    def _run_epochs(self, rng, states, pos_users, indptr, indices, n_users, P, Q, bias, reg_b,
-                    n_threads, n_epochs, positions=None):
+    def _run_epochs(
+        self,
+        rng,
+        states,
+        pos_users,
+        indptr,
+        indices,
+        n_users,
+        P,
+        Q,
+        bias,
+        reg_b,
+        n_threads,
+        n_epochs,
+        positions=None,
+    ):
         """``n_epochs`` block-scheduled BPR epochs on the training loop (P, Q and
         ``bias`` updated in place); returns the loop's result and the accuracy curve."""
         stats = np.zeros(4)
@@ -320,18 +399,38 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
 
         def step(epoch):
             n_bad = _run_epoch(
-                rng, states, pos_users, indptr, indices, n_users, P, Q, bias,
-                self.learning_rate, self.regularization, reg_b, self.skip_seen_negatives,
-                n_threads, stats, positions=positions,
+                rng,
+                states,
+                pos_users,
+                indptr,
+                indices,
+                n_users,
+                P,
+                Q,
+                bias,
+                self.learning_rate,
+                self.regularization,
+                reg_b,
+                self.skip_seen_negatives,
+                n_threads,
+                stats,
+                positions=positions,
             )
             n_upd = max(stats[2], 1.0)
             accuracy.append(float(stats[1] / n_upd))
             loss = float(stats[0] / n_upd)
-            return loss, n_bad, {"BPR loss": loss, "ordered": accuracy[-1],
-                                 "skipped": int(stats[3])}
+            return (
+                loss,
+                n_bad,
+                {"BPR loss": loss, "ordered": accuracy[-1], "skipped": int(stats[3])},
+            )
 
-        loop = TrainingLoop(n_epochs, hint=sgd_hint(self.learning_rate),
-                            verbose=self.verbose, desc=type(self).__name__).run(step)
+        loop = TrainingLoop(
+            n_epochs,
+            hint=sgd_hint(self.learning_rate),
+            verbose=self.verbose,
+            desc=type(self).__name__,
+        ).run(step)
         return loop, accuracy
 
     # ----------------------------------------------------------- online
@@ -374,8 +473,7 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         """
         if not hasattr(self, "user_factors_"):
             return self.fit(X, y)
-        users, items, y, _ = check_interactions(self, X, y, None, reset=False,
-                                                y_nonnegative=True)
+        users, items, y, _ = check_interactions(self, X, y, None, reset=False, y_nonnegative=True)
         y = np.ones(len(users)) if y is None else y
         positive = y > 0
         if not positive.any():
@@ -383,10 +481,18 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
         rng = online_rng(self.random_state, n_calls)
         batch = grow_and_replay(
-            self, users[positive], items[positive], y[positive], None,
-            [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
-             ("item_bias_", "item", "zeros")],
-            PARTIAL_FIT_REPLAY, rng,
+            self,
+            users[positive],
+            items[positive],
+            y[positive],
+            None,
+            [
+                ("user_factors_", "user", "normal"),
+                ("item_factors_", "item", "normal"),
+                ("item_bias_", "item", "zeros"),
+            ],
+            PARTIAL_FIT_REPLAY,
+            rng,
         )
         a = batch.arrays
         P, Q, item_bias = a["user_factors_"], a["item_factors_"], a["item_bias_"]
@@ -399,12 +505,26 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         u, i = batch.user_codes, batch.item_codes
         positions = np.unique(np.searchsorted(keys, u.astype(np.int64) * n_items + i))
         n_threads = effective_n_threads(self.n_jobs)
-        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
+        reg_b = (
+            self.regularization if self.bias_regularization is None else self.bias_regularization
+        )
         bias = item_bias if self.biased else np.zeros(0, dtype=Q.dtype)
         states = seeds_from(rng, n_threads)
         loop, accuracy = self._run_epochs(
-            rng, states, pos_users, indptr, indices, n_users, P, Q, bias, reg_b, n_threads,
-            PARTIAL_FIT_PASSES, positions=positions)
+            rng,
+            states,
+            pos_users,
+            indptr,
+            indices,
+            n_users,
+            P,
+            Q,
+            bias,
+            reg_b,
+            n_threads,
+            PARTIAL_FIT_PASSES,
+            positions=positions,
+        )
         self._set_ids(batch.users, batch.items)
         self.user_items_, self.item_popularity_ = m, batch.item_popularity
         self.user_factors_, self.item_factors_, self.item_bias_ = P, Q, item_bias
@@ -433,8 +553,11 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         Q = np.require(self.item_factors_, requirements=["C", "W"])
         dtype = Q.dtype
         n_rows = len(indptr) - 1
-        m = sp.csr_matrix((np.asarray(values), np.asarray(indices), np.asarray(indptr)),
-                          shape=(n_rows, Q.shape[0]), copy=True)
+        m = sp.csr_matrix(
+            (np.asarray(values), np.asarray(indices), np.asarray(indptr)),
+            shape=(n_rows, Q.shape[0]),
+            copy=True,
+        )
         m.sum_duplicates()
         m.eliminate_zeros()
         m.sort_indices()
@@ -444,16 +567,36 @@ class BPR(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         if m.nnz == 0:
             return np.zeros_like(P), None
         pos_users = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(ip))
-        bias = (np.require(self.item_bias_, requirements=["C", "W"]) if self.biased
-                else np.zeros(0, dtype=dtype))
-        reg_b = self.regularization if self.bias_regularization is None else self.bias_regularization
+        bias = (
+            np.require(self.item_bias_, requirements=["C", "W"])
+            if self.biased
+            else np.zeros(0, dtype=dtype)
+        )
+        reg_b = (
+            self.regularization if self.bias_regularization is None else self.bias_regularization
+        )
         n_threads = effective_n_threads(self.n_jobs)
         stats = np.zeros(4)
         states = seeds_from(rng, n_threads)
         for _ in range(self.n_epochs):
-            _run_epoch(rng, states, pos_users, ip, ix, n_rows, P, Q, bias,
-                       self.learning_rate, self.regularization, reg_b,
-                       self.skip_seen_negatives, n_threads, stats, update_items=False)
+            _run_epoch(
+                rng,
+                states,
+                pos_users,
+                ip,
+                ix,
+                n_rows,
+                P,
+                Q,
+                bias,
+                self.learning_rate,
+                self.regularization,
+                reg_b,
+                self.skip_seen_negatives,
+                n_threads,
+                stats,
+                update_items=False,
+            )
         P[np.diff(ip) == 0] = 0  # users without a positive: no information
         return P, None
 

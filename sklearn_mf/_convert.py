@@ -34,7 +34,9 @@ def interactions_csr(user_codes, item_codes, values, n_users, n_items, n_jobs=No
         np.ascontiguousarray(user_codes, dtype=np.int32),
         np.ascontiguousarray(item_codes, dtype=np.int32),
         np.ascontiguousarray(data),
-        n_users, n_items, effective_n_threads(n_jobs),
+        n_users,
+        n_items,
+        effective_n_threads(n_jobs),
     )
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)

@@ -16,9 +16,9 @@ from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, RecommenderMixin
 from sklearn_mf._fold_in import RecommendNewMixin
 from sklearn_mf._implicit import ImplicitALS
+from sklearn_mf._neighbors import _HistoryScoringMixin, csr_parts
 from sklearn_mf._online import merge_interactions
 from sklearn_mf._training import undo_validation_on_error
-from sklearn_mf._neighbors import _HistoryScoringMixin, csr_parts
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
 # Rows of the dense matrix copied at once when symmetrising or updating it.
@@ -85,8 +85,13 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     G = np.empty((n, n), dtype=dtype)
     Xt = X.T.tocsr()
     _neighbors_fast.sparse_rows_dot(
-        *csr_parts(Xt, dtype), np.arange(n, dtype=np.intp), *csr_parts(X, dtype), 0, G,
-        np.empty((0, 0), dtype=dtype), n_threads,
+        *csr_parts(Xt, dtype),
+        np.arange(n, dtype=np.intp),
+        *csr_parts(X, dtype),
+        0,
+        G,
+        np.empty((0, 0), dtype=dtype),
+        n_threads,
     )
     G.flat[:: n + 1] += dtype(regularization)
     if timings is not None:
@@ -125,8 +130,13 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     return np.ascontiguousarray(P), d
 
 
-class EASE(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, RecommenderMixin,
-           BaseEstimator):
+class EASE(
+    _HistoryScoringMixin,
+    RecommendNewMixin,
+    ImplicitRecommenderMixin,
+    RecommenderMixin,
+    BaseEstimator,
+):
     r"""Embarrassingly shallow autoencoder: closed-form item-item weights.
 
     Steck (2019): the item-item weight matrix :math:`B` with a zero diagonal
@@ -226,8 +236,16 @@ class EASE(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, Re
         "verbose": ["verbose"],
     }
 
-    def __init__(self, regularization=300.0, *, dtype=np.float32, max_memory=None,
-                 handle_unknown="fallback", n_jobs=None, verbose=0):
+    def __init__(
+        self,
+        regularization=300.0,
+        *,
+        dtype=np.float32,
+        max_memory=None,
+        handle_unknown="fallback",
+        n_jobs=None,
+        verbose=0,
+    ):
         self.regularization = regularization
         self.dtype = dtype
         self.max_memory = max_memory
@@ -256,13 +274,18 @@ class EASE(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, Re
         need = self._check_memory(n_items, dtype)
         timings = {}
         self.coef_, self.precision_diag_ = ease_weights(
-            self.user_items_, self.regularization, dtype=dtype,
-            n_threads=effective_n_threads(self.n_jobs), timings=timings,
+            self.user_items_,
+            self.regularization,
+            dtype=dtype,
+            n_threads=effective_n_threads(self.n_jobs),
+            timings=timings,
         )
         if self.verbose:
-            print(f"EASE: {n_items} items ({_gib(need)} matrix), Gram "
-                  f"{timings['gram']:.2f}s, Cholesky + inverse {timings['solve']:.2f}s",
-                  flush=True)
+            print(
+                f"EASE: {n_items} items ({_gib(need)} matrix), Gram "
+                f"{timings['gram']:.2f}s, Cholesky + inverse {timings['solve']:.2f}s",
+                flush=True,
+            )
 
     @_fit_context(prefer_skip_nested_validation=True)
     @undo_validation_on_error
@@ -325,8 +348,15 @@ class EASE(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, Re
         n_items = len(self.items_)
         old_rows = self.user_items_[touched[touched < self.user_items_.shape[0]]]
         self.user_items_, self.item_popularity_, _, _ = merge_interactions(
-            self.user_items_, self.item_popularity_, u, i, y, len(self.users_), n_items,
-            replace=False)
+            self.user_items_,
+            self.item_popularity_,
+            u,
+            i,
+            y,
+            len(self.users_),
+            n_items,
+            replace=False,
+        )
         self.user_items_.sort_indices()
         if n_new_i or 8 * len(touched) > n_items:
             self._solve()
@@ -361,8 +391,12 @@ class EASE(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, Re
         cols = np.zeros(0, dtype=np.intp) if every else np.ascontiguousarray(cand, np.intp)
         out = np.empty((len(rows), B.shape[1] if every else len(cand)), dtype=B.dtype)
         _neighbors_fast.sparse_rows_dense(
-            *csr_parts(H, B.dtype.type), np.ascontiguousarray(rows, dtype=np.intp), B, cols,
-            out, effective_n_threads(self.n_jobs),
+            *csr_parts(H, B.dtype.type),
+            np.ascontiguousarray(rows, dtype=np.intp),
+            B,
+            cols,
+            out,
+            effective_n_threads(self.n_jobs),
         )
         return out
 
@@ -373,7 +407,7 @@ class EASE(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, Re
         H = self.user_items_
         step = max(1, (64 * 2**20) // (8 * max(len(self.items_), 1)))
         for start in range(0, len(idx), step):
-            sel = idx[start:start + step]
+            sel = idx[start : start + step]
             rows = H[user_codes[sel]]
             Bi = self.coef_[:, item_codes[sel]].T
             out[sel] = np.asarray(rows.multiply(Bi).sum(axis=1), dtype=np.float64).ravel()
@@ -400,7 +434,4 @@ class EASE(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, Re
             ``items`` and ``scores`` (the weights :math:`B_{ij}`).
         """
         check_is_fitted(self)
-        return self._neighbour_search(items, n, self.coef_, self._item_index,
-                                      self.items_, "items")
-
-
+        return self._neighbour_search(items, n, self.coef_, self._item_index, self.items_, "items")

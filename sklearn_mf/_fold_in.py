@@ -75,9 +75,21 @@ def add_prior_mean(P, b, indptr, p_mean, b_mean):
         b[has_items] += b.dtype.type(b_mean)
 
 
-def ridge_fold_in(indptr, indices, values, item_factors, item_offset=None, *,
-                  regularization, bias_regularization, per_rating, fit_bias,
-                  global_offset=0.0, prior=None, n_threads=1):
+def ridge_fold_in(
+    indptr,
+    indices,
+    values,
+    item_factors,
+    item_offset=None,
+    *,
+    regularization,
+    bias_regularization,
+    per_rating,
+    fit_bias,
+    global_offset=0.0,
+    prior=None,
+    n_threads=1,
+):
     r"""Explicit fold-in: one ALS user half-step with the items fixed.
 
     Solves, for each CSR row (a new user's ratings of fitted items),
@@ -139,14 +151,23 @@ def ridge_fold_in(indptr, indices, values, item_factors, item_offset=None, *,
         item_offset = shift if item_offset is None else item_offset + shift
         per_rating = False
     R = RowMatrix(
-        np.asarray(indptr, dtype=np.intp), np.asarray(indices, dtype=np.int32),
-        {"t": np.asarray(values, dtype=dtype) - dtype.type(global_offset)}, Q.shape[0],
+        np.asarray(indptr, dtype=np.intp),
+        np.asarray(indices, dtype=np.int32),
+        {"t": np.asarray(values, dtype=dtype) - dtype.type(global_offset)},
+        Q.shape[0],
     )
     P = np.zeros((R.n_rows, Q.shape[1]), dtype=dtype)
     b = np.zeros(R.n_rows, dtype=dtype) if fit_bias else None
     explicit_half_step(
-        R, Q, None if item_offset is None else np.ascontiguousarray(item_offset, dtype=dtype),
-        P, b, regularization, bias_regularization, per_rating, n_threads,
+        R,
+        Q,
+        None if item_offset is None else np.ascontiguousarray(item_offset, dtype=dtype),
+        P,
+        b,
+        regularization,
+        bias_regularization,
+        per_rating,
+        n_threads,
     )
     if prior is not None:
         add_prior_mean(P, b, indptr, p_mean, b_mean)
@@ -182,7 +203,11 @@ class RecommendNewMixin:
         check_is_fitted(self)
         requires_y = self._fold_in_requires_y
         users, items, y, _ = check_interactions(
-            self, X, y, reset=False, y_required=requires_y,
+            self,
+            X,
+            y,
+            reset=False,
+            y_required=requires_y,
             y_nonnegative=not requires_y,
         )
         if y is None:
@@ -209,8 +234,9 @@ class RecommendNewMixin:
                 f"{list(self._fold_in_priors)}; 'empirical' is for rating models."
             )
 
-    def recommend_new(self, X, y=None, n=10, *, exclude_seen=True, items=None,
-                      exclude_items=None, prior="model"):
+    def recommend_new(
+        self, X, y=None, n=10, *, exclude_seen=True, items=None, exclude_items=None, prior="model"
+    ):
         """Top-``n`` items for users described only by the interactions ``X``.
 
         The users are folded in (see :meth:`fold_in`; the model is not
@@ -249,9 +275,16 @@ class RecommendNewMixin:
         score_rows = self._new_user_scorer(m, cand, prior)
         empty = np.diff(m.indptr) == 0
         rows = np.where(empty, -1, np.arange(len(query), dtype=np.intp))
-        ids, scores = self._rank(rows, n, cand, self.items_, score_rows=score_rows,
-                                 exclude=m if exclude_seen else None, popular=empty,
-                                 dtype=np.float64)
+        ids, scores = self._rank(
+            rows,
+            n,
+            cand,
+            self.items_,
+            score_rows=score_rows,
+            exclude=m if exclude_seen else None,
+            popular=empty,
+            dtype=np.float64,
+        )
         return Recommendations(query, ids, scores, empty)
 
 

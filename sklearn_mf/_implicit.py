@@ -33,8 +33,9 @@ from sklearn_mf._utils import (
 from sklearn_mf._validation import check_interactions
 
 
-class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecommenderMixin,
-                  BaseEstimator):
+class ImplicitALS(
+    FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecommenderMixin, BaseEstimator
+):
     r"""Matrix factorization for implicit feedback by alternating least squares.
 
     The model of Hu, Koren & Volinsky (2008).  Every (user, item) pair gets a
@@ -220,9 +221,7 @@ class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecom
 
     # ---------------------------------------------------------------- helpers
     def _check_strengths(self, X, y, reset):
-        users, items, y, _ = check_interactions(
-            self, X, y, None, reset=reset, y_nonnegative=True
-        )
+        users, items, y, _ = check_interactions(self, X, y, None, reset=reset, y_nonnegative=True)
         if y is None:
             y = np.ones(len(users), dtype=np.float32)  # exact, and half the memory
         if not (y > 0).any():
@@ -271,9 +270,17 @@ class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecom
         timer.lap("confidence matrices")
         with naming_target_overflow(self, y, scale=self.alpha, what="interaction strengths"):
             loop = run_implicit_als(
-                R_u, R_i, P, Q, regularization=self.regularization, solver=self.solver,
-                cg_steps=self.cg_steps, max_iter=self.max_iter, tol=self.tol,
-                n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+                R_u,
+                R_i,
+                P,
+                Q,
+                regularization=self.regularization,
+                solver=self.solver,
+                cg_steps=self.cg_steps,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                n_threads=effective_n_threads(self.n_jobs),
+                verbose=self.verbose,
                 desc=type(self).__name__,
             )
         self._set_ids(users_, items_)
@@ -317,13 +324,25 @@ class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecom
         P = grow_rows(self.user_factors_, n_new_u)
         Q = grow_rows(self.item_factors_, n_new_i, rng, self.init_std)
         seen, popularity, _, _ = merge_interactions(
-            self.user_items_, self.item_popularity_, u, i, y, len(users_), len(items_),
+            self.user_items_,
+            self.item_popularity_,
+            u,
+            i,
+            y,
+            len(users_),
+            len(items_),
             replace=False,
         )
         R_u, R_i = implicit_confidences(seen, self.alpha, P.dtype)
         partial_fit_implicit_als(
-            R_u, R_i, np.unique(u), np.arange(n_items_old, len(items_)), P, Q,
-            regularization=self.regularization, n_threads=effective_n_threads(self.n_jobs),
+            R_u,
+            R_i,
+            np.unique(u),
+            np.arange(n_items_old, len(items_)),
+            P,
+            Q,
+            regularization=self.regularization,
+            n_threads=effective_n_threads(self.n_jobs),
         )
         self._set_ids(users_, items_)
         self.user_items_, self.item_popularity_ = seen, popularity
@@ -347,6 +366,14 @@ class ImplicitALS(FittedLoopMixin, FoldInMixin, LatentFactorMixin, ImplicitRecom
         m = sum_duplicates_csr(indptr, indices, values, len(self.items_))
         R = csr_to_rowmatrix(m, cw=(self.alpha * m.data).astype(self.item_factors_.dtype))
         out = np.zeros((m.shape[0], self.n_factors), dtype=self.item_factors_.dtype)
-        implicit_half_step(R, self.item_factors_, out, self.regularization, "cholesky", 0,
-                           effective_n_threads(self.n_jobs), G=gram(self.item_factors_))
+        implicit_half_step(
+            R,
+            self.item_factors_,
+            out,
+            self.regularization,
+            "cholesky",
+            0,
+            effective_n_threads(self.n_jobs),
+            G=gram(self.item_factors_),
+        )
         return out, None

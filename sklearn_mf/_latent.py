@@ -70,11 +70,19 @@ class LatentFactorMixin(RecommenderMixin):
         n = check_n(n, m - 1, what)
         Vn = _cosine_normalise(np.asarray(vectors))
         self_excl = sp.csr_matrix(
-            (np.ones(m, dtype=np.float32), np.arange(m, dtype=np.int32),
-             np.arange(m + 1, dtype=np.int32)), shape=(m, m),
+            (
+                np.ones(m, dtype=np.float32),
+                np.arange(m, dtype=np.int32),
+                np.arange(m + 1, dtype=np.int32),
+            ),
+            shape=(m, m),
         )
         ids, scores = self._rank(
-            codes, n, np.arange(m, dtype=np.intp), raw_ids, exclude=self_excl,
+            codes,
+            n,
+            np.arange(m, dtype=np.intp),
+            raw_ids,
+            exclude=self_excl,
             score_rows=lambda rows: np.ascontiguousarray(Vn[rows] @ Vn.T),
         )
         return Recommendations(query, ids, scores, np.zeros(len(query), dtype=bool))
@@ -111,15 +119,21 @@ class LatentFactorMixin(RecommenderMixin):
                 "The item factors changed since build_similarity_index (refit or "
                 "partial_fit); rebuild the index or pass exact=True."
             )
-        query, codes = known_codes(self._item_index, items, "items",
-                                   "; similarity needs fitted factors.")
+        query, codes = known_codes(
+            self._item_index, items, "items", "; similarity needs fitted factors."
+        )
         n = check_n(n, len(self.items_) - 1, "items")
         out_codes, out_scores = index.query(np.asarray(V)[codes], codes, n)
-        return Recommendations(query, _ids_from_codes(self.items_, out_codes), out_scores,
-                               np.zeros(len(query), dtype=bool))
+        return Recommendations(
+            query,
+            _ids_from_codes(self.items_, out_codes),
+            out_scores,
+            np.zeros(len(query), dtype=bool),
+        )
 
-    def build_similarity_index(self, method="hnsw", *, M=16, ef_construction=200,
-                               ef_search=100, random_state=0):
+    def build_similarity_index(
+        self, method="hnsw", *, M=16, ef_construction=200, ef_search=100, random_state=0
+    ):
         """Build an approximate nearest-neighbour index for :meth:`similar_items`.
 
         Exact search (the default until this is called) scores every item for
@@ -165,13 +179,19 @@ class LatentFactorMixin(RecommenderMixin):
         check_is_fitted(self)
         if method != "hnsw":
             raise ValueError(f"method must be 'hnsw', got {method!r}.")
-        for name, value in (("M", M), ("ef_construction", ef_construction),
-                            ("ef_search", ef_search)):
+        for name, value in (
+            ("M", M),
+            ("ef_construction", ef_construction),
+            ("ef_search", ef_search),
+        ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         V, _ = self._item_embeddings()
         self.similarity_index_ = SimilarityIndex(
-            V, M=int(M), ef_construction=int(ef_construction), ef_search=int(ef_search),
+            V,
+            M=int(M),
+            ef_construction=int(ef_construction),
+            ef_search=int(ef_search),
             random_state=int(random_state),
             n_threads=effective_n_threads(getattr(self, "n_jobs", None)),
         )
@@ -226,8 +246,13 @@ class DotProductMixin:
         _predict_fast.dot_scores(
             np.ascontiguousarray(user_codes, dtype=np.int32),
             np.ascontiguousarray(item_codes, dtype=np.int32),
-            P, self.item_factors_, empty if bu is None else bu, empty if bi is None else bi,
-            mu, out, effective_n_threads(self.n_jobs),
+            P,
+            self.item_factors_,
+            empty if bu is None else bu,
+            empty if bi is None else bi,
+            mu,
+            out,
+            effective_n_threads(self.n_jobs),
         )
         return self._clip_predictions(out.astype(np.float64))
 

@@ -125,10 +125,32 @@ class SGDResult(NamedTuple):
     loop: LoopResult
 
 
-def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user_bias,
-            item_bias, *, global_mean, learning_rate, regularization, bias_regularization,
-            biased, n_epochs, tol, n_iter_no_change, clip_range, rng, n_threads,
-            verbose=0, desc=None):
+def run_sgd(
+    u,
+    i,
+    y,
+    sample_weight,
+    train,
+    val,
+    user_factors,
+    item_factors,
+    user_bias,
+    item_bias,
+    *,
+    global_mean,
+    learning_rate,
+    regularization,
+    bias_regularization,
+    biased,
+    n_epochs,
+    tol,
+    n_iter_no_change,
+    clip_range,
+    rng,
+    n_threads,
+    verbose=0,
+    desc=None,
+):
     """SGD epochs of ``MatrixFactorization`` on the ratings ``y`` of codes ``u``, ``i``.
 
     Trains on the rows ``train`` (None: all) from the given factors and
@@ -153,8 +175,9 @@ def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user
     if len(y_t) >= np.iinfo(np.int32).max:
         raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
     timer = SetupTimer(verbose)
-    B = _n_blocks(n_threads, len(y_t), n_users + n_items, user_factors.shape[1],
-                  user_factors.itemsize)
+    B = _n_blocks(
+        n_threads, len(y_t), n_users + n_items, user_factors.shape[1], user_factors.itemsize
+    )
     perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
         u_t, i_t, n_users, n_items, B, rng, n_threads
     )
@@ -178,9 +201,25 @@ def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user
         # fresh random order: strata, blocks within a stratum, ratings within a block
         strata = schedule[rng.permutation(B)][:, rng.permutation(B)]
         n_bad = _sgd_fast.sgd_epoch(
-            tu, ti, tr, tw, order, block_ptr, np.ascontiguousarray(strata),
-            P, Q, bu, bi, global_mean, learning_rate, regularization, reg_b,
-            biased, block_loss, n_threads, seeds_from(rng, B * B),
+            tu,
+            ti,
+            tr,
+            tw,
+            order,
+            block_ptr,
+            np.ascontiguousarray(strata),
+            P,
+            Q,
+            bu,
+            bi,
+            global_mean,
+            learning_rate,
+            regularization,
+            reg_b,
+            biased,
+            block_loss,
+            n_threads,
+            seeds_from(rng, B * B),
         )
         loss = block_loss.sum() / sum_w
         return loss, n_bad, {"train MSE": float(loss)}
@@ -195,14 +234,23 @@ def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user
         w_v = None if sample_weight is None else sample_weight[val]
 
         def score(epoch):
-            pred = rating_predictions(u_v, i_v, P, Q, bu if biased else None,
-                                      bi if biased else None, global_mean, clip_range,
-                                      n_threads)
+            pred = rating_predictions(
+                u_v,
+                i_v,
+                P,
+                Q,
+                bu if biased else None,
+                bi if biased else None,
+                global_mean,
+                clip_range,
+                n_threads,
+            )
             return weighted_rmse(pred, y[val], w_v)
 
         stopper = EarlyStopping(lambda: (P, Q, bu, bi), tol, n_iter_no_change)
-    loop = TrainingLoop(n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper,
-                        verbose=verbose, desc=desc)
+    loop = TrainingLoop(
+        n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper, verbose=verbose, desc=desc
+    )
     result = loop.run(step, score=score, score_name="validation RMSE")
     P_out, Q_out = np.empty_like(user_factors), np.empty_like(item_factors)
     P_out[user_order], Q_out[item_order] = P, Q
@@ -214,9 +262,14 @@ def run_sgd(u, i, y, sample_weight, train, val, user_factors, item_factors, user
     return SGDResult(P_out, Q_out, bu_out, bi_out, result)
 
 
-class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
-                          RatingRegressorMixin,
-                          BaseEstimator):
+class MatrixFactorization(
+    FittedLoopMixin,
+    DotProductMixin,
+    FoldInMixin,
+    LatentFactorMixin,
+    RatingRegressorMixin,
+    BaseEstimator,
+):
     r"""Matrix factorization for explicit ratings, trained by SGD.
 
     The model predicts the rating of user :math:`u` for item :math:`i` as
@@ -461,7 +514,6 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     @undo_validation_on_error
@@ -492,17 +544,38 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
                 train = np.arange(len(y)) if start.train is None else start.train
                 bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
                 result = run_explicit_als(
-                    u, i, y, sample_weight, train, start.val, start.user_factors,
-                    start.item_factors, bu, bi, global_mean=start.global_mean,
-                    max_iter=self.max_iter, **params,
+                    u,
+                    i,
+                    y,
+                    sample_weight,
+                    train,
+                    start.val,
+                    start.user_factors,
+                    start.item_factors,
+                    bu,
+                    bi,
+                    global_mean=start.global_mean,
+                    max_iter=self.max_iter,
+                    **params,
                 )
                 als_ratings = result.ratings
             else:
                 result = run_sgd(
-                    u, i, y, sample_weight, start.train, start.val, start.user_factors,
-                    start.item_factors, start.user_bias, start.item_bias,
-                    global_mean=start.global_mean, n_epochs=self.n_epochs, rng=start.rng,
-                    **self._sgd_params(), **params,
+                    u,
+                    i,
+                    y,
+                    sample_weight,
+                    start.train,
+                    start.val,
+                    start.user_factors,
+                    start.item_factors,
+                    start.user_bias,
+                    start.item_bias,
+                    global_mean=start.global_mean,
+                    n_epochs=self.n_epochs,
+                    rng=start.rng,
+                    **self._sgd_params(),
+                    **params,
                 )
                 als_ratings = None  # training ratings are kept by ALS only
         self._set_rating_start(start)
@@ -518,13 +591,16 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         """Keyword arguments shared by the SGD and ALS drivers."""
         return dict(
             regularization=self.regularization,
-            bias_regularization=self.bias_regularization, tol=self.tol,
+            bias_regularization=self.bias_regularization,
+            tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             clip_range=rating_range if self.clip_predictions else None,
-            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+            n_threads=effective_n_threads(self.n_jobs),
+            verbose=self.verbose,
             desc=type(self).__name__,
-        ) | ({"scaling": self.regularization_scaling == "occurrence"}
-             if self.solver == "als" else {})
+        ) | (
+            {"scaling": self.regularization_scaling == "occurrence"} if self.solver == "als" else {}
+        )
 
     def _sgd_params(self):
         return dict(learning_rate=self.learning_rate, biased=self.biased)
@@ -566,7 +642,8 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
             The updated estimator.
         """
         if not hasattr(self, "user_factors_") or (
-                self.solver == "als" and getattr(self, "_als_ratings", None) is None):
+            self.solver == "als" and getattr(self, "_als_ratings", None) is None
+        ):
             return self.fit(X, y, sample_weight)
         users, items, y, sample_weight = check_interactions(
             self, X, y, sample_weight, reset=False, y_required=True
@@ -589,17 +666,37 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
         rng = online_rng(self.random_state, n_calls)
         batch = grow_and_replay(
-            self, users, items, y, sample_weight,
-            [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
-             ("user_bias_", "user", "zeros"), ("item_bias_", "item", "zeros")],
-            PARTIAL_FIT_REPLAY, rng,
+            self,
+            users,
+            items,
+            y,
+            sample_weight,
+            [
+                ("user_factors_", "user", "normal"),
+                ("item_factors_", "item", "normal"),
+                ("user_bias_", "user", "zeros"),
+                ("item_bias_", "item", "zeros"),
+            ],
+            PARTIAL_FIT_REPLAY,
+            rng,
         )
         a = batch.arrays
         result = run_sgd(
-            batch.user_codes, batch.item_codes, batch.y, batch.sample_weight, None, None,
-            a["user_factors_"], a["item_factors_"], a["user_bias_"], a["item_bias_"],
-            global_mean=self.global_mean_, n_epochs=PARTIAL_FIT_PASSES, rng=rng,
-            **self._sgd_params(), **self._solver_params(batch.rating_range),
+            batch.user_codes,
+            batch.item_codes,
+            batch.y,
+            batch.sample_weight,
+            None,
+            None,
+            a["user_factors_"],
+            a["item_factors_"],
+            a["user_bias_"],
+            a["item_bias_"],
+            global_mean=self.global_mean_,
+            n_epochs=PARTIAL_FIT_PASSES,
+            rng=rng,
+            **self._sgd_params(),
+            **self._solver_params(batch.rating_range),
         )
         self._set_online_batch(batch)
         self.user_factors_, self.item_factors_ = result.user_factors, result.item_factors
@@ -617,13 +714,28 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         bu = grow_rows(self.user_bias_, n_new_u)
         bi = grow_rows(self.item_bias_, n_new_i)
         seen, popularity, _, _ = merge_interactions(
-            self.user_items_, self.item_popularity_, u, i, y, len(users_), len(items_),
+            self.user_items_,
+            self.item_popularity_,
+            u,
+            i,
+            y,
+            len(users_),
+            len(items_),
             replace=True,
         )
         ratings = partial_fit_explicit_als(
-            self._als_ratings, u, i, y, sample_weight, n_items_old, P, Q,
-            bu if self.biased else None, bi if self.biased else None,
-            global_mean=self.global_mean_, regularization=self.regularization,
+            self._als_ratings,
+            u,
+            i,
+            y,
+            sample_weight,
+            n_items_old,
+            P,
+            Q,
+            bu if self.biased else None,
+            bi if self.biased else None,
+            global_mean=self.global_mean_,
+            regularization=self.regularization,
             bias_regularization=self.bias_regularization,
             scaling=self.regularization_scaling == "occurrence",
             n_threads=effective_n_threads(self.n_jobs),
@@ -653,8 +765,14 @@ class MatrixFactorization(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentF
         the trained users' factors and biases): the posterior mean under the
         trained users' empirical distribution as the prior.
         """
-        return _explicit_fold_in(self, indptr, indices, values, prior,
-                                 per_rating=self.regularization_scaling == "occurrence")
+        return _explicit_fold_in(
+            self,
+            indptr,
+            indices,
+            values,
+            prior,
+            per_rating=self.regularization_scaling == "occurrence",
+        )
 
 
 def _explicit_fold_in(model, indptr, indices, values, prior, *, per_rating):
@@ -664,10 +782,16 @@ def _explicit_fold_in(model, indptr, indices, values, prior, *, per_rating):
     reg = float(model.regularization)
     reg_b = reg if model.bias_regularization is None else float(model.bias_regularization)
     return ridge_fold_in(
-        indptr, indices, values, model.item_factors_,
+        indptr,
+        indices,
+        values,
+        model.item_factors_,
         None if bi is None else bi.astype(np.float64),
-        regularization=reg, bias_regularization=reg_b, per_rating=per_rating,
-        fit_bias=model.biased, global_offset=mu if model.biased else 0.0,
+        regularization=reg,
+        bias_regularization=reg_b,
+        per_rating=per_rating,
+        fit_bias=model.biased,
+        global_offset=mu if model.biased else 0.0,
         prior=model._empirical_prior(model.user_factors_, bu) if prior == "empirical" else None,
         n_threads=effective_n_threads(model.n_jobs),
     )

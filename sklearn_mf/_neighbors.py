@@ -18,8 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, Recommendations, RecommenderMixin
-from sklearn_mf._fold_in import RecommendNewMixin
 from sklearn_mf._baselines import BaselineRegressor
+from sklearn_mf._fold_in import RecommendNewMixin
 from sklearn_mf._ids import _ids_from_codes
 from sklearn_mf._progress import EpochProgress
 from sklearn_mf._training import undo_validation_on_error
@@ -38,9 +38,11 @@ def csr_parts(m, dtype):
     if not m.has_sorted_indices:
         m = m.copy()
         m.sort_indices()
-    return (np.ascontiguousarray(m.indptr, dtype=np.intp),
-            np.ascontiguousarray(m.indices, dtype=np.int32),
-            np.ascontiguousarray(m.data, dtype=dtype))
+    return (
+        np.ascontiguousarray(m.indptr, dtype=np.intp),
+        np.ascontiguousarray(m.indices, dtype=np.int32),
+        np.ascontiguousarray(m.data, dtype=dtype),
+    )
 
 
 def _transpose(m):
@@ -49,8 +51,19 @@ def _transpose(m):
     return t
 
 
-def knn_similarities(Q, C, n_neighbors, *, shrinkage=0.0, cosine=True, exclude_self=False,
-                     dtype=np.float64, n_threads=1, progress=None, C_t=None):
+def knn_similarities(
+    Q,
+    C,
+    n_neighbors,
+    *,
+    shrinkage=0.0,
+    cosine=True,
+    exclude_self=False,
+    dtype=np.float64,
+    n_threads=1,
+    progress=None,
+    C_t=None,
+):
     """The ``n_neighbors`` most similar rows of ``C`` to every row of ``Q``.
 
     Similarity of rows q and c: the dot product :math:`q \\cdot c` divided by
@@ -93,10 +106,21 @@ def knn_similarities(Q, C, n_neighbors, *, shrinkage=0.0, cosine=True, exclude_s
     bounds = np.linspace(0, n_q, min(n_blocks, max(n_q, 1)) + 1).astype(np.intp)
     for step, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), 1):
         n_bad = _neighbors_fast.topk_similarities(
-            q_indptr[start:stop + 1], q_indices, q_data, q_norms[start:stop],
-            t_indptr, t_indices, t_data, c_norms, start if exclude_self else -1,
-            float(shrinkage), bool(cosine), out_idx[start:stop], out_val[start:stop],
-            out_cnt[start:stop], n_threads,
+            q_indptr[start : stop + 1],
+            q_indices,
+            q_data,
+            q_norms[start:stop],
+            t_indptr,
+            t_indices,
+            t_data,
+            c_norms,
+            start if exclude_self else -1,
+            float(shrinkage),
+            bool(cosine),
+            out_idx[start:stop],
+            out_val[start:stop],
+            out_cnt[start:stop],
+            n_threads,
         )
         if n_bad:
             raise MemoryError(
@@ -141,9 +165,14 @@ def pair_scores(A, a_rows, B, b_rows, *, den_mode=0, n_threads=1):
     out = np.empty(len(a_rows), dtype=np.float64)
     den = np.empty(len(a_rows), dtype=np.float64)
     _neighbors_fast.pair_dots(
-        *csr_parts(A, dtype), np.ascontiguousarray(a_rows, dtype=np.intp),
-        *csr_parts(B, dtype), np.ascontiguousarray(b_rows, dtype=np.intp),
-        int(den_mode), out, den, n_threads,
+        *csr_parts(A, dtype),
+        np.ascontiguousarray(a_rows, dtype=np.intp),
+        *csr_parts(B, dtype),
+        np.ascontiguousarray(b_rows, dtype=np.intp),
+        int(den_mode),
+        out,
+        den,
+        n_threads,
     )
     return out, den
 
@@ -230,11 +259,17 @@ class _HistoryScoringMixin:
             return D
 
         out_codes, out_scores = self._topk_codes(
-            codes.astype(np.intp), n, np.arange(m, dtype=np.intp), m, exclude=None,
-            score_rows=rows, n_threads=effective_n_threads(getattr(self, "n_jobs", None)),
+            codes.astype(np.intp),
+            n,
+            np.arange(m, dtype=np.intp),
+            m,
+            exclude=None,
+            score_rows=rows,
+            n_threads=effective_n_threads(getattr(self, "n_jobs", None)),
         )
-        return Recommendations(query, _ids_from_codes(raw_ids, out_codes), out_scores,
-                               np.zeros(len(query), dtype=bool))
+        return Recommendations(
+            query, _ids_from_codes(raw_ids, out_codes), out_scores, np.zeros(len(query), dtype=bool)
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -302,8 +337,13 @@ _KNN_DOC_PARAMS = """
 """
 
 
-class _KNNBase(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin, RecommenderMixin,
-               BaseEstimator):
+class _KNNBase(
+    _HistoryScoringMixin,
+    RecommendNewMixin,
+    ImplicitRecommenderMixin,
+    RecommenderMixin,
+    BaseEstimator,
+):
     _parameter_constraints: dict = {
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"cosine", "dot"})],
@@ -319,10 +359,22 @@ class _KNNBase(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin
         "verbose": ["verbose"],
     }
 
-    def __init__(self, n_neighbors=100, *, similarity="cosine", shrinkage=10.0,
-                 weighting="auto", bm25_k1=100.0, bm25_b=0.8, feedback="implicit",
-                 baseline_regularization=10.0, handle_unknown="fallback",
-                 dtype=np.float32, n_jobs=None, verbose=0):
+    def __init__(
+        self,
+        n_neighbors=100,
+        *,
+        similarity="cosine",
+        shrinkage=10.0,
+        weighting="auto",
+        bm25_k1=100.0,
+        bm25_b=0.8,
+        feedback="implicit",
+        baseline_regularization=10.0,
+        handle_unknown="fallback",
+        dtype=np.float32,
+        n_jobs=None,
+        verbose=0,
+    ):
         self.n_neighbors = n_neighbors
         self.similarity = similarity
         self.shrinkage = shrinkage
@@ -379,8 +431,9 @@ class _KNNBase(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin
         self._set_training_interactions(u, i, y)
         H = self.user_items_.astype(dtype)
         if explicit:
-            base = BaselineRegressor(regularization=self.baseline_regularization,
-                                     clip_predictions=False)
+            base = BaselineRegressor(
+                regularization=self.baseline_regularization, clip_predictions=False
+            )
             base.fit(np.column_stack([u, i]), y)
             self.global_mean_ = base.global_mean_
             self.user_bias_ = base.user_bias_
@@ -389,12 +442,20 @@ class _KNNBase(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin
         self._history = H
         n_threads = effective_n_threads(self.n_jobs)
         V, V_t = self._vectors(H, fit=True)
-        with EpochProgress(self.verbose, _SIMILARITY_BLOCKS, unit="block",
-                           desc=type(self).__name__) as progress:
+        with EpochProgress(
+            self.verbose, _SIMILARITY_BLOCKS, unit="block", desc=type(self).__name__
+        ) as progress:
             self.similarity_ = knn_similarities(
-                V, V, self.n_neighbors, shrinkage=self.shrinkage,
-                cosine=self.similarity == "cosine", exclude_self=True, dtype=dtype,
-                n_threads=n_threads, progress=progress, C_t=V_t,
+                V,
+                V,
+                self.n_neighbors,
+                shrinkage=self.shrinkage,
+                cosine=self.similarity == "cosine",
+                exclude_self=True,
+                dtype=dtype,
+                n_threads=n_threads,
+                progress=progress,
+                C_t=V_t,
             )
         # the transposed neighbour lists serve the explicit estimate (i's own
         # neighbours); implicit ``predict`` transposes on demand
@@ -429,17 +490,23 @@ class _KNNBase(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin
         if self.feedback != "explicit":
             return H, None
         row = np.repeat(np.arange(H.shape[0]), np.diff(H.indptr))
-        num = np.bincount(row, H.data - self.global_mean_ - self.item_bias_[H.indices],
-                          minlength=H.shape[0])
+        num = np.bincount(
+            row, H.data - self.global_mean_ - self.item_bias_[H.indices], minlength=H.shape[0]
+        )
         b_u = num / (self.baseline_regularization + np.diff(H.indptr))
         return self._residuals(H, b_u), b_u
 
     def _predict_codes(self, user_codes, item_codes):
         known = (user_codes >= 0) & (item_codes >= 0)
         A, B, den_mode = self._pair_operands()
-        num, den = pair_scores(A, np.where(known, user_codes, -1), B,
-                               np.where(known, item_codes, -1), den_mode=den_mode,
-                               n_threads=effective_n_threads(self.n_jobs))
+        num, den = pair_scores(
+            A,
+            np.where(known, user_codes, -1),
+            B,
+            np.where(known, item_codes, -1),
+            den_mode=den_mode,
+            n_threads=effective_n_threads(self.n_jobs),
+        )
         if self.feedback != "explicit":
             return num
         out = np.full(len(user_codes), self.global_mean_)
@@ -454,72 +521,73 @@ class _KNNBase(_HistoryScoringMixin, RecommendNewMixin, ImplicitRecommenderMixin
         """KNNBaseline estimate from the neighbour sums."""
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-        return (self.global_mean_ + user_bias[:, None] + self.item_bias_[cand][None, :]
-                + dev).astype(num.dtype, copy=False)
+        return (
+            self.global_mean_ + user_bias[:, None] + self.item_bias_[cand][None, :] + dev
+        ).astype(num.dtype, copy=False)
 
 
 class ItemKNN(_KNNBase):
     r"""Item-based nearest neighbours, for implicit feedback and for ratings.
 
-    Every item :math:`i` keeps its ``n_neighbors`` most similar items
-    :math:`N(i)`, with the cosine similarity with shrinkage :math:`h`
+        Every item :math:`i` keeps its ``n_neighbors`` most similar items
+        :math:`N(i)`, with the cosine similarity with shrinkage :math:`h`
 
-    .. math::
+        .. math::
 
-        s_{ij} = \frac{x_i \cdot x_j}{\lVert x_i\rVert \lVert x_j\rVert + h},
+            s_{ij} = \frac{x_i \cdot x_j}{\lVert x_i\rVert \lVert x_j\rVert + h},
 
-    where :math:`x_i` is item :math:`i`'s column of the user-item matrix
-    (optionally TF-IDF or BM25 weighted, or with ``similarity="dot"`` the
-    plain dot product, as implicit's item-item recommenders); only positive
-    similarities are kept.  They are computed by a parallel kernel that
-    accumulates one item's dot products at a time (cost
-    :math:`O(\sum_u n_u^2)`, memory :math:`O(n_\text{items}\,k)`); the dense
-    items x items matrix is never formed.
+        where :math:`x_i` is item :math:`i`'s column of the user-item matrix
+        (optionally TF-IDF or BM25 weighted, or with ``similarity="dot"`` the
+        plain dot product, as implicit's item-item recommenders); only positive
+        similarities are kept.  They are computed by a parallel kernel that
+        accumulates one item's dot products at a time (cost
+        :math:`O(\sum_u n_u^2)`, memory :math:`O(n_\text{items}\,k)`); the dense
+        items x items matrix is never formed.
 
-    **Implicit feedback** (``feedback="implicit"``): the score of item
-    :math:`i` for user :math:`u` sums the similarities of the items the user
-    has to :math:`i`, each seen item voting for its neighbours (implicit's
-    formula), :math:`\hat y_{ui} = \sum_{j:\, i \in N(j)} y_{uj}\, s_{ji}`.
+        **Implicit feedback** (``feedback="implicit"``): the score of item
+        :math:`i` for user :math:`u` sums the similarities of the items the user
+        has to :math:`i`, each seen item voting for its neighbours (implicit's
+        formula), :math:`\hat y_{ui} = \sum_{j:\, i \in N(j)} y_{uj}\, s_{ji}`.
 
-    **Ratings** (``feedback="explicit"``, like Surprise's KNNBaseline): with
-    the baseline :math:`b_{ui} = \mu + b_u + b_i` (regularised least squares,
-    :class:`BaselineRegressor`) and the similarities computed on the
-    residuals :math:`r_{uj} - b_{uj}`,
+        **Ratings** (``feedback="explicit"``, like Surprise's KNNBaseline): with
+        the baseline :math:`b_{ui} = \mu + b_u + b_i` (regularised least squares,
+        :class:`BaselineRegressor`) and the similarities computed on the
+        residuals :math:`r_{uj} - b_{uj}`,
 
-    .. math::
+        .. math::
 
-        \hat r_{ui} = b_{ui} + \frac{\sum_{j \in N(i) \cap I(u)} s_{ij}\,
-            (r_{uj} - b_{uj})}{\sum_{j \in N(i) \cap I(u)} s_{ij}},
+            \hat r_{ui} = b_{ui} + \frac{\sum_{j \in N(i) \cap I(u)} s_{ij}\,
+                (r_{uj} - b_{uj})}{\sum_{j \in N(i) \cap I(u)} s_{ij}},
 
-    and :math:`\hat r_{ui} = b_{ui}` when no neighbour of :math:`i` was rated
-    by :math:`u`.  ``recommend`` then ranks by predicted rating.
+        and :math:`\hat r_{ui} = b_{ui}` when no neighbour of :math:`i` was rated
+        by :math:`u`.  ``recommend`` then ranks by predicted rating.
 
-    A new user is served from their history without refitting
-    (:meth:`recommend_new`); unknown users get the popularity fallback.
-    There is no ``partial_fit``: new interactions change the norms and
-    neighbour lists of many items, so an exact update is not cheap (refit).
+        A new user is served from their history without refitting
+        (:meth:`recommend_new`); unknown users get the popularity fallback.
+        There is no ``partial_fit``: new interactions change the norms and
+        neighbour lists of many items, so an exact update is not cheap (refit).
 
-    Parameters
-    ----------
-    {params}
-{attributes}
-    See Also
-    --------
-    UserKNN : The same over users.
-    EASE : Dense closed-form item-item weights, often more accurate.
+        Parameters
+        ----------
+        {params}
+    {attributes}
+        See Also
+        --------
+        UserKNN : The same over users.
+        EASE : Dense closed-form item-item weights, often more accurate.
 
-    Examples
-    --------
-    >>> from sklearn_mf import ItemKNN
-    >>> X = [(1, "a"), (1, "b"), (2, "a"), (2, "b"), (3, "a"), (3, "c"), (4, "c")]
-    >>> knn = ItemKNN(n_neighbors=2, shrinkage=0.0, weighting=None).fit(X)
-    >>> round(float(knn.similarity_[0, 1]), 4)  # cos(a, b) = 2 / sqrt(3 * 2)
-    0.8165
-    >>> items, scores = knn.recommend([4], n=1)
-    >>> items.tolist()
-    [['a']]
-    >>> knn.similar_items(["b"], n=1).items.tolist()
-    [['a']]
+        Examples
+        --------
+        >>> from sklearn_mf import ItemKNN
+        >>> X = [(1, "a"), (1, "b"), (2, "a"), (2, "b"), (3, "a"), (3, "c"), (4, "c")]
+        >>> knn = ItemKNN(n_neighbors=2, shrinkage=0.0, weighting=None).fit(X)
+        >>> round(float(knn.similarity_[0, 1]), 4)  # cos(a, b) = 2 / sqrt(3 * 2)
+        0.8165
+        >>> items, scores = knn.recommend([4], n=1)
+        >>> items.tolist()
+        [['a']]
+        >>> knn.similar_items(["b"], n=1).items.tolist()
+        [['a']]
     """
 
     def _auto_weighting(self):
@@ -533,10 +601,10 @@ class ItemKNN(_KNNBase):
     def _scores_from(self, H, rows, user_bias, cand):
         n_threads = effective_n_threads(self.n_jobs)
         if self.feedback == "explicit":
-            num, den = score_rows(H, rows, self._similarity_t, den_mode=2,
-                                  n_threads=n_threads)
-            return self._rating_scores(self._take(num, cand), self._take(den, cand),
-                                       user_bias, cand)
+            num, den = score_rows(H, rows, self._similarity_t, den_mode=2, n_threads=n_threads)
+            return self._rating_scores(
+                self._take(num, cand), self._take(den, cand), user_bias, cand
+            )
         out, _ = score_rows(H, rows, self.similarity_, n_threads=n_threads)
         return self._take(out, cand)
 
@@ -571,66 +639,87 @@ class ItemKNN(_KNNBase):
             ``items`` and ``scores`` (the similarities :math:`s_{ij}`).
         """
         check_is_fitted(self)
-        return self._neighbour_search(items, n, self.similarity_, self._item_index,
-                                      self.items_, "items")
-
+        return self._neighbour_search(
+            items, n, self.similarity_, self._item_index, self.items_, "items"
+        )
 
 
 class UserKNN(_KNNBase):
     r"""User-based nearest neighbours, for implicit feedback and for ratings.
 
-    Every user :math:`u` keeps the ``n_neighbors`` most similar users
-    :math:`N(u)`, by the cosine similarity with shrinkage :math:`h` of their
-    rows of the user-item matrix,
-    :math:`s_{uv} = x_u \cdot x_v / (\lVert x_u\rVert \lVert x_v\rVert + h)`
-    (optionally TF-IDF or BM25 weighted, or the plain dot product); only
-    positive similarities are kept, computed by the same parallel sparse
-    kernel as :class:`ItemKNN` (never the dense users x users matrix).
+        Every user :math:`u` keeps the ``n_neighbors`` most similar users
+        :math:`N(u)`, by the cosine similarity with shrinkage :math:`h` of their
+        rows of the user-item matrix,
+        :math:`s_{uv} = x_u \cdot x_v / (\lVert x_u\rVert \lVert x_v\rVert + h)`
+        (optionally TF-IDF or BM25 weighted, or the plain dot product); only
+        positive similarities are kept, computed by the same parallel sparse
+        kernel as :class:`ItemKNN` (never the dense users x users matrix).
 
-    **Implicit feedback**: :math:`\hat y_{ui} = \sum_{v \in N(u)} s_{uv}\,
-    y_{vi}`.  **Ratings** (``feedback="explicit"``, like Surprise's
-    user-based KNNBaseline): with the baseline
-    :math:`b_{ui} = \mu + b_u + b_i` and similarities of the residuals,
+        **Implicit feedback**: :math:`\hat y_{ui} = \sum_{v \in N(u)} s_{uv}\,
+        y_{vi}`.  **Ratings** (``feedback="explicit"``, like Surprise's
+        user-based KNNBaseline): with the baseline
+        :math:`b_{ui} = \mu + b_u + b_i` and similarities of the residuals,
 
-    .. math::
+        .. math::
 
-        \hat r_{ui} = b_{ui} + \frac{\sum_{v \in N(u) \cap U(i)} s_{uv}\,
-            (r_{vi} - b_{vi})}{\sum_{v \in N(u) \cap U(i)} s_{uv}}.
+            \hat r_{ui} = b_{ui} + \frac{\sum_{v \in N(u) \cap U(i)} s_{uv}\,
+                (r_{vi} - b_{vi})}{\sum_{v \in N(u) \cap U(i)} s_{uv}}.
 
-    A new user (:meth:`recommend_new`) gets their neighbours among the
-    trained users from the given history, then the same scores; the model is
-    not changed.  No ``partial_fit`` (new interactions change the
-    neighbourhoods of many users; refit).
+        A new user (:meth:`recommend_new`) gets their neighbours among the
+        trained users from the given history, then the same scores; the model is
+        not changed.  No ``partial_fit`` (new interactions change the
+        neighbourhoods of many users; refit).
 
-    Parameters
-    ----------
-    {params}
-{attributes}
-    See Also
-    --------
-    ItemKNN : The same over items (usually better when items are fewer).
+        Parameters
+        ----------
+        {params}
+    {attributes}
+        See Also
+        --------
+        ItemKNN : The same over items (usually better when items are fewer).
 
-    Examples
-    --------
-    >>> from sklearn_mf import UserKNN
-    >>> X = [(1, "a"), (1, "b"), (2, "a"), (2, "b"), (2, "c"), (3, "d")]
-    >>> knn = UserKNN(n_neighbors=2, shrinkage=0.0).fit(X)
-    >>> items, scores = knn.recommend([1], n=1)
-    >>> items.tolist()
-    [['c']]
-    >>> knn.similar_users([1], n=1).items.tolist()
-    [[2]]
+        Examples
+        --------
+        >>> from sklearn_mf import UserKNN
+        >>> X = [(1, "a"), (1, "b"), (2, "a"), (2, "b"), (2, "c"), (3, "d")]
+        >>> knn = UserKNN(n_neighbors=2, shrinkage=0.0).fit(X)
+        >>> items, scores = knn.recommend([1], n=1)
+        >>> items.tolist()
+        [['c']]
+        >>> knn.similar_users([1], n=1).items.tolist()
+        [[2]]
     """
 
-    def __init__(self, n_neighbors=50, *, similarity="cosine", shrinkage=10.0,
-                 weighting="auto", bm25_k1=100.0, bm25_b=0.8, feedback="implicit",
-                 baseline_regularization=10.0, handle_unknown="fallback",
-                 dtype=np.float32, n_jobs=None, verbose=0):
+    def __init__(
+        self,
+        n_neighbors=50,
+        *,
+        similarity="cosine",
+        shrinkage=10.0,
+        weighting="auto",
+        bm25_k1=100.0,
+        bm25_b=0.8,
+        feedback="implicit",
+        baseline_regularization=10.0,
+        handle_unknown="fallback",
+        dtype=np.float32,
+        n_jobs=None,
+        verbose=0,
+    ):
         super().__init__(
-            n_neighbors, similarity=similarity, shrinkage=shrinkage, weighting=weighting,
-            bm25_k1=bm25_k1, bm25_b=bm25_b, feedback=feedback,
+            n_neighbors,
+            similarity=similarity,
+            shrinkage=shrinkage,
+            weighting=weighting,
+            bm25_k1=bm25_k1,
+            bm25_b=bm25_b,
+            feedback=feedback,
             baseline_regularization=baseline_regularization,
-            handle_unknown=handle_unknown, dtype=dtype, n_jobs=n_jobs, verbose=verbose)
+            handle_unknown=handle_unknown,
+            dtype=dtype,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
 
     def _auto_weighting(self):
         return None
@@ -645,8 +734,9 @@ class UserKNN(_KNNBase):
         rows = np.arange(S.shape[0])
         if self.feedback == "explicit":
             num, den = score_rows(S, rows, self._history, den_mode=1, n_threads=n_threads)
-            return self._rating_scores(self._take(num, cand), self._take(den, cand),
-                                       user_bias, cand)
+            return self._rating_scores(
+                self._take(num, cand), self._take(den, cand), user_bias, cand
+            )
         out, _ = score_rows(S, rows, self._history, n_threads=n_threads)
         return self._take(out, cand)
 
@@ -658,8 +748,12 @@ class UserKNN(_KNNBase):
         H, b_u = self._new_history(m)
         V, _ = self._vectors(self._history, fit=False)
         S = knn_similarities(
-            self._vectors(H, fit=False)[0], V, self.n_neighbors, shrinkage=self.shrinkage,
-            cosine=self.similarity == "cosine", dtype=self._history.dtype.type,
+            self._vectors(H, fit=False)[0],
+            V,
+            self.n_neighbors,
+            shrinkage=self.shrinkage,
+            cosine=self.similarity == "cosine",
+            dtype=self._history.dtype.type,
             n_threads=effective_n_threads(self.n_jobs),
         )
         return self._scores_from(S, b_u, cand)
@@ -686,20 +780,35 @@ class UserKNN(_KNNBase):
             similarities :math:`s_{uv}`.
         """
         check_is_fitted(self)
-        return self._neighbour_search(users, n, self.similarity_, self._user_index,
-                                      self.users_, "users")
-
+        return self._neighbour_search(
+            users, n, self.similarity_, self._user_index, self.users_, "users"
+        )
 
 
 for _cls, _row in ((ItemKNN, "item"), (UserKNN, "user")):
-    _cls.__doc__ = _cls.__doc__.replace(
-        "{attributes}\n", _KNN_DOC_ATTRS.format(row=_row))
-ItemKNN.__doc__ = ItemKNN.__doc__.replace("{params}", _KNN_DOC_PARAMS.format(
-    n_neighbors=100, shrinkage=10.0, row="item", feature="user",
-    auto='"bm25" for implicit feedback (the best of the three on MovieLens '
-         "100K and Amazon, see :ref:`models`), None for ratings.",
-).strip("\n").lstrip())
-UserKNN.__doc__ = UserKNN.__doc__.replace("{params}", _KNN_DOC_PARAMS.format(
-    n_neighbors=50, shrinkage=10.0, row="user", feature="item",
-    auto="None (weighting did not help user neighbourhoods in our measurements).",
-).strip("\n").lstrip())
+    _cls.__doc__ = _cls.__doc__.replace("{attributes}\n", _KNN_DOC_ATTRS.format(row=_row))
+ItemKNN.__doc__ = ItemKNN.__doc__.replace(
+    "{params}",
+    _KNN_DOC_PARAMS.format(
+        n_neighbors=100,
+        shrinkage=10.0,
+        row="item",
+        feature="user",
+        auto='"bm25" for implicit feedback (the best of the three on MovieLens '
+        "100K and Amazon, see :ref:`models`), None for ratings.",
+    )
+    .strip("\n")
+    .lstrip(),
+)
+UserKNN.__doc__ = UserKNN.__doc__.replace(
+    "{params}",
+    _KNN_DOC_PARAMS.format(
+        n_neighbors=50,
+        shrinkage=10.0,
+        row="user",
+        feature="item",
+        auto="None (weighting did not help user neighbourhoods in our measurements).",
+    )
+    .strip("\n")
+    .lstrip(),
+)

@@ -109,9 +109,12 @@ def merge_interactions(seen, popularity, u, i, values, n_users, n_items, *, repl
     else:
         keep = np.ones(old.nnz, dtype=bool)
     merged = sp.csr_matrix(
-        (np.concatenate([old.data[keep], np.asarray(values, dtype=np.float32)]),
-         (np.concatenate([old.row[keep], u]), np.concatenate([old.col[keep], i]))),
-        shape=(n_users, n_items), dtype=np.float32,
+        (
+            np.concatenate([old.data[keep], np.asarray(values, dtype=np.float32)]),
+            (np.concatenate([old.row[keep], u]), np.concatenate([old.col[keep], i])),
+        ),
+        shape=(n_users, n_items),
+        dtype=np.float32,
     )
     merged.sum_duplicates()
     merged.indices = merged.indices.astype(np.int32, copy=False)
@@ -177,18 +180,23 @@ def grow_and_replay(model, users, items, y, sample_weight, arrays, replay_ratio,
             grown[name] = arr.copy()
             continue
         shape = (n_add,) + arr.shape[1:]
-        extra = (rng.normal(0, model.init_std, shape) if init == "normal"
-                 else np.zeros(shape)).astype(arr.dtype)
+        extra = (
+            rng.normal(0, model.init_std, shape) if init == "normal" else np.zeros(shape)
+        ).astype(arr.dtype)
         grown[name] = np.ascontiguousarray(np.concatenate([arr, extra]))
 
     # merged interactions: surviving old cells + new ratings; replay sample:
     # old cells not overwritten by the new ratings
     merged, popularity, old, keep = merge_interactions(
-        model.user_items_, model.item_popularity_, u, i, y, n_users, n_items, replace=True)
+        model.user_items_, model.item_popularity_, u, i, y, n_users, n_items, replace=True
+    )
     candidates = np.flatnonzero(keep)
     n_replay = min(len(candidates), int(round(replay_ratio * len(y))))
-    pick = (np.sort(rng.choice(candidates, n_replay, replace=False))
-            if n_replay else np.zeros(0, dtype=np.intp))
+    pick = (
+        np.sort(rng.choice(candidates, n_replay, replace=False))
+        if n_replay
+        else np.zeros(0, dtype=np.intp)
+    )
 
     all_u = np.concatenate([u, old.row[pick]]).astype(np.int32)
     all_i = np.concatenate([i, old.col[pick]]).astype(np.int32)
@@ -197,5 +205,16 @@ def grow_and_replay(model, users, items, y, sample_weight, arrays, replay_ratio,
         all_w = None
     else:
         all_w = np.concatenate([sample_weight, np.ones(n_replay)])
-    return OnlineBatch(all_u, all_i, all_y, all_w, len(y), grown, users_, items_, merged,
-                       popularity, widened_range(getattr(model, "rating_range_", None), y))
+    return OnlineBatch(
+        all_u,
+        all_i,
+        all_y,
+        all_w,
+        len(y),
+        grown,
+        users_,
+        items_,
+        merged,
+        popularity,
+        widened_range(getattr(model, "rating_range_", None), y),
+    )

@@ -52,7 +52,8 @@ def trusted_types():
     from sklearn_mf._als import RowMatrix
 
     classes = [
-        obj for obj in (getattr(sklearn_mf, name) for name in sklearn_mf.__all__)
+        obj
+        for obj in (getattr(sklearn_mf, name) for name in sklearn_mf.__all__)
         if inspect.isclass(obj) and issubclass(obj, BaseEstimator)
     ]
     return sorted({_qualified(c) for c in classes + [RowMatrix, sp.csr_matrix]})

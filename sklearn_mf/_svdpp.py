@@ -41,8 +41,9 @@ def implicit_sets(seen, dtype):
     counts = np.diff(seen.indptr)
     scale = np.zeros(len(counts))
     scale[counts > 0] = 1.0 / np.sqrt(counts[counts > 0])
-    norm = sp.csr_matrix((np.repeat(scale, counts).astype(dtype), seen.indices, seen.indptr),
-                         shape=seen.shape)
+    norm = sp.csr_matrix(
+        (np.repeat(scale, counts).astype(dtype), seen.indices, seen.indptr), shape=seen.shape
+    )
     return seen.indptr.astype(np.int32), seen.indices.astype(np.int32), norm
 
 
@@ -63,10 +64,35 @@ class SVDppResult(NamedTuple):
     loop: LoopResult
 
 
-def run_svdpp(u, i, y, sample_weight, train, val, P, Q, Y, user_bias, item_bias, seen, *,
-              global_mean, learning_rate, regularization, bias_regularization,
-              implicit_regularization, biased, n_epochs, tol, n_iter_no_change,
-              clip_range, rng, n_threads, verbose=0, desc=None):
+def run_svdpp(
+    u,
+    i,
+    y,
+    sample_weight,
+    train,
+    val,
+    P,
+    Q,
+    Y,
+    user_bias,
+    item_bias,
+    seen,
+    *,
+    global_mean,
+    learning_rate,
+    regularization,
+    bias_regularization,
+    implicit_regularization,
+    biased,
+    n_epochs,
+    tol,
+    n_iter_no_change,
+    clip_range,
+    rng,
+    n_threads,
+    verbose=0,
+    desc=None,
+):
     """SVD++ SGD epochs on the ratings ``y[train]`` of codes ``u``, ``i``.
 
     ``P``, ``Q``, ``Y`` (implicit item factors) and the biases are updated in
@@ -85,8 +111,11 @@ def run_svdpp(u, i, y, sample_weight, train, val, P, Q, Y, user_bias, item_bias,
     by_user = train[np.argsort(u[train], kind="stable")]
     ti = np.ascontiguousarray(i[by_user], dtype=np.int32)
     tr = np.ascontiguousarray(y[by_user], dtype=dtype)
-    tw = (np.zeros(0, dtype=dtype) if sample_weight is None
-          else np.ascontiguousarray(sample_weight[by_user], dtype=dtype))
+    tw = (
+        np.zeros(0, dtype=dtype)
+        if sample_weight is None
+        else np.ascontiguousarray(sample_weight[by_user], dtype=dtype)
+    )
     sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
     rating_ptr = np.zeros(n_users + 1, dtype=np.intp)
     np.cumsum(np.bincount(u[train], minlength=n_users), out=rating_ptr[1:])
@@ -101,29 +130,64 @@ def run_svdpp(u, i, y, sample_weight, train, val, P, Q, Y, user_bias, item_bias,
     def step(epoch):
         user_order = rng.permutation(n_users).astype(np.intp)
         sse, n_bad = _svdpp_fast.svdpp_epoch(
-            ti, tr, tw, rating_ptr, order, seeds_from(rng, 1)[0], user_order,
-            n_indptr, n_indices, P, Q, Y, bu, bi, global_mean, float(learning_rate),
-            reg, reg_b, reg_y, biased,
+            ti,
+            tr,
+            tw,
+            rating_ptr,
+            order,
+            seeds_from(rng, 1)[0],
+            user_order,
+            n_indptr,
+            n_indices,
+            P,
+            Q,
+            Y,
+            bu,
+            bi,
+            global_mean,
+            float(learning_rate),
+            reg,
+            reg_b,
+            reg_y,
+            biased,
         )
         return sse / sum_w, n_bad, {"train MSE": sse / sum_w}
 
     def score(epoch):
         E = np.ascontiguousarray(P + implicit_user_factors(norm, Y))
-        pred = rating_predictions(u[val], i[val], E, Q, bu if biased else None,
-                                  bi if biased else None, global_mean, clip_range, n_threads)
+        pred = rating_predictions(
+            u[val],
+            i[val],
+            E,
+            Q,
+            bu if biased else None,
+            bi if biased else None,
+            global_mean,
+            clip_range,
+            n_threads,
+        )
         return weighted_rmse(pred, y[val], None if sample_weight is None else sample_weight[val])
 
-    stopper = (None if val is None
-               else EarlyStopping(lambda: (P, Q, Y, user_bias, item_bias), tol,
-                                  n_iter_no_change))
-    loop = TrainingLoop(n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper,
-                        verbose=verbose, desc=desc)
+    stopper = (
+        None
+        if val is None
+        else EarlyStopping(lambda: (P, Q, Y, user_bias, item_bias), tol, n_iter_no_change)
+    )
+    loop = TrainingLoop(
+        n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper, verbose=verbose, desc=desc
+    )
     result = loop.run(step, score=score, score_name="validation RMSE")
     return SVDppResult(P, Q, Y, implicit_user_factors(norm, Y), user_bias, item_bias, result)
 
 
-class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
-            RatingRegressorMixin, BaseEstimator):
+class SVDpp(
+    FittedLoopMixin,
+    DotProductMixin,
+    FoldInMixin,
+    LatentFactorMixin,
+    RatingRegressorMixin,
+    BaseEstimator,
+):
     r"""SVD++ (Koren 2008): biased matrix factorization plus implicit feedback.
 
     Which items a user chose to rate says something about her taste, whatever
@@ -325,7 +389,6 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     @undo_validation_on_error
@@ -349,10 +412,20 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         start = self._start_rating_fit(X, y, sample_weight, n_extra_item_factors=1)
         train = np.arange(len(start.y)) if start.train is None else start.train
         result = run_svdpp(
-            start.user_codes, start.item_codes, start.y, start.sample_weight, train,
-            start.val, start.user_factors, start.item_factors, start.extra_item_factors[0],
-            start.user_bias, start.item_bias, start.user_items,
-            global_mean=start.global_mean, rng=start.rng,
+            start.user_codes,
+            start.item_codes,
+            start.y,
+            start.sample_weight,
+            train,
+            start.val,
+            start.user_factors,
+            start.item_factors,
+            start.extra_item_factors[0],
+            start.user_bias,
+            start.item_bias,
+            start.user_items,
+            global_mean=start.global_mean,
+            rng=start.rng,
             **self._sgd_params(start.rating_range, self.n_epochs),
         )
         self._set_rating_start(start)
@@ -362,12 +435,17 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
 
     def _sgd_params(self, rating_range, n_epochs):
         return dict(
-            learning_rate=self.learning_rate, regularization=self.regularization,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
             bias_regularization=self.bias_regularization,
-            implicit_regularization=self.implicit_regularization, biased=self.biased,
-            n_epochs=n_epochs, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+            implicit_regularization=self.implicit_regularization,
+            biased=self.biased,
+            n_epochs=n_epochs,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
             clip_range=rating_range if self.clip_predictions else None,
-            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+            n_threads=effective_n_threads(self.n_jobs),
+            verbose=self.verbose,
             desc=type(self).__name__,
         )
 
@@ -381,8 +459,15 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
     # ----------------------------------------------------------- online
     @_fit_context(prefer_skip_nested_validation=True)
     @undo_validation_on_error
-    def partial_fit(self, X, y, sample_weight=None, *, n_passes=PARTIAL_FIT_PASSES,
-                    replay_ratio=PARTIAL_FIT_REPLAY):
+    def partial_fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        n_passes=PARTIAL_FIT_PASSES,
+        replay_ratio=PARTIAL_FIT_REPLAY,
+    ):
         """Update the model with new ratings (online learning).
 
         New users and items are appended to the model (embeddings from
@@ -421,18 +506,37 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
         rng = online_rng(self.random_state, n_calls)
         batch = grow_and_replay(
-            self, users, items, y, sample_weight,
-            [("user_factors_", "user", "normal"), ("item_factors_", "item", "normal"),
-             ("implicit_item_factors_", "item", "normal"),
-             ("user_bias_", "user", "zeros"), ("item_bias_", "item", "zeros")],
-            replay_ratio, rng,
+            self,
+            users,
+            items,
+            y,
+            sample_weight,
+            [
+                ("user_factors_", "user", "normal"),
+                ("item_factors_", "item", "normal"),
+                ("implicit_item_factors_", "item", "normal"),
+                ("user_bias_", "user", "zeros"),
+                ("item_bias_", "item", "zeros"),
+            ],
+            replay_ratio,
+            rng,
         )
         a = batch.arrays
         result = run_svdpp(
-            batch.user_codes, batch.item_codes, batch.y, batch.sample_weight,
-            np.arange(len(batch.y)), None, a["user_factors_"], a["item_factors_"],
-            a["implicit_item_factors_"], a["user_bias_"], a["item_bias_"], batch.user_items,
-            global_mean=self.global_mean_, rng=rng,
+            batch.user_codes,
+            batch.item_codes,
+            batch.y,
+            batch.sample_weight,
+            np.arange(len(batch.y)),
+            None,
+            a["user_factors_"],
+            a["item_factors_"],
+            a["implicit_item_factors_"],
+            a["user_bias_"],
+            a["item_bias_"],
+            batch.user_items,
+            global_mean=self.global_mean_,
+            rng=rng,
             **self._sgd_params(batch.rating_range, n_passes),
         )
         self._set_online_batch(batch)
@@ -455,8 +559,9 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         indptr = np.asarray(indptr)
         indices = np.asarray(indices)
         n_rows = len(indptr) - 1
-        pattern = sp.csr_matrix((np.ones(len(indices)), indices, indptr),
-                                shape=(n_rows, len(self.items_)), copy=True)
+        pattern = sp.csr_matrix(
+            (np.ones(len(indices)), indices, indptr), shape=(n_rows, len(self.items_)), copy=True
+        )
         pattern.sum_duplicates()
         counts = np.diff(pattern.indptr)
         scale = np.zeros(n_rows)
@@ -466,7 +571,8 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         z = np.asarray(pattern @ Y, dtype=Y.dtype)
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
         resid = np.asarray(values, dtype=np.float64) - np.einsum(
-            "ij,ij->i", self.item_factors_[indices].astype(np.float64), z[rows])
+            "ij,ij->i", self.item_factors_[indices].astype(np.float64), z[rows]
+        )
         P, b = _explicit_fold_in(self, indptr, indices, resid, prior, per_rating=True)
         return (P + z).astype(Y.dtype), b
 
@@ -477,4 +583,3 @@ class SVDpp(FittedLoopMixin, DotProductMixin, FoldInMixin, LatentFactorMixin,
         return np.ascontiguousarray(
             self.user_factors_[user_codes] + self.implicit_user_factors_[user_codes]
         )
-

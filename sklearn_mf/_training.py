@@ -23,10 +23,9 @@ import scipy.sparse as sp
 
 from sklearn_mf import _predict_fast
 from sklearn_mf._ids import factorize_ids
-from sklearn_mf._progress import SetupTimer, EpochProgress
+from sklearn_mf._progress import EpochProgress, SetupTimer
 from sklearn_mf._utils import check_dtype, make_rng
 from sklearn_mf._validation import check_interactions
-
 
 
 def undo_validation_on_error(fit):
@@ -38,6 +37,7 @@ def undo_validation_on_error(fit):
     before training starts) and the attributes set just before the final
     finiteness check (``check_finite_fit``).
     """
+
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
         state = vars(self)
@@ -85,9 +85,22 @@ class RatingFitStart(NamedTuple):
     rng: np.random.Generator
 
 
-def start_rating_fit(users, items, y, sample_weight, *, n_factors, init_std, dtype,
-                     biased, early_stopping, validation_fraction, random_state,
-                     n_extra_item_factors=0, timer=None):
+def start_rating_fit(
+    users,
+    items,
+    y,
+    sample_weight,
+    *,
+    n_factors,
+    init_std,
+    dtype,
+    biased,
+    early_stopping,
+    validation_fraction,
+    random_state,
+    n_extra_item_factors=0,
+    timer=None,
+):
     """The common start of ``fit`` for the biased rating models (MF, SVD++).
 
     Encodes the validated ratings, builds the seen-items matrix, draws the
@@ -116,8 +129,9 @@ def start_rating_fit(users, items, y, sample_weight, *, n_factors, init_std, dty
     rng = make_rng(random_state)
     P = rng.normal(0, init_std, (n_users, k)).astype(dtype)
     Q = rng.normal(0, init_std, (n_items, k)).astype(dtype)
-    extra = [rng.normal(0, init_std, (n_items, k)).astype(dtype)
-             for _ in range(n_extra_item_factors)]
+    extra = [
+        rng.normal(0, init_std, (n_items, k)).astype(dtype) for _ in range(n_extra_item_factors)
+    ]
     train = val = None
     if early_stopping:
         train, val = holdout_split(len(y), validation_fraction, rng)
@@ -126,10 +140,24 @@ def start_rating_fit(users, items, y, sample_weight, *, n_factors, init_std, dty
     global_mean = float(np.average(y[sub], weights=w)) if biased else 0.0
     timer.lap("initialise")
     return RatingFitStart(
-        u, i, users_, items_, y, sample_weight, seen, popularity,
-        (float(y.min()), float(y.max())), P, Q, extra,
-        np.zeros(n_users, dtype=dtype), np.zeros(n_items, dtype=dtype),
-        global_mean, train, val, rng,
+        u,
+        i,
+        users_,
+        items_,
+        y,
+        sample_weight,
+        seen,
+        popularity,
+        (float(y.min()), float(y.max())),
+        P,
+        Q,
+        extra,
+        np.zeros(n_users, dtype=dtype),
+        np.zeros(n_items, dtype=dtype),
+        global_mean,
+        train,
+        val,
+        rng,
     )
 
 
@@ -141,15 +169,15 @@ def holdout_split(n, validation_fraction, rng):
     n_val = max(1, int(round(validation_fraction * n)))
     if n_val >= n:
         raise ValueError(
-            f"validation_fraction={validation_fraction} leaves no training "
-            f"rows out of {n}."
+            f"validation_fraction={validation_fraction} leaves no training rows out of {n}."
         )
     shuffled = rng.permutation(n)
     return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
 
 
-def rating_predictions(user_codes, item_codes, P, Q, user_bias, item_bias, global_mean,
-                       clip_range, n_threads):
+def rating_predictions(
+    user_codes, item_codes, P, Q, user_bias, item_bias, global_mean, clip_range, n_threads
+):
     """Predictions ``mu + b_u + b_i + p_u.q_i`` (float64) of (user, item) codes.
 
     ``user_bias`` / ``item_bias`` are None for an unbiased model; ``clip_range``
@@ -162,8 +190,13 @@ def rating_predictions(user_codes, item_codes, P, Q, user_bias, item_bias, globa
     _predict_fast.dot_scores(
         np.ascontiguousarray(user_codes, dtype=np.int32),
         np.ascontiguousarray(item_codes, dtype=np.int32),
-        P, Q, empty if user_bias is None else user_bias,
-        empty if item_bias is None else item_bias, global_mean, out, n_threads,
+        P,
+        Q,
+        empty if user_bias is None else user_bias,
+        empty if item_bias is None else item_bias,
+        global_mean,
+        out,
+        n_threads,
     )
     out = out.astype(np.float64)
     if clip_range is not None:
@@ -178,8 +211,7 @@ def weighted_rmse(pred, y, sample_weight):
 
 def sgd_hint(learning_rate):
     """What to change when an SGD run diverges."""
-    return (f"Use a smaller learning_rate (now {learning_rate}) or a larger "
-            "regularization.")
+    return f"Use a smaller learning_rate (now {learning_rate}) or a larger regularization."
 
 
 def raise_if_diverged(epoch, n_bad, loss, hint, *, solver="sgd", unit="epoch"):
@@ -268,11 +300,19 @@ class FittedLoopMixin:
         )
         timer.lap("validate")
         return start_rating_fit(
-            users, items, y, sample_weight, n_factors=self.n_factors,
-            init_std=self.init_std, dtype=check_dtype(self.dtype), biased=self.biased,
+            users,
+            items,
+            y,
+            sample_weight,
+            n_factors=self.n_factors,
+            init_std=self.init_std,
+            dtype=check_dtype(self.dtype),
+            biased=self.biased,
             early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction, random_state=self.random_state,
-            n_extra_item_factors=n_extra_item_factors, timer=timer,
+            validation_fraction=self.validation_fraction,
+            random_state=self.random_state,
+            n_extra_item_factors=n_extra_item_factors,
+            timer=timer,
         )
 
     def _set_rating_start(self, start):
@@ -342,8 +382,17 @@ class TrainingLoop:
     (4, True)
     """
 
-    def __init__(self, n_epochs, *, hint, solver="sgd", early_stopping=None, verbose=0,
-                 desc=None, unit="epoch"):
+    def __init__(
+        self,
+        n_epochs,
+        *,
+        hint,
+        solver="sgd",
+        early_stopping=None,
+        verbose=0,
+        desc=None,
+        unit="epoch",
+    ):
         self.n_epochs = n_epochs
         self.hint = hint
         self.solver = solver
@@ -377,12 +426,10 @@ class TrainingLoop:
         """
         stopper = self.early_stopping
         curve, n_iter, stop = [], 0, False
-        with EpochProgress(self.verbose, self.n_epochs, unit=self.unit,
-                           desc=self.desc) as progress:
+        with EpochProgress(self.verbose, self.n_epochs, unit=self.unit, desc=self.desc) as progress:
             for epoch in range(1, self.n_epochs + 1):
                 loss, n_bad, metrics = step(epoch)
-                raise_if_diverged(epoch, n_bad, loss, self.hint, solver=self.solver,
-                                  unit=self.unit)
+                raise_if_diverged(epoch, n_bad, loss, self.hint, solver=self.solver, unit=self.unit)
                 curve.append(float(loss))
                 n_iter = epoch
                 stop = False

@@ -121,7 +121,8 @@ def check_finite_fit(estimator, y=None, *, scale=1.0, what="ratings"):
     name = type(estimator).__name__
     cause = target_overflow_cause(estimator, y, scale=scale, what=what) or (
         "the solver diverged numerically: use a larger regularization (ALS) "
-        "or a smaller learning_rate (SGD)")
+        "or a smaller learning_rate (SGD)"
+    )
     raise FloatingPointError(
         f"{name}.fit produced NaN or infinite values in {', '.join(bad)}: {cause}. "
         "The model is not usable."

@@ -222,8 +222,7 @@ def check_interactions(
     if y is None:
         if y_required:
             raise ValueError(
-                f"{name} requires y to be passed, but the target y is None "
-                "(y holds the ratings)."
+                f"{name} requires y to be passed, but the target y is None (y holds the ratings)."
             )
     else:
         y = column_or_1d(np.asarray(y), warn=True)
@@ -277,7 +276,5 @@ def check_n(n, n_max, what="items"):
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}.")
     if n > n_max:
-        raise ValueError(
-            f"n={n} is larger than the number of candidate {what} ({n_max})."
-        )
+        raise ValueError(f"n={n} is larger than the number of candidate {what} ({n_max}).")
     return int(n)

@@ -22,8 +22,9 @@ from sklearn_mf.datasets import load_movielens, make_ratings
 
 def _load(path):
     if path is None:
-        X, y = make_ratings(n_users=943, n_items=1682, n_ratings=100_000, noise=0.9,
-                            random_state=0, as_frame=True)
+        X, y = make_ratings(
+            n_users=943, n_items=1682, n_ratings=100_000, noise=0.9, random_state=0, as_frame=True
+        )
         return X, y, None, "built-in synthetic ratings (make_ratings, 943 x 1682, 100k)"
     data = load_movielens(path)
     titles = None
@@ -34,8 +35,12 @@ def _load(path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", nargs="?", default=None,
-                        help="directory of a MovieLens copy (default: built-in data)")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default=None,
+        help="directory of a MovieLens copy (default: built-in data)",
+    )
     parser.add_argument("--n-jobs", type=int, default=None, help="threads per fit")
     args = parser.parse_args(argv)
 
@@ -45,23 +50,30 @@ def main(argv=None):
 
     grid = GridSearchCV(
         MatrixFactorization(n_epochs=40, random_state=0, n_jobs=args.n_jobs),
-        param_grid={"n_factors": [20, 100], "regularization": [0.02, 0.08],
-                    "learning_rate": [0.005, 0.01]},
+        param_grid={
+            "n_factors": [20, 100],
+            "regularization": [0.02, 0.08],
+            "learning_rate": [0.005, 0.01],
+        },
         scoring="neg_root_mean_squared_error",
         cv=KFold(3, shuffle=True, random_state=0),
     )
     tic = time.perf_counter()
     grid.fit(X_train, y_train)
-    print(f"GridSearchCV: {len(grid.cv_results_['params'])} candidates x 3 folds "
-          f"in {time.perf_counter() - tic:.1f} s")
+    print(
+        f"GridSearchCV: {len(grid.cv_results_['params'])} candidates x 3 folds "
+        f"in {time.perf_counter() - tic:.1f} s"
+    )
     print(f"best parameters: {grid.best_params_}  (CV RMSE {-grid.best_score_:.4f})")
 
     model = grid.best_estimator_
     pred = model.predict(X_test)
-    print(f"test RMSE {root_mean_squared_error(y_test, pred):.4f}   "
-          f"test MAE {mean_absolute_error(y_test, pred):.4f}   "
-          f"(predicting the mean: RMSE "
-          f"{root_mean_squared_error(y_test, np.full(len(y_test), np.mean(y_train))):.4f})")
+    print(
+        f"test RMSE {root_mean_squared_error(y_test, pred):.4f}   "
+        f"test MAE {mean_absolute_error(y_test, pred):.4f}   "
+        f"(predicting the mean: RMSE "
+        f"{root_mean_squared_error(y_test, np.full(len(y_test), np.mean(y_train))):.4f})"
+    )
 
     users = model.users_[:3]
     rec = model.recommend(users, n=10)

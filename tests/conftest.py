@@ -53,8 +53,14 @@ def _planted_fm(n=400, d=12, k=3, seed=0, density=0.35):
     from sklearn_mf._fm._estimators import fm_predict_naive
 
     rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=density, random_state=seed, format="csr",
-                  data_rvs=lambda m: rng.uniform(0.5, 1.5, m))
+    X = sp.random(
+        n,
+        d,
+        density=density,
+        random_state=seed,
+        format="csr",
+        data_rvs=lambda m: rng.uniform(0.5, 1.5, m),
+    )
     w0, w, V = 0.3, rng.normal(0, 0.5, d), rng.normal(0, 0.6, (d, k))
     return X, fm_predict_naive(X, w0, w, V)
 

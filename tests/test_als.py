@@ -9,8 +9,7 @@ from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_mf import MatrixFactorization
-from sklearn_mf import _als, _als_fast
+from sklearn_mf import MatrixFactorization, _als, _als_fast
 from sklearn_mf._als import RowMatrix, explicit_objective
 from sklearn_mf.datasets import make_ratings
 
@@ -21,8 +20,9 @@ def rmse(a, b):
 
 @pytest.fixture(scope="module")
 def synthetic():
-    X, y = make_ratings(n_users=200, n_items=120, n_ratings=6000, n_factors=4,
-                        noise=0.3, random_state=0)
+    X, y = make_ratings(
+        n_users=200, n_items=120, n_ratings=6000, n_factors=4, noise=0.3, random_state=0
+    )
     return X, y
 
 
@@ -76,9 +76,18 @@ def test_explicit_half_step_matches_numpy_normal_equations(biased, scale, weight
     X = np.full((n_rows, k), 7.0)
     bx = np.full(n_rows, 7.0) if biased else np.zeros(0)
     n_bad = _als_fast.explicit_solve(
-        m.indptr.astype(np.intp), m.indices.astype(np.int32), t,
-        w if weighted else np.zeros(0), Y, by if biased else np.zeros(0), X, bx,
-        0.1, 0.3, scale, n_threads,
+        m.indptr.astype(np.intp),
+        m.indices.astype(np.int32),
+        t,
+        w if weighted else np.zeros(0),
+        Y,
+        by if biased else np.zeros(0),
+        X,
+        bx,
+        0.1,
+        0.3,
+        scale,
+        n_threads,
     )
     assert n_bad == 0
     assert np.diff(m.indptr).max() > 128
@@ -108,10 +117,23 @@ def test_explicit_half_step_short_rows_dual_solve(biased, weighted):
     for scale in (True, False):
         X = np.zeros((n_rows, k))
         bx = np.zeros(n_rows) if biased else np.zeros(0)
-        assert _als_fast.explicit_solve(
-            m.indptr.astype(np.intp), m.indices.astype(np.int32), t,
-            w if weighted else np.zeros(0), Y, by if biased else np.zeros(0), X, bx,
-            0.3, 0.2, scale, 2) == 0
+        assert (
+            _als_fast.explicit_solve(
+                m.indptr.astype(np.intp),
+                m.indices.astype(np.int32),
+                t,
+                w if weighted else np.zeros(0),
+                Y,
+                by if biased else np.zeros(0),
+                X,
+                bx,
+                0.3,
+                0.2,
+                scale,
+                2,
+            )
+            == 0
+        )
         for r in range(n_rows):
             s = slice(m.indptr[r], m.indptr[r + 1])
             x, b = numpy_explicit_row(Y, by, m.indices[s], t[s], w[s], 0.3, 0.2, scale, biased)
@@ -130,9 +152,20 @@ def test_explicit_half_step_float32_close_to_float64():
     for dt in (np.float32, np.float64):
         X = np.zeros((30, 5), dtype=dt)
         b = np.zeros(30, dtype=dt)
-        _als_fast.explicit_solve(m.indptr.astype(np.intp), m.indices.astype(np.int32),
-                                 t.astype(dt), np.zeros(0, dt), Y.astype(dt),
-                                 by.astype(dt), X, b, 0.05, 0.05, True, 2)
+        _als_fast.explicit_solve(
+            m.indptr.astype(np.intp),
+            m.indices.astype(np.int32),
+            t.astype(dt),
+            np.zeros(0, dt),
+            Y.astype(dt),
+            by.astype(dt),
+            X,
+            b,
+            0.05,
+            0.05,
+            True,
+            2,
+        )
         out[dt] = X
     np.testing.assert_allclose(out[np.float32], out[np.float64], rtol=1e-3, atol=1e-4)
 
@@ -170,9 +203,17 @@ def numpy_objective(mf, X, y, w=None):
 @pytest.mark.parametrize("biased", [True, False])
 def test_objective_never_increases(synthetic, regularization_scaling, biased):
     X, y = synthetic
-    mf = MatrixFactorization(n_factors=6, solver="als", max_iter=12, tol=0, biased=biased,
-                             regularization_scaling=regularization_scaling, dtype=np.float64,
-                             random_state=0, n_jobs=2).fit(X, y)
+    mf = MatrixFactorization(
+        n_factors=6,
+        solver="als",
+        max_iter=12,
+        tol=0,
+        biased=biased,
+        regularization_scaling=regularization_scaling,
+        dtype=np.float64,
+        random_state=0,
+        n_jobs=2,
+    ).fit(X, y)
     curve = np.array(mf.loss_curve_)
     assert mf.n_iter_ == 12 and len(curve) == 12
     assert np.all(np.diff(curve) <= 1e-12 * curve[:-1])
@@ -187,35 +228,49 @@ def test_objective_never_increases(synthetic, regularization_scaling, biased):
 def test_weighted_objective_matches_numpy_with_sample_weight(synthetic):
     X, y = synthetic
     w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
-    mf = MatrixFactorization(n_factors=5, solver="als", max_iter=5, tol=0, dtype=np.float64,
-                             random_state=0).fit(X, y, sample_weight=w)
+    mf = MatrixFactorization(
+        n_factors=5, solver="als", max_iter=5, tol=0, dtype=np.float64, random_state=0
+    ).fit(X, y, sample_weight=w)
     assert mf.loss_curve_[-1] == pytest.approx(numpy_objective(mf, X, y, w), rel=1e-9)
     assert np.all(np.diff(mf.loss_curve_) <= 0)
 
 
 def test_tol_stops_iterations(synthetic):
     X, y = synthetic
-    loose = MatrixFactorization(n_factors=5, solver="als", max_iter=100, tol=1e-2,
-                                random_state=0).fit(X, y)
-    tight = MatrixFactorization(n_factors=5, solver="als", max_iter=100, tol=1e-6,
-                                random_state=0).fit(X, y)
+    loose = MatrixFactorization(
+        n_factors=5, solver="als", max_iter=100, tol=1e-2, random_state=0
+    ).fit(X, y)
+    tight = MatrixFactorization(
+        n_factors=5, solver="als", max_iter=100, tol=1e-6, random_state=0
+    ).fit(X, y)
     assert loose.n_iter_ < tight.n_iter_ <= 100
     c = loose.loss_curve_
     assert c[-2] - c[-1] <= 1e-2 * c[-2]
 
 
 def test_recovers_planted_structure_and_biases():
-    X, y, truth = make_ratings(n_users=300, n_items=150, n_ratings=12000, n_factors=3,
-                               noise=0.2, round_ratings=False, return_truth=True,
-                               random_state=3)
+    X, y, truth = make_ratings(
+        n_users=300,
+        n_items=150,
+        n_ratings=12000,
+        n_factors=3,
+        noise=0.2,
+        round_ratings=False,
+        return_truth=True,
+        random_state=3,
+    )
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0)
-    mf = MatrixFactorization(n_factors=3, solver="als", regularization=0.02, max_iter=30,
-                             random_state=0).fit(Xtr, ytr)
+    mf = MatrixFactorization(
+        n_factors=3, solver="als", regularization=0.02, max_iter=30, random_state=0
+    ).fit(Xtr, ytr)
     baseline = rmse(np.full(len(yte), ytr.mean()), yte)
     assert rmse(mf.predict(Xte), yte) < 0.5 * baseline
     items = mf.items_
-    true_bi = np.asarray(truth.item_bias)[items] if not hasattr(truth.item_bias, "loc") \
+    true_bi = (
+        np.asarray(truth.item_bias)[items]
+        if not hasattr(truth.item_bias, "loc")
         else truth.item_bias.loc[items].to_numpy()
+    )
     assert np.corrcoef(mf.item_bias_, true_bi)[0, 1] > 0.8
 
 
@@ -223,8 +278,9 @@ def test_movielens_100k_rmse(ml100k):
     X = ml100k.ratings[["user", "item"]].to_numpy()
     y = ml100k.ratings["rating"].to_numpy().astype(float)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0)
-    mf = MatrixFactorization(n_factors=20, solver="als", regularization=0.1, max_iter=10,
-                             random_state=0).fit(Xtr, ytr)
+    mf = MatrixFactorization(
+        n_factors=20, solver="als", regularization=0.1, max_iter=10, random_state=0
+    ).fit(Xtr, ytr)
     score = rmse(mf.predict(Xte), yte)
     # global mean ~1.13, item mean ~1.03 on this split; ALS-WR reaches ~0.92
     assert score < 0.94
@@ -234,9 +290,15 @@ def test_every_als_parameter_changes_the_fit(synthetic):
     X, y = synthetic
     base = dict(n_factors=4, solver="als", max_iter=3, tol=0, random_state=0)
     ref = MatrixFactorization(**base).fit(X, y).predict(X[:50])
-    for change in [dict(max_iter=5), dict(regularization_scaling="none"),
-                   dict(regularization=0.2), dict(bias_regularization=1.0),
-                   dict(n_factors=5), dict(random_state=1), dict(biased=False)]:
+    for change in [
+        dict(max_iter=5),
+        dict(regularization_scaling="none"),
+        dict(regularization=0.2),
+        dict(bias_regularization=1.0),
+        dict(n_factors=5),
+        dict(random_state=1),
+        dict(biased=False),
+    ]:
         pred = MatrixFactorization(**{**base, **change}).fit(X, y).predict(X[:50])
         assert not np.allclose(pred, ref), change
 
@@ -254,17 +316,25 @@ def test_threads_and_dtype_agree(synthetic, monkeypatch):
 
 def test_early_stopping_with_als(synthetic):
     X, y = synthetic
-    mf = MatrixFactorization(n_factors=8, solver="als", max_iter=30, regularization=0.0005,
-                             early_stopping=True, n_iter_no_change=2, tol=0,
-                             random_state=0).fit(X, y)
+    mf = MatrixFactorization(
+        n_factors=8,
+        solver="als",
+        max_iter=30,
+        regularization=0.0005,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=0,
+        random_state=0,
+    ).fit(X, y)
     assert len(mf.validation_scores_) == mf.n_iter_
     assert mf.validation_scores_[mf.best_iteration_ - 1] == min(mf.validation_scores_)
 
 
 def test_verbose(synthetic, capsys):
     X, y = synthetic
-    MatrixFactorization(n_factors=3, solver="als", max_iter=3, tol=0, verbose=1,
-                        random_state=0).fit(X, y)
+    MatrixFactorization(
+        n_factors=3, solver="als", max_iter=3, tol=0, verbose=1, random_state=0
+    ).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     lines = [ln for ln in lines if not ln.startswith("set-up  ")]  # stages first
     assert len(lines) == 3 and lines[0].startswith("iteration   1  objective")
@@ -299,9 +369,11 @@ def test_joblib_round_trip_and_clone(synthetic, tmp_path):
 
 # ------------------------------------------------------------------ fold-in
 def snapshot(model):
-    return {k: (v.copy() if isinstance(v, np.ndarray) else v.copy())
-            for k, v in vars(model).items()
-            if isinstance(v, np.ndarray) or sp.issparse(v)}
+    return {
+        k: (v.copy() if isinstance(v, np.ndarray) else v.copy())
+        for k, v in vars(model).items()
+        if isinstance(v, np.ndarray) or sp.issparse(v)
+    }
 
 
 def assert_unchanged(model, snap):
@@ -315,8 +387,9 @@ def assert_unchanged(model, snap):
 
 def test_fold_in_reproduces_converged_als_factors(synthetic):
     X, y = synthetic
-    mf = MatrixFactorization(n_factors=4, solver="als", max_iter=400, tol=1e-13,
-                             dtype=np.float64, random_state=0).fit(X, y)
+    mf = MatrixFactorization(
+        n_factors=4, solver="als", max_iter=400, tol=1e-13, dtype=np.float64, random_state=0
+    ).fit(X, y)
     assert mf.n_iter_ < 400
     snap = snapshot(mf)
     users = mf.users_[:25]
@@ -339,16 +412,26 @@ def test_fold_in_matches_numpy_ridge_for_sgd_model(synthetic):
     i = mf._item_codes(Xn[:3, 1])
     Q, bi = mf.item_factors_.astype(float), mf.item_bias_.astype(float)
     # the unknown item (10**9) is ignored: 3 ratings, penalties scaled by 3
-    x, b = numpy_explicit_row(Q, bi, i, yn[:3] - mf.global_mean_, np.ones(3),
-                              mf.regularization, mf.regularization, True, True)
+    x, b = numpy_explicit_row(
+        Q,
+        bi,
+        i,
+        yn[:3] - mf.global_mean_,
+        np.ones(3),
+        mf.regularization,
+        mf.regularization,
+        True,
+        True,
+    )
     np.testing.assert_allclose(folded.user_factors[0], x, rtol=1e-4, atol=1e-5)
     assert folded.user_bias[0] == pytest.approx(b, rel=1e-4, abs=1e-5)
 
 
 def test_recommend_new(synthetic):
     X, y = synthetic
-    mf = MatrixFactorization(n_factors=4, solver="als", max_iter=300, tol=1e-13,
-                             dtype=np.float64, random_state=0).fit(X, y)
+    mf = MatrixFactorization(
+        n_factors=4, solver="als", max_iter=300, tol=1e-13, dtype=np.float64, random_state=0
+    ).fit(X, y)
     snap = snapshot(mf)
     u0 = mf.users_[0]
     rows = X[:, 0] == u0
@@ -364,8 +447,12 @@ def test_recommend_new(synthetic):
     # the scores are predicted ratings of the folded user
     folded = mf.fold_in(Xn[:-1], yn[:-1])
     q = mf._item_codes(rec.items[0])
-    expected = (mf.global_mean_ + folded.user_bias[0] + mf.item_bias_[q]
-                + mf.item_factors_[q] @ folded.user_factors[0])
+    expected = (
+        mf.global_mean_
+        + folded.user_bias[0]
+        + mf.item_bias_[q]
+        + mf.item_factors_[q] @ folded.user_factors[0]
+    )
     np.testing.assert_allclose(rec.scores[0], expected, rtol=1e-5)
     # the unknown-only user is served by popularity
     top = mf.items_[np.argsort(-mf.item_popularity_, kind="stable")[:5]]
@@ -387,14 +474,16 @@ def test_fold_in_requires_ratings(synthetic):
 # --------------------------------------------------------------- partial_fit
 def test_partial_fit_grows_and_updates_touched_rows(synthetic):
     X, y = synthetic
-    mf = MatrixFactorization(n_factors=4, solver="als", max_iter=10, random_state=0,
-                             dtype=np.float64).fit(X, y)
+    mf = MatrixFactorization(
+        n_factors=4, solver="als", max_iter=10, random_state=0, dtype=np.float64
+    ).fit(X, y)
     n_u, n_i = len(mf.users_), len(mf.items_)
     before = snapshot(mf)
     touched_old = mf.users_[5]
     new_items = [10**6, 10**6 + 1]
-    Xn = with_time([[touched_old, new_items[0]], [10**7, X[0, 1]], [10**7, X[1, 1]],
-                    [10**7, new_items[1]]]).astype(np.int64)
+    Xn = with_time(
+        [[touched_old, new_items[0]], [10**7, X[0, 1]], [10**7, X[1, 1]], [10**7, new_items[1]]]
+    ).astype(np.int64)
     yn = np.array([5.0, 4.0, 1.0, 2.0])
     Xn_copy, yn_copy = Xn.copy(), yn.copy()
     assert mf.partial_fit(Xn, yn) is mf
@@ -407,8 +496,7 @@ def test_partial_fit_grows_and_updates_touched_rows(synthetic):
     assert mf.item_popularity_[-2:].tolist() == [1, 1]
     # untouched users and old items keep their factors
     untouched = np.setdiff1d(np.arange(n_u), mf._user_codes([touched_old]))
-    np.testing.assert_array_equal(mf.user_factors_[untouched],
-                                  before["user_factors_"][untouched])
+    np.testing.assert_array_equal(mf.user_factors_[untouched], before["user_factors_"][untouched])
     np.testing.assert_array_equal(mf.item_factors_[:n_i], before["item_factors_"])
     # the touched user was re-solved with its new rating: close to the fold-in
     # of all its ratings (not equal: the new item was re-solved afterwards)
@@ -417,8 +505,10 @@ def test_partial_fit_grows_and_updates_touched_rows(synthetic):
     rows = X[:, 0] == touched_old
     folded = mf.fold_in(np.r_[X[rows], Xn[:1]], np.r_[y[rows], 5.0])
     np.testing.assert_allclose(folded.user_factors[0], mf.user_factors_[t], atol=5e-3)
-    assert (np.abs(folded.user_factors[0] - mf.user_factors_[t]).max()
-            < 0.1 * np.abs(mf.user_factors_[t] - before["user_factors_"][t]).max())
+    assert (
+        np.abs(folded.user_factors[0] - mf.user_factors_[t]).max()
+        < 0.1 * np.abs(mf.user_factors_[t] - before["user_factors_"][t]).max()
+    )
     # the new user's prediction follows its ratings
     p = mf.predict(Xn[1:3])
     assert p[0] > p[1]
@@ -446,8 +536,9 @@ def test_partial_fit_rerating_replaces_and_bad_input_leaves_model(synthetic):
     assert_unchanged(mf, snap)
 
 
-@pytest.mark.parametrize("params", [dict(solver="adam"), dict(max_iter=0),
-                                    dict(regularization_scaling="l1")])
+@pytest.mark.parametrize(
+    "params", [dict(solver="adam"), dict(max_iter=0), dict(regularization_scaling="l1")]
+)
 def test_invalid_als_parameters(synthetic, params):
     X, y = synthetic
     with pytest.raises(InvalidParameterError):
@@ -457,8 +548,9 @@ def test_invalid_als_parameters(synthetic, params):
 def test_objective_helper_matches_kernel_sse():
     rng = np.random.default_rng(4)
     m = random_csr(20, 15, 0.4, 5)
-    R = RowMatrix(m.indptr.astype(np.intp), m.indices.astype(np.int32),
-                  {"t": rng.normal(size=m.nnz)}, 15)
+    R = RowMatrix(
+        m.indptr.astype(np.intp), m.indices.astype(np.int32), {"t": rng.normal(size=m.nnz)}, 15
+    )
     P, Q = rng.normal(size=(20, 3)), rng.normal(size=(15, 3))
     bu, bi = rng.normal(size=20), rng.normal(size=15)
     rows = np.repeat(np.arange(20), np.diff(m.indptr))
@@ -474,8 +566,17 @@ def test_objective_helper_matches_kernel_sse():
 # or item, which changes the random start): float64 (the check compares to
 # 1e-7) and enough iterations to converge on its tiny data.
 @parametrize_with_checks(
-    [MatrixFactorization(n_factors=3, solver="als", max_iter=500, tol=0, dtype=np.float64,
-                         random_state=0, n_jobs=1)],
+    [
+        MatrixFactorization(
+            n_factors=3,
+            solver="als",
+            max_iter=500,
+            tol=0,
+            dtype=np.float64,
+            random_state=0,
+            n_jobs=1,
+        )
+    ],
 )
 def test_sklearn_checks_with_als_solver(estimator, check):
     check(estimator)

@@ -44,7 +44,7 @@ def test_hnsw_recall_against_exact_search(fitted):
 
     model = copy.deepcopy(fitted)
     assert model.build_similarity_index(M=16, ef_construction=100, ef_search=50) is model
-    queries = model.items_[:: 6]
+    queries = model.items_[::6]
     approx = model.similar_items(queries, n=10)
     exact = model.similar_items(queries, n=10, exact=True)
     assert approx.items.shape == exact.items.shape == (len(queries), 10)

@@ -8,14 +8,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import UndefinedMetricWarning
 
-from sklearn_mf import MatrixFactorization, PopularityRecommender
+from sklearn_mf import PopularityRecommender
 from sklearn_mf.datasets import make_ratings
-from sklearn_mf.model_selection import (
-    PerUserRandomSplit,
-    PerUserTemporalSplit,
-    TemporalSplit,
-    UserDisjointKFold,
-)
 from sklearn_mf.metrics import (
     coverage,
     evaluate,
@@ -25,6 +19,12 @@ from sklearn_mf.metrics import (
     novelty,
     precision_at_k,
     serendipity,
+)
+from sklearn_mf.model_selection import (
+    PerUserRandomSplit,
+    PerUserTemporalSplit,
+    TemporalSplit,
+    UserDisjointKFold,
 )
 
 
@@ -38,13 +38,17 @@ EMPTY_LISTS = [np.empty((0, 3), dtype=np.int64), np.empty((0, 3), dtype=object)]
 
 
 @pytest.mark.parametrize("rec", EMPTY_LISTS, ids=["int", "object"])
-@pytest.mark.parametrize("metric", [
-    lambda rec: precision_at_k([], rec),
-    lambda rec: ndcg_at_k([], rec),
-    lambda rec: novelty(rec, np.array([1.0, 2.0, 3.0])),
-    lambda rec: intra_list_diversity(rec, np.eye(3)),
-    lambda rec: serendipity([], rec, [0, 1]),
-], ids=["precision", "ndcg", "novelty", "ild", "serendipity"])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda rec: precision_at_k([], rec),
+        lambda rec: ndcg_at_k([], rec),
+        lambda rec: novelty(rec, np.array([1.0, 2.0, 3.0])),
+        lambda rec: intra_list_diversity(rec, np.eye(3)),
+        lambda rec: serendipity([], rec, [0, 1]),
+    ],
+    ids=["precision", "ndcg", "novelty", "ild", "serendipity"],
+)
 def test_metrics_on_empty_test_set_warn_and_return_nan(metric, rec):
     with pytest.warns(UndefinedMetricWarning, match="is undefined: none of the 0"):
         value = metric(rec)
@@ -61,17 +65,24 @@ def test_beyond_accuracy_metrics_warn_when_no_list_defines_them():
     assert np.isnan(novelty([[-1, -1]], np.array([1.0, 2.0]), average=False)).all()
 
 
-@pytest.mark.parametrize("metric", [
-    lambda rec: precision_at_k([["a"], ["b"]], rec),
-    lambda rec: serendipity([["a"], ["b"]], rec, ["a"]),
-    lambda rec: novelty(rec, pd.Series({"a": 1.0, "b": 2.0})),
-    lambda rec: intra_list_diversity(rec, pd.DataFrame(np.eye(2), index=["a", "b"])),
-    lambda rec: coverage(rec, ["a", "b"]),
-], ids=["precision", "serendipity", "novelty", "ild", "coverage"])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda rec: precision_at_k([["a"], ["b"]], rec),
+        lambda rec: serendipity([["a"], ["b"]], rec, ["a"]),
+        lambda rec: novelty(rec, pd.Series({"a": 1.0, "b": 2.0})),
+        lambda rec: intra_list_diversity(rec, pd.DataFrame(np.eye(2), index=["a", "b"])),
+        lambda rec: coverage(rec, ["a", "b"]),
+    ],
+    ids=["precision", "serendipity", "novelty", "ild", "coverage"],
+)
 def test_every_metric_rejects_a_list_with_a_repeated_item(metric):
     rec = np.array([["a", "b"], ["b", "b"]], dtype=object)
-    with pytest.raises(ValueError, match=r"1 recommended list\(s\) contain the same item "
-                                         r"twice, e.g. row 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"1 recommended list\(s\) contain the same item "
+        r"twice, e.g. row 1",
+    ):
         metric(rec)
 
 
@@ -99,33 +110,46 @@ def test_scorers_and_evaluate_reject_non_finite_test_ratings(ratings, bad):
 
 
 # ---------------------------------------------------------------- splitters
-SPLITTERS = [TemporalSplit(), PerUserTemporalSplit(), PerUserRandomSplit(random_state=0),
-             UserDisjointKFold(n_splits=2)]
+SPLITTERS = [
+    TemporalSplit(),
+    PerUserTemporalSplit(),
+    PerUserRandomSplit(random_state=0),
+    UserDisjointKFold(n_splits=2),
+]
 
 
 @pytest.mark.parametrize("splitter", SPLITTERS, ids=lambda s: type(s).__name__)
-@pytest.mark.parametrize("X", [
-    np.empty((0, 3)), pd.DataFrame(columns=["user", "item", "timestamp"]), [],
-], ids=["array", "frame", "list"])
+@pytest.mark.parametrize(
+    "X",
+    [
+        np.empty((0, 3)),
+        pd.DataFrame(columns=["user", "item", "timestamp"]),
+        [],
+    ],
+    ids=["array", "frame", "list"],
+)
 def test_splitters_reject_empty_X(splitter, X):
-    with pytest.raises(ValueError, match=f"{type(splitter).__name__} cannot split an "
-                                         "empty X"):
+    with pytest.raises(ValueError, match=f"{type(splitter).__name__} cannot split an empty X"):
         next(splitter.split(X))
 
 
-@pytest.mark.parametrize("splitter, what", [
-    (TemporalSplit(n_splits=5000), "n_splits=5000"),
-    (TemporalSplit(n_splits=5000, test_size=1e-5), "n_splits=5000"),
-    (TemporalSplit(quantiles=np.linspace(0.01, 0.99, 2000)), "2000 quantiles"),
-])
+@pytest.mark.parametrize(
+    "splitter, what",
+    [
+        (TemporalSplit(n_splits=5000), "n_splits=5000"),
+        (TemporalSplit(n_splits=5000, test_size=1e-5), "n_splits=5000"),
+        (TemporalSplit(quantiles=np.linspace(0.01, 0.99, 2000)), "2000 quantiles"),
+    ],
+)
 def test_temporal_split_too_many_splits_names_the_parameter(ratings, splitter, what):
     X, _ = ratings
     n_distinct = len(np.unique(X[:, 2]))
     with pytest.raises(ValueError) as info:
         list(splitter.split(X))
     msg = str(info.value)
-    assert msg.startswith(f"{what} is too many for {len(X)} interaction(s) with "
-                          f"{n_distinct} distinct timestamp(s)")
+    assert msg.startswith(
+        f"{what} is too many for {len(X)} interaction(s) with {n_distinct} distinct timestamp(s)"
+    )
     assert len(msg) < 400  # the cutoffs are not listed
 
 
@@ -133,8 +157,9 @@ def test_temporal_split_unsorted_cutoffs_short_message(ratings):
     X, _ = ratings
     t = np.sort(X[:, 2])
     cut = list(t[[100, 300, 200]]) + list(t[400:900])
-    with pytest.raises(ValueError, match="cutoffs must be strictly increasing; cutoffs 1 "
-                                         "and 2 are") as info:
+    with pytest.raises(
+        ValueError, match="cutoffs must be strictly increasing; cutoffs 1 and 2 are"
+    ) as info:
         list(TemporalSplit(cutoffs=cut).split(X))
     assert len(str(info.value)) < 200
 
@@ -146,11 +171,10 @@ def test_user_disjoint_kfold_too_many_splits(ratings):
 
 
 # ---------------------------------------------------------------- recommenders
+from _models import estimators, is_rating_model  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
-
-from _models import estimators, is_rating_model  # noqa: E402
 
 RECOMMENDERS = estimators()
 REC_IDS = [n for n, _ in RECOMMENDERS]
@@ -204,8 +228,16 @@ def test_recommender_fit_rejects_bad_input(ratings, name, est):
 def test_recommender_rejects_bad_hyperparameters(ratings, name, est):
     X, y = ratings
     params = est.get_params()
-    for p in ("n_factors", "learning_rate", "regularization", "alpha", "init_std",
-              "n_epochs", "max_iter", "damping"):
+    for p in (
+        "n_factors",
+        "learning_rate",
+        "regularization",
+        "alpha",
+        "init_std",
+        "n_epochs",
+        "max_iter",
+        "damping",
+    ):
         if p not in params:
             continue
         for value in (np.inf, np.nan, -1):
@@ -223,8 +255,9 @@ def test_recommender_serving_rejects_bad_requests(ratings, name, est):
     model = clone(est).fit(X, y)
     user = X[0, 0]
     n_items = len(model.items_)
-    with pytest.raises(ValueError, match=f"n=1000000 is larger than the number of "
-                                         f"candidate items \\({n_items}\\)"):
+    with pytest.raises(
+        ValueError, match=f"n=1000000 is larger than the number of candidate items \\({n_items}\\)"
+    ):
         model.recommend([user], n=10**6)
     with pytest.raises(ValueError, match="n must be >= 1, got 0"):
         model.recommend([user], n=0)
@@ -242,8 +275,9 @@ def test_recommender_serving_rejects_bad_requests(ratings, name, est):
 
 
 # ---------------------------------------------------------------- factorization machines
-@pytest.mark.parametrize("cls_name", ["FactorizationMachineRegressor",
-                                      "FactorizationMachineClassifier"])
+@pytest.mark.parametrize(
+    "cls_name", ["FactorizationMachineRegressor", "FactorizationMachineClassifier"]
+)
 def test_factorization_machines_reject_bad_input(cls_name):
     import sklearn_mf
 

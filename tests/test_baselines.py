@@ -50,7 +50,9 @@ def _exact_biases(u, i, y, w, lam, n_users, n_items):
 def test_baseline_als_solves_the_objective(small, weighted):
     X, y = small
     w = np.random.default_rng(0).uniform(0.5, 2.0, len(y)) if weighted else None
-    model = BaselineRegressor(regularization=3.0, max_iter=500, tol=1e-12).fit(X, y, sample_weight=w)
+    model = BaselineRegressor(regularization=3.0, max_iter=500, tol=1e-12).fit(
+        X, y, sample_weight=w
+    )
     u = model._user_codes(X[:, 0])
     i = model._item_codes(X[:, 1])
     mu, bu, bi = _exact_biases(u, i, y, w, 3.0, len(model.users_), len(model.items_))
@@ -64,8 +66,9 @@ def test_baseline_als_solves_the_objective(small, weighted):
 def test_baseline_sgd_reaches_the_als_solution(small):
     X, y = small
     als = BaselineRegressor(regularization=2.0, max_iter=200, tol=1e-10).fit(X, y)
-    sgd = BaselineRegressor("sgd", regularization=2.0, n_epochs=300, learning_rate=0.003,
-                            random_state=0).fit(X, y)
+    sgd = BaselineRegressor(
+        "sgd", regularization=2.0, n_epochs=300, learning_rate=0.003, random_state=0
+    ).fit(X, y)
     assert_allclose(sgd.user_bias_, als.user_bias_, atol=0.03)
     assert_allclose(sgd.item_bias_, als.item_bias_, atol=0.03)
     assert sgd.n_iter_ == 300 and len(sgd.loss_curve_) == 300
@@ -84,26 +87,44 @@ def test_baseline_unknown_ids_and_recommend(small):
     known_u, known_i = X[0, 0], X[0, 1]
     pred = model.predict(np.array([[known_u, -5, 0], [-7, known_i, 0], [-7, -5, 0]]))
     cu, ci = model._user_codes([known_u])[0], model._item_codes([known_i])[0]
-    assert_allclose(pred, np.clip([model.global_mean_ + model.user_bias_[cu],
-                                   model.global_mean_ + model.item_bias_[ci],
-                                   model.global_mean_], *model.rating_range_))
-    assert np.isnan(clone(model).set_params(handle_unknown="nan").fit(X, y)
-                    .predict(np.array([[-7, known_i, 0]]))).all()
+    assert_allclose(
+        pred,
+        np.clip(
+            [
+                model.global_mean_ + model.user_bias_[cu],
+                model.global_mean_ + model.item_bias_[ci],
+                model.global_mean_,
+            ],
+            *model.rating_range_,
+        ),
+    )
+    assert np.isnan(
+        clone(model)
+        .set_params(handle_unknown="nan")
+        .fit(X, y)
+        .predict(np.array([[-7, known_i, 0]]))
+    ).all()
     with pytest.raises(ValueError, match="not seen in fit"):
-        clone(model).set_params(handle_unknown="error").fit(X, y).predict(np.array([[-7, known_i, 0]]))
+        clone(model).set_params(handle_unknown="error").fit(X, y).predict(
+            np.array([[-7, known_i, 0]])
+        )
     # ranking by item bias, seen items excluded
     items, scores = model.recommend([known_u], n=5)
     seen = set(X[X[:, 0] == known_u, 1])
     assert not seen & set(items[0])
     unseen = np.array([c for c in range(len(model.items_)) if model.items_[c] not in seen])
     best = unseen[np.argsort(-model.item_bias_[unseen], kind="stable")[:5]]
-    assert_array_equal(np.sort(model.item_bias_[best]), np.sort(model.item_bias_[model._item_codes(items[0])]))
+    assert_array_equal(
+        np.sort(model.item_bias_[best]), np.sort(model.item_bias_[model._item_codes(items[0])])
+    )
     # no factors, so no similarity search at all (not a method that raises)
     assert not hasattr(model, "similar_items") and not hasattr(model, "similar_users")
     assert not hasattr(model, "build_similarity_index")
     # fold-in solves only the new user's bias: one ALS step with the item biases fixed
     new = model.fold_in([(-1, X[0, 1]), (-1, X[1, 1])], [5.0, 4.0])
-    resid = np.array([5.0, 4.0]) - model.global_mean_ - model.item_bias_[model._item_codes(X[:2, 1])]
+    resid = (
+        np.array([5.0, 4.0]) - model.global_mean_ - model.item_bias_[model._item_codes(X[:2, 1])]
+    )
     assert_allclose(new.user_bias, [resid.sum() / (2 + model.regularization)])
 
 
@@ -114,11 +135,14 @@ def test_baseline_ml100k(ml_split):
         assert 0.93 < _rmse(model, Xte, yte) < 0.96  # published baselines: ~0.944
 
 
-@pytest.mark.parametrize("bad, msg", [
-    (dict(y=[1.0, np.nan, 3.0]), "NaN or infinite"),
-    (dict(y=None), "requires y"),
-    (dict(sample_weight=[1.0, -1.0, 1.0]), "non-negative"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (dict(y=[1.0, np.nan, 3.0]), "NaN or infinite"),
+        (dict(y=None), "requires y"),
+        (dict(sample_weight=[1.0, -1.0, 1.0]), "non-negative"),
+    ],
+)
 def test_baseline_bad_input(bad, msg):
     X = np.array([[1, 1], [1, 2], [2, 1]])
     args = dict(y=np.array([1.0, 2.0, 3.0]), sample_weight=None) | bad
@@ -151,8 +175,9 @@ def test_popularity_counts_and_damped_mean():
     assert_allclose(mean.item_scores_, [(12 + 2 * mu) / 5, (5 + 2 * mu) / 3, (1 + 2 * mu) / 3])
     # damping=0 is the plain mean: b (one 5) outranks a (mean 4)
     assert_allclose(PopularityRecommender("rating", damping=0).fit(X, y).item_scores_, [4, 5, 1])
-    assert_allclose(mean.predict(np.array([[9, "a"], [1, "zz"]], dtype=object)),
-                    [(12 + 2 * mu) / 5, mu])
+    assert_allclose(
+        mean.predict(np.array([[9, "a"], [1, "zz"]], dtype=object)), [(12 + 2 * mu) / 5, mu]
+    )
     with pytest.raises(ValueError, match="requires y"):
         PopularityRecommender("rating").fit(X)
 
@@ -211,7 +236,9 @@ def test_truncated_svd_matches_dense_svd(small, impute, path, monkeypatch):
     X, y = small
     if path == "operator":  # force svds on the implicit LinearOperator
         monkeypatch.setattr(TruncatedSVDRecommender, "_dense_max_cells", 0)
-    model = TruncatedSVDRecommender(5, impute=impute, random_state=0, clip_predictions=False).fit(X, y)
+    model = TruncatedSVDRecommender(5, impute=impute, random_state=0, clip_predictions=False).fit(
+        X, y
+    )
     A = _dense_filled(model, X, y)
     U, s, Vt = np.linalg.svd(A)
     assert_allclose(model.singular_values_, s[:5], rtol=1e-8)
@@ -231,7 +258,8 @@ def test_truncated_svd_offsets_and_fallback(small):
     model = TruncatedSVDRecommender(3, impute="user_mean", random_state=0).fit(X, y)
     user = X[0, 0]
     assert model.user_offset_[model._user_codes([user])[0]] == pytest.approx(
-        y[X[:, 0] == user].mean() - y.mean())
+        y[X[:, 0] == user].mean() - y.mean()
+    )
     assert_allclose(model.item_offset_, 0)
     pred = model.predict(np.array([[user, -1, 0], [-1, -1, 0]]))
     assert pred[0] == pytest.approx(np.clip(y[X[:, 0] == user].mean(), *model.rating_range_))
@@ -262,10 +290,16 @@ def test_truncated_svd_ml100k_imputation_distorts(ml_split):
 
 
 # ---------------------------------------------------------------- common
-@pytest.mark.parametrize("model", [
-    BaselineRegressor(), BaselineRegressor("sgd", random_state=0),
-    PopularityRecommender("rating"), TruncatedSVDRecommender(3, random_state=0),
-], ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize(
+    "model",
+    [
+        BaselineRegressor(),
+        BaselineRegressor("sgd", random_state=0),
+        PopularityRecommender("rating"),
+        TruncatedSVDRecommender(3, random_state=0),
+    ],
+    ids=lambda m: type(m).__name__,
+)
 def test_joblib_round_trip(model, small, tmp_path):
     X, y = small
     model = clone(model).fit(X, y)
@@ -279,12 +313,24 @@ def test_joblib_round_trip(model, small, tmp_path):
 def test_grid_search(small):
     X, y = small
     cv = KFold(3, shuffle=True, random_state=0)
-    gs = GridSearchCV(BaselineRegressor(), {"regularization": [0.1, 5.0, 1e4]},
-                      scoring="neg_root_mean_squared_error", cv=cv).fit(X, y)
+    gs = GridSearchCV(
+        BaselineRegressor(),
+        {"regularization": [0.1, 5.0, 1e4]},
+        scoring="neg_root_mean_squared_error",
+        cv=cv,
+    ).fit(X, y)
     assert gs.best_params_["regularization"] != 1e4  # 1e4 forces every bias to ~0
-    gs = GridSearchCV(TruncatedSVDRecommender(random_state=0), {"n_factors": [1, 3]},
-                      scoring="neg_root_mean_squared_error", cv=cv).fit(X, y)
+    gs = GridSearchCV(
+        TruncatedSVDRecommender(random_state=0),
+        {"n_factors": [1, 3]},
+        scoring="neg_root_mean_squared_error",
+        cv=cv,
+    ).fit(X, y)
     assert np.isfinite(gs.cv_results_["mean_test_score"]).all()
-    gs = GridSearchCV(PopularityRecommender("rating"), {"damping": [0.0, 5.0]},
-                      scoring="neg_mean_absolute_error", cv=cv).fit(X, y)
+    gs = GridSearchCV(
+        PopularityRecommender("rating"),
+        {"damping": [0.0, 5.0]},
+        scoring="neg_mean_absolute_error",
+        cv=cv,
+    ).fit(X, y)
     assert np.isfinite(gs.best_score_)

@@ -10,21 +10,24 @@ from sklearn_mf import BPR, _bpr_fast
 
 
 def _csr(n_users, n_items, rng, density=0.3):
-    rows = [np.sort(rng.choice(n_items, max(1, rng.binomial(n_items, density)), replace=False))
-            for _ in range(n_users)]
+    rows = [
+        np.sort(rng.choice(n_items, max(1, rng.binomial(n_items, density)), replace=False))
+        for _ in range(n_users)
+    ]
     indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
     indices = np.concatenate(rows).astype(np.int32)
     pos_users = np.repeat(np.arange(n_users), np.diff(indptr)).astype(np.int32)
     return indptr, indices, pos_users
 
 
-def numpy_bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, P, Q, b,
-                    lr, reg, reg_b, skip_seen):
+def numpy_bpr_epoch(
+    pos_users, indptr, indices, sample_pos, sample_neg, P, Q, b, lr, reg, reg_b, skip_seen
+):
     """Slow reference: Rendle's LearnBPR step for each given (positive, negative)."""
     loss = correct = updates = skipped = 0
     for pos, j in zip(sample_pos, sample_neg):
         u, i = pos_users[pos], indices[pos]
-        if j == i or (skip_seen and j in indices[indptr[u]:indptr[u + 1]]):
+        if j == i or (skip_seen and j in indices[indptr[u] : indptr[u + 1]]):
             skipped += 1
             continue
         x = b[i] - b[j] + P[u] @ (Q[i] - Q[j])
@@ -53,12 +56,28 @@ def test_bpr_epoch_matches_numpy_reference(skip_seen):
     b = rng.normal(0, 0.1, n_items)
     lr, reg, reg_b = 0.1, 0.01, 0.02
     ref = [a.copy() for a in (P, Q, b)]
-    want = numpy_bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, *ref,
-                           lr, reg, reg_b, skip_seen)
+    want = numpy_bpr_epoch(
+        pos_users, indptr, indices, sample_pos, sample_neg, *ref, lr, reg, reg_b, skip_seen
+    )
     stats = np.zeros(4)
-    n_bad = _bpr_fast.bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, n,
-                                P, Q, b, lr, reg, reg_b, skip_seen,
-                                np.ones(1, dtype=np.uint64), 1, stats)
+    n_bad = _bpr_fast.bpr_epoch(
+        pos_users,
+        indptr,
+        indices,
+        sample_pos,
+        sample_neg,
+        n,
+        P,
+        Q,
+        b,
+        lr,
+        reg,
+        reg_b,
+        skip_seen,
+        np.ones(1, dtype=np.uint64),
+        1,
+        stats,
+    )
     assert n_bad == 0
     for got, exp in zip((P, Q, b), ref):
         assert_allclose(got, exp, rtol=0, atol=1e-10)
@@ -74,12 +93,28 @@ def test_bpr_epoch_float32_follows_the_float64_reference():
     sample_neg = rng.integers(0, 9, 100).astype(np.int32)
     P, Q, b = rng.normal(0, 0.3, (10, 3)), rng.normal(0, 0.3, (9, 3)), np.zeros(9)
     ref = [a.copy() for a in (P, Q, b)]
-    numpy_bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, *ref,
-                    0.05, 0.01, 0.01, True)
+    numpy_bpr_epoch(
+        pos_users, indptr, indices, sample_pos, sample_neg, *ref, 0.05, 0.01, 0.01, True
+    )
     P32, Q32, b32 = (a.astype(np.float32) for a in (P, Q, b))
-    _bpr_fast.bpr_epoch(pos_users, indptr, indices, sample_pos, sample_neg, 100,
-                        P32, Q32, b32, 0.05, 0.01, 0.01, True,
-                        np.ones(1, dtype=np.uint64), 1, np.zeros(4))
+    _bpr_fast.bpr_epoch(
+        pos_users,
+        indptr,
+        indices,
+        sample_pos,
+        sample_neg,
+        100,
+        P32,
+        Q32,
+        b32,
+        0.05,
+        0.01,
+        0.01,
+        True,
+        np.ones(1, dtype=np.uint64),
+        1,
+        np.zeros(4),
+    )
     for got, want in zip((P32, Q32, b32), ref):
         assert_allclose(got, want, rtol=0, atol=1e-5)
 
@@ -94,17 +129,48 @@ def test_sampler_skips_seen_negatives_at_the_expected_rate():
     empty_p, empty_n = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
     n = 200_000
     stats = np.zeros(4)
-    _bpr_fast.bpr_epoch(pos_users, indptr, indices, empty_p, empty_n, n, P, Q, b,
-                        0.0001, 0.0, 0.0, True, np.array([7, 8], dtype=np.uint64), 2, stats)
+    _bpr_fast.bpr_epoch(
+        pos_users,
+        indptr,
+        indices,
+        empty_p,
+        empty_n,
+        n,
+        P,
+        Q,
+        b,
+        0.0001,
+        0.0,
+        0.0,
+        True,
+        np.array([7, 8], dtype=np.uint64),
+        2,
+        stats,
+    )
     # a positive is drawn uniformly: the chance its user has seen a random item
     row_len = np.diff(indptr)[pos_users]
     expected = np.mean(row_len / n_items)
     assert stats[3] / n == pytest.approx(expected, abs=0.01)
     assert stats[2] + stats[3] == n
     stats_noskip = np.zeros(4)
-    _bpr_fast.bpr_epoch(pos_users, indptr, indices, empty_p, empty_n, n, P, Q, b,
-                        0.0001, 0.0, 0.0, False, np.array([7, 8], dtype=np.uint64), 2,
-                        stats_noskip)
+    _bpr_fast.bpr_epoch(
+        pos_users,
+        indptr,
+        indices,
+        empty_p,
+        empty_n,
+        n,
+        P,
+        Q,
+        b,
+        0.0001,
+        0.0,
+        0.0,
+        False,
+        np.array([7, 8], dtype=np.uint64),
+        2,
+        stats_noskip,
+    )
     assert stats_noskip[3] / n == pytest.approx(1 / n_items, abs=0.005)  # only j == i
 
 
@@ -121,8 +187,7 @@ def clusters():
 
 
 def test_learns_cluster_structure(clusters):
-    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0,
-                n_jobs=1).fit(clusters)
+    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0, n_jobs=1).fit(clusters)
     items, _ = model.recommend(np.arange(240), n=10)
     same_group = (items // 30) == (np.arange(240) % 4)[:, None]
     assert same_group.mean() > 0.95
@@ -142,8 +207,7 @@ def test_reproducible_single_thread_and_multithread_learns(clusters):
 def test_reproducible_for_a_given_n_jobs(clusters):
     # DESIGN section 5: the block schedule makes parallel fits bit-reproducible
     X = np.c_[clusters, np.zeros(len(clusters))]
-    fits = [BPR(n_factors=8, n_epochs=10, random_state=5, n_jobs=2).fit(clusters)
-            for _ in range(2)]
+    fits = [BPR(n_factors=8, n_epochs=10, random_state=5, n_jobs=2).fit(clusters) for _ in range(2)]
     assert_array_equal(fits[0].predict(X), fits[1].predict(X))
     assert fits[0].loss_curve_ == fits[1].loss_curve_
     new = np.array([[-1, 3], [-1, 40], [-2, 70]])
@@ -159,16 +223,17 @@ def test_block_schedule_partitions_positives():
     n_users, n_items, T = 40, 25, 3
     indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.3)
     block_pos, block_ptr, item_perm, item_ptr = _block_schedule(
-        np.random.default_rng(1), pos_users, indices, n_users, n_items, T)
+        np.random.default_rng(1), pos_users, indices, n_users, n_items, T
+    )
     assert sorted(block_pos) == list(range(len(indices)))
     assert sorted(item_perm) == list(range(n_items))
     assert block_ptr[-1] == len(indices) and item_ptr[-1] == n_items
     item_block = np.empty(n_items, dtype=int)
     for b in range(T):
-        item_block[item_perm[item_ptr[b]:item_ptr[b + 1]]] = b
+        item_block[item_perm[item_ptr[b] : item_ptr[b + 1]]] = b
     user_of_block = {}
     for blk in range(T * T):
-        pos = block_pos[block_ptr[blk]:block_ptr[blk + 1]]
+        pos = block_pos[block_ptr[blk] : block_ptr[blk + 1]]
         assert (item_block[indices[pos]] == blk % T).all()
         for u in pos_users[pos]:
             assert user_of_block.setdefault(u, blk // T) == blk // T  # one user block
@@ -180,8 +245,7 @@ def test_blocked_epoch_does_not_depend_on_the_thread_count():
     rng = np.random.default_rng(2)
     n_users, n_items = 50, 30
     indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.3)
-    sched = _block_schedule(np.random.default_rng(3), pos_users, indices, n_users,
-                            n_items, 4)
+    sched = _block_schedule(np.random.default_rng(3), pos_users, indices, n_users, n_items, 4)
     out = []
     for n_threads in (1, 2, 4):
         P = np.random.default_rng(4).normal(0, 0.1, (n_users, 3))
@@ -190,9 +254,23 @@ def test_blocked_epoch_does_not_depend_on_the_thread_count():
         states = np.arange(1, 5, dtype=np.uint64)
         stats = np.zeros(4)
         block_pos, rest = sched[0], sched[1:]
-        n_bad = _bpr_fast.bpr_epoch_blocked(pos_users[block_pos], indices[block_pos], indptr,
-                                            indices, *rest, P, Q, b, 0.1, 0.01, 0.01, True,
-                                            states, n_threads, stats)
+        n_bad = _bpr_fast.bpr_epoch_blocked(
+            pos_users[block_pos],
+            indices[block_pos],
+            indptr,
+            indices,
+            *rest,
+            P,
+            Q,
+            b,
+            0.1,
+            0.01,
+            0.01,
+            True,
+            states,
+            n_threads,
+            stats,
+        )
         assert n_bad == 0
         assert stats[2] + stats[3] == len(indices)  # nnz samples per epoch
         out.append((P, Q, b, states, stats))
@@ -207,8 +285,14 @@ def test_blocked_epoch_does_not_depend_on_the_thread_count():
 def test_hyperparameters_are_used(clusters):
     base = dict(n_factors=4, n_epochs=3, random_state=0, n_jobs=1)
     ref = BPR(**base).fit(clusters).item_factors_
-    for change in [dict(learning_rate=0.1), dict(regularization=0.1), dict(init_std=0.1),
-                   dict(skip_seen_negatives=False), dict(biased=False), dict(n_factors=5)]:
+    for change in [
+        dict(learning_rate=0.1),
+        dict(regularization=0.1),
+        dict(init_std=0.1),
+        dict(skip_seen_negatives=False),
+        dict(biased=False),
+        dict(n_factors=5),
+    ]:
         other = BPR(**{**base, **change}).fit(clusters).item_factors_
         assert other.shape != ref.shape or not np.allclose(ref, other), change
     no_bias = BPR(**base, biased=False).fit(clusters)
@@ -261,8 +345,11 @@ def test_joblib_round_trip(clusters, tmp_path):
 
 
 def test_grid_search_uses_ndcg_score(clusters):
-    gs = GridSearchCV(BPR(n_epochs=20, learning_rate=0.1, random_state=0, n_jobs=1),
-                      {"n_factors": [1, 8]}, cv=KFold(3, shuffle=True, random_state=0))
+    gs = GridSearchCV(
+        BPR(n_epochs=20, learning_rate=0.1, random_state=0, n_jobs=1),
+        {"n_factors": [1, 8]},
+        cv=KFold(3, shuffle=True, random_state=0),
+    )
     gs.fit(clusters)
     scores = gs.cv_results_["mean_test_score"]
     assert np.all((0 <= scores) & (scores <= 1))
@@ -284,12 +371,12 @@ def test_bad_input(clusters):
 
 # ------------------------------------------------------------------ fold-in
 def test_fold_in_by_user_only_sgd(clusters):
-    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0,
-                n_jobs=1).fit(clusters)
+    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0, n_jobs=1).fit(clusters)
     before = model.item_factors_.copy(), model.item_bias_.copy()
     # two new users, each with 5 items of group 2 / group 3
-    Xn = np.array([("a", 60 + i) for i in range(5)] + [("b", 90 + i) for i in range(5)],
-                  dtype=object)
+    Xn = np.array(
+        [("a", 60 + i) for i in range(5)] + [("b", 90 + i) for i in range(5)], dtype=object
+    )
     rec = model.recommend_new(Xn, n=10)
     assert_array_equal(model.item_factors_, before[0])
     assert_array_equal(model.item_bias_, before[1])

@@ -23,17 +23,33 @@ def check_dist():
 
 def _sdist_names(cd):
     root = cd.ROOT
-    return (cd.source_files("*.pyx") + cd.source_files("*.pxd") + cd.source_files("*.py")
-            + ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
-               "CHANGELOG.md", "CONTRIBUTING.md", "tests/conftest.py",
-               "build_tools/check_dist.py", "doc/conf.py",
-               "doc/api.rst", "doc/user_guide/layout.rst", "examples/_data.py"]
-            + [p.relative_to(root).as_posix() for p in (root / "tests").glob("test_*.py")])
+    return (
+        cd.source_files("*.pyx")
+        + cd.source_files("*.pxd")
+        + cd.source_files("*.py")
+        + [
+            "setup.py",
+            "pyproject.toml",
+            "MANIFEST.in",
+            "README.md",
+            "LICENSE",
+            "CHANGELOG.md",
+            "CONTRIBUTING.md",
+            "tests/conftest.py",
+            "build_tools/check_dist.py",
+            "doc/conf.py",
+            "doc/api.rst",
+            "doc/user_guide/layout.rst",
+            "examples/_data.py",
+        ]
+        + [p.relative_to(root).as_posix() for p in (root / "tests").glob("test_*.py")]
+    )
 
 
 def _wheel_names(cd):
-    return ([pyx[:-4] + ".cpython-311-x86_64-linux-gnu.so" for pyx in cd.source_files("*.pyx")]
-            + cd.source_files("*.py"))
+    return [
+        pyx[:-4] + ".cpython-311-x86_64-linux-gnu.so" for pyx in cd.source_files("*.pyx")
+    ] + cd.source_files("*.py")
 
 
 def _write(dist, sdist_names, wheel_names, wheel_tag="cp311-cp311-linux_x86_64"):
@@ -63,11 +79,16 @@ def test_each_mistake_is_named(check_dist, tmp_path, capsys):
     dist = _write(tmp_path / "dist", sdist, wheel, wheel_tag="py3-none-any")
     assert check_dist.main(dist) == 1
     out = capsys.readouterr().out
-    for problem in [f"sdist lacks {pyx}", f"sdist contains {pyx[:-4]}.c",
-                    "sdist contains doc/_build/html/index.html",
-                    "sdist contains data/ml-100k/u.data",
-                    f"wheel lacks the compiled module of {pyx}", f"wheel contains {pyx}",
-                    "wheel contains tests/test_mf.py", "wheel is tagged pure Python"]:
+    for problem in [
+        f"sdist lacks {pyx}",
+        f"sdist contains {pyx[:-4]}.c",
+        "sdist contains doc/_build/html/index.html",
+        "sdist contains data/ml-100k/u.data",
+        f"wheel lacks the compiled module of {pyx}",
+        f"wheel contains {pyx}",
+        "wheel contains tests/test_mf.py",
+        "wheel is tagged pure Python",
+    ]:
         assert problem in out
 
 

@@ -23,11 +23,13 @@ COLS = ["user", "item", "timestamp"]
 
 MODELS = {
     "mf_sgd": lambda: MatrixFactorization(32, n_epochs=20, random_state=0, n_jobs=2),
-    "mf_als": lambda: MatrixFactorization(32, solver="als", max_iter=10, regularization=0.1,
-                                          random_state=0, n_jobs=2),
+    "mf_als": lambda: MatrixFactorization(
+        32, solver="als", max_iter=10, regularization=0.1, random_state=0, n_jobs=2
+    ),
     "svdpp": lambda: SVDpp(20, n_epochs=20, random_state=0, n_jobs=2),
-    "implicit_als": lambda: ImplicitALS(16, alpha=1.0, regularization=0.5, max_iter=10,
-                                        random_state=0, n_jobs=2),
+    "implicit_als": lambda: ImplicitALS(
+        16, alpha=1.0, regularization=0.5, max_iter=10, random_state=0, n_jobs=2
+    ),
     # one thread: the bounds below were measured with it
     "bpr": lambda: BPR(32, n_epochs=30, learning_rate=0.05, random_state=0, n_jobs=1),
     "fm": lambda: FMRecommender(8, random_state=0, n_jobs=2),
@@ -228,8 +230,7 @@ def test_item_without_interactions_is_never_recommended(name, without_one_item):
         model.partial_fit(X_item[first], fit_y)
         assert len(model.items_) == before + 1 and model.items_[-1] == new_item
     else:
-        model.fit(np.vstack([X, X_item[first]]),
-                  None if fit_y is None else np.r_[y, fit_y])
+        model.fit(np.vstack([X, X_item[first]]), None if fit_y is None else np.r_[y, fit_y])
         assert len(model.items_) == before + 1
     code = model._item_codes([new_item])[0]
     assert model.item_popularity_[code] == 3

@@ -6,9 +6,9 @@ columns that disagree with fit are refused."""
 import numpy as np
 import pandas as pd
 import pytest
+from _models import estimators, supports_partial_fit
 from sklearn.base import clone
 
-from _models import estimators, supports_partial_fit
 from sklearn_mf.datasets import make_ratings
 from sklearn_mf.metrics import make_ranking_scorer
 
@@ -33,8 +33,12 @@ def test_extra_columns_are_ignored(fitted, data):
     X, frame, y = data
     assert fitted.n_features_in_ == 3
     assert list(fitted.feature_names_in_) == ["user", "item", "timestamp"]
-    forms = [X[:, :2], frame[["user", "item"]], frame.assign(ctx=1.0, more="x"),
-             [tuple(r) for r in X[:, :2].tolist()]]
+    forms = [
+        X[:, :2],
+        frame[["user", "item"]],
+        frame.assign(ctx=1.0, more="x"),
+        [tuple(r) for r in X[:, :2].tolist()],
+    ]
     if hasattr(fitted, "predict"):
         ref = fitted.predict(frame)
         for form in forms:
@@ -69,26 +73,35 @@ def test_partial_fit_on_id_columns(fitted, data):
     assert model.n_features_in_ == 3
 
 
-@pytest.mark.parametrize("columns", [["item", "user", "timestamp"],
-                                     ["u", "i", "timestamp"]], ids=["swapped", "renamed"])
+@pytest.mark.parametrize(
+    "columns", [["item", "user", "timestamp"], ["u", "i", "timestamp"]], ids=["swapped", "renamed"]
+)
 def test_named_id_columns_must_agree(fitted, data, columns):
     X, frame, y = data
     bad = pd.DataFrame(X, columns=columns)
-    methods = [m for m in ("predict", "fold_in", "recommend_new", "partial_fit")
-               if hasattr(fitted, m) and (m != "partial_fit" or supports_partial_fit(fitted))]
+    methods = [
+        m
+        for m in ("predict", "fold_in", "recommend_new", "partial_fit")
+        if hasattr(fitted, m) and (m != "partial_fit" or supports_partial_fit(fitted))
+    ]
     for method in methods:
         args = (bad, y) if method != "predict" else (bad,)
-        with pytest.raises(ValueError, match=r"reads the user and item ids from columns "
-                                             r"0 and 1 of X; it was fitted with columns "
-                                             r"\['user', 'item'\] there"):
-            getattr(clone(fitted).fit(frame, y) if method == "partial_fit" else fitted,
-                    method)(*args)
+        with pytest.raises(
+            ValueError,
+            match=r"reads the user and item ids from columns "
+            r"0 and 1 of X; it was fitted with columns "
+            r"\['user', 'item'\] there",
+        ):
+            getattr(clone(fitted).fit(frame, y) if method == "partial_fit" else fitted, method)(
+                *args
+            )
     with pytest.raises(ValueError, match="reads the user and item ids"):
         make_ranking_scorer("ndcg", k=3)(fitted, bad, y)
     # read by position on purpose
     if hasattr(fitted, "predict"):
-        np.testing.assert_array_equal(fitted.predict(bad.to_numpy()[:, [0, 1]]),
-                                      fitted.predict(X[:, :2]))
+        np.testing.assert_array_equal(
+            fitted.predict(bad.to_numpy()[:, [0, 1]]), fitted.predict(X[:, :2])
+        )
 
 
 def test_one_column_is_refused(fitted, data):
@@ -96,7 +109,10 @@ def test_one_column_is_refused(fitted, data):
     for method in ("predict", "partial_fit"):
         if hasattr(fitted, method) and (method == "predict" or supports_partial_fit(fitted)):
             args = (X[:, :1],) if method == "predict" else (X[:, :1], y)
-            with pytest.raises(ValueError, match="X has 1 features, but .* is expecting 3 "
-                                                 "features as input: X needs a user id "
-                                                 "column and an item id column"):
+            with pytest.raises(
+                ValueError,
+                match="X has 1 features, but .* is expecting 3 "
+                "features as input: X needs a user id "
+                "column and an item id column",
+            ):
                 getattr(fitted, method)(*args)

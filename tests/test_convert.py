@@ -9,10 +9,10 @@ from sklearn_mf import (
     BPR,
     ImplicitALS,
     MatrixFactorization,
+    _setup_fast,
     interactions_to_matrix,
     matrix_to_interactions,
 )
-from sklearn_mf import _setup_fast
 from sklearn_mf._convert import interactions_csr
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf.datasets import make_ratings
@@ -88,8 +88,10 @@ def test_same_model_whatever_the_id_path(Est):
     shifted = codes.astype(np.int64) + [10**12, -5]  # wide ints: pandas hashing
     strings = pd.DataFrame({"u": [f"u{v:03d}" for v in u], "i": [f"i{v:03d}" for v in i]})
     kw = {"n_epochs": 3} if Est is not ImplicitALS else {"max_iter": 3}
-    fits = [Est(n_factors=4, random_state=0, n_jobs=1, **kw).fit(Xv, y)
-            for Xv in (codes, shifted, strings)]
+    fits = [
+        Est(n_factors=4, random_state=0, n_jobs=1, **kw).fit(Xv, y)
+        for Xv in (codes, shifted, strings)
+    ]
     for fit in fits[1:]:
         np.testing.assert_array_equal(fit.user_factors_, fits[0].user_factors_)
         np.testing.assert_array_equal(fit.item_factors_, fits[0].item_factors_)
@@ -124,8 +126,7 @@ def test_round_trip_matrix_to_interactions_and_back():
     m = sp.csr_matrix(dense.astype(np.float32))
     X, y = matrix_to_interactions(m)
     assert X.dtype == np.int32 and len(y) == m.nnz
-    back, users, items = interactions_to_matrix(X, y, users=np.arange(30),
-                                                items=np.arange(12))
+    back, users, items = interactions_to_matrix(X, y, users=np.arange(30), items=np.arange(12))
     np.testing.assert_array_equal(back.toarray(), dense)
     # without the ids, the empty row disappears and the rest is unchanged
     back2, users2, _ = interactions_to_matrix(X, y)
@@ -195,13 +196,14 @@ def test_topk_product_matches_dense_scores_then_topk_rows(dtype, offsets):
     _topk.topk_rows(S, indptr, indices, row_map, item_to_cand, ref_s, ref_i, 1)
     got_s = np.empty((n_rows, k), dtype=dtype)
     got_i = np.empty((n_rows, k), dtype=np.intp)
-    _topk.topk_product(U, V, col_off, row_off, indptr, indices, row_map, item_to_cand,
-                       got_s, got_i, 2)
+    _topk.topk_product(
+        U, V, col_off, row_off, indptr, indices, row_map, item_to_cand, got_s, got_i, 2
+    )
     np.testing.assert_array_equal(got_i, ref_i)
     np.testing.assert_allclose(got_s, ref_s, rtol=1e-5, atol=1e-5)
     # excluded candidates never come back
     for r in np.flatnonzero(row_map >= 0):
-        seen = set(indices[indptr[r]:indptr[r + 1]].tolist())
+        seen = set(indices[indptr[r] : indptr[r + 1]].tolist())
         assert not seen & set(got_i[r].tolist())
 
 
@@ -214,8 +216,18 @@ def test_topk_product_pads_rows_with_too_few_candidates():
     indices = np.array([2, 0], dtype=np.int32)
     out_s = np.empty((2, 3), dtype=np.float32)
     out_i = np.empty((2, 3), dtype=np.intp)
-    _topk.topk_product(U, V, np.zeros(0), np.zeros(0), indptr, indices,
-                       np.array([0, 1], dtype=np.intp), np.arange(3, dtype=np.intp),
-                       out_s, out_i, 1)
+    _topk.topk_product(
+        U,
+        V,
+        np.zeros(0),
+        np.zeros(0),
+        indptr,
+        indices,
+        np.array([0, 1], dtype=np.intp),
+        np.arange(3, dtype=np.intp),
+        out_s,
+        out_i,
+        1,
+    )
     np.testing.assert_array_equal(out_i, [[1, -1, -1], [2, 1, 0]])
     np.testing.assert_array_equal(out_s, [[2, -np.inf, -np.inf], [3, 2, 1]])

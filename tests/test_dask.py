@@ -35,8 +35,11 @@ def dask_client():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing may leak from the cluster
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR,
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
         )
     with cluster, distributed.Client(cluster) as client:  # both closed on exit
         yield client
@@ -44,8 +47,13 @@ def dask_client():
 
 def _search():
     est = MatrixFactorization(n_epochs=5, n_jobs=1, random_state=0)
-    return GridSearchCV(est, GRID, cv=KFold(3, shuffle=True, random_state=0),
-                        scoring="neg_root_mean_squared_error", n_jobs=2)
+    return GridSearchCV(
+        est,
+        GRID,
+        cv=KFold(3, shuffle=True, random_state=0),
+        scoring="neg_root_mean_squared_error",
+        n_jobs=2,
+    )
 
 
 def test_grid_search_on_dask_matches_loky(ratings, dask_client):
@@ -68,7 +76,11 @@ def test_grid_search_on_dask_matches_loky(ratings, dask_client):
     ]:
         assert_allclose(search.cv_results_[key], reference.cv_results_[key], rtol=0, atol=1e-12)
     # the refitted model is the same model
-    assert_allclose(search.best_estimator_.predict(X[:50]),
-                    reference.best_estimator_.predict(X[:50]), rtol=0, atol=1e-12)
+    assert_allclose(
+        search.best_estimator_.predict(X[:50]),
+        reference.best_estimator_.predict(X[:50]),
+        rtol=0,
+        atol=1e-12,
+    )
     # and the search is meaningful: the candidates do not all score the same
     assert np.ptp(search.cv_results_["mean_test_score"]) > 1e-3

@@ -33,8 +33,12 @@ from sklearn_mf.dask._estimators import initial_factor_chunks  # noqa: E402
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        host="127.0.0.1", silence_logs=logging.ERROR,
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        silence_logs=logging.ERROR,
     )
     with cluster, distributed.Client(cluster) as c:
         yield c
@@ -58,9 +62,8 @@ def test_initial_factor_chunks_are_the_local_draws():
     P = rng.normal(0, 0.1, (1000, 5)).astype(np.float32)
     Q = rng.normal(0, 0.1, (300, 5)).astype(np.float32)
     got = [np.empty_like(P), np.empty_like(Q)]
-    for which, start, rows in initial_factor_chunks(7, (1000, 300), 5, 0.1, np.float32,
-                                                    chunk=128):
-        got[which][start:start + len(rows)] = rows
+    for which, start, rows in initial_factor_chunks(7, (1000, 300), 5, 0.1, np.float32, chunk=128):
+        got[which][start : start + len(rows)] = rows
     assert_array_equal(got[0], P)
     assert_array_equal(got[1], Q)
 
@@ -69,7 +72,8 @@ def test_explicit_fit_equals_local_fit(client, ml100k_split):
     train, X_te, y_te = ml100k_split
     params = dict(n_factors=16, max_iter=8, regularization=0.05, random_state=0)
     local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(
-        train[["user", "item"]], train["rating"])
+        train[["user", "item"]], train["rating"]
+    )
     dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=7))
     assert dist.n_blocks_ == 4 and dist.n_iter_ == local.n_iter_
     assert_allclose(dist.loss_curve_, local.loss_curve_, rtol=1e-6)
@@ -92,14 +96,14 @@ def test_implicit_fit_equals_local_fit(client, ml100k_split):
     train, X_te, _ = ml100k_split
     params = dict(n_factors=16, max_iter=8, alpha=2.0, random_state=0)
     local = ImplicitALS(n_jobs=1, **params).fit(train[["user", "item"]])
-    dist = smd.ImplicitALS(**params).fit(dd.from_pandas(train[["user", "item"]],
-                                                        npartitions=5))
+    dist = smd.ImplicitALS(**params).fit(dd.from_pandas(train[["user", "item"]], npartitions=5))
     assert_allclose(dist.loss_curve_, local.loss_curve_, rtol=1e-5)
     model = dist.to_local()
     scale = np.abs(local.user_factors_).max()
     assert_allclose(model.user_factors_, local.user_factors_, atol=1e-3 * scale)
-    assert_allclose(model.item_factors_, local.item_factors_,
-                    atol=1e-3 * np.abs(local.item_factors_).max())
+    assert_allclose(
+        model.item_factors_, local.item_factors_, atol=1e-3 * np.abs(local.item_factors_).max()
+    )
     assert abs(model.score(X_te) - local.score(X_te)) < 1e-3
     assert model.score(X_te) > 0.05  # far above a random ranking (about 0.01)
     assert_array_equal(model.user_items_.toarray(), local.user_items_.toarray())
@@ -127,8 +131,7 @@ def test_string_ids_mixed_and_empty_partitions_and_dask_array(client):
     # integer ids through a dask array (third column = strength)
     import dask.array as da
 
-    arr = np.column_stack([rng.integers(0, 30, 500), rng.integers(100, 120, 500),
-                           np.ones(500)])
+    arr = np.column_stack([rng.integers(0, 30, 500), rng.integers(100, 120, 500), np.ones(500)])
     d_model = smd.ImplicitALS(**params).fit(da.from_array(arr, chunks=(120, 3))).to_local()
     l_model = ImplicitALS(n_jobs=1, **params).fit(arr[:, :2].astype(int), arr[:, 2])
     assert_array_equal(d_model.items_, l_model.items_)
@@ -142,8 +145,9 @@ def test_explicit_real_valued_ratings_given_as_y(client):
     y = pd.Series(rng.uniform(1, 5, 800), name="rating")
     params = dict(n_factors=3, max_iter=5, tol=0, random_state=2)
     local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(X, y)
-    dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(X, npartitions=3),
-                                                 dd.from_pandas(y, npartitions=3))
+    dist = smd.MatrixFactorization(**params).fit(
+        dd.from_pandas(X, npartitions=3), dd.from_pandas(y, npartitions=3)
+    )
     model = dist.to_local()
     assert_allclose(model.item_factors_, local.item_factors_, rtol=1e-5, atol=1e-6)
     assert_allclose(model.item_bias_, local.item_bias_, rtol=1e-5, atol=1e-6)
@@ -154,7 +158,8 @@ def test_explicit_real_valued_ratings_given_as_y(client):
 def test_recommend_all_and_unknown_users(client, ml100k_split, tmp_path):
     train = ml100k_split[0]
     dist = smd.MatrixFactorization(n_factors=8, max_iter=4, random_state=0).fit(
-        dd.from_pandas(train, npartitions=4))
+        dd.from_pandas(train, npartitions=4)
+    )
     local = dist.to_local()
     recs = dist.recommend_all(n=20)
     assert isinstance(recs, dd.DataFrame)
@@ -183,7 +188,8 @@ def test_recommend_all_and_unknown_users(client, ml100k_split, tmp_path):
 def test_to_local_round_trip(client, ml100k_split):
     train = ml100k_split[0]
     dist = smd.ImplicitALS(n_factors=8, max_iter=3, random_state=0).fit(
-        dd.from_pandas(train[["user", "item"]], npartitions=3))
+        dd.from_pandas(train[["user", "item"]], npartitions=3)
+    )
     model = pickle.loads(pickle.dumps(dist.to_local()))
     assert isinstance(model, ImplicitALS) and model.get_params()["n_factors"] == 8
     u = model.users_[:3]

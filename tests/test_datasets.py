@@ -26,19 +26,36 @@ def test_make_ratings_power_law_popularity():
     counts = np.sort(np.bincount(X[:, 1], minlength=1000))[::-1]
     # Zipf(1): the top 10% of items get far more than 10% of the ratings
     assert counts[:100].sum() > 0.45 * counts.sum()
-    flat, _ = make_ratings(n_users=2000, n_items=1000, n_ratings=40_000,
-                           item_exponent=0.0, user_exponent=0.0, random_state=0)
+    flat, _ = make_ratings(
+        n_users=2000,
+        n_items=1000,
+        n_ratings=40_000,
+        item_exponent=0.0,
+        user_exponent=0.0,
+        random_state=0,
+    )
     flat_counts = np.sort(np.bincount(flat[:, 1], minlength=1000))[::-1]
     assert flat_counts[:100].sum() < 0.15 * flat_counts.sum()
 
 
 def test_make_ratings_truth_and_noise():
-    X, y, truth = make_ratings(n_users=300, n_items=200, n_ratings=10_000, noise=0.25,
-                               rating_scale=None, round_ratings=False, return_truth=True,
-                               random_state=1)
+    X, y, truth = make_ratings(
+        n_users=300,
+        n_items=200,
+        n_ratings=10_000,
+        noise=0.25,
+        rating_scale=None,
+        round_ratings=False,
+        return_truth=True,
+        random_state=1,
+    )
     u, i = X[:, 0], X[:, 1]
-    clean = (truth.global_mean + truth.user_bias[u] + truth.item_bias[i]
-             + np.einsum("ij,ij->i", truth.user_factors[u], truth.item_factors[i]))
+    clean = (
+        truth.global_mean
+        + truth.user_bias[u]
+        + truth.item_bias[i]
+        + np.einsum("ij,ij->i", truth.user_factors[u], truth.item_factors[i])
+    )
     np.testing.assert_allclose(truth.noise_free, clean)
     residual = y - clean
     assert residual.std() == pytest.approx(0.25, rel=0.05)
@@ -107,9 +124,12 @@ def test_load_movielens_official_100k_layout(tmp_path, compress):
     _write(tmp_path / "u.user", "196|49|M|writer|55105\n186|39|F|executive|00000\n", compress)
     flags_242 = "|".join(["0"] * 5 + ["1"] + ["0"] * 13)  # Comedy
     flags_302 = "|".join(["0"] * 6 + ["1"] + ["0"] * 9 + ["1", "0", "0"])  # Crime, Thriller
-    _write(tmp_path / "u.item",
-           f"242|Kolya (1996)|24-Jan-1997||http://x|{flags_242}\n"
-           f"302|L.A. Confidential (1997)|01-Jan-1997||http://y|{flags_302}\n", compress)
+    _write(
+        tmp_path / "u.item",
+        f"242|Kolya (1996)|24-Jan-1997||http://x|{flags_242}\n"
+        f"302|L.A. Confidential (1997)|01-Jan-1997||http://y|{flags_302}\n",
+        compress,
+    )
     data = load_movielens(tmp_path)
     assert data.layout == "100k"
     assert data.ratings.values.tolist() == [[196, 242, 3, 881250949], [186, 302, 3, 891717742]]
@@ -121,9 +141,11 @@ def test_load_movielens_official_100k_layout(tmp_path, compress):
 def test_load_movielens_official_1m_layout(tmp_path):
     _write(tmp_path / "ratings.dat", "1::1193::5::978300760\n2::661::3::978302109\n")
     _write(tmp_path / "users.dat", "1::F::1::10::48067\n2::M::56::16::70072\n")
-    _write(tmp_path / "movies.dat",
-           "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
-           "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n")
+    _write(
+        tmp_path / "movies.dat",
+        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+        "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n",
+    )
     data = load_movielens(tmp_path / "ratings.dat")  # a file path works too
     assert data.layout == "1m"
     assert data.ratings["rating"].tolist() == [5, 3]

@@ -55,8 +55,10 @@ def documented_names(text):
 
 
 def test_parser_reads_autosummary_blocks():
-    text = (".. currentmodule:: pkg.sub\n\n.. autosummary::\n   :toctree: generated/\n\n"
-            "   A\n   b\n\nText\n   C\n")
+    text = (
+        ".. currentmodule:: pkg.sub\n\n.. autosummary::\n   :toctree: generated/\n\n"
+        "   A\n   b\n\nText\n   C\n"
+    )
     assert documented_names(text) == {"pkg.sub.A", "pkg.sub.b"}
 
 
@@ -115,9 +117,9 @@ def _python_blocks(text):
 
 
 PAGES = sorted(
-    p.relative_to(DOC).as_posix() for p in DOC.rglob("*.rst")
-    if not {"_build", "generated", "auto_examples"} & set(p.parts)
-    and _python_blocks(p.read_text())
+    p.relative_to(DOC).as_posix()
+    for p in DOC.rglob("*.rst")
+    if not {"_build", "generated", "auto_examples"} & set(p.parts) and _python_blocks(p.read_text())
 )
 
 
@@ -158,7 +160,8 @@ def test_gallery_example_has_a_valid_title(path):
 
 
 NARRATIVE = sorted(
-    p for p in DOC.rglob("*.rst")
+    p
+    for p in DOC.rglob("*.rst")
     if not {"_build", "generated", "auto_examples", "_templates"} & set(p.relative_to(DOC).parts)
 )
 _ADORNMENT = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
@@ -181,8 +184,11 @@ def test_section_titles_are_underlined_fully(path):
 
 def test_every_ref_target_exists():
     """``:ref:`label``` and ``:ref:`text <label>``` point at a defined label."""
-    sources = [*NARRATIVE, *(DOC.parent / "examples").glob("*.rst"),
-               *(DOC.parent / "examples").glob("*.py")]
+    sources = [
+        *NARRATIVE,
+        *(DOC.parent / "examples").glob("*.rst"),
+        *(DOC.parent / "examples").glob("*.py"),
+    ]
     defined, used = set(), {}
     for path in sources:
         text = path.read_text()
@@ -190,8 +196,10 @@ def test_every_ref_target_exists():
         for target in re.findall(r":ref:`(?:[^`<]*<)?([\w\-]+)>?`", text):
             used.setdefault(target, path.name)
     # labels that sphinx-gallery generates for the gallery and each example
-    defined.update(f"sphx_glr_auto_examples_{p.stem}.py"
-                   for p in (DOC.parent / "examples").glob("plot_*.py"))
-    missing = {t: where for t, where in used.items()
-               if t not in defined and not t.startswith("sphx_glr_")}
+    defined.update(
+        f"sphx_glr_auto_examples_{p.stem}.py" for p in (DOC.parent / "examples").glob("plot_*.py")
+    )
+    missing = {
+        t: where for t, where in used.items() if t not in defined and not t.startswith("sphx_glr_")
+    }
     assert not missing, f"undefined :ref: targets (label: first page using it): {missing}"

@@ -73,8 +73,11 @@ def test_model_scores_are_history_times_weights():
     X, y = _rows(M)
     model = EASE(regularization=3.0, dtype=np.float64, n_jobs=2).fit(X, y)
     S = M @ model.coef_
-    np.testing.assert_allclose(model.predict(np.column_stack([
-        np.repeat(np.arange(50), 20), np.tile(np.arange(20), 50)])), S.ravel(), atol=1e-10)
+    np.testing.assert_allclose(
+        model.predict(np.column_stack([np.repeat(np.arange(50), 20), np.tile(np.arange(20), 50)])),
+        S.ravel(),
+        atol=1e-10,
+    )
     _, scores = model.recommend(np.arange(50), n=3, exclude_seen=False)
     np.testing.assert_allclose(scores, -np.sort(-S, axis=1)[:, :3], atol=1e-10)
     sub = [3, 7, 11]
@@ -136,8 +139,9 @@ def test_partial_fit_is_exact(case):
         extra = np.array([(0, 18), (1, 18), (2, 19)])
     model = EASE(regularization=2.0, dtype=np.float64).fit(X, y)
     model.partial_fit(extra)
-    full = EASE(regularization=2.0, dtype=np.float64).fit(np.vstack([X, extra]),
-                                                           np.concatenate([y, np.ones(len(extra))]))
+    full = EASE(regularization=2.0, dtype=np.float64).fit(
+        np.vstack([X, extra]), np.concatenate([y, np.ones(len(extra))])
+    )
     assert model.items_.tolist() == full.items_.tolist()
     np.testing.assert_allclose(model.coef_, full.coef_, atol=1e-9)
     order = np.argsort(model.users_)  # partial_fit appends new users unsorted
@@ -166,11 +170,17 @@ def test_contract_fallback_joblib_and_inputs(tmp_path):
 
 def test_gridsearch_over_regularization_with_temporal_split():
     rng = np.random.default_rng(7)
-    rows = [(u, i) for u in range(60)
-            for i in rng.choice(np.arange(20) + (20 if u >= 30 else 0), 10, replace=False)]
+    rows = [
+        (u, i)
+        for u in range(60)
+        for i in rng.choice(np.arange(20) + (20 if u >= 30 else 0), 10, replace=False)
+    ]
     X = np.column_stack([np.array(rows), rng.permutation(len(rows))])
-    grid = GridSearchCV(EASE(), {"regularization": [0.5, 50.0, 1e6]},
-                        cv=TemporalSplit(n_splits=2, test_size=0.2, time_col=2))
+    grid = GridSearchCV(
+        EASE(),
+        {"regularization": [0.5, 50.0, 1e6]},
+        cv=TemporalSplit(n_splits=2, test_size=0.2, time_col=2),
+    )
     grid.fit(X)
     scores = grid.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all() and grid.best_params_["regularization"] < 1e6
@@ -179,8 +189,9 @@ def test_gridsearch_over_regularization_with_temporal_split():
 def test_ease_on_movielens_beats_itemknn(ml100k):
     r = ml100k.ratings
     r = r[r["rating"] >= 4][["user", "item", "timestamp"]]
-    train, test = next(PerUserTemporalSplit(test_size=0.2, min_train=4,
-                                            time_col="timestamp").split(r))
+    train, test = next(
+        PerUserTemporalSplit(test_size=0.2, min_train=4, time_col="timestamp").split(r)
+    )
     scorer = make_ranking_scorer("ndcg", k=10)
     ease = scorer(EASE().fit(r.iloc[train]), r.iloc[test], None)
     knn = scorer(ItemKNN().fit(r.iloc[train]), r.iloc[test], None)

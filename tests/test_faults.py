@@ -29,17 +29,23 @@ def ratings():
 
 
 # ------------------------------------------------------- non-finite fits
-@pytest.mark.parametrize("make, scale", [
-    (lambda: MatrixFactorization(solver="als", max_iter=3, random_state=0), 1e30),
-    (lambda: ImplicitALS(max_iter=3, random_state=0), 1e30),
-    (lambda: ImplicitALS(alpha=1e30, max_iter=3, random_state=0), 1.0),
-    (lambda: ImplicitALS(solver="cholesky", alpha=1e30, max_iter=3, random_state=0), 1.0),
-], ids=["mf-als-y", "ials-y", "ials-alpha", "ials-cholesky-alpha"])
+@pytest.mark.parametrize(
+    "make, scale",
+    [
+        (lambda: MatrixFactorization(solver="als", max_iter=3, random_state=0), 1e30),
+        (lambda: ImplicitALS(max_iter=3, random_state=0), 1e30),
+        (lambda: ImplicitALS(alpha=1e30, max_iter=3, random_state=0), 1.0),
+        (lambda: ImplicitALS(solver="cholesky", alpha=1e30, max_iter=3, random_state=0), 1.0),
+    ],
+    ids=["mf-als-y", "ials-y", "ials-alpha", "ials-cholesky-alpha"],
+)
 def test_huge_targets_raise_naming_the_cause(ratings, make, scale):
     X, y = ratings
-    with pytest.raises((FloatingPointError, np.linalg.LinAlgError),
-                       match=r"too large for float32 arithmetic.*rescale y"
-                             r"|alpha or y if the confidences 1 \+ alpha \* y are huge"):
+    with pytest.raises(
+        (FloatingPointError, np.linalg.LinAlgError),
+        match=r"too large for float32 arithmetic.*rescale y"
+        r"|alpha or y if the confidences 1 \+ alpha \* y are huge",
+    ):
         make().fit(X, y * scale)
 
 
@@ -53,31 +59,45 @@ def test_check_finite_fit_names_attributes_and_cause():
             self.global_mean_ = 1.0
             self._private_ = np.array([np.inf])  # not a public fitted attribute
 
-    with pytest.raises(FloatingPointError, match=r"Stub.fit produced NaN or infinite "
-                                                 r"values in item_bias_: the solver "
-                                                 r"diverged numerically"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"Stub.fit produced NaN or infinite "
+        r"values in item_bias_: the solver "
+        r"diverged numerically",
+    ):
         check_finite_fit(Stub(), np.array([1.0, 5.0]))
-    with pytest.raises(FloatingPointError, match=r"the ratings reach 1e\+30 in absolute "
-                                                 r"value, too large for float32"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"the ratings reach 1e\+30 in absolute "
+        r"value, too large for float32",
+    ):
         check_finite_fit(Stub(), np.array([1.0, -1e30]))
-    with pytest.raises(FloatingPointError, match=r"reach 2e\+20 in absolute value times "
-                                                 r"alpha=1e\+20"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"reach 2e\+20 in absolute value times "
+        r"alpha=1e\+20",
+    ):
         check_finite_fit(Stub(), np.array([2.0]), scale=1e20)
     fine = Stub()
     fine.item_bias_ = np.zeros(2)
     check_finite_fit(fine, np.array([1e30]))  # finite results pass whatever y is
 
 
-@pytest.mark.parametrize("est", [
-    FactorizationMachineRegressor(solver="mcmc", n_factors=2, max_iter=40, random_state=0),
-    FMRecommender(solver="mcmc", n_factors=2, max_iter=40, random_state=0),
-], ids=["fm", "fm-recommender"])
+@pytest.mark.parametrize(
+    "est",
+    [
+        FactorizationMachineRegressor(solver="mcmc", n_factors=2, max_iter=40, random_state=0),
+        FMRecommender(solver="mcmc", n_factors=2, max_iter=40, random_state=0),
+    ],
+    ids=["fm", "fm-recommender"],
+)
 def test_bayesian_fm_is_scale_equivariant(ratings, est):
     # MCMC standardises y (in float64 now: float32 squares of 1e30 overflowed to
     # inf, then a zero noise precision raised ZeroDivisionError)
     X, y = ratings
     if isinstance(est, FactorizationMachineRegressor):
         from sklearn.preprocessing import OneHotEncoder
+
         X = OneHotEncoder().fit_transform(X[:, :2])
     small = est.__class__(**est.get_params()).fit(X, y).predict(X[:50])
     big = est.__class__(**est.get_params()).fit(X, y * 1e30).predict(X[:50])
@@ -89,18 +109,21 @@ def test_bayesian_fm_is_scale_equivariant(ratings, est):
 def test_als_rejects_zero_regularization_before_fitting(ratings):
     X, y = ratings
     for biased in (True, False):
-        with pytest.raises(ValueError, match=r"MatrixFactorization\(solver='als'\) needs "
-                                             r"regularization > 0"):
+        with pytest.raises(
+            ValueError,
+            match=r"MatrixFactorization\(solver='als'\) needs "
+            r"regularization > 0",
+        ):
             MatrixFactorization(solver="als", regularization=0, biased=biased).fit(X, y)
     # SGD has no linear system: regularization=0 is a valid (unpenalised) fit
     MatrixFactorization(regularization=0, n_epochs=2, random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize("cls", [FactorizationMachineClassifier,
-                                 FactorizationMachineRegressor])
+@pytest.mark.parametrize("cls", [FactorizationMachineClassifier, FactorizationMachineRegressor])
 def test_fm_on_empty_X_speaks_of_samples(cls):
-    with pytest.raises(ValueError, match=f"Found array with 0 sample\\(s\\) .* required "
-                                         f"by {cls.__name__}"):
+    with pytest.raises(
+        ValueError, match=f"Found array with 0 sample\\(s\\) .* required by {cls.__name__}"
+    ):
         cls().fit(np.empty((0, 3)), np.empty(0))
 
 
@@ -142,12 +165,16 @@ def test_popularity_recommend_new_is_popularity_without_given_items(ratings):
 
 
 # ------------------------------------------------------- memory-mapped models
-@pytest.mark.parametrize("make", [
-    lambda: MatrixFactorization(n_epochs=3, random_state=0, n_jobs=1),
-    lambda: MatrixFactorization(solver="als", max_iter=3, random_state=0, n_jobs=1),
-    lambda: SVDpp(n_epochs=3, random_state=0, n_jobs=1),
-    lambda: ImplicitALS(max_iter=3, random_state=0, n_jobs=1),
-], ids=["mf-sgd", "mf-als", "svdpp", "ials"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MatrixFactorization(n_epochs=3, random_state=0, n_jobs=1),
+        lambda: MatrixFactorization(solver="als", max_iter=3, random_state=0, n_jobs=1),
+        lambda: SVDpp(n_epochs=3, random_state=0, n_jobs=1),
+        lambda: ImplicitALS(max_iter=3, random_state=0, n_jobs=1),
+    ],
+    ids=["mf-sgd", "mf-als", "svdpp", "ials"],
+)
 def test_partial_fit_on_memory_mapped_model(tmp_path, ratings, make):
     X, y = ratings
     model = make().fit(X[:400], y[:400])
@@ -158,8 +185,13 @@ def test_partial_fit_on_memory_mapped_model(tmp_path, ratings, make):
     assert not mapped.user_factors_.flags.writeable
     mapped.partial_fit(X[400:], y[400:])
     model.partial_fit(X[400:], y[400:])
-    assert_allclose(mapped.predict(X) if hasattr(mapped, "predict")
-                    else mapped.recommend(mapped.users_[:5], n=3).scores,
-                    model.predict(X) if hasattr(model, "predict")
-                    else model.recommend(model.users_[:5], n=3).scores, rtol=1e-6)
+    assert_allclose(
+        mapped.predict(X)
+        if hasattr(mapped, "predict")
+        else mapped.recommend(mapped.users_[:5], n=3).scores,
+        model.predict(X)
+        if hasattr(model, "predict")
+        else model.recommend(model.users_[:5], n=3).scores,
+        rtol=1e-6,
+    )
     assert path.read_bytes() == on_disk  # the file is never written

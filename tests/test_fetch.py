@@ -20,8 +20,13 @@ import pytest
 
 from sklearn_mf.datasets import _fetch, clear_data_home, fetch_movielens, get_data_home
 
-RATINGS = [(1, 10, 4, 880000000), (1, 20, 2, 880000100), (2, 10, 5, 880000200),
-           (3, 30, 1, 880000300), (2, 30, 3, 880000400)]
+RATINGS = [
+    (1, 10, 4, 880000000),
+    (1, 20, 2, 880000100),
+    (2, 10, 5, 880000200),
+    (3, 30, 1, 880000300),
+    (2, 30, 3, 880000400),
+]
 
 
 def _zip_bytes(files):
@@ -37,11 +42,15 @@ def _ml100k_zip():
     data = "".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in RATINGS)
     users = "1|24|M|technician|85711\n2|53|F|other|94043\n3|23|M|writer|32067\n"
     flags = "|".join(["0"] * 19)
-    items = "".join(
-        f"{i}|Movie {i} (1995)|01-Jan-1995||http://x|{flags}\n" for i in (10, 20, 30)
+    items = "".join(f"{i}|Movie {i} (1995)|01-Jan-1995||http://x|{flags}\n" for i in (10, 20, 30))
+    return _zip_bytes(
+        {
+            "ml-100k/u.data": data,
+            "ml-100k/u.user": users,
+            "ml-100k/u.item": items,
+            "ml-100k/README": "toy\n",
+        }
     )
-    return _zip_bytes({"ml-100k/u.data": data, "ml-100k/u.user": users,
-                       "ml-100k/u.item": items, "ml-100k/README": "toy\n"})
 
 
 def _latest_small_zip():
@@ -49,8 +58,9 @@ def _latest_small_zip():
         f"{u},{i},{r}.5,{t}\r\n" for u, i, r, t in RATINGS
     )
     movies = "movieId,title,genres\r\n10,A (1999),Drama\r\n20,B (2001),Comedy\r\n30,C,Drama\r\n"
-    return _zip_bytes({"ml-latest-small/ratings.csv": ratings,
-                       "ml-latest-small/movies.csv": movies})
+    return _zip_bytes(
+        {"ml-latest-small/ratings.csv": ratings, "ml-latest-small/movies.csv": movies}
+    )
 
 
 class _Server:
@@ -105,7 +115,8 @@ def serve():
 def _register(monkeypatch, variant, url, payload, folder, sha256=None):
     digest = sha256 or hashlib.sha256(payload).hexdigest()
     monkeypatch.setitem(
-        _fetch.MOVIELENS_ARCHIVES, variant,
+        _fetch.MOVIELENS_ARCHIVES,
+        variant,
         _fetch.RemoteArchive(url, digest, len(payload), folder),
     )
 
@@ -125,7 +136,11 @@ def test_download_checks_caches_and_reads_official_layout(serve, monkeypatch, tm
     pd.testing.assert_frame_equal(data.ratings, expected, check_dtype=False)
     np.testing.assert_array_equal(data.y, [4.0, 2.0, 5.0, 1.0, 3.0])
     assert data.layout == "100k"
-    assert data.movies["title"].tolist() == ["Movie 10 (1995)", "Movie 20 (1995)", "Movie 30 (1995)"]
+    assert data.movies["title"].tolist() == [
+        "Movie 10 (1995)",
+        "Movie 20 (1995)",
+        "Movie 30 (1995)",
+    ]
     assert data.users["occupation"].tolist() == ["technician", "other", "writer"]
     assert data.path == str(tmp_path / "ml-100k")
     # The archive and the work folder are gone; only the unpacked folder stays.
@@ -141,8 +156,7 @@ def test_download_checks_caches_and_reads_official_layout(serve, monkeypatch, tm
 def test_checksum_mismatch_raises_and_caches_nothing(serve, monkeypatch, tmp_path):
     payload = _ml100k_zip()
     server = serve({"/ml-100k.zip": payload})
-    _register(monkeypatch, "100k", server.url + "/ml-100k.zip", payload, "ml-100k",
-              sha256="0" * 64)
+    _register(monkeypatch, "100k", server.url + "/ml-100k.zip", payload, "ml-100k", sha256="0" * 64)
     with pytest.raises(OSError, match="SHA-256") as info:
         fetch_movielens("100k", data_home=tmp_path, n_retries=0)
     assert hashlib.sha256(payload).hexdigest() in str(info.value)
@@ -222,7 +236,7 @@ def test_unknown_variant_and_bad_retries(tmp_path):
 
 
 def test_registry_pins_official_urls_and_sha256():
-    for variant, archive in _fetch.MOVIELENS_ARCHIVES.items():
+    for archive in _fetch.MOVIELENS_ARCHIVES.values():
         assert archive.url == (
             f"https://files.grouplens.org/datasets/movielens/{archive.folder}.zip"
         )

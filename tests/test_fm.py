@@ -39,15 +39,28 @@ def test_predict_matches_naive_formula(solver, fmt, n_jobs, planted_fm):
     X, y = planted_fm(n=60, d=9)
     Xf = {"dense": X.toarray(), "csr": X, "csc": X.tocsc()}[fmt]
     m = FactorizationMachineRegressor(
-        n_factors=4, solver=solver, n_epochs=3, max_iter=3, dtype=np.float64, tol=None,
-        clip_predictions=False, random_state=0, n_jobs=n_jobs,
+        n_factors=4,
+        solver=solver,
+        n_epochs=3,
+        max_iter=3,
+        dtype=np.float64,
+        tol=None,
+        clip_predictions=False,
+        random_state=0,
+        n_jobs=n_jobs,
     ).fit(Xf, y)
     ref = fm_predict_naive(X, m.intercept_, m.w_, m.V_)
     np.testing.assert_allclose(m.predict(Xf), ref, rtol=1e-12, atol=1e-12)
     # float32 parameters: the same formula up to single precision
     m32 = FactorizationMachineRegressor(
-        n_factors=4, solver=solver, n_epochs=3, max_iter=3, tol=None, clip_predictions=False,
-        random_state=0, n_jobs=n_jobs,
+        n_factors=4,
+        solver=solver,
+        n_epochs=3,
+        max_iter=3,
+        tol=None,
+        clip_predictions=False,
+        random_state=0,
+        n_jobs=n_jobs,
     ).fit(Xf, y)
     assert m32.V_.dtype == np.float32
     np.testing.assert_allclose(
@@ -57,13 +70,14 @@ def test_predict_matches_naive_formula(solver, fmt, n_jobs, planted_fm):
 
 def test_duplicate_sparse_entries_are_summed_and_input_untouched():
     # row 0 stores column 1 twice (1.0 + 2.0): the model must see x_01 = 3
-    X = sp.csr_matrix((np.array([1.0, 2.0, 1.0]), np.array([1, 1, 2]), np.array([0, 2, 3])),
-                      shape=(2, 3))
+    X = sp.csr_matrix(
+        (np.array([1.0, 2.0, 1.0]), np.array([1, 1, 2]), np.array([0, 2, 3])), shape=(2, 3)
+    )
     assert not X.has_canonical_format
     before = (X.data.copy(), X.indices.copy(), X.indptr.copy())
-    m = FactorizationMachineRegressor(n_factors=2, max_iter=2, tol=None,
-                                      dtype=np.float64, random_state=0,
-                                      clip_predictions=False).fit(X, [1.0, 2.0])
+    m = FactorizationMachineRegressor(
+        n_factors=2, max_iter=2, tol=None, dtype=np.float64, random_state=0, clip_predictions=False
+    ).fit(X, [1.0, 2.0])
     np.testing.assert_allclose(
         m.predict(X), fm_predict_naive(X.toarray(), m.intercept_, m.w_, m.V_), atol=1e-12
     )
@@ -76,8 +90,11 @@ def _row_objective(x, y, s, w0, w, V, inv_count, inv_n, regs, loss):
     data = 0.5 * (p - y) ** 2 if loss == 0 else np.logaddexp(0, -y * p)
     nz = x != 0
     r0, rw, rv = regs
-    pen = 0.5 * (r0 * inv_n * w0**2 + rw * np.sum(inv_count[nz] * w[nz] ** 2)
-                 + rv * np.sum(inv_count[nz, None] * V[nz] ** 2))
+    pen = 0.5 * (
+        r0 * inv_n * w0**2
+        + rw * np.sum(inv_count[nz] * w[nz] ** 2)
+        + rv * np.sum(inv_count[nz, None] * V[nz] ** 2)
+    )
     return s * data + pen
 
 
@@ -96,13 +113,28 @@ def test_sgd_step_is_finite_difference_gradient(loss):
     lr = 1e-3
     w0a, wa, Va = np.array([w0]), w.copy(), V.copy()
     total, n_bad = _fm_fast.sgd_epoch(
-        X.data, idx, ptr, np.array([y]), np.array([s]), np.zeros(1, dtype=np.intp),
-        w0a, wa, Va, inv_count, inv_n, *regs, lr, loss, True, np.zeros(k),
+        X.data,
+        idx,
+        ptr,
+        np.array([y]),
+        np.array([s]),
+        np.zeros(1, dtype=np.intp),
+        w0a,
+        wa,
+        Va,
+        inv_count,
+        inv_n,
+        *regs,
+        lr,
+        loss,
+        True,
+        np.zeros(k),
     )
     assert n_bad == 0
     np.testing.assert_allclose(
         total, _row_objective(x, y, s, w0, w, V, inv_count, inv_n, (0, 0, 0), loss)
     )
+
     def f(w0_, w_, V_):
         return _row_objective(x, y, s, w0_, w_, V_, inv_count, inv_n, regs, loss)
 
@@ -140,18 +172,30 @@ def _objective(m, X, y, sw, loss):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["none", "occurrence"])
-@pytest.mark.parametrize("est, loss", [
-    (FactorizationMachineRegressor, "squared"),
-    (FactorizationMachineClassifier, "logistic"),
-])
+@pytest.mark.parametrize(
+    "est, loss",
+    [
+        (FactorizationMachineRegressor, "squared"),
+        (FactorizationMachineClassifier, "logistic"),
+    ],
+)
 def test_als_descends_to_a_stationary_point(est, loss, mode, planted_fm):
     X, t = planted_fm(n=120, d=8, k=2, seed=3)
     y = t if loss == "squared" else np.where(t > np.median(t), 1.0, -1.0)
     sw = np.random.default_rng(0).uniform(0.5, 2, len(y))
     scale = 1.0 if mode == "none" else 0.02
-    m = est(n_factors=2, solver="als", max_iter=400, tol=None, dtype=np.float64,
-            regularization=0.5 * scale, bias_regularization=0.3 * scale,
-            regularization_w0=0.1 * scale, regularization_scaling=mode, random_state=0)
+    m = est(
+        n_factors=2,
+        solver="als",
+        max_iter=400,
+        tol=None,
+        dtype=np.float64,
+        regularization=0.5 * scale,
+        bias_regularization=0.3 * scale,
+        regularization_w0=0.1 * scale,
+        regularization_scaling=mode,
+        random_state=0,
+    )
     m.fit(X, y, sample_weight=sw)
     curve = np.array(m.loss_curve_)
     assert np.all(np.diff(curve) <= 1e-10 * np.abs(curve[:-1]))  # monotone descent
@@ -177,8 +221,14 @@ def test_recovers_planted_interactions(planted_fm):
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
     for solver, kw in [("als", {}), ("sgd", {"learning_rate": 0.02})]:
         m = FactorizationMachineRegressor(
-            n_factors=3, solver=solver, n_epochs=200, max_iter=200, regularization=0.1,
-            random_state=0, dtype=np.float64, **kw,
+            n_factors=3,
+            solver=solver,
+            n_epochs=200,
+            max_iter=200,
+            regularization=0.1,
+            random_state=0,
+            dtype=np.float64,
+            **kw,
         ).fit(Xtr, ytr)
         r2 = m.score(Xte, yte)
         assert r2 > 0.97, (solver, r2)
@@ -191,11 +241,18 @@ def test_every_parameter_changes_the_fit(planted_fm):
     X, y = planted_fm(n=300, d=10)
     base = dict(n_factors=3, n_epochs=10, tol=None, random_state=0, solver="sgd")
     ref = FactorizationMachineRegressor(**base).fit(X, y).predict(X)
-    for name, value in [("regularization", 0.5), ("bias_regularization", 2.0),
-                        ("regularization_w0", 1.0), ("learning_rate", 0.002),
-                        ("regularization_scaling", "none"), ("power_t", 1.0),
-                        ("init_std", 0.5),
-                        ("n_factors", 5), ("random_state", 1), ("fit_intercept", False)]:
+    for name, value in [
+        ("regularization", 0.5),
+        ("bias_regularization", 2.0),
+        ("regularization_w0", 1.0),
+        ("learning_rate", 0.002),
+        ("regularization_scaling", "none"),
+        ("power_t", 1.0),
+        ("init_std", 0.5),
+        ("n_factors", 5),
+        ("random_state", 1),
+        ("fit_intercept", False),
+    ]:
         params = {**base, name: value}
         if name == "power_t":
             params["learning_rate_schedule"] = "invscaling"
@@ -214,8 +271,13 @@ def test_every_parameter_changes_the_fit(planted_fm):
 def test_early_stopping_and_convergence_warning(planted_fm):
     X, y = planted_fm(n=400, d=10)
     m = FactorizationMachineRegressor(
-        n_factors=3, solver="sgd", learning_rate=0.01, n_epochs=300, early_stopping=True,
-        n_iter_no_change=3, random_state=0,
+        n_factors=3,
+        solver="sgd",
+        learning_rate=0.01,
+        n_epochs=300,
+        early_stopping=True,
+        n_iter_no_change=3,
+        random_state=0,
     ).fit(X, y)
     assert m.n_iter_ < 300
     assert len(m.validation_scores_) == m.n_iter_
@@ -233,7 +295,12 @@ def test_sgd_divergence_raises(planted_fm):
     X, y = planted_fm(n=200, d=8)
     with pytest.raises(FloatingPointError, match="smaller learning_rate"):
         FactorizationMachineRegressor(
-            n_factors=3, solver="sgd", learning_rate=1e3, init_std=5, n_epochs=5, tol=None,
+            n_factors=3,
+            solver="sgd",
+            learning_rate=1e3,
+            init_std=5,
+            n_epochs=5,
+            tol=None,
         ).fit(X * 100, y * 100)
 
 
@@ -288,8 +355,9 @@ def test_classifier_labels_and_probabilities():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 5))
     y = np.where(X[:, 0] * X[:, 1] > 0, "same", "diff")  # pure interaction
-    clf = FactorizationMachineClassifier(n_factors=2, max_iter=100, regularization=1e-3,
-                                         tol=None, random_state=0).fit(X, y)
+    clf = FactorizationMachineClassifier(
+        n_factors=2, max_iter=100, regularization=1e-3, tol=None, random_state=0
+    ).fit(X, y)
     np.testing.assert_array_equal(clf.classes_, ["diff", "same"])
     assert clf.score(X, y) > 0.95
     P = clf.predict_proba(X)
@@ -318,8 +386,9 @@ def mf_rmse(ml_split):
 def test_ids_only_fm_matches_matrix_factorization(ml_split, mf_rmse):
     tr, te = ml_split
     enc = OneHotEncoder(handle_unknown="ignore").fit(tr[["user", "item"]])
-    fm = FactorizationMachineRegressor(n_factors=10, regularization=0.15,
-                                       max_iter=15, tol=None, random_state=0)
+    fm = FactorizationMachineRegressor(
+        n_factors=10, regularization=0.15, max_iter=15, tol=None, random_state=0
+    )
     fm.fit(enc.transform(tr[["user", "item"]]), tr.rating)
     rmse_fm = _rmse(fm.predict(enc.transform(te[["user", "item"]])), te.rating)
     rmse_mf = float(np.sqrt(mf_rmse.mean()))
@@ -330,8 +399,15 @@ def test_ids_only_fm_matches_matrix_factorization(ml_split, mf_rmse):
 def test_side_features_beat_mf_for_users_with_few_ratings(ml100k, ml_split, mf_rmse):
     tr, te = ml_split
     users, genres = _side_tables(ml100k)
-    fm = FMRecommender(n_factors=10, user_features=users, item_features=genres,
-                       regularization=0.15, max_iter=15, tol=None, random_state=0)
+    fm = FMRecommender(
+        n_factors=10,
+        user_features=users,
+        item_features=genres,
+        regularization=0.15,
+        max_iter=15,
+        tol=None,
+        random_state=0,
+    )
     fm.fit(tr[["user", "item"]], tr.rating)
     sq = (fm.predict(te[["user", "item"]]) - te.rating.to_numpy()) ** 2
     assert np.sqrt(sq.mean()) < np.sqrt(mf_rmse.mean()) - 0.01
@@ -356,8 +432,15 @@ def test_side_features_help_cold_start_items(ml100k):
     cold = np.random.default_rng(0).choice(r.item.unique(), size=300, replace=False)
     test = r.item.isin(cold)
     tr, te = r[~test], r[test]
-    fm = FMRecommender(n_factors=10, item_features=items, item_id_dropout=0.3,
-                       regularization=0.1, max_iter=15, tol=None, random_state=0)
+    fm = FMRecommender(
+        n_factors=10,
+        item_features=items,
+        item_id_dropout=0.3,
+        regularization=0.1,
+        max_iter=15,
+        tol=None,
+        random_state=0,
+    )
     fm.fit(tr[["user", "item"]], tr.rating)
     mf = MatrixFactorization(n_factors=10, random_state=0).fit(tr[["user", "item"]], tr.rating)
     rmse_fm = _rmse(fm.predict(te[["user", "item"]]), te.rating)
@@ -375,9 +458,16 @@ def test_profiles_serve_new_users(ml100k):
     cold = np.random.default_rng(0).choice(r.user.unique(), size=150, replace=False)
     test = r.user.isin(cold)
     tr, te = r[~test], r[test]
-    fm = FMRecommender(n_factors=8, user_features=users, item_features=genres,
-                       user_id_dropout=0.3, regularization=0.1, max_iter=15, tol=None,
-                       random_state=0).fit(tr[["user", "item"]], tr.rating)
+    fm = FMRecommender(
+        n_factors=8,
+        user_features=users,
+        item_features=genres,
+        user_id_dropout=0.3,
+        regularization=0.1,
+        max_iter=15,
+        tol=None,
+        random_state=0,
+    ).fit(tr[["user", "item"]], tr.rating)
     rmse_fm = _rmse(fm.predict(te[["user", "item"]]), te.rating)
     rmse_mean = _rmse(np.full(len(te), tr.rating.mean()), te.rating)
     assert rmse_fm < rmse_mean - 0.02, (rmse_fm, rmse_mean)
@@ -402,14 +492,21 @@ def test_profiles_beat_mf_fallback_on_user_disjoint_folds(ml100k):
     fm_err, mf_err = [], []
     for tr, te in UserDisjointKFold(n_splits=5, shuffle=True, random_state=0).split(r[ui]):
         warm, cold = r.iloc[tr], r.iloc[te]
-        fm = FMRecommender(n_factors=10, user_features=users, item_features=genres,
-                           user_id_dropout=0.3, regularization=0.15, max_iter=15,
-                           tol=None, random_state=0).fit(warm[ui], warm.rating)
+        fm = FMRecommender(
+            n_factors=10,
+            user_features=users,
+            item_features=genres,
+            user_id_dropout=0.3,
+            regularization=0.15,
+            max_iter=15,
+            tol=None,
+            random_state=0,
+        ).fit(warm[ui], warm.rating)
         # MF with the former SGD defaults (20 epochs at 0.007, penalty 0.05), as
         # measured; with the current ones its fallback is 1.0233 (FM 1.0225)
-        mf = MatrixFactorization(n_factors=10, n_epochs=20, learning_rate=0.007,
-                                 regularization=0.05, random_state=0).fit(warm[ui],
-                                                                          warm.rating)
+        mf = MatrixFactorization(
+            n_factors=10, n_epochs=20, learning_rate=0.007, regularization=0.05, random_state=0
+        ).fit(warm[ui], warm.rating)
         fm_err.append(_rmse(fm.predict(cold[ui]), cold.rating))
         mf_err.append(_rmse(mf.predict(cold[ui]), cold.rating))
     assert np.mean(fm_err) < np.mean(mf_err) - 0.003, (fm_err, mf_err)
@@ -420,15 +517,29 @@ def test_pipeline_gridsearch_and_joblib(ml100k, tmp_path):
     r = ml100k.ratings.merge(ml100k.users[["user", "gender", "occupation"]], on="user")
     r = r.sample(6000, random_state=0)
     X, y = r[["user", "item", "gender", "occupation"]], r.rating.to_numpy()
-    pipe = Pipeline([
-        ("features", ColumnTransformer(
-            [("onehot", OneHotEncoder(handle_unknown="ignore"),
-              ["user", "item", "gender", "occupation"])])),
-        ("fm", FactorizationMachineRegressor(n_factors=4, max_iter=10, tol=None,
-                                             random_state=0)),
-    ])
-    search = GridSearchCV(pipe, {"fm__regularization": [0.0001, 0.1]}, cv=2,
-                          scoring="neg_root_mean_squared_error")
+    pipe = Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [
+                        (
+                            "onehot",
+                            OneHotEncoder(handle_unknown="ignore"),
+                            ["user", "item", "gender", "occupation"],
+                        )
+                    ]
+                ),
+            ),
+            (
+                "fm",
+                FactorizationMachineRegressor(n_factors=4, max_iter=10, tol=None, random_state=0),
+            ),
+        ]
+    )
+    search = GridSearchCV(
+        pipe, {"fm__regularization": [0.0001, 0.1]}, cv=2, scoring="neg_root_mean_squared_error"
+    )
     search.fit(X, y)
     scores = search.cv_results_["mean_test_score"]
     assert scores[1] > scores[0]  # the weak penalty overfits 6000 sparse ratings
@@ -442,8 +553,9 @@ def test_pipeline_gridsearch_and_joblib(ml100k, tmp_path):
 def test_classifier_on_binarised_ratings(ml_split):
     tr, te = ml_split
     enc = OneHotEncoder(handle_unknown="ignore").fit(tr[["user", "item"]])
-    clf = FactorizationMachineClassifier(n_factors=8, regularization=0.1,
-                                         max_iter=15, tol=None, random_state=0)
+    clf = FactorizationMachineClassifier(
+        n_factors=8, regularization=0.1, max_iter=15, tol=None, random_state=0
+    )
     clf.fit(enc.transform(tr[["user", "item"]]), np.where(tr.rating >= 4, "like", "other"))
     P = clf.predict_proba(enc.transform(te[["user", "item"]]))
     auc = roc_auc_score(te.rating >= 4, P[:, list(clf.classes_).index("like")])
@@ -455,26 +567,37 @@ def test_classifier_on_binarised_ratings(ml_split):
 def toy_rec():
     rng = np.random.default_rng(0)
     n_users, n_items = 40, 30
-    users = pd.DataFrame({"group": rng.choice(["a", "b"], n_users),
-                          "score": rng.normal(size=n_users)},
-                         index=[f"u{j}" for j in range(n_users)])
-    items = pd.DataFrame({"kind": rng.choice(["x", "y", "z"], n_items),
-                          "flag": rng.integers(0, 2, n_items)},
-                         index=[f"i{j}" for j in range(n_items)])
+    users = pd.DataFrame(
+        {"group": rng.choice(["a", "b"], n_users), "score": rng.normal(size=n_users)},
+        index=[f"u{j}" for j in range(n_users)],
+    )
+    items = pd.DataFrame(
+        {"kind": rng.choice(["x", "y", "z"], n_items), "flag": rng.integers(0, 2, n_items)},
+        index=[f"i{j}" for j in range(n_items)],
+    )
     pairs = [(u, i) for u in users.index[:35] for i in items.index[:28] if rng.random() < 0.3]
     X = pd.DataFrame(pairs, columns=["user", "item"])
     y = rng.integers(1, 6, len(X)).astype(float)
-    rec = FMRecommender(n_factors=3, user_features=users, item_features=items,
-                        max_iter=20, tol=None, regularization=0.05,
-                        clip_predictions=False, random_state=0, dtype=np.float64)
+    rec = FMRecommender(
+        n_factors=3,
+        user_features=users,
+        item_features=items,
+        max_iter=20,
+        tol=None,
+        regularization=0.05,
+        clip_predictions=False,
+        random_state=0,
+        dtype=np.float64,
+    )
     return rec.fit(X, y), X, users, items
 
 
 def test_recommender_decomposition_equals_fm(toy_rec):
     rec, X, users, items = toy_rec
     # every pair, including users and items that only appear in the side tables
-    grid = pd.DataFrame([(u, i) for u in users.index for i in items.index],
-                        columns=["user", "item"])
+    grid = pd.DataFrame(
+        [(u, i) for u in users.index for i in items.index], columns=["user", "item"]
+    )
     fm_scores = rec.fm_.predict(rec.design_matrix(grid))
     np.testing.assert_allclose(rec.predict(grid), fm_scores, rtol=1e-10, atol=1e-10)
     recs = rec.recommend(users.index, n=5, exclude_seen=True)
@@ -553,8 +676,15 @@ def test_recommender_fold_in_matches_converged_user():
     pairs = [(u, i) for u in range(30) for i in range(25) if rng.random() < 0.5]
     X = pd.DataFrame(pairs, columns=["user", "item"])
     y = rng.integers(1, 6, len(X)).astype(float)
-    rec = FMRecommender(n_factors=3, max_iter=3000, tol=1e-12, n_iter_no_change=3,
-                        regularization=0.2, dtype=np.float64, random_state=0).fit(X, y)
+    rec = FMRecommender(
+        n_factors=3,
+        max_iter=3000,
+        tol=1e-12,
+        n_iter_no_change=3,
+        regularization=0.2,
+        dtype=np.float64,
+        random_state=0,
+    ).fit(X, y)
     sub = X.user == 7
     folded = rec.fold_in(X[sub].assign(user="new"), y[sub.to_numpy()])
     code = rec._user_codes([7])[0]

@@ -4,9 +4,9 @@ int/str ids stay distinct objects, tuple ids are accepted, and every output
 
 import numpy as np
 import pytest
+from _models import estimators
 from sklearn.base import clone
 
-from _models import estimators
 from sklearn_mf.datasets import make_ratings
 
 

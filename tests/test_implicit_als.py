@@ -54,8 +54,7 @@ def dense_objective(model):
     return np.sum(C * (P - S) ** 2) + model.regularization * (np.sum(U**2) + np.sum(V**2))
 
 
-def make_clusters(n_clusters=5, users_per=60, items_per=24, per_user=10, n_test=3,
-                  noise=2, seed=0):
+def make_clusters(n_clusters=5, users_per=60, items_per=24, per_user=10, n_test=3, noise=2, seed=0):
     """Users of cluster c interact with items of block c (plus a little noise).
 
     Returns train and test interactions as (user, item) arrays.
@@ -81,8 +80,9 @@ def clusters():
 
 @pytest.fixture(scope="module")
 def small():
-    train, test = make_clusters(n_clusters=3, users_per=20, items_per=15, per_user=8,
-                                n_test=2, seed=1)
+    train, test = make_clusters(
+        n_clusters=3, users_per=20, items_per=15, per_user=8, n_test=2, seed=1
+    )
     y = np.random.default_rng(0).integers(1, 4, len(train)).astype(float)
     return train, y, test
 
@@ -91,8 +91,13 @@ def popularity_ndcg(train, test, n_items, k=10):
     """NDCG@k of the most-popular ranking (training items excluded)."""
     users, truth = truth_sets(test)
     pop = np.bincount(train[:, 1], minlength=n_items).astype(float)
-    seen = sp.csr_matrix((np.ones(len(train)), (train[:, 0], train[:, 1])),
-                         shape=(train[:, 0].max() + 1, n_items)).toarray() > 0
+    seen = (
+        sp.csr_matrix(
+            (np.ones(len(train)), (train[:, 0], train[:, 1])),
+            shape=(train[:, 0].max() + 1, n_items),
+        ).toarray()
+        > 0
+    )
     scores = np.where(seen[users], -np.inf, pop[None, :])
     recs = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return ndcg_at_k(recs, truth, k)
@@ -108,13 +113,15 @@ def test_cholesky_half_step_matches_numpy(n_threads):
     Y = rng.normal(size=(300, 7))
     G = Y.T @ Y
     X = np.full((40, 7), 5.0)
-    n_bad = _als_fast.implicit_solve(m.indptr.astype(np.intp), m.indices.astype(np.int32),
-                                     cw, Y, G, X, 0.2, False, 0, n_threads)
+    n_bad = _als_fast.implicit_solve(
+        m.indptr.astype(np.intp), m.indices.astype(np.int32), cw, Y, G, X, 0.2, False, 0, n_threads
+    )
     assert n_bad == 0
     for r in range(40):
         s = slice(m.indptr[r], m.indptr[r + 1])
-        np.testing.assert_allclose(X[r], numpy_implicit_row(Y, m.indices[s], cw[s], 0.2),
-                                   rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(
+            X[r], numpy_implicit_row(Y, m.indices[s], cw[s], 0.2), rtol=1e-8, atol=1e-10
+        )
 
 
 def test_cg_half_step_converges_to_cholesky_and_decreases_quadratic():
@@ -141,7 +148,7 @@ def test_cg_half_step_converges_to_cholesky_and_decreases_quadratic():
         A = G + 0.1 * np.eye(k) + Y[idx].T @ (c[:, None] * Y[idx])
         b = Y[idx].T @ (1 + c)
 
-        def f(x):
+        def f(x, A=A, b=b):
             return 0.5 * x @ A @ x - b @ x
 
         assert f(exact[r]) - 1e-9 <= f(two[r]) <= f(start[r]) + 1e-12
@@ -168,8 +175,9 @@ def test_cg_with_long_rows_and_uneven_blocks():
     np.testing.assert_allclose(cg, exact, rtol=1e-7, atol=1e-9)
     for r in (0, 1, 2, 40):
         s = slice(m.indptr[r], m.indptr[r + 1])
-        np.testing.assert_allclose(exact[r], numpy_implicit_row(Y, m.indices[s], cw[s], 0.1),
-                                   rtol=1e-8)
+        np.testing.assert_allclose(
+            exact[r], numpy_implicit_row(Y, m.indices[s], cw[s], 0.1), rtol=1e-8
+        )
 
 
 def test_float32_kernel_close_to_float64():
@@ -180,16 +188,27 @@ def test_float32_kernel_close_to_float64():
     for dt in (np.float32, np.float64):
         X = np.zeros((20, 5), dtype=dt)
         Yd = Y.astype(dt)
-        _als_fast.implicit_solve(m.indptr.astype(np.intp), m.indices.astype(np.int32),
-                                 (2 * m.data).astype(dt), Yd, Yd.T @ Yd, X, 0.1, False, 0, 1)
+        _als_fast.implicit_solve(
+            m.indptr.astype(np.intp),
+            m.indices.astype(np.int32),
+            (2 * m.data).astype(dt),
+            Yd,
+            Yd.T @ Yd,
+            X,
+            0.1,
+            False,
+            0,
+            1,
+        )
         out[dt] = X
     np.testing.assert_allclose(out[np.float32], out[np.float64], rtol=1e-3, atol=1e-4)
 
 
 def test_loss_kernel_matches_dense_computation(small):
     train, y, _ = small
-    model = ImplicitALS(n_factors=4, alpha=3.0, max_iter=2, dtype=np.float64,
-                        random_state=0).fit(train, y)
+    model = ImplicitALS(n_factors=4, alpha=3.0, max_iter=2, dtype=np.float64, random_state=0).fit(
+        train, y
+    )
     assert model.loss_curve_[-1] == pytest.approx(dense_objective(model), rel=1e-10)
 
 
@@ -197,9 +216,17 @@ def test_loss_kernel_matches_dense_computation(small):
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 def test_objective_never_increases(small, solver):
     train, y, _ = small
-    model = ImplicitALS(n_factors=5, alpha=4.0, max_iter=15, solver=solver, cg_steps=2,
-                        regularization=0.1, dtype=np.float64, random_state=0,
-                        n_jobs=2).fit(train, y)
+    model = ImplicitALS(
+        n_factors=5,
+        alpha=4.0,
+        max_iter=15,
+        solver=solver,
+        cg_steps=2,
+        regularization=0.1,
+        dtype=np.float64,
+        random_state=0,
+        n_jobs=2,
+    ).fit(train, y)
     curve = np.array(model.loss_curve_)
     assert len(curve) == model.n_iter_ == 15
     assert np.all(np.diff(curve) <= 1e-10 * curve[:-1])
@@ -264,8 +291,9 @@ def test_movielens_100k_temporal_split(ml100k):
     train = pos[~test_mask][["user", "item"]].to_numpy()
     test = pos[test_mask][["user", "item"]].to_numpy()
 
-    model = ImplicitALS(n_factors=64, alpha=2.0, regularization=0.05, max_iter=15,
-                        random_state=0).fit(train)
+    model = ImplicitALS(
+        n_factors=64, alpha=2.0, regularization=0.05, max_iter=15, random_state=0
+    ).fit(train)
     ndcg = model.score(test)
 
     users, truth = truth_sets(test)
@@ -327,8 +355,9 @@ def test_predict_is_dot_product_and_unknown_policies(small):
     train, y, _ = small
     model = ImplicitALS(n_factors=3, max_iter=3, random_state=0).fit(train, y)
     u, i = model._user_codes(train[:5, 0]), model._item_codes(train[:5, 1])
-    want = np.einsum("ij,ij->i", model.user_factors_[u].astype(float),
-                     model.item_factors_[i].astype(float))
+    want = np.einsum(
+        "ij,ij->i", model.user_factors_[u].astype(float), model.item_factors_[i].astype(float)
+    )
     np.testing.assert_allclose(model.predict(train[:5]), want, rtol=1e-6)
     X_unknown = np.array([[999, train[0, 1]], [train[0, 0], 999]])
     np.testing.assert_array_equal(model.predict(X_unknown), [0.0, 0.0])
@@ -342,14 +371,17 @@ def test_predict_is_dot_product_and_unknown_policies(small):
 
 def test_strengths_add_up_and_alpha_is_used(small):
     train, y, _ = small
-    doubled = ImplicitALS(n_factors=3, max_iter=3, alpha=2.0, random_state=0,
-                          dtype=np.float64).fit(np.r_[train, train], np.r_[y, y])
-    once = ImplicitALS(n_factors=3, max_iter=3, alpha=4.0, random_state=0,
-                       dtype=np.float64).fit(train, y)
+    doubled = ImplicitALS(n_factors=3, max_iter=3, alpha=2.0, random_state=0, dtype=np.float64).fit(
+        np.r_[train, train], np.r_[y, y]
+    )
+    once = ImplicitALS(n_factors=3, max_iter=3, alpha=4.0, random_state=0, dtype=np.float64).fit(
+        train, y
+    )
     # strength 2y with alpha=2 is confidence 1 + 4y: the same model
     np.testing.assert_allclose(doubled.user_factors_, once.user_factors_, rtol=1e-8)
-    other = ImplicitALS(n_factors=3, max_iter=3, alpha=2.0, random_state=0,
-                        dtype=np.float64).fit(train, y)
+    other = ImplicitALS(n_factors=3, max_iter=3, alpha=2.0, random_state=0, dtype=np.float64).fit(
+        train, y
+    )
     assert not np.allclose(other.user_factors_, once.user_factors_)
 
 
@@ -357,9 +389,15 @@ def test_every_parameter_changes_the_fit(small):
     train, y, _ = small
     base = dict(n_factors=3, max_iter=3, random_state=0)
     ref = ImplicitALS(**base).fit(train, y).user_factors_
-    for change in [dict(alpha=3.0), dict(regularization=1.0), dict(max_iter=4),
-                   dict(solver="cholesky"), dict(cg_steps=1), dict(init_std=0.1),
-                   dict(random_state=1)]:
+    for change in [
+        dict(alpha=3.0),
+        dict(regularization=1.0),
+        dict(max_iter=4),
+        dict(solver="cholesky"),
+        dict(cg_steps=1),
+        dict(init_std=0.1),
+        dict(random_state=1),
+    ]:
         got = ImplicitALS(**{**base, **change}).fit(train, y).user_factors_
         assert not np.allclose(got, ref), change
     assert ImplicitALS(n_factors=5, max_iter=1).fit(train).user_factors_.shape[1] == 5
@@ -371,14 +409,23 @@ def test_verbose(small, capsys):
     ImplicitALS(n_factors=2, max_iter=2, verbose=1).fit(train, y)
     out = capsys.readouterr().out.strip().splitlines()
     assert [ln.split("  ")[1] for ln in out[:4]] == [
-        "validate", "encode ids", "user-item matrix", "confidence matrices"]
+        "validate",
+        "encode ids",
+        "user-item matrix",
+        "confidence matrices",
+    ]
     out = out[4:]
     assert len(out) == 2 and out[1].startswith("iteration   2  objective")
 
 
 def test_string_ids_and_dataframe():
-    df = pd.DataFrame({"user": ["a", "a", "b", "b", "c"],
-                       "item": ["x", "y", "y", "z", "x"], "plays": [3, 1, 2, 5, 1]})
+    df = pd.DataFrame(
+        {
+            "user": ["a", "a", "b", "b", "c"],
+            "item": ["x", "y", "y", "z", "x"],
+            "plays": [3, 1, 2, 5, 1],
+        }
+    )
     model = ImplicitALS(n_factors=2, max_iter=2, random_state=0)
     model.fit(df[["user", "item"]], df["plays"])
     assert list(model.users_) == ["a", "b", "c"]
@@ -389,10 +436,19 @@ def test_string_ids_and_dataframe():
 # ------------------------------------------------------------------ fold-in
 def test_fold_in_reproduces_converged_factors_and_leaves_model(small):
     train, y, _ = small
-    model = ImplicitALS(n_factors=4, alpha=2.0, regularization=1.0, solver="cholesky",
-                        max_iter=150, dtype=np.float64, random_state=0).fit(train, y)
-    before = {k: getattr(model, k).copy() for k in
-              ("user_factors_", "item_factors_", "users_", "items_", "item_popularity_")}
+    model = ImplicitALS(
+        n_factors=4,
+        alpha=2.0,
+        regularization=1.0,
+        solver="cholesky",
+        max_iter=150,
+        dtype=np.float64,
+        random_state=0,
+    ).fit(train, y)
+    before = {
+        k: getattr(model, k).copy()
+        for k in ("user_factors_", "item_factors_", "users_", "items_", "item_popularity_")
+    }
     seen_before = model.user_items_.copy()
     users = model.users_[:10]
     rows = np.isin(train[:, 0], users)
@@ -408,13 +464,24 @@ def test_fold_in_reproduces_converged_factors_and_leaves_model(small):
 
 def test_fold_in_equals_one_user_half_step(small):
     train, y, _ = small
-    model = ImplicitALS(n_factors=3, alpha=2.0, max_iter=3, dtype=np.float64,
-                        random_state=0).fit(train, y)
+    model = ImplicitALS(n_factors=3, alpha=2.0, max_iter=3, dtype=np.float64, random_state=0).fit(
+        train, y
+    )
     ui = model.user_items_
     step = np.zeros_like(model.user_factors_)
     Y = model.item_factors_
-    _als_fast.implicit_solve(ui.indptr.astype(np.intp), ui.indices, model.alpha * ui.data.astype(float),
-                             Y, Y.T @ Y, step, model.regularization, False, 0, 1)
+    _als_fast.implicit_solve(
+        ui.indptr.astype(np.intp),
+        ui.indices,
+        model.alpha * ui.data.astype(float),
+        Y,
+        Y.T @ Y,
+        step,
+        model.regularization,
+        False,
+        0,
+        1,
+    )
     folded = model.fold_in(train, y)
     order = model._user_codes(folded.users)
     np.testing.assert_allclose(folded.user_factors, step[order], rtol=1e-10, atol=1e-12)
@@ -422,15 +489,17 @@ def test_fold_in_equals_one_user_half_step(small):
 
 def test_fold_in_is_the_numpy_confidence_weighted_solve(small):
     train, y, _ = small
-    model = ImplicitALS(n_factors=3, alpha=2.0, max_iter=3, random_state=0,
-                        dtype=np.float64).fit(train, y)
+    model = ImplicitALS(n_factors=3, alpha=2.0, max_iter=3, random_state=0, dtype=np.float64).fit(
+        train, y
+    )
     items = model.items_[[0, 3, 3, 7]]
     Xn = np.empty((4, 2), dtype=object)
     Xn[:, 0], Xn[:, 1] = "new", items
     folded = model.fold_in(Xn, [1.0, 2.0, 1.0, 4.0])  # item 3 sums to 3
     idx = np.array([0, 3, 7])
-    want = numpy_implicit_row(model.item_factors_, idx, 2.0 * np.array([1.0, 3.0, 4.0]),
-                              model.regularization)
+    want = numpy_implicit_row(
+        model.item_factors_, idx, 2.0 * np.array([1.0, 3.0, 4.0]), model.regularization
+    )
     np.testing.assert_allclose(folded.user_factors[0], want, rtol=1e-8)
 
 
@@ -453,8 +522,7 @@ def test_partial_fit_grows_and_updates(clusters):
     old_items = model.item_factors_.copy()
     old_users = model.user_factors_.copy()
     # a new user who likes cluster 2, a new item liked by cluster-3 users
-    new = np.r_[[[1000, 48 + j] for j in range(8)],
-                [[u, 5000] for u in range(180, 190)]]
+    new = np.r_[[[1000, 48 + j] for j in range(8)], [[u, 5000] for u in range(180, 190)]]
     model.partial_fit(new)
     assert len(model.users_) == n_u + 1 and len(model.items_) == n_i + 1
     assert model.user_factors_.shape == (n_u + 1, 8)
@@ -477,17 +545,21 @@ def test_partial_fit_on_unfitted_model_fits(small):
     train, y, _ = small
     a = ImplicitALS(n_factors=2, max_iter=2, random_state=0)
     b = clone(a)
-    np.testing.assert_array_equal(a.partial_fit(train, y).user_factors_,
-                                  b.fit(train, y).user_factors_)
+    np.testing.assert_array_equal(
+        a.partial_fit(train, y).user_factors_, b.fit(train, y).user_factors_
+    )
 
 
 # ---------------------------------------------------------------- bad input
-@pytest.mark.parametrize("y, match", [
-    ([1.0, -1.0, 2.0], "negative"),
-    ([1.0, np.nan, 2.0], "NaN"),
-    ([0.0, 0.0, 0.0], "no positive"),
-    ([1.0, 2.0], "inconsistent numbers of samples"),
-])
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        ([1.0, -1.0, 2.0], "negative"),
+        ([1.0, np.nan, 2.0], "NaN"),
+        ([0.0, 0.0, 0.0], "no positive"),
+        ([1.0, 2.0], "inconsistent numbers of samples"),
+    ],
+)
 def test_bad_strengths(y, match):
     X = np.array([[0, 0], [0, 1], [1, 1]])
     y_arr = np.array(y)
@@ -497,9 +569,18 @@ def test_bad_strengths(y, match):
     np.testing.assert_array_equal(y_arr, y_copy)
 
 
-@pytest.mark.parametrize("params", [dict(alpha=0.0), dict(alpha=-1.0), dict(solver="lu"),
-                                    dict(cg_steps=0), dict(max_iter=0),
-                                    dict(regularization=-0.1), dict(n_factors=0)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(alpha=0.0),
+        dict(alpha=-1.0),
+        dict(solver="lu"),
+        dict(cg_steps=0),
+        dict(max_iter=0),
+        dict(regularization=-0.1),
+        dict(n_factors=0),
+    ],
+)
 def test_invalid_hyperparameters(params):
     with pytest.raises(InvalidParameterError):
         ImplicitALS(**params).fit(np.array([[0, 0], [1, 1]]))

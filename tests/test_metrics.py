@@ -92,9 +92,7 @@ def test_graded_ndcg_hand_computed():
     # grades only matter through > 0 for the other metrics
     assert precision_at_k(truth, rec, k=3) == pytest.approx(2 / 3)
     # a Series is the same as a mapping
-    assert ndcg_at_k([pd.Series({"a": 3, "b": 1, "c": 2})], rec, k=3) == pytest.approx(
-        dcg / idcg
-    )
+    assert ndcg_at_k([pd.Series({"a": 3, "b": 1, "c": 2})], rec, k=3) == pytest.approx(dcg / idcg)
 
 
 def test_positional_and_keyed_forms_agree():
@@ -108,11 +106,16 @@ def test_positional_and_keyed_forms_agree():
     keyed = [pd.Series(R[u][R[u] > 0], index=names[R[u] > 0]) for u in range(n_users)]
     T = sp.csr_matrix(R)
     for metric in ACCURACY:
-        assert_allclose(metric(T, rec, k=k, average=False),
-                        metric(keyed, rec_ids, k=k, average=False), equal_nan=True)
-    assert_allclose(auc(T, rec, k=k, average=False),
-                    auc(keyed, rec_ids, k=k, n_items=n_items, average=False),
-                    equal_nan=True)
+        assert_allclose(
+            metric(T, rec, k=k, average=False),
+            metric(keyed, rec_ids, k=k, average=False),
+            equal_nan=True,
+        )
+    assert_allclose(
+        auc(T, rec, k=k, average=False),
+        auc(keyed, rec_ids, k=k, n_items=n_items, average=False),
+        equal_nan=True,
+    )
 
 
 @pytest.mark.parametrize("k", [1, 3, 10])
@@ -126,7 +129,7 @@ def test_ndcg_matches_sklearn_ndcg_score(k):
     scores = rng.random((n_users, n_items))
     rec = np.argsort(-scores, axis=1)[:, :k]
     ours = ndcg_at_k(sp.csr_matrix(y_true), rec, k=k, average=False)
-    theirs = [ndcg_score(y_true[u:u + 1], scores[u:u + 1], k=k) for u in range(n_users)]
+    theirs = [ndcg_score(y_true[u : u + 1], scores[u : u + 1], k=k) for u in range(n_users)]
     assert_allclose(ours, theirs, rtol=1e-12)
     assert ndcg_at_k(sp.csr_matrix(y_true), rec, k=k) == pytest.approx(
         ndcg_score(y_true, scores, k=k), rel=1e-12
@@ -170,8 +173,9 @@ def test_auc_hand_cases():
     # empty list: everything tied -> 0.5
     assert auc([["a"]], [[None, None]], n_items=4) == 0.5
     # per-user n_items
-    assert_allclose(auc([["b"], ["b"]], [["a", "b"], ["a", "b"]], n_items=[4, 3],
-                        average=False), [2 / 3, 1 / 2])
+    assert_allclose(
+        auc([["b"], ["b"]], [["a", "b"], ["a", "b"]], n_items=[4, 3], average=False), [2 / 3, 1 / 2]
+    )
     with pytest.raises(ValueError, match="needs n_items"):
         auc([["a"]], [["a"]])
     with pytest.raises(ValueError, match="smaller than the 2 items"):
@@ -274,8 +278,7 @@ def test_coverage_hand_cases():
 def test_novelty_hand_cases():
     pop = pd.Series({"a": 8, "b": 2, "c": 1})
     # p = pop / 8 users: -log2 -> a: 0, b: 2, c: 3
-    assert_allclose(novelty([["a", "b"], ["c", None]], pop, n_users=8, average=False),
-                    [1.0, 3.0])
+    assert_allclose(novelty([["a", "b"], ["c", None]], pop, n_users=8, average=False), [1.0, 3.0])
     # normaliser defaults to the total count (11)
     assert novelty([["c"]], pop) == pytest.approx(np.log2(11))
     # positional form; an unknown/zero-popularity item counts as popularity 1
@@ -310,8 +313,9 @@ def test_intra_list_diversity_vs_bruteforce_and_forms():
     assert_allclose(intra_list_diversity(rec, F, average=False), expected, rtol=1e-10)
     assert intra_list_diversity(rec, F) == pytest.approx(np.nanmean(expected), rel=1e-10)
     # sparse features and keyed DataFrame give the same numbers
-    assert_allclose(intra_list_diversity(rec, sp.csr_matrix(F), average=False), expected,
-                    rtol=1e-10)
+    assert_allclose(
+        intra_list_diversity(rec, sp.csr_matrix(F), average=False), expected, rtol=1e-10
+    )
     frame = pd.DataFrame(F, index=[f"m{j}" for j in range(30)])
     ids = np.where(rec >= 0, np.array(frame.index, dtype=object)[np.maximum(rec, 0)], None)
     assert_allclose(intra_list_diversity(ids, frame, average=False), expected, rtol=1e-10)
@@ -329,8 +333,7 @@ def test_serendipity_hand_cases():
     truth = [["a", "c", "d"], ["b"], []]
     rec = [["a", "c", "e"], ["b", "c", "a"], ["a", "b", "c"]]
     # expected (popular) = {a, b}: u0 has one unexpected hit (c) of 3 slots, u1 none
-    assert_allclose(serendipity(truth, rec, ["a", "b"], k=3, average=False),
-                    [1 / 3, 0.0, np.nan])
+    assert_allclose(serendipity(truth, rec, ["a", "b"], k=3, average=False), [1 / 3, 0.0, np.nan])
     # per-user expected lists
     assert_allclose(
         serendipity(truth, rec, [["a", None], ["c", "e"], ["a", "b"]], k=3, average=False),
@@ -350,13 +353,19 @@ def test_ranking_metrics_equals_the_individual_functions():
     rec = np.argsort(rng.random((50, 30)), axis=1)[:, :10]
     got = ranking_metrics(T, rec, k=[3, 10], gains="exponential")
     assert len(got) == 7 * 2
-    funcs = {"precision": precision_at_k, "recall": recall_at_k, "map": map_at_k,
-             "mrr": mrr_at_k, "hit_rate": hit_rate_at_k}
+    funcs = {
+        "precision": precision_at_k,
+        "recall": recall_at_k,
+        "map": map_at_k,
+        "mrr": mrr_at_k,
+        "hit_rate": hit_rate_at_k,
+    }
     for k in (3, 10):
         for name, f in funcs.items():
             assert got[f"{name}@{k}"] == pytest.approx(f(T, rec, k=k), rel=1e-12)
         assert got[f"ndcg@{k}"] == pytest.approx(
-            ndcg_at_k(T, rec, k=k, gains="exponential"), rel=1e-12)
+            ndcg_at_k(T, rec, k=k, gains="exponential"), rel=1e-12
+        )
         assert got[f"auc@{k}"] == pytest.approx(auc(T, rec, k=k), rel=1e-12)
     per_user = ranking_metrics(T, rec, k=5, metrics=["recall"], average=False)
     assert_allclose(per_user["recall@5"], recall_at_k(T, rec, k=5, average=False))
@@ -411,5 +420,6 @@ def test_lookup_kernel_matches_numpy_reference(index_dtype, n_threads, monkeypat
     got = _ranking._lookup(T, codes)
     assert_allclose(got, _ranking._lookup_numpy(T, codes), rtol=0, atol=0)
     dense = T.toarray()
-    assert_allclose(got, np.where(codes >= 0, dense[np.arange(300)[:, None],
-                                                    np.maximum(codes, 0)], 0))
+    assert_allclose(
+        got, np.where(codes >= 0, dense[np.arange(300)[:, None], np.maximum(codes, 0)], 0)
+    )

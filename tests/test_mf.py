@@ -29,8 +29,15 @@ def rmse(a, b):
 @pytest.fixture(scope="module")
 def synthetic():
     X, y, truth = make_ratings(
-        n_users=300, n_items=200, n_ratings=20_000, n_factors=5, noise=0.3,
-        round_ratings=False, rating_scale=None, return_truth=True, random_state=0,
+        n_users=300,
+        n_items=200,
+        n_ratings=20_000,
+        n_factors=5,
+        noise=0.3,
+        round_ratings=False,
+        rating_scale=None,
+        return_truth=True,
+        random_state=0,
     )
     return X, y, truth
 
@@ -70,9 +77,24 @@ def test_sgd_epoch_matches_numpy_reference(weighted):
 
     loss = np.zeros(1)
     n_bad = _sgd_fast.sgd_epoch(
-        users, items, ratings, np.zeros(0) if weights is None else weights, order,
-        np.array([0, n], dtype=np.intp), np.zeros((1, 1), dtype=np.intp),
-        P, Q, bu, bi, mu, lr, reg, reg_b, True, loss, 1,
+        users,
+        items,
+        ratings,
+        np.zeros(0) if weights is None else weights,
+        order,
+        np.array([0, n], dtype=np.intp),
+        np.zeros((1, 1), dtype=np.intp),
+        P,
+        Q,
+        bu,
+        bi,
+        mu,
+        lr,
+        reg,
+        reg_b,
+        True,
+        loss,
+        1,
     )
     assert n_bad == 0
     for got, want in zip((P, Q, bu, bi), ref):
@@ -84,8 +106,7 @@ def test_block_schedule_strata_are_conflict_free():
     rng = np.random.default_rng(1)
     u = rng.integers(0, 50, 5000)
     i = rng.integers(0, 40, 5000)
-    perm, ptr, schedule, user_order, item_order, wu, wi = block_schedule(
-        u, i, 50, 40, 4, rng)
+    perm, ptr, schedule, user_order, item_order, wu, wi = block_schedule(u, i, 50, 40, 4, rng)
     # the working codes are a relabelling of the users and items
     np.testing.assert_array_equal(user_order[wu], u)
     np.testing.assert_array_equal(item_order[wi], i)
@@ -96,7 +117,7 @@ def test_block_schedule_strata_are_conflict_free():
     for stratum in schedule:
         seen_u, seen_i = set(), set()
         for b in stratum:
-            rows = perm[ptr[b]:ptr[b + 1]]
+            rows = perm[ptr[b] : ptr[b + 1]]
             bu, bi = set(wu[rows].tolist()), set(wi[rows].tolist())
             assert not (bu & seen_u) and not (bi & seen_i)
             # a block's rows are one contiguous range of the working factors
@@ -108,10 +129,12 @@ def test_block_schedule_strata_are_conflict_free():
 def test_parallel_epoch_equals_serial_execution_of_same_schedule(synthetic):
     """Blocks of a stratum are independent: 2 threads give bit-identical factors."""
     X, y, _ = synthetic
-    a = MatrixFactorization(n_factors=8, n_epochs=3, random_state=0, n_jobs=2,
-                            dtype=np.float64).fit(X, y)
-    b = MatrixFactorization(n_factors=8, n_epochs=3, random_state=0, n_jobs=2,
-                            dtype=np.float64).fit(X, y)
+    a = MatrixFactorization(
+        n_factors=8, n_epochs=3, random_state=0, n_jobs=2, dtype=np.float64
+    ).fit(X, y)
+    b = MatrixFactorization(
+        n_factors=8, n_epochs=3, random_state=0, n_jobs=2, dtype=np.float64
+    ).fit(X, y)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
 
@@ -124,9 +147,15 @@ def test_recovers_planted_low_rank_structure(synthetic, dtype, n_jobs):
     Xtr, Xte, ytr, yte, _, clean_te = train_test_split(
         X, y, truth.noise_free, test_size=0.2, random_state=0
     )
-    mf = MatrixFactorization(n_factors=5, n_epochs=60, learning_rate=0.01,
-                             regularization=0.02, dtype=dtype, random_state=0,
-                             n_jobs=n_jobs).fit(Xtr, ytr)
+    mf = MatrixFactorization(
+        n_factors=5,
+        n_epochs=60,
+        learning_rate=0.01,
+        regularization=0.02,
+        dtype=dtype,
+        random_state=0,
+        n_jobs=n_jobs,
+    ).fit(Xtr, ytr)
     assert mf.user_factors_.dtype == dtype
     pred = mf.predict(Xte)
     # the noise level is 0.3: test RMSE must approach it, far below the baseline
@@ -139,8 +168,9 @@ def test_recovers_planted_low_rank_structure(synthetic, dtype, n_jobs):
 
 def test_unbiased_model_is_plain_dot_product(synthetic):
     X, y, _ = synthetic
-    mf = MatrixFactorization(n_factors=4, n_epochs=5, biased=False, random_state=0,
-                             clip_predictions=False).fit(X[:2000], y[:2000])
+    mf = MatrixFactorization(
+        n_factors=4, n_epochs=5, biased=False, random_state=0, clip_predictions=False
+    ).fit(X[:2000], y[:2000])
     assert mf.global_mean_ == 0
     assert not mf.user_bias_.any() and not mf.item_bias_.any()
     u = mf._user_codes(X[:5, 0])
@@ -159,10 +189,17 @@ def test_movielens_100k_default_rmse(ml100k):
 def test_early_stopping_restores_best_epoch(synthetic):
     X, y, _ = synthetic
     # large learning rate and no regularisation: validation error turns up
-    mf = MatrixFactorization(n_factors=30, n_epochs=200, learning_rate=0.05,
-                             regularization=0.0, early_stopping=True,
-                             validation_fraction=0.2, n_iter_no_change=3,
-                             random_state=0, n_jobs=1)
+    mf = MatrixFactorization(
+        n_factors=30,
+        n_epochs=200,
+        learning_rate=0.05,
+        regularization=0.0,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=3,
+        random_state=0,
+        n_jobs=1,
+    )
     mf.fit(X, y)
     scores = mf.validation_scores_
     assert mf.n_iter_ < 200
@@ -170,8 +207,7 @@ def test_early_stopping_restores_best_epoch(synthetic):
     assert mf.best_iteration_ == int(np.argmin(scores)) + 1
     assert mf.n_iter_ - mf.best_iteration_ == 3
     # the kept factors are those of the best epoch: recompute the validation RMSE
-    rng = np.random.default_rng(
-        np.random.RandomState(0).randint(2**31))  # same derivation as fit
+    rng = np.random.default_rng(np.random.RandomState(0).randint(2**31))  # same derivation as fit
     rng.normal(size=(len(mf.users_), 30)), rng.normal(size=(len(mf.items_), 30))
     shuffled = rng.permutation(len(y))
     val = np.sort(shuffled[: int(round(0.2 * len(y)))])
@@ -181,8 +217,9 @@ def test_early_stopping_restores_best_epoch(synthetic):
 
 def test_verbose_prints_one_line_per_epoch(synthetic, capsys):
     X, y, _ = synthetic
-    MatrixFactorization(n_factors=2, n_epochs=3, early_stopping=True, verbose=1,
-                        random_state=0).fit(X, y)
+    MatrixFactorization(
+        n_factors=2, n_epochs=3, early_stopping=True, verbose=1, random_state=0
+    ).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     lines = [ln for ln in lines if not ln.startswith("set-up  ")]  # stages first
     assert len(lines) == 3
@@ -209,10 +246,17 @@ def test_every_hyperparameter_changes_the_fit(synthetic):
     X, y = synthetic[0][:3000], synthetic[1][:3000]
     base = dict(n_factors=4, n_epochs=4, random_state=0, n_jobs=1)
     ref = MatrixFactorization(**base).fit(X, y).predict(X)
-    for change in [dict(n_factors=5), dict(n_epochs=5), dict(learning_rate=0.02),
-                   dict(regularization=0.2), dict(bias_regularization=0.5),
-                   dict(init_std=0.3), dict(biased=False), dict(random_state=1),
-                   dict(early_stopping=True)]:
+    for change in [
+        dict(n_factors=5),
+        dict(n_epochs=5),
+        dict(learning_rate=0.02),
+        dict(regularization=0.2),
+        dict(bias_regularization=0.5),
+        dict(init_std=0.3),
+        dict(biased=False),
+        dict(random_state=1),
+        dict(early_stopping=True),
+    ]:
         other = MatrixFactorization(**{**base, **change}).fit(X, y).predict(X)
         assert not np.allclose(ref, other), change
 
@@ -220,11 +264,20 @@ def test_every_hyperparameter_changes_the_fit(synthetic):
 # ------------------------------------------------------------------- sample weight
 def test_integer_weights_equal_repeated_rows():
     """Both describe the same objective: converged predictions agree."""
-    X, y = make_ratings(n_users=30, n_items=20, n_ratings=300, noise=0.2,
-                        round_ratings=False, random_state=3)
+    X, y = make_ratings(
+        n_users=30, n_items=20, n_ratings=300, noise=0.2, round_ratings=False, random_state=3
+    )
     w = np.random.default_rng(0).integers(1, 4, len(y))
-    params = dict(n_factors=2, n_epochs=400, learning_rate=0.003, regularization=0.05,
-                  random_state=0, n_jobs=1, dtype=np.float64, clip_predictions=False)
+    params = dict(
+        n_factors=2,
+        n_epochs=400,
+        learning_rate=0.003,
+        regularization=0.05,
+        random_state=0,
+        n_jobs=1,
+        dtype=np.float64,
+        clip_predictions=False,
+    )
     weighted = MatrixFactorization(**params).fit(X, y, sample_weight=w)
     repeated = MatrixFactorization(**params).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
     assert weighted.global_mean_ == pytest.approx(repeated.global_mean_)
@@ -271,8 +324,14 @@ def test_handle_unknown_policies(synthetic):
 
 
 def test_string_ids_and_dataframes_and_lists():
-    rows = [("ann", "x", 10), ("ann", "y", 11), ("bob", "x", 12), ("bob", "z", 13),
-            ("cat", "y", 14), ("cat", "z", 15)]
+    rows = [
+        ("ann", "x", 10),
+        ("ann", "y", 11),
+        ("bob", "x", 12),
+        ("bob", "z", 13),
+        ("cat", "y", 14),
+        ("cat", "z", 15),
+    ]
     y = [5.0, 1.0, 4.0, 2.0, 2.0, 4.0]
     df = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
     arr = np.array(rows, dtype=object)
@@ -307,8 +366,12 @@ def test_recommend_matches_brute_force(fitted, synthetic):
     items, scores = fitted.recommend(users, n=7)
     assert items.shape == scores.shape == (25, 7)
     u = fitted._user_codes(users)
-    full = (fitted.global_mean_ + fitted.user_bias_[u][:, None] + fitted.item_bias_[None, :]
-            + fitted.user_factors_[u] @ fitted.item_factors_.T)
+    full = (
+        fitted.global_mean_
+        + fitted.user_bias_[u][:, None]
+        + fitted.item_bias_[None, :]
+        + fitted.user_factors_[u] @ fitted.item_factors_.T
+    )
     seen = fitted.user_items_[u].toarray() > 0
     full[seen] = -np.inf
     want = np.argsort(-full, axis=1, kind="stable")[:, :7]
@@ -406,22 +469,35 @@ def test_grid_search_cross_validate_pipeline(synthetic):
     grid = GridSearchCV(
         MatrixFactorization(n_epochs=10, random_state=0, n_jobs=1),
         {"n_factors": [2, 8], "regularization": [0.02, 0.1]},
-        scoring="neg_root_mean_squared_error", cv=KFold(3, shuffle=True, random_state=0),
+        scoring="neg_root_mean_squared_error",
+        cv=KFold(3, shuffle=True, random_state=0),
         n_jobs=2,
     ).fit(X, y)
     assert grid.best_score_ < 0 and np.isfinite(grid.cv_results_["mean_test_score"]).all()
     assert grid.best_estimator_.n_factors in (2, 8)
     rs = RandomizedSearchCV(
         MatrixFactorization(n_epochs=5, random_state=0, n_jobs=1),
-        {"learning_rate": [0.005, 0.01, 0.02]}, n_iter=2, random_state=0,
-        scoring="neg_mean_absolute_error", cv=2,
+        {"learning_rate": [0.005, 0.01, 0.02]},
+        n_iter=2,
+        random_state=0,
+        scoring="neg_mean_absolute_error",
+        cv=2,
     ).fit(X, y)
     assert np.isfinite(rs.best_score_)
-    res = cross_validate(MatrixFactorization(n_epochs=5, random_state=0), X, y, cv=3,
-                         scoring=["neg_root_mean_squared_error", "r2"])
+    res = cross_validate(
+        MatrixFactorization(n_epochs=5, random_state=0),
+        X,
+        y,
+        cv=3,
+        scoring=["neg_root_mean_squared_error", "r2"],
+    )
     assert len(res["test_r2"]) == 3
-    pipe = Pipeline([("ids", FunctionTransformer(lambda a: a[:, :2])),
-                     ("mf", MatrixFactorization(n_epochs=5, random_state=0))]).fit(X, y)
+    pipe = Pipeline(
+        [
+            ("ids", FunctionTransformer(lambda a: a[:, :2])),
+            ("mf", MatrixFactorization(n_epochs=5, random_state=0)),
+        ]
+    ).fit(X, y)
     assert pipe.predict(X[:10]).shape == (10,)
     assert pipe[-1].n_features_in_ == 2
 
@@ -433,8 +509,9 @@ def test_joblib_round_trip(fitted, synthetic):
     buf.seek(0)
     loaded = joblib.load(buf)
     np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
-    np.testing.assert_array_equal(loaded.recommend(fitted.users_[:5]).items,
-                                  fitted.recommend(fitted.users_[:5]).items)
+    np.testing.assert_array_equal(
+        loaded.recommend(fitted.users_[:5]).items, fitted.recommend(fitted.users_[:5]).items
+    )
 
 
 # ----------------------------------------------------------------------- bad input
@@ -468,10 +545,19 @@ def test_y_required_and_sparse_rejected():
 
 @pytest.mark.parametrize(
     "params",
-    [dict(n_factors=0), dict(learning_rate=-0.1), dict(learning_rate=0.0),
-     dict(regularization=-1.0), dict(n_epochs=0), dict(init_std=-1.0),
-     dict(validation_fraction=1.0), dict(handle_unknown="ignore"),
-     dict(solver="newton"), dict(learning_rate=float("nan")), dict(n_factors=2.5)],
+    [
+        dict(n_factors=0),
+        dict(learning_rate=-0.1),
+        dict(learning_rate=0.0),
+        dict(regularization=-1.0),
+        dict(n_epochs=0),
+        dict(init_std=-1.0),
+        dict(validation_fraction=1.0),
+        dict(handle_unknown="ignore"),
+        dict(solver="newton"),
+        dict(learning_rate=float("nan")),
+        dict(n_factors=2.5),
+    ],
 )
 def test_invalid_hyperparameters(params):
     with pytest.raises(ValueError, match="parameter of MatrixFactorization must be"):

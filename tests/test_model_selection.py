@@ -104,8 +104,12 @@ def test_datetime_cutoffs(ratings):
     cut = 1_577_836_800 + 200 * 24 * 3600
     numeric = next(TemporalSplit(cutoffs=[cut]).split(df))
     dt = df.assign(timestamp=pd.to_datetime(df["timestamp"], unit="s"))
-    for c in (pd.Timestamp(cut, unit="s"), str(pd.Timestamp(cut, unit="s")),
-              np.datetime64(cut, "s"), pd.Timestamp(cut, unit="s", tz="UTC")):
+    for c in (
+        pd.Timestamp(cut, unit="s"),
+        str(pd.Timestamp(cut, unit="s")),
+        np.datetime64(cut, "s"),
+        pd.Timestamp(cut, unit="s", tz="UTC"),
+    ):
         got = next(TemporalSplit(cutoffs=[c]).split(dt))
         assert np.array_equal(got[0], numeric[0]) and np.array_equal(got[1], numeric[1])
     with pytest.raises(ValueError, match="timestamps are datetimes, so cutoffs must be"):
@@ -164,8 +168,11 @@ def test_unseen_options():
 
 def test_get_timestamps_returns_copies():
     df = pd.DataFrame({"u": [1, 2], "i": [3, 4], "timestamp": [10, 20]})
-    for frame in (df, df.assign(timestamp=df["timestamp"].astype(float)),
-                  df.assign(timestamp=pd.to_datetime(df["timestamp"], unit="s"))):
+    for frame in (
+        df,
+        df.assign(timestamp=df["timestamp"].astype(float)),
+        df.assign(timestamp=pd.to_datetime(df["timestamp"], unit="s")),
+    ):
         before = frame.copy()
         t, _ = get_timestamps(frame)
         t[0] = 99
@@ -178,8 +185,12 @@ def test_splitters_do_not_modify_input(ratings):
     X, _ = ratings
     df = pd.DataFrame(X, columns=["user", "item", "timestamp"])
     X0, df0 = X.copy(), df.copy()
-    for cv in (TemporalSplit(n_splits=2, unseen="drop"), PerUserTemporalSplit(),
-               PerUserRandomSplit(random_state=0), UserDisjointKFold(3)):
+    for cv in (
+        TemporalSplit(n_splits=2, unseen="drop"),
+        PerUserTemporalSplit(),
+        PerUserRandomSplit(random_state=0),
+        UserDisjointKFold(3),
+    ):
         for XX in (X, df):
             list(cv.split(XX))
     assert np.array_equal(X, X0)
@@ -204,8 +215,9 @@ def test_per_user_temporal_leave_last_n_out(ratings):
 
 def test_per_user_temporal_fraction_and_ties():
     # user 0: 10 rows; user 1: 3 rows with tied timestamps; user 2: one row
-    X = np.array([[0, j, 100 + j] for j in range(10)]
-                 + [[1, 0, 5], [1, 1, 5], [1, 2, 5]] + [[2, 0, 1]])
+    X = np.array(
+        [[0, j, 100 + j] for j in range(10)] + [[1, 0, 5], [1, 1, 5], [1, 2, 5]] + [[2, 0, 1]]
+    )
     train, test = next(PerUserTemporalSplit(test_size=0.3).split(X))
     assert test.tolist() == [7, 8, 9, 12]  # 3 latest of user 0; tie: last row of user 1
     # the user with one interaction keeps it in train
@@ -243,8 +255,9 @@ def test_per_user_random_split(ratings):
     assert not np.array_equal(folds[0][1], folds[1][1])
     again = list(cv.split(X))
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
-    other = list(PerUserRandomSplit(test_size=0.25, n_splits=3, min_train=2,
-                                    random_state=8).split(X))
+    other = list(
+        PerUserRandomSplit(test_size=0.25, n_splits=3, min_train=2, random_state=8).split(X)
+    )
     assert not np.array_equal(folds[0][1], other[0][1])
 
 
@@ -285,19 +298,28 @@ def test_user_disjoint_errors_and_drop_items(ratings):
 def test_splitters_as_cv_in_sklearn_tools(ratings):
     X, y = ratings
     mf = MatrixFactorization(n_factors=4, n_epochs=5, random_state=0, n_jobs=1)
-    res = cross_validate(mf, X, y, cv=TemporalSplit(n_splits=2),
-                         scoring="neg_root_mean_squared_error")
+    res = cross_validate(
+        mf, X, y, cv=TemporalSplit(n_splits=2), scoring="neg_root_mean_squared_error"
+    )
     assert len(res["test_score"]) == 2 and np.all(res["test_score"] < 0)
     sizes, tr_scores, te_scores = learning_curve(
-        mf, X, y, cv=PerUserTemporalSplit(test_size=2), train_sizes=[0.5, 1.0],
+        mf,
+        X,
+        y,
+        cv=PerUserTemporalSplit(test_size=2),
+        train_sizes=[0.5, 1.0],
         scoring="neg_mean_absolute_error",
     )
     assert te_scores.shape == (2, 1)
     res = cross_validate(mf, X, y, cv=UserDisjointKFold(3), scoring="neg_mean_absolute_error")
     assert len(res["test_score"]) == 3
     # timestamps passed as groups through GridSearchCV.fit
-    search = GridSearchCV(mf, {"n_factors": [2, 4]}, cv=TemporalSplit(n_splits=2),
-                          scoring="neg_root_mean_squared_error")
+    search = GridSearchCV(
+        mf,
+        {"n_factors": [2, 4]},
+        cv=TemporalSplit(n_splits=2),
+        scoring="neg_root_mean_squared_error",
+    )
     search.fit(X[:, :2], y, groups=X[:, 2])
     assert search.n_splits_ == 2
 
@@ -311,7 +333,10 @@ def test_groups_are_routed_as_timestamps(ratings):
     with sklearn.config_context(enable_metadata_routing=True):
         res = cross_validate(
             MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, n_jobs=1),
-            X[:, :2], y, cv=TemporalSplit(n_splits=2), params={"groups": X[:, 2]},
+            X[:, :2],
+            y,
+            cv=TemporalSplit(n_splits=2),
+            params={"groups": X[:, 2]},
             return_indices=True,
         )
     assert [te.tolist() for te in res["indices"]["test"]] == ref

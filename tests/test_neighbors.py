@@ -22,8 +22,14 @@ from sklearn_mf.model_selection import PerUserTemporalSplit, TemporalSplit
 
 def _random_csr(n_rows, n_cols, density, seed):
     rng = np.random.default_rng(seed)
-    return sp.random(n_rows, n_cols, density=density, format="csr", random_state=seed,
-                     data_rvs=lambda m: rng.uniform(0.5, 3.0, m))
+    return sp.random(
+        n_rows,
+        n_cols,
+        density=density,
+        format="csr",
+        random_state=seed,
+        data_rvs=lambda m: rng.uniform(0.5, 3.0, m),
+    )
 
 
 def _dense_topk(Q, C, k, shrinkage, cosine, exclude_self):
@@ -32,8 +38,13 @@ def _dense_topk(Q, C, k, shrinkage, cosine, exclude_self):
     D = Qd @ Cd.T
     if cosine:
         with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, no neighbour
-            D = np.nan_to_num(D / (np.linalg.norm(Qd, axis=1)[:, None]
-                                   * np.linalg.norm(Cd, axis=1)[None, :] + shrinkage))
+            D = np.nan_to_num(
+                D
+                / (
+                    np.linalg.norm(Qd, axis=1)[:, None] * np.linalg.norm(Cd, axis=1)[None, :]
+                    + shrinkage
+                )
+            )
     if exclude_self:
         np.fill_diagonal(D, 0)
     D[D <= 0] = 0
@@ -52,20 +63,32 @@ def _triples(M):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("cosine,shrinkage", [(True, 0.0), (True, 3.0), (False, 0.0)])
-@pytest.mark.parametrize("shape,density", [((60, 40), 0.15), ((300, 200), 0.01)],
-                         ids=["dense-accumulator", "touched-list"])
+@pytest.mark.parametrize(
+    "shape,density",
+    [((60, 40), 0.15), ((300, 200), 0.01)],
+    ids=["dense-accumulator", "touched-list"],
+)
 def test_similarity_kernel_matches_numpy(dtype, n_threads, cosine, shrinkage, shape, density):
     # the kernel scans a dense accumulator when a row reaches many candidates
     # and keeps a list of the touched ones otherwise: both paths are checked
     A = _random_csr(*shape, density, 0)
-    got = knn_similarities(A, A, 7, shrinkage=shrinkage, cosine=cosine, exclude_self=True,
-                           dtype=dtype, n_threads=n_threads)
+    got = knn_similarities(
+        A,
+        A,
+        7,
+        shrinkage=shrinkage,
+        cosine=cosine,
+        exclude_self=True,
+        dtype=dtype,
+        n_threads=n_threads,
+    )
     ref = _dense_topk(A, A, 7, shrinkage, cosine, True)
     if dtype == np.float64:
         np.testing.assert_allclose(got.toarray(), ref, rtol=1e-11, atol=1e-12)
     else:  # float32 rounding may break a tie at the k-th place the other way
-        np.testing.assert_allclose(np.sort(got.toarray(), axis=1), np.sort(ref, axis=1),
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            np.sort(got.toarray(), axis=1), np.sort(ref, axis=1), rtol=1e-4, atol=1e-5
+        )
     assert got.has_sorted_indices and (np.diff(got.indptr) <= 7).all()
     assert got.dtype == dtype
 
@@ -73,17 +96,16 @@ def test_similarity_kernel_matches_numpy(dtype, n_threads, cosine, shrinkage, sh
 def test_similarity_kernel_queries_other_matrix():
     Q, C = _random_csr(9, 30, 0.3, 1), _random_csr(50, 30, 0.2, 2)
     got = knn_similarities(Q, C, 5, shrinkage=1.0, n_threads=2)
-    np.testing.assert_allclose(got.toarray(), _dense_topk(Q, C, 5, 1.0, True, False),
-                               atol=1e-12)
+    np.testing.assert_allclose(got.toarray(), _dense_topk(Q, C, 5, 1.0, True, False), atol=1e-12)
 
 
 def test_similarity_hand_computed():
     # items a: users 1,2,3; b: users 1,2; c: users 3,4 (binary)
     X = [(1, "a"), (1, "b"), (2, "a"), (2, "b"), (3, "a"), (3, "c"), (4, "c")]
     S = ItemKNN(n_neighbors=2, shrinkage=0.0, weighting=None).fit(X).similarity_.toarray()
-    expected = np.array([[0, 2 / np.sqrt(6), 1 / np.sqrt(6)],
-                         [2 / np.sqrt(6), 0, 0],
-                         [1 / np.sqrt(6), 0, 0]])
+    expected = np.array(
+        [[0, 2 / np.sqrt(6), 1 / np.sqrt(6)], [2 / np.sqrt(6), 0, 0], [1 / np.sqrt(6), 0, 0]]
+    )
     np.testing.assert_allclose(S, expected, rtol=1e-6)
     # shrinkage h: 2 / (sqrt(3 * 2) + h)
     S = ItemKNN(n_neighbors=2, shrinkage=2.0, weighting=None, dtype=np.float64).fit(X)
@@ -150,13 +172,17 @@ def test_planted_communities_are_recovered(cls):
 def test_itemknn_scores_are_history_times_similarity():
     A = _random_csr(30, 25, 0.2, 6)
     X, y = _triples(A)
-    model = ItemKNN(n_neighbors=6, shrinkage=1.0, weighting=None, dtype=np.float64,
-                    n_jobs=2).fit(X, y)
+    model = ItemKNN(n_neighbors=6, shrinkage=1.0, weighting=None, dtype=np.float64, n_jobs=2).fit(
+        X, y
+    )
     H = model.user_items_.toarray().astype(np.float64)  # strengths are stored in float32
     ref = H @ model.similarity_.toarray()  # each seen item votes
-    np.testing.assert_allclose(model.predict(np.column_stack([
-        np.repeat(np.arange(30), 25), np.tile(np.arange(25), 30)])), ref.ravel(),
-        rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(np.column_stack([np.repeat(np.arange(30), 25), np.tile(np.arange(25), 30)])),
+        ref.ravel(),
+        rtol=1e-10,
+        atol=1e-12,
+    )
     items, scores = model.recommend(np.arange(30), n=3, exclude_seen=False)
     np.testing.assert_allclose(scores, -np.sort(-ref, axis=1)[:, :3], rtol=1e-10)
 
@@ -212,8 +238,9 @@ def test_contract_fallback_exclude_items_and_joblib(cls, tmp_path):
     path = tmp_path / "m.joblib"
     joblib.dump(model, path)
     again = joblib.load(path)
-    np.testing.assert_array_equal(again.recommend([0, 5], n=4).items,
-                                  model.recommend([0, 5], n=4).items)
+    np.testing.assert_array_equal(
+        again.recommend([0, 5], n=4).items, model.recommend([0, 5], n=4).items
+    )
     assert model.predict([(0, 1), ("stranger", 1)])[1] == 0
 
 
@@ -233,15 +260,20 @@ def test_similar_items_and_users():
     assert not hasattr(item, "fold_in")  # no user factors: recommend_new scores the history
 
 
-@pytest.mark.parametrize("param,values", [
-    ("n_neighbors", (2, 20)), ("shrinkage", (0.0, 50.0)), ("similarity", ("cosine", "dot")),
-    ("weighting", (None, "bm25")), ("bm25_k1", (0.5, 100.0)),
-])
+@pytest.mark.parametrize(
+    "param,values",
+    [
+        ("n_neighbors", (2, 20)),
+        ("shrinkage", (0.0, 50.0)),
+        ("similarity", ("cosine", "dot")),
+        ("weighting", (None, "bm25")),
+        ("bm25_k1", (0.5, 100.0)),
+    ],
+)
 def test_every_parameter_is_used(param, values):
     A = _random_csr(40, 30, 0.15, 8)
     X, y = _triples(A)
-    base = dict(n_neighbors=5, weighting="bm25" if param.startswith("bm25") else None,
-                n_jobs=1)
+    base = dict(n_neighbors=5, weighting="bm25" if param.startswith("bm25") else None, n_jobs=1)
     S = [ItemKNN(**{**base, param: v}).fit(X, y).similarity_.toarray() for v in values]
     assert not np.allclose(S[0], S[1])
 
@@ -262,8 +294,9 @@ def test_knnbaseline_rating_estimate():
     A = _random_csr(50, 40, 0.25, 9)
     A.data = rng.integers(1, 6, A.nnz).astype(float)
     X, y = _triples(A)
-    model = ItemKNN(n_neighbors=8, shrinkage=2.0, feedback="explicit", dtype=np.float64,
-                    n_jobs=2).fit(X, y)
+    model = ItemKNN(
+        n_neighbors=8, shrinkage=2.0, feedback="explicit", dtype=np.float64, n_jobs=2
+    ).fit(X, y)
     base = BaselineRegressor(regularization=10.0, clip_predictions=False).fit(X, y)
     np.testing.assert_allclose(model.item_bias_, base.item_bias_)
     # similarities are the cosines of the baseline residuals
@@ -277,8 +310,7 @@ def test_knnbaseline_rating_estimate():
     _, scores = model.recommend([7], n=1, items=[11], exclude_seen=False)
     assert scores[0, 0] == pytest.approx(model.predict([(7, 11)])[0])
     # unknown item: the baseline with the user's bias
-    assert model.predict([(7, "new")])[0] == pytest.approx(model.global_mean_
-                                                           + model.user_bias_[7])
+    assert model.predict([(7, "new")])[0] == pytest.approx(model.global_mean_ + model.user_bias_[7])
 
 
 def test_explicit_userknn_rating_estimate():
@@ -327,14 +359,20 @@ def test_gridsearch_with_ranking_score_and_temporal_split():
     rng = np.random.default_rng(11)
     X = _blocks(4, per_user=10)
     X = np.column_stack([X, rng.permutation(len(X))])  # timestamps
-    grid = GridSearchCV(ItemKNN(n_jobs=1), {"n_neighbors": [1, 10], "shrinkage": [0.0, 5.0]},
-                        cv=TemporalSplit(n_splits=2, test_size=0.2, time_col=2))
+    grid = GridSearchCV(
+        ItemKNN(n_jobs=1),
+        {"n_neighbors": [1, 10], "shrinkage": [0.0, 5.0]},
+        cv=TemporalSplit(n_splits=2, test_size=0.2, time_col=2),
+    )
     grid.fit(X)
     assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
     assert grid.best_params_["n_neighbors"] == 10
-    explicit = GridSearchCV(UserKNN(n_jobs=1), {"n_neighbors": [2, 10]},
-                            scoring=make_ranking_scorer("precision", k=5),
-                            cv=TemporalSplit(test_size=0.3, time_col=2))
+    explicit = GridSearchCV(
+        UserKNN(n_jobs=1),
+        {"n_neighbors": [2, 10]},
+        scoring=make_ranking_scorer("precision", k=5),
+        cv=TemporalSplit(test_size=0.3, time_col=2),
+    )
     assert explicit.fit(X).best_score_ > 0
 
 

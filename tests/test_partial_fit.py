@@ -30,10 +30,15 @@ def test_growth_and_bookkeeping(name, small):
     n_users, n_items = len(model.users_), len(model.items_)
     pop_before = model.item_popularity_.copy()
     old_user, old_item = X[0, 0], X[0, 1]
-    Xn = np.array([[old_user, old_item, 0],        # re-rating of a known cell
-                   [10_001, old_item, 0],          # new user, old item
-                   [10_001, 20_002, 0],            # new user, new item
-                   [10_003, 20_002, 0]], dtype=X.dtype)
+    Xn = np.array(
+        [
+            [old_user, old_item, 0],  # re-rating of a known cell
+            [10_001, old_item, 0],  # new user, old item
+            [10_001, 20_002, 0],  # new user, new item
+            [10_003, 20_002, 0],
+        ],
+        dtype=X.dtype,
+    )
     yn = np.array([1.0, 5.0, 4.0, 6.0])
     model.partial_fit(Xn, yn)
     assert len(model.users_) == n_users + 2 and len(model.items_) == n_items + 1
@@ -49,8 +54,9 @@ def test_growth_and_bookkeeping(name, small):
     cu, ci = model._user_codes([old_user])[0], model._item_codes([old_item])[0]
     assert ui[cu, ci] == 1.0  # replaced, not summed
     assert ui.shape == (n_users + 2, n_items + 1) and ui.nnz == len(np.unique(X[:, :2], axis=0)) + 3
-    assert_array_equal(model.item_popularity_[:n_items] - pop_before,
-                       np.bincount([ci, ci], minlength=n_items))
+    assert_array_equal(
+        model.item_popularity_[:n_items] - pop_before, np.bincount([ci, ci], minlength=n_items)
+    )
     assert model.item_popularity_[-1] == 2
     assert model.rating_range_[1] == 6.0
     assert model.n_iter_ == 5 and len(model.loss_curve_) == 5
@@ -122,8 +128,9 @@ def test_ml100k_new_users_improve_old_predictions_hold(name, ml100k):
     old, new = r[~is_new], r[is_new].sort_values("timestamp", kind="stable")
     old_test = rng.random(len(old)) < 0.2
     # each new user's first half of ratings arrives, the second half is the future
-    first_half = (new.groupby("user").cumcount()
-                  < new.groupby("user")["item"].transform("size") // 2).to_numpy()
+    first_half = (
+        new.groupby("user").cumcount() < new.groupby("user")["item"].transform("size") // 2
+    ).to_numpy()
     arrived, future = new[first_half], new[~first_half]
     cols = ["user", "item", "timestamp"]
     Xo, yo = old[cols].to_numpy()[~old_test], old["rating"].to_numpy()[~old_test]
@@ -135,6 +142,9 @@ def test_ml100k_new_users_improve_old_predictions_hold(name, ml100k):
     model.partial_fit(arrived[cols].to_numpy(), arrived["rating"].to_numpy())
     old_after, new_after = rmse(model, Xot, yot), rmse(model, Xf, yf)
     # before: the new users are unknown (global mean + item bias)
-    print(f"{name}: new users {new_before:.4f} -> {new_after:.4f}, old {old_before:.4f} -> {old_after:.4f}")
+    print(
+        f"{name}: new users {new_before:.4f} -> {new_after:.4f}, "
+        f"old {old_before:.4f} -> {old_after:.4f}"
+    )
     assert new_after < new_before - 0.02, (new_before, new_after)
     assert old_after < old_before + 0.01, (old_before, old_after)

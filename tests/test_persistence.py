@@ -4,10 +4,10 @@ a file needing any other type is refused (doc/user_guide/production.rst)."""
 
 import numpy as np
 import pytest
+from _models import estimators, supports_partial_fit
 from sklearn.base import clone
 from sklearn.preprocessing import OneHotEncoder
 
-from _models import estimators, supports_partial_fit
 from sklearn_mf import trusted_types
 from sklearn_mf.datasets import make_ratings
 

@@ -23,28 +23,58 @@ from sklearn_mf.datasets import make_ratings
 
 # (factory, the word starting each line, the fitted arrays compared across verbose)
 CASES = {
-    "mf-sgd": (lambda v: MatrixFactorization(n_factors=3, n_epochs=4, n_jobs=1,
-                                             random_state=0, verbose=v),
-               "epoch", ("user_factors_", "item_factors_", "user_bias_")),
+    "mf-sgd": (
+        lambda v: MatrixFactorization(n_factors=3, n_epochs=4, n_jobs=1, random_state=0, verbose=v),
+        "epoch",
+        ("user_factors_", "item_factors_", "user_bias_"),
+    ),
     "mf-sgd-early-stopping": (
-        lambda v: MatrixFactorization(n_factors=3, n_epochs=4, n_jobs=1, early_stopping=True,
-                                      n_iter_no_change=10, random_state=0, verbose=v),
-        "epoch", ("user_factors_", "item_factors_", "validation_scores_")),
-    "mf-als": (lambda v: MatrixFactorization(solver="als", n_factors=3, max_iter=4, tol=0,
-                                             n_jobs=1, random_state=0, verbose=v),
-               "iteration", ("user_factors_", "item_factors_", "item_bias_")),
-    "svdpp": (lambda v: SVDpp(n_factors=3, n_epochs=3, random_state=0, verbose=v),
-              "epoch", ("user_factors_", "implicit_item_factors_", "item_bias_")),
-    "implicit-als": (lambda v: ImplicitALS(n_factors=3, max_iter=3, tol=None, n_jobs=1,
-                                           random_state=0, verbose=v),
-                     "iteration", ("user_factors_", "item_factors_")),
-    "bpr": (lambda v: BPR(n_factors=3, n_epochs=3, n_jobs=1, random_state=0, verbose=v),
-            "epoch", ("user_factors_", "item_factors_", "accuracy_curve_")),
-    "baseline-als": (lambda v: BaselineRegressor(max_iter=3, tol=0, verbose=v),
-                     "sweep", ("user_bias_", "item_bias_")),
-    "baseline-sgd": (lambda v: BaselineRegressor(solver="sgd", n_epochs=3, random_state=0,
-                                                 verbose=v),
-                     "epoch", ("user_bias_", "item_bias_")),
+        lambda v: MatrixFactorization(
+            n_factors=3,
+            n_epochs=4,
+            n_jobs=1,
+            early_stopping=True,
+            n_iter_no_change=10,
+            random_state=0,
+            verbose=v,
+        ),
+        "epoch",
+        ("user_factors_", "item_factors_", "validation_scores_"),
+    ),
+    "mf-als": (
+        lambda v: MatrixFactorization(
+            solver="als", n_factors=3, max_iter=4, tol=0, n_jobs=1, random_state=0, verbose=v
+        ),
+        "iteration",
+        ("user_factors_", "item_factors_", "item_bias_"),
+    ),
+    "svdpp": (
+        lambda v: SVDpp(n_factors=3, n_epochs=3, random_state=0, verbose=v),
+        "epoch",
+        ("user_factors_", "implicit_item_factors_", "item_bias_"),
+    ),
+    "implicit-als": (
+        lambda v: ImplicitALS(
+            n_factors=3, max_iter=3, tol=None, n_jobs=1, random_state=0, verbose=v
+        ),
+        "iteration",
+        ("user_factors_", "item_factors_"),
+    ),
+    "bpr": (
+        lambda v: BPR(n_factors=3, n_epochs=3, n_jobs=1, random_state=0, verbose=v),
+        "epoch",
+        ("user_factors_", "item_factors_", "accuracy_curve_"),
+    ),
+    "baseline-als": (
+        lambda v: BaselineRegressor(max_iter=3, tol=0, verbose=v),
+        "sweep",
+        ("user_bias_", "item_bias_"),
+    ),
+    "baseline-sgd": (
+        lambda v: BaselineRegressor(solver="sgd", n_epochs=3, random_state=0, verbose=v),
+        "epoch",
+        ("user_bias_", "item_bias_"),
+    ),
 }
 
 
@@ -184,8 +214,10 @@ def test_epoch_progress_bar_closes_when_the_loop_stops_early_or_raises(monkeypat
     assert bars[-1].closed and bars[-1].n == 1
 
 
-@pytest.mark.parametrize("verbose, mode", [(0, "silent"), (False, "silent"), (1, "lines"),
-                                           (True, "lines"), (2, "bar"), (5, "bar")])
+@pytest.mark.parametrize(
+    "verbose, mode",
+    [(0, "silent"), (False, "silent"), (1, "lines"), (True, "lines"), (2, "bar"), (5, "bar")],
+)
 def test_epoch_progress_mode(verbose, mode):
     pytest.importorskip("tqdm")
     assert EpochProgress(verbose, 3).mode == mode

@@ -3,8 +3,8 @@ a ranking ``score`` for the implicit models (so that a search without
 ``scoring=`` works) and ``partial_fit`` that grows the model."""
 
 import numpy as np
-from numpy.testing import assert_allclose
 import pytest
+from numpy.testing import assert_allclose
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_mf import PopularityRecommender
@@ -31,34 +31,37 @@ def test_popularity_score_is_the_ndcg_scorer(ratings):
     y_test[::2] = 0
     keep = test[1::2]
     assert pop.score(X[test], y_test) == pytest.approx(
-        make_ranking_scorer("ndcg", k=10)(pop, X[keep]))
+        make_ranking_scorer("ndcg", k=10)(pop, X[keep])
+    )
 
 
 def test_popularity_grid_search_without_scoring(ratings):
     X, y = ratings
-    search = GridSearchCV(PopularityRecommender(by="rating"), {"damping": [0.0, 50.0]},
-                          cv=TemporalSplit(n_splits=2)).fit(X, y)
+    search = GridSearchCV(
+        PopularityRecommender(by="rating"), {"damping": [0.0, 50.0]}, cv=TemporalSplit(n_splits=2)
+    ).fit(X, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
 
 # ---------------------------------------------------------------- BPR.partial_fit
 def _clusters():
     rng = np.random.default_rng(0)
-    return np.array([(u, i + 30 * (u % 4)) for u in range(160)
-                     for i in rng.choice(30, 10, replace=False)])
+    return np.array(
+        [(u, i + 30 * (u % 4)) for u in range(160) for i in rng.choice(30, 10, replace=False)]
+    )
 
 
 def test_bpr_partial_fit_grows_and_learns_new_users():
     from sklearn_mf import BPR
 
     X = _clusters()
-    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0,
-                n_jobs=2).fit(X)
+    model = BPR(n_factors=8, n_epochs=40, learning_rate=0.1, random_state=0, n_jobs=2).fit(X)
     n_items = len(model.items_)
     # 40 new users of the four groups, 8 positives each; 4 new items in group 0
     rng = np.random.default_rng(1)
-    new = np.array([(1000 + u, i + 30 * (u % 4)) for u in range(40)
-                    for i in rng.choice(30, 8, replace=False)])
+    new = np.array(
+        [(1000 + u, i + 30 * (u % 4)) for u in range(40) for i in rng.choice(30, 8, replace=False)]
+    )
     extra = np.array([(1000 + u, 120 + (u // 4) % 4) for u in range(0, 40, 4)])
     before = model.item_factors_[:n_items].copy()
     for _ in range(6):
@@ -109,10 +112,12 @@ def test_fm_recommender_partial_fit_grows(ratings, solver, side):
     kw = {}
     if side:
         users = np.unique(X[:, 0])
-        kw["user_features"] = pd.DataFrame({"age": (users % 7) / 7.0,
-                                            "group": users % 3}, index=users)
-    fm = FMRecommender(4, solver=solver, max_iter=20, clip_predictions=False,
-                       random_state=0, **kw).fit(X[old], y[old])
+        kw["user_features"] = pd.DataFrame(
+            {"age": (users % 7) / 7.0, "group": users % 3}, index=users
+        )
+    fm = FMRecommender(
+        4, solver=solver, max_iter=20, clip_predictions=False, random_state=0, **kw
+    ).fit(X[old], y[old])
     n_users, n_items, d = len(fm.users_), len(fm.items_), fm.fm_.w_.shape[0]
     new = np.c_[X[~old, :2], np.zeros((~old).sum(), dtype=X.dtype)]
     new[:, 1] = new[:, 1] + 1000 * (np.arange(len(new)) % 5 == 0)  # some new items
@@ -127,10 +132,10 @@ def test_fm_recommender_partial_fit_grows(ratings, solver, side):
     assert fm.fm_.w_.shape[0] == d + n_id_u + n_new_i == len(fm.feature_names_)
     # the blocks, the names and the FM's columns agree: the model's own
     # prediction equals the FM on the design matrix
-    assert_allclose(fm.predict(new), fm.fm_.predict(fm.design_matrix(new)), rtol=1e-4,
-                    atol=1e-4)
-    assert_allclose(fm.predict(X[old][:50]), fm.fm_.predict(fm.design_matrix(X[old][:50])),
-                    rtol=1e-4, atol=1e-4)
+    assert_allclose(fm.predict(new), fm.fm_.predict(fm.design_matrix(new)), rtol=1e-4, atol=1e-4)
+    assert_allclose(
+        fm.predict(X[old][:50]), fm.fm_.predict(fm.design_matrix(X[old][:50])), rtol=1e-4, atol=1e-4
+    )
     assert f"user={new[0, 0]}" in fm.feature_names_
     after = np.abs(fm.predict(new) - y[~old]).mean()
     assert after < 0.9 * before

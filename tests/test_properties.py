@@ -6,15 +6,14 @@ Each property runs a few dozen examples (``max_examples``) so that the module
 stays within a few seconds."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.base import clone
 
 hypothesis = pytest.importorskip("hypothesis")
+from _models import estimators  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from _models import estimators, is_rating_model  # noqa: E402
 from sklearn_mf import PopularityRecommender  # noqa: E402
 from sklearn_mf._ids import factorize_ids  # noqa: E402
 from sklearn_mf.metrics import (  # noqa: E402
@@ -36,8 +35,7 @@ from sklearn_mf.model_selection import (  # noqa: E402
     UserDisjointKFold,
 )
 
-FAST = settings(max_examples=25, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ids: ints of any size, short strings, tuples of both; no floats or bools,
 # which Python itself equates with ints (1 == 1.0 == True)
@@ -125,7 +123,7 @@ def test_temporal_split_never_leaks_the_future(X, n_splits):
 @FAST
 @given(interactions(), st.integers(1, 2))
 def test_per_user_temporal_split_partitions_each_user(X, test_size):
-    (train, test), = _splits(PerUserTemporalSplit(test_size=test_size), X)
+    ((train, test),) = _splits(PerUserTemporalSplit(test_size=test_size), X)
     assert len(np.intersect1d(train, test)) == 0
     np.testing.assert_array_equal(np.union1d(train, test), np.arange(len(X)))
     for u in np.unique(X[test, 0]):
@@ -149,7 +147,7 @@ def test_user_disjoint_kfold_partitions_rows_and_users(X, n_splits, shuffle):
 @FAST
 @given(interactions(), st.floats(0.1, 0.9))
 def test_per_user_random_split_partitions(X, size):
-    (train, test), = _splits(PerUserRandomSplit(test_size=size, random_state=0), X)
+    ((train, test),) = _splits(PerUserRandomSplit(test_size=size, random_state=0), X)
     assert len(np.intersect1d(train, test)) == 0
     np.testing.assert_array_equal(np.union1d(train, test), np.arange(len(X)))
     assert set(X[test, 0]) <= set(X[train, 0])
@@ -173,8 +171,7 @@ def ranked(draw, n_items=12):
 @given(ranked(), st.sampled_from(["skip", "zero"]))
 def test_accuracy_metrics_in_unit_interval(data, no_relevant):
     rec, truth, _ = data
-    for metric in (precision_at_k, recall_at_k, ndcg_at_k, map_at_k, mrr_at_k,
-                   hit_rate_at_k):
+    for metric in (precision_at_k, recall_at_k, ndcg_at_k, map_at_k, mrr_at_k, hit_rate_at_k):
         per_user = metric(truth, rec, average=False, no_relevant=no_relevant)
         ok = per_user[~np.isnan(per_user)]
         assert ((ok >= 0) & (ok <= 1 + 1e-12)).all(), metric.__name__
@@ -225,8 +222,7 @@ def ratings(draw):
 
 @pytest.mark.parametrize("name, est", MODELS, ids=[n for n, _ in MODELS])
 def test_predict_is_finite_for_accepted_input(name, est):
-    @settings(max_examples=12, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(ratings())
     def check(data):
         X, y = data

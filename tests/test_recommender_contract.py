@@ -22,8 +22,8 @@ from sklearn.base import clone
 
 from sklearn_mf import (
     BPR,
-    BaselineRegressor,
     EASE,
+    BaselineRegressor,
     FMRecommender,
     FoldInMixin,
     ImplicitALS,
@@ -42,10 +42,12 @@ from sklearn_mf.datasets import make_ratings
 # name -> factory.  clip_predictions=False where it exists, so that the score
 # ``recommend`` ranks by is the prediction itself.
 RECOMMENDERS = {
-    "mf_sgd": lambda: MatrixFactorization(4, n_epochs=5, clip_predictions=False,
-                                          random_state=0, n_jobs=1),
-    "mf_als": lambda: MatrixFactorization(4, solver="als", max_iter=3, clip_predictions=False,
-                                          random_state=0, n_jobs=1),
+    "mf_sgd": lambda: MatrixFactorization(
+        4, n_epochs=5, clip_predictions=False, random_state=0, n_jobs=1
+    ),
+    "mf_als": lambda: MatrixFactorization(
+        4, solver="als", max_iter=3, clip_predictions=False, random_state=0, n_jobs=1
+    ),
     "svdpp": lambda: SVDpp(4, n_epochs=5, clip_predictions=False, random_state=0, n_jobs=1),
     "implicit_als": lambda: ImplicitALS(4, max_iter=3, random_state=0, n_jobs=1),
     "bpr": lambda: BPR(4, n_epochs=5, random_state=0, n_jobs=1),
@@ -116,8 +118,9 @@ def test_recommend_shapes_order_and_scores_are_predictions(name, data):
     assert np.all(np.diff(rec.scores, axis=1) <= 0), "scores must be best first"
     for row in rec.items:
         assert len(set(row)) == N
-    assert_allclose(rec.scores.ravel(), model.predict(_pairs(users, rec.items)),
-                    rtol=1e-5, atol=1e-5)
+    assert_allclose(
+        rec.scores.ravel(), model.predict(_pairs(users, rec.items)), rtol=1e-5, atol=1e-5
+    )
     # unpacks as (items, scores)
     items, scores = rec
     assert items is rec.items and scores is rec.scores
@@ -137,8 +140,9 @@ def test_exclude_seen(name, data):
     for u, row, s in zip(users, full.items, full.scores):
         all_scores = model.predict(_pairs([u], model.items_[None, :]))
         assert_allclose(s[0], all_scores.max(), rtol=1e-5, atol=1e-5)
-        assert row[0] in set(model.items_[np.isclose(all_scores, all_scores.max(),
-                                                      rtol=1e-5, atol=1e-5)])
+        assert row[0] in set(
+            model.items_[np.isclose(all_scores, all_scores.max(), rtol=1e-5, atol=1e-5)]
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -166,15 +170,19 @@ def test_unknown_user_gets_the_popularity_fallback(name, data):
     order = np.argsort(-model._fallback_item_scores(), kind="stable")[:N]
     assert_allclose(rec.scores[0], model._fallback_item_scores()[order])
     assert_array_equal(rec.items[0], model.items_[order])
-    strict = clone(model).set_params(handle_unknown="error") if "handle_unknown" in \
-        model.get_params() else None
+    strict = (
+        clone(model).set_params(handle_unknown="error")
+        if "handle_unknown" in model.get_params()
+        else None
+    )
     if strict is not None:
         with pytest.raises(ValueError, match="not seen in fit"):
             strict.fit(*data).recommend(["nobody"], n=N)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES
-                                  if issubclass(type(RECOMMENDERS[n]()), FoldInMixin)])
+@pytest.mark.parametrize(
+    "name", [n for n in NAMES if issubclass(type(RECOMMENDERS[n]()), FoldInMixin)]
+)
 def test_fold_in_leaves_the_model_unchanged_and_serves_the_new_user(name, data):
     X, y = data
     model = fitted(name, data)
@@ -235,15 +243,21 @@ def test_n_jobs_does_not_change_results(name, data):
     assert_array_equal(one.scores, rec_two.scores)
     assert_array_equal(pred_one, two.predict(X))
     if isinstance(model, LatentFactorMixin):
-        assert_array_equal(model.similar_items(model.items_[:4], n=3).items,
-                           two.similar_items(model.items_[:4], n=3).items)
+        assert_array_equal(
+            model.similar_items(model.items_[:4], n=3).items,
+            two.similar_items(model.items_[:4], n=3).items,
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_sparse_matrix_is_refused_with_the_converters_named(name, data):
     import scipy.sparse as sp
 
-    with pytest.raises(TypeError, match=r"sklearn_mf\.matrix_to_interactions .*"
-                                        r"sklearn_mf\.interactions_to_matrix"):
-        RECOMMENDERS[name]().fit(sp.random(5, 4, density=0.5, format="csr", random_state=0),
-                                 np.ones(5))
+    with pytest.raises(
+        TypeError,
+        match=r"sklearn_mf\.matrix_to_interactions .*"
+        r"sklearn_mf\.interactions_to_matrix",
+    ):
+        RECOMMENDERS[name]().fit(
+            sp.random(5, 4, density=0.5, format="csr", random_state=0), np.ones(5)
+        )

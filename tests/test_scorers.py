@@ -40,8 +40,9 @@ class CountingRecommender(BaseEstimator):
         return self
 
     def recommend(self, users, n=10, *, exclude_seen=True):
-        order = sorted(self.items_, key=lambda i: (-self.item_popularity_[
-            list(self.items_).index(i)], i))
+        order = sorted(
+            self.items_, key=lambda i: (-self.item_popularity_[list(self.items_).index(i)], i)
+        )
         pop = dict(zip(self.items_, self.item_popularity_))
         users = np.asarray(users, dtype=object)
         items = np.full((len(users), n), None, dtype=object)
@@ -56,8 +57,7 @@ class CountingRecommender(BaseEstimator):
 
 
 # Popularity in train: a=3, b=2, c=1, d=1 -> ranking a, b, c, d.
-TRAIN = [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c"),
-         ("u3", "a"), ("u3", "b"), ("u3", "d")]
+TRAIN = [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c"), ("u3", "a"), ("u3", "b"), ("u3", "d")]
 # u4 is unknown (popularity fallback); e is an item unseen in training.
 TEST = [("u1", "c"), ("u1", "d"), ("u2", "b"), ("u4", "a"), ("u3", "e")]
 Y_TEST = [5.0, 2.0, 4.0, 5.0, 5.0]
@@ -80,14 +80,18 @@ def test_scorer_hand_computed(toy):
     )
     # threshold 5: u2 has no relevant item -> skipped, or 0 with no_relevant="zero"
     assert make_ranking_scorer("precision", k=2, relevance_threshold=5)(
-        toy, TEST, Y_TEST) == pytest.approx((0.5 + 0 + 0.5) / 3)
+        toy, TEST, Y_TEST
+    ) == pytest.approx((0.5 + 0 + 0.5) / 3)
     assert make_ranking_scorer("precision", k=2, relevance_threshold=5, no_relevant="zero")(
-        toy, TEST, Y_TEST) == pytest.approx((0.5 + 0 + 0 + 0.5) / 4)
+        toy, TEST, Y_TEST
+    ) == pytest.approx((0.5 + 0 + 0 + 0.5) / 4)
     # MRR and recall
     assert make_ranking_scorer("mrr", k=2, relevance_threshold=4)(
-        toy, TEST, Y_TEST) == pytest.approx(3 / 4)
+        toy, TEST, Y_TEST
+    ) == pytest.approx(3 / 4)
     assert make_ranking_scorer(recall_at_k, k=1, relevance_threshold=4)(
-        toy, TEST, Y_TEST) == pytest.approx(3 / 4)
+        toy, TEST, Y_TEST
+    ) == pytest.approx(3 / 4)
     # graded NDCG with the ratings as gains: u1 gets c (5) then d (2) -> ideal
     nd = make_ranking_scorer("ndcg", k=2, gain="rating")
     assert nd(toy, [("u1", "c"), ("u1", "d")], [5.0, 2.0]) == pytest.approx(1.0)
@@ -101,20 +105,27 @@ def test_scorer_hand_computed(toy):
     )
     # AUC: u1 has 2 candidates (4 items - 2 seen), c relevant and ranked first
     assert make_ranking_scorer("auc", k=2, relevance_threshold=4)(
-        toy, [("u1", "c"), ("u1", "d")], [5.0, 2.0]) == pytest.approx(1.0)
+        toy, [("u1", "c"), ("u1", "d")], [5.0, 2.0]
+    ) == pytest.approx(1.0)
 
 
 def test_unknown_users_and_items_options(toy):
     kw = dict(k=2, relevance_threshold=4)
     # skip the unknown user u4
     assert make_ranking_scorer("precision", unknown_users="skip", **kw)(
-        toy, TEST, Y_TEST) == pytest.approx((0.5 + 0.5 + 0) / 3)
+        toy, TEST, Y_TEST
+    ) == pytest.approx((0.5 + 0.5 + 0) / 3)
     # drop the unseen item e: u3 has no relevant item left
     assert make_ranking_scorer("precision", unknown_items="skip", **kw)(
-        toy, TEST, Y_TEST) == pytest.approx(0.5)
+        toy, TEST, Y_TEST
+    ) == pytest.approx(0.5)
     table = evaluate(toy, TEST, Y_TEST, k=2, relevance_threshold=4)
-    assert table.attrs == {"n_test_users": 4, "n_scored_users": 4, "n_fallback_users": 1,
-                           "n_unknown_items": 1}
+    assert table.attrs == {
+        "n_test_users": 4,
+        "n_scored_users": 4,
+        "n_fallback_users": 1,
+        "n_unknown_items": 1,
+    }
 
 
 def test_padding_when_k_exceeds_catalogue(toy):
@@ -191,13 +202,24 @@ def test_scorer_equals_metric_on_public_recommend(mf_split):
 def test_evaluate_agrees_with_scorers_and_prefix_k(mf_split):
     mf, Xt, yt = mf_split
     table = evaluate(mf, Xt, yt, k=[3, 10], relevance_threshold=4, item_features="factors")
-    assert set(table["metric"]) == {"precision", "recall", "ndcg", "map", "mrr", "hit_rate",
-                                    "auc", "coverage", "novelty", "serendipity",
-                                    "intra_list_diversity"}
+    assert set(table["metric"]) == {
+        "precision",
+        "recall",
+        "ndcg",
+        "map",
+        "mrr",
+        "hit_rate",
+        "auc",
+        "coverage",
+        "novelty",
+        "serendipity",
+        "intra_list_diversity",
+    }
     assert list(table.columns) == ["metric", "k", "value", "n_users"]
     for _, row in table.iterrows():
-        scorer = make_ranking_scorer(row["metric"], k=int(row["k"]), relevance_threshold=4,
-                                     item_features="factors")
+        scorer = make_ranking_scorer(
+            row["metric"], k=int(row["k"]), relevance_threshold=4, item_features="factors"
+        )
         assert scorer(mf, Xt, yt) == pytest.approx(row["value"], rel=1e-12), row["metric"]
     acc = table.set_index(["metric", "k"])["value"]
     assert acc["recall", 3] <= acc["recall", 10]
@@ -215,9 +237,10 @@ def test_scorer_with_pipeline_uses_transformed_ids(mf_split):
         A[:, 1] += 1000
         return A
 
-    pipe = make_pipeline(FunctionTransformer(shift),
-                         MatrixFactorization(n_factors=8, n_epochs=10, random_state=0,
-                                             n_jobs=1))
+    pipe = make_pipeline(
+        FunctionTransformer(shift),
+        MatrixFactorization(n_factors=8, n_epochs=10, random_state=0, n_jobs=1),
+    )
     pipe.fit(X[train], y[train])
     assert pipe[-1].items_.min() >= 1000
     scorer = make_ranking_scorer("ndcg", k=10, relevance_threshold=4)
@@ -228,8 +251,11 @@ def test_scorer_with_pipeline_uses_transformed_ids(mf_split):
     assert got == pytest.approx(scorer(mf, Xt, yt), rel=1e-12)  # same model, shifted ids
     assert got > 0
     with pytest.raises(TypeError, match="last step of the pipeline"):
-        scorer(make_pipeline(FunctionTransformer(shift), LinearRegression()).fit(
-            X[train], y[train]), Xt, yt)
+        scorer(
+            make_pipeline(FunctionTransformer(shift), LinearRegression()).fit(X[train], y[train]),
+            Xt,
+            yt,
+        )
 
 
 def test_scorer_pickles(mf_split):
@@ -251,7 +277,9 @@ def test_grid_search_temporal_multimetric_refit_on_movielens(ml100k):
     search = GridSearchCV(
         MatrixFactorization(n_epochs=8, random_state=0, n_jobs=1),
         {"n_factors": [4, 16], "regularization": [0.02, 0.1]},
-        cv=TemporalSplit(n_splits=2, test_size=0.15), scoring=scoring, refit="ndcg@10",
+        cv=TemporalSplit(n_splits=2, test_size=0.15),
+        scoring=scoring,
+        refit="ndcg@10",
         n_jobs=2,
     )
     search.fit(X, y)
@@ -263,8 +291,11 @@ def test_grid_search_temporal_multimetric_refit_on_movielens(ml100k):
     # the refitted model is usable and scores like any other
     assert 0 <= scoring["ndcg@10"](search.best_estimator_, X, y) <= 1
     # single-metric scoring with cross_validate
-    cv_res = cross_validate(MatrixFactorization(n_factors=8, n_epochs=5, n_jobs=1,
-                                                random_state=0),
-                            X, y, cv=TemporalSplit(n_splits=2, test_size=0.15),
-                            scoring=scoring["p@10"])
+    cv_res = cross_validate(
+        MatrixFactorization(n_factors=8, n_epochs=5, n_jobs=1, random_state=0),
+        X,
+        y,
+        cv=TemporalSplit(n_splits=2, test_size=0.15),
+        scoring=scoring["p@10"],
+    )
     assert np.all((cv_res["test_score"] >= 0) & (cv_res["test_score"] <= 1))

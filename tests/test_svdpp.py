@@ -57,30 +57,56 @@ def test_svdpp_epoch_matches_numpy_reference(weighted):
     ratings = rng.uniform(1, 5, n)
     weights = rng.uniform(0.5, 2, n) if weighted else np.zeros(0)
     # implicit sets: the rated items plus a few extra ones (e.g. held-out ratings)
-    N = [np.union1d(items[users == u], rng.choice(n_items, 2, replace=False)) for u in range(n_users)]
+    N = [
+        np.union1d(items[users == u], rng.choice(n_items, 2, replace=False)) for u in range(n_users)
+    ]
     n_indptr = np.concatenate([[0], np.cumsum([len(s) for s in N])]).astype(np.int32)
     n_indices = np.concatenate(N).astype(np.int32)
     by_user = np.argsort(users, kind="stable")
     ti, tr = items[by_user].copy(), ratings[by_user].copy()
     tw = weights[by_user].copy() if weighted else weights
     tu = users[by_user]
-    rating_ptr = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users))]).astype(np.intp)
-    order = np.concatenate([rng.permutation(np.arange(rating_ptr[u], rating_ptr[u + 1]))
-                            for u in range(n_users)]).astype(np.intp)
+    rating_ptr = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users))]).astype(
+        np.intp
+    )
+    order = np.concatenate(
+        [rng.permutation(np.arange(rating_ptr[u], rating_ptr[u + 1])) for u in range(n_users)]
+    ).astype(np.intp)
     user_order = rng.permutation(n_users).astype(np.intp)
 
     P, Q, Y = (rng.normal(0, 0.1, (m, k)) for m in (n_users, n_items, n_items))
     bu, bi = rng.normal(0, 0.1, n_users), rng.normal(0, 0.1, n_items)
     mu, lr, reg, reg_b, reg_y = 3.2, 0.05, 0.05, 0.02, 0.1
-    visits = [(u, ti[t], tr[t], tw[t] if weighted else 1.0)
-              for u in user_order for t in order[rating_ptr[u]:rating_ptr[u + 1]]]
-    assert all(tu[t] == u for u in user_order for t in order[rating_ptr[u]:rating_ptr[u + 1]])
+    visits = [
+        (u, ti[t], tr[t], tw[t] if weighted else 1.0)
+        for u in user_order
+        for t in order[rating_ptr[u] : rating_ptr[u + 1]]
+    ]
+    assert all(tu[t] == u for u in user_order for t in order[rating_ptr[u] : rating_ptr[u + 1]])
 
     ref = [a.copy() for a in (P, Q, Y, bu, bi)]
     sse_ref = numpy_svdpp_epoch(visits, N, *ref, mu, lr, reg, reg_b, reg_y)
     sse, n_bad = _svdpp_fast.svdpp_epoch(
-        ti, tr, tw, rating_ptr, order, 0, user_order, n_indptr, n_indices,
-        P, Q, Y, bu, bi, mu, lr, reg, reg_b, reg_y, True,
+        ti,
+        tr,
+        tw,
+        rating_ptr,
+        order,
+        0,
+        user_order,
+        n_indptr,
+        n_indices,
+        P,
+        Q,
+        Y,
+        bu,
+        bi,
+        mu,
+        lr,
+        reg,
+        reg_b,
+        reg_y,
+        True,
     )
     assert n_bad == 0
     for got, want in zip((P, Q, Y, bu, bi), ref):
@@ -97,12 +123,29 @@ def test_svdpp_epoch_shuffles_within_users_only():
     n_indices = np.zeros(3, dtype=np.int32)
     args = (np.zeros(30, dtype=np.int32), rng.uniform(1, 5, 30), np.zeros(0))
     P, Q, Y = np.zeros((4, 2)), np.zeros((1, 2)), np.zeros((1, 2))
-    _svdpp_fast.svdpp_epoch(*args, rating_ptr, order, 12345, np.arange(4, dtype=np.intp),
-                            n_indptr, n_indices, P, Q, Y, np.zeros(4), np.zeros(1),
-                            3.0, 0.01, 0.0, 0.0, 0.0, True)
+    _svdpp_fast.svdpp_epoch(
+        *args,
+        rating_ptr,
+        order,
+        12345,
+        np.arange(4, dtype=np.intp),
+        n_indptr,
+        n_indices,
+        P,
+        Q,
+        Y,
+        np.zeros(4),
+        np.zeros(1),
+        3.0,
+        0.01,
+        0.0,
+        0.0,
+        0.0,
+        True,
+    )
     assert not np.array_equal(order, np.arange(30))
     for u in range(4):
-        seg = order[rating_ptr[u]:rating_ptr[u + 1]]
+        seg = order[rating_ptr[u] : rating_ptr[u + 1]]
         assert_array_equal(np.sort(seg), np.arange(rating_ptr[u], rating_ptr[u + 1]))
 
 
@@ -130,10 +173,18 @@ def test_implicit_user_factors_are_normalised_sums(small):
     z = model.implicit_item_factors_[rated].sum(axis=0) / np.sqrt(len(rated))
     assert_allclose(model.implicit_user_factors_[u], z, rtol=1e-5, atol=1e-6)
     i = 3
-    expected = (model.global_mean_ + model.user_bias_[u] + model.item_bias_[i]
-                + model.item_factors_[i] @ (model.user_factors_[u] + z))
-    got = clone(model).set_params(clip_predictions=False).fit(X, y).predict(
-        np.array([[model.users_[u], model.items_[i], 0]]))
+    expected = (
+        model.global_mean_
+        + model.user_bias_[u]
+        + model.item_bias_[i]
+        + model.item_factors_[i] @ (model.user_factors_[u] + z)
+    )
+    got = (
+        clone(model)
+        .set_params(clip_predictions=False)
+        .fit(X, y)
+        .predict(np.array([[model.users_[u], model.items_[i], 0]]))
+    )
     assert got[0] == pytest.approx(float(np.clip(expected, -np.inf, np.inf)), abs=1e-4)
 
 
@@ -148,7 +199,9 @@ def test_implicit_signal_is_learned():
         # group 0 mostly rates items 0..29, group 1 items 30..59; likes its own half
         own = np.arange(30) + 30 * group[u]
         other = np.arange(30) + 30 * (1 - group[u])
-        chosen = np.concatenate([rng.choice(own, 8, replace=False), rng.choice(other, 2, replace=False)])
+        chosen = np.concatenate(
+            [rng.choice(own, 8, replace=False), rng.choice(other, 2, replace=False)]
+        )
         for i in chosen:
             rows.append(u)
             cols.append(i)
@@ -164,8 +217,15 @@ def test_implicit_signal_is_learned():
 
 def test_early_stopping_keeps_best_epoch(small):
     X, y = small
-    model = SVDpp(n_factors=30, n_epochs=60, learning_rate=0.02, regularization=0.0,
-                  early_stopping=True, n_iter_no_change=3, random_state=0).fit(X, y)
+    model = SVDpp(
+        n_factors=30,
+        n_epochs=60,
+        learning_rate=0.02,
+        regularization=0.0,
+        early_stopping=True,
+        n_iter_no_change=3,
+        random_state=0,
+    ).fit(X, y)
     assert model.n_iter_ < 60
     assert model.best_iteration_ == int(np.argmin(model.validation_scores_)) + 1
     assert len(model.validation_scores_) == model.n_iter_
@@ -175,9 +235,14 @@ def test_every_hyperparameter_changes_the_fit(small):
     X, y = small
     base = dict(n_factors=4, n_epochs=4, random_state=0)
     ref = SVDpp(**base).fit(X, y).predict(X)
-    for change in [dict(implicit_regularization=1.0), dict(bias_regularization=1.0),
-                   dict(regularization=0.5), dict(learning_rate=0.02), dict(init_std=0.3),
-                   dict(biased=False)]:
+    for change in [
+        dict(implicit_regularization=1.0),
+        dict(bias_regularization=1.0),
+        dict(regularization=0.5),
+        dict(learning_rate=0.02),
+        dict(init_std=0.3),
+        dict(biased=False),
+    ]:
         other = SVDpp(**base, **change).fit(X, y).predict(X)
         assert not np.allclose(ref, other), change
 
@@ -206,9 +271,14 @@ def test_unknown_ids_and_recommend(small):
     u0, i0 = X[0, 0], X[0, 1]
     cu, ci = model._user_codes([u0])[0], model._item_codes([i0])[0]
     pred = model.predict(np.array([[u0, -1, 0], [-1, i0, 0], [-1, -1, 0]]))
-    want = np.clip([model.global_mean_ + model.user_bias_[cu],
-                    model.global_mean_ + model.item_bias_[ci], model.global_mean_],
-                   *model.rating_range_)
+    want = np.clip(
+        [
+            model.global_mean_ + model.user_bias_[cu],
+            model.global_mean_ + model.item_bias_[ci],
+            model.global_mean_,
+        ],
+        *model.rating_range_,
+    )
     assert_allclose(pred, want, rtol=1e-6)
     rec = model.recommend([u0, -1], n=5)
     assert rec.fallback.tolist() == [False, True]
@@ -233,10 +303,12 @@ def test_joblib_round_trip(small, tmp_path):
 
 def test_grid_search(small):
     X, y = small
-    gs = GridSearchCV(SVDpp(n_epochs=5, random_state=0),
-                      {"n_factors": [2, 4], "implicit_regularization": [0.01, 0.1]},
-                      scoring="neg_root_mean_squared_error",
-                      cv=KFold(3, shuffle=True, random_state=0)).fit(X, y)
+    gs = GridSearchCV(
+        SVDpp(n_epochs=5, random_state=0),
+        {"n_factors": [2, 4], "implicit_regularization": [0.01, 0.1]},
+        scoring="neg_root_mean_squared_error",
+        cv=KFold(3, shuffle=True, random_state=0),
+    ).fit(X, y)
     assert np.isfinite(gs.cv_results_["mean_test_score"]).all()
     assert gs.best_estimator_.n_factors in (2, 4)
 
@@ -269,8 +341,7 @@ def test_divergence_raises(small):
 def test_fold_in_uses_the_implicit_term_and_solves_the_ridge(small):
     X, y = small
     model = SVDpp(n_factors=4, n_epochs=5, dtype=np.float64, random_state=0).fit(X, y)
-    state = ("user_factors_", "item_factors_", "implicit_item_factors_", "user_bias_",
-             "item_bias_")
+    state = ("user_factors_", "item_factors_", "implicit_item_factors_", "user_bias_", "item_bias_")
     before = [getattr(model, name).copy() for name in state]
     rng = np.random.default_rng(0)
     items = rng.choice(model.items_, 8, replace=False)
@@ -293,8 +364,11 @@ def test_fold_in_uses_the_implicit_term_and_solves_the_ridge(small):
     rec = model.recommend_new(Xn, ratings, n=5)
     assert not set(items) & set(rec.items[0])
     scores = model.item_factors_ @ folded.user_factors[0] + model.item_bias_
-    assert_allclose(np.sort(rec.scores[0] - model.global_mean_ - b),
-                    np.sort(scores[model._item_codes(rec.items[0])]), rtol=1e-6)
+    assert_allclose(
+        np.sort(rec.scores[0] - model.global_mean_ - b),
+        np.sort(scores[model._item_codes(rec.items[0])]),
+        rtol=1e-6,
+    )
 
 
 def test_fold_in_ml100k_beats_the_fallback(ml100k):
@@ -303,8 +377,9 @@ def test_fold_in_ml100k_beats_the_fallback(ml100k):
     new = rng.choice(r["user"].unique(), 100, replace=False)
     is_new = r["user"].isin(new).to_numpy()
     old, nw = r[~is_new], r[is_new].sort_values("timestamp", kind="stable")
-    first = (nw.groupby("user").cumcount()
-             < nw.groupby("user")["item"].transform("size") // 2).to_numpy()
+    first = (
+        nw.groupby("user").cumcount() < nw.groupby("user")["item"].transform("size") // 2
+    ).to_numpy()
     cols = ["user", "item", "timestamp"]
     model = SVDpp(random_state=0).fit(old[cols], old["rating"])
     folded = model.fold_in(nw[first][cols], nw[first]["rating"])
@@ -312,9 +387,14 @@ def test_fold_in_ml100k_beats_the_fallback(ml100k):
     row = np.searchsorted(folded.users, fut["user"].to_numpy())
     code = model._item_codes(fut["item"].to_numpy())
     ok = code >= 0
-    pred = np.clip(model.global_mean_ + folded.user_bias[row[ok]] + model.item_bias_[code[ok]]
-                   + np.einsum("ij,ij->i", folded.user_factors[row[ok]],
-                               model.item_factors_[code[ok]]), 1, 5)
+    pred = np.clip(
+        model.global_mean_
+        + folded.user_bias[row[ok]]
+        + model.item_bias_[code[ok]]
+        + np.einsum("ij,ij->i", folded.user_factors[row[ok]], model.item_factors_[code[ok]]),
+        1,
+        5,
+    )
     truth = fut["rating"].to_numpy()[ok]
     fallback = model.predict(fut[cols])[ok]  # unknown users: mu + b_i
     # measured 0.953 vs 1.014

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _models import estimators
 from sklearn.base import clone
 
-from _models import estimators
 from sklearn_mf.datasets import make_ratings
 
 MODELS = estimators()

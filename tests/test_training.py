@@ -36,7 +36,8 @@ def ratings():
 def test_loop_records_curve_and_stops_on_convergence():
     curve = [4.0, 2.0, 1.5, 1.45, 1.44, 1.0]
     result = TrainingLoop(10, hint="").run(
-        lambda e: (curve[e - 1], 0, {}), converged=relative_decrease_below(0.05))
+        lambda e: (curve[e - 1], 0, {}), converged=relative_decrease_below(0.05)
+    )
     # 1.5 -> 1.45 is a decrease of 3.3% <= 5%: stop after epoch 4
     assert result.loss_curve == curve[:4]
     assert result.n_iter == 4 and result.stopped
@@ -47,10 +48,10 @@ def test_loop_records_curve_and_stops_on_convergence():
 
 def test_loop_divergence_names_epoch_solver_and_hint():
     steps = iter([(1.0, 0, {}), (np.inf, 0, {})])
-    with pytest.raises(FloatingPointError,
-                       match="The als solver diverged in iteration 2: .* Try this."):
-        TrainingLoop(5, hint="Try this.", solver="als", unit="iteration").run(
-            lambda e: next(steps))
+    with pytest.raises(
+        FloatingPointError, match="The als solver diverged in iteration 2: .* Try this."
+    ):
+        TrainingLoop(5, hint="Try this.", solver="als", unit="iteration").run(lambda e: next(steps))
     with pytest.raises(FloatingPointError, match="in epoch 1"):  # counted bad values
         TrainingLoop(5, hint="").run(lambda e: (1.0, 3, {}))
 
@@ -65,7 +66,8 @@ def test_loop_early_stopping_restores_the_best_parameters():
 
     stopper = EarlyStopping(lambda: (param,), tol=0.5, patience=2)
     result = TrainingLoop(10, hint="", early_stopping=stopper).run(
-        step, score=lambda e: scores[e - 1])
+        step, score=lambda e: scores[e - 1]
+    )
     # epoch 2 is the best (3.0); epochs 3, 4 do not improve by 0.5: stop at 4
     assert result.n_iter == 4 and result.stopped
     assert result.validation_scores == scores[:4]
@@ -92,8 +94,9 @@ def test_make_rng_is_reproducible_and_streams_differ():
 
 
 def test_merge_interactions_replaces_or_adds_and_keeps_inputs():
-    seen, pop = seen_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]),
-                            np.array([1.0, 2.0, 3.0]), 2, 2)
+    seen, pop = seen_matrix(
+        np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([1.0, 2.0, 3.0]), 2, 2
+    )
     before = seen.toarray().copy()
     u, i, v = np.array([0, 2]), np.array([1, 2]), np.array([5.0, 7.0])
     m, p, _, keep = merge_interactions(seen, pop, u, i, v, 3, 3, replace=True)
@@ -108,17 +111,33 @@ def test_merge_interactions_replaces_or_adds_and_keeps_inputs():
 
 def test_explicit_als_driver_matches_the_estimator(ratings):
     X, y = ratings
-    mf = MatrixFactorization(4, solver="als", max_iter=5, dtype=np.float64, tol=None,
-                             random_state=0, n_jobs=1).fit(X, y)
+    mf = MatrixFactorization(
+        4, solver="als", max_iter=5, dtype=np.float64, tol=None, random_state=0, n_jobs=1
+    ).fit(X, y)
     u, i = mf._user_codes(X[:, 0]), mf._item_codes(X[:, 1])
     rng = make_rng(0)
     P = rng.normal(0, mf.init_std, (len(mf.users_), 4))
     Q = rng.normal(0, mf.init_std, (len(mf.items_), 4))
     res = run_explicit_als(
-        u, i, y, None, np.arange(len(y)), None, P, Q, np.zeros(len(P)), np.zeros(len(Q)),
-        global_mean=float(y.mean()), regularization=mf.regularization,
-        bias_regularization=None, scaling=True, max_iter=5, tol=None,
-        n_iter_no_change=5, clip_range=None, n_threads=1,
+        u,
+        i,
+        y,
+        None,
+        np.arange(len(y)),
+        None,
+        P,
+        Q,
+        np.zeros(len(P)),
+        np.zeros(len(Q)),
+        global_mean=float(y.mean()),
+        regularization=mf.regularization,
+        bias_regularization=None,
+        scaling=True,
+        max_iter=5,
+        tol=None,
+        n_iter_no_change=5,
+        clip_range=None,
+        n_threads=1,
     )
     np.testing.assert_array_equal(res.user_factors, mf.user_factors_)
     np.testing.assert_array_equal(res.item_bias, mf.item_bias_)
@@ -154,7 +173,9 @@ ONLINE = [
 ]
 
 
-@pytest.mark.parametrize("est", ONLINE, ids=lambda e: f"{type(e).__name__}-{e.get_params().get('solver', '')}")
+@pytest.mark.parametrize(
+    "est", ONLINE, ids=lambda e: f"{type(e).__name__}-{e.get_params().get('solver', '')}"
+)
 def test_partial_fit_failing_validation_leaves_the_model_unchanged(est, ratings):
     X, y = ratings
     est.fit(X, y)
@@ -168,16 +189,27 @@ def test_partial_fit_failing_validation_leaves_the_model_unchanged(est, ratings)
     assert len(est.users_) == len(snap["users_"]) + 1
 
 
-@pytest.mark.parametrize("make, bad", [
-    (lambda: MatrixFactorization(4, n_epochs=20, random_state=0, n_jobs=1),
-     dict(learning_rate=50.0)),
-    (lambda: SVDpp(4, n_epochs=20, random_state=0, n_jobs=1), dict(learning_rate=50.0)),
-    (lambda: BaselineRegressor(solver="sgd", n_epochs=20, random_state=0),
-     dict(learning_rate=1e6)),
-    (lambda: FactorizationMachineRegressor(2, solver="sgd", n_epochs=20, tol=None,
-                                           random_state=0),
-     dict(learning_rate=1e3, init_std=5.0)),
-], ids=["mf", "svdpp", "baseline", "fm"])
+@pytest.mark.parametrize(
+    "make, bad",
+    [
+        (
+            lambda: MatrixFactorization(4, n_epochs=20, random_state=0, n_jobs=1),
+            dict(learning_rate=50.0),
+        ),
+        (lambda: SVDpp(4, n_epochs=20, random_state=0, n_jobs=1), dict(learning_rate=50.0)),
+        (
+            lambda: BaselineRegressor(solver="sgd", n_epochs=20, random_state=0),
+            dict(learning_rate=1e6),
+        ),
+        (
+            lambda: FactorizationMachineRegressor(
+                2, solver="sgd", n_epochs=20, tol=None, random_state=0
+            ),
+            dict(learning_rate=1e3, init_std=5.0),
+        ),
+    ],
+    ids=["mf", "svdpp", "baseline", "fm"],
+)
 def test_fit_raising_midway_leaves_the_model_unchanged(make, bad, ratings):
     X, y = ratings
     if isinstance(make(), FactorizationMachineRegressor):
@@ -210,8 +242,7 @@ def test_bpr_fit_failing_leaves_the_model_unchanged(ratings):
 
 INTERRUPTIBLE = [
     lambda: MatrixFactorization(4, n_epochs=6, random_state=0, n_jobs=1),
-    lambda: MatrixFactorization(4, solver="als", max_iter=6, tol=None, random_state=0,
-                                n_jobs=1),
+    lambda: MatrixFactorization(4, solver="als", max_iter=6, tol=None, random_state=0, n_jobs=1),
     lambda: SVDpp(4, n_epochs=6, random_state=0, n_jobs=1),
     lambda: ImplicitALS(4, max_iter=6, random_state=0, n_jobs=1),
     lambda: BPR(4, n_epochs=6, random_state=0, n_jobs=1),
@@ -219,8 +250,9 @@ INTERRUPTIBLE = [
 ]
 
 
-@pytest.mark.parametrize("make", INTERRUPTIBLE,
-                         ids=["mf-sgd", "mf-als", "svdpp", "ials", "bpr", "baseline"])
+@pytest.mark.parametrize(
+    "make", INTERRUPTIBLE, ids=["mf-sgd", "mf-als", "svdpp", "ials", "bpr", "baseline"]
+)
 def test_keyboard_interrupt_midway_leaves_the_model_unchanged(make, ratings, monkeypatch):
     X, y = ratings
     est = make().fit(X, y)

@@ -51,19 +51,26 @@ class BlockSampler:
             d = B.shape[1]
             V = rng.normal(0.0, init_std, (d, k)).astype(dtype)
             V[counts == 0] = 0
-            self.blocks.append(dict(
-                row_of=row_of,
-                csr=(np.ascontiguousarray(B.data), _intp(B.indices), _intp(B.indptr)),
-                csc=(np.ascontiguousarray(Bc.data), _intp(Bc.indices), _intp(Bc.indptr)),
-                columns=_intp(np.flatnonzero(counts > 0)),
-                group_ptr=_intp(np.concatenate(
-                    [[0], np.cumsum(np.bincount(row_of, minlength=B.shape[0]))])),
-                group_rows=_intp(np.argsort(row_of, kind="stable")),
-                w=np.zeros(d, dtype=dtype), V=V,
-                s=np.zeros((B.shape[0], k)), T=np.zeros(B.shape[0]),
-                lam=np.ones(k + 1), mu=np.zeros(k + 1),
-                w_sum=np.zeros(d), draws=[],
-            ))
+            self.blocks.append(
+                dict(
+                    row_of=row_of,
+                    csr=(np.ascontiguousarray(B.data), _intp(B.indices), _intp(B.indptr)),
+                    csc=(np.ascontiguousarray(Bc.data), _intp(Bc.indices), _intp(Bc.indptr)),
+                    columns=_intp(np.flatnonzero(counts > 0)),
+                    group_ptr=_intp(
+                        np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=B.shape[0]))])
+                    ),
+                    group_rows=_intp(np.argsort(row_of, kind="stable")),
+                    w=np.zeros(d, dtype=dtype),
+                    V=V,
+                    s=np.zeros((B.shape[0], k)),
+                    T=np.zeros(B.shape[0]),
+                    lam=np.ones(k + 1),
+                    mu=np.zeros(k + 1),
+                    w_sum=np.zeros(d),
+                    draws=[],
+                )
+            )
 
     def add_to_caches(self, pred, q):
         """Recompute every block's terms and add them to fresh caches."""
@@ -86,9 +93,25 @@ class BlockSampler:
             # one stream of normal draws per block, apart from the plain columns'
             block_seed = (seed ^ (0xA24BAED4963EE407 * (t + 1))) % 2**64
             n_bad += _mcmc_fast.block_sweep(
-                *b["csc"], b["columns"], b["row_of"], b["group_ptr"], b["group_rows"],
-                yt, swt, b["w"], b["V"], b["s"], b["T"], pred, q, alpha, b["lam"],
-                b["mu"], block_seed, self.n_threads)
+                *b["csc"],
+                b["columns"],
+                b["row_of"],
+                b["group_ptr"],
+                b["group_rows"],
+                yt,
+                swt,
+                b["w"],
+                b["V"],
+                b["s"],
+                b["T"],
+                pred,
+                q,
+                alpha,
+                b["lam"],
+                b["mu"],
+                block_seed,
+                self.n_threads,
+            )
             if n_bad:
                 break
         return n_bad
@@ -106,9 +129,12 @@ class BlockSampler:
         for b in self.blocks:
             n_kept = len(b["draws"])
             dtype = b["V"].dtype
-            out.append((
-                (y_sd * b["w_sum"] / n_kept).astype(dtype),
-                np.ascontiguousarray(np.concatenate(b["draws"], axis=1)
-                                     * np.sqrt(y_sd / n_kept), dtype=dtype),
-            ))
+            out.append(
+                (
+                    (y_sd * b["w_sum"] / n_kept).astype(dtype),
+                    np.ascontiguousarray(
+                        np.concatenate(b["draws"], axis=1) * np.sqrt(y_sd / n_kept), dtype=dtype
+                    ),
+                )
+            )
         return out

@@ -70,13 +70,12 @@ def fm_predict_naive(X, w0, w, V):
     for r in range(X.shape[0]):
         x = X[r]
         for j in range(d):
-            for l in range(j + 1, d):
-                out[r] += G[j, l] * x[j] * x[l]
+            for m in range(j + 1, d):
+                out[r] += G[j, m] * x[j] * x[m]
     return out
 
 
-def fm_penalty(w0, w, V, scale, scale0, regularization_w0, bias_regularization,
-               regularization):
+def fm_penalty(w0, w, V, scale, scale0, regularization_w0, bias_regularization, regularization):
     """The penalty term of the FM objective (float64), with per-feature
     multipliers ``scale`` and the intercept's ``scale0``."""
     w0 = float(w0[0])
@@ -204,8 +203,12 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
     def _validate_X(self, X, reset):
         dtype = check_dtype(self.dtype) if reset else self.w_.dtype.type
         X = validate_data(
-            self, X, accept_sparse=("csr", "csc", "coo"), dtype=dtype,
-            reset=reset, ensure_all_finite=True,
+            self,
+            X,
+            accept_sparse=("csr", "csc", "coo"),
+            dtype=dtype,
+            reset=reset,
+            ensure_all_finite=True,
         )
         return _as_csr(X, dtype)
 
@@ -214,8 +217,14 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         Xc = self._validate_X(X, reset=False)
         out = np.empty(Xc.shape[0], dtype=np.float64)
         _fm_fast.predict(
-            Xc.data, Xc.indices, Xc.indptr, float(self._w0[0]), self.w_,
-            self.V_, out, effective_n_threads(self.n_jobs),
+            Xc.data,
+            Xc.indices,
+            Xc.indptr,
+            float(self._w0[0]),
+            self.w_,
+            self.V_,
+            out,
+            effective_n_threads(self.n_jobs),
         )
         return out
 
@@ -235,9 +244,9 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         if len(y) != n:
             raise ValueError(f"X has {n} rows but y has {len(y)} values.")
         sample_weight = (
-            None if sample_weight is None
-            else _check_sample_weight(sample_weight, Xc, dtype=np.float64,
-                                      ensure_non_negative=True)
+            None
+            if sample_weight is None
+            else _check_sample_weight(sample_weight, Xc, dtype=np.float64, ensure_non_negative=True)
         )
         rng = make_rng(self.random_state)
         V = rng.normal(0.0, self.init_std, (d, self.n_factors)).astype(dtype)
@@ -263,18 +272,34 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         validation = None
         if val is not None:
             validation = (
-                _as_csr(Xc[val], dtype), y[val],
+                _as_csr(Xc[val], dtype),
+                y[val],
                 None if sample_weight is None else sample_weight[val],
             )
         if self.solver == "mcmc":
             return run_mcmc(
-                Xt, _csc_parts(Xt), yt, swt, sum_w, rng, validation, w0, w, V,
-                max_iter=self.max_iter, burn_in=self.burn_in,
-                fit_intercept=self.fit_intercept, feature_groups=self.feature_groups,
-                tol=self.tol, n_iter_no_change=self.n_iter_no_change,
-                n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
-                desc=type(self).__name__, probit=self._loss_name == "logistic",
-                init_std=self.init_std, blocks=blocks,
+                Xt,
+                _csc_parts(Xt),
+                yt,
+                swt,
+                sum_w,
+                rng,
+                validation,
+                w0,
+                w,
+                V,
+                max_iter=self.max_iter,
+                burn_in=self.burn_in,
+                fit_intercept=self.fit_intercept,
+                feature_groups=self.feature_groups,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                n_threads=effective_n_threads(self.n_jobs),
+                verbose=self.verbose,
+                desc=type(self).__name__,
+                probit=self._loss_name == "logistic",
+                init_std=self.init_std,
+                blocks=blocks,
             )
         return self._optimize(Xt, yt, swt, sum_w, rng, validation, w0, w, V)
 
@@ -292,16 +317,22 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         loss = _LOSS[self._loss_name]
         n, k = Xt.shape[0], self.n_factors
         n_threads = effective_n_threads(self.n_jobs)
-        reg_w = (self.regularization if self.bias_regularization is None
-                 else self.bias_regularization)
+        reg_w = (
+            self.regularization if self.bias_regularization is None else self.bias_regularization
+        )
         scale, scale0, counts, present = penalty_scales(
-            Xt, swt, sum_w, self.regularization_scaling == "occurrence")
+            Xt, swt, sum_w, self.regularization_scaling == "occurrence"
+        )
         w[~present] = 0
         V[~present] = 0
 
         def objective(data_loss):
-            return (data_loss + fm_penalty(w0, w, V, scale, scale0, self.regularization_w0,
-                                           reg_w, self.regularization)) / sum_w
+            return (
+                data_loss
+                + fm_penalty(
+                    w0, w, V, scale, scale0, self.regularization_w0, reg_w, self.regularization
+                )
+            ) / sum_w
 
         if self.solver == "sgd":
             n_epochs, hint = self.n_epochs, sgd_hint(self.learning_rate)
@@ -313,13 +344,27 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
             invscaling = self.learning_rate_schedule == "invscaling"
 
             def step(epoch):
-                lr = (self.learning_rate / epoch**self.power_t if invscaling
-                      else self.learning_rate)
+                lr = self.learning_rate / epoch**self.power_t if invscaling else self.learning_rate
                 order = rng.permutation(n).astype(np.intp)
                 data_loss, n_bad = _fm_fast.sgd_epoch(
-                    Xt.data, Xt.indices, Xt.indptr, yt, swt, order, w0, w, V,
-                    row_scale, row_scale0, self.regularization_w0, reg_w,
-                    self.regularization, lr, loss, self.fit_intercept, q,
+                    Xt.data,
+                    Xt.indices,
+                    Xt.indptr,
+                    yt,
+                    swt,
+                    order,
+                    w0,
+                    w,
+                    V,
+                    row_scale,
+                    row_scale0,
+                    self.regularization_w0,
+                    reg_w,
+                    self.regularization,
+                    lr,
+                    loss,
+                    self.fit_intercept,
+                    q,
                 )
                 return finish(data_loss, n_bad)
         else:
@@ -331,11 +376,26 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
 
             def step(epoch):
                 # Refresh the caches from scratch each sweep: no drift in float32.
-                _fm_fast.predict_cache(Xt.data, Xt.indices, Xt.indptr, float(w0[0]), w, V,
-                                       pred, qc, n_threads)
+                _fm_fast.predict_cache(
+                    Xt.data, Xt.indices, Xt.indptr, float(w0[0]), w, V, pred, qc, n_threads
+                )
                 n_bad = _fm_fast.cd_epoch(
-                    cdata, crows, cptr, yt, swt, w0, w, V, pred, qc, cd_scale, scale0,
-                    self.regularization_w0, reg_w, self.regularization, loss,
+                    cdata,
+                    crows,
+                    cptr,
+                    yt,
+                    swt,
+                    w0,
+                    w,
+                    V,
+                    pred,
+                    qc,
+                    cd_scale,
+                    scale0,
+                    self.regularization_w0,
+                    reg_w,
+                    self.regularization,
+                    loss,
                     self.fit_intercept,
                 )
                 return finish(_fm_fast.objective(pred, yt, swt, loss), n_bad)
@@ -352,17 +412,27 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
             out = np.empty(X_val.shape[0], dtype=np.float64)
 
             def score(epoch):
-                _fm_fast.predict(X_val.data, X_val.indices, X_val.indptr, float(w0[0]), w, V,
-                                 out, n_threads)
+                _fm_fast.predict(
+                    X_val.data, X_val.indices, X_val.indptr, float(w0[0]), w, V, out, n_threads
+                )
                 return self._validation_loss(out, y_val, w_val)
 
             stopper = EarlyStopping(lambda: (w0, w, V), self.tol, self.n_iter_no_change)
-        loop = TrainingLoop(n_epochs, hint=hint, solver=self.solver, early_stopping=stopper,
-                            verbose=self.verbose, desc=type(self).__name__)
+        loop = TrainingLoop(
+            n_epochs,
+            hint=hint,
+            solver=self.solver,
+            early_stopping=stopper,
+            verbose=self.verbose,
+            desc=type(self).__name__,
+        )
         result = loop.run(
-            step, score=score, score_name=f"validation {self._validation_name}",
-            converged=(None if stopper is not None
-                       else objective_stalled(self.tol, self.n_iter_no_change)),
+            step,
+            score=score,
+            score_name=f"validation {self._validation_name}",
+            converged=(
+                None if stopper is not None else objective_stalled(self.tol, self.n_iter_no_change)
+            ),
         )
         if not result.stopped and self.tol is not None:
             cap = "n_epochs" if self.solver == "sgd" else "max_iter"
@@ -371,6 +441,7 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
                 f"{'validation score' if stopper is not None else 'objective'} stopped "
                 f"improving; increase {cap} or tol.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
         return FMFit(w0, w, V, result, {})
 
@@ -626,16 +697,29 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         verbose=0,
     ):
         super().__init__(
-            n_factors, solver=solver, n_epochs=n_epochs, max_iter=max_iter,
+            n_factors,
+            solver=solver,
+            n_epochs=n_epochs,
+            max_iter=max_iter,
             learning_rate=learning_rate,
-            learning_rate_schedule=learning_rate_schedule, power_t=power_t,
-            regularization=regularization, bias_regularization=bias_regularization,
+            learning_rate_schedule=learning_rate_schedule,
+            power_t=power_t,
+            regularization=regularization,
+            bias_regularization=bias_regularization,
             regularization_w0=regularization_w0,
-            regularization_scaling=regularization_scaling, fit_intercept=fit_intercept,
-            init_std=init_std, dtype=dtype, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            tol=tol, burn_in=burn_in, feature_groups=feature_groups,
-            random_state=random_state, n_jobs=n_jobs, verbose=verbose,
+            regularization_scaling=regularization_scaling,
+            fit_intercept=fit_intercept,
+            init_std=init_std,
+            dtype=dtype,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            burn_in=burn_in,
+            feature_groups=feature_groups,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.clip_predictions = clip_predictions
 
@@ -668,8 +752,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         y = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")
-        fit = self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s),
-                        blocks=blocks)
+        fit = self._fit(X, y, sample_weight, lambda t, s: np.average(t, weights=s), blocks=blocks)
         self._set_fit(fit)
         self.target_range_ = (float(y.min()), float(y.max())) if len(y) else (0.0, 0.0)
         check_finite_fit(self, y, what="targets")
@@ -934,8 +1017,9 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         self : FactorizationMachineClassifier
             The fitted estimator.
         """
-        check_array(X, accept_sparse=True, dtype=None, ensure_all_finite=False,
-                    estimator=self)  # no samples: say so before counting classes
+        check_array(
+            X, accept_sparse=True, dtype=None, ensure_all_finite=False, estimator=self
+        )  # no samples: say so before counting classes
         y = column_or_1d(y, warn=True)
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind != "binary":
@@ -1031,14 +1115,24 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         log_p0 = np.empty((n_draws, Xc.shape[0]))
         dtype = self.V_.dtype
         for s in range(n_draws):
-            V = np.ascontiguousarray(self.V_[:, s * k:(s + 1) * k] * np.sqrt(n_draws),
-                                     dtype=dtype)
-            _fm_fast.predict(Xc.data, Xc.indices, Xc.indptr, float(self._w0_draws[s]),
-                             self._w_draws[s], V, score, n_threads)
+            V = np.ascontiguousarray(
+                self.V_[:, s * k : (s + 1) * k] * np.sqrt(n_draws), dtype=dtype
+            )
+            _fm_fast.predict(
+                Xc.data,
+                Xc.indices,
+                Xc.indptr,
+                float(self._w0_draws[s]),
+                self._w_draws[s],
+                V,
+                score,
+                n_threads,
+            )
             log_p1[s], log_p0[s] = log_ndtr(score), log_ndtr(-score)
         log_n = np.log(n_draws)
-        return np.column_stack([logsumexp(log_p0, axis=0) - log_n,
-                                logsumexp(log_p1, axis=0) - log_n])
+        return np.column_stack(
+            [logsumexp(log_p0, axis=0) - log_n, logsumexp(log_p1, axis=0) - log_n]
+        )
 
     def predict(self, X):
         """Predicted labels (``classes_[1]`` where the score is positive).

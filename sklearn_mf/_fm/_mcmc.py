@@ -24,7 +24,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
-from sklearn_mf._fm import _fm_fast, _mcmc_fast as _fm_mcmc_fast
+from sklearn_mf._fm import _fm_fast
+from sklearn_mf._fm import _mcmc_fast as _fm_mcmc_fast
 from sklearn_mf._fm._blocks import BlockSampler
 from sklearn_mf._training import EarlyStopping, LoopResult, TrainingLoop
 
@@ -68,8 +69,8 @@ def one_hot_groups(cdata, crows, cptr, n_rows):
     stamp = np.full(n_rows, -1, dtype=np.intp)
     run, run_start, n_covered, n_groups = 0, 0, 0, 1
     for j in range(d + 1):
-        rows = crows[cptr[j]:cptr[j + 1]] if j < d else None
-        binary = j < d and bool(np.all(cdata[cptr[j]:cptr[j + 1]] == 1))
+        rows = crows[cptr[j] : cptr[j + 1]] if j < d else None
+        binary = j < d and bool(np.all(cdata[cptr[j] : cptr[j + 1]] == 1))
         if j == d or not binary or (stamp[rows] == run).any():
             if j - run_start >= 2 and 2 * n_covered >= n_rows:  # close the run
                 group[run_start:j] = n_groups
@@ -119,8 +120,7 @@ def sample_prior(theta, lam, rng):
     the new mean).  Returns ``(mu, lam)``.
     """
     p = theta.shape[0]
-    mu = rng.normal(theta.sum(axis=0) / (p + _GAMMA_0),
-                    1.0 / np.sqrt((p + _GAMMA_0) * lam))
+    mu = rng.normal(theta.sum(axis=0) / (p + _GAMMA_0), 1.0 / np.sqrt((p + _GAMMA_0) * lam))
     sq = ((theta - mu) ** 2).sum(axis=0) + _GAMMA_0 * mu * mu
     lam = rng.gamma((_LAM_SHAPE + p + 1) / 2.0, 2.0 / (_LAM_RATE + sq))
     return mu, lam
@@ -154,9 +154,31 @@ class FMFit(NamedTuple):
     extra: dict  # further fitted attributes (the sampler's), by name
 
 
-def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, burn_in,
-             fit_intercept, feature_groups, tol, n_iter_no_change, n_threads, verbose=0,
-             desc=None, probit=False, init_std=0.0, blocks=None):
+def run_mcmc(
+    Xt,
+    csc,
+    yt,
+    swt,
+    sum_w,
+    rng,
+    validation,
+    w0,
+    w,
+    V,
+    *,
+    max_iter,
+    burn_in,
+    fit_intercept,
+    feature_groups,
+    tol,
+    n_iter_no_change,
+    n_threads,
+    verbose=0,
+    desc=None,
+    probit=False,
+    init_std=0.0,
+    blocks=None,
+):
     """Gibbs-sample a factorization machine on the training rows:
     CSR ``Xt``, its CSC parts ``csc = (data, rows, indptr)``, targets ``yt``
     and weights ``swt`` (empty: unweighted) of total ``sum_w``.
@@ -199,8 +221,9 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         yt = np.empty(n, dtype=dtype)  # the latent target, drawn each sweep
     else:
         y_mean = float(np.average(yt, weights=weights)) if fit_intercept else 0.0
-        y_sd = float(np.sqrt(np.average((yt.astype(np.float64) - y_mean) ** 2,
-                                        weights=weights)))  # float32 squares overflow
+        y_sd = float(
+            np.sqrt(np.average((yt.astype(np.float64) - y_mean) ** 2, weights=weights))
+        )  # float32 squares overflow
         if not y_sd > 0:
             y_sd = 1.0
         yt = np.ascontiguousarray((yt - y_mean) / y_sd, dtype=dtype)
@@ -239,8 +262,17 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         nonlocal w0_sum, alpha_sum, w_sum
         if (sweep - 1) % _REFRESH_EVERY == 0:
             _fm_fast.predict_cache(
-                Xt.data, Xt.indices, Xt.indptr, float(w0[0]), w, V,
-                pred, q, n_threads, rows_major=True)
+                Xt.data,
+                Xt.indices,
+                Xt.indptr,
+                float(w0[0]),
+                w,
+                V,
+                pred,
+                q,
+                n_threads,
+                rows_major=True,
+            )
             if relational is not None:
                 relational.add_to_caches(pred, q)
         if probit:
@@ -256,17 +288,35 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         if relational is not None:
             relational.sample_priors(sample_prior, rng)
         n_bad = _fm_mcmc_fast.gibbs_sweep(
-            cdata, crows, cptr, yt, swt, w0, w, V, pred, q,
-            columns, class_ptr, alpha, 0.0, group, lam, mu, fit_intercept,
-            int(seeds[sweep - 1]), n_threads,
+            cdata,
+            crows,
+            cptr,
+            yt,
+            swt,
+            w0,
+            w,
+            V,
+            pred,
+            q,
+            columns,
+            class_ptr,
+            alpha,
+            0.0,
+            group,
+            lam,
+            mu,
+            fit_intercept,
+            int(seeds[sweep - 1]),
+            n_threads,
         )
         if relational is not None and not n_bad:
             n_bad = relational.sweep(yt, swt, pred, q, alpha, int(seeds[sweep - 1]))
         if n_bad or not np.isfinite(w0[0]):
             return np.nan, max(int(n_bad), 1), {}
         if probit:  # log-loss of the current draw
-            data_loss = -float(np.dot(weights if weights is not None else np.ones(n),
-                                      log_ndtr(labels * pred)))
+            data_loss = -float(
+                np.dot(weights if weights is not None else np.ones(n), log_ndtr(labels * pred))
+            )
             metrics = {"log-loss": data_loss / sum_w}
         else:  # half the squared error of the current draw
             data_loss = _fm_fast.objective(pred, yt, swt, 0) * y_sd**2
@@ -283,11 +333,13 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
         return float(data_loss / sum_w), 0, metrics
 
     if validation is not None:
+
         def score(sweep):
             if sweep <= burn:
                 return None
-            _fm_fast.predict(X_val.data, X_val.indices, X_val.indptr,
-                             float(w0[0]), w, V, val_out, n_threads)
+            _fm_fast.predict(
+                X_val.data, X_val.indices, X_val.indptr, float(w0[0]), w, V, val_out, n_threads
+            )
             val_sum[...] += val_out
             val_pred = y_mean + y_sd * (val_sum / len(draws))
             if probit:
@@ -295,20 +347,26 @@ def run_mcmc(Xt, csc, yt, swt, sum_w, rng, validation, w0, w, V, *, max_iter, bu
             return float(np.sqrt(np.average((val_pred - y_val) ** 2, weights=w_val)))
 
     loop = TrainingLoop(
-        max_iter, solver="mcmc", early_stopping=stopper, verbose=verbose, desc=desc,
+        max_iter,
+        solver="mcmc",
+        early_stopping=stopper,
+        verbose=verbose,
+        desc=desc,
         unit="sweep",
         hint="Scale the features (e.g. StandardScaler for numeric columns) or use "
-             "dtype=np.float64.",
+        "dtype=np.float64.",
     )
-    result = loop.run(sweep_step, score=score,
-                      score_name=("validation log-loss (posterior mean)" if probit
-                                  else "validation RMSE (posterior mean)"))
+    result = loop.run(
+        sweep_step,
+        score=score,
+        score_name=(
+            "validation log-loss (posterior mean)" if probit else "validation RMSE (posterior mean)"
+        ),
+    )
     n_kept = len(draws)
     w0[0] = y_mean + y_sd * w0_sum / n_kept if fit_intercept else 0.0
     w[...] = y_sd * w_sum / n_kept
-    V = np.ascontiguousarray(
-        np.concatenate(draws, axis=1) * np.sqrt(y_sd / n_kept), dtype=dtype
-    )
+    V = np.ascontiguousarray(np.concatenate(draws, axis=1) * np.sqrt(y_sd / n_kept), dtype=dtype)
     extra = {"n_samples_": n_kept}
     if probit:
         # P(y = 1 | x) averages Phi over the draws, which needs each draw's

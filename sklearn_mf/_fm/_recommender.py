@@ -24,11 +24,29 @@ from sklearn_mf.model_selection import get_timestamps
 # with the regressor's constraints (clip_predictions is FMRecommender's own:
 # the inner model never clips, ranking needs the raw scores).
 FM_FORWARDED_PARAMS = (
-    "n_factors", "solver", "n_epochs", "max_iter", "burn_in", "learning_rate",
-    "learning_rate_schedule", "power_t", "regularization", "bias_regularization",
-    "regularization_w0", "regularization_scaling", "fit_intercept", "init_std", "dtype",
-    "early_stopping", "validation_fraction", "n_iter_no_change", "tol", "feature_groups",
-    "random_state", "n_jobs", "verbose",
+    "n_factors",
+    "solver",
+    "n_epochs",
+    "max_iter",
+    "burn_in",
+    "learning_rate",
+    "learning_rate_schedule",
+    "power_t",
+    "regularization",
+    "bias_regularization",
+    "regularization_w0",
+    "regularization_scaling",
+    "fit_intercept",
+    "init_std",
+    "dtype",
+    "early_stopping",
+    "validation_fraction",
+    "n_iter_no_change",
+    "tol",
+    "feature_groups",
+    "random_state",
+    "n_jobs",
+    "verbose",
 )
 
 
@@ -286,8 +304,10 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         "use_ids": ["boolean"],
         "user_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "item_id_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        **{name: FactorizationMachineRegressor._parameter_constraints[name]
-           for name in FM_FORWARDED_PARAMS},
+        **{
+            name: FactorizationMachineRegressor._parameter_constraints[name]
+            for name in FM_FORWARDED_PARAMS
+        },
         "implicit_features": [StrOptions({"user", "item", "both"}), None],
         "time_bins": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "clip_predictions": ["boolean"],
@@ -371,9 +391,9 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             col = np.full(n_all, -1, dtype=np.intp)
             col[seen] = np.arange(len(seen))
             rows = np.flatnonzero(col >= 0)
-            parts.append(sp.csr_matrix(
-                (np.ones(len(rows)), (rows, col[rows])), shape=(n_all, len(seen))
-            ))
+            parts.append(
+                sp.csr_matrix((np.ones(len(rows)), (rows, col[rows])), shape=(n_all, len(seen)))
+            )
             names.extend(f"{what}={ids[c]}" for c in seen)
         if table is not None:
             M = table[1]
@@ -414,28 +434,40 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             raise ValueError("use_ids=False needs user_features and/or item_features.")
         for name in ("implicit_features", "time_bins"):
             if getattr(self, name) is not None and self.solver != "mcmc":
-                raise ValueError(f"{name}={getattr(self, name)!r} needs solver='mcmc', "
-                                 f"got solver={self.solver!r}.")
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} needs solver='mcmc', "
+                    f"got solver={self.solver!r}."
+                )
         if self.implicit_features is not None and self.early_stopping:
-            raise ValueError("implicit_features does not support early_stopping=True "
-                             "(the sampler keeps every draw after burn_in).")
+            raise ValueError(
+                "implicit_features does not support early_stopping=True "
+                "(the sampler keeps every draw after burn_in)."
+            )
         utab = None if self.user_features is None else _encode_table(self.user_features, "user")
         itab = None if self.item_features is None else _encode_table(self.item_features, "item")
         n = len(users)
-        all_users = users if utab is None else np.concatenate(
-            [users.astype(object), utab[0].astype(object)])
-        all_items = items if itab is None else np.concatenate(
-            [items.astype(object), itab[0].astype(object)])
+        all_users = (
+            users
+            if utab is None
+            else np.concatenate([users.astype(object), utab[0].astype(object)])
+        )
+        all_items = (
+            items
+            if itab is None
+            else np.concatenate([items.astype(object), itab[0].astype(object)])
+        )
         u_all, users_ = factorize_ids(_uniform(all_users))
         i_all, items_ = factorize_ids(_uniform(all_items))
         u, i = u_all[:n], i_all[:n]
         n_users, n_items = len(users_), len(items_)
         # id columns for users/items with positively weighted ratings only
         pos = slice(None) if sample_weight is None else sample_weight > 0
-        Bu, un = self._block(n_users, u[pos], utab, None if utab is None else u_all[n:],
-                             users_, "user")
-        Bi, inames = self._block(n_items, i[pos], itab, None if itab is None else i_all[n:],
-                                 items_, "item")
+        Bu, un = self._block(
+            n_users, u[pos], utab, None if utab is None else u_all[n:], users_, "user"
+        )
+        Bi, inames = self._block(
+            n_items, i[pos], itab, None if itab is None else i_all[n:], items_, "item"
+        )
         n_uid = sum(name.startswith("user=") for name in un)
         n_iid = sum(name.startswith("item=") for name in inames)
         parts = [Bu[u], Bi[i]]
@@ -443,8 +475,16 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             parts.append(self._fit_time_features(X, i))
         design = sp.hstack(parts, format="csr")
         if (self.user_id_dropout > 0 or self.item_id_dropout > 0) and self.use_ids:
-            design = self._drop_ids(design, u, i, u_all[n:] if utab else None,
-                                    i_all[n:] if itab else None, n_uid, Bu.shape[1], n_iid)
+            design = self._drop_ids(
+                design,
+                u,
+                i,
+                u_all[n:] if utab else None,
+                i_all[n:] if itab else None,
+                n_uid,
+                Bu.shape[1],
+                n_iid,
+            )
         implicit = self._implicit_sets(u[pos], i[pos], n_users, n_items)
         fm = FactorizationMachineRegressor(
             **{name: getattr(self, name) for name in FM_FORWARDED_PARAMS},
@@ -452,9 +492,12 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         )
         if implicit:
             fm._validate_params()
-            fm._fit_regression(design, y, sample_weight,
-                               blocks=[(u if side == "user" else i, B)
-                                       for side, B in implicit.items()])
+            fm._fit_regression(
+                design,
+                y,
+                sample_weight,
+                blocks=[(u if side == "user" else i, B) for side, B in implicit.items()],
+            )
         else:
             fm.fit(design, y, sample_weight=sample_weight)
         k = Bu.shape[1]
@@ -471,7 +514,8 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         self._set_blocks(Bu, Bi, implicit)
         self._fold_in_prior = (
             self._id_block_prior(1.0 / fm.noise_precision_)
-            if self.solver == "mcmc" and self.use_ids else None
+            if self.solver == "mcmc" and self.use_ids
+            else None
         )
         check_finite_fit(self)
         return self
@@ -483,17 +527,23 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         ku, ki = self._n_user_cols, Bi.shape[1]
         w, V = self.fm_.w_.astype(np.float64), self.fm_.V_.astype(np.float64)
         # the implicit sets are user (item) features: the same terms as a side table
-        self._implicit = {side: (B, wb.astype(np.float64), Vb.astype(np.float64))
-                          for (side, B), (wb, Vb) in zip(implicit.items(),
-                                                         getattr(self.fm_, "_relational", None) or ())}
-        sides = {"user": (Bu, w[:ku], V[:ku]), "item": (Bi, w[ku:ku + ki], V[ku:ku + ki])}
+        self._implicit = {
+            side: (B, wb.astype(np.float64), Vb.astype(np.float64))
+            for (side, B), (wb, Vb) in zip(
+                implicit.items(), getattr(self.fm_, "_relational", None) or ()
+            )
+        }
+        sides = {"user": (Bu, w[:ku], V[:ku]), "item": (Bi, w[ku : ku + ki], V[ku : ku + ki])}
         for side, (B, wb, Vb) in self._implicit.items():
             Bs, ws, Vs = sides[side]
-            sides[side] = (sp.hstack([Bs, B], format="csr"), np.concatenate([ws, wb]),
-                           np.vstack([Vs, Vb]))
+            sides[side] = (
+                sp.hstack([Bs, B], format="csr"),
+                np.concatenate([ws, wb]),
+                np.vstack([Vs, Vb]),
+            )
         self.user_embeddings_, self.user_offsets_ = _block_terms(*sides["user"])
         self.item_embeddings_, self.item_offsets_ = _block_terms(*sides["item"])
-        self._time_params = (w[ku + ki:], V[ku + ki:])
+        self._time_params = (w[ku + ki :], V[ku + ki :])
         self._user_block, self._item_block = Bu, Bi
 
     # ------------------------------------------------------------ online
@@ -540,10 +590,14 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         >>> 1000 in fm.users_
         True
         """
-        from sklearn_mf._fm._estimators import _LOSS
         from sklearn_mf._fm import _fm_fast
-        from sklearn_mf._online import PARTIAL_FIT_PASSES, PARTIAL_FIT_REPLAY
-        from sklearn_mf._online import grow_and_replay, online_rng
+        from sklearn_mf._fm._estimators import _LOSS
+        from sklearn_mf._online import (
+            PARTIAL_FIT_PASSES,
+            PARTIAL_FIT_REPLAY,
+            grow_and_replay,
+            online_rng,
+        )
 
         if not hasattr(self, "fm_"):
             return self.fit(X, y, sample_weight)
@@ -553,13 +607,18 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
                 "cannot update: refit, or serve new users with recommend_new."
             )
         users, items, y, sample_weight = check_interactions(
-            self, X, y, sample_weight, reset=False, y_required=True)
+            self, X, y, sample_weight, reset=False, y_required=True
+        )
         n_calls = getattr(self, "_n_partial_fit_calls", 0) + 1
         rng = online_rng(self.random_state, n_calls)
-        batch = grow_and_replay(self, users, items, y, sample_weight, [],
-                                PARTIAL_FIT_REPLAY, rng)
-        u, i, yy, w, n_new = (batch.user_codes, batch.item_codes, batch.y,
-                              batch.sample_weight, batch.n_new)
+        batch = grow_and_replay(self, users, items, y, sample_weight, [], PARTIAL_FIT_REPLAY, rng)
+        u, i, yy, w, n_new = (
+            batch.user_codes,
+            batch.item_codes,
+            batch.y,
+            batch.sample_weight,
+            batch.n_new,
+        )
         self._set_ids(batch.users, batch.items)
         self.user_items_, self.item_popularity_ = batch.user_items, batch.item_popularity
         self.rating_range_ = batch.rating_range
@@ -575,9 +634,12 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         # new id columns: after the old ids of their block
         ku, kui = self._n_user_cols, self._n_user_id_cols
         kii = self._n_item_id_cols
-        old_cols = np.r_[np.arange(kui), kui + add_u + np.arange(ku - kui),
-                         ku + add_u + np.arange(kii),
-                         ku + add_u + kii + add_i + np.arange(fm.w_.shape[0] - ku - kii)]
+        old_cols = np.r_[
+            np.arange(kui),
+            kui + add_u + np.arange(ku - kui),
+            ku + add_u + np.arange(kii),
+            ku + add_u + kii + add_i + np.arange(fm.w_.shape[0] - ku - kii),
+        ]
         d = fm.w_.shape[0] + add_u + add_i
         w_new = np.zeros(d, dtype=fm.w_.dtype)
         V_new = rng.normal(0, self.init_std, (d, fm.V_.shape[1])).astype(fm.V_.dtype)
@@ -588,10 +650,12 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         self._n_item_id_cols += add_i
         self._n_user_cols += add_u
         self.feature_names_ = (
-            self.feature_names_[:kui] + [f"user={v}" for v in self.users_[need_u]]
-            + self.feature_names_[kui:ku + kii]
+            self.feature_names_[:kui]
+            + [f"user={v}" for v in self.users_[need_u]]
+            + self.feature_names_[kui : ku + kii]
             + [f"item={v}" for v in self.items_[need_i]]
-            + self.feature_names_[ku + kii:])
+            + self.feature_names_[ku + kii :]
+        )
 
         design = sp.hstack([Bu[u], Bi[i]], format="csr", dtype=fm.w_.dtype)
         design.indices = design.indices.astype(np.intp)
@@ -609,10 +673,24 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         for epoch in range(1, PARTIAL_FIT_PASSES + 1):
             order = rng.permutation(n).astype(np.intp)
             loss, n_bad = _fm_fast.sgd_epoch(
-                design.data, design.indices, design.indptr, yy.astype(dtype), swt, order,
-                fm._w0, fm.w_, fm.V_, row_scale.astype(dtype), 1.0 if occurrence else 1.0 / n,
-                fm.regularization_w0, reg_w, fm.regularization, self.learning_rate,
-                _LOSS[fm._loss_name], fm.fit_intercept, q,
+                design.data,
+                design.indices,
+                design.indptr,
+                yy.astype(dtype),
+                swt,
+                order,
+                fm._w0,
+                fm.w_,
+                fm.V_,
+                row_scale.astype(dtype),
+                1.0 if occurrence else 1.0 / n,
+                fm.regularization_w0,
+                reg_w,
+                fm.regularization,
+                self.learning_rate,
+                _LOSS[fm._loss_name],
+                fm.fit_intercept,
+                q,
             )
             if n_bad:
                 raise FloatingPointError(
@@ -643,18 +721,23 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         (after the old id columns)."""
         out = []
         for B, n_ids, need, n_rows in (
-                (self._user_block, self._n_user_id_cols, need_u, len(self.users_)),
-                (self._item_block, self._n_item_id_cols, need_i, len(self.items_))):
+            (self._user_block, self._n_user_id_cols, need_u, len(self.users_)),
+            (self._item_block, self._n_item_id_cols, need_i, len(self.items_)),
+        ):
             B = sp.csr_matrix(B)
             n_new_rows = n_rows - B.shape[0]
             ids, rest = B[:, :n_ids], B[:, n_ids:]
-            eye = sp.csr_matrix((np.ones(len(need)), (need, np.arange(len(need)))),
-                                shape=(n_rows, len(need)))
-            grown = sp.hstack([
-                sp.vstack([ids, sp.csr_matrix((n_new_rows, n_ids))]),
-                eye,
-                sp.vstack([rest, sp.csr_matrix((n_new_rows, rest.shape[1]))]),
-            ], format="csr")
+            eye = sp.csr_matrix(
+                (np.ones(len(need)), (need, np.arange(len(need)))), shape=(n_rows, len(need))
+            )
+            grown = sp.hstack(
+                [
+                    sp.vstack([ids, sp.csr_matrix((n_new_rows, n_ids))]),
+                    eye,
+                    sp.vstack([rest, sp.csr_matrix((n_new_rows, rest.shape[1]))]),
+                ],
+                format="csr",
+            )
             out.append(grown)
         return out
 
@@ -662,12 +745,14 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         """The implicit-feedback blocks of ``implicit_features`` from the
         training pairs ``(u, i)``: {"user": B (n_users x n_items), "item": B
         (n_items x n_users)}, each row the normalised set of its partners."""
-        sides = {"user": ("user",), "item": ("item",), "both": ("user", "item"),
-                 None: ()}[self.implicit_features]
+        sides = {"user": ("user",), "item": ("item",), "both": ("user", "item"), None: ()}[
+            self.implicit_features
+        ]
         out = {}
         for side in sides:
-            rows, cols, shape = ((u, i, (n_users, n_items)) if side == "user"
-                                 else (i, u, (n_items, n_users)))
+            rows, cols, shape = (
+                (u, i, (n_users, n_items)) if side == "user" else (i, u, (n_items, n_users))
+            )
             out[side] = normalised_sets(rows, cols, shape, np.dtype(self.dtype))
         return out
 
@@ -700,8 +785,10 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         has = np.flatnonzero(cib >= 0)
         rows = np.concatenate([np.arange(len(bins)), has])
         cols = np.concatenate([cb, cib[has]])
-        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)),
-                             shape=(len(bins), self.time_bins + len(self._item_bins)))
+        return sp.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)),
+            shape=(len(bins), self.time_bins + len(self._item_bins)),
+        )
 
     def _time_terms(self, bins, item_codes, emb):
         """The time block's share of the rows' scores, given each row's other
@@ -794,11 +881,14 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         for lo in range(0, len(out), step):
             sl = slice(lo, lo + step)
             both = ku[sl] & ki[sl]
-            out[sl][both] += np.einsum("ij,ij->i", self.user_embeddings_[uc[sl][both]],
-                                       self.item_embeddings_[ic[sl][both]])
+            out[sl][both] += np.einsum(
+                "ij,ij->i", self.user_embeddings_[uc[sl][both]], self.item_embeddings_[ic[sl][both]]
+            )
             if bins is not None:
-                emb = (self.user_embeddings_[uc[sl]] * ku[sl, None]
-                       + self.item_embeddings_[ic[sl]] * ki[sl, None])
+                emb = (
+                    self.user_embeddings_[uc[sl]] * ku[sl, None]
+                    + self.item_embeddings_[ic[sl]] * ki[sl, None]
+                )
                 out[sl] += self._time_terms(bins[sl], np.where(ki[sl], ic[sl], -1), emb)[0]
         return self._clip_predictions(out)
 
@@ -845,14 +935,25 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
             # move the targets and are added to the solved id parameters
             s_new, T_new = _set_terms(indptr, indices, Q.shape[0], *self._implicit["user"][1:])
             rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-            values = (np.asarray(values, dtype=np.float64) - T_new[rows]
-                      - np.einsum("ij,ij->i", s_new[rows], Q[indices].astype(np.float64)))
+            values = (
+                np.asarray(values, dtype=np.float64)
+                - T_new[rows]
+                - np.einsum("ij,ij->i", s_new[rows], Q[indices].astype(np.float64))
+            )
         reg = self.regularization
         P, b = ridge_fold_in(
-            indptr, indices, values, Q, offset, regularization=reg,
-            bias_regularization=(reg if self.bias_regularization is None
-                                 else self.bias_regularization),
-            per_rating=self.regularization_scaling == "occurrence", fit_bias=True, prior=eb,
+            indptr,
+            indices,
+            values,
+            Q,
+            offset,
+            regularization=reg,
+            bias_regularization=(
+                reg if self.bias_regularization is None else self.bias_regularization
+            ),
+            per_rating=self.regularization_scaling == "occurrence",
+            fit_bias=True,
+            prior=eb,
             n_threads=effective_n_threads(self.n_jobs),
         )
         if implicit_user:

@@ -84,20 +84,25 @@ def merge_summaries(*parts):
     """Combine partition summaries (a node of the distributed unique's tree)."""
     out = dict(parts[0])
     for s in parts[1:]:
-        for key in ("n", "null_ids", "non_finite", "negative", "positive", "sum",
-                    "inexact32"):
+        for key in ("n", "null_ids", "non_finite", "negative", "positive", "sum", "inexact32"):
             out[key] = out[key] + s[key]
         out["min"] = min(out["min"], s["min"])
         out["max"] = max(out["max"], s["max"])
     for key in ("users", "items"):
-        out[key] = pd.unique(np.concatenate([np.asarray(s[key], dtype=object)
-                                             if s[key].dtype != parts[0][key].dtype
-                                             else s[key] for s in parts]))
+        out[key] = pd.unique(
+            np.concatenate(
+                [
+                    np.asarray(s[key], dtype=object)
+                    if s[key].dtype != parts[0][key].dtype
+                    else s[key]
+                    for s in parts
+                ]
+            )
+        )
     return out
 
 
-def split_partition(frame, user_index, item_index, n_user_blocks, n_item_blocks,
-                    value_dtype):
+def split_partition(frame, user_index, item_index, n_user_blocks, n_item_blocks, value_dtype):
     """Encode a partition with the vocabularies and cut it into block pieces.
 
     Returns ``(user_pieces, item_pieces)``: ``user_pieces[b]`` holds the rows
@@ -138,16 +143,14 @@ def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
     dtype = params["dtype"]
     raw_counts = np.bincount(rows, minlength=n_rows).astype(np.int64)
     if model == "implicit":
-        m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)),
-                          shape=(n_rows, n_cols_total))
+        m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_rows, n_cols_total))
         m.sum_duplicates()
         indptr, gcols, summed = m.indptr.astype(np.intp), m.indices.astype(np.int32), m.data
         data = {"cw": (params["alpha"] * summed).astype(dtype)}
         if side == "u":
             data["y"] = summed  # the seen-items matrix of recommend and to_local
     else:
-        order = (np.argsort(rows, kind="stable") if side == "u"
-                 else np.lexsort((cols, rows)))
+        order = np.argsort(rows, kind="stable") if side == "u" else np.lexsort((cols, rows))
         indptr = np.zeros(n_rows + 1, dtype=np.intp)
         np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
         gcols = cols[order]
@@ -184,8 +187,12 @@ def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
 
 def block_nnz(block):
     """Interactions, distinct columns and out-link sizes of a block (for sizing)."""
-    return {"nnz": int(block["R"].indptr[-1]), "n_cols": int(block["R"].n_cols),
-            "out": [len(o) for o in block["out"]], "n_rows": block["R"].n_rows}
+    return {
+        "nnz": int(block["R"].indptr[-1]),
+        "n_cols": int(block["R"].n_cols),
+        "out": [len(o) for o in block["out"]],
+        "n_rows": block["R"].n_rows,
+    }
 
 
 def concat_rows(*chunks):
@@ -251,14 +258,16 @@ def solve_block(block, old, G, params, with_loss, *messages):
     if params["model"] == "implicit":
         X = old[0].copy()
         G = np.ascontiguousarray(np.asarray(G, dtype=np.float64).astype(dtype))
-        implicit_half_step(R, Y, X, params["reg"], params["solver"], params["cg_steps"],
-                           n_threads, G=G)
+        implicit_half_step(
+            R, Y, X, params["reg"], params["solver"], params["cg_steps"], n_threads, G=G
+        )
         bias = None
     else:
         X = np.zeros((R.n_rows, k), dtype=dtype)
         bias = np.zeros(R.n_rows, dtype=dtype) if params["biased"] else None
-        explicit_half_step(R, Y, other_bias, X, bias, params["reg"], params["reg_b"],
-                           params["scale"], n_threads)
+        explicit_half_step(
+            R, Y, other_bias, X, bias, params["reg"], params["reg_b"], params["scale"], n_threads
+        )
     stats = factor_stats(X, bias, block, params)
     if with_loss:
         stats["data"] = observed_loss(R, X, bias, Y, other_bias, params)
@@ -274,10 +283,10 @@ def observed_loss(R, X, bias, Y, other_bias, params):
     n_threads = params["n_threads"]
     if params["model"] == "implicit":
         with blas_single_thread():
-            return float(_als_fast.implicit_loss_observed(
-                R.indptr, R.indices, R.data["cw"], X, Y, n_threads))
-    return explicit_objective(R, X, bias, Y, other_bias, 0.0, 0.0, False, n_threads,
-                              None, None)
+            return float(
+                _als_fast.implicit_loss_observed(R.indptr, R.indices, R.data["cw"], X, Y, n_threads)
+            )
+    return explicit_objective(R, X, bias, Y, other_bias, 0.0, 0.0, False, n_threads, None, None)
 
 
 # ----------------------------------------------------------- gathering back
@@ -292,8 +301,10 @@ def block_interactions(block, n_user_blocks, b):
 def seen_matrix(block, n_items):
     """The block users' seen items (``user_items_`` rows), global item codes."""
     R = block["R"]
-    m = sp.csr_matrix((R.data["y"].astype(np.float32), block["cols"][R.indices], R.indptr),
-                      shape=(R.n_rows, n_items))
+    m = sp.csr_matrix(
+        (R.data["y"].astype(np.float32), block["cols"][R.indices], R.indptr),
+        shape=(R.n_rows, n_items),
+    )
     m.sum_duplicates()
     m.indices = m.indices.astype(np.int32, copy=False)
     m.indptr = m.indptr.astype(np.int32, copy=False)
@@ -312,12 +323,14 @@ def recommend_block(block, factors, model, block_users, query, n, exclude_seen):
     rec = model.recommend(query, n=n, exclude_seen=exclude_seen)
     n_q, n_cols = rec.items.shape
     keep = rec.scores.ravel() > -np.inf
-    return pd.DataFrame({
-        "user": np.repeat(query, n_cols)[keep],
-        "rank": np.tile(np.arange(1, n_cols + 1, dtype=np.int32), n_q)[keep],
-        "item": rec.items.ravel()[keep],
-        "score": rec.scores.ravel()[keep],
-    })
+    return pd.DataFrame(
+        {
+            "user": np.repeat(query, n_cols)[keep],
+            "rank": np.tile(np.arange(1, n_cols + 1, dtype=np.int32), n_q)[keep],
+            "item": rec.items.ravel()[keep],
+            "score": rec.scores.ravel()[keep],
+        }
+    )
 
 
 def _with_users(model, block, factors, block_users):
@@ -328,7 +341,10 @@ def _with_users(model, block, factors, block_users):
     m._user_index = pd.Index(block_users)
     m.user_factors_ = factors[0]
     if hasattr(m, "item_bias_"):  # MatrixFactorization
-        m.user_bias_ = (factors[1] if factors[1] is not None
-                        else np.zeros(len(block_users), dtype=factors[0].dtype))
+        m.user_bias_ = (
+            factors[1]
+            if factors[1] is not None
+            else np.zeros(len(block_users), dtype=factors[0].dtype)
+        )
     m.user_items_ = seen_matrix(block, len(m.items_))
     return m

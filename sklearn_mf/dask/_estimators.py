@@ -97,15 +97,19 @@ class _DaskALS(BaseEstimator):
             elif isinstance(y, da.Array):
                 y_parts = list(y.to_delayed().ravel())
             else:
-                raise TypeError("y must be a dask Series or array partitioned like X, "
-                                f"or None; got {type(y).__name__}.")
+                raise TypeError(
+                    "y must be a dask Series or array partitioned like X, "
+                    f"or None; got {type(y).__name__}."
+                )
             if len(y_parts) != len(parts):
-                raise ValueError(f"y has {len(y_parts)} partitions but X has {len(parts)}; "
-                                 "partition y like X.")
+                raise ValueError(
+                    f"y has {len(y_parts)} partitions but X has {len(parts)}; partition y like X."
+                )
         has_value = n_cols >= 3 or y is not None
         if self._model == "explicit" and not has_value:
-            raise ValueError("MatrixFactorization needs ratings: a third column of X "
-                             "(user, item, rating) or y.")
+            raise ValueError(
+                "MatrixFactorization needs ratings: a third column of X (user, item, rating) or y."
+            )
         self.n_features_in_ = 2
         if names is not None and all(isinstance(c, str) for c in names):
             self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -120,8 +124,10 @@ class _DaskALS(BaseEstimator):
 
         level = [delayed(_blocks.partition_summary, pure=True)(p) for p in parts]
         while len(level) > 1:
-            level = [delayed(_blocks.merge_summaries, pure=True)(*level[a:a + 8])
-                     for a in range(0, len(level), 8)]
+            level = [
+                delayed(_blocks.merge_summaries, pure=True)(*level[a : a + 8])
+                for a in range(0, len(level), 8)
+            ]
         s = client.compute(level[0]).result()
         if s["n"] == 0:
             raise ValueError("X holds no interaction (every partition is empty).")
@@ -131,11 +137,15 @@ class _DaskALS(BaseEstimator):
             raise ValueError(f"{s['non_finite']} rating(s) or strength(s) are NaN or infinite.")
         if self._model == "implicit":
             if s["negative"]:
-                raise ValueError(f"{s['negative']} negative interaction strength(s); "
-                                 "implicit feedback needs y >= 0.")
+                raise ValueError(
+                    f"{s['negative']} negative interaction strength(s); "
+                    "implicit feedback needs y >= 0."
+                )
             if not s["positive"]:
-                raise ValueError("y holds no positive interaction strength: every value is "
-                                 "0, so there is no observed preference to learn from.")
+                raise ValueError(
+                    "y holds no positive interaction strength: every value is "
+                    "0, so there is no observed preference to learn from."
+                )
         users = factorize_ids(pd.Series(s["users"]).infer_objects().to_numpy())[1]
         items = factorize_ids(pd.Series(s["items"]).infer_objects().to_numpy())[1]
         return users, items, s
@@ -151,8 +161,7 @@ class _DaskALS(BaseEstimator):
         from dask import delayed
 
         workers = sorted(client.nthreads())
-        value_dtype = (np.float32 if self._model == "implicit" or not self._inexact32
-                       else np.float64)
+        value_dtype = np.float32 if self._model == "implicit" or not self._inexact32 else np.float64
         uidx = _put(client, pd.Index(self.users_), f"mf-{uid}-users")
         iidx = _put(client, pd.Index(self.items_), f"mf-{uid}-items")
         split = delayed(_blocks.split_partition, pure=True)
@@ -160,18 +169,31 @@ class _DaskALS(BaseEstimator):
         blocks = {}
         for side, n_rows_total, n_cols in (("u", n_users, n_items), ("i", n_items, n_users)):
             s = 0 if side == "u" else 1
-            side_pieces = [client.submit(getitem, f, s, key=f"mf-{uid}-pieces{side}-{p}")
-                           for p, f in enumerate(splits)]
+            side_pieces = [
+                client.submit(getitem, f, s, key=f"mf-{uid}-pieces{side}-{p}")
+                for p, f in enumerate(splits)
+            ]
             out = []
             for b in range(B):
-                pieces = [client.submit(getitem, f, b, key=f"mf-{uid}-piece{side}-{p}-{b}")
-                          for p, f in enumerate(side_pieces)]
+                pieces = [
+                    client.submit(getitem, f, b, key=f"mf-{uid}-piece{side}-{p}-{b}")
+                    for p, f in enumerate(side_pieces)
+                ]
                 n_rows = len(range(b, n_rows_total, B))
-                out.append(client.submit(
-                    _blocks.build_block, n_rows, n_cols, B, f"{self._model}-{side}", params,
-                    *pieces, key=f"mf-{uid}-block{side}-{b}",
-                    workers=[workers[b % len(workers)]], allow_other_workers=True,
-                ))
+                out.append(
+                    client.submit(
+                        _blocks.build_block,
+                        n_rows,
+                        n_cols,
+                        B,
+                        f"{self._model}-{side}",
+                        params,
+                        *pieces,
+                        key=f"mf-{uid}-block{side}-{b}",
+                        workers=[workers[b % len(workers)]],
+                        allow_other_workers=True,
+                    )
+                )
             blocks[side] = out
         del splits
         return blocks["u"], blocks["i"]
@@ -180,12 +202,12 @@ class _DaskALS(BaseEstimator):
         """Task options that run a task on the worker holding ``block``."""
         return {"workers": [self._home[block.key]], "allow_other_workers": True}
 
-    def _initial_factors(self, client, n_users, n_items, B, params, uid, dtype,
-                         ublocks, iblocks):
+    def _initial_factors(self, client, n_users, n_items, B, params, uid, dtype, ublocks, iblocks):
         """Scatter the local estimator's initial factors into blocks, chunk by chunk."""
         chunks = {0: [[] for _ in range(B)], 1: [[] for _ in range(B)]}
         for which, start, rows in initial_factor_chunks(
-                self.random_state, (n_users, n_items), self.n_factors, self.init_std, dtype):
+            self.random_state, (n_users, n_items), self.n_factors, self.init_std, dtype
+        ):
             if which == 0 and self._model == "explicit":
                 continue  # the first user half-step does not read the user factors
             codes = np.arange(start, start + len(rows))
@@ -202,13 +224,17 @@ class _DaskALS(BaseEstimator):
                     side.append(None)
                     continue
                 at = self._at((ublocks, iblocks)[which][b])
-                F = client.submit(_blocks.concat_rows, *chunks[which][b],
-                                  key=f"mf-{uid}-init{which}-{b}", **at)
+                F = client.submit(
+                    _blocks.concat_rows, *chunks[which][b], key=f"mf-{uid}-init{which}-{b}", **at
+                )
                 bias = None
                 if self._model == "explicit":
                     bias = np.zeros(n_b, dtype=dtype)
-                side.append(client.submit(_blocks.as_factors, F, bias, params,
-                                          key=f"mf-{uid}-fac{which}-0-{b}", **at))
+                side.append(
+                    client.submit(
+                        _blocks.as_factors, F, bias, params, key=f"mf-{uid}-fac{which}-0-{b}", **at
+                    )
+                )
             facs.append(side)
         return facs
 
@@ -235,13 +261,16 @@ class _DaskALS(BaseEstimator):
         # every later task of a block runs where the block was built (a loose
         # restriction: if that worker is lost, anywhere)
         self._home = {k: sorted(v)[0] for k, v in client.who_has(ublocks + iblocks).items()}
-        ufac, ifac = self._initial_factors(client, n_users, n_items, B, params, uid, dtype,
-                                           ublocks, iblocks)
+        ufac, ifac = self._initial_factors(
+            client, n_users, n_items, B, params, uid, dtype, ublocks, iblocks
+        )
         wait([f for f in ufac + ifac if f is not None])  # before the iterations are timed
         sizes = client.gather([client.submit(_blocks.block_nnz, blk) for blk in ublocks + iblocks])
         # rows shipped per half-step: distinct (item, user block) and (user, item block) pairs
-        self.message_rows_ = {"to_users": int(sum(sum(s["out"]) for s in sizes[B:])),
-                              "to_items": int(sum(sum(s["out"]) for s in sizes[:B]))}
+        self.message_rows_ = {
+            "to_users": int(sum(sum(s["out"]) for s in sizes[B:])),
+            "to_items": int(sum(sum(s["out"]) for s in sizes[:B])),
+        }
         self._client, self._uid, self.n_blocks_ = client, uid, B
         self._user_blocks, self._item_blocks = ublocks, iblocks
         self._iterate(client, ublocks, iblocks, ufac, ifac, params, B, uid)
@@ -252,8 +281,9 @@ class _DaskALS(BaseEstimator):
             return s["sum"] / s["n"]
         return 0.0
 
-    def _half_step(self, client, solve, fixed, fixed_fac, solved_fac, G, params, B, tag,
-                   with_loss=False):
+    def _half_step(
+        self, client, solve, fixed, fixed_fac, solved_fac, G, params, B, tag, with_loss=False
+    ):
         """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it.
 
         Blocks are submitted in a sliding window of twice the number of
@@ -268,18 +298,37 @@ class _DaskALS(BaseEstimator):
         for b in range(B):
             if b >= window:
                 next(running)
-            m = [client.submit(_blocks.send, fixed[j], fixed_fac[j], b,
-                               key=f"{tag}-msg-{j}-{b}", **self._at(fixed[j]))
-                 for j in range(B)]
-            new.append(client.submit(_blocks.solve_block, solve[b], solved_fac[b], G, params,
-                                     with_loss, *m, key=f"{tag}-solve-{b}",
-                                     **self._at(solve[b])))
+            m = [
+                client.submit(
+                    _blocks.send,
+                    fixed[j],
+                    fixed_fac[j],
+                    b,
+                    key=f"{tag}-msg-{j}-{b}",
+                    **self._at(fixed[j]),
+                )
+                for j in range(B)
+            ]
+            new.append(
+                client.submit(
+                    _blocks.solve_block,
+                    solve[b],
+                    solved_fac[b],
+                    G,
+                    params,
+                    with_loss,
+                    *m,
+                    key=f"{tag}-solve-{b}",
+                    **self._at(solve[b]),
+                )
+            )
             running.add(new[-1])
         return new
 
     def _gram(self, client, facs, tag):
-        grams = [client.submit(_blocks.factor_gram, f, key=f"{tag}-gram-{b}")
-                 for b, f in enumerate(facs)]
+        grams = [
+            client.submit(_blocks.factor_gram, f, key=f"{tag}-gram-{b}") for b, f in enumerate(facs)
+        ]
         return client.submit(_blocks.sum_grams, *grams, key=f"{tag}-gram")
 
     def _iterate(self, client, ublocks, iblocks, ufac, ifac, params, B, uid):
@@ -288,33 +337,42 @@ class _DaskALS(BaseEstimator):
         self.seconds_per_iteration_ = []
         implicit = self._model == "implicit"
         G_i = self._gram(client, ifac, f"mf-{uid}-0-i") if implicit else None
-        progress = EpochProgress(self.verbose, self.max_iter, unit="iteration",
-                                 desc=type(self).__name__)
+        progress = EpochProgress(
+            self.verbose, self.max_iter, unit="iteration", desc=type(self).__name__
+        )
         with progress:
             for it in range(1, self.max_iter + 1):
                 t0, sent0 = time.perf_counter(), _bytes_sent(client)
                 tag = f"mf-{uid}-{it}"
-                ufac = self._half_step(client, ublocks, iblocks, ifac, ufac, G_i, params,
-                                       B, f"{tag}-u")
+                ufac = self._half_step(
+                    client, ublocks, iblocks, ifac, ufac, G_i, params, B, f"{tag}-u"
+                )
                 G_u = self._gram(client, ufac, f"{tag}-u") if implicit else None
-                ifac = self._half_step(client, iblocks, ublocks, ufac, ifac, G_u, params,
-                                       B, f"{tag}-i", with_loss=True)
-                obs = [client.submit(_data_term, f, key=f"{tag}-loss-{j}")
-                       for j, f in enumerate(ifac)]
+                ifac = self._half_step(
+                    client, iblocks, ublocks, ufac, ifac, G_u, params, B, f"{tag}-i", with_loss=True
+                )
+                obs = [
+                    client.submit(_data_term, f, key=f"{tag}-loss-{j}") for j, f in enumerate(ifac)
+                ]
                 if implicit:
                     G_i = self._gram(client, ifac, f"{tag}-i")
                     data, G_u_val, G_i_val = client.gather([obs, G_u, G_i])
                     G_u_val, G_i_val = np.asarray(G_u_val), np.asarray(G_i_val)
-                    loss = (sum(data) + float(np.sum(G_u_val * G_i_val))
-                            + params["reg"] * (np.trace(G_u_val) + np.trace(G_i_val)))
+                    loss = (
+                        sum(data)
+                        + float(np.sum(G_u_val * G_i_val))
+                        + params["reg"] * (np.trace(G_u_val) + np.trace(G_i_val))
+                    )
                 else:
-                    stats = [client.submit(getitem, f, 2, key=f"{tag}-stats-{s}-{b}")
-                             for s, side in (("u", ufac), ("i", ifac))
-                             for b, f in enumerate(side)]
+                    stats = [
+                        client.submit(getitem, f, 2, key=f"{tag}-stats-{s}-{b}")
+                        for s, side in (("u", ufac), ("i", ifac))
+                        for b, f in enumerate(side)
+                    ]
                     data, st = client.gather([obs, stats])
                     pen = sum(s["pen"] for s in st)
                     pen_b = sum(s["pen_b"] for s in st)
-                    loss = (sum(data) + params["reg"] * pen + params["reg_b"] * pen_b)
+                    loss = sum(data) + params["reg"] * pen + params["reg_b"] * pen_b
                     loss /= max(float(self._n_ratings), 1e-300)
                 loss = float(loss)
                 self.loss_curve_.append(loss)
@@ -333,7 +391,7 @@ class _DaskALS(BaseEstimator):
         B = len(facs)
         n_items, k = len(self.items_), self.n_factors
         Q = np.empty((n_items, k), dtype=facs[0][0].dtype)
-        for b, (F, bias, _) in enumerate(facs):
+        for b, (F, _bias, _) in enumerate(facs):
             Q[b::B] = F
         self.item_factors_ = Q
         if self._model == "explicit":
@@ -374,8 +432,12 @@ class _DaskALS(BaseEstimator):
         client, B = self._client, self.n_blocks_
         n_users, n_items = len(self.users_), len(self.items_)
         facs = client.gather(self._user_factors)
-        inter = client.gather([client.submit(_blocks.block_interactions, blk, B, b)
-                               for b, blk in enumerate(self._user_blocks)])
+        inter = client.gather(
+            [
+                client.submit(_blocks.block_interactions, blk, B, b)
+                for b, blk in enumerate(self._user_blocks)
+            ]
+        )
         local = self._local_class(**self._local_params())
         dtype = self.item_factors_.dtype
         P = np.empty((n_users, self.n_factors), dtype=dtype)
@@ -450,13 +512,39 @@ class _DaskALS(BaseEstimator):
         model = self._item_model()
         model_f = _put(client, model, f"mf-{self._uid}-item-model-{uuid.uuid4().hex[:8]}")
         rec = delayed(_blocks.recommend_block, pure=True)
-        parts = [rec(self._user_blocks[b], self._user_factors[b], model_f, self.users_[b::B],
-                     query[b], n, exclude_seen) for b in range(B) if len(query[b])]
+        parts = [
+            rec(
+                self._user_blocks[b],
+                self._user_factors[b],
+                model_f,
+                self.users_[b::B],
+                query[b],
+                n,
+                exclude_seen,
+            )
+            for b in range(B)
+            if len(query[b])
+        ]
         if len(unknown):
-            parts.append(rec(self._user_blocks[0], self._user_factors[0], model_f,
-                             self.users_[0::B], unknown, n, exclude_seen))
-        meta = pd.DataFrame({"user": self.users_[:0], "rank": np.zeros(0, np.int32),
-                             "item": self.items_[:0], "score": np.zeros(0)})
+            parts.append(
+                rec(
+                    self._user_blocks[0],
+                    self._user_factors[0],
+                    model_f,
+                    self.users_[0::B],
+                    unknown,
+                    n,
+                    exclude_seen,
+                )
+            )
+        meta = pd.DataFrame(
+            {
+                "user": self.users_[:0],
+                "rank": np.zeros(0, np.int32),
+                "item": self.items_[:0],
+                "score": np.zeros(0),
+            }
+        )
         if not parts:
             return dd.from_pandas(meta, npartitions=1)
         return dd.from_delayed(parts, meta=meta, verify_meta=False)
@@ -511,8 +599,18 @@ def _worker_bytes_sent(dask_worker):
     return int(dask_worker.transfer_outgoing_bytes_total)
 
 
-_COMMON = ("n_factors", "regularization", "max_iter", "tol", "init_std", "dtype",
-           "handle_unknown", "random_state", "n_jobs", "verbose")
+_COMMON = (
+    "n_factors",
+    "regularization",
+    "max_iter",
+    "tol",
+    "init_std",
+    "dtype",
+    "handle_unknown",
+    "random_state",
+    "n_jobs",
+    "verbose",
+)
 
 
 class ImplicitALS(_DaskALS):
@@ -613,15 +711,31 @@ class ImplicitALS(_DaskALS):
     _local_class = _LocalImplicitALS
     _model = "implicit"
     _parameter_constraints: dict = {
-        **{k: _LocalImplicitALS._parameter_constraints[k]
-           for k in _COMMON + ("alpha", "solver", "cg_steps")},
+        **{
+            k: _LocalImplicitALS._parameter_constraints[k]
+            for k in _COMMON + ("alpha", "solver", "cg_steps")
+        },
         "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, n_factors=64, *, alpha=1.0, regularization=0.05, max_iter=15,
-                 solver="cg", cg_steps=3, tol=None, init_std=0.01, dtype=np.float32,
-                 handle_unknown="fallback", random_state=None, n_jobs=None, verbose=0,
-                 n_blocks=None):
+    def __init__(
+        self,
+        n_factors=64,
+        *,
+        alpha=1.0,
+        regularization=0.05,
+        max_iter=15,
+        solver="cg",
+        cg_steps=3,
+        tol=None,
+        init_std=0.01,
+        dtype=np.float32,
+        handle_unknown="fallback",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+        n_blocks=None,
+    ):
         self.n_factors = n_factors
         self.alpha = alpha
         self.regularization = regularization
@@ -660,10 +774,16 @@ class ImplicitALS(_DaskALS):
     def _block_params(self, dtype):
         from sklearn_mf._utils import effective_n_threads
 
-        return {"model": "implicit", "dtype": dtype, "n_factors": self.n_factors,
-                "alpha": float(self.alpha), "reg": float(self.regularization),
-                "solver": self.solver, "cg_steps": self.cg_steps,
-                "n_threads": 1 if self.n_jobs is None else effective_n_threads(self.n_jobs)}
+        return {
+            "model": "implicit",
+            "dtype": dtype,
+            "n_factors": self.n_factors,
+            "alpha": float(self.alpha),
+            "reg": float(self.regularization),
+            "solver": self.solver,
+            "cg_steps": self.cg_steps,
+            "n_threads": 1 if self.n_jobs is None else effective_n_threads(self.n_jobs),
+        }
 
     def _should_stop(self, it):
         c = self.loss_curve_
@@ -770,11 +890,25 @@ class MatrixFactorization(_DaskALS):
         "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, n_factors=100, *, max_iter=15, regularization=0.08,
-                 bias_regularization=None, regularization_scaling="occurrence", biased=True,
-                 init_std=0.1, dtype=np.float32, tol=1e-4, clip_predictions=True,
-                 handle_unknown="fallback", random_state=None, n_jobs=None, verbose=0,
-                 n_blocks=None):
+    def __init__(
+        self,
+        n_factors=100,
+        *,
+        max_iter=15,
+        regularization=0.08,
+        bias_regularization=None,
+        regularization_scaling="occurrence",
+        biased=True,
+        init_std=0.1,
+        dtype=np.float32,
+        tol=1e-4,
+        clip_predictions=True,
+        handle_unknown="fallback",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+        n_blocks=None,
+    ):
         self.n_factors = n_factors
         self.max_iter = max_iter
         self.regularization = regularization
@@ -815,10 +949,16 @@ class MatrixFactorization(_DaskALS):
 
         reg = float(self.regularization)
         reg_b = reg if self.bias_regularization is None else float(self.bias_regularization)
-        return {"model": "explicit", "dtype": dtype, "n_factors": self.n_factors,
-                "reg": reg, "reg_b": reg_b, "biased": bool(self.biased),
-                "scale": self.regularization_scaling == "occurrence",
-                "n_threads": 1 if self.n_jobs is None else effective_n_threads(self.n_jobs)}
+        return {
+            "model": "explicit",
+            "dtype": dtype,
+            "n_factors": self.n_factors,
+            "reg": reg,
+            "reg_b": reg_b,
+            "biased": bool(self.biased),
+            "scale": self.regularization_scaling == "occurrence",
+            "n_threads": 1 if self.n_jobs is None else effective_n_threads(self.n_jobs),
+        }
 
     def _should_stop(self, it):
         c = self.loss_curve_

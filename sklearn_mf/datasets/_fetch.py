@@ -138,9 +138,10 @@ def _download(archive, dest, *, n_retries, delay, timeout):
     """Stream ``archive.url`` into ``dest``; retry network errors."""
     for attempt in range(n_retries + 1):
         try:
-            with urllib.request.urlopen(archive.url, timeout=timeout) as response, open(
-                dest, "wb"
-            ) as out:
+            with (
+                urllib.request.urlopen(archive.url, timeout=timeout) as response,
+                open(dest, "wb") as out,
+            ):
                 shutil.copyfileobj(response, out, _CHUNK)
             return
         except (urllib.error.URLError, OSError) as exc:
@@ -167,8 +168,7 @@ def _fetch_archive(archive, data_home, *, download_if_missing, n_retries, delay,
         return folder
     if not download_if_missing:
         raise OSError(
-            f"{archive.folder} is not in the cache {data_home!r} and "
-            "download_if_missing=False."
+            f"{archive.folder} is not in the cache {data_home!r} and download_if_missing=False."
         )
     # Everything goes into a private temporary folder first, and the finished
     # folder is renamed into place: an interrupted run never leaves a partial

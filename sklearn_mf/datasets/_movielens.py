@@ -7,9 +7,25 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 _GENRES_100K = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 
 
@@ -30,31 +46,35 @@ def _year_from_title(titles):
 
 def _read_100k(path):
     ratings = pd.read_csv(
-        _find(path, ["u.data"]), sep="\t", header=None,
+        _find(path, ["u.data"]),
+        sep="\t",
+        header=None,
         names=["user", "item", "rating", "timestamp"],
     )
     users = items = None
     f = _find(path, ["u.user"])
     if f:
-        users = pd.read_csv(f, sep="|", header=None,
-                            names=["user", "age", "gender", "occupation", "zip_code"])
+        users = pd.read_csv(
+            f, sep="|", header=None, names=["user", "age", "gender", "occupation", "zip_code"]
+        )
     f = _find(path, ["u.item"])
     if f:
         cols = ["item", "title", "release_date", "video_release_date", "imdb_url"]
-        items = pd.read_csv(f, sep="|", header=None, encoding="latin-1",
-                            names=cols + _GENRES_100K)
+        items = pd.read_csv(f, sep="|", header=None, encoding="latin-1", names=cols + _GENRES_100K)
         flags = items[_GENRES_100K].to_numpy(dtype=bool)
         items["genres"] = ["|".join(g for g, on in zip(_GENRES_100K, row) if on) for row in flags]
-        items["year"] = pd.to_datetime(items["release_date"], format="%d-%b-%Y",
-                                       errors="coerce").dt.year.astype("Int64")
+        items["year"] = pd.to_datetime(
+            items["release_date"], format="%d-%b-%Y", errors="coerce"
+        ).dt.year.astype("Int64")
         items = items[["item", "title", "genres", "year"]]
     return ratings, users, items, "100k"
 
 
 def _read_1m(path):
     kw = dict(sep="::", header=None, engine="python", encoding="latin-1")
-    ratings = pd.read_csv(_find(path, ["ratings.dat"]),
-                          names=["user", "item", "rating", "timestamp"], **kw)
+    ratings = pd.read_csv(
+        _find(path, ["ratings.dat"]), names=["user", "item", "rating", "timestamp"], **kw
+    )
     users = items = None
     f = _find(path, ["users.dat"])
     if f:
@@ -96,8 +116,13 @@ def _read_atomic(path):
         users = read(_find("", [base + ".user"])).rename(columns={"user_id": "user"})
     if _find("", [base + ".item"]):
         items = read(_find("", [base + ".item"])).rename(
-            columns={"item_id": "item", "movie_title": "title", "release_year": "year",
-                     "class": "genres"})
+            columns={
+                "item_id": "item",
+                "movie_title": "title",
+                "release_year": "year",
+                "class": "genres",
+            }
+        )
         if "genres" in items:
             items["genres"] = items["genres"].fillna("").str.replace(" ", "|")
     ratings["timestamp"] = ratings["timestamp"].astype(np.int64)
@@ -162,6 +187,10 @@ def load_movielens(path):
         )
     ratings = ratings.reset_index(drop=True)
     return Bunch(
-        ratings=ratings, users=users, movies=items, layout=layout,
-        X=ratings[["user", "item", "timestamp"]], y=ratings["rating"].astype(float),
+        ratings=ratings,
+        users=users,
+        movies=items,
+        layout=layout,
+        X=ratings[["user", "item", "timestamp"]],
+        y=ratings["rating"].astype(float),
     )

@@ -157,7 +157,9 @@ def make_ratings(
     rng = np.random.default_rng(rs.randint(2**31))
     if rating_scale is not None:
         if len(rating_scale) != 2 or not rating_scale[0] < rating_scale[1]:
-            raise ValueError(f"rating_scale must be (low, high) with low < high, got {rating_scale}.")
+            raise ValueError(
+                f"rating_scale must be (low, high) with low < high, got {rating_scale}."
+            )
     pu = _powerlaw_probs(n_users, user_exponent, rng)
     pi = _powerlaw_probs(n_items, item_exponent, rng)
     users, items = _sample_pairs(n_users, n_items, n_ratings, pu, pi, rng)
@@ -211,7 +213,13 @@ def make_ratings(
         index=pd.RangeIndex(n_items, name="item"),
     )
     truth = Bunch(
-        global_mean=mu, user_bias=bu, item_bias=bi, user_factors=P, item_factors=Q,
-        noise_free=clean, user_features=user_features, item_features=item_features,
+        global_mean=mu,
+        user_bias=bu,
+        item_bias=bi,
+        user_factors=P,
+        item_factors=Q,
+        noise_free=clean,
+        user_features=user_features,
+        item_features=item_features,
     )
     return X, y, truth

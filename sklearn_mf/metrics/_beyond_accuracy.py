@@ -72,8 +72,7 @@ def _rows_in(side, rec, pad, what):
     n = side.shape[0]
     if len(as_int) and as_int.max() >= n:
         raise ValueError(
-            f"recommended contains item index {int(as_int.max())} but {what} has only "
-            f"{n} rows."
+            f"recommended contains item index {int(as_int.max())} but {what} has only {n} rows."
         )
     rows[~pad] = as_int
     return rows
@@ -272,22 +271,20 @@ def intra_list_diversity(recommended, item_features, *, k=None, average=True):
         pair_sum = 0.5 * ((s * s).sum(axis=1) - self_sim)
         m = valid[sl].sum(axis=1)
         n_pairs = m * (m - 1) / 2
-        per_user[sl] = np.where(
-            n_pairs > 0, 1.0 - pair_sum / np.maximum(n_pairs, 1), np.nan
-        )
+        per_user[sl] = np.where(n_pairs > 0, 1.0 - pair_sum / np.maximum(n_pairs, 1), np.nan)
     if not average:
         return per_user
     ok = ~np.isnan(per_user)
     if not ok.any():
         return _undefined(
             "intra_list_diversity",
-            f"none of the {n_users} list(s) holds two items", stacklevel=3,
+            f"none of the {n_users} list(s) holds two items",
+            stacklevel=3,
         )
     return float(per_user[ok].mean())
 
 
-def serendipity(y_true, recommended, expected, *, k=None, average=True,
-                no_relevant="skip"):
+def serendipity(y_true, recommended, expected, *, k=None, average=True, no_relevant="skip"):
     r"""Serendipity: share of the top ``k`` that is relevant *and* unexpected.
 
     Following Ge, Delgado-Battenfeld and Jannach (2010), an item is
@@ -344,8 +341,9 @@ def serendipity(y_true, recommended, expected, *, k=None, average=True,
     else:
         ecodes[~epad] = pd.Index(r.item_ids).get_indexer(flat[~epad])
     ecodes = ecodes.reshape(exp.shape)
-    n_cols = max(int(max(r.truth.shape[1], ecodes.max(initial=-1) + 1,
-                             r.codes.max(initial=-1) + 1)), 1)
+    n_cols = max(
+        int(max(r.truth.shape[1], ecodes.max(initial=-1) + 1, r.codes.max(initial=-1) + 1)), 1
+    )
     urow = np.arange(exp.shape[0], dtype=np.int64)[:, None]
     ekeys = np.unique((urow * n_cols + ecodes)[ecodes >= 0])
     q = np.arange(r.codes.shape[0], dtype=np.int64)[:, None] * n_cols + r.codes

@@ -13,10 +13,21 @@ from sklearn_mf.metrics._scorer import (
 )
 
 
-def evaluate(estimator, X, y=None, *, k=(5, 10, 20), metrics=None,
-             relevance_threshold=None, exclude_seen=True, gain="binary",
-             no_relevant="skip", unknown_users="keep", unknown_items="keep",
-             item_features=None):
+def evaluate(
+    estimator,
+    X,
+    y=None,
+    *,
+    k=(5, 10, 20),
+    metrics=None,
+    relevance_threshold=None,
+    exclude_seen=True,
+    gain="binary",
+    no_relevant="skip",
+    unknown_users="keep",
+    unknown_items="keep",
+    item_features=None,
+):
     """Evaluate one fitted recommender on a test set: every metric at several K.
 
     The model is asked once for its top ``max(k)`` items per test user
@@ -70,15 +81,23 @@ def evaluate(estimator, X, y=None, *, k=(5, 10, 20), metrics=None,
     (10, 2)
     """
     ks = [k] if isinstance(k, numbers.Integral) else list(k)
-    if not ks or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                         and v >= 1 for v in ks):
+    if not ks or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in ks
+    ):
         raise ValueError(f"k must be a positive integer or a list of them, got {k!r}.")
     ks = sorted(set(int(v) for v in ks))
     _check_no_relevant(no_relevant)
     ranking = _TestRanking(
-        estimator, X, y, k=ks[-1], relevance_threshold=relevance_threshold,
-        exclude_seen=exclude_seen, gain=gain, unknown_users=unknown_users,
-        unknown_items=unknown_items, only_relevant_users=False,
+        estimator,
+        X,
+        y,
+        k=ks[-1],
+        relevance_threshold=relevance_threshold,
+        exclude_seen=exclude_seen,
+        gain=gain,
+        unknown_users=unknown_users,
+        unknown_items=unknown_items,
+        only_relevant_users=False,
     )
     model = ranking.model
     if metrics is None:
@@ -96,8 +115,7 @@ def evaluate(estimator, X, y=None, *, k=(5, 10, 20), metrics=None,
     rows = []
     for name in names:
         for kk in ks:
-            value = ranking.score(name, kk, no_relevant=no_relevant,
-                                  item_features=item_features)
+            value = ranking.score(name, kk, no_relevant=no_relevant, item_features=item_features)
             if name in ACCURACY_METRICS or name == "serendipity":
                 n_users = int(n_rel.sum()) if no_relevant == "skip" else len(n_rel)
             else:

@@ -119,7 +119,11 @@ class _Ranked:
         out = _Ranked()
         out.codes, out.gain = self.codes[:, :k], self.gain[:, :k]
         out.n_relevant, out.truth, out.item_ids, out.k = (
-            self.n_relevant, self.truth, self.item_ids, k)
+            self.n_relevant,
+            self.truth,
+            self.item_ids,
+            k,
+        )
         return out
 
     @property
@@ -219,9 +223,7 @@ def _prepare(y_true, recommended, k):
     if sp.issparse(y_true):
         T = _truth_from_sparse(y_true)
         if T.shape[0] != n_users:
-            raise ValueError(
-                f"y_true has {T.shape[0]} rows (users) but recommended has {n_users}."
-            )
+            raise ValueError(f"y_true has {T.shape[0]} rows (users) but recommended has {n_users}.")
         if rec.dtype.kind == "O":
             good = flat[~pad]
             if not all(isinstance(v, numbers.Integral) for v in good[:1000]):
@@ -243,8 +245,7 @@ def _prepare(y_true, recommended, k):
         if (codes >= n_codes).any():
             bad = int(codes.max())
             raise ValueError(
-                f"recommended contains item index {bad} but y_true has only "
-                f"{n_codes} columns."
+                f"recommended contains item index {bad} but y_true has only {n_codes} columns."
             )
         item_ids = None
     else:
@@ -260,7 +261,7 @@ def _prepare(y_true, recommended, k):
             raise TypeError("Item ids must be hashable values (numbers, strings).") from exc
         n_codes = len(item_ids)
         codes = np.full(flat.shape, -1, dtype=np.intp)
-        codes[~pad] = all_codes[len(t_ids):]
+        codes[~pad] = all_codes[len(t_ids) :]
         rows = np.repeat(np.arange(n_users), lengths)
         # duplicates of the same item for a user: keep the largest grade
         T = _dedupe_max(rows, all_codes[: len(t_ids)], t_grades, n_users, n_codes)
@@ -339,8 +340,14 @@ def _lookup(T, codes):
         indptr, indices = T.indptr, T.indices
     if indices.dtype not in (np.int32, np.int64):  # pragma: no cover
         indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
-    _ranking_fast.lookup_gains(indptr, indices, np.ascontiguousarray(T.data, np.float64),
-                               codes, out, effective_n_threads(None))
+    _ranking_fast.lookup_gains(
+        indptr,
+        indices,
+        np.ascontiguousarray(T.data, np.float64),
+        codes,
+        out,
+        effective_n_threads(None),
+    )
     return out
 
 
@@ -378,9 +385,7 @@ def _finish(per_user, defined, average, no_relevant, name):
     if not average:
         return per_user
     if not counted.any():
-        return _undefined(
-            name, f"none of the {len(per_user)} user(s) has a relevant item"
-        )
+        return _undefined(name, f"none of the {len(per_user)} user(s) has a relevant item")
     return float(per_user[counted].mean())
 
 
@@ -581,8 +586,7 @@ def _ideal_gains(T, k):
 
 
 @_doc
-def ndcg_at_k(y_true, recommended, *, k=None, gains="linear", average=True,
-              no_relevant="skip"):
+def ndcg_at_k(y_true, recommended, *, k=None, gains="linear", average=True, no_relevant="skip"):
     r"""Normalised discounted cumulative gain@K, for binary or graded relevance.
 
     .. math::
@@ -718,8 +722,17 @@ _CORES = {
 }
 
 
-def ranking_metrics(y_true, recommended, *, k=None, metrics=None, n_items=None,
-                    gains="linear", average=True, no_relevant="skip"):
+def ranking_metrics(
+    y_true,
+    recommended,
+    *,
+    k=None,
+    metrics=None,
+    n_items=None,
+    gains="linear",
+    average=True,
+    no_relevant="skip",
+):
     """Several ranking metrics at several cut-offs, matching the lists only once.
 
     Equivalent to calling :func:`precision_at_k`, :func:`recall_at_k`,

@@ -135,8 +135,20 @@ class _TestRanking:
     item codes (n_users, k) with -1 padding.
     """
 
-    def __init__(self, estimator, X, y, *, k, relevance_threshold, exclude_seen,
-                 gain, unknown_users, unknown_items, only_relevant_users):
+    def __init__(
+        self,
+        estimator,
+        X,
+        y,
+        *,
+        k,
+        relevance_threshold,
+        exclude_seen,
+        gain,
+        unknown_users,
+        unknown_items,
+        only_relevant_users,
+    ):
         if unknown_users not in ("keep", "skip"):
             raise ValueError(f"unknown_users must be 'keep' or 'skip', got {unknown_users!r}.")
         if unknown_items not in ("keep", "skip"):
@@ -237,10 +249,15 @@ class _TestRanking:
         t_items = items[sel]
         all_codes, self.item_ids = pd.factorize(_concat_ids([t_items, rec[valid]]))
         n_codes = max(len(self.item_ids), 1)
-        self.truth = _dedupe_max(rows[sel], all_codes[: len(t_items)].astype(np.intp),
-                                 grades[sel].astype(np.float64), n_users, n_codes)
+        self.truth = _dedupe_max(
+            rows[sel],
+            all_codes[: len(t_items)].astype(np.intp),
+            grades[sel].astype(np.float64),
+            n_users,
+            n_codes,
+        )
         self.codes = np.full((n_users, k), -1, dtype=np.intp)
-        self.codes[valid] = all_codes[len(t_items):]
+        self.codes[valid] = all_codes[len(t_items) :]
         self.k = k
         self._ranked = None
         self.exclude_seen = exclude_seen
@@ -251,9 +268,7 @@ class _TestRanking:
         """Candidates per user: the catalogue minus the items seen in training."""
         model = self.model
         if self._item_index is None:
-            raise ValueError(
-                "auc needs the catalogue size, but the model has no items_ attribute."
-            )
+            raise ValueError("auc needs the catalogue size, but the model has no items_ attribute.")
         n = np.full(len(self.users), float(len(self._item_index)))
         seen = getattr(model, "user_items_", None)
         users_ = getattr(model, "users_", None)
@@ -273,7 +288,9 @@ class _TestRanking:
             )
         return (
             pd.Series(np.asarray(pop, dtype=np.float64), index=self._item_index)
-            .reindex(self.item_ids).fillna(0.0).to_numpy()
+            .reindex(self.item_ids)
+            .fillna(0.0)
+            .to_numpy()
         )
 
     def n_train_users(self):
@@ -303,8 +320,7 @@ class _TestRanking:
             )
         return item_features.reindex(self.item_ids).fillna(0.0).to_numpy(dtype=np.float64)
 
-    def score(self, name, k, *, no_relevant="skip", average=True, item_features=None,
-              **kwargs):
+    def score(self, name, k, *, no_relevant="skip", average=True, item_features=None, **kwargs):
         """Value of metric ``name`` at cut-off ``k`` (<= self.k)."""
         codes = self.codes[:, :k]
         if name in ACCURACY_METRICS:
@@ -327,20 +343,26 @@ class _TestRanking:
             # recommended items are all in the catalogue
             return coverage(codes, len(self._item_index), k=k)
         if name == "novelty":
-            return novelty(codes, self.popularity(), k=k, n_users=self.n_train_users(),
-                           average=average)
+            return novelty(
+                codes, self.popularity(), k=k, n_users=self.n_train_users(), average=average
+            )
         if name == "serendipity":
             self.popularity()  # raise early if unavailable
-            return serendipity(self.truth, codes, self.most_popular(k), k=k,
-                               average=average, no_relevant=no_relevant)
+            return serendipity(
+                self.truth,
+                codes,
+                self.most_popular(k),
+                k=k,
+                average=average,
+                no_relevant=no_relevant,
+            )
         if name == "intra_list_diversity":
             if item_features is None:
                 raise ValueError(
                     "intra_list_diversity needs item_features (a DataFrame indexed by "
                     "item id, or 'factors')."
                 )
-            return intra_list_diversity(codes, self.features(item_features), k=k,
-                                        average=average)
+            return intra_list_diversity(codes, self.features(item_features), k=k, average=average)
         raise ValueError(f"Unknown metric {name!r}.")  # pragma: no cover
 
 
@@ -351,9 +373,20 @@ class RankingScorer:
     parameters.  Greater is better for every metric.
     """
 
-    def __init__(self, metric, *, k=10, relevance_threshold=None, exclude_seen=True,
-                 gain="binary", no_relevant="skip", unknown_users="keep",
-                 unknown_items="keep", item_features=None, metric_params=None):
+    def __init__(
+        self,
+        metric,
+        *,
+        k=10,
+        relevance_threshold=None,
+        exclude_seen=True,
+        gain="binary",
+        no_relevant="skip",
+        unknown_users="keep",
+        unknown_items="keep",
+        item_features=None,
+        metric_params=None,
+    ):
         self.metric = metric
         self.k = k
         self.relevance_threshold = relevance_threshold
@@ -403,19 +436,39 @@ class RankingScorer:
             name in ACCURACY_METRICS or name == "serendipity"
         )
         ranking = _TestRanking(
-            estimator, X, y_true, k=int(k), relevance_threshold=self.relevance_threshold,
-            exclude_seen=self.exclude_seen, gain=self.gain,
-            unknown_users=self.unknown_users, unknown_items=self.unknown_items,
+            estimator,
+            X,
+            y_true,
+            k=int(k),
+            relevance_threshold=self.relevance_threshold,
+            exclude_seen=self.exclude_seen,
+            gain=self.gain,
+            unknown_users=self.unknown_users,
+            unknown_items=self.unknown_items,
             only_relevant_users=only_rel,
         )
-        return ranking.score(name, int(k), no_relevant=self.no_relevant,
-                             item_features=self.item_features,
-                             **(self.metric_params or {}))
+        return ranking.score(
+            name,
+            int(k),
+            no_relevant=self.no_relevant,
+            item_features=self.item_features,
+            **(self.metric_params or {}),
+        )
 
 
-def make_ranking_scorer(metric, *, k=10, relevance_threshold=None, exclude_seen=True,
-                        gain="binary", no_relevant="skip", unknown_users="keep",
-                        unknown_items="keep", item_features=None, metric_params=None):
+def make_ranking_scorer(
+    metric,
+    *,
+    k=10,
+    relevance_threshold=None,
+    exclude_seen=True,
+    gain="binary",
+    no_relevant="skip",
+    unknown_users="keep",
+    unknown_items="keep",
+    item_features=None,
+    metric_params=None,
+):
     """Make a scorer that ranks the catalogue for each test user and scores the top ``k``.
 
     The scorer is a callable object ``scorer(estimator, X, y)`` accepted as
@@ -484,9 +537,15 @@ def make_ranking_scorer(metric, *, k=10, relevance_threshold=None, exclude_seen=
     """
     _metric_name(metric)
     return RankingScorer(
-        metric, k=k, relevance_threshold=relevance_threshold, exclude_seen=exclude_seen,
-        gain=gain, no_relevant=no_relevant, unknown_users=unknown_users,
-        unknown_items=unknown_items, item_features=item_features,
+        metric,
+        k=k,
+        relevance_threshold=relevance_threshold,
+        exclude_seen=exclude_seen,
+        gain=gain,
+        no_relevant=no_relevant,
+        unknown_users=unknown_users,
+        unknown_items=unknown_items,
+        item_features=item_features,
         metric_params=metric_params,
     )
 

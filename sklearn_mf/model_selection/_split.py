@@ -178,20 +178,21 @@ def _convert_cutoffs(cutoffs, is_datetime):
     if is_datetime:
         try:
             out = np.array(
-                [pd.Timestamp(v).tz_convert("UTC").tz_localize(None).value
-                 if pd.Timestamp(v).tzinfo is not None else pd.Timestamp(v).value
-                 for v in vals],
+                [
+                    pd.Timestamp(v).tz_convert("UTC").tz_localize(None).value
+                    if pd.Timestamp(v).tzinfo is not None
+                    else pd.Timestamp(v).value
+                    for v in vals
+                ],
                 dtype=np.int64,
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"The timestamps are datetimes, so cutoffs must be datetimes too; "
-                f"got {vals!r}."
+                f"The timestamps are datetimes, so cutoffs must be datetimes too; got {vals!r}."
             ) from exc
         if any(isinstance(v, numbers.Real) for v in vals):
             raise ValueError(
-                f"The timestamps are datetimes, so cutoffs must be datetimes too; "
-                f"got {vals!r}."
+                f"The timestamps are datetimes, so cutoffs must be datetimes too; got {vals!r}."
             )
         return out
     if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in vals):
@@ -378,8 +379,16 @@ class TemporalSplit(_InteractionSplitter):
     # timestamps may come through ``groups``: request them under metadata routing
     __metadata_request__split = {"groups": True}
 
-    def __init__(self, n_splits=1, *, test_size=None, quantiles=None, cutoffs=None,
-                 time_col=None, unseen="keep"):
+    def __init__(
+        self,
+        n_splits=1,
+        *,
+        test_size=None,
+        quantiles=None,
+        cutoffs=None,
+        time_col=None,
+        unseen="keep",
+    ):
         self.n_splits = n_splits
         self.test_size = test_size
         self.quantiles = quantiles
@@ -433,15 +442,14 @@ class TemporalSplit(_InteractionSplitter):
             c = ts[pos]
         if len(c) > 1 and not (np.diff(c) > 0).all():
             f = int(np.flatnonzero(np.diff(c) <= 0)[0])
-            a, b = (pd.Timestamp(v) if is_dt else v.item() for v in c[f:f + 2])
+            a, b = (pd.Timestamp(v) if is_dt else v.item() for v in c[f : f + 2])
             where = f"cutoffs {f} and {f + 1} are {a} and {b}"
             if self.cutoffs is not None:
-                raise ValueError(
-                    f"The {len(c)} cutoffs must be strictly increasing; {where}."
-                )
+                raise ValueError(f"The {len(c)} cutoffs must be strictly increasing; {where}.")
             n_distinct = len(np.unique(t))
-            given = (f"{len(c)} quantiles" if self.quantiles is not None
-                     else f"n_splits={self.n_splits}")
+            given = (
+                f"{len(c)} quantiles" if self.quantiles is not None else f"n_splits={self.n_splits}"
+            )
             raise ValueError(
                 f"{given} is too many for {len(t)} interaction(s) with {n_distinct} "
                 f"distinct timestamp(s): two test windows start at the same time "
@@ -578,8 +586,7 @@ class PerUserRandomSplit(_InteractionSplitter):
     (4, 2, True)
     """
 
-    def __init__(self, test_size=0.2, *, n_splits=1, min_train=1, random_state=None,
-                 unseen="keep"):
+    def __init__(self, test_size=0.2, *, n_splits=1, min_train=1, random_state=None, unseen="keep"):
         self.test_size = test_size
         self.n_splits = n_splits
         self.min_train = min_train
