@@ -348,31 +348,8 @@ class BPR(
         Q = rng.normal(0, self.init_std, (n_items, k)).astype(dtype)
         item_bias = np.zeros(n_items, dtype=dtype)
 
-        indptr = m.indptr.astype(np.int32)
         m.sort_indices()  # binary search of seen negatives needs sorted rows
-        indices = m.indices.astype(np.int32, copy=False)
-        pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
-        timer.lap("positive pairs")
-        n_threads = effective_n_threads(self.n_jobs)
-        reg_b = (
-            self.regularization if self.bias_regularization is None else self.bias_regularization
-        )
-        bias = item_bias if self.biased else np.zeros(0, dtype=dtype)
-        states = seeds_from(rng, n_threads)  # one generator per block
-        loop, accuracy = self._run_epochs(
-            rng,
-            states,
-            pos_users,
-            indptr,
-            indices,
-            n_users,
-            P,
-            Q,
-            bias,
-            reg_b,
-            n_threads,
-            self.n_epochs,
-        )
+        loop, accuracy = self._run_epochs(rng, m, P, Q, item_bias, self.n_epochs)
         self._set_ids(users_, items_)
         self.user_items_, self.item_popularity_ = m, popularity
         self.user_factors_, self.item_factors_, self.item_bias_ = P, Q, item_bias
@@ -381,24 +358,27 @@ class BPR(
         check_finite_fit(self)
         return self
 
-    def _run_epochs(
-        self,
-        rng,
-        states,
-        pos_users,
-        indptr,
-        indices,
-        n_users,
-        P,
-        Q,
-        bias,
-        reg_b,
-        n_threads,
-        n_epochs,
-        positions=None,
-    ):
-        """``n_epochs`` block-scheduled BPR epochs on the training loop (P, Q and
-        ``bias`` updated in place); returns the loop's result and the accuracy curve."""
+    def _run_epochs(self, rng, m, P, Q, item_bias, n_epochs, new_pairs=None):
+        """``n_epochs`` block-scheduled BPR epochs on the training loop over the
+        positives of the seen matrix ``m`` (sorted rows), or only those of the
+        ``new_pairs`` codes ``(u, i)`` (``partial_fit``; negatives are still
+        checked against whole rows).  ``P``, ``Q`` and ``item_bias`` are
+        updated in place; returns the loop's result and the accuracy curve."""
+        indptr = m.indptr.astype(np.int32)
+        indices = m.indices.astype(np.int32, copy=False)
+        n_users, n_items = m.shape
+        pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
+        positions = None
+        if new_pairs is not None:
+            keys = pos_users.astype(np.int64) * n_items + indices
+            u, i = new_pairs
+            positions = np.unique(np.searchsorted(keys, u.astype(np.int64) * n_items + i))
+        n_threads = effective_n_threads(self.n_jobs)
+        reg_b = (
+            self.regularization if self.bias_regularization is None else self.bias_regularization
+        )
+        bias = item_bias if self.biased else np.zeros(0, dtype=Q.dtype)
+        states = seeds_from(rng, n_threads)  # one generator per block
         stats = np.zeros(4)
         accuracy = []
 
@@ -503,32 +483,14 @@ class BPR(
         P, Q, item_bias = a["user_factors_"], a["item_factors_"], a["item_bias_"]
         m = batch.user_items.copy()
         m.sort_indices()
-        indptr, indices = m.indptr.astype(np.int32), m.indices.astype(np.int32)
-        n_users, n_items = m.shape
-        pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
-        keys = pos_users.astype(np.int64) * n_items + indices
-        u, i = batch.user_codes, batch.item_codes
-        positions = np.unique(np.searchsorted(keys, u.astype(np.int64) * n_items + i))
-        n_threads = effective_n_threads(self.n_jobs)
-        reg_b = (
-            self.regularization if self.bias_regularization is None else self.bias_regularization
-        )
-        bias = item_bias if self.biased else np.zeros(0, dtype=Q.dtype)
-        states = seeds_from(rng, n_threads)
         loop, accuracy = self._run_epochs(
             rng,
-            states,
-            pos_users,
-            indptr,
-            indices,
-            n_users,
+            m,
             P,
             Q,
-            bias,
-            reg_b,
-            n_threads,
+            item_bias,
             PARTIAL_FIT_PASSES,
-            positions=positions,
+            new_pairs=(batch.user_codes, batch.item_codes),
         )
         self._set_ids(batch.users, batch.items)
         self.user_items_, self.item_popularity_ = m, batch.item_popularity
