@@ -24,9 +24,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf import _predict_fast
 from sklearn_mf._base import Recommendations, RecommenderMixin, known_codes
 from sklearn_mf._ids import _ids_from_codes
+from sklearn_mf._training import rating_predictions
 from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._validation import check_n
 
@@ -234,27 +234,19 @@ class DotProductMixin:
         return self.global_mean_, self.user_bias_, self.item_bias_
 
     def _predict_codes(self, user_codes, item_codes):
-        P = self._user_embeddings(slice(None))
-        dtype = P.dtype.type
         mu, bu, bi = self._biases()
-        if bu is None and bi is not None:
-            bu = np.zeros(len(self.users_), dtype=dtype)
-        if bi is None and bu is not None:
-            bi = np.zeros(len(self.items_), dtype=dtype)
-        empty = np.zeros(0, dtype=dtype)
-        out = np.empty(len(user_codes), dtype=dtype)
-        _predict_fast.dot_scores(
-            np.ascontiguousarray(user_codes, dtype=np.int32),
-            np.ascontiguousarray(item_codes, dtype=np.int32),
-            P,
+        out = rating_predictions(
+            user_codes,
+            item_codes,
+            self._user_embeddings(slice(None)),
             self.item_factors_,
-            empty if bu is None else bu,
-            empty if bi is None else bi,
+            bu,
+            bi,
             mu,
-            out,
+            None,
             effective_n_threads(self.n_jobs),
         )
-        return self._clip_predictions(out.astype(np.float64))
+        return self._clip_predictions(out)
 
     def _item_embeddings(self):
         return self.item_factors_, self._biases()[2]

@@ -180,11 +180,16 @@ def rating_predictions(
 ):
     """Predictions ``mu + b_u + b_i + p_u.q_i`` (float64) of (user, item) codes.
 
-    ``user_bias`` / ``item_bias`` are None for an unbiased model; ``clip_range``
-    is ``(low, high)`` or None (no clipping).  The kernel computes in the
-    factors' dtype.
+    ``user_bias`` / ``item_bias`` are None for an unbiased model, or one of
+    them alone (BPR has item biases only: the other side is read as zeros);
+    ``clip_range`` is ``(low, high)`` or None (no clipping).  The kernel
+    computes in the factors' dtype.
     """
     dtype = P.dtype.type
+    if user_bias is None and item_bias is not None:
+        user_bias = np.zeros(len(P), dtype=dtype)
+    if item_bias is None and user_bias is not None:
+        item_bias = np.zeros(len(Q), dtype=dtype)
     empty = np.zeros(0, dtype=dtype)
     out = np.empty(len(user_codes), dtype=dtype)
     _predict_fast.dot_scores(
