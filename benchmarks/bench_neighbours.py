@@ -51,7 +51,18 @@ sys.path.insert(0, HERE)
 from bench_als import _rss_kb, ranking_metrics, temporal_split  # noqa: E402  (same protocol)
 
 
+# synthetic tier where fit time matters: (users, items, ratings) of make_ratings
+SYNTHETIC = {"synthetic-1M": (20_000, 5_000, 1_000_000)}
+
+
 def load_ratings(name, data_dir):
+    if name in SYNTHETIC:
+        sys.path.insert(0, os.path.join(HERE, ".."))
+        from sklearn_mf.datasets import make_ratings
+
+        n_users, n_items, n_ratings = SYNTHETIC[name]
+        X, y = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, random_state=0)
+        return pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "rating": y, "timestamp": X[:, 2]})
     if name == "ml-100k":
         sys.path.insert(0, os.path.join(HERE, ".."))
         from sklearn_mf.datasets import load_movielens

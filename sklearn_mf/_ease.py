@@ -15,10 +15,9 @@ from threadpoolctl import ThreadpoolController
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, RecommenderMixin
 from sklearn_mf._fold_in import RecommendNewMixin
-from sklearn_mf._implicit import ImplicitALS
 from sklearn_mf._neighbors import _HistoryScoringMixin, csr_parts
 from sklearn_mf._online import merge_interactions
-from sklearn_mf._training import undo_validation_on_error
+from sklearn_mf._training import check_strengths, encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
 # Rows of the dense matrix copied at once when symmetrising or updating it.
@@ -253,8 +252,6 @@ class EASE(
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    _check_strengths = ImplicitALS._check_strengths
-
     def _check_memory(self, n_items, dtype):
         need = ease_memory(n_items, dtype)
         limit = self.max_memory if self.max_memory is not None else available_memory()
@@ -307,8 +304,8 @@ class EASE(
             The fitted estimator.
         """
         check_dtype(self.dtype)
-        users, items, y = self._check_strengths(X, y, reset=True)
-        u, i = self._fit_ids(users, items)
+        u, i, y, users_, items_ = encode_strengths(self, X, y)
+        self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
         self._solve()
         return self
@@ -342,7 +339,7 @@ class EASE(
         """
         if not hasattr(self, "coef_"):
             return self.fit(X, y)
-        users, items, y = self._check_strengths(X, y, reset=False)
+        users, items, y = check_strengths(self, X, y, reset=False)
         u, i, n_new_u, n_new_i = self._grow_ids(users, items)
         touched = np.unique(u)
         n_items = len(self.items_)

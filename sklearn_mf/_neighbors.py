@@ -22,9 +22,9 @@ from sklearn_mf._baselines import BaselineRegressor
 from sklearn_mf._fold_in import RecommendNewMixin
 from sklearn_mf._ids import _ids_from_codes
 from sklearn_mf._progress import EpochProgress
-from sklearn_mf._training import undo_validation_on_error
+from sklearn_mf._training import encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
-from sklearn_mf._validation import check_interactions, check_n
+from sklearn_mf._validation import check_n
 
 # Query rows per call of the similarity kernel (one progress step per block).
 _SIMILARITY_BLOCKS = 20
@@ -417,17 +417,8 @@ class _KNNBase(
                 "feedback='explicit' the similarities compare baseline residuals. "
                 "Use weighting=None."
             )
-        users, items, y, _ = check_interactions(
-            self, X, y, None, reset=True, y_required=explicit, y_nonnegative=not explicit
-        )
-        if y is None:
-            y = np.ones(len(users), dtype=np.float64)
-        if not explicit and not (y > 0).any():
-            raise ValueError(
-                "y holds no positive interaction strength: every value is 0, so "
-                "there is no observed preference to learn from."
-            )
-        u, i = self._fit_ids(users, items)
+        u, i, y, users_, items_ = encode_strengths(self, X, y, ratings=explicit)
+        self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
         H = self.user_items_.astype(dtype)
         if explicit:

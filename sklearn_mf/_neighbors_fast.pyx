@@ -27,49 +27,11 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport fabs
 from libc.stdlib cimport free, malloc
 
-from sklearn_mf._openmp cimport omp_get_thread_num
+from sklearn_mf._heap cimport heap_push
 
 ctypedef fused floating:
     float
     double
-
-
-cdef inline bint _worse(double s1, Py_ssize_t c1, double s2, Py_ssize_t c2) noexcept nogil:
-    """True if (s1, c1) ranks below (s2, c2); ties go to the lower index."""
-    return s1 < s2 or (s1 == s2 and c1 > c2)
-
-
-cdef inline void _heap_push(double* hs, Py_ssize_t* hi, Py_ssize_t* size, Py_ssize_t k,
-                            double s, Py_ssize_t c) noexcept nogil:
-    """Keep the best k of the pushed (score, index) pairs in a min-heap."""
-    cdef Py_ssize_t j, child, n = size[0]
-    if n < k:
-        j = n
-        size[0] = n + 1
-        while j > 0 and _worse(s, c, hs[(j - 1) // 2], hi[(j - 1) // 2]):
-            hs[j] = hs[(j - 1) // 2]
-            hi[j] = hi[(j - 1) // 2]
-            j = (j - 1) // 2
-        hs[j] = s
-        hi[j] = c
-        return
-    if not _worse(hs[0], hi[0], s, c):
-        return
-    j = 0
-    while True:
-        child = 2 * j + 1
-        if child >= n:
-            break
-        if child + 1 < n and _worse(hs[child + 1], hi[child + 1], hs[child], hi[child]):
-            child += 1
-        if _worse(hs[child], hi[child], s, c):
-            hs[j] = hs[child]
-            hi[j] = hi[child]
-            j = child
-        else:
-            break
-    hs[j] = s
-    hi[j] = c
 
 
 def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
@@ -159,7 +121,7 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                         if size == k and s < hs[0] * den * (1 - 1e-12):
                             continue
                         s = s / den
-                    _heap_push(hs, hi, &size, k, s, c)
+                    heap_push(hs, hi, &size, k, s, c)
                 out_cnt[q] = size
                 for t in range(size):
                     out_idx[q, t] = <int>hi[t]

@@ -20,6 +20,7 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from sklearn_mf._heap cimport heap_finish, heap_push
 from sklearn_mf._openmp cimport omp_get_max_threads
 
 ctypedef fused floating:
@@ -27,85 +28,24 @@ ctypedef fused floating:
     double
 
 
-cdef inline bint _worse(floating s1, Py_ssize_t c1, floating s2, Py_ssize_t c2) noexcept nogil:
-    """True if (s1, c1) ranks below (s2, c2)."""
-    return s1 < s2 or (s1 == s2 and c1 > c2)
-
-
-cdef inline void _sift_down(floating* hs, Py_ssize_t* hi, Py_ssize_t size,
-                            Py_ssize_t pos) noexcept nogil:
-    # min-heap on rank: the root is the worst of the kept entries
-    cdef Py_ssize_t child
-    cdef floating ts = hs[pos]
-    cdef Py_ssize_t ti = hi[pos]
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        if child + 1 < size and _worse(hs[child + 1], hi[child + 1], hs[child], hi[child]):
-            child += 1
-        if _worse(hs[child], hi[child], ts, ti):
-            hs[pos] = hs[child]
-            hi[pos] = hi[child]
-            pos = child
-        else:
-            break
-    hs[pos] = ts
-    hi[pos] = ti
-
-
 cdef inline void _heap_feed(floating* row, Py_ssize_t n_cols, Py_ssize_t col0, Py_ssize_t k,
                             floating* out_s, Py_ssize_t* out_i, Py_ssize_t* size_p) noexcept nogil:
     """Offer columns ``col0 .. col0 + n_cols - 1`` (values ``row``) to a heap of ``*size_p``."""
-    cdef Py_ssize_t c, size = size_p[0], j
+    cdef Py_ssize_t c, size = size_p[0]
     cdef floating s
     for c in range(col0, col0 + n_cols):
         s = row[c - col0]
         if s == -INFINITY or s != s:
             continue
-        if size < k:
-            # insert and sift up
-            j = size
-            size += 1
-            while j > 0 and _worse(s, c, out_s[(j - 1) // 2], out_i[(j - 1) // 2]):
-                out_s[j] = out_s[(j - 1) // 2]
-                out_i[j] = out_i[(j - 1) // 2]
-                j = (j - 1) // 2
-            out_s[j] = s
-            out_i[j] = c
-        elif _worse(out_s[0], out_i[0], s, c):
-            out_s[0] = s
-            out_i[0] = c
-            _sift_down(out_s, out_i, size, 0)
+        heap_push(out_s, out_i, &size, k, s, c)
     size_p[0] = size
-
-
-cdef inline void _heap_finish(Py_ssize_t size, Py_ssize_t k, floating* out_s,
-                              Py_ssize_t* out_i) noexcept nogil:
-    """Sort a heap of ``size`` entries best first and pad it to ``k``."""
-    cdef Py_ssize_t c, end = size
-    cdef floating ts
-    cdef Py_ssize_t ti
-    # heap sort in place: repeatedly move the worst kept entry to the end
-    while end > 1:
-        end -= 1
-        ts = out_s[0]
-        ti = out_i[0]
-        out_s[0] = out_s[end]
-        out_i[0] = out_i[end]
-        out_s[end] = ts
-        out_i[end] = ti
-        _sift_down(out_s, out_i, end, 0)
-    for c in range(size, k):
-        out_s[c] = -INFINITY
-        out_i[c] = -1
 
 
 cdef void _topk_row(floating* row, Py_ssize_t n_cols, Py_ssize_t k,
                     floating* out_s, Py_ssize_t* out_i) noexcept nogil:
     cdef Py_ssize_t size = 0
     _heap_feed(row, n_cols, 0, k, out_s, out_i, &size)
-    _heap_finish(size, k, out_s, out_i)
+    heap_finish(size, k, out_s, out_i)
 
 
 def topk_rows(floating[:, ::1] scores,
@@ -226,7 +166,7 @@ def topk_product(const floating[:, ::1] U, const floating[:, ::1] V,
                         _heap_feed(row, ct, c0, k, &out_scores[r0 + r, 0],
                                    &out_idx[r0 + r, 0], &sizes[r])
                 for r in range(rt):
-                    _heap_finish(sizes[r], k, &out_scores[r0 + r, 0], &out_idx[r0 + r, 0])
+                    heap_finish(sizes[r], k, &out_scores[r0 + r, 0], &out_idx[r0 + r, 0])
         finally:
             free(buf)
             free(sizes)

@@ -481,3 +481,36 @@ def objective_stalled(tol, patience):
         return n_stalled >= patience
 
     return converged
+
+
+def check_strengths(estimator, X, y, *, reset, ratings=False):
+    """Validated ``(users, items, y)`` of interactions with strengths or ratings.
+
+    The shared start of the fits of the interaction models (ItemKNN, UserKNN,
+    EASE).  ``ratings`` False: ``y`` are non-negative strengths, None meaning 1
+    (float32, exact), and at least one must be positive; True: ``y`` are
+    ratings and required.  ``reset`` as in :func:`check_interactions`.
+    """
+    users, items, y, _ = check_interactions(
+        estimator, X, y, None, reset=reset, y_required=ratings, y_nonnegative=not ratings
+    )
+    if y is None:
+        y = np.ones(len(users), dtype=np.float32)
+    if not ratings and not (y > 0).any():
+        raise ValueError(
+            "y holds no positive interaction strength: every value is 0, so "
+            "there is no observed preference to learn from."
+        )
+    return users, items, y
+
+
+def encode_strengths(estimator, X, y, *, ratings=False):
+    """:func:`check_strengths` for a fit from scratch, with the ids encoded.
+
+    Returns ``(user_codes, item_codes, y, users, items)``: int32 codes and
+    the raw ids in code order (see :func:`~sklearn_mf._ids.factorize_ids`).
+    """
+    users, items, y = check_strengths(estimator, X, y, reset=True, ratings=ratings)
+    u, users_ = factorize_ids(users, copy=False)
+    i, items_ = factorize_ids(items, copy=False)
+    return u, i, y, users_, items_

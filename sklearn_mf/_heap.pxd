@@ -1,0 +1,84 @@
+# The bounded min-heap shared by the top-k kernels (_topk, _neighbors_fast):
+# keep the k best (score, index) pairs of a stream, then sort them best first.
+# Inline Cython in the .pxd (one copy; each cimporting module compiles its
+# own), fused over float and double scores.
+#
+# The heap lives in two caller-owned arrays of length >= k: ``hs`` (scores)
+# and ``hi`` (indices); its root ``hs[0]`` is the worst kept entry.  A pair
+# (s1, c1) ranks below (s2, c2) when s1 < s2, ties going to the lower index,
+# so every result is deterministic.
+
+from libc.math cimport INFINITY
+
+from cython cimport floating
+
+
+cdef inline bint heap_worse(floating s1, Py_ssize_t c1, floating s2,
+                            Py_ssize_t c2) noexcept nogil:
+    """True if (s1, c1) ranks below (s2, c2)."""
+    return s1 < s2 or (s1 == s2 and c1 > c2)
+
+
+cdef inline void heap_sift_down(floating* hs, Py_ssize_t* hi, Py_ssize_t size,
+                                Py_ssize_t pos) noexcept nogil:
+    """Move the entry at ``pos`` down until both children rank above it."""
+    cdef Py_ssize_t child
+    cdef floating ts = hs[pos]
+    cdef Py_ssize_t ti = hi[pos]
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap_worse(hs[child + 1], hi[child + 1], hs[child], hi[child]):
+            child += 1
+        if heap_worse(hs[child], hi[child], ts, ti):
+            hs[pos] = hs[child]
+            hi[pos] = hi[child]
+            pos = child
+        else:
+            break
+    hs[pos] = ts
+    hi[pos] = ti
+
+
+cdef inline void heap_push(floating* hs, Py_ssize_t* hi, Py_ssize_t* size, Py_ssize_t k,
+                           floating s, Py_ssize_t c) noexcept nogil:
+    """Offer (s, c) to a heap of ``size[0]`` entries that keeps the best ``k``."""
+    cdef Py_ssize_t j, n = size[0]
+    if n < k:
+        # insert at the end and sift up
+        j = n
+        size[0] = n + 1
+        while j > 0 and heap_worse(s, c, hs[(j - 1) // 2], hi[(j - 1) // 2]):
+            hs[j] = hs[(j - 1) // 2]
+            hi[j] = hi[(j - 1) // 2]
+            j = (j - 1) // 2
+        hs[j] = s
+        hi[j] = c
+    elif heap_worse(hs[0], hi[0], s, c):
+        # replace the worst kept entry
+        hs[0] = s
+        hi[0] = c
+        heap_sift_down(hs, hi, n, 0)
+
+
+cdef inline void heap_finish(Py_ssize_t size, Py_ssize_t k, floating* hs,
+                             Py_ssize_t* hi) noexcept nogil:
+    """Sort a heap of ``size`` entries best first and pad it to ``k`` with
+    (-inf, -1)."""
+    cdef Py_ssize_t c, end = size
+    cdef floating ts
+    cdef Py_ssize_t ti
+    # heap sort in place: repeatedly move the worst kept entry to the end
+    while end > 1:
+        end -= 1
+        ts = hs[0]
+        ti = hi[0]
+        hs[0] = hs[end]
+        hi[0] = hi[end]
+        hs[end] = ts
+        hi[end] = ti
+        heap_sift_down(hs, hi, end, 0)
+    for c in range(size, k):
+        hs[c] = -INFINITY
+        hi[c] = -1
