@@ -28,10 +28,54 @@ from libc.math cimport fabs
 from libc.stdlib cimport free, malloc
 
 from sklearn_mf._heap cimport heap_push
+# the macros of its C block (SKMF_CLONES, SKMF_PRAGMA) are used below
+from sklearn_mf._kernel_helpers cimport skmf_mix64  # noqa: F401
+
+cdef extern from *:
+    """
+    /* True if acc[c] > a * norms[c] + b for some c < n: the branch-free screen
+       of the similarity scan, compiled for AVX2 and baseline x86-64. */
+    SKMF_CLONES static int skmf_any_above(const double *acc, const double *norms,
+                                          Py_ssize_t n, double a, double b) {
+        long hit = 0;
+        SKMF_PRAGMA(omp simd reduction(|:hit))
+        for (Py_ssize_t c = 0; c < n; c++)
+            hit |= acc[c] > a * norms[c] + b;
+        return hit != 0;
+    }
+    """
+    bint skmf_any_above(const double* acc, const double* norms, Py_ssize_t n,
+                        double a, double b) noexcept nogil
 
 ctypedef fused floating:
     float
     double
+
+# candidates screened at once by the vectorised bound test of the dense scan
+cdef enum:
+    _SCREEN = 32
+# a candidate within this relative margin of the heap's worst gets the exact test
+cdef double _MARGIN = 1 - 1e-12
+
+
+cdef inline void _offer(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint cosine,
+                        double q_norm, const double* c_norms, double shrinkage,
+                        double* hs, Py_ssize_t* hi, Py_ssize_t* size,
+                        Py_ssize_t k) noexcept nogil:
+    """Push candidate c's similarity (from its dot product ``acc[c]``) to the
+    heap when positive and c is not ``skip``."""
+    cdef double den, s = acc[c]
+    if s <= 0 or c == skip:
+        return
+    if cosine:
+        den = q_norm * c_norms[c] + shrinkage
+        if den <= 0:
+            return
+        # most candidates lose to the heap's worst: skip the division
+        if size[0] == k and s < hs[0] * den * _MARGIN:
+            return
+        s = s / den
+    heap_push(hs, hi, size, k, s, c)
 
 
 def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
@@ -54,9 +98,9 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     """
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_cand = c_norms.shape[0]
     cdef Py_ssize_t k = out_idx.shape[1]
-    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size, work
+    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size, work, skip, c0, c1
     cdef bint dense
-    cdef double w, s, den
+    cdef double w, thr, a, b
     cdef double* acc
     cdef double* hs
     cdef Py_ssize_t* hi
@@ -108,20 +152,28 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                                 m = m + 1
                             acc[c] += w * t_data[pp]
                 size = 0
-                for t in range(m):
-                    c = t if dense else touched[t]
-                    s = acc[c]
-                    if s <= 0 or (self_offset >= 0 and c == q + self_offset):
-                        continue
-                    if cosine:
-                        den = q_norms[q] * c_norms[c] + shrinkage
-                        if den <= 0:
-                            continue
-                        # most candidates lose to the heap's worst: skip the division
-                        if size == k and s < hs[0] * den * (1 - 1e-12):
-                            continue
-                        s = s / den
-                    heap_push(hs, hi, &size, k, s, c)
+                skip = q + self_offset if self_offset >= 0 else -1
+                if dense:
+                    # blocks of candidates of which none can enter the heap
+                    # (dot <= worst * (|q| |c| + h), or dot <= 0 while it
+                    # fills) are skipped by one branch-free pass
+                    c0 = 0
+                    while c0 < n_cand:
+                        c1 = c0 + _SCREEN if c0 + _SCREEN < n_cand else n_cand
+                        thr = hs[0] * _MARGIN if size == k else 0.0
+                        a = thr * q_norms[q] if cosine else 0.0
+                        b = thr * shrinkage if cosine else thr
+                        if skmf_any_above(acc + c0, &c_norms[c0], c1 - c0, a, b):
+                            for c in range(c0, c1):
+                                # the same bound (the heap's worst only rises)
+                                if acc[c] > a * c_norms[c] + b:
+                                    _offer(acc, c, skip, cosine, q_norms[q], &c_norms[0],
+                                           shrinkage, hs, hi, &size, k)
+                        c0 = c1
+                else:
+                    for t in range(m):
+                        _offer(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
+                               shrinkage, hs, hi, &size, k)
                 out_cnt[q] = size
                 for t in range(size):
                     out_idx[q, t] = <int>hi[t]
