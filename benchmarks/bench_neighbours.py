@@ -50,7 +50,6 @@ DATA = os.path.join(HERE, "..", "..", "shared", "data")
 sys.path.insert(0, HERE)
 from bench_als import _rss_kb, ranking_metrics, temporal_split  # noqa: E402  (same protocol)
 
-
 # synthetic tier where fit time matters: (users, items, ratings) of make_ratings
 SYNTHETIC = {"synthetic-1M": (20_000, 5_000, 1_000_000)}
 
@@ -173,9 +172,13 @@ def _import(lib):
         import surprise  # noqa: F401
 
 
-def _child_implicit(lib, kind, params, name, data_dir, threads, repeats, queue):
+def _child_implicit(lib, kind, params, name, data_dir, threads, repeats, max_users, queue):
     train, test = implicit_task(name, data_dir)
     users = np.unique(test[:, 0])
+    if max_users and len(users) > max_users:
+        # the same random sample of test users for every model (slow peers)
+        users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
+        test = test[np.isin(test[:, 0], users)]
     _import(lib)
     rss0 = _rss_kb("VmRSS")
     run = {
@@ -324,6 +327,12 @@ def main():
     ap.add_argument("--lam", type=float, default=300.0, help="EASE regularization")
     ap.add_argument("--datasets", default="ml-100k,amazon")
     ap.add_argument("--no-ratings", action="store_true")
+    ap.add_argument(
+        "--max-users",
+        type=int,
+        default=None,
+        help="recommend for this random sample of the test users (all by default)",
+    )
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument(
         "--only", default=None, help="run only the models whose label contains this text"
@@ -344,7 +353,15 @@ def main():
                 continue
             try:
                 r = run(
-                    _child_implicit, lib, kind, params, name, args.data, args.threads, args.repeats
+                    _child_implicit,
+                    lib,
+                    kind,
+                    params,
+                    name,
+                    args.data,
+                    args.threads,
+                    args.repeats,
+                    args.max_users,
                 )
             except Exception as exc:  # a peer failing must not stop the others
                 print(f"{label:32} failed: {exc}", flush=True)

@@ -28,6 +28,9 @@ from sklearn_mf._validation import check_n
 
 # Query rows per call of the similarity kernel (one progress step per block).
 _SIMILARITY_BLOCKS = 20
+# Multiply-adds below which the similarity kernel runs on one thread (a few
+# milliseconds: less than a parallel region costs on a busy machine).
+_PARALLEL_WORK = 2_000_000
 
 
 # ------------------------------------------------------------------ drivers
@@ -97,6 +100,13 @@ def knn_similarities(
     t_indptr, t_indices, t_data = csr_parts(_transpose(C) if C_t is None else C_t, dtype)
     q_indptr, q_indices, q_data = csr_parts(Q, dtype)
     n_q, k = Q.shape[0], int(min(n_neighbors, max(C.shape[0], 1)))
+    # the kernel's multiply-adds: per feature, its queries times its candidates
+    work = np.dot(
+        np.bincount(q_indices, minlength=Q.shape[1]).astype(np.float64),
+        np.diff(t_indptr).astype(np.float64),
+    )
+    if work < _PARALLEL_WORK:
+        n_threads = 1
     out_idx = np.zeros((n_q, k), dtype=np.int32)
     out_val = np.zeros((n_q, k), dtype=dtype)
     out_cnt = np.zeros(n_q, dtype=np.intp)

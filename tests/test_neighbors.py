@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.model_selection import GridSearchCV
 
-from sklearn_mf import BaselineRegressor, ItemKNN, PopularityRecommender, UserKNN
+from sklearn_mf import BaselineRegressor, ItemKNN, PopularityRecommender, UserKNN, _neighbors
 from sklearn_mf._neighbors import (
     bm25_weight,
     feature_idf,
@@ -68,9 +68,13 @@ def _triples(M):
     [((60, 40), 0.15), ((300, 200), 0.01)],
     ids=["dense-accumulator", "touched-list"],
 )
-def test_similarity_kernel_matches_numpy(dtype, n_threads, cosine, shrinkage, shape, density):
+def test_similarity_kernel_matches_numpy(
+    dtype, n_threads, cosine, shrinkage, shape, density, monkeypatch
+):
     # the kernel scans a dense accumulator when a row reaches many candidates
     # and keeps a list of the touched ones otherwise: both paths are checked
+    # (and the parallel one: small inputs would otherwise run on one thread)
+    monkeypatch.setattr(_neighbors, "_PARALLEL_WORK", 0)
     A = _random_csr(*shape, density, 0)
     got = knn_similarities(
         A,
@@ -91,6 +95,36 @@ def test_similarity_kernel_matches_numpy(dtype, n_threads, cosine, shrinkage, sh
         )
     assert got.has_sorted_indices and (np.diff(got.indptr) <= 7).all()
     assert got.dtype == dtype
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("cosine,shrinkage", [(True, 0.0), (True, 2.5), (False, 0.0)])
+def test_similarity_screen_keeps_exact_topk_with_ties(n_threads, cosine, shrinkage, monkeypatch):
+    # binary vectors: integer dot products, many exact ties at the k-th place;
+    # 700 candidates are screened in blocks against the heap's worst, and the
+    # result must be the reference's (ties to the lower index), not merely close
+    monkeypatch.setattr(_neighbors, "_PARALLEL_WORK", 0)
+    rng = np.random.default_rng(3)
+    A = sp.csr_matrix((rng.random((700, 40)) < 0.3).astype(np.float64))
+    got = knn_similarities(
+        A,
+        A,
+        12,
+        shrinkage=shrinkage,
+        cosine=cosine,
+        exclude_self=True,
+        dtype=np.float64,
+        n_threads=n_threads,
+    )
+    ref = _dense_topk(A, A, 12, shrinkage, cosine, True)
+    np.testing.assert_array_equal(got.toarray() != 0, ref != 0)
+    np.testing.assert_allclose(got.toarray(), ref, rtol=1e-13)
+    assert (np.diff(got.indptr) == 12).all()
+    # float32 data (the default dtype): the same neighbours, exact on integers
+    got32 = knn_similarities(
+        A, A, 12, shrinkage=shrinkage, cosine=cosine, exclude_self=True, dtype=np.float32
+    )
+    np.testing.assert_array_equal(got32.indices, got.indices)
 
 
 def test_similarity_kernel_queries_other_matrix():
