@@ -28,9 +28,9 @@ from sklearn_mf._validation import check_n
 
 # Query rows per call of the similarity kernel (one progress step per block).
 _SIMILARITY_BLOCKS = 20
-# Multiply-adds below which the similarity kernel runs on one thread (a few
-# milliseconds: less than a parallel region costs on a busy machine).
-_PARALLEL_WORK = 2_000_000
+# Multiply-adds below which the similarity kernel runs on one thread (about
+# 10 ms: less than a parallel region can cost on a busy machine).
+_PARALLEL_WORK = 8_000_000
 
 
 # ------------------------------------------------------------------ drivers
