@@ -153,5 +153,10 @@ fig.tight_layout()
 # second without a single iteration, are as good (NDCG@10 0.17); EASE is
 # ahead of every factorization on this data (0.18), as in the
 # reproducibility studies of Dacrema et al. (2019).  Pick the model for the
-# metric you serve.
+# metric you serve.  At 1M interactions (20,000 users x 5,000 items, two
+# threads, ``benchmarks/bench_neighbours.py``) ``ItemKNN()`` fits in about
+# 1.4 s and ``UserKNN()`` in 2.8 s, while EASE's dense Cholesky inverse of
+# the 5,000 x 5,000 matrix takes about 30 s and grows as the cube of the
+# catalogue: the "which model when" table of the models guide has the
+# measured figures side by side.
 plt.show()
