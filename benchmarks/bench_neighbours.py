@@ -19,7 +19,8 @@ Implicit task (as ``bench_als.py``): positives = rating >= 4; each user's
 latest 20 % of positives held out; users with fewer than 5 positives not
 evaluated; the whole catalogue ranked with training items excluded; NDCG@10
 and P@10 (hits / 10).  On ``ml-100k`` and on the Amazon 2014 Musical
-Instruments 5-core reviews (``--amazon``).  Rating task: ml-100k, random
+Instruments 5-core reviews (``amazon``) and on 1M synthetic ratings
+(``synthetic-1M``, ``make_ratings``, timestamps as given).  Rating task: ml-100k, random
 80/20 split (seed 0), RMSE.
 
 Reported per model: fit seconds and recommend seconds (top-10 for every test
@@ -30,7 +31,11 @@ the metrics.
 Run (peer libraries in a separate environment; ours from the source tree)::
 
     pip install implicit lenskit scikit-surprise
-    PYTHONPATH=. python benchmarks/bench_neighbours.py --threads 2 --repeats 3
+    PYTHONPATH=. python benchmarks/bench_neighbours.py --threads 2 --repeats 5
+    # the size where fit time matters (1M synthetic ratings, 20k x 5k; the
+    # LensKit scorers recommend user by user, hence a sample of test users)
+    PYTHONPATH=. python benchmarks/bench_neighbours.py --threads 2 --repeats 3 \
+        --datasets synthetic-1M --no-ratings --max-users 2000
 """
 
 import argparse
