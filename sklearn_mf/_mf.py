@@ -42,7 +42,33 @@ from sklearn_mf._utils import (
 from sklearn_mf._validation import check_als_regularization, check_interactions
 
 
-def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng, n_threads=1):
+class BlockedRatings(NamedTuple):
+    """The training ratings of the parallel SGD grid (:func:`block_schedule`)."""
+
+    users: np.ndarray  # int32 working codes, block by block
+    items: np.ndarray
+    ratings: np.ndarray  # in the factors' dtype
+    weights: np.ndarray  # empty: all ones
+    block_ptr: np.ndarray  # intp, (n_blocks**2 + 1,)
+    schedule: np.ndarray  # intp, (n_blocks, n_blocks)
+    user_order: np.ndarray  # row j of the working factors is user user_order[j]
+    item_order: np.ndarray
+
+
+def block_schedule(
+    user_codes,
+    item_codes,
+    ratings,
+    weights,
+    n_users,
+    n_items,
+    n_blocks,
+    rng,
+    *,
+    rows=None,
+    dtype=np.float64,
+    n_threads=1,
+):
     """Partition ratings into an ``n_blocks x n_blocks`` grid for parallel SGD.
 
     Users (and items) are shuffled by a random permutation, which balances the
@@ -53,44 +79,54 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng, n_th
     block's rows stay together in cache.  Stratum ``s`` holds the blocks
     ``(b, (b + s) % n_blocks)``: no two of them share a user or an item.
 
+    The ratings ``rows`` (None: all) are written block by block, in their
+    input order inside a block, by one parallel counting sort
+    (:func:`~sklearn_mf._setup_fast.block_arrange`): the working codes, the
+    ratings and the weights (None: unweighted) in ``dtype``, and nothing else
+    of the size of the ratings is allocated.
+
     Returns
     -------
-    perm : ndarray of int32
-        Ratings reordered so that each block is contiguous.
-    block_ptr : ndarray of intp of shape (n_blocks**2 + 1,)
-    schedule : ndarray of intp of shape (n_blocks, n_blocks)
-        Row ``s`` lists the block ids of stratum ``s``.
-    user_order, item_order : ndarray of intp
-        Row ``j`` of the working factors holds user ``user_order[j]`` (item
-        ``item_order[j]``).
-    work_users, work_items : ndarray of int32
-        The ratings' user and item codes in the working order.
+    blocked : BlockedRatings
     """
     B = n_blocks
     user_order = rng.permutation(n_users)
     item_order = rng.permutation(n_items)
-    work_users = np.empty(n_users, dtype=np.int32)
-    work_users[user_order] = np.arange(n_users, dtype=np.int32)
-    work_items = np.empty(n_items, dtype=np.int32)
-    work_items[item_order] = np.arange(n_items, dtype=np.int32)
-    # block of each user and item: contiguous ranges of the working order
-    user_block = (work_users.astype(np.int64) * B // n_users).astype(np.int32)
-    item_block = (work_items.astype(np.int64) * B // n_items).astype(np.int32)
+    user_pos = np.empty(n_users, dtype=np.int32)
+    user_pos[user_order] = np.arange(n_users, dtype=np.int32)
+    item_pos = np.empty(n_items, dtype=np.int32)
+    item_pos[item_order] = np.arange(n_items, dtype=np.int32)
     user_codes = np.ascontiguousarray(user_codes, dtype=np.int32)
     item_codes = np.ascontiguousarray(item_codes, dtype=np.int32)
-    block = user_block[user_codes]
-    block *= B
-    block += item_block[item_codes]
-    # a stable counting sort by block: linear in the ratings for any grid size
-    perm, counts = _setup_fast.counting_order(block, B * B, n_threads)
-    del block
-    work_users = work_users[user_codes]
-    work_items = work_items[item_codes]
-    block_ptr = np.zeros(B * B + 1, dtype=np.intp)
-    np.cumsum(counts, out=block_ptr[1:])
+    ratings = np.ascontiguousarray(ratings)
+    if ratings.dtype not in (np.float32, np.float64):
+        ratings = ratings.astype(np.float64)
+    n = len(ratings) if rows is None else len(rows)
+    rows = np.zeros(0, dtype=np.intp) if rows is None else np.asarray(rows, dtype=np.intp)
+    if weights is None:
+        weights, out_w = np.zeros(0, dtype=dtype), np.zeros(0, dtype=dtype)
+    else:
+        weights, out_w = weights.astype(dtype, copy=False), np.empty(n, dtype=dtype)
+    out_u, out_i = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
+    out_r = np.empty(n, dtype=dtype)
+    block_ptr = _setup_fast.block_arrange(
+        user_codes,
+        item_codes,
+        ratings,
+        np.ascontiguousarray(weights),
+        rows,
+        user_pos,
+        item_pos,
+        B,
+        out_u,
+        out_i,
+        out_r,
+        out_w,
+        n_threads,
+    )
     b = np.arange(B)
     schedule = np.array([b * B + (b + s) % B for s in range(B)], dtype=np.intp)
-    return perm, block_ptr, schedule, user_order, item_order, work_users, work_items
+    return BlockedRatings(out_u, out_i, out_r, out_w, block_ptr, schedule, user_order, item_order)
 
 
 # Target size of the user and item factor rows one block touches: about half
@@ -167,27 +203,30 @@ def run_sgd(
     """
     dtype = user_factors.dtype.type
     n_users, n_items = len(user_factors), len(item_factors)
-    if train is not None:
-        u_t, i_t, y_t = u[train], i[train], y[train]
-        w_t = None if sample_weight is None else sample_weight[train]
-    else:  # no copies: the gathers below make the block-ordered arrays
-        u_t, i_t, y_t, w_t = u, i, y, sample_weight
-    if len(y_t) >= np.iinfo(np.int32).max:
-        raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
+    n_train = len(y) if train is None else len(train)
+    if n_train >= np.iinfo(np.int32).max:
+        raise ValueError(f"At most 2**31 - 2 training ratings, got {n_train}.")
     timer = SetupTimer(verbose)
     B = _n_blocks(
-        n_threads, len(y_t), n_users + n_items, user_factors.shape[1], user_factors.itemsize
+        n_threads, n_train, n_users + n_items, user_factors.shape[1], user_factors.itemsize
     )
-    perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
-        u_t, i_t, n_users, n_items, B, rng, n_threads
+    # the training ratings stored block by block (no copies of u, i, y first)
+    blocked = block_schedule(
+        u,
+        i,
+        y,
+        sample_weight,
+        n_users,
+        n_items,
+        B,
+        rng,
+        rows=train,
+        dtype=dtype,
+        n_threads=n_threads,
     )
-    # ratings stored block by block, so that a block's data is contiguous
-    tu, ti = wu[perm], wi[perm]
-    tr = y_t.astype(dtype)[perm]
-    tw = np.zeros(0, dtype=dtype) if w_t is None else w_t.astype(dtype)[perm]
-    del perm, wu, wi, u_t, i_t, y_t, w_t
+    tu, ti, tr, tw, block_ptr, schedule, user_order, item_order = blocked
+    del blocked
     sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
-    order = np.arange(len(tr), dtype=np.int32)
     timer.lap(f"block schedule ({B}x{B} blocks)")
     block_loss = np.zeros(B * B, dtype=np.float64)
     reg_b = regularization if bias_regularization is None else bias_regularization
@@ -205,7 +244,6 @@ def run_sgd(
             ti,
             tr,
             tw,
-            order,
             block_ptr,
             np.ascontiguousarray(strata),
             P,
