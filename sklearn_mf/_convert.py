@@ -38,9 +38,16 @@ def interactions_csr(user_codes, item_codes, values, n_users, n_items, n_jobs=No
         n_items,
         effective_n_threads(n_jobs),
     )
+    return csr_from_arrays(indptr, indices, data, n_users, n_items)
+
+
+def csr_from_arrays(indptr, indices, data, n_rows, n_cols):
+    """The ``csr_matrix`` of canonical arrays from :func:`_setup_fast.coo_to_csr`
+    (sorted indices, no duplicates), without the copies and checks of the
+    scipy constructor; ``indptr`` becomes int32 when the entries allow."""
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
-    m = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    m = sp.csr_matrix((n_rows, n_cols), dtype=np.float32)
     m.indptr, m.indices, m.data = indptr, indices, data
     m.has_sorted_indices = True
     m.has_canonical_format = True

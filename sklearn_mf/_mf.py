@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn_mf import _setup_fast, _sgd_fast
 from sklearn_mf._als import grow_rows, partial_fit_explicit_als, run_explicit_als
 from sklearn_mf._base import RatingRegressorMixin
+from sklearn_mf._convert import csr_from_arrays
 from sklearn_mf._fold_in import FoldInMixin, ridge_fold_in
 from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
 from sklearn_mf._online import (
@@ -161,13 +162,60 @@ class SGDResult(NamedTuple):
     loop: LoopResult
 
 
+def sgd_ratings(
+    u, i, y, sample_weight, train, user_factors, item_factors, rng, n_threads, verbose=0
+):
+    """The training rows ``train`` (None: all) of the ratings ``y`` of codes
+    ``u``, ``i``, stored block by block for :func:`run_sgd` (one
+    :func:`block_schedule` on a grid sized by :func:`_n_blocks`), in the
+    factors' dtype.  Draws the user and item permutations from ``rng``."""
+    n_users, n_items = len(user_factors), len(item_factors)
+    n_train = len(y) if train is None else len(train)
+    if n_train >= np.iinfo(np.int32).max:
+        raise ValueError(f"At most 2**31 - 2 training ratings, got {n_train}.")
+    timer = SetupTimer(verbose)
+    B = _n_blocks(
+        n_threads, n_train, n_users + n_items, user_factors.shape[1], user_factors.itemsize
+    )
+    blocked = block_schedule(
+        u,
+        i,
+        y,
+        sample_weight,
+        n_users,
+        n_items,
+        B,
+        rng,
+        rows=train,
+        dtype=user_factors.dtype.type,
+        n_threads=n_threads,
+    )
+    timer.lap(f"block schedule ({B}x{B} blocks)")
+    return blocked
+
+
+def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
+    """:func:`~sklearn_mf._training.seen_matrix` of block-ordered ratings
+    (before any epoch shuffled them): the same CSR and popularity counts as
+    from the codes in input order (duplicates of a (user, item) pair share a
+    block and keep their input order there), without relabelled copies."""
+    indptr, indices, data, popularity = _setup_fast.coo_to_csr(
+        blocked.users,
+        blocked.items,
+        blocked.ratings,
+        n_users,
+        n_items,
+        n_threads,
+        row_map=blocked.user_order.astype(np.int32),
+        col_map=blocked.item_order.astype(np.int32),
+        return_col_counts=True,
+    )
+    return csr_from_arrays(indptr, indices, data, n_users, n_items), popularity
+
+
 def run_sgd(
-    u,
-    i,
-    y,
-    sample_weight,
-    train,
-    val,
+    blocked,
+    validation,
     user_factors,
     item_factors,
     user_bias,
@@ -187,13 +235,13 @@ def run_sgd(
     verbose=0,
     desc=None,
 ):
-    """SGD epochs of ``MatrixFactorization`` on the ratings ``y`` of codes ``u``, ``i``.
+    """SGD epochs of ``MatrixFactorization`` on the block-ordered ratings
+    ``blocked`` (:func:`sgd_ratings`; their order is shuffled in place).
 
-    Trains on the rows ``train`` (None: all) from the given factors and
-    biases (not modified; the biases are left as they are when
-    ``biased=False``), in the block schedule of :func:`block_schedule`, and
-    stops early on the validation RMSE of the rows ``val`` (None: no early
-    stopping; the best epoch's parameters are kept).
+    Trains from the given factors and biases (not modified; the biases are
+    left as they are when ``biased=False``) and stops early on the validation
+    RMSE of ``validation = (user_codes, item_codes, y, sample_weight)``
+    (None: no early stopping; the best epoch's parameters are kept).
 
     Returns
     -------
@@ -203,31 +251,9 @@ def run_sgd(
     """
     dtype = user_factors.dtype.type
     n_users, n_items = len(user_factors), len(item_factors)
-    n_train = len(y) if train is None else len(train)
-    if n_train >= np.iinfo(np.int32).max:
-        raise ValueError(f"At most 2**31 - 2 training ratings, got {n_train}.")
-    timer = SetupTimer(verbose)
-    B = _n_blocks(
-        n_threads, n_train, n_users + n_items, user_factors.shape[1], user_factors.itemsize
-    )
-    # the training ratings stored block by block (no copies of u, i, y first)
-    blocked = block_schedule(
-        u,
-        i,
-        y,
-        sample_weight,
-        n_users,
-        n_items,
-        B,
-        rng,
-        rows=train,
-        dtype=dtype,
-        n_threads=n_threads,
-    )
     tu, ti, tr, tw, block_ptr, schedule, user_order, item_order = blocked
-    del blocked
-    sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
-    timer.lap(f"block schedule ({B}x{B} blocks)")
+    B = len(schedule)
+    sum_w = float(len(tr)) if len(tw) == 0 else float(tw.sum())
     block_loss = np.zeros(B * B, dtype=np.float64)
     reg_b = regularization if bias_regularization is None else bias_regularization
     # working copies of the parameters in block order (see block_schedule)
@@ -263,13 +289,13 @@ def run_sgd(
         return loss, n_bad, {"train MSE": float(loss)}
 
     stopper = score = None
-    if val is not None:
+    if validation is not None:
+        u_v, i_v, y_v, w_v = validation
         user_pos = np.empty(n_users, dtype=np.int32)
         user_pos[user_order] = np.arange(n_users, dtype=np.int32)
         item_pos = np.empty(n_items, dtype=np.int32)
         item_pos[item_order] = np.arange(n_items, dtype=np.int32)
-        u_v, i_v = user_pos[u[val]], item_pos[i[val]]
-        w_v = None if sample_weight is None else sample_weight[val]
+        u_v, i_v = user_pos[u_v], item_pos[i_v]
 
         def score(epoch):
             pred = rating_predictions(
@@ -283,7 +309,7 @@ def run_sgd(
                 clip_range,
                 n_threads,
             )
-            return weighted_rmse(pred, y[val], w_v)
+            return weighted_rmse(pred, y_v, w_v)
 
         stopper = EarlyStopping(lambda: (P, Q, bu, bi), tol, n_iter_no_change)
     loop = TrainingLoop(
@@ -574,56 +600,105 @@ class MatrixFactorization(
             The fitted estimator.
         """
         check_als_regularization(self)
+        if self.solver == "sgd":
+            return self._fit_sgd(X, y, sample_weight)
         start = self._start_rating_fit(X, y, sample_weight)
         u, i, y, sample_weight = start.user_codes, start.item_codes, start.y, start.sample_weight
         params = self._solver_params(start.rating_range)
         with naming_target_overflow(self, y):
-            if self.solver == "als":
-                train = np.arange(len(y)) if start.train is None else start.train
-                bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
-                result = run_explicit_als(
-                    u,
-                    i,
-                    y,
-                    sample_weight,
-                    train,
-                    start.val,
-                    start.user_factors,
-                    start.item_factors,
-                    bu,
-                    bi,
-                    global_mean=start.global_mean,
-                    max_iter=self.max_iter,
-                    **params,
-                )
-                als_ratings = result.ratings
-            else:
-                result = run_sgd(
-                    u,
-                    i,
-                    y,
-                    sample_weight,
-                    start.train,
-                    start.val,
-                    start.user_factors,
-                    start.item_factors,
-                    start.user_bias,
-                    start.item_bias,
-                    global_mean=start.global_mean,
-                    n_epochs=self.n_epochs,
-                    rng=start.rng,
-                    **self._sgd_params(),
-                    **params,
-                )
-                als_ratings = None  # training ratings are kept by ALS only
+            train = np.arange(len(y)) if start.train is None else start.train
+            bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
+            result = run_explicit_als(
+                u,
+                i,
+                y,
+                sample_weight,
+                train,
+                start.val,
+                start.user_factors,
+                start.item_factors,
+                bu,
+                bi,
+                global_mean=start.global_mean,
+                max_iter=self.max_iter,
+                **params,
+            )
+        self._set_fit_result(start, result, result.ratings)
+        check_finite_fit(self, y)
+        return self
+
+    def _fit_sgd(self, X, y, sample_weight):
+        """``fit`` with ``solver="sgd"``, holding one copy of the ratings.
+
+        Once the training ratings are stored block by block for the epochs,
+        the validated codes and ratings are dropped, and the seen-items matrix
+        is built from the block-ordered copy (unless early stopping holds
+        ratings out: it must list those too); the peak memory is then the
+        block-ordered ratings (12 bytes each in float32) plus that matrix (8).
+        """
+        holdout = bool(self.early_stopping)
+        start = self._start_rating_fit(X, y, sample_weight, seen=holdout)
+        params = self._solver_params(start.rating_range)
+        u, i, y, w, val = (
+            start.user_codes,
+            start.item_codes,
+            start.y,
+            start.sample_weight,
+            start.val,
+        )
+        blocked = sgd_ratings(
+            u,
+            i,
+            y,
+            w,
+            start.train,
+            start.user_factors,
+            start.item_factors,
+            start.rng,
+            params["n_threads"],
+            self.verbose,
+        )
+        validation = None
+        if val is not None:
+            validation = (u[val], i[val], y[val], None if w is None else w[val])
+        # only the size and the largest rating of y are needed from here on
+        # (to name an overflow): a stand-in of no memory replaces it
+        peak = max(abs(v) for v in start.rating_range)
+        y = np.broadcast_to(np.float64(peak), len(y))
+        del u, i, w
+        start = start._replace(user_codes=None, item_codes=None, y=None, sample_weight=None)
+        if start.user_items is None:
+            timer = SetupTimer(self.verbose)
+            seen, popularity = blocked_seen_matrix(
+                blocked, len(start.users), len(start.items), params["n_threads"]
+            )
+            start = start._replace(user_items=seen, item_popularity=popularity)
+            timer.lap("user-item matrix")
+        with naming_target_overflow(self, y):
+            result = run_sgd(
+                blocked,
+                validation,
+                start.user_factors,
+                start.item_factors,
+                start.user_bias,
+                start.item_bias,
+                global_mean=start.global_mean,
+                n_epochs=self.n_epochs,
+                rng=start.rng,
+                **self._sgd_params(),
+                **params,
+            )
+        self._set_fit_result(start, result, None)  # training ratings are kept by ALS only
+        check_finite_fit(self, y)
+        return self
+
+    def _set_fit_result(self, start, result, als_ratings):
         self._set_rating_start(start)
         self.user_factors_, self.item_factors_ = result.user_factors, result.item_factors
         self.user_bias_ = result.user_bias if self.biased else start.user_bias
         self.item_bias_ = result.item_bias if self.biased else start.item_bias
         self._als_ratings = als_ratings
         self._set_loop_attributes(result.loop)
-        check_finite_fit(self, y)
-        return self
 
     def _solver_params(self, rating_range):
         """Keyword arguments shared by the SGD and ALS drivers."""
@@ -719,12 +794,19 @@ class MatrixFactorization(
             rng,
         )
         a = batch.arrays
-        result = run_sgd(
+        blocked = sgd_ratings(
             batch.user_codes,
             batch.item_codes,
             batch.y,
             batch.sample_weight,
             None,
+            a["user_factors_"],
+            a["item_factors_"],
+            rng,
+            effective_n_threads(self.n_jobs),
+        )
+        result = run_sgd(
+            blocked,
             None,
             a["user_factors_"],
             a["item_factors_"],
