@@ -8,7 +8,13 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _setup_fast, _sgd_fast
-from sklearn_mf._als import grow_rows, partial_fit_explicit_als, run_explicit_als
+from sklearn_mf._als import (
+    explicit_ratings,
+    explicit_targets,
+    grow_rows,
+    partial_fit_explicit_als,
+    run_explicit_als,
+)
 from sklearn_mf._base import RatingRegressorMixin
 from sklearn_mf._convert import csr_from_arrays
 from sklearn_mf._fold_in import FoldInMixin, ridge_fold_in
@@ -41,6 +47,14 @@ from sklearn_mf._utils import (
     seeds_from,
 )
 from sklearn_mf._validation import check_als_regularization, check_interactions
+
+
+def _overflow_stand_in(rating_range, n):
+    """What ``naming_target_overflow`` and ``check_finite_fit`` read of the
+    ratings (their number and largest absolute value), as a read-only array
+    of no memory, so that ``fit`` can drop the ratings themselves."""
+    peak = max(abs(v) for v in rating_range)
+    return np.broadcast_to(np.float64(peak), n)
 
 
 class BlockedRatings(NamedTuple):
@@ -605,15 +619,26 @@ class MatrixFactorization(
         start = self._start_rating_fit(X, y, sample_weight)
         u, i, y, sample_weight = start.user_codes, start.item_codes, start.y, start.sample_weight
         params = self._solver_params(start.rating_range)
+        R_u = None
+        if start.val is None:
+            # the user-major training ratings replace the codes and y (memory)
+            t = explicit_targets(y, start.global_mean, start.user_factors.dtype)
+            y = _overflow_stand_in(start.rating_range, len(y))
+            start = start._replace(y=None)
+            R_u = explicit_ratings(
+                u, i, None, sample_weight, len(start.users), len(start.items), None, None, targets=t
+            )
+            del t
+            u = i = sample_weight = None
+            start = start._replace(user_codes=None, item_codes=None, sample_weight=None)
         with naming_target_overflow(self, y):
-            train = np.arange(len(y)) if start.train is None else start.train
             bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
             result = run_explicit_als(
                 u,
                 i,
                 y,
                 sample_weight,
-                train,
+                start.train,
                 start.val,
                 start.user_factors,
                 start.item_factors,
@@ -621,6 +646,7 @@ class MatrixFactorization(
                 bi,
                 global_mean=start.global_mean,
                 max_iter=self.max_iter,
+                ratings=R_u,
                 **params,
             )
         self._set_fit_result(start, result, result.ratings)
@@ -661,10 +687,7 @@ class MatrixFactorization(
         validation = None
         if val is not None:
             validation = (u[val], i[val], y[val], None if w is None else w[val])
-        # only the size and the largest rating of y are needed from here on
-        # (to name an overflow): a stand-in of no memory replaces it
-        peak = max(abs(v) for v in start.rating_range)
-        y = np.broadcast_to(np.float64(peak), len(y))
+        y = _overflow_stand_in(start.rating_range, len(y))
         del u, i, w
         start = start._replace(user_codes=None, item_codes=None, y=None, sample_weight=None)
         if start.user_items is None:

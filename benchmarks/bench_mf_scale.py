@@ -1,0 +1,243 @@
+"""MatrixFactorization at 10M-100M ratings: SGD epoch, set-up and memory against LIBMF.
+
+One command (from the repository root, in a virtualenv with ``libmf`` 0.9.2;
+the cached ratings are those of ``bench_scale.py``)::
+
+    PYTHONPATH=. /work/bench-venvs/scale/bin/python benchmarks/bench_mf_scale.py \\
+        --cache-dir /work/bench-venvs/scale-cache --sizes 10M,30M --repeats 3
+
+Every measurement runs in its own process, ours and LIBMF's interleaved, and
+the script prints medians over the repeats and our/LIBMF ratios; results go to
+``benchmarks/results/mf_scale.json``.  k=64, float32, 2 threads.
+
+- **epoch**: ours from the ``verbose=1`` per-epoch lines of one fit of
+  ``--epochs`` epochs (median over the epochs after the first) and, as in
+  ``bench_scale.py``, the in-process marginal ``(fit(n) - fit(1)) / (n - 1)``
+  of two warm fits; LIBMF's only from the marginal (it prints no times).
+- **set-up**: the sum of the ``verbose=1`` set-up stage lines, and (the
+  protocol of ``bench_scale.py``) a cold ``fit(1)`` minus one epoch.
+- **bytes per rating**: peak RSS of ``fit`` (``VmHWM`` reset just before it)
+  beyond the process after loading the caller's arrays (X as an (n, 2) int32
+  table and y float32), over the number of ratings.
+- ``--rmse``: held-out RMSE (random 10%) of ours and LIBMF at equal epochs.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+K, THREADS = 64, 2
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_kb("VmRSS") * 1024
+
+
+def load(cache_dir, size):
+    return [np.load(os.path.join(cache_dir, f"ratings-{size}-{c}.npy")) for c in "uiy"]
+
+
+def ours(solver, n_iter, verbose=1):
+    from sklearn_mf import MatrixFactorization
+
+    if solver == "sgd":
+        return MatrixFactorization(
+            n_factors=K,
+            n_epochs=n_iter,
+            learning_rate=0.005,
+            regularization=0.02,
+            random_state=0,
+            n_jobs=THREADS,
+            verbose=verbose,
+        )
+    return MatrixFactorization(
+        n_factors=K,
+        solver="als",
+        max_iter=n_iter,
+        regularization=0.05,
+        random_state=0,
+        n_jobs=THREADS,
+        verbose=verbose,
+    )
+
+
+def libmf(n_iter):
+    from libmf import mf
+
+    return mf.MF(
+        k=K,
+        nr_threads=THREADS,
+        nr_iters=n_iter,
+        eta=0.05,
+        lambda_p2=0.02,
+        lambda_q2=0.02,
+        lambda_p1=0.0,
+        lambda_q1=0.0,
+        quiet=True,
+    )
+
+
+def timed_fit(task, X, y, n_iter):
+    """(seconds, peak extra bytes, captured stdout) of one fit."""
+    out = io.StringIO()
+    base = reset_peak()
+    tic = time.perf_counter()
+    if task == "libmf":
+        data = np.column_stack([X, y]).astype(np.float32)  # the layout LIBMF reads
+        libmf(n_iter).fit(data)
+        del data
+    else:
+        with contextlib.redirect_stdout(out):
+            ours(task.split("_")[1], n_iter).fit(X, y)
+    seconds = time.perf_counter() - tic
+    return seconds, _status_kb("VmHWM") * 1024 - base, out.getvalue()
+
+
+def parse_verbose(text):
+    setup = {m[0].strip(): float(m[1]) for m in re.findall(r"set-up +(.+?) +([\d.]+)s", text)}
+    epochs = [float(t) for t in re.findall(r"(?:epoch|iter\w*) +\d+ .* ([\d.]+)s\s*$", text, re.M)]
+    return setup, epochs
+
+
+def worker(task, cache_dir, size, n_iter):
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    u, i, y = load(cache_dir, size)
+    X = np.column_stack([u, i])
+    del u, i
+    res = {"task": task, "size": size, "n_ratings": len(y), "n_iter": n_iter}
+    if task == "libmf":  # imports are not part of the cold fit
+        from libmf import mf  # noqa: F401
+    else:
+        import sklearn_mf  # noqa: F401
+    res["cold_1"], res["bytes_1"], text1 = timed_fit(task, X, y, 1)
+    res["warm_1"], _, _ = timed_fit(task, X, y, 1)
+    res["warm_n"], res["bytes_n"], text = timed_fit(task, X, y, n_iter)
+    res["marginal"] = (res["warm_n"] - res["warm_1"]) / (n_iter - 1)
+    res["bytes_per_rating"] = max(res["bytes_1"], res["bytes_n"]) / len(y)
+    if task != "libmf":
+        setup, epochs = parse_verbose(text)
+        res["setup_stages"] = setup
+        res["setup_verbose"] = sum(setup.values())
+        res["epoch_verbose"] = statistics.median(epochs[1:] or epochs)
+        res["epochs"] = epochs
+        res["setup_stages_cold"] = parse_verbose(text1)[0]
+    epoch = res.get("epoch_verbose", res["marginal"])
+    res["setup_protocol"] = res["cold_1"] - epoch
+    print(json.dumps(res))
+
+
+def rmse_worker(task, cache_dir, size, n_iter):
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    u, i, y = load(cache_dir, size)
+    test = np.random.default_rng(0).random(len(y)) < 0.1
+    X = np.column_stack([u, i])
+    if task == "libmf":
+        model = libmf(n_iter)
+        model.fit(np.column_stack([X[~test], y[~test]]).astype(np.float32))
+        pred = model.predict(X[test].astype(np.float32))
+    else:
+        model = ours(task.split("_")[1], n_iter, verbose=0).fit(X[~test], y[~test])
+        pred = model.predict(X[test])
+    rmse = float(np.sqrt(np.mean((pred - y[test]) ** 2)))
+    print(json.dumps({"task": task, "size": size, "n_iter": n_iter, "rmse": rmse}))
+
+
+def run(kind, task, cache_dir, size, n_iter):
+    cmd = [sys.executable, __file__, "--worker", kind, task, "--cache-dir", cache_dir]
+    cmd += ["--sizes", size, "--epochs", str(n_iter)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache-dir", default="/work/bench-venvs/scale-cache")
+    ap.add_argument("--sizes", default="10M,30M")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--tasks", default="ours_sgd,libmf,ours_als")
+    ap.add_argument("--rmse", action="store_true", help="held-out RMSE at --rmse-epochs")
+    ap.add_argument("--rmse-epochs", type=int, default=20)
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "mf_scale.json"))
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        kind, task = args.worker
+        fn = worker if kind == "time" else rmse_worker
+        return fn(task, args.cache_dir, args.sizes, args.epochs)
+    tasks = args.tasks.split(",")
+    rows = []
+    load_before = os.getloadavg()
+    for size in args.sizes.split(","):
+        for rep in range(args.repeats):
+            for task in tasks if rep % 2 == 0 else tasks[::-1]:  # interleaved
+                n_iter = args.epochs if task != "ours_als" else 3
+                r = run("time", task, args.cache_dir, size, n_iter)
+                if r:
+                    r["load"] = os.getloadavg()[0]
+                    rows.append(r)
+                    print(
+                        f"{size} {task:9s} rep {rep}: epoch {r.get('epoch_verbose', r['marginal']):.3f} s"
+                        f" (marginal {r['marginal']:.3f}), set-up {r['setup_protocol']:.2f} s"
+                        f", {r['bytes_per_rating']:.1f} B/rating, load {r['load']:.1f}",
+                        flush=True,
+                    )
+        if args.rmse:
+            for task in ("ours_sgd", "libmf"):
+                r = run("rmse", task, args.cache_dir, size, args.rmse_epochs)
+                if r:
+                    rows.append(r)
+                    print(f"{size} {task:9s} held-out RMSE {r['rmse']:.4f} at {r['n_iter']} epochs")
+    summary = {}
+    for size in args.sizes.split(","):
+        for task in tasks:
+            sel = [r for r in rows if r["size"] == size and r["task"] == task and "cold_1" in r]
+            if not sel:
+                continue
+            med = lambda key: statistics.median(r[key] for r in sel if key in r)  # noqa: E731
+            summary[f"{size}/{task}"] = {
+                "epoch": med("epoch_verbose") if task != "libmf" else med("marginal"),
+                "marginal": med("marginal"),
+                "setup_protocol": med("setup_protocol"),
+                "setup_verbose": med("setup_verbose") if task != "libmf" else None,
+                "bytes_per_rating": med("bytes_per_rating"),
+            }
+        a, b = summary.get(f"{size}/ours_sgd"), summary.get(f"{size}/libmf")
+        if a and b:
+            summary[f"{size}/ratio"] = {
+                "epoch_ours_over_libmf": a["epoch"] / b["epoch"],
+                "marginal_ours_over_libmf": a["marginal"] / b["marginal"],
+                "setup_in_epochs": a["setup_protocol"] / a["epoch"],
+            }
+    print(json.dumps(summary, indent=1))
+    meta = {"load_before": load_before, "load_after": os.getloadavg(), "argv": sys.argv}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"meta": meta, "summary": summary, "runs": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
