@@ -626,7 +626,16 @@ class MatrixFactorization(
             y = _overflow_stand_in(start.rating_range, len(y))
             start = start._replace(y=None)
             R_u = explicit_ratings(
-                u, i, None, sample_weight, len(start.users), len(start.items), None, None, targets=t
+                u,
+                i,
+                None,
+                sample_weight,
+                len(start.users),
+                len(start.items),
+                None,
+                None,
+                targets=t,
+                n_threads=params["n_threads"],
             )
             del t
             u = i = sample_weight = None

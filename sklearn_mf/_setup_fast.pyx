@@ -251,3 +251,119 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
                 if weighted:
                     out_weights[pos] = weights[q]
     return ptr_arr
+
+
+def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] values,
+                 const out_real[::1] weights, Py_ssize_t n_rows, int n_threads):
+    """Entries ``(rows[j], cols[j], values[j], weights[j])`` grouped by row, stably.
+
+    Returns ``(indptr, indices, values, weights)`` (intp, int32 and the dtype
+    of ``values``; ``weights`` empty when given empty): the arrays of
+    ``counting_order`` followed by gathers, written directly by one counting
+    sort (a histogram per thread over its slice, then a scatter), so that the
+    output is the only memory of the size of the entries.
+    """
+    cdef Py_ssize_t n = rows.shape[0]
+    cdef bint weighted = weights.shape[0] > 0
+    cdef Py_ssize_t t, j, r, start, stop, chunk, pos
+    cdef int64_t acc, c
+    if n >= 2**31 - 1:
+        raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000:
+        n_threads = 1
+    chunk = (n + n_threads - 1) // n_threads
+    offsets_arr = np.zeros((n_threads, n_rows), dtype=np.int64)
+    cdef int64_t[:, ::1] offsets = offsets_arr
+    indptr_arr = np.zeros(n_rows + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] indptr = indptr_arr
+    indices_arr = np.empty(n, dtype=np.int32)
+    cdef int[::1] indices = indices_arr
+    values_arr = np.empty(n, dtype=np.asarray(values).dtype)
+    cdef out_real[::1] out_v = values_arr
+    weights_arr = np.empty(n if weighted else 0, dtype=np.asarray(values).dtype)
+    cdef out_real[::1] out_w = weights_arr
+    with nogil:
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            start = t * chunk
+            stop = min(start + chunk, n)
+            for j in range(start, stop):
+                offsets[t, rows[j]] += 1
+        acc = 0
+        for r in range(n_rows):
+            for t in range(n_threads):
+                c = offsets[t, r]
+                offsets[t, r] = acc
+                acc += c
+            indptr[r + 1] = acc
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            start = t * chunk
+            stop = min(start + chunk, n)
+            for j in range(start, stop):
+                r = rows[j]
+                pos = offsets[t, r]
+                offsets[t, r] = pos + 1
+                indices[pos] = cols[j]
+                out_v[pos] = values[j]
+                if weighted:
+                    out_w[pos] = weights[j]
+    return indptr_arr, indices_arr, values_arr, weights_arr
+
+
+def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
+                   const out_real[::1] values, const out_real[::1] weights,
+                   Py_ssize_t n_cols, int n_threads):
+    """The column-major arrays of row-major ``(indptr, indices, values, weights)``.
+
+    Returns ``(indptr, indices, values, weights)`` of the transpose: inside a
+    column, entries in increasing row order (the order of a stable grouping
+    of the row-major entries by column), without a per-entry row array or
+    permutation.
+    """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n = indices.shape[0]
+    cdef bint weighted = weights.shape[0] > 0
+    cdef Py_ssize_t t, r, p, col, pos, r0, r1, per
+    cdef int64_t acc, c
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000:
+        n_threads = 1
+    # thread t handles rows [bounds[t], bounds[t + 1]) (about n / n_threads entries)
+    bounds_arr = np.searchsorted(np.asarray(indptr), np.arange(n_threads + 1) * (n / n_threads))
+    bounds_arr[0], bounds_arr[-1] = 0, n_rows
+    cdef Py_ssize_t[::1] bounds = bounds_arr.astype(np.intp)
+    offsets_arr = np.zeros((n_threads, n_cols), dtype=np.int64)
+    cdef int64_t[:, ::1] offsets = offsets_arr
+    out_ptr_arr = np.zeros(n_cols + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] out_ptr = out_ptr_arr
+    out_idx_arr = np.empty(n, dtype=np.int32)
+    cdef int[::1] out_idx = out_idx_arr
+    values_arr = np.empty(n, dtype=np.asarray(values).dtype)
+    cdef out_real[::1] out_v = values_arr
+    weights_arr = np.empty(n if weighted else 0, dtype=np.asarray(values).dtype)
+    cdef out_real[::1] out_w = weights_arr
+    with nogil:
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            for p in range(indptr[bounds[t]], indptr[bounds[t + 1]]):
+                offsets[t, indices[p]] += 1
+        acc = 0
+        for col in range(n_cols):
+            for t in range(n_threads):
+                c = offsets[t, col]
+                offsets[t, col] = acc
+                acc += c
+            out_ptr[col + 1] = acc
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            r0 = bounds[t]
+            r1 = bounds[t + 1]
+            for r in range(r0, r1):
+                for p in range(indptr[r], indptr[r + 1]):
+                    col = indices[p]
+                    pos = offsets[t, col]
+                    offsets[t, col] = pos + 1
+                    out_idx[pos] = <int>r
+                    out_v[pos] = values[p]
+                    if weighted:
+                        out_w[pos] = weights[p]
+    return out_ptr_arr, out_idx_arr, values_arr, weights_arr
