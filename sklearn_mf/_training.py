@@ -58,8 +58,7 @@ def seen_matrix(user_codes, item_codes, values, n_users, n_items):
     (int64) of encoded interactions."""
     from sklearn_mf._convert import interactions_csr
 
-    m = interactions_csr(user_codes, item_codes, values, n_users, n_items)
-    return m, np.bincount(item_codes, minlength=n_items).astype(np.int64)
+    return interactions_csr(user_codes, item_codes, values, n_users, n_items, return_counts=True)
 
 
 class RatingFitStart(NamedTuple):
