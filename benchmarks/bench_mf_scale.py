@@ -182,8 +182,16 @@ def main():
     ap.add_argument("--rmse", action="store_true", help="held-out RMSE at --rmse-epochs")
     ap.add_argument("--rmse-epochs", type=int, default=20)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "mf_scale.json"))
+    ap.add_argument("--table-from", help="only rewrite the .rst table of this results JSON")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.table_from:
+        with open(args.table_from) as f:
+            saved = json.load(f)
+        table = rst_table(saved["summary"], saved["runs"], saved["meta"])
+        with open(os.path.splitext(args.out)[0] + ".rst", "w") as f:
+            f.write(table)
+        return print(table)
     if args.worker:
         kind, task = args.worker
         fn = worker if kind == "time" else rmse_worker
@@ -199,8 +207,9 @@ def main():
                 if r:
                     r["load"] = os.getloadavg()[0]
                     rows.append(r)
+                    epoch = r.get("epoch_verbose", r["marginal"])
                     print(
-                        f"{size} {task:9s} rep {rep}: epoch {r.get('epoch_verbose', r['marginal']):.3f} s"
+                        f"{size} {task:9s} rep {rep}: epoch {epoch:.3f} s"
                         f" (marginal {r['marginal']:.3f}), set-up {r['setup_protocol']:.2f} s"
                         f", {r['bytes_per_rating']:.1f} B/rating, load {r['load']:.1f}",
                         flush=True,
@@ -237,6 +246,53 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "summary": summary, "runs": rows}, f, indent=1)
+    table = rst_table(summary, rows, meta)
+    print(table)
+    with open(os.path.splitext(args.out)[0] + ".rst", "w") as f:
+        f.write(table)
+
+
+def rst_table(summary, rows, meta):
+    """The docs table of the medians (``benchmarks/results/mf_scale.rst``)."""
+
+    def cell(size, task, key, fmt):
+        value = summary.get(f"{size}/{task}", {}).get(key)
+        return "--" if value is None else fmt.format(value)
+
+    def rmse(size, task):
+        sel = [r["rmse"] for r in rows if r["size"] == size and r["task"] == task and "rmse" in r]
+        return f"{sel[0]:.4f}" if sel else "--"
+
+    def throughput(size):
+        ratio = summary.get(f"{size}/ratio", {}).get("epoch_ours_over_libmf")
+        return "--" if ratio is None else f"{1 / ratio:.2f}x"
+
+    sizes = sorted({k.split("/")[0] for k in summary}, key=lambda z: float(z[:-1]))
+    lines = [
+        ("SGD s/epoch, ours", lambda z: cell(z, "ours_sgd", "epoch", "{:.3f}")),
+        ("SGD s/epoch, LIBMF", lambda z: cell(z, "libmf", "epoch", "{:.3f}")),
+        ("throughput ours / LIBMF", throughput),
+        ("SGD set-up, s", lambda z: cell(z, "ours_sgd", "setup_protocol", "{:.2f}")),
+        ("SGD set-up, epochs", lambda z: cell(z, "ratio", "setup_in_epochs", "{:.1f}")),
+        ("bytes/rating, SGD", lambda z: cell(z, "ours_sgd", "bytes_per_rating", "{:.1f}")),
+        ("bytes/rating, ALS", lambda z: cell(z, "ours_als", "bytes_per_rating", "{:.1f}")),
+        ("bytes/rating, LIBMF", lambda z: cell(z, "libmf", "bytes_per_rating", "{:.1f}")),
+        ("held-out RMSE, ours", lambda z: rmse(z, "ours_sgd")),
+        ("held-out RMSE, LIBMF", lambda z: rmse(z, "libmf")),
+    ]
+    w0 = max(len(name) for name, _ in lines)
+    widths = [max(10, len(z)) for z in sizes]
+    rule = "  ".join(["=" * w0] + ["=" * w for w in widths])
+    head = "  ".join([" " * w0] + [z.ljust(w) for z, w in zip(sizes, widths)]).rstrip()
+    out = [rule, head, rule]
+    for name, fn in lines:
+        cells = [name.ljust(w0)] + [fn(z).ljust(w) for z, w in zip(sizes, widths)]
+        out.append("  ".join(cells).rstrip())
+    out.append(rule)
+    load = meta["load_before"][0], meta["load_after"][0]
+    out.append("")
+    out.append(f"Load average {load[0]:.1f} before, {load[1]:.1f} after the run.")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
