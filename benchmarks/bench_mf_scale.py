@@ -35,26 +35,9 @@ import time
 
 import numpy as np
 
-K, THREADS = 64, 2
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
-def reset_peak():
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _status_kb("VmRSS") * 1024
-
-
-def load(cache_dir, size):
-    return [np.load(os.path.join(cache_dir, f"ratings-{size}-{c}.npy")) for c in "uiy"]
+sys.path.insert(0, HERE)
+from bench_scale import THREADS, K, load, peak_bytes, reset_peak  # noqa: E402
 
 
 def ours(solver, n_iter, verbose=1):
@@ -110,7 +93,7 @@ def timed_fit(task, X, y, n_iter):
         with contextlib.redirect_stdout(out):
             ours(task.split("_")[1], n_iter).fit(X, y)
     seconds = time.perf_counter() - tic
-    return seconds, _status_kb("VmHWM") * 1024 - base, out.getvalue()
+    return seconds, peak_bytes() - base, out.getvalue()
 
 
 def parse_verbose(text):
@@ -122,7 +105,7 @@ def parse_verbose(text):
 def worker(task, cache_dir, size, n_iter):
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
     u, i, y = load(cache_dir, size)
-    X = np.column_stack([u, i])
+    X = np.column_stack([u, i])  # the caller's table, as in bench_scale.py
     del u, i
     res = {"task": task, "size": size, "n_ratings": len(y), "n_iter": n_iter}
     if task == "libmf":  # imports are not part of the cold fit

@@ -24,6 +24,20 @@ from libc.stdint cimport int64_t
 from sklearn_mf._openmp cimport omp_get_max_threads
 
 
+cdef void _exclusive_offsets(int64_t[:, ::1] offsets, Py_ssize_t[::1] ptr) noexcept nogil:
+    """Per-thread counts ``offsets[t, key]`` to the position where thread
+    ``t`` writes its first entry of ``key`` (keys in order, threads in order
+    within a key: a stable order); ``ptr[key + 1]`` receives the end of key."""
+    cdef Py_ssize_t key, t
+    cdef int64_t acc = 0, c
+    for key in range(offsets.shape[1]):
+        for t in range(offsets.shape[0]):
+            c = offsets[t, key]
+            offsets[t, key] = acc
+            acc += c
+        ptr[key + 1] = acc
+
+
 def counting_order(const int[::1] keys, Py_ssize_t n_keys, int n_threads):
     """Stable order of ``keys`` (``0 <= key < n_keys``) and the count of each key.
 
@@ -35,7 +49,6 @@ def counting_order(const int[::1] keys, Py_ssize_t n_keys, int n_threads):
     """
     cdef Py_ssize_t n = keys.shape[0]
     cdef Py_ssize_t t, r, key, start, stop, chunk
-    cdef int64_t acc, c
     if n >= 2**31 - 1:
         raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
     if n_threads < 1:
@@ -47,21 +60,15 @@ def counting_order(const int[::1] keys, Py_ssize_t n_keys, int n_threads):
     cdef int64_t[:, ::1] offsets = offsets_arr
     perm_arr = np.empty(n, dtype=np.int32)
     cdef int[::1] perm = perm_arr
-    counts_arr = np.zeros(n_keys, dtype=np.int64)
-    cdef int64_t[::1] counts = counts_arr
+    ptr_arr = np.zeros(n_keys + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] ptr = ptr_arr
     with nogil:
         for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
             start = t * chunk
             stop = min(start + chunk, n)
             for r in range(start, stop):
                 offsets[t, keys[r]] += 1
-        acc = 0
-        for key in range(n_keys):
-            for t in range(n_threads):
-                c = offsets[t, key]
-                offsets[t, key] = acc
-                acc += c
-                counts[key] += c
+        _exclusive_offsets(offsets, ptr)
         for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
             start = t * chunk
             stop = min(start + chunk, n)
@@ -69,7 +76,7 @@ def counting_order(const int[::1] keys, Py_ssize_t n_keys, int n_threads):
                 key = keys[r]
                 perm[offsets[t, key]] = <int>r
                 offsets[t, key] += 1
-    return perm_arr, counts_arr
+    return perm_arr, np.diff(ptr_arr).astype(np.int64)
 
 
 ctypedef fused real:
@@ -203,7 +210,6 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
     cdef Py_ssize_t B = n_blocks, n_keys = n_blocks * n_blocks
     cdef int64_t n_u = user_pos.shape[0], n_i = item_pos.shape[0]
     cdef Py_ssize_t t, r, q, key, start, stop, chunk, pos
-    cdef int64_t acc, c
     cdef int wu, wi
     if n >= 2**31 - 1:
         raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
@@ -228,13 +234,7 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
                 q = rows[r] if subset else r
                 key = (user_pos[user_codes[q]] * B // n_u) * B + item_pos[item_codes[q]] * B // n_i
                 offsets[t, key] += 1
-        acc = 0
-        for key in range(n_keys):
-            for t in range(n_threads):
-                c = offsets[t, key]
-                offsets[t, key] = acc
-                acc += c
-            ptr[key + 1] = acc
+        _exclusive_offsets(offsets, ptr)
         for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
             start = t * chunk
             stop = min(start + chunk, n)
@@ -266,7 +266,6 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
     cdef Py_ssize_t n = rows.shape[0]
     cdef bint weighted = weights.shape[0] > 0
     cdef Py_ssize_t t, j, r, start, stop, chunk, pos
-    cdef int64_t acc, c
     if n >= 2**31 - 1:
         raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
     if n_threads < 1:
@@ -290,13 +289,7 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
             stop = min(start + chunk, n)
             for j in range(start, stop):
                 offsets[t, rows[j]] += 1
-        acc = 0
-        for r in range(n_rows):
-            for t in range(n_threads):
-                c = offsets[t, r]
-                offsets[t, r] = acc
-                acc += c
-            indptr[r + 1] = acc
+        _exclusive_offsets(offsets, indptr)
         for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
             start = t * chunk
             stop = min(start + chunk, n)
@@ -323,8 +316,7 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n = indices.shape[0]
     cdef bint weighted = weights.shape[0] > 0
-    cdef Py_ssize_t t, r, p, col, pos, r0, r1, per
-    cdef int64_t acc, c
+    cdef Py_ssize_t t, r, p, col, pos, r0, r1
     if n_threads < 1:
         n_threads = omp_get_max_threads()
     if n < 100_000:
@@ -347,13 +339,7 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
         for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
             for p in range(indptr[bounds[t]], indptr[bounds[t + 1]]):
                 offsets[t, indices[p]] += 1
-        acc = 0
-        for col in range(n_cols):
-            for t in range(n_threads):
-                c = offsets[t, col]
-                offsets[t, col] = acc
-                acc += c
-            out_ptr[col + 1] = acc
+        _exclusive_offsets(offsets, out_ptr)
         for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
             r0 = bounds[t]
             r1 = bounds[t + 1]
