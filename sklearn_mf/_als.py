@@ -98,6 +98,8 @@ class RowMatrix:
 
     def row_sums(self, key=None):
         """Per-row count of entries (``key=None``) or sum of ``data[key]`` (float64)."""
+        if key is None:  # the row lengths: no per-entry temporary
+            return np.diff(self.indptr).astype(np.float64)
         rows = np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
         weights = None if key is None else self.data[key].astype(np.float64)
         return np.bincount(rows, weights=weights, minlength=self.n_rows).astype(np.float64)
@@ -303,20 +305,48 @@ def sum_duplicates_csr(indptr, indices, values, n_cols):
 
 
 # ------------------------------------------------- MatrixFactorization(solver="als")
-def _explicit_setup(R_u):
-    """Item-major copy and penalty multipliers of the user-major ratings."""
-    R_i = R_u.transpose()
+def _explicit_setup(R_u, n_threads=1):
+    """Item-major copy and penalty multipliers of the user-major ratings
+    (:func:`explicit_ratings`); the same as ``R_u.transpose()``, by one
+    counting sort that allocates nothing but the copy."""
+    t = R_u.data["t"]
+    indptr, indices, t, w = _setup_fast.transpose_rows(
+        R_u.indptr, R_u.indices, t, R_u.data.get("w", t[:0]), R_u.n_cols, n_threads
+    )
+    R_i = RowMatrix(indptr, indices, {"t": t} | ({"w": w} if "w" in R_u.data else {}), R_u.n_rows)
     key = "w" if "w" in R_u.data else None
     return R_i, R_u.row_sums(key), R_i.row_sums(key)
 
 
-def explicit_ratings(u, i, y, sample_weight, n_users, n_items, global_mean, dtype):
+def explicit_targets(y, global_mean, dtype):
+    """``(y - global_mean).astype(dtype)`` without the float64 temporary (the
+    difference is still computed in float64, then rounded once)."""
+    t = np.empty(len(y), dtype=dtype)
+    np.subtract(y, global_mean, out=t, casting="same_kind")
+    return t
+
+
+def explicit_ratings(
+    u, i, y, sample_weight, n_users, n_items, global_mean, dtype, targets=None, n_threads=1
+):
     """User-major ``RowMatrix`` of the ratings minus the mean (``t``) and
-    their weights (``w``, only when weighted)."""
-    data = {"t": (y - global_mean).astype(dtype)}
-    if sample_weight is not None:
-        data["w"] = sample_weight.astype(dtype)
-    return RowMatrix.from_codes(u, i, n_users, n_items, **data)
+    their weights (``w``, only when weighted).  ``targets`` (then ``y`` is
+    not read) are the ratings minus the mean already, from
+    :func:`explicit_targets`."""
+    t = explicit_targets(y, global_mean, dtype) if targets is None else targets
+    del targets
+    w = t[:0] if sample_weight is None else sample_weight.astype(t.dtype)
+    # RowMatrix.from_codes by one counting sort, without its permutation
+    indptr, indices, t, w = _setup_fast.group_by_row(
+        np.ascontiguousarray(u, dtype=np.int32),
+        np.ascontiguousarray(i, dtype=np.int32),
+        t,
+        w,
+        n_users,
+        n_threads,
+    )
+    data = {"t": t} | ({"w": w} if sample_weight is not None else {})
+    return RowMatrix(indptr, indices, data, n_items)
 
 
 class ExplicitALSResult(NamedTuple):
@@ -353,11 +383,15 @@ def run_explicit_als(
     n_threads,
     verbose=0,
     desc=None,
+    ratings=None,
 ):
     """ALS iterations of ``MatrixFactorization(solver="als")``.
 
     Alternates exact user and item half-steps (factors and, when biased,
-    biases) on the ratings ``y[train]`` of the codes ``u``, ``i``, starting
+    biases) on the ratings ``y[train]`` (``train=None``: all, no copies) of
+    the codes ``u``, ``i`` (or on ``ratings``, their user-major
+    :func:`explicit_ratings` built by the caller, who may then pass None for
+    ``u``, ``i``, ``y`` when nothing is held out), starting
     from ``P``, ``Q``, ``user_bias``, ``item_bias`` (None when unbiased),
     which are updated in place and returned.  Stops after ``max_iter``
     iterations, when the objective decreases by at most ``tol`` times its
@@ -371,17 +405,26 @@ def run_explicit_als(
         ``loop.loss_curve`` holds the regularised objective per unit of
         weight after each iteration.
     """
-    R_u = explicit_ratings(
-        u[train],
-        i[train],
-        y[train],
-        None if sample_weight is None else sample_weight[train],
-        len(P),
-        len(Q),
-        global_mean,
-        P.dtype,
-    )
-    R_i, wu, wi = _explicit_setup(R_u)
+    if ratings is not None:
+        R_u = ratings
+    elif train is None:
+        R_u = explicit_ratings(
+            u, i, y, sample_weight, len(P), len(Q), global_mean, P.dtype, n_threads=n_threads
+        )
+    else:
+        R_u = explicit_ratings(
+            u[train],
+            i[train],
+            y[train],
+            None if sample_weight is None else sample_weight[train],
+            len(P),
+            len(Q),
+            global_mean,
+            P.dtype,
+            n_threads=n_threads,
+        )
+    del ratings
+    R_i, wu, wi = _explicit_setup(R_u, n_threads)
     total_w = float(wu.sum())
     reg = float(regularization)
     reg_b = reg if bias_regularization is None else float(bias_regularization)

@@ -20,27 +20,41 @@ from sklearn_mf._utils import effective_n_threads
 from sklearn_mf._validation import split_interactions
 
 
-def interactions_csr(user_codes, item_codes, values, n_users, n_items, n_jobs=None):
+def interactions_csr(
+    user_codes, item_codes, values, n_users, n_items, n_jobs=None, return_counts=False
+):
     """CSR user-item matrix (float32 data, int32 indices) of encoded interactions.
 
     ``values`` None means 1 per interaction.  Column indices are sorted in each
-    row and repeated (user, item) pairs are summed.
+    row and repeated (user, item) pairs are summed.  With ``return_counts``,
+    also the number of interactions of each item (int64, repeats included:
+    ``np.bincount(item_codes, minlength=n_items)`` without its int64 copy of
+    the codes).
     """
     n = len(user_codes)
     data = np.ones(n, dtype=np.float32) if values is None else values
     if data.dtype != np.float64:
         data = np.ascontiguousarray(data, dtype=np.float32)  # float64 is read as it is
-    indptr, indices, data = _setup_fast.coo_to_csr(
+    indptr, indices, data, *counts = _setup_fast.coo_to_csr(
         np.ascontiguousarray(user_codes, dtype=np.int32),
         np.ascontiguousarray(item_codes, dtype=np.int32),
         np.ascontiguousarray(data),
         n_users,
         n_items,
         effective_n_threads(n_jobs),
+        return_col_counts=return_counts,
     )
+    m = csr_from_arrays(indptr, indices, data, n_users, n_items)
+    return (m, counts[0]) if return_counts else m
+
+
+def csr_from_arrays(indptr, indices, data, n_rows, n_cols):
+    """The ``csr_matrix`` of canonical arrays from :func:`_setup_fast.coo_to_csr`
+    (sorted indices, no duplicates), without the copies and checks of the
+    scipy constructor; ``indptr`` becomes int32 when the entries allow."""
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
-    m = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    m = sp.csr_matrix((n_rows, n_cols), dtype=np.float32)
     m.indptr, m.indices, m.data = indptr, indices, data
     m.has_sorted_indices = True
     m.has_canonical_format = True

@@ -8,8 +8,15 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_mf import _setup_fast, _sgd_fast
-from sklearn_mf._als import grow_rows, partial_fit_explicit_als, run_explicit_als
+from sklearn_mf._als import (
+    explicit_ratings,
+    explicit_targets,
+    grow_rows,
+    partial_fit_explicit_als,
+    run_explicit_als,
+)
 from sklearn_mf._base import RatingRegressorMixin
+from sklearn_mf._convert import csr_from_arrays
 from sklearn_mf._fold_in import FoldInMixin, ridge_fold_in
 from sklearn_mf._latent import DotProductMixin, LatentFactorMixin
 from sklearn_mf._online import (
@@ -42,7 +49,41 @@ from sklearn_mf._utils import (
 from sklearn_mf._validation import check_als_regularization, check_interactions
 
 
-def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng, n_threads=1):
+def _overflow_stand_in(rating_range, n):
+    """What ``naming_target_overflow`` and ``check_finite_fit`` read of the
+    ratings (their number and largest absolute value), as a read-only array
+    of no memory, so that ``fit`` can drop the ratings themselves."""
+    peak = max(abs(v) for v in rating_range)
+    return np.broadcast_to(np.float64(peak), n)
+
+
+class BlockedRatings(NamedTuple):
+    """The training ratings of the parallel SGD grid (:func:`block_schedule`)."""
+
+    users: np.ndarray  # int32 working codes, block by block
+    items: np.ndarray
+    ratings: np.ndarray  # in the factors' dtype
+    weights: np.ndarray  # empty: all ones
+    block_ptr: np.ndarray  # intp, (n_blocks**2 + 1,)
+    schedule: np.ndarray  # intp, (n_blocks, n_blocks)
+    user_order: np.ndarray  # row j of the working factors is user user_order[j]
+    item_order: np.ndarray
+
+
+def block_schedule(
+    user_codes,
+    item_codes,
+    ratings,
+    weights,
+    n_users,
+    n_items,
+    n_blocks,
+    rng,
+    *,
+    rows=None,
+    dtype=np.float64,
+    n_threads=1,
+):
     """Partition ratings into an ``n_blocks x n_blocks`` grid for parallel SGD.
 
     Users (and items) are shuffled by a random permutation, which balances the
@@ -53,44 +94,54 @@ def block_schedule(user_codes, item_codes, n_users, n_items, n_blocks, rng, n_th
     block's rows stay together in cache.  Stratum ``s`` holds the blocks
     ``(b, (b + s) % n_blocks)``: no two of them share a user or an item.
 
+    The ratings ``rows`` (None: all) are written block by block, in their
+    input order inside a block, by one parallel counting sort
+    (:func:`~sklearn_mf._setup_fast.block_arrange`): the working codes, the
+    ratings and the weights (None: unweighted) in ``dtype``, and nothing else
+    of the size of the ratings is allocated.
+
     Returns
     -------
-    perm : ndarray of int32
-        Ratings reordered so that each block is contiguous.
-    block_ptr : ndarray of intp of shape (n_blocks**2 + 1,)
-    schedule : ndarray of intp of shape (n_blocks, n_blocks)
-        Row ``s`` lists the block ids of stratum ``s``.
-    user_order, item_order : ndarray of intp
-        Row ``j`` of the working factors holds user ``user_order[j]`` (item
-        ``item_order[j]``).
-    work_users, work_items : ndarray of int32
-        The ratings' user and item codes in the working order.
+    blocked : BlockedRatings
     """
     B = n_blocks
     user_order = rng.permutation(n_users)
     item_order = rng.permutation(n_items)
-    work_users = np.empty(n_users, dtype=np.int32)
-    work_users[user_order] = np.arange(n_users, dtype=np.int32)
-    work_items = np.empty(n_items, dtype=np.int32)
-    work_items[item_order] = np.arange(n_items, dtype=np.int32)
-    # block of each user and item: contiguous ranges of the working order
-    user_block = (work_users.astype(np.int64) * B // n_users).astype(np.int32)
-    item_block = (work_items.astype(np.int64) * B // n_items).astype(np.int32)
+    user_pos = np.empty(n_users, dtype=np.int32)
+    user_pos[user_order] = np.arange(n_users, dtype=np.int32)
+    item_pos = np.empty(n_items, dtype=np.int32)
+    item_pos[item_order] = np.arange(n_items, dtype=np.int32)
     user_codes = np.ascontiguousarray(user_codes, dtype=np.int32)
     item_codes = np.ascontiguousarray(item_codes, dtype=np.int32)
-    block = user_block[user_codes]
-    block *= B
-    block += item_block[item_codes]
-    # a stable counting sort by block: linear in the ratings for any grid size
-    perm, counts = _setup_fast.counting_order(block, B * B, n_threads)
-    del block
-    work_users = work_users[user_codes]
-    work_items = work_items[item_codes]
-    block_ptr = np.zeros(B * B + 1, dtype=np.intp)
-    np.cumsum(counts, out=block_ptr[1:])
+    ratings = np.ascontiguousarray(ratings)
+    if ratings.dtype not in (np.float32, np.float64):
+        ratings = ratings.astype(np.float64)
+    n = len(ratings) if rows is None else len(rows)
+    rows = np.zeros(0, dtype=np.intp) if rows is None else np.asarray(rows, dtype=np.intp)
+    if weights is None:
+        weights, out_w = np.zeros(0, dtype=dtype), np.zeros(0, dtype=dtype)
+    else:
+        weights, out_w = weights.astype(dtype, copy=False), np.empty(n, dtype=dtype)
+    out_u, out_i = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
+    out_r = np.empty(n, dtype=dtype)
+    block_ptr = _setup_fast.block_arrange(
+        user_codes,
+        item_codes,
+        ratings,
+        np.ascontiguousarray(weights),
+        rows,
+        user_pos,
+        item_pos,
+        B,
+        out_u,
+        out_i,
+        out_r,
+        out_w,
+        n_threads,
+    )
     b = np.arange(B)
     schedule = np.array([b * B + (b + s) % B for s in range(B)], dtype=np.intp)
-    return perm, block_ptr, schedule, user_order, item_order, work_users, work_items
+    return BlockedRatings(out_u, out_i, out_r, out_w, block_ptr, schedule, user_order, item_order)
 
 
 # Target size of the user and item factor rows one block touches: about half
@@ -125,13 +176,60 @@ class SGDResult(NamedTuple):
     loop: LoopResult
 
 
+def sgd_ratings(
+    u, i, y, sample_weight, train, user_factors, item_factors, rng, n_threads, verbose=0
+):
+    """The training rows ``train`` (None: all) of the ratings ``y`` of codes
+    ``u``, ``i``, stored block by block for :func:`run_sgd` (one
+    :func:`block_schedule` on a grid sized by :func:`_n_blocks`), in the
+    factors' dtype.  Draws the user and item permutations from ``rng``."""
+    n_users, n_items = len(user_factors), len(item_factors)
+    n_train = len(y) if train is None else len(train)
+    if n_train >= np.iinfo(np.int32).max:
+        raise ValueError(f"At most 2**31 - 2 training ratings, got {n_train}.")
+    timer = SetupTimer(verbose)
+    B = _n_blocks(
+        n_threads, n_train, n_users + n_items, user_factors.shape[1], user_factors.itemsize
+    )
+    blocked = block_schedule(
+        u,
+        i,
+        y,
+        sample_weight,
+        n_users,
+        n_items,
+        B,
+        rng,
+        rows=train,
+        dtype=user_factors.dtype.type,
+        n_threads=n_threads,
+    )
+    timer.lap(f"block schedule ({B}x{B} blocks)")
+    return blocked
+
+
+def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
+    """:func:`~sklearn_mf._training.seen_matrix` of block-ordered ratings
+    (before any epoch shuffled them): the same CSR and popularity counts as
+    from the codes in input order (duplicates of a (user, item) pair share a
+    block and keep their input order there), without relabelled copies."""
+    indptr, indices, data, popularity = _setup_fast.coo_to_csr(
+        blocked.users,
+        blocked.items,
+        blocked.ratings,
+        n_users,
+        n_items,
+        n_threads,
+        row_map=blocked.user_order.astype(np.int32),
+        col_map=blocked.item_order.astype(np.int32),
+        return_col_counts=True,
+    )
+    return csr_from_arrays(indptr, indices, data, n_users, n_items), popularity
+
+
 def run_sgd(
-    u,
-    i,
-    y,
-    sample_weight,
-    train,
-    val,
+    blocked,
+    validation,
     user_factors,
     item_factors,
     user_bias,
@@ -151,13 +249,13 @@ def run_sgd(
     verbose=0,
     desc=None,
 ):
-    """SGD epochs of ``MatrixFactorization`` on the ratings ``y`` of codes ``u``, ``i``.
+    """SGD epochs of ``MatrixFactorization`` on the block-ordered ratings
+    ``blocked`` (:func:`sgd_ratings`; their order is shuffled in place).
 
-    Trains on the rows ``train`` (None: all) from the given factors and
-    biases (not modified; the biases are left as they are when
-    ``biased=False``), in the block schedule of :func:`block_schedule`, and
-    stops early on the validation RMSE of the rows ``val`` (None: no early
-    stopping; the best epoch's parameters are kept).
+    Trains from the given factors and biases (not modified; the biases are
+    left as they are when ``biased=False``) and stops early on the validation
+    RMSE of ``validation = (user_codes, item_codes, y, sample_weight)``
+    (None: no early stopping; the best epoch's parameters are kept).
 
     Returns
     -------
@@ -167,28 +265,9 @@ def run_sgd(
     """
     dtype = user_factors.dtype.type
     n_users, n_items = len(user_factors), len(item_factors)
-    if train is not None:
-        u_t, i_t, y_t = u[train], i[train], y[train]
-        w_t = None if sample_weight is None else sample_weight[train]
-    else:  # no copies: the gathers below make the block-ordered arrays
-        u_t, i_t, y_t, w_t = u, i, y, sample_weight
-    if len(y_t) >= np.iinfo(np.int32).max:
-        raise ValueError(f"At most 2**31 - 2 training ratings, got {len(y_t)}.")
-    timer = SetupTimer(verbose)
-    B = _n_blocks(
-        n_threads, len(y_t), n_users + n_items, user_factors.shape[1], user_factors.itemsize
-    )
-    perm, block_ptr, schedule, user_order, item_order, wu, wi = block_schedule(
-        u_t, i_t, n_users, n_items, B, rng, n_threads
-    )
-    # ratings stored block by block, so that a block's data is contiguous
-    tu, ti = wu[perm], wi[perm]
-    tr = y_t.astype(dtype)[perm]
-    tw = np.zeros(0, dtype=dtype) if w_t is None else w_t.astype(dtype)[perm]
-    del perm, wu, wi, u_t, i_t, y_t, w_t
-    sum_w = float(len(tr)) if sample_weight is None else float(tw.sum())
-    order = np.arange(len(tr), dtype=np.int32)
-    timer.lap(f"block schedule ({B}x{B} blocks)")
+    tu, ti, tr, tw, block_ptr, schedule, user_order, item_order = blocked
+    B = len(schedule)
+    sum_w = float(len(tr)) if len(tw) == 0 else float(tw.sum())
     block_loss = np.zeros(B * B, dtype=np.float64)
     reg_b = regularization if bias_regularization is None else bias_regularization
     # working copies of the parameters in block order (see block_schedule)
@@ -205,7 +284,6 @@ def run_sgd(
             ti,
             tr,
             tw,
-            order,
             block_ptr,
             np.ascontiguousarray(strata),
             P,
@@ -225,13 +303,13 @@ def run_sgd(
         return loss, n_bad, {"train MSE": float(loss)}
 
     stopper = score = None
-    if val is not None:
+    if validation is not None:
+        u_v, i_v, y_v, w_v = validation
         user_pos = np.empty(n_users, dtype=np.int32)
         user_pos[user_order] = np.arange(n_users, dtype=np.int32)
         item_pos = np.empty(n_items, dtype=np.int32)
         item_pos[item_order] = np.arange(n_items, dtype=np.int32)
-        u_v, i_v = user_pos[u[val]], item_pos[i[val]]
-        w_v = None if sample_weight is None else sample_weight[val]
+        u_v, i_v = user_pos[u_v], item_pos[i_v]
 
         def score(epoch):
             pred = rating_predictions(
@@ -245,7 +323,7 @@ def run_sgd(
                 clip_range,
                 n_threads,
             )
-            return weighted_rmse(pred, y[val], w_v)
+            return weighted_rmse(pred, y_v, w_v)
 
         stopper = EarlyStopping(lambda: (P, Q, bu, bi), tol, n_iter_no_change)
     loop = TrainingLoop(
@@ -536,56 +614,123 @@ class MatrixFactorization(
             The fitted estimator.
         """
         check_als_regularization(self)
+        if self.solver == "sgd":
+            return self._fit_sgd(X, y, sample_weight)
         start = self._start_rating_fit(X, y, sample_weight)
         u, i, y, sample_weight = start.user_codes, start.item_codes, start.y, start.sample_weight
         params = self._solver_params(start.rating_range)
+        R_u = None
+        if start.val is None:
+            # the user-major training ratings replace the codes and y (memory)
+            t = explicit_targets(y, start.global_mean, start.user_factors.dtype)
+            y = _overflow_stand_in(start.rating_range, len(y))
+            start = start._replace(y=None)
+            R_u = explicit_ratings(
+                u,
+                i,
+                None,
+                sample_weight,
+                len(start.users),
+                len(start.items),
+                None,
+                None,
+                targets=t,
+                n_threads=params["n_threads"],
+            )
+            del t
+            u = i = sample_weight = None
+            start = start._replace(user_codes=None, item_codes=None, sample_weight=None)
         with naming_target_overflow(self, y):
-            if self.solver == "als":
-                train = np.arange(len(y)) if start.train is None else start.train
-                bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
-                result = run_explicit_als(
-                    u,
-                    i,
-                    y,
-                    sample_weight,
-                    train,
-                    start.val,
-                    start.user_factors,
-                    start.item_factors,
-                    bu,
-                    bi,
-                    global_mean=start.global_mean,
-                    max_iter=self.max_iter,
-                    **params,
-                )
-                als_ratings = result.ratings
-            else:
-                result = run_sgd(
-                    u,
-                    i,
-                    y,
-                    sample_weight,
-                    start.train,
-                    start.val,
-                    start.user_factors,
-                    start.item_factors,
-                    start.user_bias,
-                    start.item_bias,
-                    global_mean=start.global_mean,
-                    n_epochs=self.n_epochs,
-                    rng=start.rng,
-                    **self._sgd_params(),
-                    **params,
-                )
-                als_ratings = None  # training ratings are kept by ALS only
+            bu, bi = (start.user_bias, start.item_bias) if self.biased else (None, None)
+            result = run_explicit_als(
+                u,
+                i,
+                y,
+                sample_weight,
+                start.train,
+                start.val,
+                start.user_factors,
+                start.item_factors,
+                bu,
+                bi,
+                global_mean=start.global_mean,
+                max_iter=self.max_iter,
+                ratings=R_u,
+                **params,
+            )
+        self._set_fit_result(start, result, result.ratings)
+        check_finite_fit(self, y)
+        return self
+
+    def _fit_sgd(self, X, y, sample_weight):
+        """``fit`` with ``solver="sgd"``, holding one copy of the ratings.
+
+        Once the training ratings are stored block by block for the epochs,
+        the validated codes and ratings are dropped, and the seen-items matrix
+        is built from the block-ordered copy (unless early stopping holds
+        ratings out: it must list those too); the peak memory is then the
+        block-ordered ratings (12 bytes each in float32) plus that matrix (8).
+        """
+        holdout = bool(self.early_stopping)
+        start = self._start_rating_fit(X, y, sample_weight, seen=holdout)
+        params = self._solver_params(start.rating_range)
+        u, i, y, w, val = (
+            start.user_codes,
+            start.item_codes,
+            start.y,
+            start.sample_weight,
+            start.val,
+        )
+        blocked = sgd_ratings(
+            u,
+            i,
+            y,
+            w,
+            start.train,
+            start.user_factors,
+            start.item_factors,
+            start.rng,
+            params["n_threads"],
+            self.verbose,
+        )
+        validation = None
+        if val is not None:
+            validation = (u[val], i[val], y[val], None if w is None else w[val])
+        y = _overflow_stand_in(start.rating_range, len(y))
+        del u, i, w
+        start = start._replace(user_codes=None, item_codes=None, y=None, sample_weight=None)
+        if start.user_items is None:
+            timer = SetupTimer(self.verbose)
+            seen, popularity = blocked_seen_matrix(
+                blocked, len(start.users), len(start.items), params["n_threads"]
+            )
+            start = start._replace(user_items=seen, item_popularity=popularity)
+            timer.lap("user-item matrix")
+        with naming_target_overflow(self, y):
+            result = run_sgd(
+                blocked,
+                validation,
+                start.user_factors,
+                start.item_factors,
+                start.user_bias,
+                start.item_bias,
+                global_mean=start.global_mean,
+                n_epochs=self.n_epochs,
+                rng=start.rng,
+                **self._sgd_params(),
+                **params,
+            )
+        self._set_fit_result(start, result, None)  # training ratings are kept by ALS only
+        check_finite_fit(self, y)
+        return self
+
+    def _set_fit_result(self, start, result, als_ratings):
         self._set_rating_start(start)
         self.user_factors_, self.item_factors_ = result.user_factors, result.item_factors
         self.user_bias_ = result.user_bias if self.biased else start.user_bias
         self.item_bias_ = result.item_bias if self.biased else start.item_bias
         self._als_ratings = als_ratings
         self._set_loop_attributes(result.loop)
-        check_finite_fit(self, y)
-        return self
 
     def _solver_params(self, rating_range):
         """Keyword arguments shared by the SGD and ALS drivers."""
@@ -681,12 +826,19 @@ class MatrixFactorization(
             rng,
         )
         a = batch.arrays
-        result = run_sgd(
+        blocked = sgd_ratings(
             batch.user_codes,
             batch.item_codes,
             batch.y,
             batch.sample_weight,
             None,
+            a["user_factors_"],
+            a["item_factors_"],
+            rng,
+            effective_n_threads(self.n_jobs),
+        )
+        result = run_sgd(
+            blocked,
             None,
             a["user_factors_"],
             a["item_factors_"],

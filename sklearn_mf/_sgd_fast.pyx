@@ -11,7 +11,11 @@ For a rating ``r`` of user ``u`` on item ``i`` with weight ``w`` the update is::
     p_u += lr * w * (e * q_i - reg * p_u)
     q_i += lr * w * (e * p_u_old - reg * q_i)
 
-Ratings are visited block by block.  Every stratum of the schedule lists blocks
+Ratings are stored block by block (``_setup_fast.block_arrange``) and
+visited in storage order; each block is shuffled in place just before its
+visit, so the storage carries the visiting order and a rating's user, item
+and value are read sequentially, with the factor rows of the next ratings
+prefetched.  Every stratum of the schedule lists blocks
 that share no user and no item, so the blocks of one stratum run on different
 threads without touching the same factors: the result does not depend on which
 thread runs which block, and a given order and schedule always give the same
@@ -21,7 +25,7 @@ factors.
 from cython.parallel cimport prange
 from libc.stdint cimport uint64_t
 
-from sklearn_mf._kernel_helpers cimport skmf_shuffle_int
+from sklearn_mf._kernel_helpers cimport skmf_below
 
 ctypedef fused floating:
     float
@@ -35,27 +39,48 @@ cdef extern from *:
        module loads (SKMF_CLONES of _kernel_helpers.pxd).  The loops carry
        `omp simd` hints, honoured with -fopenmp-simd. */
 
-    /* Fisher-Yates shuffle of order[start:stop] with its own generator. */
-    static void skmf_shuffle(int *order, Py_ssize_t start, Py_ssize_t stop,
-                             uint64_t seed) {
-        uint64_t state = seed;
-        skmf_shuffle_int(order + start, stop - start, &state);
+    /* Rows ahead of the current rating whose factor rows are prefetched. */
+    #define SKMF_SGD_AHEAD 6
+
+    /* Prefetch the whole factor row p[0:k] (every cache line of it). */
+    #define SKMF_PREFETCH_ROW(p, bytes)                                           \
+        for (Py_ssize_t c_ = 0; c_ < (bytes); c_ += 64)                           \
+            SKMF_PREFETCH((const char *)(p) + c_, 1);
+
+    /* Fisher-Yates shuffle, in place, of the ratings [0:n) of one block: the
+       same draws as skmf_shuffle_int of _kernel_helpers.pxd, applied to every
+       array of the block at once (weights may be NULL). */
+    #define SKMF_DEFINE_SHUFFLE_BLOCK(NAME, T)                                    \
+    static void NAME(int *users, int *items, T *ratings, T *weights,              \
+                     Py_ssize_t n, uint64_t seed) {                               \
+        uint64_t state = seed;                                                    \
+        for (Py_ssize_t j = n - 1; j > 0; j--) {                                  \
+            Py_ssize_t t = skmf_below(&state, j + 1);                             \
+            int a = users[j]; users[j] = users[t]; users[t] = a;                  \
+            a = items[j]; items[j] = items[t]; items[t] = a;                      \
+            T x = ratings[j]; ratings[j] = ratings[t]; ratings[t] = x;            \
+            if (weights) { x = weights[j]; weights[j] = weights[t]; weights[t] = x; } \
+        }                                                                         \
     }
 
-    /* SGD over order[start:stop]; returns 1 if an error became non-finite. */
+    /* SGD over the ratings [0:n) of one block, in storage order; returns 1 if
+       an error became non-finite. */
     #define SKMF_DEFINE_SGD_BLOCK(NAME, T)                                        \
     SKMF_CLONES static int NAME(                                                  \
             const int *users, const int *items, const T *ratings,                 \
-            const T *weights, const int *order, Py_ssize_t start,                 \
-            Py_ssize_t stop, T *P, T *Q, T *bu, T *bi, Py_ssize_t k, T mu,        \
-            T lr, T reg, T reg_b, double *loss) {                                 \
+            const T *weights, Py_ssize_t n_ratings, T *P, T *Q, T *bu, T *bi,     \
+            Py_ssize_t k, T mu, T lr, T reg, T reg_b, double *loss) {             \
         double acc = 0.0;                                                         \
-        for (Py_ssize_t j = start; j < stop; j++) {                               \
-            Py_ssize_t n = order[j];                                              \
-            if (j + 2 < stop) {                                                   \
-                Py_ssize_t m = order[j + 2];                                      \
-                SKMF_PREFETCH(P + (Py_ssize_t)users[m] * k, 0);                    \
-                SKMF_PREFETCH(Q + (Py_ssize_t)items[m] * k, 0);                    \
+        Py_ssize_t row_bytes = k * (Py_ssize_t)sizeof(T);                         \
+        for (Py_ssize_t j = 0; j < SKMF_SGD_AHEAD && j < n_ratings; j++) {        \
+            SKMF_PREFETCH_ROW(P + (Py_ssize_t)users[j] * k, row_bytes)            \
+            SKMF_PREFETCH_ROW(Q + (Py_ssize_t)items[j] * k, row_bytes)            \
+        }                                                                         \
+        for (Py_ssize_t n = 0; n < n_ratings; n++) {                              \
+            if (n + SKMF_SGD_AHEAD < n_ratings) {                                 \
+                Py_ssize_t m = n + SKMF_SGD_AHEAD;                                \
+                SKMF_PREFETCH_ROW(P + (Py_ssize_t)users[m] * k, row_bytes)        \
+                SKMF_PREFETCH_ROW(Q + (Py_ssize_t)items[m] * k, row_bytes)        \
             }                                                                     \
             Py_ssize_t u = users[n], i = items[n];                                \
             T *p = P + u * k, *q = Q + i * k;                                     \
@@ -86,39 +111,43 @@ cdef extern from *:
     #include <math.h>
     SKMF_DEFINE_SGD_BLOCK(skmf_sgd_block_f, float)
     SKMF_DEFINE_SGD_BLOCK(skmf_sgd_block_d, double)
+    SKMF_DEFINE_SHUFFLE_BLOCK(skmf_shuffle_block_f, float)
+    SKMF_DEFINE_SHUFFLE_BLOCK(skmf_shuffle_block_d, double)
     """
-    void skmf_shuffle(int* order, Py_ssize_t start, Py_ssize_t stop,
-                      uint64_t seed) noexcept nogil
+    void skmf_shuffle_block_f(int* users, int* items, float* ratings, float* weights,
+                              Py_ssize_t n, uint64_t seed) noexcept nogil
+    void skmf_shuffle_block_d(int* users, int* items, double* ratings, double* weights,
+                              Py_ssize_t n, uint64_t seed) noexcept nogil
     int skmf_sgd_block_f(const int* users, const int* items, const float* ratings,
-                         const float* weights, const int* order,
-                         Py_ssize_t start, Py_ssize_t stop, float* P, float* Q,
+                         const float* weights, Py_ssize_t n, float* P, float* Q,
                          float* bu, float* bi, Py_ssize_t k, float mu, float lr,
                          float reg, float reg_b, double* loss) noexcept nogil
     int skmf_sgd_block_d(const int* users, const int* items, const double* ratings,
-                         const double* weights, const int* order,
-                         Py_ssize_t start, Py_ssize_t stop, double* P, double* Q,
+                         const double* weights, Py_ssize_t n, double* P, double* Q,
                          double* bu, double* bi, Py_ssize_t k, double mu, double lr,
                          double reg, double reg_b, double* loss) noexcept nogil
 
 
-cdef inline int _sgd_block(const int* users, const int* items,
-                           const floating* ratings, const floating* weights,
-                           const int* order, Py_ssize_t start, Py_ssize_t stop,
-                           floating* P, floating* Q, floating* bu, floating* bi,
-                           Py_ssize_t k, double mu, double lr, double reg,
-                           double reg_b, double* loss) noexcept nogil:
+cdef inline int _sgd_block(int* users, int* items, floating* ratings, floating* weights,
+                           Py_ssize_t n, floating* P, floating* Q, floating* bu,
+                           floating* bi, Py_ssize_t k, double mu, double lr, double reg,
+                           double reg_b, bint shuffle, uint64_t seed,
+                           double* loss) noexcept nogil:
     if floating is float:
-        return skmf_sgd_block_f(users, items, ratings, weights, order, start, stop,
-                                P, Q, bu, bi, k, <float>mu, <float>lr, <float>reg,
-                                <float>reg_b, loss)
+        if shuffle:
+            skmf_shuffle_block_f(users, items, ratings, weights, n, seed)
+        return skmf_sgd_block_f(users, items, ratings, weights, n, P, Q, bu, bi, k,
+                                <float>mu, <float>lr, <float>reg, <float>reg_b, loss)
     else:
-        return skmf_sgd_block_d(users, items, ratings, weights, order, start, stop,
-                                P, Q, bu, bi, k, mu, lr, reg, reg_b, loss)
+        if shuffle:
+            skmf_shuffle_block_d(users, items, ratings, weights, n, seed)
+        return skmf_sgd_block_d(users, items, ratings, weights, n, P, Q, bu, bi, k,
+                                mu, lr, reg, reg_b, loss)
 
 
-def sgd_epoch(const int[::1] users, const int[::1] items,
-              const floating[::1] ratings, const floating[::1] weights,
-              int[::1] order, const Py_ssize_t[::1] block_ptr,
+def sgd_epoch(int[::1] users, int[::1] items,
+              floating[::1] ratings, floating[::1] weights,
+              const Py_ssize_t[::1] block_ptr,
               const Py_ssize_t[:, ::1] schedule,
               floating[:, ::1] P, floating[:, ::1] Q,
               floating[::1] bu, floating[::1] bi,
@@ -130,12 +159,11 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
     Parameters
     ----------
     users, items : int32 arrays of shape (n_ratings,)
-        Internal indices.
+        Internal indices, grouped by block: block ``b`` is
+        ``[block_ptr[b]:block_ptr[b + 1]]`` of these and of the ratings.
     ratings, weights : floating arrays
         Targets and sample weights (``weights`` may be empty: all ones).
-    order : int32 array
-        Visiting order, grouped by block: block ``b`` is
-        ``order[block_ptr[b]:block_ptr[b + 1]]``.
+    block_ptr : intp array of shape (n_blocks + 1,)
     schedule : intp array of shape (n_strata, n_parallel)
         Blocks to run, stratum after stratum; the blocks of one row are run in
         parallel and must not share users or items.  ``-1`` entries are skipped.
@@ -144,9 +172,11 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
         Receives the weighted sum of squared errors seen in each block.
     n_threads : int
     seeds : uint64 array of shape (n_blocks,), optional
-        When given, each block's segment of ``order`` is first shuffled in place
-        (Fisher-Yates, generator seeded with ``seeds[b]``), just before the
-        block is visited, while its data is hot in cache.
+        When given, the ratings of each block (users, items, ratings and
+        weights together) are first shuffled in place (Fisher-Yates, generator
+        seeded with ``seeds[b]``), just before the block is visited, while its
+        data is hot in cache.  Ratings are visited in storage order, so the
+        storage itself carries the visiting order from epoch to epoch.
 
     Returns
     -------
@@ -154,10 +184,10 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
         Number of blocks stopped by a non-finite error (divergence).
     """
     cdef Py_ssize_t n_strata = schedule.shape[0], n_par = schedule.shape[1]
-    cdef Py_ssize_t s, t, b, k = P.shape[1]
+    cdef Py_ssize_t s, t, b, start, k = P.shape[1]
     cdef Py_ssize_t n_bad = 0
     cdef bint shuffle = seeds is not None
-    cdef const floating* wptr = &weights[0] if weights.shape[0] > 0 else NULL
+    cdef floating* wptr = &weights[0] if weights.shape[0] > 0 else NULL
     cdef floating* bu_ptr = &bu[0] if (biased and bu.shape[0] > 0) else NULL
     cdef floating* bi_ptr = &bi[0] if (biased and bi.shape[0] > 0) else NULL
     if ratings.shape[0] == 0:
@@ -168,10 +198,11 @@ def sgd_epoch(const int[::1] users, const int[::1] items,
             for t in prange(n_par, num_threads=n_threads, schedule="dynamic", chunksize=1):
                 b = schedule[s, t]
                 if b >= 0 and block_ptr[b + 1] > block_ptr[b]:
-                    if shuffle:
-                        skmf_shuffle(&order[0], block_ptr[b], block_ptr[b + 1], seeds[b])
-                    n_bad += _sgd_block(&users[0], &items[0], &ratings[0], wptr,
-                                        &order[0], block_ptr[b], block_ptr[b + 1],
+                    start = block_ptr[b]
+                    n_bad += _sgd_block(&users[start], &items[start], &ratings[start],
+                                        (wptr + start) if wptr != NULL else NULL,
+                                        block_ptr[b + 1] - start,
                                         &P[0, 0], &Q[0, 0], bu_ptr, bi_ptr, k,
-                                        mu, lr, reg, reg_bias, &block_loss[b])
+                                        mu, lr, reg, reg_bias, shuffle,
+                                        seeds[b] if shuffle else 0, &block_loss[b])
     return n_bad

@@ -58,8 +58,7 @@ def seen_matrix(user_codes, item_codes, values, n_users, n_items):
     (int64) of encoded interactions."""
     from sklearn_mf._convert import interactions_csr
 
-    m = interactions_csr(user_codes, item_codes, values, n_users, n_items)
-    return m, np.bincount(item_codes, minlength=n_items).astype(np.int64)
+    return interactions_csr(user_codes, item_codes, values, n_users, n_items, return_counts=True)
 
 
 class RatingFitStart(NamedTuple):
@@ -100,10 +99,13 @@ def start_rating_fit(
     random_state,
     n_extra_item_factors=0,
     timer=None,
+    seen=True,
 ):
     """The common start of ``fit`` for the biased rating models (MF, SVD++).
 
-    Encodes the validated ratings, builds the seen-items matrix, draws the
+    Encodes the validated ratings, builds the seen-items matrix (unless
+    ``seen=False``: ``user_items`` and ``item_popularity`` are then None, for
+    a caller that builds them from its own copy of the ratings), draws the
     user factors, the item factors and ``n_extra_item_factors`` more item
     matrices from N(0, init_std^2) (in that order, from one generator seeded
     by ``random_state``), zeroes the biases, holds out the early-stopping
@@ -124,8 +126,11 @@ def start_rating_fit(
     del users, items  # only the codes are used from here on (memory)
     timer.lap("encode ids")
     n_users, n_items, k = len(users_), len(items_), n_factors
-    seen, popularity = seen_matrix(u, i, y, n_users, n_items)
-    timer.lap("user-item matrix")
+    if seen:
+        seen, popularity = seen_matrix(u, i, y, n_users, n_items)
+        timer.lap("user-item matrix")
+    else:
+        seen = popularity = None
     rng = make_rng(random_state)
     P = rng.normal(0, init_std, (n_users, k)).astype(dtype)
     Q = rng.normal(0, init_std, (n_items, k)).astype(dtype)
@@ -296,7 +301,7 @@ class FittedLoopMixin:
             self.validation_scores_ = loop.validation_scores
             self.best_iteration_ = loop.best_iteration
 
-    def _start_rating_fit(self, X, y, sample_weight, n_extra_item_factors=0):
+    def _start_rating_fit(self, X, y, sample_weight, n_extra_item_factors=0, seen=True):
         """Validate the ratings and run :func:`start_rating_fit` with this
         model's parameters (nothing is set on the model)."""
         timer = SetupTimer(self.verbose)
@@ -318,6 +323,7 @@ class FittedLoopMixin:
             random_state=self.random_state,
             n_extra_item_factors=n_extra_item_factors,
             timer=timer,
+            seen=seen,
         )
 
     def _set_rating_start(self, start):

@@ -45,6 +45,107 @@ def test_coo_to_csr_matches_scipy_with_duplicates_and_empty_rows():
     assert indptr[8] == indptr[7]
 
 
+def test_coo_to_csr_reads_codes_through_maps_and_counts_columns():
+    rng = np.random.default_rng(2)
+    rows = rng.integers(0, 40, 4000).astype(np.int32)
+    cols = rng.integers(0, 25, 4000).astype(np.int32)
+    vals = rng.integers(1, 5, 4000).astype(np.float32)
+    row_map = rng.permutation(40).astype(np.int32)
+    col_map = rng.permutation(25).astype(np.int32)
+    indptr, indices, data, counts = _setup_fast.coo_to_csr(
+        rows, cols, vals, 40, 25, 2, row_map=row_map, col_map=col_map, return_col_counts=True
+    )
+    want = _setup_fast.coo_to_csr(row_map[rows], col_map[cols], vals, 40, 25, 2)
+    for got, ref in zip((indptr, indices, data), want):
+        np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(counts, np.bincount(col_map[cols], minlength=25))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("subset", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_block_arrange_is_a_stable_sort_by_block_then_gathers(n_threads, subset, weighted):
+    rng = np.random.default_rng(3)
+    n, n_users, n_items, B = 150_000, 700, 300, 7  # above the one-thread cut-off
+    u = rng.integers(0, n_users, n).astype(np.int32)
+    i = rng.integers(0, n_items, n).astype(np.int32)
+    y = rng.uniform(1, 5, n)
+    w = rng.uniform(0.5, 2, n).astype(np.float32) if weighted else np.zeros(0, np.float32)
+    rows = np.sort(rng.choice(n, n // 3, replace=False)) if subset else np.zeros(0, np.intp)
+    user_pos = rng.permutation(n_users).astype(np.int32)
+    item_pos = rng.permutation(n_items).astype(np.int32)
+    m = len(rows) if subset else n
+    out = [np.empty(m, np.int32), np.empty(m, np.int32), np.empty(m, np.float32)]
+    out.append(np.empty(m if weighted else 0, np.float32))
+    args = (u, i, y, w, rows.astype(np.intp), user_pos, item_pos, B, *out, n_threads)
+    ptr = _setup_fast.block_arrange(*args)
+    # reference: the block of each rating, a stable argsort, gathers
+    sel = rows if subset else np.arange(n)
+    wu, wi = user_pos[u[sel]], item_pos[i[sel]]
+    key = (wu.astype(np.int64) * B // n_users) * B + wi.astype(np.int64) * B // n_items
+    perm = sel[np.argsort(key, kind="stable")]
+    np.testing.assert_array_equal(out[0], user_pos[u[perm]])
+    np.testing.assert_array_equal(out[1], item_pos[i[perm]])
+    np.testing.assert_array_equal(out[2], y[perm].astype(np.float32))
+    if weighted:
+        np.testing.assert_array_equal(out[3], w[perm])
+    np.testing.assert_array_equal(ptr, np.r_[0, np.cumsum(np.bincount(key, minlength=B * B))])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_group_by_row_and_transpose_rows_match_the_permutation_route(n_threads, weighted):
+    from sklearn_mf._als import RowMatrix
+
+    rng = np.random.default_rng(4)
+    n, n_rows, n_cols = 150_000, 900, 400
+    rows = rng.integers(0, n_rows, n).astype(np.int32)
+    rows[rows == 5] = 6  # an empty row
+    cols = rng.integers(0, n_cols, n).astype(np.int32)
+    t = rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n) if weighted else t[:0]
+    data = {"t": t} | ({"w": w} if weighted else {})
+    ref = RowMatrix.from_codes(rows, cols, n_rows, n_cols, **data)
+    indptr, indices, t_out, w_out = _setup_fast.group_by_row(rows, cols, t, w, n_rows, n_threads)
+    np.testing.assert_array_equal(indptr, ref.indptr)
+    np.testing.assert_array_equal(indices, ref.indices)
+    np.testing.assert_array_equal(t_out, ref.data["t"])
+    assert len(w_out) == (n if weighted else 0)
+    if weighted:
+        np.testing.assert_array_equal(w_out, ref.data["w"])
+    ref_t = ref.transpose()
+    got = _setup_fast.transpose_rows(indptr, indices, t_out, w_out, n_cols, n_threads)
+    np.testing.assert_array_equal(got[0], ref_t.indptr)
+    np.testing.assert_array_equal(got[1], ref_t.indices)
+    np.testing.assert_array_equal(got[2], ref_t.data["t"])
+    if weighted:
+        np.testing.assert_array_equal(got[3], ref_t.data["w"])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "als"])
+def test_low_memory_fits_keep_the_seen_matrix_and_popularity(solver):
+    """The SGD fit builds user_items_ from its block-ordered copy and both
+    solvers drop the codes early: the matrix is the one of the input order
+    (duplicates summed in input order) and the input is untouched."""
+    X, y = make_ratings(400, 150, 12_000, noise=0.3, random_state=0)
+    X = np.vstack([X, X[:300], X[:100]])  # pairs rated two and three times
+    y = np.r_[y, y[:300] * 0.5 + 0.1, y[:100] - 0.3]
+    X_before, y_before = X.copy(), y.copy()
+    model = MatrixFactorization(n_factors=4, solver=solver, n_epochs=2, max_iter=2, n_jobs=2)
+    model.fit(X, y)
+    u, i = model._user_codes(X[:, 0]), model._item_codes(X[:, 1])
+    want = interactions_csr(u, i, y, len(model.users_), len(model.items_))
+    got = model.user_items_
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
+    np.testing.assert_array_equal(
+        model.item_popularity_, np.bincount(i, minlength=len(model.items_))
+    )
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
 def test_interactions_csr_without_duplicates_keeps_every_value():
     u = np.array([2, 0, 2, 1], dtype=np.int32)
     i = np.array([1, 2, 0, 2], dtype=np.int32)

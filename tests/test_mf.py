@@ -75,13 +75,13 @@ def test_sgd_epoch_matches_numpy_reference(weighted):
     ref = [a.copy() for a in (P, Q, bu, bi)]
     sse_ref = numpy_sgd_epoch(users, items, ratings, weights, order, *ref, mu, lr, reg, reg_b)
 
+    # the kernel visits the ratings in storage order: store them in `order`
     loss = np.zeros(1)
     n_bad = _sgd_fast.sgd_epoch(
-        users,
-        items,
-        ratings,
-        np.zeros(0) if weights is None else weights,
-        order,
+        users[order],
+        items[order],
+        ratings[order],
+        np.zeros(0) if weights is None else weights[order],
         np.array([0, n], dtype=np.intp),
         np.zeros((1, 1), dtype=np.intp),
         P,
@@ -106,19 +106,21 @@ def test_block_schedule_strata_are_conflict_free():
     rng = np.random.default_rng(1)
     u = rng.integers(0, 50, 5000)
     i = rng.integers(0, 40, 5000)
-    perm, ptr, schedule, user_order, item_order, wu, wi = block_schedule(u, i, 50, 40, 4, rng)
-    # the working codes are a relabelling of the users and items
-    np.testing.assert_array_equal(user_order[wu], u)
-    np.testing.assert_array_equal(item_order[wi], i)
-    assert sorted(perm.tolist()) == list(range(5000))
+    y = rng.uniform(1, 5, 5000)
+    wu, wi, ry, _, ptr, schedule, user_order, item_order = block_schedule(
+        u, i, y, None, 50, 40, 4, rng
+    )
+    # the same ratings, relabelled by the working codes, block by block
+    got = sorted(zip(user_order[wu].tolist(), item_order[wi].tolist(), ry.tolist()))
+    assert got == sorted(zip(u.tolist(), i.tolist(), y.tolist()))
+    assert ptr[0] == 0 and ptr[-1] == 5000 and np.all(np.diff(ptr) >= 0)
     assert schedule.shape == (4, 4)
     # every block appears exactly once over the strata
     assert sorted(schedule.ravel().tolist()) == list(range(16))
     for stratum in schedule:
         seen_u, seen_i = set(), set()
         for b in stratum:
-            rows = perm[ptr[b] : ptr[b + 1]]
-            bu, bi = set(wu[rows].tolist()), set(wi[rows].tolist())
+            bu, bi = set(wu[ptr[b] : ptr[b + 1]].tolist()), set(wi[ptr[b] : ptr[b + 1]].tolist())
             assert not (bu & seen_u) and not (bi & seen_i)
             # a block's rows are one contiguous range of the working factors
             assert max(bu) - min(bu) < 13 and max(bi) - min(bi) < 10
