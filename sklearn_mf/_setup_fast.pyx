@@ -106,6 +106,9 @@ def coo_to_csr(const int[::1] rows, const int[::1] cols, const real[::1] values,
     cdef bint map_rows = row_map is not None, map_cols = col_map is not None
     if n_threads < 1:
         n_threads = omp_get_max_threads()
+    if n < 100_000:
+        # a parallel region costs more than this pass on a busy machine
+        n_threads = 1
     col_ptr_arr = np.zeros(n_cols + 1, dtype=np.int64)
     cdef int64_t[::1] col_ptr = col_ptr_arr
     indptr_arr = np.zeros(n_rows + 1, dtype=np.int64)
