@@ -143,6 +143,42 @@ def draw_probit_latent(pred, labels, weights, rng, out):
     out[...] = z
 
 
+def coordinate_draws(
+    csc, yt, swt, w0, w, V, pred, q, columns, class_ptr, group, lam, mu, alpha, seed,
+    n_threads, relational, *, columns_too, fit_intercept,
+):  # fmt: skip
+    """The coordinate draws of one sweep in libFM's order: ``w0`` and each
+    column's ``w_j`` (``columns_too``), each block's ``w``, then factor by
+    factor the columns' (``columns_too``) and the blocks' ``v_jf``.
+
+    Arguments as the kernels' (``_mcmc_fast.coordinate_pass``), with
+    ``relational`` the :class:`BlockSampler` or None; ``pred`` and ``q``
+    hold the caches of the current parameters and are kept up to date.
+    Returns the number of failed draws.
+    """
+    k = V.shape[1]
+    e = yt - pred  # the residuals, kept up to date by the passes
+    if columns_too and fit_intercept:
+        if _fm_mcmc_fast.intercept_draw(e, swt, w0, alpha, 0.0, seed):
+            return 1
+    for a in range(k + 1):
+        qf = np.ascontiguousarray(q[:, a - 1]) if a else e[:0]
+        n_bad = 0
+        if columns_too:
+            n_bad = _fm_mcmc_fast.coordinate_pass(
+                *csc, swt, e, qf, V[:, a - 1] if a else w, columns, class_ptr, group,
+                lam, mu, a, k, alpha, seed, n_threads,
+            )  # fmt: skip
+        if relational is not None and not n_bad:
+            n_bad = relational.coordinate_pass(swt, e, qf, a, alpha, seed)
+        if n_bad:
+            return n_bad
+        if a:
+            q[:, a - 1] = qf
+    pred[...] = yt - e
+    return 0
+
+
 class FMFit(NamedTuple):
     """What a factorization machine's solver computed (``run_mcmc`` and the
     estimators' ALS and SGD solvers)."""
@@ -280,32 +316,15 @@ def run_mcmc(
         return n_bad
 
     def coordinate_sweep(alpha, seed):
-        """The sweep with coordinate draws for the blocks (``"mixed"``: after
-        a blocked sweep of the columns) or for everything."""
         if sampler == "mixed":
             n_bad = joint_columns(alpha, seed)
             if n_bad or relational is None:
                 return n_bad
-        e = yt - pred  # the residuals, kept up to date by the passes
-        if sampler == "coordinate":
-            if fit_intercept and _fm_mcmc_fast.intercept_draw(e, swt, w0, alpha, 0.0, seed):
-                return 1
-        for a in range(k + 1):
-            qf = np.ascontiguousarray(q[:, a - 1]) if a else e[:0]
-            n_bad = 0
-            if sampler == "coordinate":
-                n_bad = _fm_mcmc_fast.coordinate_pass(
-                    cdata, crows, cptr, swt, e, qf, V[:, a - 1] if a else w, columns,
-                    class_ptr, group, lam, mu, a, k, alpha, seed, n_threads,
-                )  # fmt: skip
-            if relational is not None and not n_bad:
-                n_bad = relational.coordinate_pass(swt, e, qf, a, alpha, seed)
-            if n_bad:
-                return n_bad
-            if a:
-                q[:, a - 1] = qf
-        pred[...] = yt - e
-        return 0
+        return coordinate_draws(
+            csc, yt, swt, w0, w, V, pred, q, columns, class_ptr, group, lam, mu,
+            alpha, seed, n_threads, relational,
+            columns_too=sampler == "coordinate", fit_intercept=fit_intercept,
+        )  # fmt: skip
 
     def sweep_step(sweep):
         nonlocal w0_sum, alpha_sum, w_sum
