@@ -240,3 +240,18 @@ def test_sampler_is_checked():
     X, y = make_ratings(n_users=30, n_items=20, n_ratings=300, random_state=0)
     with pytest.raises(ValueError, match="sampler"):
         FMRecommender(solver="mcmc", sampler="gibbs").fit(np.asarray(X)[:, :2], y)
+
+
+@pytest.mark.slow
+def test_bayesian_svdpp_meets_the_ml100k_bound_on_five_folds(ml100k):
+    # the protocol of benchmarks/accuracy_ml100k.py, default sampler
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, y = ml100k.X.to_numpy()[:, :2], ml100k.y.to_numpy()
+    model = FMRecommender(
+        10, solver="mcmc", max_iter=200, implicit_features="both", random_state=0, n_jobs=2
+    )
+    cv = KFold(5, shuffle=True, random_state=0)
+    rmse = -cross_val_score(model, X, y, cv=cv, scoring="neg_root_mean_squared_error")
+    assert rmse.mean() <= 0.885
+    assert rmse.max() < 0.895
