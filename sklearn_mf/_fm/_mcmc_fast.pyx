@@ -1105,22 +1105,23 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
     if nb == 0 or n == 0:
         return 0
     with nogil:
-        for u in prange(nb, num_threads=n_threads, schedule="static"):
-            st = &U[u, 0]
+        if factor:
+            for u in range(nb):
+                U[u, 6] = sf[u]
+                U[u, 7] = sf[u]
+        # the sums, in one streaming pass over the training rows (each block
+        # row's rows in increasing order)
+        for i in range(n):
+            st = &U[row_of[i], 0]
+            sw = sample_weight[i] if weighted else 1.0
+            ei = e[i]
+            st[0] += sw
+            st[1] += sw * ei
             if factor:
-                st[6] = sf[u]
-                st[7] = sf[u]
-            for t in range(group_ptr[u], group_ptr[u + 1]):
-                i = group_rows[t]
-                sw = sample_weight[i] if weighted else 1.0
-                ei = e[i]
-                st[0] += sw
-                st[1] += sw * ei
-                if factor:
-                    r = qf[i] - st[6]
-                    st[2] += sw * r
-                    st[3] += sw * r * r
-                    st[4] += sw * ei * r
+                r = qf[i] - st[6]
+                st[2] += sw * r
+                st[3] += sw * r * r
+                st[4] += sw * ei * r
         for c in range(columns.shape[0]):
             j = columns[c]
             old = theta[j]
