@@ -5,14 +5,14 @@ design matrix, the scalar conditional's moments, thread counts, accuracy."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from test_fm_blocks import _implicit, _predict_full, _toy
+from test_fm_blocks import _predict_full, _toy, _toy_state
 from test_fm_mcmc import _reference_sweep
 
 from sklearn_mf import FactorizationMachineRegressor, FMRecommender
 from sklearn_mf._fm import _fm_fast, _mcmc_fast
-from sklearn_mf._fm._blocks import BlockSampler, _block_seed
+from sklearn_mf._fm._blocks import _block_seed
 from sklearn_mf._fm._estimators import _as_csr, _csc_parts
-from sklearn_mf._fm._mcmc import column_classes, coordinate_draws
+from sklearn_mf._fm._mcmc import coordinate_draws
 from sklearn_mf.datasets import make_ratings
 
 
@@ -102,26 +102,12 @@ def test_scalar_draw_follows_the_brute_force_conditional():
 @pytest.mark.parametrize("which", ["none", "user", "both"])
 def test_coordinate_sweep_matches_brute_force_reference(columns_too, weighted, n_threads, which):
     k = 3
-    rng, u, i, X, y = _toy(k=k)
-    n, d = X.shape
-    blocks = []
-    if which != "none":
-        blocks.append((u, _implicit(u, i, 12, 9)))
-    if which == "both":
-        blocks.append((i, _implicit(i, u, 9, 12)))
-    s = rng.uniform(0.5, 2.0, n) if weighted else np.ones(n)
-    Xc = _as_csr(X, np.float64)
-    data, rows, ptr = _csc_parts(Xc)
-    columns, class_ptr = column_classes(data, rows, ptr, n)
-    w0 = np.array([0.1])
-    w = rng.normal(0, 0.3, d)
-    V = rng.normal(0, 0.3, (d, k))
-    sampler = BlockSampler(blocks, n, k, np.float64, 0.3, np.random.default_rng(5), n_threads)
-    lam = rng.uniform(1, 3, (1 + len(blocks), k + 1))
-    mu = rng.normal(0, 0.1, (1 + len(blocks), k + 1))
-    for t, b in enumerate(sampler.blocks):
-        b["w"][:] = rng.normal(0, 0.3, len(b["w"]))
-        b["lam"], b["mu"] = lam[1 + t], mu[1 + t]
+    sides = {"none": [], "user": ["user"], "both": ["user", "item"]}[which]
+    t_ = _toy_state(sides, weighted, n_threads, k)
+    X, y, n, d, blocks, s = t_.X, t_.y, t_.n, t_.d, t_.blocks, t_.s
+    data, rows, ptr, columns, class_ptr = t_.data, t_.rows, t_.ptr, t_.columns, t_.class_ptr
+    w0, w, V, sampler, lam, mu = t_.w0, t_.w, t_.V, t_.sampler, t_.lam, t_.mu
+    Xc = t_.Xc
     Xfull = sp.hstack([X] + [B[row_of] for row_of, B in blocks], format="csr")
     w_full = np.concatenate([w] + [b["w"] for b in sampler.blocks])
     V_full = np.vstack([V] + [b["V"] for b in sampler.blocks])
@@ -158,31 +144,9 @@ def test_coordinate_sweep_matches_brute_force_reference(columns_too, weighted, n
     sw = s if weighted else np.zeros(0)
     group = np.zeros(d, dtype=np.intp)
     if not columns_too:
-        assert (
-            _mcmc_fast.gibbs_sweep(
-                data,
-                rows,
-                ptr,
-                y,
-                sw,
-                w0,
-                w,
-                V,
-                pred,
-                q,
-                columns,
-                class_ptr,
-                alpha,
-                0.0,
-                group,
-                lam[:1],
-                mu[:1],
-                True,
-                seed,
-                n_threads,
-            )  # fmt: skip
-            == 0
-        )
+        caches = (pred, q, columns, class_ptr, alpha, 0.0, group, lam[:1], mu[:1], True)
+        joint = _mcmc_fast.gibbs_sweep(data, rows, ptr, y, sw, w0, w, V, *caches, seed, n_threads)
+        assert joint == 0
     n_bad = coordinate_draws(
         (data, rows, ptr), y, sw, w0, w, V, pred, q, columns, class_ptr, group, lam[:1],
         mu[:1], alpha, seed, n_threads, sampler if blocks else None,

@@ -947,17 +947,9 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
         lay them out) and puts the other features together.
     sampler : {"mixed", "blocked", "coordinate"}, default="mixed"
-        ``solver="mcmc"`` only: how a sweep draws the parameters.
-        ``"blocked"``: each column's :math:`(w_j, v_j)` jointly from its
-        :math:`(k+1)`-dimensional conditional (a Cholesky solve per column,
-        O(nnz k^2) per sweep).  ``"coordinate"``: every :math:`w_j` and
-        :math:`v_{jf}` alone from its scalar conditional, factor by factor
-        (libFM's order, O(nnz k) per sweep).  ``"mixed"``: blocked draws
-        for the columns of ``X`` and coordinate draws for the relational
-        blocks of :class:`FMRecommender`'s ``implicit_features``; without
-        such blocks it is ``"blocked"``.  The three sample the same
-        posterior; ``"mixed"`` was the fastest at equal accuracy on
-        MovieLens (see :ref:`fm`).
+        ``solver="mcmc"`` only: joint (``"blocked"``, also what ``"mixed"``
+        does here) or one-at-a-time (``"coordinate"``) draws; see
+        :class:`FactorizationMachineRegressor`.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the validation split, the SGD order and
         the MCMC draws.  A fixed seed gives identical results, for MCMC
