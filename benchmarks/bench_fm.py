@@ -26,7 +26,12 @@ times and the median is reported, and the ratios are computed within one run.
 Usage::
 
     python benchmarks/bench_fm.py [--data ../shared/data/ml-100k] [--quick]
-                                  [--repeats 3] [--n-jobs 2]
+                                  [--repeats 3] [--n-jobs 2] [--only-implicit]
+    python benchmarks/bench_fm.py --synthetic 1000000 --sweeps 50   # 1M synthetic
+
+Our implicit configurations run with each ``sampler`` ("mixed", the default:
+joint draws for the id columns, coordinate draws for the relational blocks;
+"blocked"; "coordinate", libFM's order).
 """
 
 import argparse
@@ -47,7 +52,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder
 
 from sklearn_mf import FactorizationMachineRegressor, FMRecommender, MatrixFactorization
-from sklearn_mf.datasets import load_movielens
+from sklearn_mf.datasets import load_movielens, make_ratings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
@@ -282,20 +287,25 @@ def _implicit_blocks(train, test):
 
 
 IMPLICIT = {"ids+user set": "user", "ids+both sets": "both"}
+SAMPLERS = ("mixed", "blocked", "coordinate")
 
 
-def run_implicit(train, test, results, quick, repeats, n_jobs, sweeps=(200,)):
+def run_implicit(train, test, results, n_iter, repeats, n_jobs, configs=IMPLICIT):
+    """Our FMRecommender with each ``sampler`` on the feature sets ``configs``
+    (name -> ``implicit_features``)."""
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
-    for fs, implicit in IMPLICIT.items():
-        for n_sweeps in sweeps:
-            it = 20 if quick else n_sweeps
+    for fs, implicit in configs.items():
+        for sampler in SAMPLERS:
+            if implicit is None and sampler == "mixed":
+                continue  # the same draws as "blocked" without blocks
             model, fit_s = _median_fit(
                 lambda: FMRecommender(
                     10,
                     solver="mcmc",
-                    max_iter=it,
+                    max_iter=n_iter,
                     random_state=0,
                     implicit_features=implicit,
+                    sampler=sampler,
                     n_jobs=n_jobs,
                 ),
                 lambda m: m.fit(train[["user", "item"]], y_tr),
@@ -304,42 +314,53 @@ def run_implicit(train, test, results, quick, repeats, n_jobs, sweeps=(200,)):
             results.append(
                 dict(
                     library="sklearn_mf",
-                    model=f"FMRecommender MCMC ({n_jobs} threads)",
+                    model=f"FMRecommender MCMC sampler={sampler} ({n_jobs} threads)",
                     features=fs,
                     rank=10,
-                    iterations=it,
+                    iterations=n_iter,
                     fit_s=fit_s,
-                    s_per_iter=fit_s / it,
+                    s_per_iter=fit_s / n_iter,
                     rmse=rmse(model.predict(test[["user", "item"]]), y_te),
                 )
             )
             print(results[-1], flush=True)
 
 
-def run_myfm_implicit(sets, train, test, results, failures, quick, repeats):
+def _one_hot(codes, n):
+    return sp.csr_matrix(
+        (np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), n)
+    )
+
+
+def run_myfm_implicit(train, test, results, failures, n_iter, repeats, configs=IMPLICIT):
+    """myfm with the same one-hot ids and relational blocks as ours."""
     try:
         myfm = _import_myfm()
     except Exception as exc:  # noqa: BLE001
         failures["myfm"] = f"{type(exc).__name__}: {exc}"
         return
-    n_iter = 20 if quick else 200
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
     codes, blocks = _implicit_blocks(train, test)
-    Xtr, Xte = sets["ids"]
-    n_users = train["user"].nunique()
-    for fs, implicit in IMPLICIT.items():
-        names = ["user"] if implicit == "user" else ["user", "item"]
+    n_users, n_items = blocks["user"].shape
+    X = {
+        part: sp.hstack(
+            [_one_hot(codes[part][0], n_users), _one_hot(codes[part][1], n_items)], format="csr"
+        )
+        for part in ("train", "test")
+    }
+    for fs, implicit in configs.items():
+        names = {None: [], "user": ["user"], "item": ["item"], "both": ["user", "item"]}[implicit]
         rel = {
             part: [
                 myfm.RelationBlock(codes[part][0 if b == "user" else 1], blocks[b]) for b in names
             ]
             for part in ("train", "test")
         }
-        shapes = [n_users, Xtr.shape[1] - n_users] + [blocks[b].shape[1] for b in names]
+        shapes = [n_users, n_items] + [blocks[b].shape[1] for b in names]
         model, fit_s = _median_fit(
             lambda: myfm.MyFMRegressor(rank=10, random_seed=0),
             lambda m: m.fit(
-                Xtr,
+                X["train"],
                 y_tr,
                 X_rel=rel["train"],
                 n_iter=n_iter,
@@ -358,7 +379,7 @@ def run_myfm_implicit(sets, train, test, results, failures, quick, repeats):
                 iterations=n_iter,
                 fit_s=fit_s,
                 s_per_iter=fit_s / n_iter,
-                rmse=rmse(np.clip(model.predict(Xte, X_rel=rel["test"]), 1, 5), y_te),
+                rmse=rmse(np.clip(model.predict(X["test"], X_rel=rel["test"]), 1, 5), y_te),
             )
         )
         print(results[-1], flush=True)
@@ -444,6 +465,16 @@ def main(argv=None):
         default=1,
         help="random_state values for our MCMC RMSE (mean and sd reported)",
     )
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="instead of MovieLens: this many synthetic ratings (make_ratings, 90/10 split), "
+        "ids / +user set / +both sets, ours against myfm",
+    )
+    parser.add_argument(
+        "--sweeps", type=int, default=200, help="Gibbs sweeps of the implicit configurations"
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     print(
@@ -452,6 +483,9 @@ def main(argv=None):
         f"numpy {np.__version__}"
     )
 
+    n_iter = 20 if args.quick else args.sweeps
+    if args.synthetic:
+        return synthetic(args, n_iter)
     frame, genre_cols = movielens_frame(args.data)
     train, test = train_test_split(frame, test_size=0.2, random_state=0)
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
@@ -472,7 +506,7 @@ def main(argv=None):
             args.n_jobs,
             args.seeds,
         )
-    run_implicit(train, test, results, args.quick, args.repeats, args.n_jobs)
+    run_implicit(train, test, results, n_iter, args.repeats, args.n_jobs)
     if not args.skip_peers:
         run_myfm(
             {"ids": sets["ids"]} if args.only_implicit else sets,
@@ -483,11 +517,33 @@ def main(argv=None):
             args.quick,
             args.repeats,
         )
-        run_myfm_implicit(sets, train, test, results, failures, args.quick, args.repeats)
+        run_myfm_implicit(train, test, results, failures, n_iter, args.repeats)
         if not args.only_implicit:
             run_fastfm(sets, y_tr, y_te, results, failures, args.quick)
             run_xlearn(failures)
 
+    return report(results, failures)
+
+
+def synthetic(args, n_iter):
+    """Ours against myfm on ``args.synthetic`` synthetic ratings."""
+    X, y = make_ratings(
+        n_users=args.synthetic // 50, n_items=args.synthetic // 250, n_ratings=args.synthetic,
+        random_state=0,
+    )  # fmt: skip
+    X = np.asarray(X)
+    frame = pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "rating": np.asarray(y, float)})
+    train, test = train_test_split(frame, test_size=0.1, random_state=0)
+    configs = {"ids": None, **IMPLICIT}
+    results, failures = [], {}
+    run_implicit(train, test, results, n_iter, args.repeats, args.n_jobs, configs)
+    if not args.skip_peers:
+        run_myfm_implicit(train, test, results, failures, n_iter, args.repeats, configs)
+    return report(results, failures)
+
+
+def report(results, failures):
+    """Print the table, with each row's time against myfm's on its features."""
     table = pd.DataFrame(results)
     myfm_rows = table[table["library"].str.startswith("myfm")]
     if len(myfm_rows):

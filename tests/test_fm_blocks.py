@@ -2,6 +2,8 @@
 the kernel against a sweep over the materialised design matrix, and
 ``FMRecommender(solver="mcmc", implicit_features=...)``."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -36,17 +38,14 @@ def _toy(seed=0, n_users=12, n_items=9, n=70, k=3):
     return rng, u, i, X, y
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("which", ["user", "both"])
-def test_sweep_with_blocks_matches_reference_on_materialised_matrix(weighted, n_threads, which):
-    k = 3
+def _toy_state(sides, weighted, n_threads, k=3):
+    """The toy ratings with the implicit blocks of ``sides`` ("user",
+    "item"), random parameters and priors (group 0: the columns, 1 + t:
+    block t), and a :class:`BlockSampler` of the blocks."""
     rng, u, i, X, y = _toy(k=k)
     n, d = X.shape
-    n_users, n_items = 12, 9
-    blocks = [(u, _implicit(u, i, n_users, n_items))]
-    if which == "both":
-        blocks.append((i, _implicit(i, u, n_items, n_users)))
+    codes = {"user": (u, i, 12, 9), "item": (i, u, 9, 12)}
+    blocks = [(codes[side][0], _implicit(*codes[side])) for side in sides]
     s = rng.uniform(0.5, 2.0, n) if weighted else np.ones(n)
     Xc = _as_csr(X, np.float64)
     data, rows, ptr = _csc_parts(Xc)
@@ -55,13 +54,24 @@ def test_sweep_with_blocks_matches_reference_on_materialised_matrix(weighted, n_
     w = rng.normal(0, 0.3, d)
     V = rng.normal(0, 0.3, (d, k))
     sampler = BlockSampler(blocks, n, k, np.float64, 0.3, np.random.default_rng(5), n_threads)
-    # groups: 0 plain columns, 1 + t block t; priors of every group
-    n_groups = 1 + len(blocks)
-    lam = rng.uniform(1, 3, (n_groups, k + 1))
-    mu = rng.normal(0, 0.1, (n_groups, k + 1))
+    lam = rng.uniform(1, 3, (1 + len(blocks), k + 1))
+    mu = rng.normal(0, 0.1, (1 + len(blocks), k + 1))
     for t, b in enumerate(sampler.blocks):
         b["w"][:] = rng.normal(0, 0.3, len(b["w"]))
         b["lam"], b["mu"] = lam[1 + t], mu[1 + t]
+    return SimpleNamespace(**locals())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("which", ["user", "both"])
+def test_sweep_with_blocks_matches_reference_on_materialised_matrix(weighted, n_threads, which):
+    k = 3
+    t_ = _toy_state(["user"] if which == "user" else ["user", "item"], weighted, n_threads, k)
+    X, y, n, d, blocks, s = t_.X, t_.y, t_.n, t_.d, t_.blocks, t_.s
+    Xc, data, rows, ptr = t_.Xc, t_.data, t_.rows, t_.ptr
+    columns, class_ptr = t_.columns, t_.class_ptr
+    w0, w, V, sampler, lam, mu = t_.w0, t_.w, t_.V, t_.sampler, t_.lam, t_.mu
     # the reference: every block materialised as columns of one matrix
     Xfull = sp.hstack([X] + [B[row_of] for row_of, B in blocks], format="csr")
     w_full = np.concatenate([w] + [b["w"] for b in sampler.blocks])

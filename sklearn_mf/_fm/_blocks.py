@@ -26,6 +26,12 @@ def _intp(a):
     return np.ascontiguousarray(a, dtype=np.intp)
 
 
+def _block_seed(seed, t):
+    """The seed of block ``t``'s normal draws: a stream apart from the plain
+    columns' and the other blocks'."""
+    return (seed ^ (0xA24BAED4963EE407 * (t + 1))) % 2**64
+
+
 class BlockSampler:
     """Gibbs-sampling state of the relational blocks ``blocks``.
 
@@ -90,8 +96,6 @@ class BlockSampler:
         """The Gibbs pass over every block; returns the number of failed draws."""
         n_bad = 0
         for t, b in enumerate(self.blocks):
-            # one stream of normal draws per block, apart from the plain columns'
-            block_seed = (seed ^ (0xA24BAED4963EE407 * (t + 1))) % 2**64
             n_bad += _mcmc_fast.block_sweep(
                 *b["csc"],
                 b["columns"],
@@ -109,12 +113,43 @@ class BlockSampler:
                 alpha,
                 b["lam"],
                 b["mu"],
-                block_seed,
+                _block_seed(seed, t),
                 self.n_threads,
             )
             if n_bad:
                 break
         return n_bad
+
+    def coordinate_pass(self, swt, e, qf, coord, alpha, seed):
+        """Coordinate ``coord`` (0: ``w``, 1 + f: factor f) of every block by
+        scalar draws (``_mcmc_fast.block_coordinate_pass``), with the
+        residuals ``e`` and factor sums ``qf`` of the training rows; returns
+        the number of failed draws."""
+        for t, b in enumerate(self.blocks):
+            f = coord - 1
+            n_bad = _mcmc_fast.block_coordinate_pass(
+                *b["csc"],
+                b["columns"],
+                b["row_of"],
+                b["group_ptr"],
+                b["group_rows"],
+                swt,
+                e,
+                qf,
+                b["V"][:, f] if coord else b["w"],
+                b["s"][:, f] if coord else b["T"][:0],
+                b["T"],
+                alpha,
+                float(b["lam"][coord]),
+                float(b["mu"][coord]),
+                coord,
+                self.k,
+                _block_seed(seed, t),
+                self.n_threads,
+            )
+            if n_bad:
+                return n_bad
+        return 0
 
     def keep_draw(self):
         for b in self.blocks:

@@ -135,6 +135,7 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
             Interval(numbers.Real, 0, 1, closed="left"),
         ],
         "feature_groups": [StrOptions({"auto"}), "array-like", None],
+        "sampler": [StrOptions({"mixed", "blocked", "coordinate"})],
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
         "verbose": ["verbose"],
@@ -165,6 +166,7 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         tol=1e-4,
         burn_in=0.05,
         feature_groups="auto",
+        sampler="mixed",
         random_state=None,
         n_jobs=None,
         verbose=0,
@@ -189,6 +191,7 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
         self.tol = tol
         self.burn_in = burn_in
         self.feature_groups = feature_groups
+        self.sampler = sampler
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -300,6 +303,7 @@ class _BaseFactorizationMachine(FittedLoopMixin, BaseEstimator):
                 probit=self._loss_name == "logistic",
                 init_std=self.init_std,
                 blocks=blocks,
+                sampler=self.sampler,
             )
         return self._optimize(Xt, yt, swt, sum_w, rng, validation, w0, w, V)
 
@@ -581,6 +585,18 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         0/1 columns that are never non-zero in the same row and cover at
         least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
         lay them out) and puts the other features together.
+    sampler : {"mixed", "blocked", "coordinate"}, default="mixed"
+        ``solver="mcmc"`` only: how a sweep draws the parameters.
+        ``"blocked"``: each column's :math:`(w_j, v_j)` jointly from its
+        :math:`(k+1)`-dimensional conditional (a Cholesky solve per column,
+        O(nnz k^2) per sweep).  ``"coordinate"``: every :math:`w_j` and
+        :math:`v_{jf}` alone from its scalar conditional, factor by factor
+        (libFM's order, O(nnz k) per sweep).  ``"mixed"``: blocked draws
+        for the columns of ``X`` and coordinate draws for the relational
+        blocks of :class:`FMRecommender`'s ``implicit_features``; without
+        such blocks it is ``"blocked"``.  The three sample the same
+        posterior; ``"mixed"`` was the fastest at equal accuracy on
+        MovieLens (see :ref:`fm`).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the validation split, the SGD order and
         the MCMC draws.  A fixed seed gives identical results, for MCMC
@@ -691,6 +707,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
         tol=1e-4,
         burn_in=0.05,
         feature_groups="auto",
+        sampler="mixed",
         clip_predictions=True,
         random_state=None,
         n_jobs=None,
@@ -717,6 +734,7 @@ class FactorizationMachineRegressor(RegressorMixin, _BaseFactorizationMachine):
             tol=tol,
             burn_in=burn_in,
             feature_groups=feature_groups,
+            sampler=sampler,
             random_state=random_state,
             n_jobs=n_jobs,
             verbose=verbose,
@@ -928,6 +946,10 @@ class FactorizationMachineClassifier(ClassifierMixin, _BaseFactorizationMachine)
         0/1 columns that are never non-zero in the same row and cover at
         least half the rows, as ``OneHotEncoder`` and ``ColumnTransformer``
         lay them out) and puts the other features together.
+    sampler : {"mixed", "blocked", "coordinate"}, default="mixed"
+        ``solver="mcmc"`` only: joint (``"blocked"``, also what ``"mixed"``
+        does here) or one-at-a-time (``"coordinate"``) draws; see
+        :class:`FactorizationMachineRegressor`.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the validation split, the SGD order and
         the MCMC draws.  A fixed seed gives identical results, for MCMC

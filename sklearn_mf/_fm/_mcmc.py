@@ -143,6 +143,42 @@ def draw_probit_latent(pred, labels, weights, rng, out):
     out[...] = z
 
 
+def coordinate_draws(
+    csc, yt, swt, w0, w, V, pred, q, columns, class_ptr, group, lam, mu, alpha, seed,
+    n_threads, relational, *, columns_too, fit_intercept,
+):  # fmt: skip
+    """The coordinate draws of one sweep in libFM's order: ``w0`` and each
+    column's ``w_j`` (``columns_too``), each block's ``w``, then factor by
+    factor the columns' (``columns_too``) and the blocks' ``v_jf``.
+
+    Arguments as the kernels' (``_mcmc_fast.coordinate_pass``), with
+    ``relational`` the :class:`BlockSampler` or None; ``pred`` and ``q``
+    hold the caches of the current parameters and are kept up to date.
+    Returns the number of failed draws.
+    """
+    k = V.shape[1]
+    e = yt - pred  # the residuals, kept up to date by the passes
+    if columns_too and fit_intercept:
+        if _fm_mcmc_fast.intercept_draw(e, swt, w0, alpha, 0.0, seed):
+            return 1
+    for a in range(k + 1):
+        qf = np.ascontiguousarray(q[:, a - 1]) if a else e[:0]
+        n_bad = 0
+        if columns_too:
+            n_bad = _fm_mcmc_fast.coordinate_pass(
+                *csc, swt, e, qf, V[:, a - 1] if a else w, columns, class_ptr, group,
+                lam, mu, a, k, alpha, seed, n_threads,
+            )  # fmt: skip
+        if relational is not None and not n_bad:
+            n_bad = relational.coordinate_pass(swt, e, qf, a, alpha, seed)
+        if n_bad:
+            return n_bad
+        if a:
+            q[:, a - 1] = qf
+    pred[...] = yt - e
+    return 0
+
+
 class FMFit(NamedTuple):
     """What a factorization machine's solver computed (``run_mcmc`` and the
     estimators' ALS and SGD solvers)."""
@@ -178,6 +214,7 @@ def run_mcmc(
     probit=False,
     init_std=0.0,
     blocks=None,
+    sampler="mixed",
 ):
     """Gibbs-sample a factorization machine on the training rows:
     CSR ``Xt``, its CSC parts ``csc = (data, rows, indptr)``, targets ``yt``
@@ -205,6 +242,13 @@ def run_mcmc(
     ``blocks`` (regression without validation only): relational blocks
     ``[(row_of, B), ...]`` sampled with the columns of ``Xt`` (see
     ``_blocks``), their latent vectors drawn from N(0, init_std^2).
+
+    ``sampler``: ``"blocked"`` draws each column's ``(w_j, v_j)`` jointly
+    (``gibbs_sweep``, ``block_sweep``: O(nnz k^2) a sweep); ``"coordinate"``
+    every parameter from its scalar conditional in libFM's order (w0, every
+    w_j, then factor by factor; ``coordinate_pass``,
+    ``block_coordinate_pass``: O(nnz k)); ``"mixed"`` the columns of ``Xt``
+    jointly and the blocks coordinate by coordinate.
     """
     dtype = w.dtype.type
     n, d = Xt.shape
@@ -258,6 +302,30 @@ def run_mcmc(
     linear_draws = []  # (w0, w) of each kept draw, for the probit predictive
     seeds = rng.integers(0, 2**63, size=max_iter, dtype=np.uint64)
 
+    def joint_columns(alpha, seed):
+        """w0 and the joint (w_j, v_j) draws of the columns of ``Xt``."""
+        return _fm_mcmc_fast.gibbs_sweep(
+            cdata, crows, cptr, yt, swt, w0, w, V, pred, q, columns, class_ptr,
+            alpha, 0.0, group, lam, mu, fit_intercept, seed, n_threads,
+        )  # fmt: skip
+
+    def blocked_sweep(alpha, seed):
+        n_bad = joint_columns(alpha, seed)
+        if relational is not None and not n_bad:
+            n_bad = relational.sweep(yt, swt, pred, q, alpha, seed)
+        return n_bad
+
+    def coordinate_sweep(alpha, seed):
+        if sampler == "mixed":
+            n_bad = joint_columns(alpha, seed)
+            if n_bad or relational is None:
+                return n_bad
+        return coordinate_draws(
+            csc, yt, swt, w0, w, V, pred, q, columns, class_ptr, group, lam, mu,
+            alpha, seed, n_threads, relational,
+            columns_too=sampler == "coordinate", fit_intercept=fit_intercept,
+        )  # fmt: skip
+
     def sweep_step(sweep):
         nonlocal w0_sum, alpha_sum, w_sum
         if (sweep - 1) % _REFRESH_EVERY == 0:
@@ -287,30 +355,10 @@ def run_mcmc(
                 mu[g], lam[g] = sample_prior(theta[cols], lam[g], rng)
         if relational is not None:
             relational.sample_priors(sample_prior, rng)
-        n_bad = _fm_mcmc_fast.gibbs_sweep(
-            cdata,
-            crows,
-            cptr,
-            yt,
-            swt,
-            w0,
-            w,
-            V,
-            pred,
-            q,
-            columns,
-            class_ptr,
-            alpha,
-            0.0,
-            group,
-            lam,
-            mu,
-            fit_intercept,
-            int(seeds[sweep - 1]),
-            n_threads,
-        )
-        if relational is not None and not n_bad:
-            n_bad = relational.sweep(yt, swt, pred, q, alpha, int(seeds[sweep - 1]))
+        if sampler != "blocked":
+            n_bad = coordinate_sweep(alpha, int(seeds[sweep - 1]))
+        else:
+            n_bad = blocked_sweep(alpha, int(seeds[sweep - 1]))
         if n_bad or not np.isfinite(w0[0]):
             return np.nan, max(int(n_bad), 1), {}
         if probit:  # log-loss of the current draw

@@ -894,3 +894,279 @@ def block_sweep(const floating[::1] data, const Py_ssize_t[::1] brows,
                 q[i, a] = <floating>(qr + s[u, a])
             pred[i] = <floating>(pred[i] + e)
     return n_bad
+
+
+# ------------------------------------------------- per-coordinate Gibbs sweep
+#
+# libFM's scheme (Rendle 2013, "Scaling factorization machines to relational
+# data"): every parameter is drawn alone from its scalar Gaussian conditional,
+# in the order w0, every w_j, then for each factor f every v_jf.  The
+# prediction of row i is linear in one parameter theta: p_i = c_i + theta h_i
+# with h_i = x_ij for w_j and h_i = x_ij (q_if - x_ij v_jf) for v_jf, so
+#
+#     prec = alpha sum_i s_i h_i^2 + lam,   mean = (alpha sum_i s_i h_i (e_i + theta h_i) + lam mu) / prec
+#
+# (e_i = y_i - p_i the cached residual, q_if the cached factor sum).  A draw
+# costs O(nnz_j) and the sweep O(nnz k), against O(nnz k^2) for the blocked
+# draw.  The driver hands the kernels one factor at a time: ``qf`` is the
+# contiguous copy of the cached factor sums q[:, f].  The normal draw of
+# column j's coordinate a (0: w_j, 1 + f: v_jf) has counter 1 + j (k + 1) + a,
+# as in the blocked sweep, so results do not depend on the number of threads.
+
+cdef inline void _coord_acc(const floating[::1] data, const Py_ssize_t[::1] rows,
+                            Py_ssize_t start, Py_ssize_t stop,
+                            const floating[::1] sample_weight, bint weighted,
+                            const floating[::1] e, const floating[::1] qf, bint factor,
+                            double theta, double* hh, double* he) noexcept nogil:
+    """Add sum s h^2 to ``hh[0]`` and sum s h (e + theta h) to ``he[0]`` over
+    rows ``start:stop`` of a column."""
+    cdef Py_ssize_t t, r
+    cdef double x, h, sw, a = 0.0, b = 0.0
+    for t in range(start, stop):
+        r = rows[t]
+        x = data[t]
+        h = x * (qf[r] - x * theta) if factor else x
+        sw = sample_weight[r] if weighted else 1.0
+        a += sw * h * h
+        b += sw * h * (e[r] + theta * h)
+    hh[0] += a
+    he[0] += b
+
+
+cdef inline void _coord_apply(const floating[::1] data, const Py_ssize_t[::1] rows,
+                              Py_ssize_t start, Py_ssize_t stop, floating[::1] e,
+                              floating[::1] qf, bint factor, double theta,
+                              double delta) noexcept nogil:
+    """Move the residuals (and factor sums) of rows ``start:stop`` by the
+    change ``delta`` of the coordinate (old value ``theta``)."""
+    cdef Py_ssize_t t, r
+    cdef double x
+    for t in range(start, stop):
+        r = rows[t]
+        x = data[t]
+        if factor:
+            e[r] = <floating>(e[r] - delta * x * (qf[r] - x * theta))
+            qf[r] = <floating>(qf[r] + delta * x)
+        else:
+            e[r] = <floating>(e[r] - delta * x)
+
+
+cdef inline double _scalar_draw(double hh, double he, double alpha, double lam,
+                                double mu, uint64_t seed, uint64_t counter) noexcept nogil:
+    """A draw from N((alpha he + lam mu) / P, 1 / P), P = alpha hh + lam."""
+    cdef double prec = alpha * hh + lam
+    return (alpha * he + lam * mu) / prec + _std_normal(seed, counter) / sqrt(prec)
+
+
+def intercept_draw(floating[::1] e, const floating[::1] sample_weight, floating[::1] w0,
+                   double alpha, double lam0, unsigned long long seed):
+    """Draw the intercept (flat prior for ``lam0 = 0``) given the residuals
+    ``e``, with the normal draw of counter 0; ``e`` follows the change.
+    Returns 1 if the draw is not finite (nothing changed then)."""
+    cdef Py_ssize_t n = e.shape[0], i
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef double sw, hh = 0.0, he = 0.0, new, delta
+    with nogil:
+        for i in range(n):
+            sw = sample_weight[i] if weighted else 1.0
+            hh += sw
+            he += sw * (e[i] + w0[0])
+        new = _scalar_draw(hh, he, alpha, lam0, 0.0, seed, 0)
+    if not isfinite(new):
+        return 1
+    delta = new - w0[0]
+    w0[0] = <floating>new
+    with nogil:
+        for i in range(n):
+            e[i] = <floating>(e[i] - delta)
+    return 0
+
+
+def coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] rows,
+                    const Py_ssize_t[::1] indptr, const floating[::1] sample_weight,
+                    floating[::1] e, floating[::1] qf, floating[:] theta,
+                    const Py_ssize_t[::1] columns, const Py_ssize_t[::1] class_ptr,
+                    const Py_ssize_t[::1] group, const double[:, ::1] lam,
+                    const double[:, ::1] mu, Py_ssize_t coord, Py_ssize_t k,
+                    double alpha, unsigned long long seed, int n_threads):
+    """Draw coordinate ``coord`` (0: the weights ``w``, 1 + f: factor f of the
+    latent vectors) of every column in ``columns`` (grouped into row-disjoint
+    classes by ``class_ptr``, see ``color_columns``), one scalar conditional
+    each.  ``theta`` is ``w`` or ``V[:, f]`` (updated in place); ``e`` the
+    residuals y - p and ``qf`` the factor sums q[:, f] of the training rows
+    (unused for ``coord = 0``), both kept up to date.  ``lam``/``mu``:
+    (n_groups, k + 1) priors, column j in group ``group[j]``.  Columns of one
+    class are drawn in parallel; a long column's sums are split over fixed
+    segments added in order.  Returns the number of non-finite draws (the
+    pass stops after the class where one occurred)."""
+    cdef Py_ssize_t n_classes = class_ptr.shape[0] - 1, m = k + 1, c, t, j, g, sg
+    cdef Py_ssize_t lo, hi, nnz, s0, s1
+    cdef bint weighted = sample_weight.shape[0] > 0, factor = coord > 0
+    cdef double old, new, hh, he
+    cdef int n_bad = 0, team
+    seg_np = np.zeros(2 * _N_SEGMENTS)
+    cdef double[::1] seg = seg_np
+    with nogil:
+        for c in range(n_classes):
+            lo = class_ptr[c]
+            hi = class_ptr[c + 1]
+            nnz = 0
+            for t in range(lo, hi):
+                j = columns[t]
+                if indptr[j + 1] - indptr[j] >= _SPLIT_NNZ:
+                    # a long column: segments in parallel, summed in order
+                    old = theta[j]
+                    for sg in prange(_N_SEGMENTS, num_threads=n_threads, schedule="static"):
+                        s0 = indptr[j] + sg * (indptr[j + 1] - indptr[j]) // _N_SEGMENTS
+                        s1 = indptr[j] + (sg + 1) * (indptr[j + 1] - indptr[j]) // _N_SEGMENTS
+                        seg[2 * sg] = 0.0
+                        seg[2 * sg + 1] = 0.0
+                        _coord_acc(data, rows, s0, s1, sample_weight, weighted, e, qf,
+                                   factor, old, &seg[2 * sg], &seg[2 * sg + 1])
+                    hh = 0.0
+                    he = 0.0
+                    for sg in range(_N_SEGMENTS):
+                        hh = hh + seg[2 * sg]
+                        he = he + seg[2 * sg + 1]
+                    g = group[j]
+                    new = _scalar_draw(hh, he, alpha, lam[g, coord], mu[g, coord], seed,
+                                       1 + <uint64_t>j * m + coord)
+                    if not isfinite(new):
+                        n_bad = n_bad + 1
+                        continue
+                    theta[j] = <floating>new
+                    for sg in prange(_N_SEGMENTS, num_threads=n_threads, schedule="static"):
+                        s0 = indptr[j] + sg * (indptr[j + 1] - indptr[j]) // _N_SEGMENTS
+                        s1 = indptr[j] + (sg + 1) * (indptr[j + 1] - indptr[j]) // _N_SEGMENTS
+                        _coord_apply(data, rows, s0, s1, e, qf, factor, old,
+                                     <double>theta[j] - old)
+                else:
+                    nnz = nnz + indptr[j + 1] - indptr[j]
+            if n_bad:
+                break
+            team = n_threads if nnz > _MIN_PARALLEL_NNZ else 1
+            for t in prange(lo, hi, num_threads=team, schedule="dynamic", chunksize=4):
+                j = columns[t]
+                if indptr[j + 1] - indptr[j] >= _SPLIT_NNZ:
+                    continue
+                old = theta[j]
+                hh = 0.0
+                he = 0.0
+                _coord_acc(data, rows, indptr[j], indptr[j + 1], sample_weight, weighted, e,
+                           qf, factor, old, &hh, &he)
+                g = group[j]
+                new = _scalar_draw(hh, he, alpha, lam[g, coord], mu[g, coord], seed,
+                                   1 + <uint64_t>j * m + coord)
+                if not isfinite(new):
+                    n_bad += 1
+                    continue
+                theta[j] = <floating>new
+                _coord_apply(data, rows, indptr[j], indptr[j + 1], e, qf, factor, old,
+                             <double>theta[j] - old)
+            if n_bad:
+                break
+    return n_bad
+
+
+def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
+                          const Py_ssize_t[::1] bptr, const Py_ssize_t[::1] columns,
+                          const Py_ssize_t[::1] row_of, const Py_ssize_t[::1] group_ptr,
+                          const Py_ssize_t[::1] group_rows, const floating[::1] sample_weight,
+                          floating[::1] e, floating[::1] qf, floating[:] theta,
+                          double[:] sf, double[::1] T, double alpha, double lam,
+                          double mu, Py_ssize_t coord, Py_ssize_t k,
+                          unsigned long long seed, int n_threads):
+    """Draw coordinate ``coord`` (0: ``w``, 1 + f: ``V[:, f]``, as ``theta``)
+    of every column of a relational block, one scalar conditional each.
+
+    The block (CSC ``data/brows/bptr`` over block rows, ``row_of``,
+    ``group_ptr``/``group_rows`` as in ``block_sweep``) adds to row i of
+    block row u the terms ``T_u + <s_u, q_i - s_u>``; ``sf`` is ``s[:, f]``
+    and ``T`` the per-block-row terms, both kept up to date, as are the
+    residuals ``e`` and the factor sums ``qf = q[:, f]`` of the training
+    rows.  Per block row u the pass first sums, over u's training rows, the
+    weights N_u, residuals E_u and, for a factor, r_i = q_if - s_uf (the
+    factor sum without the block): R1_u = sum r_i, R2_u = sum r_i^2, ER_u =
+    sum e_i r_i.  A column's draw then costs O(1) per block row holding it
+    (h_i = b (g_u + r_i) with g_u = s_uf - b v_jf), and the sums follow each
+    draw; the residuals of the training rows are moved once at the end.
+    Columns are drawn in order on one thread (counters as in
+    ``coordinate_pass``).  Returns 1 if a draw is not finite (the pass stops).
+    """
+    cdef Py_ssize_t nb = T.shape[0], n = e.shape[0], m = k + 1, c, j, t, u, i
+    cdef bint weighted = sample_weight.shape[0] > 0, factor = coord > 0
+    cdef double sw, r, ei, b, g, hh, he, old, new, dv, qu
+    cdef double* st
+    cdef int n_bad = 0
+    # per block row, side by side (one cache line): N, E, R1, R2, ER, the
+    # change D of the block's terms, s_uf before the pass and s_uf now
+    U_np = np.zeros((nb, 8))
+    cdef double[:, ::1] U = U_np
+    if nb == 0 or n == 0:
+        return 0
+    with nogil:
+        if factor:
+            for u in range(nb):
+                U[u, 6] = sf[u]
+                U[u, 7] = sf[u]
+        # the sums, in one streaming pass over the training rows (each block
+        # row's rows in increasing order)
+        for i in range(n):
+            st = &U[row_of[i], 0]
+            sw = sample_weight[i] if weighted else 1.0
+            ei = e[i]
+            st[0] += sw
+            st[1] += sw * ei
+            if factor:
+                r = qf[i] - st[6]
+                st[2] += sw * r
+                st[3] += sw * r * r
+                st[4] += sw * ei * r
+        for c in range(columns.shape[0]):
+            j = columns[c]
+            old = theta[j]
+            hh = 0.0
+            he = 0.0
+            for t in range(bptr[j], bptr[j + 1]):
+                st = &U[brows[t], 0]
+                b = data[t]
+                if factor:
+                    g = st[7] - b * old
+                    qu = st[0] * g * g + 2.0 * g * st[2] + st[3]
+                    hh = hh + b * b * qu
+                    he = he + b * (g * st[1] + st[4]) + old * b * b * qu
+                else:
+                    hh = hh + b * b * st[0]
+                    he = he + b * (st[1] + old * b * st[0])
+            new = _scalar_draw(hh, he, alpha, lam, mu, seed, 1 + <uint64_t>j * m + coord)
+            if not isfinite(new):
+                n_bad = 1
+                break
+            theta[j] = <floating>new
+            dv = <double>theta[j] - old
+            for t in range(bptr[j], bptr[j + 1]):
+                st = &U[brows[t], 0]
+                b = data[t]
+                if factor:
+                    g = st[7] - b * old
+                    st[1] -= dv * b * (st[0] * g + st[2])
+                    st[4] -= dv * b * (g * st[2] + st[3])
+                    st[7] += b * dv
+                    st[5] += g * b * dv
+                else:
+                    st[1] -= dv * b * st[0]
+                    st[5] += b * dv
+        # the residuals and factor sums of the training rows follow the block
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            st = &U[row_of[i], 0]
+            if factor:
+                r = qf[i] - st[6]
+                e[i] = <floating>(e[i] - st[5] - (st[7] - st[6]) * r)
+                qf[i] = <floating>(r + st[7])
+            else:
+                e[i] = <floating>(e[i] - st[5])
+        for u in range(nb):
+            T[u] += U[u, 5]
+            if factor:
+                sf[u] = U[u, 7]
+    return n_bad

@@ -44,6 +44,7 @@ FM_FORWARDED_PARAMS = (
     "n_iter_no_change",
     "tol",
     "feature_groups",
+    "sampler",
     "random_state",
     "n_jobs",
     "verbose",
@@ -226,6 +227,11 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         ``"mcmc"`` only: the prior groups of the design-matrix columns (see
         :class:`FactorizationMachineRegressor`); ``"auto"`` gives the user
         ids, the item ids and each one-hot side column their own prior.
+    sampler : {"mixed", "blocked", "coordinate"}, default="mixed"
+        ``"mcmc"`` only: joint or one-at-a-time draws (see
+        :class:`FactorizationMachineRegressor`); ``"mixed"`` draws the id
+        and side columns jointly and the ``implicit_features`` blocks
+        coordinate by coordinate (O(ratings k) per sweep).
     clip_predictions : bool, default=True
         Clip ``predict`` to the range of training ratings (``recommend``
         returns the unclipped scores).
@@ -344,6 +350,7 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         n_iter_no_change=5,
         tol=1e-4,
         feature_groups="auto",
+        sampler="mixed",
         clip_predictions=True,
         handle_unknown="fallback",
         random_state=None,
@@ -377,6 +384,7 @@ class FMRecommender(FoldInMixin, LatentFactorMixin, RatingRegressorMixin, BaseEs
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.feature_groups = feature_groups
+        self.sampler = sampler
         self.clip_predictions = clip_predictions
         self.handle_unknown = handle_unknown
         self.random_state = random_state
