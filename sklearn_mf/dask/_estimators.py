@@ -29,6 +29,12 @@ _INIT_CHUNK = 1 << 16
 # default blocks hold at most this many interactions, which bounds the
 # temporary memory of building one (about 50 bytes per interaction)
 _BLOCK_NNZ = 2_000_000
+_BUILD_BYTES = 50
+# share of the smallest worker's memory limit that the factor rows gathered
+# by one solve may take (beyond it the block is solved in row chunks), and
+# that the messages of the solves in flight may take
+_GATHER_SHARE = 1 / 16
+_IN_FLIGHT_SHARE = 1 / 4
 
 
 def initial_factor_chunks(random_state, sizes, n_factors, init_std, dtype, chunk=_INIT_CHUNK):
@@ -155,24 +161,34 @@ class _DaskALS(BaseEstimator):
         if self.n_blocks is not None:
             return int(self.n_blocks)
         threads = sum(client.nthreads().values())
-        return max(1, 2 * threads, -(-nnz // _BLOCK_NNZ))
+        per_block = _BLOCK_NNZ
+        limit = _worker_memory(client)
+        if limit:
+            # building a block takes ~50 bytes per interaction of temporaries:
+            # keep that under a quarter of the smallest worker's memory
+            per_block = min(per_block, max(1, limit // (4 * _BUILD_BYTES)))
+        return max(1, 2 * threads, -(-nnz // per_block))
 
     def _build_blocks(self, client, parts, n_users, n_items, B, params, uid):
+        """Shuffle the interactions into user blocks, then into item blocks.
+
+        The sides are shuffled one after the other (the input partitions are
+        read twice), so that only one side's pieces are ever in memory.
+        """
         from dask import delayed
+        from distributed import wait
 
         workers = sorted(client.nthreads())
         value_dtype = np.float32 if self._model == "implicit" or not self._inexact32 else np.float64
         uidx = _put(client, pd.Index(self.users_), f"mf-{uid}-users")
         iidx = _put(client, pd.Index(self.items_), f"mf-{uid}-items")
         split = delayed(_blocks.split_partition, pure=True)
-        splits = client.compute([split(p, uidx, iidx, B, B, value_dtype) for p in parts])
         blocks = {}
         for side, n_rows_total, n_cols in (("u", n_users, n_items), ("i", n_items, n_users)):
-            s = 0 if side == "u" else 1
-            side_pieces = [
-                client.submit(getitem, f, s, key=f"mf-{uid}-pieces{side}-{p}")
-                for p, f in enumerate(splits)
-            ]
+            rows_idx, cols_idx = (uidx, iidx) if side == "u" else (iidx, uidx)
+            side_pieces = client.compute(
+                [split(p, rows_idx, cols_idx, B, value_dtype, side == "i") for p in parts]
+            )
             out = []
             for b in range(B):
                 pieces = [
@@ -194,8 +210,9 @@ class _DaskALS(BaseEstimator):
                         allow_other_workers=True,
                     )
                 )
+            del side_pieces, pieces
+            wait(out)
             blocks[side] = out
-        del splits
         return blocks["u"], blocks["i"]
 
     def _at(self, block):
@@ -271,10 +288,35 @@ class _DaskALS(BaseEstimator):
             "to_users": int(sum(sum(s["out"]) for s in sizes[B:])),
             "to_items": int(sum(sum(s["out"]) for s in sizes[:B])),
         }
+        self._plan_memory(client, sizes, B, params, dtype)
         self._client, self._uid, self.n_blocks_ = client, uid, B
         self._user_blocks, self._item_blocks = ublocks, iblocks
         self._iterate(client, ublocks, iblocks, ufac, ifac, params, B, uid)
         return self
+
+    def _plan_memory(self, client, sizes, B, params, dtype):
+        """Row-chunk size of the solves and the window of solves in flight.
+
+        From the smallest worker's memory limit (none: whole blocks and a
+        window of two solves per worker): a solve's gathered factor rows take
+        at most ``_GATHER_SHARE`` of it, and the messages of the solves in
+        flight at most ``_IN_FLIGHT_SHARE`` of the cluster's memory.
+        """
+        n_workers = max(1, len(client.nthreads()))
+        row_bytes = (self.n_factors + 1) * np.dtype(dtype).itemsize
+        limit = _worker_memory(client)
+        params["max_gathered_rows"] = (
+            max(1, int(limit * _GATHER_SHARE) // row_bytes) if limit else None
+        )
+        self._max_gathered_rows = params["max_gathered_rows"]
+        self._window = 2 * n_workers
+        if limit:
+            # rows received by the block solved, per block of either side
+            received = [sum(s["out"][b] for s in sizes[B:]) for b in range(B)]
+            received += [sum(s["out"][b] for s in sizes[:B]) for b in range(B)]
+            biggest = max(max(received) * row_bytes, 1)
+            fits = int(limit * n_workers * _IN_FLIGHT_SHARE) // biggest
+            self._window = max(1, min(self._window, fits))
 
     def _global_mean(self, s):
         if self._model == "explicit" and self.biased:
@@ -286,13 +328,14 @@ class _DaskALS(BaseEstimator):
     ):
         """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it.
 
-        Blocks are submitted in a sliding window of twice the number of
-        workers: Dask would otherwise compute every message of the half-step
-        at once (they are all ready), holding all of them in memory.
+        Blocks are submitted in a sliding window (twice the number of
+        workers, fewer when the messages would not fit the workers' memory):
+        Dask would otherwise compute every message of the half-step at once
+        (they are all ready), holding all of them in memory.
         """
         from distributed import as_completed
 
-        window = 2 * max(1, len(set(self._home.values())))
+        window = self._window
         running = as_completed()
         new = []
         for b in range(B):
@@ -313,7 +356,7 @@ class _DaskALS(BaseEstimator):
                 client.submit(
                     _blocks.solve_block,
                     solve[b],
-                    solved_fac[b],
+                    solved_fac[b] if self._model == "implicit" else None,
                     G,
                     params,
                     with_loss,
@@ -580,6 +623,12 @@ def _put(client, obj, key):
 def _item_counts(block):
     """Training interactions per row of an item block (the popularity)."""
     return block["raw_counts"]
+
+
+def _worker_memory(client):
+    """The smallest worker memory limit in bytes (0: some worker has none)."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    return int(min(limits)) if limits else 0
 
 
 def _bytes_sent(client):
