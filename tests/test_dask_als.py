@@ -154,7 +154,7 @@ def test_block_solved_in_row_chunks_equals_whole_block(model):
     G = Q.T.astype(np.float64) @ Q.astype(np.float64)
     for b in range(B):
         old = (rng.normal(0, 0.1, (ublk[b]["R"].n_rows, k)).astype(np.float32), None, None)
-        msgs = [_blocks.send(iblk[j], ifac[j], b) for j in range(B)]
+        msgs = [_blocks.send(_blocks.out_links(iblk[j]), ifac[j], b) for j in range(B)]
         frozen = [m[0].copy() for m in msgs]
         whole = _blocks.solve_block(ublk[b], old, G, params, True, *msgs)
         chunked = _blocks.solve_block(
@@ -170,7 +170,7 @@ def test_block_solved_in_row_chunks_equals_whole_block(model):
     # and a row is solved as the reference says: explicit = ridge on (t - other bias)
     if model == "explicit":
         R, b = ublk[0]["R"], 0
-        msgs = [_blocks.send(iblk[j], ifac[j], b) for j in range(B)]
+        msgs = [_blocks.send(_blocks.out_links(iblk[j]), ifac[j], b) for j in range(B)]
         X, bias, _ = _blocks.solve_block(
             ublk[0], None, None, {**params, "max_gathered_rows": 7}, False, *msgs
         )
@@ -305,6 +305,8 @@ def test_bad_input_is_rejected_early(client):
         smd.ImplicitALS().fit(good)
     with pytest.raises(ValueError, match="n_factors"):
         smd.ImplicitALS(n_factors=0).fit(dd.from_pandas(good, npartitions=1))
+    with pytest.raises(ValueError, match="sample_weight is not supported"):
+        smd.MatrixFactorization().fit(dd.from_pandas(good, npartitions=1), sample_weight=[1, 1, 1])
     assert good["v"].tolist() == [1.0, -1.0, 2.0]  # inputs untouched
 
 

@@ -181,7 +181,7 @@ def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
     return {
         "R": RowMatrix(indptr, compact, data, len(needed)),
         "cols": needed_cols,
-        "out": [local[a:z] for a, z in zip(bounds[:-1], bounds[1:])],
+        "out": [local[a:z].astype(np.int32) for a, z in zip(bounds[:-1], bounds[1:])],
         "row_weight": np.diff(indptr).astype(np.float64),
         "raw_counts": raw_counts,
     }
@@ -216,10 +216,16 @@ def factor_stats(F, bias, block, params):
 
 
 # ------------------------------------------------------------------ messages
-def send(block, factors, dest):
-    """The factor rows (and biases) of ``block`` that block ``dest`` needs."""
+def out_links(block):
+    """A block's out-links alone: what its messages need, without its CSR
+    (so that a spilled block need not be read back to send its rows)."""
+    return block["out"]
+
+
+def send(links, factors, dest):
+    """The factor rows (and biases) that block ``dest`` needs, by ``links = out_links(block)``."""
     F, bias, _ = factors
-    rows = block["out"][dest]
+    rows = links[dest]
     return np.ascontiguousarray(F[rows]), (None if bias is None else bias[rows])
 
 

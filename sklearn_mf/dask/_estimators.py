@@ -33,7 +33,7 @@ _BUILD_BYTES = 50
 # share of the smallest worker's memory limit that the factor rows gathered
 # by one solve may take (beyond it the block is solved in row chunks), and
 # that the messages of the solves in flight may take
-_GATHER_SHARE = 1 / 16
+_GATHER_SHARE = 1 / 32
 _IN_FLIGHT_SHARE = 1 / 4
 
 
@@ -278,6 +278,12 @@ class _DaskALS(BaseEstimator):
         # every later task of a block runs where the block was built (a loose
         # restriction: if that worker is lost, anywhere)
         self._home = {k: sorted(v)[0] for k, v in client.who_has(ublocks + iblocks).items()}
+        self._links = {
+            blk.key: client.submit(
+                _blocks.out_links, blk, key=blk.key.replace("block", "links", 1), **self._at(blk)
+            )
+            for blk in ublocks + iblocks
+        }
         ufac, ifac = self._initial_factors(
             client, n_users, n_items, B, params, uid, dtype, ublocks, iblocks
         )
@@ -300,7 +306,10 @@ class _DaskALS(BaseEstimator):
         From the smallest worker's memory limit (none: whole blocks and a
         window of two solves per worker): a solve's gathered factor rows take
         at most ``_GATHER_SHARE`` of it, and the messages of the solves in
-        flight at most ``_IN_FLIGHT_SHARE`` of the cluster's memory.
+        flight (held twice while they travel: by the sender and by the
+        receiver) at most ``_IN_FLIGHT_SHARE`` of the cluster's memory.  When
+        fewer than two solves per worker fit, the half-steps also run one
+        after the other.
         """
         n_workers = max(1, len(client.nthreads()))
         row_bytes = (self.n_factors + 1) * np.dtype(dtype).itemsize
@@ -309,14 +318,15 @@ class _DaskALS(BaseEstimator):
             max(1, int(limit * _GATHER_SHARE) // row_bytes) if limit else None
         )
         self._max_gathered_rows = params["max_gathered_rows"]
-        self._window = 2 * n_workers
+        self._window, self._serial = 2 * n_workers, False
         if limit:
             # rows received by the block solved, per block of either side
             received = [sum(s["out"][b] for s in sizes[B:]) for b in range(B)]
             received += [sum(s["out"][b] for s in sizes[:B]) for b in range(B)]
             biggest = max(max(received) * row_bytes, 1)
-            fits = int(limit * n_workers * _IN_FLIGHT_SHARE) // biggest
+            fits = int(limit * n_workers * _IN_FLIGHT_SHARE) // (2 * biggest)
             self._window = max(1, min(self._window, fits))
+            self._serial = fits < 2 * n_workers
 
     def _global_mean(self, s):
         if self._model == "explicit" and self.biased:
@@ -333,7 +343,7 @@ class _DaskALS(BaseEstimator):
         Dask would otherwise compute every message of the half-step at once
         (they are all ready), holding all of them in memory.
         """
-        from distributed import as_completed
+        from distributed import as_completed, wait
 
         window = self._window
         running = as_completed()
@@ -344,7 +354,7 @@ class _DaskALS(BaseEstimator):
             m = [
                 client.submit(
                     _blocks.send,
-                    fixed[j],
+                    self._links[fixed[j].key],
                     fixed_fac[j],
                     b,
                     key=f"{tag}-msg-{j}-{b}",
@@ -366,6 +376,8 @@ class _DaskALS(BaseEstimator):
                 )
             )
             running.add(new[-1])
+        if self._serial:
+            wait(new)  # the next half-step's messages would not fit beside these
         return new
 
     def _gram(self, client, facs, tag):
@@ -625,6 +637,16 @@ def _item_counts(block):
     return block["raw_counts"]
 
 
+def _no_sample_weight(sample_weight):
+    if sample_weight is not None:
+        raise ValueError(
+            "sample_weight is not supported by the sklearn_mf.dask estimators: the "
+            "weights would have to travel through the shuffle and the weighted "
+            "penalties be summed per block, which is not implemented; fit the local "
+            "estimator (sklearn_mf.MatrixFactorization(solver='als')) for weighted ratings."
+        )
+
+
 def _worker_memory(client):
     """The smallest worker memory limit in bytes (0: some worker has none)."""
     limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
@@ -801,7 +823,7 @@ class ImplicitALS(_DaskALS):
         self.n_blocks = n_blocks
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit on a dask DataFrame or array of (user, item[, strength]) rows.
 
         Parameters
@@ -812,12 +834,16 @@ class ImplicitALS(_DaskALS):
             (1 when absent).  Repeated (user, item) rows add up.
         y : dask Series or array, default=None
             Strengths partitioned like ``X`` (instead of column 2).
+        sample_weight : None
+            Not supported on the cluster (a ``ValueError`` says so): scale
+            the strengths instead (see :ref:`cluster`).
 
         Returns
         -------
         self : ImplicitALS
             The fitted estimator.
         """
+        _no_sample_weight(sample_weight)
         return self._fit(X, y)
 
     def _block_params(self, dtype):
@@ -975,7 +1001,7 @@ class MatrixFactorization(_DaskALS):
         self.n_blocks = n_blocks
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit on a dask DataFrame or array of (user, item, rating) rows.
 
         Parameters
@@ -985,12 +1011,15 @@ class MatrixFactorization(_DaskALS):
             column 2 the rating (unless ``y`` is given).
         y : dask Series or array, default=None
             Ratings partitioned like ``X``.
+        sample_weight : None
+            Not supported on the cluster (a ``ValueError`` says so and why).
 
         Returns
         -------
         self : MatrixFactorization
             The fitted estimator.
         """
+        _no_sample_weight(sample_weight)
         return self._fit(X, y)
 
     def _block_params(self, dtype):
