@@ -136,11 +136,12 @@ def fit_dask(path, p):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",
         memory_limit=p["memory_limit"],
         silence_logs=logging.WARNING,
     )
     client = Client(cluster)
+    pids0 = client.run(os.getpid)
     df = dd.read_parquet(path)
     train = df[~df.test][["user", "item", "rating"]]
     if p["task"] == "implicit":
@@ -162,10 +163,15 @@ def fit_dask(path, p):
             random_state=0,
             n_blocks=p["n_blocks"],
         )
+    from distributed import get_task_stream
+
     tic = time.perf_counter()
-    est.fit(train)
+    with get_task_stream(client) as stream:
+        est.fit(train)
     total = time.perf_counter() - tic
     peak = client.run(lambda: _rss_mb()["VmHWM"])
+    # a worker that exceeded its memory limit was restarted by its nanny
+    restarted = len(set(pids0.values()) - set(client.run(os.getpid).values()))
     out = dict(
         secs_iter=float(np.median(est.seconds_per_iteration_)),
         shuffle_secs=total - sum(est.seconds_per_iteration_),
@@ -174,13 +180,41 @@ def fit_dask(path, p):
         * (p["factors"] + (p["task"] == "explicit"))
         * 4,
         worker_peak_mb=sorted(round(v) for v in peak.values()),
+        workers_restarted=restarted,
         blocks=est.n_blocks_,
+        profile=_iteration_profile(stream.data, est, p["workers"]),
     )
     if p["score"]:
         local = est.to_local()
         out.update(_score(local, path, p))
     client.close()
     cluster.close()
+    return out
+
+
+def _iteration_profile(records, est, workers):
+    """Seconds per iteration by task kind and action, from Dask's task stream.
+
+    ``solve``/``msg``/``other`` compute time and the time spent transferring
+    inputs or reading spilled data, summed over the workers, and ``idle``:
+    worker-seconds of the iterations not covered by any of these (scheduler
+    round-trips, waiting for the window, load imbalance).
+    """
+    tag = f"mf-{est._uid}-"
+    out = {}
+    for rec in records:
+        key = str(rec["key"])
+        if not key.startswith(tag) or not key[len(tag)].isdigit() or key[len(tag)] == "0":
+            continue  # only the iterations (keys mf-<uid>-<it>-...)
+        kind = "solve" if "-solve-" in key else "msg" if "-msg-" in key else "other"
+        for ss in rec.get("startstops", ()):
+            action = ss["action"]
+            name = f"{kind}_{action}" if action == "compute" else action
+            out[name] = out.get(name, 0.0) + ss["stop"] - ss["start"]
+    n = max(est.n_iter_, 1)
+    out = {k: round(v / n, 3) for k, v in sorted(out.items())}
+    busy = sum(out.values())
+    out["idle"] = round(workers * float(np.sum(est.seconds_per_iteration_)) / n - busy, 3)
     return out
 
 

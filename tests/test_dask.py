@@ -38,7 +38,7 @@ def dask_client():
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
     with cluster, distributed.Client(cluster) as client:  # both closed on exit

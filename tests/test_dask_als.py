@@ -36,7 +36,7 @@ def client():
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         host="127.0.0.1",
         silence_logs=logging.ERROR,
     )
@@ -108,6 +108,97 @@ def test_implicit_fit_equals_local_fit(client, ml100k_split):
     assert model.score(X_te) > 0.05  # far above a random ranking (about 0.01)
     assert_array_equal(model.user_items_.toarray(), local.user_items_.toarray())
     assert_array_equal(model.item_popularity_, local.item_popularity_)
+
+
+@pytest.mark.parametrize("model", ["explicit", "implicit"])
+def test_block_solved_in_row_chunks_equals_whole_block(model):
+    # a block whose gathered factor rows exceed the memory target is solved in
+    # row chunks, each copying out of the messages only the rows it uses:
+    # every row's system is unchanged, so the result is the same bits
+    from sklearn_mf.dask import _blocks
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, B, k = 60, 45, 3, 5
+    u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
+    v = rng.integers(1, 6, 700).astype(np.float32)
+    params = dict(
+        model=model,
+        dtype=np.float32,
+        n_factors=k,
+        reg=0.1,
+        reg_b=0.1,
+        biased=True,
+        scale=True,
+        alpha=2.0,
+        solver="cg",
+        cg_steps=3,
+        n_threads=1,
+        global_mean=3.0,
+    )
+    uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
+    frame = pd.DataFrame({"user": u, "item": i, "value": v})
+    pu = _blocks.split_partition(frame, uidx, iidx, B, np.float32, False)
+    pi = _blocks.split_partition(frame, iidx, uidx, B, np.float32, True)
+    kind = f"{model}-"
+    ublk = [
+        _blocks.build_block(len(range(b, n_users, B)), n_items, B, kind + "u", params, pu[b])
+        for b in range(B)
+    ]
+    iblk = [
+        _blocks.build_block(len(range(b, n_items, B)), n_users, B, kind + "i", params, pi[b])
+        for b in range(B)
+    ]
+    Q = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
+    qb = rng.normal(0, 0.3, n_items).astype(np.float32)
+    ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
+    G = Q.T.astype(np.float64) @ Q.astype(np.float64)
+    for b in range(B):
+        old = (rng.normal(0, 0.1, (ublk[b]["R"].n_rows, k)).astype(np.float32), None, None)
+        msgs = [_blocks.send(_blocks.out_links(iblk[j]), ifac[j], b) for j in range(B)]
+        frozen = [m[0].copy() for m in msgs]
+        whole = _blocks.solve_block(ublk[b], old, G, params, True, *msgs)
+        chunked = _blocks.solve_block(
+            ublk[b], old, G, {**params, "max_gathered_rows": 7}, True, *msgs
+        )
+        assert len(_blocks.row_chunks(ublk[b]["R"].indptr, sum(len(m[0]) for m in msgs), 7)) > 3
+        assert_array_equal(chunked[0], whole[0])
+        if model == "explicit":
+            assert_array_equal(chunked[1], whole[1])
+        assert chunked[2]["data"] == pytest.approx(whole[2]["data"], rel=1e-12)
+        for m, f in zip(msgs, frozen):
+            assert_array_equal(m[0], f)  # the messages are read, never written
+    # and a row is solved as the reference says: explicit = ridge on (t - other bias)
+    if model == "explicit":
+        R, b = ublk[0]["R"], 0
+        msgs = [_blocks.send(_blocks.out_links(iblk[j]), ifac[j], b) for j in range(B)]
+        X, bias, _ = _blocks.solve_block(
+            ublk[0], None, None, {**params, "max_gathered_rows": 7}, False, *msgs
+        )
+        Y = np.concatenate([m[0] for m in msgs]).astype(np.float64)
+        ob = np.concatenate([m[1] for m in msgs]).astype(np.float64)
+        r = int(np.argmax(np.diff(R.indptr)))
+        s, e = R.indptr[r], R.indptr[r + 1]
+        A = np.column_stack([Y[R.indices[s:e]], np.ones(e - s)])
+        rhs = R.data["t"][s:e].astype(np.float64) - ob[R.indices[s:e]]
+        sol = np.linalg.solve(A.T @ A + 0.1 * (e - s) * np.eye(k + 1), A.T @ rhs)
+        assert_allclose(np.append(X[r], bias[r]), sol, rtol=1e-3, atol=1e-4)
+
+
+def test_fit_with_a_small_memory_target_solves_in_chunks(client, ml100k_split, monkeypatch):
+    from sklearn_mf.dask import _estimators
+
+    train = ml100k_split[0]
+    params = dict(n_factors=8, max_iter=3, random_state=0)
+    whole = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=3))
+    # a gather budget of a few hundred rows per solve forces row chunks
+    monkeypatch.setattr(
+        _estimators, "_GATHER_SHARE", 2000 * 36 / _estimators._worker_memory(client)
+    )
+    chunked = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=3))
+    assert chunked._window >= 1
+    assert_array_equal(chunked.item_factors_, whole.item_factors_)
+    assert_array_equal(chunked.item_bias_, whole.item_bias_)
+    assert_allclose(chunked.loss_curve_, whole.loss_curve_, rtol=1e-12)
 
 
 def test_string_ids_mixed_and_empty_partitions_and_dask_array(client):
@@ -214,6 +305,8 @@ def test_bad_input_is_rejected_early(client):
         smd.ImplicitALS().fit(good)
     with pytest.raises(ValueError, match="n_factors"):
         smd.ImplicitALS(n_factors=0).fit(dd.from_pandas(good, npartitions=1))
+    with pytest.raises(ValueError, match="sample_weight is not supported"):
+        smd.MatrixFactorization().fit(dd.from_pandas(good, npartitions=1), sample_weight=[1, 1, 1])
     assert good["v"].tolist() == [1.0, -1.0, 2.0]  # inputs untouched
 
 

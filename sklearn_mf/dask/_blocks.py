@@ -102,18 +102,20 @@ def merge_summaries(*parts):
     return out
 
 
-def split_partition(frame, user_index, item_index, n_user_blocks, n_item_blocks, value_dtype):
-    """Encode a partition with the vocabularies and cut it into block pieces.
+def split_partition(frame, row_index, col_index, n_blocks, value_dtype, swap):
+    """Encode a partition with the vocabularies and cut it into the pieces of one side.
 
-    Returns ``(user_pieces, item_pieces)``: ``user_pieces[b]`` holds the rows
-    of user block ``b`` as ``(local user row, item code, value)`` and
-    ``item_pieces[j]`` those of item block ``j`` as ``(local item row, user
-    code, value)``, each in the partition's row order.
+    Returns ``pieces``: ``pieces[b]`` holds the rows of block ``b`` as
+    ``(local row, column code, value)`` in the partition's row order; the
+    rows are users (``swap=False``: ``row_index`` is the user vocabulary) or
+    items (``swap=True``).  One side is split at a time, so that only one
+    side's pieces are in the cluster's memory during the shuffle.
     """
-    u = np.asarray(user_index.get_indexer(frame[USER].to_numpy()), dtype=np.int64)
-    i = np.asarray(item_index.get_indexer(frame[ITEM].to_numpy()), dtype=np.int64)
+    rc, cc = (ITEM, USER) if swap else (USER, ITEM)
+    r = np.asarray(row_index.get_indexer(frame[rc].to_numpy()), dtype=np.int64)
+    c = np.asarray(col_index.get_indexer(frame[cc].to_numpy()), dtype=np.int64)
     v = frame[VALUE].to_numpy().astype(value_dtype)
-    return (_pieces(u, i, v, n_user_blocks), _pieces(i, u, v, n_item_blocks))
+    return _pieces(r, c, v, n_blocks)
 
 
 def _pieces(rows, cols, values, n_blocks):
@@ -179,7 +181,7 @@ def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
     return {
         "R": RowMatrix(indptr, compact, data, len(needed)),
         "cols": needed_cols,
-        "out": [local[a:z] for a, z in zip(bounds[:-1], bounds[1:])],
+        "out": [local[a:z].astype(np.int32) for a, z in zip(bounds[:-1], bounds[1:])],
         "row_weight": np.diff(indptr).astype(np.float64),
         "raw_counts": raw_counts,
     }
@@ -214,10 +216,16 @@ def factor_stats(F, bias, block, params):
 
 
 # ------------------------------------------------------------------ messages
-def send(block, factors, dest):
-    """The factor rows (and biases) of ``block`` that block ``dest`` needs."""
+def out_links(block):
+    """A block's out-links alone: what its messages need, without its CSR
+    (so that a spilled block need not be read back to send its rows)."""
+    return block["out"]
+
+
+def send(links, factors, dest):
+    """The factor rows (and biases) that block ``dest`` needs, by ``links = out_links(block)``."""
     F, bias, _ = factors
-    rows = block["out"][dest]
+    rows = links[dest]
     return np.ascontiguousarray(F[rows]), (None if bias is None else bias[rows])
 
 
@@ -227,6 +235,51 @@ def _gathered(messages, k, dtype):
     Y = np.ascontiguousarray(np.concatenate([m[0] for m in messages]))
     b = None if messages[0][1] is None else np.concatenate([m[1] for m in messages])
     return Y, b
+
+
+def row_chunks(indptr, n_gathered, max_rows):
+    """Row ranges ``[a, z)`` of a block whose gathered factor rows fit ``max_rows``.
+
+    The whole block when its ``n_gathered`` rows fit (or ``max_rows`` is
+    None); otherwise consecutive ranges of at most ``max_rows`` entries each
+    (so at most that many distinct columns), at least one row each.
+    """
+    n_rows = len(indptr) - 1
+    if max_rows is None or n_gathered <= max_rows or n_rows <= 1:
+        return [(0, n_rows)]
+    out, a = [], 0
+    while a < n_rows:
+        z = int(np.searchsorted(indptr, indptr[a] + max_rows, side="right")) - 1
+        z = min(max(z, a + 1), n_rows)
+        out.append((a, z))
+        a = z
+    return out
+
+
+def _chunk(R, a, z, messages, offsets, k, dtype):
+    """Rows ``a:z`` of ``R`` with only the gathered factor rows they use.
+
+    ``offsets[m]`` is the first compact column of message ``m``; the rows are
+    copied out of the messages without concatenating them.
+    """
+    s, e = R.indptr[a], R.indptr[z]
+    cols = R.indices[s:e]
+    need = np.unique(cols)
+    Y = np.empty((len(need), k), dtype=dtype)
+    has_bias = bool(messages) and messages[0][1] is not None
+    b = np.empty(len(need), dtype=dtype) if has_bias else None
+    cut = np.searchsorted(need, offsets)
+    for m, (F, bias) in enumerate(messages):
+        lo, hi = cut[m], cut[m + 1]
+        if hi > lo:
+            rows = need[lo:hi] - offsets[m]
+            Y[lo:hi] = F[rows]
+            if has_bias:
+                b[lo:hi] = bias[rows]
+    indptr = (R.indptr[a : z + 1] - s).astype(np.intp)
+    indices = np.searchsorted(need, cols).astype(np.int32)
+    data = {key: v[s:e] for key, v in R.data.items() if key in ("t", "w", "cw")}
+    return RowMatrix(indptr, indices, data, len(need)), Y, b
 
 
 def factor_gram(factors):
@@ -247,30 +300,58 @@ def solve_block(block, old, G, params, with_loss, *messages):
     """One half-step on one block: the local estimator's half-step function on
     the block's rows against the gathered factors of the other side.
 
+    The rows are solved in chunks when the gathered factor rows exceed
+    ``params["max_gathered_rows"]``: each chunk copies out of the messages
+    only the rows it uses, so the task holds the messages plus one chunk's
+    rows instead of the messages plus their concatenation.  Every row's
+    system is the same either way (same entries, same factor values, same
+    order), so the result does not depend on the chunking.
+
     With ``with_loss`` (the second half-step of an iteration, when both sides
     are new) the statistics also hold the block's data term of the
     objective, computed from the same gathered factors.
     """
     R = block["R"]
     k, dtype = params["n_factors"], params["dtype"]
-    Y, other_bias = _gathered(messages, k, dtype)
     n_threads = params["n_threads"]
+    offsets = np.cumsum([0] + [len(m[0]) for m in messages])
+    ranges = row_chunks(R.indptr, int(offsets[-1]), params.get("max_gathered_rows"))
     if params["model"] == "implicit":
         X = old[0].copy()
         G = np.ascontiguousarray(np.asarray(G, dtype=np.float64).astype(dtype))
-        implicit_half_step(
-            R, Y, X, params["reg"], params["solver"], params["cg_steps"], n_threads, G=G
-        )
         bias = None
     else:
         X = np.zeros((R.n_rows, k), dtype=dtype)
         bias = np.zeros(R.n_rows, dtype=dtype) if params["biased"] else None
-        explicit_half_step(
-            R, Y, other_bias, X, bias, params["reg"], params["reg_b"], params["scale"], n_threads
-        )
+    data = 0.0
+    for a, z in ranges:
+        if len(ranges) == 1:
+            Rc, (Y, other_bias) = R, _gathered(messages, k, dtype)
+        else:
+            Rc, Y, other_bias = _chunk(R, a, z, messages, offsets, k, dtype)
+        Xc, bc = X[a:z], (None if bias is None else bias[a:z])
+        if params["model"] == "implicit":
+            implicit_half_step(
+                Rc, Y, Xc, params["reg"], params["solver"], params["cg_steps"], n_threads, G=G
+            )
+        else:
+            explicit_half_step(
+                Rc,
+                Y,
+                other_bias,
+                Xc,
+                bc,
+                params["reg"],
+                params["reg_b"],
+                params["scale"],
+                n_threads,
+            )
+        if with_loss:
+            data += observed_loss(Rc, Xc, bc, Y, other_bias, params)
+        del Rc, Y, other_bias
     stats = factor_stats(X, bias, block, params)
     if with_loss:
-        stats["data"] = observed_loss(R, X, bias, Y, other_bias, params)
+        stats["data"] = data
     return X, bias, stats
 
 

@@ -29,6 +29,12 @@ _INIT_CHUNK = 1 << 16
 # default blocks hold at most this many interactions, which bounds the
 # temporary memory of building one (about 50 bytes per interaction)
 _BLOCK_NNZ = 2_000_000
+_BUILD_BYTES = 50
+# share of the smallest worker's memory limit that the factor rows gathered
+# by one solve may take (beyond it the block is solved in row chunks), and
+# that the messages of the solves in flight may take
+_GATHER_SHARE = 1 / 32
+_IN_FLIGHT_SHARE = 1 / 4
 
 
 def initial_factor_chunks(random_state, sizes, n_factors, init_std, dtype, chunk=_INIT_CHUNK):
@@ -155,24 +161,34 @@ class _DaskALS(BaseEstimator):
         if self.n_blocks is not None:
             return int(self.n_blocks)
         threads = sum(client.nthreads().values())
-        return max(1, 2 * threads, -(-nnz // _BLOCK_NNZ))
+        per_block = _BLOCK_NNZ
+        limit = _worker_memory(client)
+        if limit:
+            # building a block takes ~50 bytes per interaction of temporaries:
+            # keep that under a quarter of the smallest worker's memory
+            per_block = min(per_block, max(1, limit // (4 * _BUILD_BYTES)))
+        return max(1, 2 * threads, -(-nnz // per_block))
 
     def _build_blocks(self, client, parts, n_users, n_items, B, params, uid):
+        """Shuffle the interactions into user blocks, then into item blocks.
+
+        The sides are shuffled one after the other (the input partitions are
+        read twice), so that only one side's pieces are ever in memory.
+        """
         from dask import delayed
+        from distributed import wait
 
         workers = sorted(client.nthreads())
         value_dtype = np.float32 if self._model == "implicit" or not self._inexact32 else np.float64
         uidx = _put(client, pd.Index(self.users_), f"mf-{uid}-users")
         iidx = _put(client, pd.Index(self.items_), f"mf-{uid}-items")
         split = delayed(_blocks.split_partition, pure=True)
-        splits = client.compute([split(p, uidx, iidx, B, B, value_dtype) for p in parts])
         blocks = {}
         for side, n_rows_total, n_cols in (("u", n_users, n_items), ("i", n_items, n_users)):
-            s = 0 if side == "u" else 1
-            side_pieces = [
-                client.submit(getitem, f, s, key=f"mf-{uid}-pieces{side}-{p}")
-                for p, f in enumerate(splits)
-            ]
+            rows_idx, cols_idx = (uidx, iidx) if side == "u" else (iidx, uidx)
+            side_pieces = client.compute(
+                [split(p, rows_idx, cols_idx, B, value_dtype, side == "i") for p in parts]
+            )
             out = []
             for b in range(B):
                 pieces = [
@@ -194,8 +210,9 @@ class _DaskALS(BaseEstimator):
                         allow_other_workers=True,
                     )
                 )
+            del side_pieces, pieces
+            wait(out)
             blocks[side] = out
-        del splits
         return blocks["u"], blocks["i"]
 
     def _at(self, block):
@@ -261,6 +278,12 @@ class _DaskALS(BaseEstimator):
         # every later task of a block runs where the block was built (a loose
         # restriction: if that worker is lost, anywhere)
         self._home = {k: sorted(v)[0] for k, v in client.who_has(ublocks + iblocks).items()}
+        self._links = {
+            blk.key: client.submit(
+                _blocks.out_links, blk, key=blk.key.replace("block", "links", 1), **self._at(blk)
+            )
+            for blk in ublocks + iblocks
+        }
         ufac, ifac = self._initial_factors(
             client, n_users, n_items, B, params, uid, dtype, ublocks, iblocks
         )
@@ -271,10 +294,39 @@ class _DaskALS(BaseEstimator):
             "to_users": int(sum(sum(s["out"]) for s in sizes[B:])),
             "to_items": int(sum(sum(s["out"]) for s in sizes[:B])),
         }
+        self._plan_memory(client, sizes, B, params, dtype)
         self._client, self._uid, self.n_blocks_ = client, uid, B
         self._user_blocks, self._item_blocks = ublocks, iblocks
         self._iterate(client, ublocks, iblocks, ufac, ifac, params, B, uid)
         return self
+
+    def _plan_memory(self, client, sizes, B, params, dtype):
+        """Row-chunk size of the solves and the window of solves in flight.
+
+        From the smallest worker's memory limit (none: whole blocks and a
+        window of two solves per worker): a solve's gathered factor rows take
+        at most ``_GATHER_SHARE`` of it, and the messages of the solves in
+        flight (held twice while they travel: by the sender and by the
+        receiver) at most ``_IN_FLIGHT_SHARE`` of the cluster's memory.  When
+        fewer than two solves per worker fit, the half-steps also run one
+        after the other.
+        """
+        n_workers = max(1, len(client.nthreads()))
+        row_bytes = (self.n_factors + 1) * np.dtype(dtype).itemsize
+        limit = _worker_memory(client)
+        params["max_gathered_rows"] = (
+            max(1, int(limit * _GATHER_SHARE) // row_bytes) if limit else None
+        )
+        self._max_gathered_rows = params["max_gathered_rows"]
+        self._window, self._serial = 2 * n_workers, False
+        if limit:
+            # rows received by the block solved, per block of either side
+            received = [sum(s["out"][b] for s in sizes[B:]) for b in range(B)]
+            received += [sum(s["out"][b] for s in sizes[:B]) for b in range(B)]
+            biggest = max(max(received) * row_bytes, 1)
+            fits = int(limit * n_workers * _IN_FLIGHT_SHARE) // (2 * biggest)
+            self._window = max(1, min(self._window, fits))
+            self._serial = fits < 2 * n_workers
 
     def _global_mean(self, s):
         if self._model == "explicit" and self.biased:
@@ -286,13 +338,14 @@ class _DaskALS(BaseEstimator):
     ):
         """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it.
 
-        Blocks are submitted in a sliding window of twice the number of
-        workers: Dask would otherwise compute every message of the half-step
-        at once (they are all ready), holding all of them in memory.
+        Blocks are submitted in a sliding window (twice the number of
+        workers, fewer when the messages would not fit the workers' memory):
+        Dask would otherwise compute every message of the half-step at once
+        (they are all ready), holding all of them in memory.
         """
-        from distributed import as_completed
+        from distributed import as_completed, wait
 
-        window = 2 * max(1, len(set(self._home.values())))
+        window = self._window
         running = as_completed()
         new = []
         for b in range(B):
@@ -301,7 +354,7 @@ class _DaskALS(BaseEstimator):
             m = [
                 client.submit(
                     _blocks.send,
-                    fixed[j],
+                    self._links[fixed[j].key],
                     fixed_fac[j],
                     b,
                     key=f"{tag}-msg-{j}-{b}",
@@ -313,7 +366,7 @@ class _DaskALS(BaseEstimator):
                 client.submit(
                     _blocks.solve_block,
                     solve[b],
-                    solved_fac[b],
+                    solved_fac[b] if self._model == "implicit" else None,
                     G,
                     params,
                     with_loss,
@@ -323,6 +376,8 @@ class _DaskALS(BaseEstimator):
                 )
             )
             running.add(new[-1])
+        if self._serial:
+            wait(new)  # the next half-step's messages would not fit beside these
         return new
 
     def _gram(self, client, facs, tag):
@@ -582,6 +637,22 @@ def _item_counts(block):
     return block["raw_counts"]
 
 
+def _no_sample_weight(sample_weight):
+    if sample_weight is not None:
+        raise ValueError(
+            "sample_weight is not supported by the sklearn_mf.dask estimators: the "
+            "weights would have to travel through the shuffle and the weighted "
+            "penalties be summed per block, which is not implemented; fit the local "
+            "estimator (sklearn_mf.MatrixFactorization(solver='als')) for weighted ratings."
+        )
+
+
+def _worker_memory(client):
+    """The smallest worker memory limit in bytes (0: some worker has none)."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    return int(min(limits)) if limits else 0
+
+
 def _bytes_sent(client):
     """Bytes the workers have sent each other (and the client) so far.
 
@@ -752,7 +823,7 @@ class ImplicitALS(_DaskALS):
         self.n_blocks = n_blocks
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit on a dask DataFrame or array of (user, item[, strength]) rows.
 
         Parameters
@@ -763,12 +834,16 @@ class ImplicitALS(_DaskALS):
             (1 when absent).  Repeated (user, item) rows add up.
         y : dask Series or array, default=None
             Strengths partitioned like ``X`` (instead of column 2).
+        sample_weight : None
+            Not supported on the cluster (a ``ValueError`` says so): scale
+            the strengths instead (see :ref:`cluster`).
 
         Returns
         -------
         self : ImplicitALS
             The fitted estimator.
         """
+        _no_sample_weight(sample_weight)
         return self._fit(X, y)
 
     def _block_params(self, dtype):
@@ -926,7 +1001,7 @@ class MatrixFactorization(_DaskALS):
         self.n_blocks = n_blocks
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit on a dask DataFrame or array of (user, item, rating) rows.
 
         Parameters
@@ -936,12 +1011,15 @@ class MatrixFactorization(_DaskALS):
             column 2 the rating (unless ``y`` is given).
         y : dask Series or array, default=None
             Ratings partitioned like ``X``.
+        sample_weight : None
+            Not supported on the cluster (a ``ValueError`` says so and why).
 
         Returns
         -------
         self : MatrixFactorization
             The fitted estimator.
         """
+        _no_sample_weight(sample_weight)
         return self._fit(X, y)
 
     def _block_params(self, dtype):
