@@ -104,12 +104,17 @@ def data_paths(cache_dir, size):
 def generate(cache_dir, size):
     """Draw the ratings once and cache them as .npy files (in a worker process).
 
-    Returns ``{"generate_s", "generate_peak_bytes"}``, or None when cached.
+    Returns ``{"generate_s", "generate_peak_bytes"}`` (kept beside the cached
+    files), or None when the files were cached without them.
     """
     paths = data_paths(cache_dir, size)
+    stats = paths["u"].with_name(paths["u"].name.replace("-u.npy", ".json"))
     if all(p.exists() for p in paths.values()):
-        return None
-    return run("generate", cache_dir, size, 1)
+        return json.loads(stats.read_text()) if stats.exists() else None
+    out = run("generate", cache_dir, size, 1)
+    if out is not None:
+        stats.write_text(json.dumps(out))
+    return out
 
 
 def _generate_worker(cache_dir, size):

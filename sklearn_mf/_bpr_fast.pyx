@@ -303,3 +303,53 @@ def bpr_epoch_blocked(const int[::1] block_users, const int[::1] block_items,
                 states[t] = state
                 _merge(tallies + t, c)
     return _report(tallies, T, stats)
+
+
+def group_by_block(const int[::1] indptr, const int[::1] indices,
+                   const Py_ssize_t[::1] positions, const int[::1] user_block,
+                   const int[::1] item_block, Py_ssize_t T, int[::1] out_users,
+                   int[::1] out_items, Py_ssize_t[::1] block_ptr):
+    """Group positives by (user block, item block), stably, for ``bpr_epoch_blocked``.
+
+    The positives are the entries of the CSR ``(indptr, indices)``, or only
+    those at ``positions`` (ascending) when it is not empty.  Entry ``p`` of
+    row ``u`` has key ``user_block[u] * T + item_block[indices[p]]``; a
+    counting sort writes its (user, item) to ``out_users`` / ``out_items``
+    in key order, entries of one key in their CSR order (what a stable sort
+    of the keys gives), and ``block_ptr`` (``T * T + 1``) receives the start
+    of each key.  Two passes, no array of the size of the positives besides
+    the outputs.
+    """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1
+    cdef bint subset = positions.shape[0] > 0
+    cdef Py_ssize_t n_pos = positions.shape[0] if subset else indices.shape[0]
+    cdef Py_ssize_t n, p, u, key, dst, n_keys = T * T
+    cdef Py_ssize_t* cursor
+    if block_ptr.shape[0] != n_keys + 1 or out_users.shape[0] < n_pos or out_items.shape[0] < n_pos:
+        raise ValueError("block_ptr needs T * T + 1 entries and the outputs one per positive")
+    cursor = <Py_ssize_t*>calloc(n_keys + 1, sizeof(Py_ssize_t))
+    if cursor == NULL:
+        raise MemoryError()
+    with nogil:
+        for key in range(n_keys + 1):
+            block_ptr[key] = 0
+        u = 0
+        for n in range(n_pos):  # count
+            p = positions[n] if subset else n
+            while indptr[u + 1] <= p:
+                u = u + 1
+            block_ptr[user_block[u] * T + item_block[indices[p]] + 1] += 1
+        for key in range(n_keys):
+            block_ptr[key + 1] += block_ptr[key]
+            cursor[key] = block_ptr[key]
+        u = 0
+        for n in range(n_pos):  # place
+            p = positions[n] if subset else n
+            while indptr[u + 1] <= p:
+                u = u + 1
+            key = user_block[u] * T + item_block[indices[p]]
+            dst = cursor[key]
+            cursor[key] = dst + 1
+            out_users[dst] = <int>u
+            out_items[dst] = indices[p]
+    free(cursor)
