@@ -1,8 +1,11 @@
 """The 1M-100M rating tier: set-up, iterations, memory and top-N against the peers.
 
 Synthetic implicit/explicit data from :func:`sklearn_mf.datasets.make_ratings`
-(unique (user, item) pairs, power-law popularity; 100 ratings per user on
-average, the catalogue a fifth of the users):
+with ``pair_sampling="per_user"`` (unique (user, item) pairs by construction,
+power-law activity and popularity, linear time: 100M in minutes and under
+6 GB; the files are cached under a name that includes the sampler, with the
+generation time and peak memory beside them); 100 ratings per user on
+average, the catalogue a fifth of the users:
 
 =====  ==========  ========
 size   users       items
@@ -45,6 +48,13 @@ path)::
         scikit-learn pandas threadpoolctl implicit libmf matplotlib
     PYTHONPATH=. /path/venv/bin/python benchmarks/bench_scale.py \\
         --cache-dir /tmp/scale-cache --sizes 1M,10M,30M,100M
+
+Every measurement process is stopped after ``TIMEOUT_S`` (one hour) and
+reported as failed; the results are saved after each measurement, so an
+interrupted run keeps what it measured.  At the end the script prints the
+table and one line per target (``TARGETS``: ratio, target, met or not) for
+every size.  Before a 100M run check ``free -g`` (about 14 GB available: our
+ImplicitALS peaks near 4 GB beyond the 1 GB of input, implicit near 4 GB).
 
 Results go to ``benchmarks/results/scale.json`` (merged with earlier runs by
 size, so that the 100M tier can be run on its own), the table to
