@@ -1,8 +1,11 @@
 """The 1M-100M rating tier: set-up, iterations, memory and top-N against the peers.
 
 Synthetic implicit/explicit data from :func:`sklearn_mf.datasets.make_ratings`
-(unique (user, item) pairs, power-law popularity; 100 ratings per user on
-average, the catalogue a fifth of the users):
+with ``pair_sampling="per_user"`` (unique (user, item) pairs by construction,
+power-law activity and popularity, linear time: 100M in minutes and under
+6 GB; the files are cached under a name that includes the sampler, with the
+generation time and peak memory beside them); 100 ratings per user on
+average, the catalogue a fifth of the users:
 
 =====  ==========  ========
 size   users       items
@@ -46,6 +49,13 @@ path)::
     PYTHONPATH=. /path/venv/bin/python benchmarks/bench_scale.py \\
         --cache-dir /tmp/scale-cache --sizes 1M,10M,30M,100M
 
+Every measurement process is stopped after ``TIMEOUT_S`` (one hour) and
+reported as failed; the results are saved after each measurement, so an
+interrupted run keeps what it measured.  At the end the script prints the
+table and one line per target (``TARGETS``: ratio, target, met or not) for
+every size.  Before a 100M run check ``free -g`` (about 14 GB available: our
+ImplicitALS peaks near 4 GB beyond the 1 GB of input, implicit near 4 GB).
+
 Results go to ``benchmarks/results/scale.json`` (merged with earlier runs by
 size, so that the 100M tier can be run on its own), the table to
 ``benchmarks/results/scale.rst`` (included by ``doc/benchmarks.rst``) and the
@@ -78,31 +88,69 @@ SIZES = {
 N_RECOMMEND = 20_000
 FIT_TASKS = ("ours_mf_sgd", "ours_mf_als", "ours_ials", "ours_bpr", "implicit_als", "libmf_sgd")
 REC_TASKS = ("ours_recommend", "implicit_recommend")
+PAIR_SAMPLING = "per_user"  # make_ratings(pair_sampling=...): linear time at 100M
+TIMEOUT_S = 3600  # per measurement process; a hung or swapping run is reported, not waited on
+# (ratio name, target, "max" = at most / "min" = at least), checked at every size
+TARGETS = (
+    ("ials_iter_vs_implicit", 0.5, "max"),
+    ("ials_memory_vs_implicit", 1.0, "max"),
+    ("sgd_iter_vs_libmf", 1 / 1.5, "max"),
+    ("sgd_setup_in_epochs", 1.0, "max"),
+    ("recommend_speedup_vs_implicit", 2.0, "min"),
+    ("ials_bytes_per_rating", 32.0, "max"),
+    ("bpr_bytes_per_rating", 32.0, "max"),
+    ("mf_sgd_bytes_per_rating", 32.0, "max"),
+    ("mf_als_bytes_per_rating", 32.0, "max"),
+)
 
 
 # ------------------------------------------------------------------ data
 def data_paths(cache_dir, size):
-    base = Path(cache_dir) / f"ratings-{size}"
+    # the generator is in the name: files drawn by another sampler are not reused
+    base = Path(cache_dir) / f"ratings-{size}-{PAIR_SAMPLING}"
     return {name: base.with_name(f"{base.name}-{name}.npy") for name in ("u", "i", "y")}
 
 
 def generate(cache_dir, size):
-    """Draw the ratings once (timed) and cache them as .npy files."""
+    """Draw the ratings once and cache them as .npy files (in a worker process).
+
+    Returns ``{"generate_s", "generate_peak_bytes"}`` (kept beside the cached
+    files), or None when the files were cached without them.
+    """
     paths = data_paths(cache_dir, size)
+    stats = paths["u"].with_name(paths["u"].name.replace("-u.npy", ".json"))
     if all(p.exists() for p in paths.values()):
-        return None
+        return json.loads(stats.read_text()) if stats.exists() else None
+    out = run("generate", cache_dir, size, 1)
+    if out is not None:
+        stats.write_text(json.dumps(out))
+    return out
+
+
+def _generate_worker(cache_dir, size):
     from sklearn_mf.datasets import make_ratings
 
     n_users, n_items, n_ratings = SIZES[size]
+    paths = data_paths(cache_dir, size)
+    base = reset_peak()
     tic = time.perf_counter()
-    X, y = make_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, random_state=0)
+    X, y = make_ratings(
+        n_users=n_users,
+        n_items=n_items,
+        n_ratings=n_ratings,
+        pair_sampling=PAIR_SAMPLING,
+        random_state=0,
+    )
     seconds = time.perf_counter() - tic
+    peak = peak_bytes() - base
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    np.save(paths["u"], X[:, 0].astype(np.int32))
-    np.save(paths["i"], X[:, 1].astype(np.int32))
+    for name, column in (("u", X[:, 0]), ("i", X[:, 1])):
+        np.save(paths[name].with_suffix(".tmp.npy"), column.astype(np.int32))
     del X
-    np.save(paths["y"], y.astype(np.float32))
-    return seconds
+    np.save(paths["y"].with_suffix(".tmp.npy"), y.astype(np.float32))
+    for p in paths.values():  # complete files only: an interrupted run leaves no cache
+        p.with_suffix(".tmp.npy").replace(p)
+    return {"generate_s": seconds, "generate_peak_bytes": peak}
 
 
 def load(cache_dir, size):
@@ -259,6 +307,9 @@ def _fit_once(task, u, i, y, n_iter):
 
 def worker(task, cache_dir, size, n_iter):
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    if task == "generate":
+        print(json.dumps(_generate_worker(cache_dir, size)))
+        return
     u, i, y = load(cache_dir, size)
     out = {"task": task, "size": size, "n_iter": n_iter, "n_ratings": len(y)}
     n_users = int(u.max()) + 1
@@ -302,7 +353,19 @@ def run(task, cache_dir, size, n_iter):
     env = dict(
         os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=blas, MKL_NUM_THREADS=blas
     )
-    proc = subprocess.run(
+    try:
+        proc = _run_worker(task, cache_dir, size, n_iter, env)
+    except subprocess.TimeoutExpired:
+        print(f"  {task} {size} timed out after {TIMEOUT_S} s", file=sys.stderr)
+        return None
+    if proc.returncode != 0:
+        print(f"  {task} {size} failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run_worker(task, cache_dir, size, n_iter, env):
+    return subprocess.run(
         [
             sys.executable,
             __file__,
@@ -319,17 +382,15 @@ def run(task, cache_dir, size, n_iter):
         text=True,
         env=env,
         check=False,
+        timeout=TIMEOUT_S,
     )
-    if proc.returncode != 0:
-        print(f"  {task} {size} failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # -------------------------------------------------------------- driver
-def measure_size(cache_dir, size, tasks, repeats):
-    rows = {}
+def measure_size(cache_dir, size, tasks, repeats, rows, save):
+    """Measure ``tasks`` into ``rows`` (by task), calling ``save()`` after each."""
     for task in tasks:
+        save()
         if task.endswith("recommend"):
             runs = [run(task, cache_dir, size, 1) for _ in range(repeats)]
             runs = [r for r in runs if r]
@@ -393,7 +454,32 @@ def ratios(rows):
         )
     if get("ours_mf_sgd", "setup_s") and get("ours_mf_sgd", "iter_s"):
         out["sgd_setup_in_epochs"] = get("ours_mf_sgd", "setup_s") / get("ours_mf_sgd", "iter_s")
+    for name, task in (
+        ("ials_bytes_per_rating", "ours_ials"),
+        ("bpr_bytes_per_rating", "ours_bpr"),
+        ("mf_sgd_bytes_per_rating", "ours_mf_sgd"),
+        ("mf_als_bytes_per_rating", "ours_mf_als"),
+    ):
+        if get(task, "extra_bytes_per_rating"):
+            out[name] = get(task, "extra_bytes_per_rating")
     return out
+
+
+def target_report(results):
+    """One line per (size, target): the measured ratio and whether it is met."""
+    lines = []
+    for size in (s for s in SIZES if s in results["sizes"]):
+        got = results["sizes"][size].get("ratios", {})
+        for name, target, kind in TARGETS:
+            if name not in got:
+                continue
+            met = got[name] <= target if kind == "max" else got[name] >= target
+            word = "at most" if kind == "max" else "at least"
+            lines.append(
+                f"{size:>5} {name:<32} {got[name]:8.2f}  target {word} {target:.2f}: "
+                + ("met" if met else "NOT met")
+            )
+    return "\n".join(lines)
 
 
 def table(results):
@@ -441,6 +527,7 @@ def table(results):
     ):
         row(key, lambda r, k=key: f"{r['ratios'][k]:.2f}")
     row("make_ratings s", lambda r: f"{r['generate_s']:.0f}")
+    row("make_ratings peak GB", lambda r: f"{r['generate_peak_bytes'] / 1e9:.1f}")
     return "\n".join(lines)
 
 
@@ -538,20 +625,26 @@ def main():
             gen = generate(args.cache_dir, size)
             entry = results["sizes"].setdefault(size, {"rows": {}})
             if gen is not None:
-                entry["generate_s"] = gen
+                entry.update(gen)
+            entry["pair_sampling"] = PAIR_SAMPLING
             print(
                 f"{size}: generated in {entry.get('generate_s', float('nan')):.1f} s "
                 f"(load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
-            entry["rows"].update(
-                measure_size(args.cache_dir, size, args.tasks.split(","), args.repeats)
+
+            def save(entry=entry):
+                entry["ratios"] = ratios(entry["rows"])
+                entry["load_after"] = os.getloadavg()[0]
+                RESULTS.write_text(json.dumps(results, indent=1))
+
+            measure_size(
+                args.cache_dir, size, args.tasks.split(","), args.repeats, entry["rows"], save
             )
-            entry["ratios"] = ratios(entry["rows"])
-            entry["load_after"] = os.getloadavg()[0]
-            RESULTS.write_text(json.dumps(results, indent=1))
+            save()
     md = table(results)
     print(md)
+    print(target_report(results))
     RESULTS.with_suffix(".rst").write_text(rst_table(md))
     plot(results, PLOT)
 

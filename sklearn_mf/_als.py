@@ -225,10 +225,16 @@ def implicit_objective(R, X, Y, reg, n_threads):
 
 def implicit_confidences(seen, alpha, dtype):
     """User-major and item-major ``RowMatrix`` of the confidences minus one
-    (``cw = alpha * y``) of a seen-items CSR of strengths."""
-    R_u = csr_to_rowmatrix(seen, cw=(alpha * seen.data).astype(dtype))
+    (``cw = alpha * y``) of a seen-items CSR of strengths.
+
+    ``R_u`` shares the indices of ``seen``; ``R_i`` keeps the transposed
+    copy's indices and, when ``dtype`` is that of ``seen.data``, its data
+    scaled in place: 12 bytes per rating beyond ``seen`` (int32 indices).
+    """
+    R_u = csr_to_rowmatrix(seen, cw=(alpha * seen.data).astype(dtype, copy=False))
     iu = seen.T.tocsr()
-    R_i = csr_to_rowmatrix(iu, cw=(alpha * iu.data).astype(dtype))
+    np.multiply(iu.data, alpha, out=iu.data)
+    R_i = csr_to_rowmatrix(iu, cw=iu.data.astype(dtype, copy=False))
     return R_u, R_i
 
 

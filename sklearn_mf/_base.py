@@ -354,6 +354,7 @@ class RecommenderMixin:
         row_off = none if off is None else np.ascontiguousarray(off, dtype=np.float64)
         item_to_cand = np.full(len(self.items_), -1, dtype=np.intp)
         item_to_cand[cand] = np.arange(len(cand), dtype=np.intp)
+        sorted_exclusions = False
         if exclude is None:
             indptr, indices = np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32)
             row_map = np.full(len(row_codes), -1, dtype=np.intp)
@@ -361,6 +362,11 @@ class RecommenderMixin:
             indptr = np.ascontiguousarray(exclude.indptr, dtype=np.int32)
             indices = np.ascontiguousarray(exclude.indices, dtype=np.int32)
             row_map = np.asarray(row_codes, dtype=np.intp)
+            # rows sorted and candidates in item order: one walk per row (the
+            # check of the rows is cached by scipy on the matrix)
+            sorted_exclusions = bool(exclude.has_sorted_indices) and bool(
+                np.all(cand[1:] > cand[:-1])
+            )
         out_codes = np.empty((len(row_codes), n), dtype=np.intp)
         out_scores = np.empty((len(row_codes), n), dtype=dtype)
         with blas_single_thread():
@@ -376,6 +382,7 @@ class RecommenderMixin:
                 out_scores,
                 out_codes,
                 n_threads,
+                sorted_exclusions,
             )
         valid = out_codes >= 0
         codes = np.where(valid, cand[np.where(valid, out_codes, 0)], -1)

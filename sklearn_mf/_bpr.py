@@ -30,57 +30,55 @@ from sklearn_mf._utils import (
 from sklearn_mf._validation import check_interactions
 
 
-def _block_schedule(rng, pos_users, indices, n_users, n_items, n_blocks, positions=None):
+def _block_schedule(rng, indptr, indices, n_users, n_items, n_blocks, positions=None):
     """A random blocking of users and items for one epoch of ``bpr_epoch_blocked``.
 
     Users and items are shuffled and cut into ``n_blocks`` near-equal blocks;
-    the positives are grouped by (user block, item block) with a stable radix
-    sort of the small block keys, O(nnz).
+    the positives of the CSR ``(indptr, indices)`` are grouped by (user
+    block, item block) by a stable counting sort in the kernel
+    (``_bpr_fast.group_by_block``): O(nnz) time and no memory beyond the two
+    grouped int32 arrays (8 bytes per positive).
 
     Returns
     -------
-    block_pos : intp array of shape (nnz,)
+    block_users, block_items : int32 arrays of shape (n_positives,)
     block_ptr : intp array of shape (n_blocks**2 + 1,)
     item_perm : int32 array of shape (n_items,)
     item_ptr : intp array of shape (n_blocks + 1,)
 
-    ``positions`` (intp, into ``indices``) restricts the positives sampled to
-    those (``partial_fit``: the new and replayed ones); the kernel still
-    checks negatives against the users' whole rows.
+    ``positions`` (ascending intp, into ``indices``) restricts the positives
+    sampled to those (``partial_fit``: the new and replayed ones); the kernel
+    still checks negatives against the users' whole rows.
     """
     T = n_blocks
-    positions = (
-        np.arange(len(indices), dtype=np.intp)
-        if positions is None
-        else np.asarray(positions, dtype=np.intp)
+    positions = np.zeros(0, np.intp) if positions is None else np.asarray(positions, np.intp)
+    n_pos = len(positions) if len(positions) else len(indices)
+    if T == 1:  # one block: every item, nothing to shuffle
+        user_block = np.zeros(n_users, dtype=np.int32)
+        item_perm = np.arange(n_items, dtype=np.int32)
+        item_block = np.zeros(n_items, dtype=np.int32)
+        ranks = np.zeros(n_items, dtype=np.intp)
+    else:
+        user_block = np.empty(n_users, dtype=np.int32)
+        user_block[rng.permutation(n_users)] = np.arange(n_users) * T // n_users
+        item_perm = rng.permutation(n_items).astype(np.int32)
+        item_block = np.empty(n_items, dtype=np.int32)
+        ranks = np.arange(n_items) * T // n_items  # block of each position of item_perm
+        item_block[item_perm] = ranks
+    block_users = np.empty(n_pos, dtype=np.int32)
+    block_items = np.empty(n_pos, dtype=np.int32)
+    block_ptr = np.empty(T * T + 1, dtype=np.intp)
+    _bpr_fast.group_by_block(
+        indptr, indices, positions, user_block, item_block, T, block_users, block_items, block_ptr
     )
-    if T == 1:  # one block: every positive, every item, nothing to shuffle
-        return (
-            positions,
-            np.array([0, len(positions)], np.intp),
-            np.arange(n_items, dtype=np.int32),
-            np.array([0, n_items], np.intp),
-        )
-    key_type = np.uint8 if T * T <= 256 else np.uint16 if T * T <= 65536 else np.int64
-    user_block = np.empty(n_users, dtype=key_type)
-    user_block[rng.permutation(n_users)] = np.arange(n_users) * T // n_users
-    item_perm = rng.permutation(n_items).astype(np.int32)
-    item_block = np.empty(n_items, dtype=key_type)
-    ranks = np.arange(n_items) * T // n_items  # block of each position of item_perm
-    item_block[item_perm] = ranks
-    key = user_block[pos_users[positions]] * key_type(T) + item_block[indices[positions]]
-    block_pos = positions[np.argsort(key, kind="stable")]
-    block_ptr = np.zeros(T * T + 1, dtype=np.intp)
-    np.cumsum(np.bincount(key, minlength=T * T), out=block_ptr[1:])
     item_ptr = np.zeros(T + 1, dtype=np.intp)
     np.cumsum(np.bincount(ranks, minlength=T), out=item_ptr[1:])
-    return block_pos, block_ptr, item_perm, item_ptr
+    return block_users, block_items, block_ptr, item_perm, item_ptr
 
 
 def _run_epoch(
     rng,
     states,
-    pos_users,
     indptr,
     indices,
     n_users,
@@ -98,12 +96,12 @@ def _run_epoch(
 ):
     """One epoch of the block-scheduled kernel with a fresh random blocking
     (one block per thread); returns the number of diverging samples."""
-    block_pos, block_ptr, item_perm, item_ptr = _block_schedule(
-        rng, pos_users, indices, n_users, Q.shape[0], len(states), positions
-    )
+    schedule = _block_schedule(rng, indptr, indices, n_users, Q.shape[0], len(states), positions)
+    block_users, block_items, block_ptr, item_perm, item_ptr = schedule
+    del schedule  # the kernel call below holds the only references (memory)
     return _bpr_fast.bpr_epoch_blocked(
-        pos_users[block_pos],
-        indices[block_pos],
+        block_users,
+        block_items,
         indptr,
         indices,
         block_ptr,
@@ -367,10 +365,10 @@ class BPR(
         indptr = m.indptr.astype(np.int32)
         indices = m.indices.astype(np.int32, copy=False)
         n_users, n_items = m.shape
-        pos_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
         positions = None
         if new_pairs is not None:
-            keys = pos_users.astype(np.int64) * n_items + indices
+            pos_users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
+            keys = pos_users * n_items + indices
             u, i = new_pairs
             positions = np.unique(np.searchsorted(keys, u.astype(np.int64) * n_items + i))
         n_threads = effective_n_threads(self.n_jobs)
@@ -386,7 +384,6 @@ class BPR(
             n_bad = _run_epoch(
                 rng,
                 states,
-                pos_users,
                 indptr,
                 indices,
                 n_users,
@@ -533,7 +530,6 @@ class BPR(
         P = rng.normal(0, self.init_std, (n_rows, Q.shape[1])).astype(dtype)
         if m.nnz == 0:
             return np.zeros_like(P), None
-        pos_users = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(ip))
         bias = (
             np.require(self.item_bias_, requirements=["C", "W"])
             if self.biased
@@ -549,7 +545,6 @@ class BPR(
             _run_epoch(
                 rng,
                 states,
-                pos_users,
                 ip,
                 ix,
                 n_rows,

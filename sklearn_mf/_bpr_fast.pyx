@@ -28,6 +28,7 @@ from cython.parallel cimport prange
 from libc.math cimport exp, isfinite, log1p
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memset
 
 from sklearn_mf._kernel_helpers cimport skmf_below as _below
 
@@ -107,6 +108,46 @@ cdef inline int _triple(Py_ssize_t u, Py_ssize_t i, Py_ssize_t j,
     return 0
 
 
+cdef struct _Tally:
+    # what one task saw: summed in task order after the parallel block
+    double loss
+    Py_ssize_t correct, updates, skipped, bad
+
+
+cdef inline bint _count(_Tally* c, int r) noexcept nogil:
+    """Record the outcome ``r`` of :func:`_triple`; True if the task must stop."""
+    if r == 2:
+        c.bad += 1
+        return True
+    c.skipped += (r == 1)
+    c.updates += (r == 0)
+    return False
+
+
+cdef inline void _merge(_Tally* into, const _Tally* c) noexcept nogil:
+    into.loss += c.loss
+    into.correct += c.correct
+    into.updates += c.updates
+    into.skipped += c.skipped
+    into.bad += c.bad
+
+
+cdef Py_ssize_t _report(_Tally* tallies, Py_ssize_t n, double[::1] stats):
+    """Sum ``n`` task tallies in order into ``stats``, free them, return the divergences."""
+    cdef _Tally total
+    cdef Py_ssize_t t
+    total.loss = 0.0
+    total.correct = total.updates = total.skipped = total.bad = 0
+    for t in range(n):
+        _merge(&total, &tallies[t])
+    free(tallies)
+    stats[0] = total.loss
+    stats[1] = total.correct
+    stats[2] = total.updates
+    stats[3] = total.skipped
+    return total.bad
+
+
 def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] indices,
               const Py_ssize_t[::1] sample_pos, const int[::1] sample_neg,
               Py_ssize_t n_samples,
@@ -144,10 +185,8 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
     cdef bint given = sample_neg.shape[0] > 0
     cdef floating* b = &item_bias[0] if item_bias.shape[0] > 0 else NULL
     cdef Py_ssize_t t, n, start, stop, pos, j
-    cdef int r
-    cdef Py_ssize_t n_bad = 0, n_skip = 0, n_upd = 0, n_correct = 0
-    cdef Py_ssize_t t_bad, t_skip, t_upd, t_correct
-    cdef double loss = 0.0, t_loss
+    cdef _Tally* c
+    cdef _Tally* tallies
     cdef uint64_t state
     stats[:] = 0.0
     if n_samples == 0 or nnz == 0:
@@ -157,16 +196,15 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
         n_threads = 1
     elif seeds.shape[0] < n_threads:
         raise ValueError("need one seed per thread")
+    tallies = <_Tally*>calloc(n_threads, sizeof(_Tally))
+    if tallies == NULL:
+        raise MemoryError()
     with nogil:
         for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
             start = t * n_samples // n_threads
             stop = (t + 1) * n_samples // n_threads
             state = seeds[t] if not given else 0
-            t_loss = 0.0
-            t_bad = 0
-            t_skip = 0
-            t_upd = 0
-            t_correct = 0
+            c = tallies + t
             for n in range(start, stop):
                 if given:
                     pos = sample_pos[n]
@@ -174,24 +212,12 @@ def bpr_epoch(const int[::1] pos_users, const int[::1] indptr, const int[::1] in
                 else:
                     pos = _below(&state, nnz)
                     j = _below(&state, n_items)
-                r = _triple(pos_users[pos], indices[pos], j, &indptr[0], &indices[0], skip_seen,
-                            &P[0, 0], &Q[0, 0], b, k, <floating>lr, <floating>reg,
-                            <floating>reg_bias, update_items, &t_loss, &t_correct)
-                if r == 2:
-                    t_bad = t_bad + 1
+                if _count(c, _triple(pos_users[pos], indices[pos], j, &indptr[0], &indices[0],
+                                     skip_seen, &P[0, 0], &Q[0, 0], b, k, <floating>lr,
+                                     <floating>reg, <floating>reg_bias, update_items,
+                                     &c.loss, &c.correct)):
                     break
-                t_skip = t_skip + (r == 1)
-                t_upd = t_upd + (r == 0)
-            loss += t_loss
-            n_bad += t_bad
-            n_skip += t_skip
-            n_upd += t_upd
-            n_correct += t_correct
-    stats[0] = loss
-    stats[1] = n_correct
-    stats[2] = n_upd
-    stats[3] = n_skip
-    return n_bad
+    return _report(tallies, n_threads, stats)
 
 
 def bpr_epoch_blocked(const int[::1] block_users, const int[::1] block_items,
@@ -244,19 +270,16 @@ def bpr_epoch_blocked(const int[::1] block_users, const int[::1] block_items,
     cdef Py_ssize_t k = P.shape[1]
     cdef floating* b = &item_bias[0] if item_bias.shape[0] > 0 else NULL
     cdef Py_ssize_t s, t, n, lo, cnt, ib, ilo, icnt, pos, j
-    cdef int r
-    cdef Py_ssize_t n_bad = 0, n_skip = 0, n_upd = 0, n_correct = 0
-    cdef Py_ssize_t t_bad, t_skip, t_upd, t_correct
-    cdef double loss = 0.0, t_loss
-    cdef double* task_loss  # summed in task order after the strata: reproducible
+    cdef _Tally* c
+    cdef _Tally* tallies  # T per-task totals, then T per-stratum scratch tallies
     cdef uint64_t state
     stats[:] = 0.0
     if T < 1 or block_ptr.shape[0] != T * T + 1 or states.shape[0] < T:
         raise ValueError("block_ptr needs T * T + 1 entries and states T entries")
     if block_users.shape[0] == 0:
         return 0
-    task_loss = <double*>calloc(T, sizeof(double))
-    if task_loss == NULL:
+    tallies = <_Tally*>calloc(2 * T, sizeof(_Tally))
+    if tallies == NULL:
         raise MemoryError()
     with nogil:
         for s in range(T):
@@ -267,34 +290,66 @@ def bpr_epoch_blocked(const int[::1] block_users, const int[::1] block_items,
                 ilo = item_ptr[ib]
                 icnt = item_ptr[ib + 1] - ilo
                 state = states[t]
-                t_loss = 0.0
-                t_bad = 0
-                t_skip = 0
-                t_upd = 0
-                t_correct = 0
+                c = tallies + T + t
+                memset(c, 0, sizeof(_Tally))
                 for n in range(cnt if icnt > 0 else 0):
                     pos = lo + _below(&state, cnt)
                     j = item_perm[ilo + _below(&state, icnt)]
-                    r = _triple(block_users[pos], block_items[pos], j, &indptr[0],
-                                &indices[0], skip_seen,
-                                &P[0, 0], &Q[0, 0], b, k, <floating>lr, <floating>reg,
-                                <floating>reg_bias, update_items, &t_loss, &t_correct)
-                    if r == 2:
-                        t_bad = t_bad + 1
+                    if _count(c, _triple(block_users[pos], block_items[pos], j, &indptr[0],
+                                         &indices[0], skip_seen, &P[0, 0], &Q[0, 0], b, k,
+                                         <floating>lr, <floating>reg, <floating>reg_bias,
+                                         update_items, &c.loss, &c.correct)):
                         break
-                    t_skip = t_skip + (r == 1)
-                    t_upd = t_upd + (r == 0)
                 states[t] = state
-                task_loss[t] += t_loss
-                n_bad += t_bad
-                n_skip += t_skip
-                n_upd += t_upd
-                n_correct += t_correct
-    for t in range(T):
-        loss += task_loss[t]
-    free(task_loss)
-    stats[0] = loss
-    stats[1] = n_correct
-    stats[2] = n_upd
-    stats[3] = n_skip
-    return n_bad
+                _merge(tallies + t, c)
+    return _report(tallies, T, stats)
+
+
+def group_by_block(const int[::1] indptr, const int[::1] indices,
+                   const Py_ssize_t[::1] positions, const int[::1] user_block,
+                   const int[::1] item_block, Py_ssize_t T, int[::1] out_users,
+                   int[::1] out_items, Py_ssize_t[::1] block_ptr):
+    """Group positives by (user block, item block), stably, for ``bpr_epoch_blocked``.
+
+    The positives are the entries of the CSR ``(indptr, indices)``, or only
+    those at ``positions`` (ascending) when it is not empty.  Entry ``p`` of
+    row ``u`` has key ``user_block[u] * T + item_block[indices[p]]``; a
+    counting sort writes its (user, item) to ``out_users`` / ``out_items``
+    in key order, entries of one key in their CSR order (what a stable sort
+    of the keys gives), and ``block_ptr`` (``T * T + 1``) receives the start
+    of each key.  Two passes, no array of the size of the positives besides
+    the outputs.
+    """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1
+    cdef bint subset = positions.shape[0] > 0
+    cdef Py_ssize_t n_pos = positions.shape[0] if subset else indices.shape[0]
+    cdef Py_ssize_t n, p, u, key, dst, n_keys = T * T
+    cdef Py_ssize_t* cursor
+    if block_ptr.shape[0] != n_keys + 1 or out_users.shape[0] < n_pos or out_items.shape[0] < n_pos:
+        raise ValueError("block_ptr needs T * T + 1 entries and the outputs one per positive")
+    cursor = <Py_ssize_t*>calloc(n_keys + 1, sizeof(Py_ssize_t))
+    if cursor == NULL:
+        raise MemoryError()
+    with nogil:
+        for key in range(n_keys + 1):
+            block_ptr[key] = 0
+        u = 0
+        for n in range(n_pos):  # count
+            p = positions[n] if subset else n
+            while indptr[u + 1] <= p:
+                u = u + 1
+            block_ptr[user_block[u] * T + item_block[indices[p]] + 1] += 1
+        for key in range(n_keys):
+            block_ptr[key + 1] += block_ptr[key]
+            cursor[key] = block_ptr[key]
+        u = 0
+        for n in range(n_pos):  # place
+            p = positions[n] if subset else n
+            while indptr[u + 1] <= p:
+                u = u + 1
+            key = user_block[u] * T + item_block[indices[p]]
+            dst = cursor[key]
+            cursor[key] = dst + 1
+            out_users[dst] = <int>u
+            out_items[dst] = indices[p]
+    free(cursor)

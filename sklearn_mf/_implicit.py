@@ -260,7 +260,10 @@ class ImplicitALS(
         del users, items  # only the codes are used from here on (memory)
         timer.lap("encode ids")
         seen, popularity = seen_matrix(u, i, y, len(users_), len(items_))
-        del u, i  # the seen matrix holds the data now
+        # the seen matrix holds the data now; its summed strengths name an
+        # overflow as well as y did (memory: y is 4-8 bytes per rating)
+        del u, i, y
+        y = seen.data
         timer.lap("user-item matrix")
         rng = make_rng(self.random_state)
         k = self.n_factors

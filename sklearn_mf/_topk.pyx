@@ -85,6 +85,37 @@ def topk_rows(floating[:, ::1] scores,
 cdef enum:
     _TILE_ROWS = 64
     _TILE_COLS = 2048
+    # columns screened at once against a full heap's worst kept score
+    _SCREEN = 32
+
+
+cdef inline void _feed_screened(floating* row, Py_ssize_t n_cols, Py_ssize_t col0,
+                                Py_ssize_t k, floating* out_s, Py_ssize_t* out_i,
+                                Py_ssize_t* size_p) noexcept nogil:
+    """:func:`_heap_feed`, skipping runs of ``_SCREEN`` columns that cannot enter.
+
+    Once the heap is full, a column enters only if its score is at least the
+    worst kept one (``out_s[0]``); a run where none is (a vectorised compare,
+    false for NaN) is skipped, so most of a large catalogue costs one compare
+    per score.  The heap sees the same columns in the same order otherwise.
+    """
+    cdef Py_ssize_t c0 = 0, m, c
+    cdef floating thr
+    cdef int hit
+    while c0 < n_cols:
+        m = n_cols - c0
+        if m > _SCREEN:
+            m = _SCREEN
+        if size_p[0] >= k and k > 0:
+            thr = out_s[0]
+            hit = 0
+            for c in range(c0, c0 + m):
+                hit = hit | (row[c] >= thr)
+            if not hit:
+                c0 = c0 + m
+                continue
+        _heap_feed(row + c0, m, col0 + c0, k, out_s, out_i, size_p)
+        c0 = c0 + m
 
 
 cdef inline void _gemm_tile(const floating* V, const floating* U, int n_cols, int n_rows,
@@ -110,7 +141,7 @@ def topk_product(const floating[:, ::1] U, const floating[:, ::1] V,
                  const Py_ssize_t[::1] item_to_cand,
                  floating[:, ::1] out_scores,
                  Py_ssize_t[:, ::1] out_idx,
-                 int n_threads):
+                 int n_threads, bint sorted_exclusions=False):
     """Top-k columns of every row of ``U @ V.T + col_offset + row_offset[:, None]``.
 
     The same result as computing the scores (in ``floating``; each offset is
@@ -119,6 +150,11 @@ def topk_product(const floating[:, ::1] U, const floating[:, ::1] V,
     exclusion lists, without materialising the scores.  An empty
     ``col_offset`` / ``row_offset`` means no offset.  Call it with BLAS limited
     to one thread (every OpenMP thread runs its own ``gemm``).
+
+    ``sorted_exclusions`` promises that every exclusion row is sorted and
+    that ``item_to_cand`` increases over the items it maps (candidates in item
+    order): each row then walks its exclusions once across the column tiles
+    (O(nnz + tiles)) instead of scanning them all for every tile.
     """
     cdef Py_ssize_t n_rows = U.shape[0], n_cols = V.shape[0]
     cdef int kdim = <int>U.shape[1]
@@ -130,6 +166,8 @@ def topk_product(const floating[:, ::1] U, const floating[:, ::1] V,
     cdef floating* buf
     cdef floating* row
     cdef Py_ssize_t* sizes
+    cdef Py_ssize_t* cursor
+    cdef Py_ssize_t end
     cdef double ro
     if n_threads < 1:
         n_threads = omp_get_max_threads()
@@ -137,13 +175,16 @@ def topk_product(const floating[:, ::1] U, const floating[:, ::1] V,
         return
     with nogil, parallel(num_threads=n_threads):
         buf = <floating*>malloc(_TILE_ROWS * _TILE_COLS * sizeof(floating))
-        sizes = <Py_ssize_t*>malloc(_TILE_ROWS * sizeof(Py_ssize_t))
+        sizes = <Py_ssize_t*>malloc(2 * _TILE_ROWS * sizeof(Py_ssize_t))
+        cursor = sizes + _TILE_ROWS
         try:
             for tile in prange(n_tiles, schedule="dynamic", chunksize=1):
                 r0 = tile * _TILE_ROWS
                 rt = min(<Py_ssize_t>_TILE_ROWS, n_rows - r0)
                 for r in range(rt):
                     sizes[r] = 0
+                    u = row_map[r0 + r]
+                    cursor[r] = excl_indptr[u] if u >= 0 else 0
                 for j in range(n_col_tiles):
                     c0 = j * _TILE_COLS
                     ct = min(<Py_ssize_t>_TILE_COLS, n_cols - c0)
@@ -158,13 +199,25 @@ def topk_product(const floating[:, ::1] U, const floating[:, ::1] V,
                             for c in range(ct):
                                 row[c] = <floating>(<double>row[c] + ro)
                         u = row_map[r0 + r]
-                        if u >= 0:
+                        if u >= 0 and sorted_exclusions:
+                            # this tile's exclusions follow the previous tiles'
+                            p = cursor[r]
+                            end = excl_indptr[u + 1]
+                            while p < end:
+                                c = item_to_cand[excl_indices[p]]
+                                if c >= c0 + ct:
+                                    break
+                                if c >= c0:
+                                    row[c - c0] = -INFINITY
+                                p = p + 1
+                            cursor[r] = p
+                        elif u >= 0:
                             for p in range(excl_indptr[u], excl_indptr[u + 1]):
                                 c = item_to_cand[excl_indices[p]]
                                 if c0 <= c < c0 + ct:
                                     row[c - c0] = -INFINITY
-                        _heap_feed(row, ct, c0, k, &out_scores[r0 + r, 0],
-                                   &out_idx[r0 + r, 0], &sizes[r])
+                        _feed_screened(row, ct, c0, k, &out_scores[r0 + r, 0],
+                                       &out_idx[r0 + r, 0], &sizes[r])
                 for r in range(rt):
                     heap_finish(sizes[r], k, &out_scores[r0 + r, 0], &out_idx[r0 + r, 0])
         finally:

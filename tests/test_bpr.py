@@ -222,10 +222,12 @@ def test_block_schedule_partitions_positives():
     rng = np.random.default_rng(0)
     n_users, n_items, T = 40, 25, 3
     indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.3)
-    block_pos, block_ptr, item_perm, item_ptr = _block_schedule(
-        np.random.default_rng(1), pos_users, indices, n_users, n_items, T
+    block_users, block_items, block_ptr, item_perm, item_ptr = _block_schedule(
+        np.random.default_rng(1), indptr, indices, n_users, n_items, T
     )
-    assert sorted(block_pos) == list(range(len(indices)))
+    # every positive exactly once
+    got = sorted(zip(block_users.tolist(), block_items.tolist()))
+    assert got == sorted(zip(pos_users.tolist(), indices.tolist()))
     assert sorted(item_perm) == list(range(n_items))
     assert block_ptr[-1] == len(indices) and item_ptr[-1] == n_items
     item_block = np.empty(n_items, dtype=int)
@@ -233,10 +235,42 @@ def test_block_schedule_partitions_positives():
         item_block[item_perm[item_ptr[b] : item_ptr[b + 1]]] = b
     user_of_block = {}
     for blk in range(T * T):
-        pos = block_pos[block_ptr[blk] : block_ptr[blk + 1]]
-        assert (item_block[indices[pos]] == blk % T).all()
-        for u in pos_users[pos]:
+        sl = slice(block_ptr[blk], block_ptr[blk + 1])
+        assert (item_block[block_items[sl]] == blk % T).all()
+        for u in block_users[sl]:
             assert user_of_block.setdefault(u, blk // T) == blk // T  # one user block
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_group_by_block_is_a_stable_sort_of_the_block_keys(subset):
+    # the counting sort against the NumPy reference: a stable argsort of the keys
+    rng = np.random.default_rng(7)
+    n_users, n_items, T = 60, 35, 3
+    indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.3)
+    indptr[-3:] = indptr[-4]  # empty rows at the end
+    indices, pos_users = indices[: indptr[-1]], pos_users[: indptr[-1]]
+    positions = np.unique(rng.integers(0, len(indices), 40)) if subset else np.arange(len(indices))
+    user_block = rng.integers(0, T, n_users).astype(np.int32)
+    item_block = rng.integers(0, T, n_items).astype(np.int32)
+    key = user_block[pos_users[positions]] * T + item_block[indices[positions]]
+    order = positions[np.argsort(key, kind="stable")]
+    out_u = np.empty(len(positions), np.int32)
+    out_i = np.empty(len(positions), np.int32)
+    ptr = np.empty(T * T + 1, np.intp)
+    _bpr_fast.group_by_block(
+        indptr,
+        indices,
+        positions if subset else np.zeros(0, np.intp),
+        user_block,
+        item_block,
+        T,
+        out_u,
+        out_i,
+        ptr,
+    )
+    np.testing.assert_array_equal(out_u, pos_users[order])
+    np.testing.assert_array_equal(out_i, indices[order])
+    np.testing.assert_array_equal(ptr, np.r_[0, np.cumsum(np.bincount(key, minlength=T * T))])
 
 
 def test_blocked_epoch_does_not_depend_on_the_thread_count():
@@ -245,7 +279,7 @@ def test_blocked_epoch_does_not_depend_on_the_thread_count():
     rng = np.random.default_rng(2)
     n_users, n_items = 50, 30
     indptr, indices, pos_users = _csr(n_users, n_items, rng, density=0.3)
-    sched = _block_schedule(np.random.default_rng(3), pos_users, indices, n_users, n_items, 4)
+    sched = _block_schedule(np.random.default_rng(3), indptr, indices, n_users, n_items, 4)
     out = []
     for n_threads in (1, 2, 4):
         P = np.random.default_rng(4).normal(0, 0.1, (n_users, 3))
@@ -253,13 +287,12 @@ def test_blocked_epoch_does_not_depend_on_the_thread_count():
         b = np.zeros(n_items)
         states = np.arange(1, 5, dtype=np.uint64)
         stats = np.zeros(4)
-        block_pos, rest = sched[0], sched[1:]
         n_bad = _bpr_fast.bpr_epoch_blocked(
-            pos_users[block_pos],
-            indices[block_pos],
+            sched[0],
+            sched[1],
             indptr,
             indices,
-            *rest,
+            *sched[2:],
             P,
             Q,
             b,

@@ -275,16 +275,21 @@ def test_helpers_reject_bad_input():
 # ------------------------------------------------------------ recommend at scale
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("offsets", [False, True])
-def test_topk_product_matches_dense_scores_then_topk_rows(dtype, offsets):
+@pytest.mark.parametrize("sorted_exclusions", [False, True])
+@pytest.mark.parametrize("ties", [False, True])
+def test_topk_product_matches_dense_scores_then_topk_rows(dtype, offsets, sorted_exclusions, ties):
     from sklearn_mf import _topk
 
     rng = np.random.default_rng(5)
     n_rows, n_cols, k, dim = 150, 4500, 7, 8  # several row and column tiles
     U = rng.normal(size=(n_rows, dim)).astype(dtype)
     V = rng.normal(size=(n_cols, dim)).astype(dtype)
+    if ties:  # small integer scores: most of a row ties with the heap's worst
+        U, V = np.sign(U), np.sign(V) * (rng.random(V.shape) < 0.3)
     col_off = rng.normal(size=n_cols) if offsets else np.zeros(0)
     row_off = rng.normal(size=n_rows) if offsets else np.zeros(0)
     excl = sp.random(n_rows, n_cols + 3, density=0.01, format="csr", random_state=1)
+    excl.sort_indices()  # sorted rows: both exclusion walks apply
     indptr, indices = excl.indptr.astype(np.int32), excl.indices.astype(np.int32)
     item_to_cand = np.r_[np.arange(n_cols), -1, -1, -1].astype(np.intp)  # 3 non-candidates
     row_map = np.arange(n_rows, dtype=np.intp)
@@ -298,7 +303,18 @@ def test_topk_product_matches_dense_scores_then_topk_rows(dtype, offsets):
     got_s = np.empty((n_rows, k), dtype=dtype)
     got_i = np.empty((n_rows, k), dtype=np.intp)
     _topk.topk_product(
-        U, V, col_off, row_off, indptr, indices, row_map, item_to_cand, got_s, got_i, 2
+        U,
+        V,
+        col_off,
+        row_off,
+        indptr,
+        indices,
+        row_map,
+        item_to_cand,
+        got_s,
+        got_i,
+        2,
+        sorted_exclusions,
     )
     np.testing.assert_array_equal(got_i, ref_i)
     np.testing.assert_allclose(got_s, ref_s, rtol=1e-5, atol=1e-5)

@@ -8,9 +8,16 @@ import pytest
 
 from sklearn_mf.datasets import load_movielens, make_ratings
 
+# make_ratings(n_users=50, n_items=40, n_ratings=500, random_state=3), drawn at c180d2e
+PINNED_JOINT_PAIRS = [[2, 22], [28, 19], [6, 18]]
+PINNED_JOINT_RATINGS = [3.0, 5.0, 5.0, 3.0, 4.0]
 
-def test_make_ratings_shapes_scale_and_distinct_pairs():
-    X, y = make_ratings(n_users=200, n_items=100, n_ratings=5000, random_state=0)
+
+@pytest.mark.parametrize("pair_sampling", ["joint", "per_user"])
+def test_make_ratings_shapes_scale_and_distinct_pairs(pair_sampling):
+    X, y = make_ratings(
+        n_users=200, n_items=100, n_ratings=5000, pair_sampling=pair_sampling, random_state=0
+    )
     assert X.shape == (5000, 3) and X.dtype == np.int64 and y.shape == (5000,)
     assert set(np.unique(y)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
     pairs = X[:, 0] * 100 + X[:, 1]
@@ -21,8 +28,11 @@ def test_make_ratings_shapes_scale_and_distinct_pairs():
     assert (t.year == 2020).all()
 
 
-def test_make_ratings_power_law_popularity():
-    X, _ = make_ratings(n_users=2000, n_items=1000, n_ratings=40_000, random_state=0)
+@pytest.mark.parametrize("pair_sampling", ["joint", "per_user"])
+def test_make_ratings_power_law_popularity(pair_sampling):
+    X, _ = make_ratings(
+        n_users=2000, n_items=1000, n_ratings=40_000, pair_sampling=pair_sampling, random_state=0
+    )
     counts = np.sort(np.bincount(X[:, 1], minlength=1000))[::-1]
     # Zipf(1): the top 10% of items get far more than 10% of the ratings
     assert counts[:100].sum() > 0.45 * counts.sum()
@@ -32,6 +42,7 @@ def test_make_ratings_power_law_popularity():
         n_ratings=40_000,
         item_exponent=0.0,
         user_exponent=0.0,
+        pair_sampling=pair_sampling,
         random_state=0,
     )
     flat_counts = np.sort(np.bincount(flat[:, 1], minlength=1000))[::-1]
@@ -67,14 +78,81 @@ def test_make_ratings_truth_and_noise():
     assert len(truth.user_features) == 300 and len(truth.item_features) == 200
 
 
-def test_make_ratings_deterministic_and_frames():
-    a = make_ratings(n_users=50, n_items=40, n_ratings=500, random_state=3)
-    b = make_ratings(n_users=50, n_items=40, n_ratings=500, random_state=3)
+@pytest.mark.parametrize("pair_sampling", ["joint", "per_user"])
+def test_make_ratings_deterministic_and_frames(pair_sampling):
+    kw = dict(n_users=50, n_items=40, n_ratings=500, pair_sampling=pair_sampling)
+    a = make_ratings(**kw, random_state=3)
+    b = make_ratings(**kw, random_state=3)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
-    X, y = make_ratings(n_users=50, n_items=40, n_ratings=500, as_frame=True, random_state=3)
+    c = make_ratings(**kw, random_state=4)
+    assert not np.array_equal(a[0][:, :2], c[0][:, :2])
+    X, y = make_ratings(**kw, as_frame=True, random_state=3)
     assert list(X.columns) == ["user", "item", "timestamp"] and y.name == "rating"
     np.testing.assert_array_equal(X.to_numpy(), a[0])
+
+
+def test_make_ratings_joint_results_pinned():
+    # the historical sampler keeps its draws for a given seed (tests and the
+    # equivalence check depend on them)
+    X, y = make_ratings(n_users=50, n_items=40, n_ratings=500, random_state=3)
+    assert X[:3, :2].tolist() == PINNED_JOINT_PAIRS
+    assert y[:5].tolist() == PINNED_JOINT_RATINGS
+
+
+def test_alias_table_reproduces_the_probabilities():
+    from sklearn_mf.datasets._synthetic_fast import build_alias
+
+    rng = np.random.default_rng(0)
+    for p in (np.array([0.5, 0.25, 0.125, 0.125]), rng.dirichlet(np.full(37, 0.3))):
+        n = len(p)
+        prob = np.empty(n)
+        alias = np.empty(n, dtype=np.int32)
+        build_alias(p, prob, alias)
+        assert ((prob >= 0) & (prob <= 1)).all()
+        # column j keeps itself w.p. prob[j], else gives alias[j]; columns uniform
+        implied = prob / n + np.bincount(alias, weights=(1 - prob) / n, minlength=n)
+        np.testing.assert_allclose(implied, p, atol=1e-12)
+
+
+def test_per_user_kernel_distinct_capped_and_thread_independent():
+    from sklearn_mf.datasets._synthetic import _powerlaw_probs, _user_degrees
+    from sklearn_mf.datasets._synthetic_fast import build_alias, sample_user_items
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, n_ratings = 300, 50, 6000
+    pu = _powerlaw_probs(n_users, 1.5, rng)  # steep: the top users hit the cap
+    d = _user_degrees(n_ratings, 25, pu, rng)
+    assert d.sum() == n_ratings and d.max() == 25 and d.min() >= 0
+    offsets = np.concatenate([[0], np.cumsum(d)]).astype(np.int64)
+    pi = _powerlaw_probs(n_items, 1.0, rng)
+    prob, alias = np.empty(n_items), np.empty(n_items, dtype=np.int32)
+    build_alias(pi, prob, alias)
+    outs = []
+    for n_threads in (1, 2, 3):
+        out = np.full(n_ratings, -1, dtype=np.int32)
+        sample_user_items(offsets, prob, alias, 12345, out, n_threads)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    out = outs[0]
+    assert out.min() >= 0 and out.max() < n_items
+    for u in range(n_users):
+        row = out[offsets[u] : offsets[u + 1]]
+        assert len(np.unique(row)) == len(row)
+    # users far below the cap draw by popularity: the ranking of items follows pi
+    light = np.repeat(d < 10, d)
+    counts = np.bincount(out[light], minlength=n_items)
+    top = np.argsort(pi)[::-1]
+    assert counts[top[:5]].sum() > 4 * counts[top[-25:]].sum() / 5
+
+
+def test_make_ratings_per_user_near_saturation():
+    # half of all cells: the shortfall of the saturated users is filled uniformly
+    X, _ = make_ratings(n_users=20, n_items=11, n_ratings=110, pair_sampling="per_user")
+    pairs = X[:, 0] * 11 + X[:, 1]
+    assert len(np.unique(pairs)) == 110
+    assert np.bincount(X[:, 0]).max() <= 6
 
 
 def test_make_ratings_bad_arguments():
@@ -84,6 +162,10 @@ def test_make_ratings_bad_arguments():
         make_ratings(n_users=10, n_items=10, n_ratings=5, rating_scale=(5, 1))
     with pytest.raises(ValueError, match="n_factors"):
         make_ratings(n_factors=0)
+    with pytest.raises(ValueError, match="more than half"):
+        make_ratings(n_users=10, n_items=10, n_ratings=60, pair_sampling="per_user")
+    with pytest.raises(ValueError, match="pair_sampling"):
+        make_ratings(pair_sampling="dedup")
 
 
 # ------------------------------------------------------------------ MovieLens
