@@ -22,7 +22,12 @@ from sklearn_mf._ids import factorize_ids
 from sklearn_mf._latent import LatentFactorMixin
 from sklearn_mf._online import grow_ids, merge_interactions
 from sklearn_mf._progress import SetupTimer
-from sklearn_mf._training import FittedLoopMixin, seen_matrix, undo_validation_on_error
+from sklearn_mf._training import (
+    FittedLoopMixin,
+    check_strengths,
+    seen_matrix,
+    undo_validation_on_error,
+)
 from sklearn_mf._utils import (
     check_dtype,
     check_finite_fit,
@@ -30,7 +35,6 @@ from sklearn_mf._utils import (
     make_rng,
     naming_target_overflow,
 )
-from sklearn_mf._validation import check_interactions
 
 
 class ImplicitALS(
@@ -219,18 +223,6 @@ class ImplicitALS(
         tags.target_tags.required = False
         return tags
 
-    # ---------------------------------------------------------------- helpers
-    def _check_strengths(self, X, y, reset):
-        users, items, y, _ = check_interactions(self, X, y, None, reset=reset, y_nonnegative=True)
-        if y is None:
-            y = np.ones(len(users), dtype=np.float32)  # exact, and half the memory
-        if not (y > 0).any():
-            raise ValueError(
-                "y holds no positive interaction strength: every value is 0, so "
-                "there is no observed preference to learn from."
-            )
-        return users, items, y
-
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     @undo_validation_on_error
@@ -253,7 +245,7 @@ class ImplicitALS(
         """
         dtype = check_dtype(self.dtype)
         timer = SetupTimer(self.verbose)
-        users, items, y = self._check_strengths(X, y, reset=True)
+        users, items, y = check_strengths(self, X, y, reset=True)
         timer.lap("validate")
         u, users_ = factorize_ids(users, copy=False)
         i, items_ = factorize_ids(items, copy=False)
@@ -320,7 +312,7 @@ class ImplicitALS(
         """
         if not hasattr(self, "user_factors_"):
             return self.fit(X, y)
-        users, items, y = self._check_strengths(X, y, reset=False)
+        users, items, y = check_strengths(self, X, y, reset=False)
         n_items_old = len(self.items_)
         u, i, users_, items_, n_new_u, n_new_i = grow_ids(self, users, items)
         rng = make_rng(self.random_state)
