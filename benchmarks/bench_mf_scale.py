@@ -37,7 +37,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_scale import THREADS, K, load, peak_bytes, reset_peak  # noqa: E402
+from bench_scale import THREADS, K, libmf_model, load, peak_bytes, reset_peak  # noqa: E402
 
 
 def ours(solver, n_iter, verbose=1):
@@ -64,22 +64,6 @@ def ours(solver, n_iter, verbose=1):
     )
 
 
-def libmf(n_iter):
-    from libmf import mf
-
-    return mf.MF(
-        k=K,
-        nr_threads=THREADS,
-        nr_iters=n_iter,
-        eta=0.05,
-        lambda_p2=0.02,
-        lambda_q2=0.02,
-        lambda_p1=0.0,
-        lambda_q1=0.0,
-        quiet=True,
-    )
-
-
 def timed_fit(task, X, y, n_iter):
     """(seconds, peak extra bytes, captured stdout) of one fit."""
     out = io.StringIO()
@@ -87,7 +71,7 @@ def timed_fit(task, X, y, n_iter):
     tic = time.perf_counter()
     if task == "libmf":
         data = np.column_stack([X, y]).astype(np.float32)  # the layout LIBMF reads
-        libmf(n_iter).fit(data)
+        libmf_model(n_iter).fit(data)
         del data
     else:
         with contextlib.redirect_stdout(out):
@@ -135,7 +119,7 @@ def rmse_worker(task, cache_dir, size, n_iter):
     test = np.random.default_rng(0).random(len(y)) < 0.1
     X = np.column_stack([u, i])
     if task == "libmf":
-        model = libmf(n_iter)
+        model = libmf_model(n_iter)
         model.fit(np.column_stack([X[~test], y[~test]]).astype(np.float32))
         pred = model.predict(X[test].astype(np.float32))
     else:

@@ -258,10 +258,11 @@ def _fit_implicit(u, i, n_iter):
     return model, m, seconds, peak_bytes() - base
 
 
-def _fit_libmf(u, i, y, n_iter):
+def libmf_model(n_iter):
+    """LIBMF at the settings of every scale benchmark (k, threads, step, L2)."""
     from libmf import mf
 
-    model = mf.MF(
+    return mf.MF(
         k=K,
         nr_threads=THREADS,
         nr_iters=n_iter,
@@ -272,6 +273,10 @@ def _fit_libmf(u, i, y, n_iter):
         lambda_q1=0.0,
         quiet=True,
     )
+
+
+def _fit_libmf(u, i, y, n_iter):
+    model = libmf_model(n_iter)
     base = reset_peak()
     tic = time.perf_counter()
     data = np.column_stack([u, i, y]).astype(np.float32)  # the layout LIBMF reads
