@@ -18,7 +18,11 @@ import pytest
 
 CHILD = textwrap.dedent(
     """
-    import sys, threading, joblib
+    import signal, sys, threading, joblib
+    # a child of a process that ignores SIGINT (a background job of a
+    # non-interactive shell, as CI runners start it) inherits the ignored
+    # disposition and Python then installs no handler: install it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from sklearn.utils.validation import check_is_fitted
     from sklearn.exceptions import NotFittedError
     from sklearn_mf import {cls}
