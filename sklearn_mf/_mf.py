@@ -212,17 +212,18 @@ def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
     """:func:`~sklearn_mf._training.seen_matrix` of block-ordered ratings
     (before any epoch shuffled them): the same CSR and popularity counts as
     from the codes in input order (duplicates of a (user, item) pair share a
-    block and keep their input order there), without relabelled copies."""
-    indptr, indices, data, popularity = _setup_fast.coo_to_csr(
+    block and keep their input order there), without relabelled copies; each
+    row block holds all the ratings of its users and is sorted on its own
+    (:func:`~sklearn_mf._setup_fast.blocked_csr`)."""
+    indptr, indices, data, popularity = _setup_fast.blocked_csr(
         blocked.users,
         blocked.items,
         blocked.ratings,
-        n_users,
-        n_items,
+        blocked.block_ptr,
+        len(blocked.schedule),
+        blocked.user_order.astype(np.int32),
+        blocked.item_order.astype(np.int32),
         n_threads,
-        row_map=blocked.user_order.astype(np.int32),
-        col_map=blocked.item_order.astype(np.int32),
-        return_col_counts=True,
     )
     return csr_from_arrays(indptr, indices, data, n_users, n_items), popularity
 

@@ -18,8 +18,9 @@ Codes must be valid (``0 <= code < n``); the Python side guarantees it.
 
 import numpy as np
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 
 from sklearn_mf._openmp cimport omp_get_max_threads
 
@@ -77,6 +78,29 @@ def counting_order(const int[::1] keys, Py_ssize_t n_keys, int n_threads):
                 perm[offsets[t, key]] = <int>r
                 offsets[t, key] += 1
     return perm_arr, np.diff(ptr_arr).astype(np.int64)
+
+
+cdef Py_ssize_t _sum_duplicates(int64_t[::1] indptr, int[::1] indices,
+                                float[::1] data) noexcept:
+    """Compact CSR arrays with sorted columns in place, summing the runs of
+    equal (row, column) in their order; returns the number of entries kept
+    (``indptr`` is updated)."""
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, r, p = 0, end, write = 0
+    cdef int c
+    with nogil:
+        for r in range(n_rows):
+            end = indptr[r + 1]
+            while p < end:
+                c = indices[p]
+                indices[write] = c
+                data[write] = data[p]
+                p += 1
+                while p < end and indices[p] == c:
+                    data[write] += data[p]
+                    p += 1
+                write += 1
+            indptr[r + 1] = write
+    return write
 
 
 ctypedef fused real:
@@ -161,22 +185,7 @@ def coo_to_csr(const int[::1] rows, const int[::1] cols, const real[::1] values,
         counts = (np.diff(col_ptr_arr[:n_cols], prepend=0),)
     if n_dup == 0:
         return (indptr_arr, indices_arr, data_arr) + counts
-    with nogil:
-        # compact in place, summing runs of equal (row, column)
-        write = 0
-        p = 0
-        for r in range(n_rows):
-            end = indptr[r + 1]
-            while p < end:
-                c = indices[p]
-                indices[write] = <int>c
-                data[write] = data[p]
-                p += 1
-                while p < end and indices[p] == c:
-                    data[write] += data[p]
-                    p += 1
-                write += 1
-            indptr[r + 1] = write
+    write = _sum_duplicates(indptr_arr, indices_arr, data_arr)
     return (indptr_arr, indices_arr[:write].copy(), data_arr[:write].copy()) + counts
 
 
@@ -185,13 +194,64 @@ ctypedef fused out_real:
     double
 
 
+# A grid with more blocks than this is arranged in two passes (by row block,
+# then by column block inside each row block) so that each scatter writes to
+# few destinations; up to it, one counting pass by block is as cache-friendly.
+cdef enum:
+    _ONE_PASS_KEYS = 4096
+
+
+cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int n_threads) noexcept nogil:
+    """Work units of a dynamically scheduled pass over ``n`` entries: about
+    eight per thread (a busy core takes fewer), at least 64k entries each."""
+    cdef Py_ssize_t c = n // 65536
+    if c > 8 * n_threads:
+        c = 8 * n_threads
+    return c if c > 0 else 1
+
+
+cdef void _arrange_row_block(int* users, int* items, out_real* ratings, out_real* weights,
+                             Py_ssize_t m, bint weighted, Py_ssize_t B,
+                             const int* col_block, int64_t* cnt, Py_ssize_t* block_ptr,
+                             Py_ssize_t base, int* buf_u, int* buf_i, out_real* buf_r,
+                             out_real* buf_w) noexcept nogil:
+    """Stable counting sort of one row block's ``m`` ratings by column block
+    (``col_block[working item]``), in place through the buffers; writes the
+    ends of the row block's ``B`` blocks to ``block_ptr`` (offset ``base``)."""
+    cdef Py_ssize_t p, b, pos
+    cdef int64_t acc = 0, c
+    for b in range(B):
+        cnt[b] = 0
+    for p in range(m):
+        cnt[col_block[items[p]]] += 1
+    for b in range(B):
+        c = cnt[b]
+        cnt[b] = acc
+        acc += c
+        block_ptr[b + 1] = base + acc
+    for p in range(m):
+        b = col_block[items[p]]
+        pos = cnt[b]
+        cnt[b] = pos + 1
+        buf_u[pos] = users[p]
+        buf_i[pos] = items[p]
+        buf_r[pos] = ratings[p]
+        if weighted:
+            buf_w[pos] = weights[p]
+    memcpy(users, buf_u, m * sizeof(int))
+    memcpy(items, buf_i, m * sizeof(int))
+    memcpy(ratings, buf_r, m * sizeof(out_real))
+    if weighted:
+        memcpy(weights, buf_w, m * sizeof(out_real))
+
+
 def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
                   const real[::1] ratings, const out_real[::1] weights,
                   const Py_ssize_t[::1] rows,
                   const int[::1] user_pos, const int[::1] item_pos, Py_ssize_t n_blocks,
                   int[::1] out_users, int[::1] out_items,
                   out_real[::1] out_ratings, out_real[::1] out_weights, int n_threads):
-    """The ratings of the parallel SGD grid, block by block, in one counting sort.
+    """The ratings of the parallel SGD grid, block by block, by a counting sort.
 
     Rating ``rows[r]`` (every rating when ``rows`` is empty) of user ``u`` and
     item ``i`` falls in block ``bu * n_blocks + bi`` with ``bu = user_pos[u] *
@@ -204,6 +264,13 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
     same arrays as a stable ``argsort`` by block followed by gathers, without
     the permutation, the block keys or the gathered copies.
 
+    A grid of more than 4096 blocks is sorted as a two-digit radix sort: a
+    stable scatter by row block into the outputs, then, row block by row
+    block, a stable counting sort by column block through a buffer of one row
+    block per thread (which stays in cache); each scatter writes to ``B``
+    places rather than ``B**2``.  Both passes are dynamically scheduled (in
+    chunks of the ratings, then by row block), so a busy core takes less.
+
     Returns ``block_ptr`` (intp, ``n_blocks**2 + 1``): block ``b`` is
     ``out_*[block_ptr[b]:block_ptr[b + 1]]``.
     """
@@ -212,48 +279,268 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
     cdef bint weighted = weights.shape[0] > 0
     cdef Py_ssize_t B = n_blocks, n_keys = n_blocks * n_blocks
     cdef int64_t n_u = user_pos.shape[0], n_i = item_pos.shape[0]
-    cdef Py_ssize_t t, r, q, key, start, stop, chunk, pos
-    cdef int wu, wi
+    cdef Py_ssize_t c, r, q, key, start, stop, chunk, pos, n_chunks, bu, s, m, longest
+    cdef bint two_pass = n_keys > _ONE_PASS_KEYS
+    cdef int tid
     if n >= 2**31 - 1:
         raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
     if out_users.shape[0] != n or out_items.shape[0] != n or out_ratings.shape[0] != n:
         raise ValueError("The output arrays must have one entry per arranged rating.")
     if weighted and out_weights.shape[0] != n:
         raise ValueError("out_weights must have one entry per arranged rating.")
+    ptr_arr = np.zeros(n_keys + 1, dtype=np.intp)
+    if n == 0:
+        return ptr_arr
+    cdef Py_ssize_t[::1] ptr = ptr_arr
     if n_threads < 1:
         n_threads = omp_get_max_threads()
     if n < 100_000:
         n_threads = 1
-    chunk = (n + n_threads - 1) // n_threads
-    offsets_arr = np.zeros((n_threads, n_keys), dtype=np.int64)
+    # per user (item) code: its working position and its row (column) block,
+    # side by side so that one cache line serves both (no division per rating)
+    u_tab_arr = np.empty((n_u, 2), dtype=np.int32)
+    u_tab_arr[:, 0] = user_pos
+    u_tab_arr[:, 1] = np.asarray(user_pos, dtype=np.int64) * B // n_u
+    i_tab_arr = np.empty((n_i, 2), dtype=np.int32)
+    i_tab_arr[:, 0] = item_pos
+    i_tab_arr[:, 1] = np.asarray(item_pos, dtype=np.int64) * B // n_i
+    cdef const int[:, ::1] u_tab = u_tab_arr
+    cdef const int[:, ::1] i_tab = i_tab_arr
+    n_chunks = _n_chunks(n, n_threads)
+    chunk = (n + n_chunks - 1) // n_chunks
+    # the first digit: the block (one pass) or the row block (two passes)
+    cdef Py_ssize_t n_first = B if two_pass else n_keys
+    offsets_arr = np.zeros((n_chunks, n_first), dtype=np.int64)
     cdef int64_t[:, ::1] offsets = offsets_arr
-    ptr_arr = np.zeros(n_keys + 1, dtype=np.intp)
-    cdef Py_ssize_t[::1] ptr = ptr_arr
+    first_ptr_arr = np.zeros(n_first + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] first_ptr = first_ptr_arr
     with nogil:
-        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
-            start = t * chunk
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            start = c * chunk
             stop = min(start + chunk, n)
             for r in range(start, stop):
                 q = rows[r] if subset else r
-                key = (user_pos[user_codes[q]] * B // n_u) * B + item_pos[item_codes[q]] * B // n_i
-                offsets[t, key] += 1
-        _exclusive_offsets(offsets, ptr)
-        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
-            start = t * chunk
+                if two_pass:
+                    key = u_tab[user_codes[q], 1]
+                else:
+                    key = u_tab[user_codes[q], 1] * B + i_tab[item_codes[q], 1]
+                offsets[c, key] += 1
+        _exclusive_offsets(offsets, first_ptr)
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            start = c * chunk
             stop = min(start + chunk, n)
             for r in range(start, stop):
                 q = rows[r] if subset else r
-                wu = user_pos[user_codes[q]]
-                wi = item_pos[item_codes[q]]
-                key = (wu * B // n_u) * B + wi * B // n_i
-                pos = offsets[t, key]
-                offsets[t, key] = pos + 1
-                out_users[pos] = wu
-                out_items[pos] = wi
+                if two_pass:
+                    key = u_tab[user_codes[q], 1]
+                else:
+                    key = u_tab[user_codes[q], 1] * B + i_tab[item_codes[q], 1]
+                pos = offsets[c, key]
+                offsets[c, key] = pos + 1
+                out_users[pos] = u_tab[user_codes[q], 0]
+                out_items[pos] = i_tab[item_codes[q], 0]
                 out_ratings[pos] = <out_real>ratings[q]
                 if weighted:
                     out_weights[pos] = weights[q]
+    if not two_pass:
+        return first_ptr_arr
+    longest = int(np.diff(first_ptr_arr).max())
+    # column block of each working item, and one row block of scratch per thread
+    col_block_arr = (np.arange(n_i, dtype=np.int64) * B // n_i).astype(np.int32)
+    cdef const int[::1] col_block = col_block_arr
+    cnt_arr = np.empty((n_threads, B), dtype=np.int64)
+    cdef int64_t[:, ::1] cnt = cnt_arr
+    dtype = np.asarray(out_ratings).dtype
+    buf_u_arr = np.empty((n_threads, longest), dtype=np.int32)
+    buf_i_arr = np.empty((n_threads, longest), dtype=np.int32)
+    buf_r_arr = np.empty((n_threads, longest), dtype=dtype)
+    buf_w_arr = np.empty((n_threads, longest if weighted else 1), dtype=dtype)
+    cdef int[:, ::1] buf_u = buf_u_arr
+    cdef int[:, ::1] buf_i = buf_i_arr
+    cdef out_real[:, ::1] buf_r = buf_r_arr
+    cdef out_real[:, ::1] buf_w = buf_w_arr
+    cdef out_real* w_ptr = &out_weights[0] if weighted else NULL
+    with nogil:
+        for bu in prange(B, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            s = first_ptr[bu]
+            m = first_ptr[bu + 1] - s
+            _arrange_row_block(&out_users[s], &out_items[s], &out_ratings[s],
+                               (w_ptr + s) if weighted else NULL, m, weighted, B,
+                               &col_block[0], &cnt[tid, 0], &ptr[bu * B], s,
+                               &buf_u[tid, 0], &buf_i[tid, 0], &buf_r[tid, 0],
+                               &buf_w[tid, 0])
     return ptr_arr
+
+
+# Digits of the item codes in the radix sort of a row block: at most 2**11
+# buckets (a histogram of 16 kB per digit).
+cdef enum:
+    _MAX_DIGIT_BITS = 11
+
+
+cdef void _csr_row_block(const int* users, const int* items, const out_real* values,
+                         Py_ssize_t m, Py_ssize_t lo, Py_ssize_t n_local,
+                         const int* user_order, const int* item_order,
+                         const int64_t* indptr, int* indices, float* data,
+                         int* key_a, int* row_a, float* val_a,
+                         int* key_b, int* row_b, float* val_b,
+                         int64_t* hist, int n_digits, int digit_bits,
+                         int64_t* cursor, int* last, int64_t* popularity,
+                         int64_t* n_dup) noexcept nogil:
+    """Write the ``m`` entries of one row block (working users ``lo`` to
+    ``lo + n_local``) to their CSR rows, columns sorted: a stable LSD radix
+    sort by original item code (``n_digits`` digits of ``digit_bits``) in
+    the thread's buffers, then a stable scatter by user into the CSR."""
+    cdef Py_ssize_t p, d, x, pos, n_buckets = (<Py_ssize_t>1) << digit_bits
+    cdef int mask = <int>(n_buckets - 1), k, shift, lu
+    cdef int64_t acc, c
+    cdef int* tmp_k
+    cdef int* tmp_r
+    cdef float* tmp_v
+    cdef bint skip
+    for x in range(n_digits * n_buckets):
+        hist[x] = 0
+    for p in range(m):
+        k = item_order[items[p]]
+        key_a[p] = k
+        row_a[p] = <int>(users[p] - lo)
+        val_a[p] = <float>values[p]
+        popularity[k] += 1
+        for d in range(n_digits):
+            hist[d * n_buckets + ((k >> (d * digit_bits)) & mask)] += 1
+    for d in range(n_digits):
+        shift = d * digit_bits
+        skip = False
+        acc = 0
+        for x in range(n_buckets):
+            c = hist[d * n_buckets + x]
+            if c == m:
+                skip = True  # one bucket holds everything: the pass is the identity
+            hist[d * n_buckets + x] = acc
+            acc += c
+        if skip:
+            continue
+        for p in range(m):
+            x = d * n_buckets + ((key_a[p] >> shift) & mask)
+            pos = hist[x]
+            hist[x] = pos + 1
+            key_b[pos] = key_a[p]
+            row_b[pos] = row_a[p]
+            val_b[pos] = val_a[p]
+        tmp_k, tmp_r, tmp_v = key_a, row_a, val_a
+        key_a, row_a, val_a = key_b, row_b, val_b
+        key_b, row_b, val_b = tmp_k, tmp_r, tmp_v
+    for lu in range(n_local):
+        cursor[lu] = indptr[user_order[lo + lu]]
+        last[lu] = -1
+    for p in range(m):
+        lu = row_a[p]
+        pos = cursor[lu]
+        cursor[lu] = pos + 1
+        k = key_a[p]
+        if k == last[lu]:
+            n_dup[0] += 1
+        last[lu] = k
+        indices[pos] = k
+        data[pos] = val_a[p]
+
+
+def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] values,
+                const Py_ssize_t[::1] block_ptr, Py_ssize_t n_blocks,
+                const int[::1] user_order, const int[::1] item_order, int n_threads):
+    """The CSR of ratings stored block by block (:func:`block_arrange`) in
+    the original codes: ``coo_to_csr`` with ``row_map=user_order``,
+    ``col_map=item_order`` and ``return_col_counts=True``, the same arrays.
+
+    ``users`` and ``items`` are working codes (row ``j`` of the working order
+    is user ``user_order[j]``), in the blocks of an ``n_blocks x n_blocks``
+    grid over ``n_users = len(user_order)`` users and ``len(item_order)``
+    items.  A row block holds every rating of its users, so each row block
+    (in parallel, dynamically scheduled) is sorted on its own, in cache: a
+    stable least-significant-digit radix sort by original item, then a stable
+    scatter by user straight into the CSR rows.  Duplicates of a (user, item)
+    pair share a block and keep their order there, so they are summed in
+    input order, as by ``coo_to_csr``.
+
+    Returns ``(indptr, indices, data, col_counts)``: int64, int32, float32 and
+    int64 (``n_items``) arrays.
+    """
+    cdef Py_ssize_t n = users.shape[0], B = n_blocks
+    cdef Py_ssize_t n_u = user_order.shape[0], n_i = item_order.shape[0]
+    cdef Py_ssize_t bu, p, s, e, lo, hi, longest = 0, widest = 0, t
+    cdef int tid, n_digits = 0, digit_bits = 1, bits = 0
+    if items.shape[0] != n or values.shape[0] != n:
+        raise ValueError("users, items and values must have the same length.")
+    if block_ptr.shape[0] != B * B + 1 or block_ptr[B * B] != n:
+        raise ValueError("block_ptr must have n_blocks**2 + 1 entries ending at the number of ratings.")
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000:
+        n_threads = 1
+    while n_i > 1 and (<int64_t>1 << bits) < n_i:
+        bits += 1
+    if bits > 0:
+        n_digits = (bits + _MAX_DIGIT_BITS - 1) // _MAX_DIGIT_BITS
+        digit_bits = (bits + n_digits - 1) // n_digits
+    # rows per user (working order) -> indptr in the original order
+    counts_arr = np.zeros(n_u, dtype=np.int64)
+    cdef int64_t[::1] counts = counts_arr
+    with nogil:
+        for bu in prange(B, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            # a row block's users are its own: no two threads count one user
+            for p in range(block_ptr[bu * B], block_ptr[bu * B + B]):
+                counts[users[p]] += 1
+    indptr_arr = np.zeros(n_u + 1, dtype=np.int64)
+    indptr_arr[1:][np.asarray(user_order)] = counts_arr
+    np.cumsum(indptr_arr, out=indptr_arr)
+    cdef const int64_t[::1] indptr = indptr_arr
+    indices_arr = np.empty(n, dtype=np.int32)
+    data_arr = np.empty(n, dtype=np.float32)
+    cdef int[::1] indices = indices_arr
+    cdef float[::1] data = data_arr
+    for bu in range(B):
+        longest = max(longest, block_ptr[bu * B + B] - block_ptr[bu * B])
+        lo = (bu * n_u + B - 1) // B
+        hi = ((bu + 1) * n_u + B - 1) // B
+        widest = max(widest, hi - lo)
+    longest = max(longest, 1)
+    widest = max(widest, 1)
+    key_arr = np.empty((n_threads, 2, longest), dtype=np.int32)
+    row_arr = np.empty((n_threads, 2, longest), dtype=np.int32)
+    val_arr = np.empty((n_threads, 2, longest), dtype=np.float32)
+    hist_arr = np.empty((n_threads, max(n_digits, 1) << digit_bits), dtype=np.int64)
+    cursor_arr = np.empty((n_threads, widest), dtype=np.int64)
+    last_arr = np.empty((n_threads, widest), dtype=np.int32)
+    pop_arr = np.zeros((n_threads, n_i), dtype=np.int64)
+    dup_arr = np.zeros(n_threads, dtype=np.int64)
+    cdef int[:, :, ::1] key_buf = key_arr
+    cdef int[:, :, ::1] row_buf = row_arr
+    cdef float[:, :, ::1] val_buf = val_arr
+    cdef int64_t[:, ::1] hist = hist_arr
+    cdef int64_t[:, ::1] cursor = cursor_arr
+    cdef int[:, ::1] last = last_arr
+    cdef int64_t[:, ::1] pop = pop_arr
+    cdef int64_t[::1] dup = dup_arr
+    with nogil:
+        for bu in prange(B, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            s = block_ptr[bu * B]
+            e = block_ptr[bu * B + B]
+            lo = (bu * n_u + B - 1) // B
+            hi = ((bu + 1) * n_u + B - 1) // B
+            _csr_row_block(&users[s], &items[s], &values[s], e - s, lo, hi - lo,
+                           &user_order[0], &item_order[0], &indptr[0],
+                           &indices[0], &data[0],
+                           &key_buf[tid, 0, 0], &row_buf[tid, 0, 0], &val_buf[tid, 0, 0],
+                           &key_buf[tid, 1, 0], &row_buf[tid, 1, 0], &val_buf[tid, 1, 0],
+                           &hist[tid, 0], n_digits, digit_bits,
+                           &cursor[tid, 0], &last[tid, 0], &pop[tid, 0], &dup[tid])
+    popularity = pop_arr.sum(axis=0) if n_threads > 1 else pop_arr[0]
+    if dup_arr.sum() == 0:
+        return indptr_arr, indices_arr, data_arr, popularity
+    write = _sum_duplicates(indptr_arr, indices_arr, data_arr)
+    return indptr_arr, indices_arr[:write].copy(), data_arr[:write].copy(), popularity
 
 
 def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] values,

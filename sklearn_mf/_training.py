@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from sklearn_mf import _predict_fast
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._progress import EpochProgress, SetupTimer
-from sklearn_mf._utils import check_dtype, make_rng
+from sklearn_mf._utils import check_dtype, make_rng, normal_factors
 from sklearn_mf._validation import check_interactions
 
 
@@ -132,11 +132,9 @@ def start_rating_fit(
     else:
         seen = popularity = None
     rng = make_rng(random_state)
-    P = rng.normal(0, init_std, (n_users, k)).astype(dtype)
-    Q = rng.normal(0, init_std, (n_items, k)).astype(dtype)
-    extra = [
-        rng.normal(0, init_std, (n_items, k)).astype(dtype) for _ in range(n_extra_item_factors)
-    ]
+    P = normal_factors(rng, n_users, k, init_std, dtype)
+    Q = normal_factors(rng, n_items, k, init_std, dtype)
+    extra = [normal_factors(rng, n_items, k, init_std, dtype) for _ in range(n_extra_item_factors)]
     train = val = None
     if early_stopping:
         train, val = holdout_split(len(y), validation_fraction, rng)
