@@ -54,6 +54,9 @@ cdef enum:
     # Interactions gathered into a contiguous buffer by the CG kernel, so that
     # a row's sparse part is two gemv calls instead of 2 * nnz level-1 calls.
     GATHER = 2048
+    # Rows gathered at once by the explicit CG kernel (a row with more
+    # entries is gathered anew, in chunks, for every product)
+    XGATHER = 16384
 
 
 # ----------------------------------------------------------------- BLAS shims
@@ -331,12 +334,12 @@ cdef int _explicit_row_cg(const int* idx, const floating* t, const floating* w,
     """``cg_steps`` conjugate-gradient steps on one row's explicit system,
     warm-started from ``x`` (and ``b_out``), never forming the matrix.
 
-    With ``z_j = [y_j, 1]`` gathered in chunks of GATHER rows (once when the
-    row has at most GATHER entries), a product is
+    With ``z_j = [y_j, 1]`` gathered in chunks of XGATHER rows (once when the
+    row has at most XGATHER entries), a product is
     ``A v = sum_j w_j (z_j . v) z_j + L v``; the residuals of the ratings,
     ``e_j = t_j - b_j - z_j . [x, b]``, are updated along with ``x`` so that
     the row's weighted squared error after the solve costs nothing more.
-    ``e`` and ``q`` hold ``nnz`` values, ``s`` GATHER, ``work`` ``4 d``.
+    ``e`` and ``q`` hold ``nnz`` values, ``s`` XGATHER, ``work`` ``4 d``.
     """
     cdef int d = k + 1 if biased else k
     cdef Py_ssize_t j, j0, m, f
@@ -347,7 +350,7 @@ cdef int _explicit_row_cg(const int* idx, const floating* t, const floating* w,
     cdef floating n_eff = 0, lam, lam_b, a, pap, rs, rs_new, beta, wj
     cdef double sse = 0
     cdef const floating* Z
-    cdef bint once = nnz <= GATHER
+    cdef bint once = nnz <= XGATHER
     cdef int it, n_bad = 0
     if w == NULL:
         n_eff = <floating>nnz
@@ -375,8 +378,8 @@ cdef int _explicit_row_cg(const int* idx, const floating* t, const floating* w,
     j0 = 0
     while j0 < nnz:
         m = nnz - j0
-        if m > GATHER:
-            m = GATHER
+        if m > XGATHER:
+            m = XGATHER
         if not once:
             Z = _z_rows(idx, j0, m, Y, k, biased, buf)
         else:
@@ -400,8 +403,8 @@ cdef int _explicit_row_cg(const int* idx, const floating* t, const floating* w,
         j0 = 0
         while j0 < nnz:
             m = nnz - j0
-            if m > GATHER:
-                m = GATHER
+            if m > XGATHER:
+                m = XGATHER
             if not once:
                 Z = _z_rows(idx, j0, m, Y, k, biased, buf)
             else:
@@ -470,7 +473,7 @@ def explicit_solve_cg(const Py_ssize_t[::1] indptr, const int[::1] indices,
     cdef int k = <int>Y.shape[1]
     cdef bint biased = bias.shape[0] > 0
     cdef int d = k + 1 if biased else k
-    cdef Py_ssize_t r, tid, max_nnz = 0
+    cdef Py_ssize_t r, tid, max_nnz = 0, gcap
     cdef bint weighted = weights.shape[0] > 0
     cdef bint want_sse = row_sse.shape[0] > 0
     cdef floating* buf
@@ -499,12 +502,13 @@ def explicit_solve_cg(const Py_ssize_t[::1] indptr, const int[::1] indices,
     for r in range(n_rows):
         if indptr[r + 1] - indptr[r] > max_nnz:
             max_nnz = indptr[r + 1] - indptr[r]
+    gcap = min(max_nnz, <Py_ssize_t>XGATHER)
     with nogil, parallel(num_threads=n_threads):
         tid = omp_get_thread_num()
-        buf = <floating*>malloc(GATHER * d * sizeof(floating))
+        buf = <floating*>malloc(gcap * d * sizeof(floating))
         e = <floating*>malloc(2 * max_nnz * sizeof(floating))
         q = e + max_nnz
-        work = <floating*>malloc((4 * d + GATHER) * sizeof(floating))
+        work = <floating*>malloc((4 * d + XGATHER) * sizeof(floating))
         s = work + 4 * d
         sse = <double*>malloc(sizeof(double))
         try:

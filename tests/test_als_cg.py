@@ -83,13 +83,13 @@ def test_kernel_takes_the_numpy_cg_steps(steps, weighted, scale):
 
 
 def test_long_rows_are_solved_in_gather_chunks():
-    # rows with more entries than the kernel's gather buffer (2048) take the
+    # rows with more entries than the kernel's gather buffer (16384) take the
     # chunked path: the same steps
-    R, Y, by, X0, b0 = _problem(n_rows=3, n_cols=500, nnz=9000, k=4, weighted=True)
+    R, Y, by, X0, b0 = _problem(n_rows=2, n_cols=500, nnz=40000, k=4, weighted=True)
     X, b, sse = X0.copy(), b0.copy(), np.zeros(R.n_rows)
     explicit_half_step(R, Y, by, X, b, 0.1, 0.1, True, 1, "cg", 4, sse)
     X_ref, b_ref, sse_ref = _numpy_cg(R, Y, by, X0, b0, 0.1, 0.1, True, 4)
-    assert np.diff(R.indptr).max() > 2048
+    assert np.diff(R.indptr).max() > 16384
     assert_allclose(X, X_ref, rtol=1e-7)
     assert_allclose(b, b_ref, rtol=1e-7)
     assert_allclose(sse, sse_ref, rtol=1e-7)
