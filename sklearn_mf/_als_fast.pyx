@@ -41,6 +41,13 @@ from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, spotrf, spotrs
 
 from sklearn_mf._openmp cimport omp_get_thread_num
 
+cdef extern from *:
+    """
+    #define SKMF_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
+    """
+    void SKMF_PREFETCH(const void* p) noexcept nogil
+
+
 ctypedef fused floating:
     float
     double
@@ -57,6 +64,8 @@ cdef enum:
     # Rows gathered at once by the explicit CG kernel (a row with more
     # entries is gathered anew, in chunks, for every product)
     XGATHER = 16384
+    # rows ahead of the copy whose cache lines the gather prefetches
+    PREFETCH_AHEAD = 8
 
 
 # ----------------------------------------------------------------- BLAS shims
@@ -317,8 +326,18 @@ cdef const floating* _z_rows(const int* idx, Py_ssize_t j0, Py_ssize_t m,
     """Rows ``z_j = [y_idx[j], 1]`` (or ``y_idx[j]``) of entries ``j0 .. j0 + m - 1``
     gathered contiguously into ``buf`` (row stride ``d``)."""
     cdef int d = k + 1 if biased else k
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j, f, ahead
+    cdef const floating* nxt
     for j in range(m):
+        # the rows are scattered over Y: ask for a later one while copying this
+        ahead = j + PREFETCH_AHEAD
+        if ahead < m:
+            nxt = Y + idx[j0 + ahead] * k
+            f = 0
+            while f < k:
+                SKMF_PREFETCH(nxt + f)
+                f = f + 64 // sizeof(floating)
+            SKMF_PREFETCH(nxt + k - 1)
         memcpy(buf + j * d, Y + idx[j0 + j] * k, k * sizeof(floating))
         if biased:
             buf[j * d + k] = 1
