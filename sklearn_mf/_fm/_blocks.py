@@ -43,6 +43,7 @@ class BlockSampler:
 
     def __init__(self, blocks, n_rows, k, dtype, init_std, rng, n_threads):
         self.k, self.n_threads = k, n_threads
+        self._fused = None  # the arguments of fused_coordinate_sweep, made on first use
         self.blocks = []
         for row_of, B in blocks:
             row_of = _intp(row_of)
@@ -150,6 +151,31 @@ class BlockSampler:
             if n_bad:
                 return n_bad
         return 0
+
+    def fused_coordinate_sweep(self, yt, swt, pred, q, alpha, seed):
+        """The blocks' coordinate draws of a ``"mixed"`` sweep in one kernel
+        call (``_mcmc_fast.blocks_coordinate_sweep``): the draws of
+        ``coordinate_draws(..., columns_too=False)``, bit for bit, with one
+        walk over the training rows per (coordinate, block) step instead of
+        two and no copies of the factor sums.  Returns the number of failed
+        draws."""
+        if self._fused is None:
+            max_nb = max(b["s"].shape[0] for b in self.blocks)
+            self._fused = (
+                [
+                    (*b["csc"], b["columns"], b["row_of"], b["w"], b["V"], b["s"], b["T"])
+                    for b in self.blocks
+                ],
+                np.empty(len(pred), dtype=pred.dtype),
+                np.zeros((2, max_nb, 8)),
+            )
+        args, e, U = self._fused
+        lam = np.array([b["lam"] for b in self.blocks], dtype=np.float64)
+        mu = np.array([b["mu"] for b in self.blocks], dtype=np.float64)
+        seeds = np.array([_block_seed(seed, t) for t in range(len(self.blocks))], dtype=np.uint64)
+        return _mcmc_fast.blocks_coordinate_sweep(
+            args, yt, swt, pred, q, e, U, alpha, lam, mu, seeds, self.n_threads
+        )
 
     def keep_draw(self):
         for b in self.blocks:

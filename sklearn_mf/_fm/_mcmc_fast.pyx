@@ -1170,3 +1170,238 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
             if factor:
                 sf[u] = U[u, 7]
     return n_bad
+
+
+# --------------------------------------- the blocks' coordinate sweep, fused
+#
+# ``block_coordinate_pass`` above is one (block, coordinate) step; the
+# "mixed" sampler runs k + 1 of them per block and sweep from Python, which
+# copies q[:, f] out and back for every factor and walks the training rows
+# twice per step (the per-block-row sums, then the residual update).
+# ``blocks_coordinate_sweep`` runs every step of the sweep in one call with
+# the same arithmetic in the same order (so the same draws, bit for bit):
+# the residual update of one step and the sums of the next share one walk
+# over the training rows, and q is updated in place.  Each step's
+# per-block-row table (N, E, R1, R2, ER, D, s_uf before, s_uf now, as in
+# ``block_coordinate_pass``) alternates between two buffers, so that the
+# walk reads the finished step's table while filling the next one's.
+
+cdef inline void _coord_rows_pass(
+        Py_ssize_t lo, Py_ssize_t hi, const Py_ssize_t* order,
+        floating* e, floating* q, const floating* y, const floating* pred,
+        const floating* sw, Py_ssize_t k,
+        const Py_ssize_t* prev_row_of, double* prev_U, Py_ssize_t prev_f,
+        const Py_ssize_t* next_row_of, double* next_U, Py_ssize_t next_f,
+        bint first) noexcept nogil:
+    """Over the training rows ``order[lo:hi]`` (or ``lo:hi`` when ``order``
+    is NULL): for the first step the residuals ``e = y - pred``; the change
+    of the finished step (``prev_U``; ``prev_f`` its factor, -1 for ``w``)
+    applied to ``e`` and ``q``; then the next step's sums added to
+    ``next_U`` (``next_f`` likewise)."""
+    cdef Py_ssize_t t, i
+    cdef double r, ei, w
+    cdef double* st
+    for t in range(lo, hi):
+        i = order[t] if order != NULL else t
+        if first:
+            e[i] = y[i] - pred[i]
+        if prev_U != NULL:
+            st = prev_U + 8 * prev_row_of[i]
+            if prev_f >= 0:
+                r = q[i * k + prev_f] - st[6]
+                e[i] = <floating>(e[i] - st[5] - (st[7] - st[6]) * r)
+                q[i * k + prev_f] = <floating>(r + st[7])
+            else:
+                e[i] = <floating>(e[i] - st[5])
+        if next_U != NULL:
+            st = next_U + 8 * next_row_of[i]
+            w = sw[i] if sw != NULL else 1.0
+            ei = e[i]
+            st[0] += w
+            st[1] += w * ei
+            if next_f >= 0:
+                r = q[i * k + next_f] - st[6]
+                st[2] += w * r
+                st[3] += w * r * r
+                st[4] += w * ei * r
+
+
+cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
+                        const Py_ssize_t* bptr, const Py_ssize_t* columns,
+                        Py_ssize_t n_columns, floating* theta, Py_ssize_t stride,
+                        double* U, bint factor, double alpha, double lam, double mu,
+                        uint64_t seed, Py_ssize_t coord, Py_ssize_t m) noexcept nogil:
+    """The column loop of ``block_coordinate_pass`` (the draws in order, the
+    table ``U`` following each); ``theta[j * stride]`` is the coordinate of
+    column j.  Returns 1 at the first non-finite draw."""
+    cdef Py_ssize_t c, j, t
+    cdef double b, g, hh, he, old, new, dv, qu
+    cdef double* st
+    for c in range(n_columns):
+        j = columns[c]
+        old = theta[j * stride]
+        hh = 0.0
+        he = 0.0
+        for t in range(bptr[j], bptr[j + 1]):
+            st = U + 8 * brows[t]
+            b = data[t]
+            if factor:
+                g = st[7] - b * old
+                qu = st[0] * g * g + 2.0 * g * st[2] + st[3]
+                hh = hh + b * b * qu
+                he = he + b * (g * st[1] + st[4]) + old * b * b * qu
+            else:
+                hh = hh + b * b * st[0]
+                he = he + b * (st[1] + old * b * st[0])
+        new = _scalar_draw(hh, he, alpha, lam, mu, seed, 1 + <uint64_t>j * m + coord)
+        if not isfinite(new):
+            return 1
+        theta[j * stride] = <floating>new
+        dv = <double>theta[j * stride] - old
+        for t in range(bptr[j], bptr[j + 1]):
+            st = U + 8 * brows[t]
+            b = data[t]
+            if factor:
+                g = st[7] - b * old
+                st[1] -= dv * b * (st[0] * g + st[2])
+                st[4] -= dv * b * (g * st[2] + st[3])
+                st[7] += b * dv
+                st[5] += g * b * dv
+            else:
+                st[1] -= dv * b * st[0]
+                st[5] += b * dv
+    return 0
+
+
+def blocks_coordinate_sweep(list blocks, const floating[::1] y,
+                            const floating[::1] sample_weight, floating[::1] pred,
+                            floating[:, ::1] q, floating[::1] e, double[:, :, ::1] U,
+                            double alpha, const double[:, ::1] lam,
+                            const double[:, ::1] mu, const unsigned long long[::1] seeds,
+                            int n_threads):
+    """Every block's coordinate draws of one sweep in the order of
+    ``coordinate_draws`` without the columns (coordinate a = 0 .. k, and
+    for each the blocks in order): the same draws as the k + 1 rounds of
+    ``block_coordinate_pass`` calls, bit for bit.
+
+    ``blocks``: one ``(data, brows, bptr, columns, row_of, w, V, s, T)``
+    per block (CSC of the block, its columns with data, the training rows'
+    block rows, its parameters and per-block-row terms, all updated in
+    place); ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its
+    stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` scratch
+    of length n and ``U`` of shape (2, max n_block_rows, 8).  Returns the
+    number of failed draws (then stops; the caches are then stale, as after
+    a failed ``coordinate_draws``)."""
+    cdef Py_ssize_t nblk = len(blocks), n = pred.shape[0], k = q.shape[1], m = k + 1
+    cdef Py_ssize_t n_steps = nblk * m, step, t, a, u, f, nb, lo, hi, i
+    cdef Py_ssize_t pt, pf, nt, nf, parity = 0
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef int n_bad = 0
+    cdef const floating[::1] mv_data
+    cdef const Py_ssize_t[::1] mv_idx
+    cdef floating[::1] mv_w
+    cdef floating[:, ::1] mv_V
+    cdef double[:, ::1] mv_s
+    cdef double[::1] mv_T
+    if nblk == 0 or n == 0:
+        return 0
+    # raw pointers of every block (the list keeps the arrays alive)
+    keep = []
+    P = np.zeros((nblk, 9), dtype=np.uintp)
+    NB = np.zeros(nblk, dtype=np.intp)
+    NC = np.zeros(nblk, dtype=np.intp)
+    for t in range(nblk):
+        data, brows, bptr, columns, row_of, w, V, s, T = blocks[t]
+        keep.append(blocks[t])
+        nb = s.shape[0]
+        NB[t] = nb
+        NC[t] = columns.shape[0]
+        if nb == 0:
+            continue
+        if data.shape[0]:
+            mv_data = data
+            P[t, 0] = <size_t>&mv_data[0]
+            mv_idx = brows
+            P[t, 1] = <size_t>&mv_idx[0]
+        mv_idx = bptr
+        P[t, 2] = <size_t>&mv_idx[0]
+        if columns.shape[0]:
+            mv_idx = columns
+            P[t, 3] = <size_t>&mv_idx[0]
+        mv_idx = row_of
+        P[t, 4] = <size_t>&mv_idx[0]
+        if w.shape[0]:
+            mv_w = w
+            P[t, 5] = <size_t>&mv_w[0]
+            mv_V = V
+            P[t, 6] = <size_t>&mv_V[0, 0]
+        mv_s = s
+        P[t, 7] = <size_t>&mv_s[0, 0]
+        mv_T = T
+        P[t, 8] = <size_t>&mv_T[0]
+        if U.shape[1] < nb:
+            raise ValueError("U is too small for the blocks.")
+    cdef size_t[:, ::1] ptr = P
+    cdef Py_ssize_t[::1] nbs = NB, ncs = NC
+    cdef const floating* swp = &sample_weight[0] if weighted else NULL
+    cdef double* Ub
+    cdef double* Up = NULL
+    cdef double* sp_
+    cdef double* Tp
+    cdef floating* theta
+    with nogil:
+        # the first step's table, then its sums together with e = y - pred
+        step = 0
+        pt = -1
+        pf = -1
+        while step <= n_steps:
+            # the next step (t, a) with block rows, or none at the end
+            while step < n_steps and nbs[step % nblk] == 0:
+                step = step + 1
+            nt = step % nblk if step < n_steps else -1
+            nf = step // nblk - 1 if step < n_steps else -1
+            Ub = &U[parity, 0, 0]
+            if nt >= 0:
+                sp_ = <double*>ptr[nt, 7]
+                nb = nbs[nt]
+                for u in range(nb):
+                    for a in range(8):
+                        Ub[8 * u + a] = 0.0
+                    if nf >= 0:
+                        Ub[8 * u + 6] = sp_[u * k + nf]
+                        Ub[8 * u + 7] = sp_[u * k + nf]
+            _coord_rows_pass(0, n, NULL, &e[0], &q[0, 0] if k > 0 else NULL, &y[0],
+                             &pred[0], swp, k,
+                             <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
+                             Up if pt >= 0 else NULL, pf,
+                             <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
+                             Ub if nt >= 0 else NULL, nf, pt < 0)
+            if nt < 0:
+                break
+            # the draws of step (nt, nf)
+            if nf >= 0:
+                theta = <floating*>ptr[nt, 6] + nf
+            else:
+                theta = <floating*>ptr[nt, 5]
+            if _coord_columns(<floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1],
+                              <Py_ssize_t*>ptr[nt, 2], <Py_ssize_t*>ptr[nt, 3], ncs[nt],
+                              theta, k if nf >= 0 else 1, Ub, nf >= 0, alpha,
+                              lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
+                n_bad = 1
+                break
+            # the block's terms follow (the table itself is read by the walk)
+            sp_ = <double*>ptr[nt, 7]
+            Tp = <double*>ptr[nt, 8]
+            for u in range(nbs[nt]):
+                Tp[u] += Ub[8 * u + 5]
+                if nf >= 0:
+                    sp_[u * k + nf] = Ub[8 * u + 7]
+            pt = nt
+            pf = nf
+            Up = Ub
+            parity = 1 - parity
+            step = step + 1
+        if not n_bad:
+            for i in range(n):
+                pred[i] = y[i] - e[i]
+    return n_bad
