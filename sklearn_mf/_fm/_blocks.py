@@ -163,18 +163,26 @@ class BlockSampler:
             max_nb = max(b["s"].shape[0] for b in self.blocks)
             self._fused = (
                 [
-                    (*b["csc"], b["columns"], b["row_of"], b["w"], b["V"], b["s"], b["T"])
+                    (
+                        *b["csc"], b["columns"], b["row_of"], np.bincount(
+                            b["row_of"],
+                            weights=swt.astype(np.float64) if len(swt) else None,
+                            minlength=b["s"].shape[0],
+                        ).astype(np.float64),
+                        b["w"], b["V"], b["s"], b["T"],
+                    )
                     for b in self.blocks
                 ],
                 np.empty(len(pred), dtype=pred.dtype),
+                np.empty((self.k, len(pred)), dtype=pred.dtype),
                 np.zeros((2, max_nb, 8)),
             )
-        args, e, U = self._fused
+        args, e, q_t, U = self._fused
         lam = np.array([b["lam"] for b in self.blocks], dtype=np.float64)
         mu = np.array([b["mu"] for b in self.blocks], dtype=np.float64)
         seeds = np.array([_block_seed(seed, t) for t in range(len(self.blocks))], dtype=np.uint64)
         return _mcmc_fast.blocks_coordinate_sweep(
-            args, yt, swt, pred, q, e, U, alpha, lam, mu, seeds, self.n_threads
+            args, yt, swt, pred, q, e, q_t, U, alpha, lam, mu, seeds, self.n_threads
         )
 
     def keep_draw(self):

@@ -1186,44 +1186,64 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
 # ``block_coordinate_pass``) alternates between two buffers, so that the
 # walk reads the finished step's table while filling the next one's.
 
+cdef extern from "<omp.h>":
+    double omp_get_wtime() noexcept nogil
+cdef double _TIMES[4]
+def _timings():
+    out = [_TIMES[0], _TIMES[1], _TIMES[2], _TIMES[3]]
+    _TIMES[0] = _TIMES[1] = _TIMES[2] = _TIMES[3] = 0
+    return out
+
 cdef inline void _coord_rows_pass(
-        Py_ssize_t lo, Py_ssize_t hi, const Py_ssize_t* order,
-        floating* e, floating* q, const floating* y, const floating* pred,
-        const floating* sw, Py_ssize_t k,
-        const Py_ssize_t* prev_row_of, double* prev_U, Py_ssize_t prev_f,
-        const Py_ssize_t* next_row_of, double* next_U, Py_ssize_t next_f,
-        bint first) noexcept nogil:
-    """Over the training rows ``order[lo:hi]`` (or ``lo:hi`` when ``order``
-    is NULL): for the first step the residuals ``e = y - pred``; the change
-    of the finished step (``prev_U``; ``prev_f`` its factor, -1 for ``w``)
-    applied to ``e`` and ``q``; then the next step's sums added to
-    ``next_U`` (``next_f`` likewise)."""
-    cdef Py_ssize_t t, i
+        Py_ssize_t n, floating* e, floating* qT, Py_ssize_t k, const floating* y,
+        floating* pred,
+        const floating* sw, const Py_ssize_t* prev_row_of, const double* prev_U,
+        Py_ssize_t prev_f, const Py_ssize_t* next_row_of, double* next_U,
+        Py_ssize_t next_f, bint first, bint last) noexcept nogil:
+    """One walk over the training rows in order: for the first step the
+    residuals ``e = y - pred``; the change of the finished step (table
+    ``prev_U``, NULL for none; ``prev_f`` its factor, -1 for ``w``) applied
+    to ``e`` and to the factor sums ``qT`` (factor-major: ``qT[f * n + i]``);
+    then the next step's sums (table ``next_U``, factor ``next_f``) added as
+    ``block_coordinate_pass`` adds them (the weights N of its column 0 are
+    already there).  ``last``: ``pred = y - e`` after the change."""
+    cdef Py_ssize_t i
     cdef double r, ei, w
     cdef double* st
-    for t in range(lo, hi):
-        i = order[t] if order != NULL else t
+    cdef const double* pst
+    cdef floating* qp = qT + prev_f if prev_f >= 0 else NULL
+    cdef floating* qn = qT + next_f if next_f >= 0 else NULL
+    for i in range(n):
         if first:
             e[i] = y[i] - pred[i]
         if prev_U != NULL:
-            st = prev_U + 8 * prev_row_of[i]
+            pst = prev_U + 8 * prev_row_of[i]
             if prev_f >= 0:
-                r = q[i * k + prev_f] - st[6]
-                e[i] = <floating>(e[i] - st[5] - (st[7] - st[6]) * r)
-                q[i * k + prev_f] = <floating>(r + st[7])
+                r = qp[i * k] - pst[6]
+                e[i] = <floating>(e[i] - pst[5] - (pst[7] - pst[6]) * r)
+                qp[i * k] = <floating>(r + pst[7])
             else:
-                e[i] = <floating>(e[i] - st[5])
+                e[i] = <floating>(e[i] - pst[5])
+        if last:
+            pred[i] = y[i] - e[i]
         if next_U != NULL:
             st = next_U + 8 * next_row_of[i]
-            w = sw[i] if sw != NULL else 1.0
             ei = e[i]
-            st[0] += w
-            st[1] += w * ei
-            if next_f >= 0:
-                r = q[i * k + next_f] - st[6]
-                st[2] += w * r
-                st[3] += w * r * r
-                st[4] += w * ei * r
+            if sw != NULL:
+                w = sw[i]
+                st[1] += w * ei
+                if next_f >= 0:
+                    r = qn[i * k] - st[6]
+                    st[2] += w * r
+                    st[3] += w * r * r
+                    st[4] += w * ei * r
+            else:
+                st[1] += ei
+                if next_f >= 0:
+                    r = qn[i * k] - st[6]
+                    st[2] += r
+                    st[3] += r * r
+                    st[4] += ei * r
 
 
 cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
@@ -1275,7 +1295,8 @@ cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
 
 def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                             const floating[::1] sample_weight, floating[::1] pred,
-                            floating[:, ::1] q, floating[::1] e, double[:, :, ::1] U,
+                            floating[:, ::1] q, floating[::1] e, floating[:, ::1] q_t,
+                            double[:, :, ::1] U,
                             double alpha, const double[:, ::1] lam,
                             const double[:, ::1] mu, const unsigned long long[::1] seeds,
                             int n_threads):
@@ -1284,17 +1305,21 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     for each the blocks in order): the same draws as the k + 1 rounds of
     ``block_coordinate_pass`` calls, bit for bit.
 
-    ``blocks``: one ``(data, brows, bptr, columns, row_of, w, V, s, T)``
+    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, w, V, s, T)``
     per block (CSC of the block, its columns with data, the training rows'
-    block rows, its parameters and per-block-row terms, all updated in
+    block rows, the sum of the weights of each block row's training rows in
+    row order, the block's parameters and per-block-row terms, updated in
     place); ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its
-    stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` scratch
-    of length n and ``U`` of shape (2, max n_block_rows, 8).  Returns the
+    stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` (n,) and
+    ``q_t`` (k, n) scratch, ``U`` of shape (2, max n_block_rows, 8).  Returns the
     number of failed draws (then stops; the caches are then stale, as after
     a failed ``coordinate_draws``)."""
     cdef Py_ssize_t nblk = len(blocks), n = pred.shape[0], k = q.shape[1], m = k + 1
     cdef Py_ssize_t n_steps = nblk * m, step, t, a, u, f, nb, lo, hi, i
     cdef Py_ssize_t pt, pf, nt, nf, parity = 0
+    cdef double t0
+    cdef double* Np
+    cdef floating* qT
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef int n_bad = 0
     cdef const floating[::1] mv_data
@@ -1307,11 +1332,11 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         return 0
     # raw pointers of every block (the list keeps the arrays alive)
     keep = []
-    P = np.zeros((nblk, 9), dtype=np.uintp)
+    P = np.zeros((nblk, 10), dtype=np.uintp)
     NB = np.zeros(nblk, dtype=np.intp)
     NC = np.zeros(nblk, dtype=np.intp)
     for t in range(nblk):
-        data, brows, bptr, columns, row_of, w, V, s, T = blocks[t]
+        data, brows, bptr, columns, row_of, N, w, V, s, T = blocks[t]
         keep.append(blocks[t])
         nb = s.shape[0]
         NB[t] = nb
@@ -1330,6 +1355,8 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
             P[t, 3] = <size_t>&mv_idx[0]
         mv_idx = row_of
         P[t, 4] = <size_t>&mv_idx[0]
+        mv_T = N
+        P[t, 9] = <size_t>&mv_T[0]
         if w.shape[0]:
             mv_w = w
             P[t, 5] = <size_t>&mv_w[0]
@@ -1349,7 +1376,10 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     cdef double* sp_
     cdef double* Tp
     cdef floating* theta
+    qT = &q[0, 0] if k > 0 else NULL
     with nogil:
+        # the factor sums factor-major, so that a step's walk reads one
+        # contiguous column
         # the first step's table, then its sums together with e = y - pred
         step = 0
         pt = -1
@@ -1364,20 +1394,24 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
             if nt >= 0:
                 sp_ = <double*>ptr[nt, 7]
                 nb = nbs[nt]
+                Np = <double*>ptr[nt, 9]
                 for u in range(nb):
                     for a in range(8):
                         Ub[8 * u + a] = 0.0
+                    Ub[8 * u] = Np[u]
                     if nf >= 0:
                         Ub[8 * u + 6] = sp_[u * k + nf]
                         Ub[8 * u + 7] = sp_[u * k + nf]
-            _coord_rows_pass(0, n, NULL, &e[0], &q[0, 0] if k > 0 else NULL, &y[0],
-                             &pred[0], swp, k,
+            t0 = omp_get_wtime()
+            _coord_rows_pass(n, &e[0], qT, k, &y[0], &pred[0], swp,
                              <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
                              Up if pt >= 0 else NULL, pf,
                              <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
-                             Ub if nt >= 0 else NULL, nf, pt < 0)
+                             Ub if nt >= 0 else NULL, nf, pt < 0, nt < 0)
+            _TIMES[0] += omp_get_wtime() - t0
             if nt < 0:
                 break
+            t0 = omp_get_wtime()
             # the draws of step (nt, nf)
             if nf >= 0:
                 theta = <floating*>ptr[nt, 6] + nf
@@ -1389,6 +1423,7 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                               lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
                 n_bad = 1
                 break
+            _TIMES[1] += omp_get_wtime() - t0
             # the block's terms follow (the table itself is read by the walk)
             sp_ = <double*>ptr[nt, 7]
             Tp = <double*>ptr[nt, 8]
@@ -1401,7 +1436,4 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
             Up = Ub
             parity = 1 - parity
             step = step + 1
-        if not n_bad:
-            for i in range(n):
-                pred[i] = y[i] - e[i]
     return n_bad
