@@ -161,28 +161,36 @@ class BlockSampler:
         draws."""
         if self._fused is None:
             max_nb = max(b["s"].shape[0] for b in self.blocks)
+            n_parts = max(1, self.n_threads)
+            args = []
+            for b in self.blocks:
+                nb = b["s"].shape[0]
+                # block-row bounds with about n / n_parts training rows each
+                bounds = np.searchsorted(
+                    b["group_ptr"], np.arange(1, n_parts) * len(pred) // n_parts
+                )
+                parts = _intp(np.concatenate([[0], np.minimum(bounds, nb), [nb]]))
+                N = np.bincount(
+                    b["row_of"],
+                    weights=swt.astype(np.float64) if len(swt) else None,
+                    minlength=nb,
+                ).astype(np.float64)  # in row order, as the per-step sums add them
+                args.append(
+                    (*b["csc"], b["columns"], b["row_of"], N, parts, b["w"], b["V"], b["s"],
+                     b["T"])
+                )  # fmt: skip
             self._fused = (
-                [
-                    (
-                        *b["csc"], b["columns"], b["row_of"], np.bincount(
-                            b["row_of"],
-                            weights=swt.astype(np.float64) if len(swt) else None,
-                            minlength=b["s"].shape[0],
-                        ).astype(np.float64),
-                        b["w"], b["V"], b["s"], b["T"],
-                    )
-                    for b in self.blocks
-                ],
+                args,
                 np.empty(len(pred), dtype=pred.dtype),
-                np.empty((self.k, len(pred)), dtype=pred.dtype),
+                n_parts,
                 np.zeros((2, max_nb, 8)),
             )
-        args, e, q_t, U = self._fused
+        args, e, n_parts, U = self._fused
         lam = np.array([b["lam"] for b in self.blocks], dtype=np.float64)
         mu = np.array([b["mu"] for b in self.blocks], dtype=np.float64)
         seeds = np.array([_block_seed(seed, t) for t in range(len(self.blocks))], dtype=np.uint64)
         return _mcmc_fast.blocks_coordinate_sweep(
-            args, yt, swt, pred, q, e, q_t, U, alpha, lam, mu, seeds, self.n_threads
+            args, yt, swt, pred, q, e, U, alpha, lam, mu, seeds, n_parts, self.n_threads
         )
 
     def keep_draw(self):

@@ -1186,34 +1186,35 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
 # ``block_coordinate_pass``) alternates between two buffers, so that the
 # walk reads the finished step's table while filling the next one's.
 
-cdef extern from "<omp.h>":
-    double omp_get_wtime() noexcept nogil
-cdef double _TIMES[4]
-def _timings():
-    out = [_TIMES[0], _TIMES[1], _TIMES[2], _TIMES[3]]
-    _TIMES[0] = _TIMES[1] = _TIMES[2] = _TIMES[3] = 0
-    return out
-
 cdef inline void _coord_rows_pass(
-        Py_ssize_t n, floating* e, floating* qT, Py_ssize_t k, const floating* y,
-        floating* pred,
+        Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t ulo, Py_ssize_t uhi, floating* e,
+        floating* q, Py_ssize_t k, const floating* y, floating* pred,
         const floating* sw, const Py_ssize_t* prev_row_of, const double* prev_U,
         Py_ssize_t prev_f, const Py_ssize_t* next_row_of, double* next_U,
         Py_ssize_t next_f, bint first, bint last) noexcept nogil:
-    """One walk over the training rows in order: for the first step the
-    residuals ``e = y - pred``; the change of the finished step (table
-    ``prev_U``, NULL for none; ``prev_f`` its factor, -1 for ``w``) applied
-    to ``e`` and to the factor sums ``qT`` (factor-major: ``qT[f * n + i]``);
-    then the next step's sums (table ``next_U``, factor ``next_f``) added as
-    ``block_coordinate_pass`` adds them (the weights N of its column 0 are
-    already there).  ``last``: ``pred = y - e`` after the change."""
+    """One walk over the training rows ``lo:hi`` in order, taking only those
+    whose block row of the next step is in ``ulo:uhi`` (all rows if there is
+    no next step), so that threads owning disjoint block rows share the walk
+    and every block row's sums are still added in row order.  For each row:
+    for the first step the residual ``e = y - pred``; the change of the
+    finished step (table ``prev_U``, NULL for none; ``prev_f`` its factor,
+    -1 for ``w``) applied to ``e`` and to the row-major factor sums ``q``
+    (``k`` a row); then the row added to the next step's sums (table
+    ``next_U``, factor ``next_f``) as ``block_coordinate_pass`` adds it (the
+    weights N of column 0 are already in the table).  ``last``: ``pred = y -
+    e`` after the change."""
     cdef Py_ssize_t i
     cdef double r, ei, w
     cdef double* st
     cdef const double* pst
-    cdef floating* qp = qT + prev_f if prev_f >= 0 else NULL
-    cdef floating* qn = qT + next_f if next_f >= 0 else NULL
-    for i in range(n):
+    cdef floating* qp = q + prev_f if prev_f >= 0 else NULL
+    cdef floating* qn = q + next_f if next_f >= 0 else NULL
+    cdef Py_ssize_t nu
+    for i in range(lo, hi):
+        if next_U != NULL:
+            nu = next_row_of[i]
+            if nu < ulo or nu >= uhi:
+                continue
         if first:
             e[i] = y[i] - pred[i]
         if prev_U != NULL:
@@ -1227,7 +1228,7 @@ cdef inline void _coord_rows_pass(
         if last:
             pred[i] = y[i] - e[i]
         if next_U != NULL:
-            st = next_U + 8 * next_row_of[i]
+            st = next_U + 8 * nu
             ei = e[i]
             if sw != NULL:
                 w = sw[i]
@@ -1295,29 +1296,33 @@ cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
 
 def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                             const floating[::1] sample_weight, floating[::1] pred,
-                            floating[:, ::1] q, floating[::1] e, floating[:, ::1] q_t,
-                            double[:, :, ::1] U,
+                            floating[:, ::1] q, floating[::1] e, double[:, :, ::1] U,
                             double alpha, const double[:, ::1] lam,
                             const double[:, ::1] mu, const unsigned long long[::1] seeds,
-                            int n_threads):
+                            Py_ssize_t parts_of_blocks, int n_threads):
     """Every block's coordinate draws of one sweep in the order of
     ``coordinate_draws`` without the columns (coordinate a = 0 .. k, and
     for each the blocks in order): the same draws as the k + 1 rounds of
     ``block_coordinate_pass`` calls, bit for bit.
 
-    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, w, V, s, T)``
-    per block (CSC of the block, its columns with data, the training rows'
-    block rows, the sum of the weights of each block row's training rows in
-    row order, the block's parameters and per-block-row terms, updated in
+    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, parts, w, V,
+    s, T)`` per block (CSC of the block, its columns with data, the training
+    rows' block rows, the sum of the weights of each block row's training
+    rows in row order, ``parts_of_blocks + 1`` increasing bounds splitting
+    its block rows into parts of about equal rows (thread c of the walks
+    owns block rows ``parts[c]:parts[c + 1]``; the result does not depend on
+    them), the block's parameters and per-block-row terms, updated in
     place); ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its
-    stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` (n,) and
-    ``q_t`` (k, n) scratch, ``U`` of shape (2, max n_block_rows, 8).  Returns the
+    stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` (n,)
+    scratch, ``U`` of shape (2, max n_block_rows, 8).  Returns the
     number of failed draws (then stops; the caches are then stale, as after
     a failed ``coordinate_draws``)."""
     cdef Py_ssize_t nblk = len(blocks), n = pred.shape[0], k = q.shape[1], m = k + 1
     cdef Py_ssize_t n_steps = nblk * m, step, t, a, u, f, nb, lo, hi, i
-    cdef Py_ssize_t pt, pf, nt, nf, parity = 0
-    cdef double t0
+    cdef Py_ssize_t pt, pf, nt, nf, parity = 0, c
+    cdef Py_ssize_t n_parts = max(1, parts_of_blocks)
+    cdef int team = max(1, min(n_threads, n_parts))
+    cdef Py_ssize_t* parts
     cdef double* Np
     cdef floating* qT
     cdef bint weighted = sample_weight.shape[0] > 0
@@ -1332,11 +1337,11 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         return 0
     # raw pointers of every block (the list keeps the arrays alive)
     keep = []
-    P = np.zeros((nblk, 10), dtype=np.uintp)
+    P = np.zeros((nblk, 11), dtype=np.uintp)
     NB = np.zeros(nblk, dtype=np.intp)
     NC = np.zeros(nblk, dtype=np.intp)
     for t in range(nblk):
-        data, brows, bptr, columns, row_of, N, w, V, s, T = blocks[t]
+        data, brows, bptr, columns, row_of, N, parts_np, w, V, s, T = blocks[t]
         keep.append(blocks[t])
         nb = s.shape[0]
         NB[t] = nb
@@ -1357,6 +1362,10 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         P[t, 4] = <size_t>&mv_idx[0]
         mv_T = N
         P[t, 9] = <size_t>&mv_T[0]
+        if parts_np.shape[0] != parts_of_blocks + 1:
+            raise ValueError("every block needs parts_of_blocks + 1 part bounds.")
+        mv_idx = parts_np
+        P[t, 10] = <size_t>&mv_idx[0]
         if w.shape[0]:
             mv_w = w
             P[t, 5] = <size_t>&mv_w[0]
@@ -1402,16 +1411,25 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                     if nf >= 0:
                         Ub[8 * u + 6] = sp_[u * k + nf]
                         Ub[8 * u + 7] = sp_[u * k + nf]
-            t0 = omp_get_wtime()
-            _coord_rows_pass(n, &e[0], qT, k, &y[0], &pred[0], swp,
-                             <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
-                             Up if pt >= 0 else NULL, pf,
-                             <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
-                             Ub if nt >= 0 else NULL, nf, pt < 0, nt < 0)
-            _TIMES[0] += omp_get_wtime() - t0
+            if nt >= 0:  # threads own contiguous block rows of the next step
+                parts = <Py_ssize_t*>ptr[nt, 10]
+                for c in prange(n_parts, num_threads=team, schedule="static",
+                                chunksize=1):
+                    _coord_rows_pass(0, n, parts[c], parts[c + 1], &e[0], qT, k, &y[0],
+                                     &pred[0], swp,
+                                     <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
+                                     Up if pt >= 0 else NULL, pf, <Py_ssize_t*>ptr[nt, 4],
+                                     Ub, nf, pt < 0, False)
+            else:  # the last change: rows split evenly
+                for c in prange(n_parts, num_threads=team, schedule="static",
+                                chunksize=1):
+                    _coord_rows_pass(c * n // n_parts, (c + 1) * n // n_parts, 0, 0, &e[0],
+                                     qT, k, &y[0], &pred[0], swp,
+                                     <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
+                                     Up if pt >= 0 else NULL, pf, NULL, NULL, -1, pt < 0,
+                                     True)
             if nt < 0:
                 break
-            t0 = omp_get_wtime()
             # the draws of step (nt, nf)
             if nf >= 0:
                 theta = <floating*>ptr[nt, 6] + nf
@@ -1423,7 +1441,6 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                               lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
                 n_bad = 1
                 break
-            _TIMES[1] += omp_get_wtime() - t0
             # the block's terms follow (the table itself is read by the walk)
             sp_ = <double*>ptr[nt, 7]
             Tp = <double*>ptr[nt, 8]
