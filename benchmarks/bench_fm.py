@@ -389,7 +389,11 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
     """Ours (``FMRecommender``) and myfm on the same ids and blocks, fitted
     alternately (ours, myfm, ours, ...) ``repeats`` times per configuration
     in this one process; medians of the wall times, the load average
-    (``os.getloadavg``) before each configuration, and RMSE."""
+    (``os.getloadavg``) before and after each configuration, and RMSE.  With
+    the implicit blocks, ours is also timed with the blocks' draws by the
+    per-step path (``_mcmc._FUSED_MIXED = False``, the same draws: the
+    before/after of the fused kernel)."""
+    from sklearn_mf._fm import _mcmc
     myfm = _import_myfm()
     configs = configs or {"ids": None, **IMPLICIT}
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
@@ -413,14 +417,19 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
         shapes = [n_users, n_items] + [blocks[b].shape[1] for b in names]
         load = os.getloadavg()
         times = {"ours": [], "myfm": []}
+        if implicit is not None and sampler == "mixed":
+            times["ours per-step"] = []
         for _ in range(repeats):
-            ours = FMRecommender(
-                10, solver="mcmc", max_iter=n_iter, random_state=0, implicit_features=implicit,
-                sampler=sampler, n_jobs=n_jobs,
-            )  # fmt: skip
-            tic = time.perf_counter()
-            ours.fit(train[["user", "item"]], y_tr)
-            times["ours"].append(time.perf_counter() - tic)
+            for who in [w for w in times if w.startswith("ours")]:
+                _mcmc._FUSED_MIXED = who == "ours"
+                ours = FMRecommender(
+                    10, solver="mcmc", max_iter=n_iter, random_state=0,
+                    implicit_features=implicit, sampler=sampler, n_jobs=n_jobs,
+                )  # fmt: skip
+                tic = time.perf_counter()
+                ours.fit(train[["user", "item"]], y_tr)
+                times[who].append(time.perf_counter() - tic)
+            _mcmc._FUSED_MIXED = True
             peer = myfm.MyFMRegressor(rank=10, random_seed=0)
             tic = time.perf_counter()
             peer.fit(
@@ -435,13 +444,14 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
         row = dict(
             features=fs,
             sweeps=n_iter,
+            threads=n_jobs,
             ours_s=med["ours"],
+            per_step_s=med.get("ours per-step", np.nan),
             myfm_s=med["myfm"],
             ratio=med["myfm"] / med["ours"],
             ours_rmse=ours_rmse,
             myfm_rmse=peer_rmse,
-            ours_all=" ".join(f"{t:.2f}" for t in times["ours"]),
-            myfm_all=" ".join(f"{t:.2f}" for t in times["myfm"]),
+            **{f"{who}_all": " ".join(f"{t:.2f}" for t in ts) for who, ts in times.items()},
             load=f"{load[0]:.2f}->{os.getloadavg()[0]:.2f}",
         )
         rows.append(row)

@@ -165,19 +165,24 @@ class BlockSampler:
             args = []
             for b in self.blocks:
                 nb = b["s"].shape[0]
-                # block-row bounds with about n / n_parts training rows each
+                # parts of the block rows with about n / n_parts training rows
+                # each, and each part's training rows in increasing order
                 bounds = np.searchsorted(
                     b["group_ptr"], np.arange(1, n_parts) * len(pred) // n_parts
                 )
-                parts = _intp(np.concatenate([[0], np.minimum(bounds, nb), [nb]]))
+                part_of_row = np.searchsorted(np.minimum(bounds, nb), b["row_of"], side="right")
+                part_rows = _intp(np.argsort(part_of_row, kind="stable"))
+                parts = _intp(
+                    np.concatenate([[0], np.cumsum(np.bincount(part_of_row, minlength=n_parts))])
+                )
                 N = np.bincount(
                     b["row_of"],
                     weights=swt.astype(np.float64) if len(swt) else None,
                     minlength=nb,
                 ).astype(np.float64)  # in row order, as the per-step sums add them
                 args.append(
-                    (*b["csc"], b["columns"], b["row_of"], N, parts, b["w"], b["V"], b["s"],
-                     b["T"])
+                    (*b["csc"], b["columns"], b["row_of"], N, parts, part_rows, b["w"], b["V"],
+                     b["s"], b["T"])
                 )  # fmt: skip
             self._fused = (
                 args,

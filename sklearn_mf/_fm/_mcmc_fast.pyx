@@ -1187,15 +1187,13 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
 # walk reads the finished step's table while filling the next one's.
 
 cdef inline void _coord_rows_pass(
-        Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t ulo, Py_ssize_t uhi, floating* e,
+        Py_ssize_t lo, Py_ssize_t hi, const Py_ssize_t* order, floating* e,
         floating* q, Py_ssize_t k, const floating* y, floating* pred,
         const floating* sw, const Py_ssize_t* prev_row_of, const double* prev_U,
         Py_ssize_t prev_f, const Py_ssize_t* next_row_of, double* next_U,
         Py_ssize_t next_f, bint first, bint last) noexcept nogil:
-    """One walk over the training rows ``lo:hi`` in order, taking only those
-    whose block row of the next step is in ``ulo:uhi`` (all rows if there is
-    no next step), so that threads owning disjoint block rows share the walk
-    and every block row's sums are still added in row order.  For each row:
+    """One walk over the training rows ``order[lo:hi]`` (``lo:hi`` if
+    ``order`` is NULL), in increasing order.  For each row:
     for the first step the residual ``e = y - pred``; the change of the
     finished step (table ``prev_U``, NULL for none; ``prev_f`` its factor,
     -1 for ``w``) applied to ``e`` and to the row-major factor sums ``q``
@@ -1209,12 +1207,9 @@ cdef inline void _coord_rows_pass(
     cdef const double* pst
     cdef floating* qp = q + prev_f if prev_f >= 0 else NULL
     cdef floating* qn = q + next_f if next_f >= 0 else NULL
-    cdef Py_ssize_t nu
-    for i in range(lo, hi):
-        if next_U != NULL:
-            nu = next_row_of[i]
-            if nu < ulo or nu >= uhi:
-                continue
+    cdef Py_ssize_t t
+    for t in range(lo, hi):
+        i = order[t] if order != NULL else t
         if first:
             e[i] = y[i] - pred[i]
         if prev_U != NULL:
@@ -1228,7 +1223,7 @@ cdef inline void _coord_rows_pass(
         if last:
             pred[i] = y[i] - e[i]
         if next_U != NULL:
-            st = next_U + 8 * nu
+            st = next_U + 8 * next_row_of[i]
             ei = e[i]
             if sw != NULL:
                 w = sw[i]
@@ -1305,14 +1300,16 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     for each the blocks in order): the same draws as the k + 1 rounds of
     ``block_coordinate_pass`` calls, bit for bit.
 
-    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, parts, w, V,
-    s, T)`` per block (CSC of the block, its columns with data, the training
-    rows' block rows, the sum of the weights of each block row's training
-    rows in row order, ``parts_of_blocks + 1`` increasing bounds splitting
-    its block rows into parts of about equal rows (thread c of the walks
-    owns block rows ``parts[c]:parts[c + 1]``; the result does not depend on
-    them), the block's parameters and per-block-row terms, updated in
-    place); ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its
+    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, parts,
+    part_rows, w, V, s, T)`` per block (CSC of the block, its columns with
+    data, the training rows' block rows, the sum of the weights of each
+    block row's training rows in row order; ``part_rows[parts[c]:parts[c +
+    1]]`` for c < ``parts_of_blocks``, the training rows in increasing order
+    whose block rows are in part c of a split of the block rows into parts
+    of about equal rows -- thread c of a walk takes these, so that every
+    block row's sums are still added in row order and the result does not
+    depend on the split; the block's parameters and per-block-row terms,
+    updated in place); ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its
     stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` (n,)
     scratch, ``U`` of shape (2, max n_block_rows, 8).  Returns the
     number of failed draws (then stops; the caches are then stale, as after
@@ -1337,11 +1334,11 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         return 0
     # raw pointers of every block (the list keeps the arrays alive)
     keep = []
-    P = np.zeros((nblk, 11), dtype=np.uintp)
+    P = np.zeros((nblk, 12), dtype=np.uintp)
     NB = np.zeros(nblk, dtype=np.intp)
     NC = np.zeros(nblk, dtype=np.intp)
     for t in range(nblk):
-        data, brows, bptr, columns, row_of, N, parts_np, w, V, s, T = blocks[t]
+        data, brows, bptr, columns, row_of, N, parts_np, part_rows, w, V, s, T = blocks[t]
         keep.append(blocks[t])
         nb = s.shape[0]
         NB[t] = nb
@@ -1366,6 +1363,10 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
             raise ValueError("every block needs parts_of_blocks + 1 part bounds.")
         mv_idx = parts_np
         P[t, 10] = <size_t>&mv_idx[0]
+        if part_rows.shape[0] != n:
+            raise ValueError("part_rows must hold every training row.")
+        mv_idx = part_rows
+        P[t, 11] = <size_t>&mv_idx[0]
         if w.shape[0]:
             mv_w = w
             P[t, 5] = <size_t>&mv_w[0]
@@ -1411,11 +1412,12 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                     if nf >= 0:
                         Ub[8 * u + 6] = sp_[u * k + nf]
                         Ub[8 * u + 7] = sp_[u * k + nf]
-            if nt >= 0:  # threads own contiguous block rows of the next step
+            if nt >= 0:  # part c: the rows of the next step's block rows of part c
                 parts = <Py_ssize_t*>ptr[nt, 10]
                 for c in prange(n_parts, num_threads=team, schedule="static",
                                 chunksize=1):
-                    _coord_rows_pass(0, n, parts[c], parts[c + 1], &e[0], qT, k, &y[0],
+                    _coord_rows_pass(parts[c], parts[c + 1], <Py_ssize_t*>ptr[nt, 11],
+                                     &e[0], qT, k, &y[0],
                                      &pred[0], swp,
                                      <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
                                      Up if pt >= 0 else NULL, pf, <Py_ssize_t*>ptr[nt, 4],
@@ -1423,7 +1425,7 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
             else:  # the last change: rows split evenly
                 for c in prange(n_parts, num_threads=team, schedule="static",
                                 chunksize=1):
-                    _coord_rows_pass(c * n // n_parts, (c + 1) * n // n_parts, 0, 0, &e[0],
+                    _coord_rows_pass(c * n // n_parts, (c + 1) * n // n_parts, NULL, &e[0],
                                      qT, k, &y[0], &pred[0], swp,
                                      <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
                                      Up if pt >= 0 else NULL, pf, NULL, NULL, -1, pt < 0,
