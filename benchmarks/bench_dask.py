@@ -131,9 +131,10 @@ def fit_dask(path, p):
 
     import sklearn_mf.dask as smd
 
+    one = p.get("one_process", False)  # one worker process with every thread
     cluster = LocalCluster(
-        n_workers=p["workers"],
-        threads_per_worker=1,
+        n_workers=1 if one else p["workers"],
+        threads_per_worker=p["workers"] if one else 1,
         processes=True,
         host="127.0.0.1",
         dashboard_address=":0",
@@ -162,6 +163,8 @@ def fit_dask(path, p):
             tol=0,
             random_state=0,
             n_blocks=p["n_blocks"],
+            als_solver=p.get("als_solver", "cholesky"),
+            cg_steps=p["cg_steps"],
         )
     from distributed import get_task_stream
 
@@ -255,6 +258,8 @@ def fit_local(path, p):
                 tol=0,
                 n_jobs=p["workers"],
                 random_state=0,
+                als_solver=p.get("als_solver", "cholesky"),
+                cg_steps=p["cg_steps"],
             )
             args = (train[["user", "item"]], train["rating"])
         tic = time.perf_counter()
@@ -345,11 +350,20 @@ def fit_spark(path, p):
 
 
 FITTERS = {"dask": fit_dask, "spark": fit_spark, "local": fit_local}
+# variants: (fitter, parameter overrides); "-cg" rows use the explicit CG solver,
+# "dask-cg-1p" one worker process with every thread (no inter-process transfer)
+VARIANTS = {
+    "dask-cg": ("dask", {"als_solver": "cg"}),
+    "local-cg": ("local", {"als_solver": "cg"}),
+    "dask-cg-1p": ("dask", {"als_solver": "cg", "one_process": True}),
+    "dask-1p": ("dask", {"one_process": True}),
+}
 
 
 def _child(lib, path, params, queue):
+    fitter, extra = VARIANTS.get(lib, (lib, {}))
     try:
-        queue.put(FITTERS[lib](path, params))
+        queue.put(FITTERS[fitter](path, {**params, **extra}))
     except ImportError as exc:
         queue.put(dict(skipped=str(exc)))
 
@@ -367,7 +381,13 @@ def run(lib, path, params):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10M,30M")
-    ap.add_argument("--libraries", default="dask,local,spark")
+    ap.add_argument(
+        "--libraries",
+        default="dask,local,spark",
+        help="of dask, local, spark, dask-cg, local-cg, dask-cg-1p, dask-1p",
+    )
+    ap.add_argument("--cg-steps", type=int, default=3, help="of the -cg rows")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of the libraries, interleaved")
     ap.add_argument("--task", default="explicit", choices=["explicit", "implicit"])
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=5)
@@ -392,18 +412,32 @@ def main():
         spark_memory=args.spark_memory,
         task=args.task,
         score=not args.no_score,
+        cg_steps=args.cg_steps,
     )
     print(json.dumps(params), "load", os.getloadavg(), flush=True)
     for name in args.sizes.split(","):
         path = write_data(name, args.workdir)
-        base = None
-        for lib in args.libraries.split(","):
-            r = run(lib, path, params)
-            if lib == "dask":
-                base = r.get("secs_iter")
-            if "secs_iter" in r and base:
-                r["ratio_to_dask"] = round(r["secs_iter"] / base, 2)
-            print(name, lib, json.dumps(r), "load", os.getloadavg(), flush=True)
+        libs = args.libraries.split(",")
+        times = {lib: [] for lib in libs}
+        for rnd in range(args.repeat):
+            base = None
+            for lib in libs:
+                r = run(lib, path, params)
+                if lib == libs[0]:
+                    base = r.get("secs_iter")
+                if "secs_iter" in r and base:
+                    r[f"ratio_to_{libs[0]}"] = round(r["secs_iter"] / base, 2)
+                    times[lib].append(r["secs_iter"])
+                print(name, lib, rnd, json.dumps(r), "load", os.getloadavg(), flush=True)
+        med = {lib: float(np.median(t)) for lib, t in times.items() if t}
+        print(name, "median s/iter", json.dumps({k: round(v, 3) for k, v in med.items()}))
+        if "spark" in med:
+            print(
+                name,
+                "spark / x",
+                json.dumps({k: round(med["spark"] / v, 2) for k, v in med.items()}),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

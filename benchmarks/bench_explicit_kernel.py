@@ -13,7 +13,13 @@ thread and in the same process:
 * ``chol``: the kernel on as many rows of exactly ``d + 1`` ratings
   (its Gram part subtracted at the same rate): the per-row solve cost.
 
-Run: ``PYTHONPATH=. python benchmarks/bench_explicit_kernel.py --size 10M``
+With ``--cg``: instead, the CPU seconds (one thread) of both half-steps of
+an iteration (users, then items, warm-started from the previous values) by
+the Cholesky kernel and by ``explicit_solve_cg`` with 1, 2, 3 and 5 steps,
+each after two warm-up iterations of its own, with the training RMSE after
+them.
+
+Run: ``PYTHONPATH=. python benchmarks/bench_explicit_kernel.py --size 10M [--cg]``
 """
 
 import argparse
@@ -45,6 +51,7 @@ def main():
     ap.add_argument("--partitions", type=int, default=None, help="of the size's partitions")
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cg", action="store_true", help="Cholesky vs CG steps, both half-steps")
     args = ap.parse_args()
     n_users, n_items, n, P = SIZES[args.size]
     P_used = args.partitions or P
@@ -57,6 +64,8 @@ def main():
     Y = rng.normal(0, 0.1, (n_items, k)).astype(np.float32)
     by = rng.normal(0, 0.1, n_items).astype(np.float32)
     R = RowMatrix.from_codes(u, i, n_users, n_items, t=(r - r.mean()).astype(np.float32))
+    if args.cg:
+        return compare_cg(R, n_users, n_items, args)
     X = np.zeros((n_users, k), np.float32)
     bias = np.zeros(n_users, np.float32)
     nnz = int(R.indptr[-1])
@@ -118,6 +127,50 @@ def main():
         f"  dual rows ({len(nd)}): kernel {t_dual:.3f} s; their multiply-adds at the "
         f"ssyrk rate {dual_madds / rate:.3f} s"
     )
+
+
+def compare_cg(R_u, n_users, n_items, args):
+    """CPU seconds of one iteration (both half-steps), Cholesky vs CG steps."""
+    k = args.factors
+    R_i = R_u.transpose()
+    rng = np.random.default_rng(0)
+    P0 = rng.normal(0, 0.1, (n_users, k)).astype(np.float32)
+    Q0 = rng.normal(0, 0.1, (n_items, k)).astype(np.float32)
+    nnz = int(R_u.indptr[-1])
+    print(f"size {args.size}: users {n_users} items {n_items} nnz {nnz} k {k}; "
+          f"load {os.getloadavg()[0]:.1f}")
+    configs = [("cholesky", 0)] + [("cg", s) for s in (1, 2, 3, 5)]
+    res = {c: [] for c in configs}
+    state = {}
+    for c in configs:  # two warm-up iterations each, from the same start
+        P, Q = P0.copy(), Q0.copy()
+        bu, bi = np.zeros(n_users, np.float32), np.zeros(n_items, np.float32)
+        for _ in range(2):
+            _iteration(R_u, R_i, P, Q, bu, bi, *c)
+        state[c] = (P, Q, bu, bi)
+    with blas_single_thread():
+        for _ in range(args.repeat):  # interleaved rounds
+            for c in configs:
+                P, Q, bu, bi = state[c]
+                t0 = time.process_time()
+                sse = _iteration(R_u, R_i, P, Q, bu, bi, *c)
+                res[c].append(time.process_time() - t0)
+                state.setdefault(("rmse", c), []).append(float(np.sqrt(sse / nnz)))
+    for c in configs:
+        name = c[0] if c[0] == "cholesky" else f"cg {c[1]} steps"
+        print(f"  {name:14s} CPU s/iter median {np.median(res[c]):.3f} "
+              f"(runs {', '.join(f'{t:.2f}' for t in res[c])}); "
+              f"train RMSE after {2 + args.repeat} it {state[('rmse', c)][-1]:.4f}")
+    print(f"  load {os.getloadavg()[0]:.1f}")
+
+
+def _iteration(R_u, R_i, P, Q, bu, bi, solver, steps):
+    from sklearn_mf._als_fast import explicit_sse
+
+    explicit_half_step(R_u, Q, bi, P, bu, 0.05, 0.05, True, 1, solver, max(steps, 1))
+    explicit_half_step(R_i, P, bu, Q, bi, 0.05, 0.05, True, 1, solver, max(steps, 1))
+    e = np.zeros(0, np.float32)
+    return explicit_sse(R_u.indptr, R_u.indices, R_u.data["t"], e, P, bu, Q, bi, 1)
 
 
 if __name__ == "__main__":

@@ -385,6 +385,83 @@ def run_myfm_implicit(train, test, results, failures, n_iter, repeats, configs=I
         print(results[-1], flush=True)
 
 
+def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mixed"):
+    """Ours (``FMRecommender``) and myfm on the same ids and blocks, fitted
+    alternately (ours, myfm, ours, ...) ``repeats`` times per configuration
+    in this one process; medians of the wall times, the load average
+    (``os.getloadavg``) before and after each configuration, and RMSE.  With
+    the implicit blocks, ours is also timed with the blocks' draws by the
+    per-step path (``_mcmc._FUSED_MIXED = False``, the same draws: the
+    before/after of the fused kernel)."""
+    from sklearn_mf._fm import _mcmc
+    myfm = _import_myfm()
+    configs = configs or {"ids": None, **IMPLICIT}
+    y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
+    codes, blocks = _implicit_blocks(train, test)
+    n_users, n_items = blocks["user"].shape
+    X = {
+        part: sp.hstack(
+            [_one_hot(codes[part][0], n_users), _one_hot(codes[part][1], n_items)], format="csr"
+        )
+        for part in ("train", "test")
+    }
+    rows = []
+    for fs, implicit in configs.items():
+        names = {None: [], "user": ["user"], "item": ["item"], "both": ["user", "item"]}[implicit]
+        rel = {
+            part: [
+                myfm.RelationBlock(codes[part][0 if b == "user" else 1], blocks[b]) for b in names
+            ]
+            for part in ("train", "test")
+        }
+        shapes = [n_users, n_items] + [blocks[b].shape[1] for b in names]
+        load = os.getloadavg()
+        times = {"ours": [], "myfm": []}
+        if implicit is not None and sampler == "mixed":
+            times["ours per-step"] = []
+        for _ in range(repeats):
+            for who in [w for w in times if w.startswith("ours")]:
+                _mcmc._FUSED_MIXED = who == "ours"
+                ours = FMRecommender(
+                    10, solver="mcmc", max_iter=n_iter, random_state=0,
+                    implicit_features=implicit, sampler=sampler, n_jobs=n_jobs,
+                )  # fmt: skip
+                tic = time.perf_counter()
+                ours.fit(train[["user", "item"]], y_tr)
+                times[who].append(time.perf_counter() - tic)
+            _mcmc._FUSED_MIXED = True
+            peer = myfm.MyFMRegressor(rank=10, random_seed=0)
+            tic = time.perf_counter()
+            peer.fit(
+                X["train"], y_tr, X_rel=rel["train"], n_iter=n_iter,
+                n_kept_samples=n_iter - n_iter // 10, group_shapes=shapes,
+                callback=lambda *args: (False, None),
+            )  # fmt: skip
+            times["myfm"].append(time.perf_counter() - tic)
+        ours_rmse = rmse(ours.predict(test[["user", "item"]]), y_te)
+        peer_rmse = rmse(np.clip(peer.predict(X["test"], X_rel=rel["test"]), 1, 5), y_te)
+        med = {who: float(np.median(t)) for who, t in times.items()}
+        row = dict(
+            features=fs,
+            sweeps=n_iter,
+            threads=n_jobs,
+            ours_s=med["ours"],
+            per_step_s=med.get("ours per-step", np.nan),
+            myfm_s=med["myfm"],
+            ratio=med["myfm"] / med["ours"],
+            ours_rmse=ours_rmse,
+            myfm_rmse=peer_rmse,
+            **{f"{who}_all": " ".join(f"{t:.2f}" for t in ts) for who, ts in times.items()},
+            load=f"{load[0]:.2f}->{os.getloadavg()[0]:.2f}",
+        )
+        rows.append(row)
+        print(row, flush=True)
+    table = pd.DataFrame(rows)
+    print()
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return table
+
+
 def run_fastfm(sets, y_tr, y_te, results, failures, quick):
     try:
         from fastFM import als, mcmc
@@ -473,6 +550,11 @@ def main(argv=None):
         "ids / +user set / +both sets, ours against myfm",
     )
     parser.add_argument(
+        "--versus-myfm",
+        action="store_true",
+        help="only ours (FMRecommender) against myfm, fitted alternately, ids / +user / +both",
+    )
+    parser.add_argument(
         "--sweeps", type=int, default=200, help="Gibbs sweeps of the implicit configurations"
     )
     args = parser.parse_args(argv)
@@ -488,6 +570,11 @@ def main(argv=None):
         return synthetic(args, n_iter)
     frame, genre_cols = movielens_frame(args.data)
     train, test = train_test_split(frame, test_size=0.2, random_state=0)
+    if args.versus_myfm:
+        print(f"uptime: {os.popen('uptime').read().strip()}")
+        table = versus_myfm(train, test, n_iter, args.repeats, args.n_jobs)
+        print(f"uptime: {os.popen('uptime').read().strip()}")
+        return table
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
     sets = feature_sets(train, test, genre_cols)
     results, failures = [], {}

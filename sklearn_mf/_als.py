@@ -116,26 +116,53 @@ def csr_to_rowmatrix(m, **data):
 
 
 # ------------------------------------------------------------------ explicit
-def explicit_half_step(R, Y, other_bias, X, bias, reg, reg_bias, scale, n_threads):
+def explicit_half_step(
+    R,
+    Y,
+    other_bias,
+    X,
+    bias,
+    reg,
+    reg_bias,
+    scale,
+    n_threads,
+    solver="cholesky",
+    cg_steps=3,
+    row_sse=None,
+):
     """Solve the rows of ``R`` (a ``RowMatrix`` with ``t`` and ``w`` data)
-    into ``X`` / ``bias`` given the fixed ``Y`` / ``other_bias``."""
+    into ``X`` / ``bias`` given the fixed ``Y`` / ``other_bias``.
+
+    ``solver="cholesky"`` solves every row exactly (``X`` / ``bias`` are only
+    written); ``"cg"`` takes ``cg_steps`` conjugate-gradient steps from their
+    current values and, when ``row_sse`` (float64, one per row) is given,
+    writes each row's weighted squared error after its solve into it.
+    """
     dtype = X.dtype
     empty = np.zeros(0, dtype=dtype)
+    common = (
+        R.indptr,
+        R.indices,
+        R.data["t"],
+        R.data.get("w", empty),
+        Y,
+        empty if other_bias is None else other_bias,
+        X,
+        empty if bias is None else bias,
+        float(reg),
+        float(reg_bias),
+        bool(scale),
+    )
     with blas_single_thread():
-        n_bad = _als_fast.explicit_solve(
-            R.indptr,
-            R.indices,
-            R.data["t"],
-            R.data.get("w", empty),
-            Y,
-            empty if other_bias is None else other_bias,
-            X,
-            empty if bias is None else bias,
-            float(reg),
-            float(reg_bias),
-            bool(scale),
-            _threads_for(R, n_threads),
-        )
+        if solver == "cg":
+            n_bad = _als_fast.explicit_solve_cg(
+                *common,
+                int(cg_steps),
+                np.zeros(0) if row_sse is None else row_sse,
+                _threads_for(R, n_threads),
+            )
+        else:
+            n_bad = _als_fast.explicit_solve(*common, _threads_for(R, n_threads))
     if n_bad:
         raise np.linalg.LinAlgError(
             f"The ALS system of {n_bad} row(s) is not positive definite; use a "
@@ -164,6 +191,12 @@ def explicit_objective(
         empty if other_bias is None else other_bias,
         _threads_for(R, n_threads),
     )
+    return float(sse + explicit_penalty(X, bias, Y, other_bias, reg, reg_bias, scale,
+                                        row_weight, col_weight))
+
+
+def explicit_penalty(X, bias, Y, other_bias, reg, reg_bias, scale, row_weight, col_weight):
+    """The penalty term of :func:`explicit_objective` (float64)."""
     mr = row_weight if scale else 1.0
     mc = col_weight if scale else 1.0
     pen = reg * (
@@ -175,7 +208,7 @@ def explicit_objective(
             np.sum(mr * bias.astype(np.float64) ** 2)
             + np.sum(mc * other_bias.astype(np.float64) ** 2)
         )
-    return float(sse + pen)
+    return float(pen)
 
 
 # ------------------------------------------------------------------ implicit
@@ -390,6 +423,8 @@ def run_explicit_als(
     verbose=0,
     desc=None,
     ratings=None,
+    als_solver="cholesky",
+    cg_steps=3,
 ):
     """ALS iterations of ``MatrixFactorization(solver="als")``.
 
@@ -404,6 +439,10 @@ def run_explicit_als(
     value (``tol=None``: never), or on the validation RMSE of the rows
     ``val`` (None: no early stopping; the best iteration's parameters are
     kept).  ``scaling`` multiplies each row's penalties by its total weight.
+    ``als_solver="cg"`` replaces the exact row solves by ``cg_steps``
+    conjugate-gradient steps warm-started from the current factors; the
+    item half-step then also returns each item's squared error, which gives
+    the objective without another pass over the ratings.
 
     Returns
     -------
@@ -436,12 +475,23 @@ def run_explicit_als(
     reg_b = reg if bias_regularization is None else float(bias_regularization)
     bu, bi = user_bias, item_bias
 
+    cg = als_solver == "cg"
+    row_sse = np.zeros(R_i.n_rows) if cg else None
+
     def step(it):
-        explicit_half_step(R_u, Q, bi, P, bu, reg, reg_b, scaling, n_threads)
-        explicit_half_step(R_i, P, bu, Q, bi, reg, reg_b, scaling, n_threads)
-        obj = explicit_objective(R_u, P, bu, Q, bi, reg, reg_b, scaling, n_threads, wu, wi) / max(
-            total_w, 1e-300
-        )
+        if cg:
+            explicit_half_step(R_u, Q, bi, P, bu, reg, reg_b, scaling, n_threads, "cg", cg_steps)
+            explicit_half_step(
+                R_i, P, bu, Q, bi, reg, reg_b, scaling, n_threads, "cg", cg_steps, row_sse
+            )
+            obj = float(np.sum(row_sse)) + explicit_penalty(
+                P, bu, Q, bi, reg, reg_b, scaling, wu, wi
+            )
+        else:
+            explicit_half_step(R_u, Q, bi, P, bu, reg, reg_b, scaling, n_threads)
+            explicit_half_step(R_i, P, bu, Q, bi, reg, reg_b, scaling, n_threads)
+            obj = explicit_objective(R_u, P, bu, Q, bi, reg, reg_b, scaling, n_threads, wu, wi)
+        obj /= max(total_w, 1e-300)
         return obj, 0, {"objective": obj}
 
     def score(it):

@@ -431,6 +431,15 @@ class MatrixFactorization(
         penalties of a user (item) by its number of ratings (sum of weights),
         which is the objective SGD minimises and the weighted-:math:`\lambda`
         ALS of Zhou et al.; ``"none"`` applies them once per user (item).
+    als_solver : {"cholesky", "cg"}, default="cholesky"
+        ``solver="als"`` only: solve each row's least-squares system (factors
+        and bias) exactly by a Cholesky factorisation, or approximately by
+        ``cg_steps`` conjugate-gradient steps warm-started from the current
+        factors (Takacs et al. 2011), about 3x cheaper at ``n_factors=64``
+        for a similar accuracy.  ``fold_in`` and ``partial_fit`` always
+        solve exactly.
+    cg_steps : int, default=3
+        Conjugate-gradient steps per row and half-step (``als_solver="cg"``).
     biased : bool, default=True
         Learn the global mean and the user/item biases.
     init_std : float, default=0.1
@@ -530,6 +539,8 @@ class MatrixFactorization(
         "solver": [StrOptions({"sgd", "als"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "regularization_scaling": [StrOptions({"occurrence", "none"})],
+        "als_solver": [StrOptions({"cholesky", "cg"})],
+        "cg_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
@@ -559,6 +570,8 @@ class MatrixFactorization(
         regularization=0.08,
         bias_regularization=None,
         regularization_scaling="occurrence",
+        als_solver="cholesky",
+        cg_steps=3,
         biased=True,
         init_std=0.1,
         dtype=np.float32,
@@ -580,6 +593,8 @@ class MatrixFactorization(
         self.regularization = regularization
         self.bias_regularization = bias_regularization
         self.regularization_scaling = regularization_scaling
+        self.als_solver = als_solver
+        self.cg_steps = cg_steps
         self.biased = biased
         self.init_std = init_std
         self.dtype = dtype
@@ -745,7 +760,13 @@ class MatrixFactorization(
             verbose=self.verbose,
             desc=type(self).__name__,
         ) | (
-            {"scaling": self.regularization_scaling == "occurrence"} if self.solver == "als" else {}
+            {
+                "scaling": self.regularization_scaling == "occurrence",
+                "als_solver": self.als_solver,
+                "cg_steps": self.cg_steps,
+            }
+            if self.solver == "als"
+            else {}
         )
 
     def _sgd_params(self):

@@ -9,7 +9,7 @@ from test_fm_blocks import _predict_full, _toy, _toy_state
 from test_fm_mcmc import _reference_sweep
 
 from sklearn_mf import FactorizationMachineRegressor, FMRecommender
-from sklearn_mf._fm import _fm_fast, _mcmc_fast
+from sklearn_mf._fm import _fm_fast, _mcmc, _mcmc_fast
 from sklearn_mf._fm._blocks import _block_seed
 from sklearn_mf._fm._estimators import _as_csr, _csc_parts
 from sklearn_mf._fm._mcmc import coordinate_draws
@@ -166,6 +166,75 @@ def test_coordinate_sweep_matches_brute_force_reference(columns_too, weighted, n
         s_, T_ = np.zeros_like(b["s"]), np.zeros_like(b["T"])
         _mcmc_fast.block_state(*b["csr"], b["w"], b["V"], s_, T_, 1)
         np.testing.assert_allclose(b["T"], T_, atol=1e-10)
+
+
+def _mixed_block_draws(which, weighted, n_threads, fused, k=3):
+    """The toy state after the joint column draws and then the blocks'
+    coordinate draws of one "mixed" sweep, by the per-step path
+    (``coordinate_draws``) or the fused kernel."""
+    sides = {"user": ["user"], "both": ["user", "item"]}[which]
+    t_ = _toy_state(sides, weighted, n_threads, k)
+    w0, w, V, sampler, lam, mu = t_.w0, t_.w, t_.V, t_.sampler, t_.lam, t_.mu
+    pred = np.empty(t_.n)
+    q = np.zeros((t_.n, k))
+    _fm_fast.predict_cache(
+        t_.Xc.data, t_.Xc.indices, t_.Xc.indptr, float(w0[0]), w, V, pred, q, 1, rows_major=True
+    )
+    sampler.add_to_caches(pred, q)
+    sw = t_.s if weighted else np.zeros(0)
+    group = np.zeros(t_.d, dtype=np.intp)
+    seed, alpha = 4242, 1.3
+    out = []
+    for sweep in range(3):  # the fused kernel's buffers are reused across sweeps
+        _mcmc_fast.gibbs_sweep(
+            t_.data, t_.rows, t_.ptr, t_.y, sw, w0, w, V, pred, q, t_.columns, t_.class_ptr,
+            alpha, 0.0, group, lam[:1], mu[:1], True, seed + sweep, n_threads,
+        )  # fmt: skip
+        if fused:
+            n_bad = sampler.fused_coordinate_sweep(t_.y, sw, pred, q, alpha, seed + sweep)
+        else:
+            n_bad = coordinate_draws(
+                (t_.data, t_.rows, t_.ptr), t_.y, sw, w0, w, V, pred, q, t_.columns,
+                t_.class_ptr, group, lam[:1], mu[:1], alpha, seed + sweep, n_threads, sampler,
+                columns_too=False, fit_intercept=True,
+            )  # fmt: skip
+        assert n_bad == 0
+    out = [w0, w, V, pred, q]
+    for b in sampler.blocks:
+        out += [b["w"], b["V"], b["s"], b["T"]]
+    return out
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("which", ["user", "both"])
+def test_fused_block_draws_equal_the_per_step_draws_bit_for_bit(which, weighted, n_threads):
+    # the per-step path is the one checked against the brute-force reference
+    # above; the fused kernel must give the same parameters, caches and
+    # per-block-row terms, bit for bit, on any number of threads
+    ref = _mixed_block_draws(which, weighted, 1, fused=False)
+    got = _mixed_block_draws(which, weighted, n_threads, fused=True)
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("implicit", ["user", "both"])
+def test_mixed_fits_are_bit_equal_with_and_without_the_fused_kernel(implicit, monkeypatch):
+    # float32 (the default), weights, 1 and 2 threads: the fitted models of
+    # the fused block sweep and of the per-step path are identical
+    X, y = make_ratings(n_users=300, n_items=80, n_ratings=6000, random_state=2)
+    X = np.asarray(X)[:, :2]
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    kw = dict(solver="mcmc", max_iter=6, implicit_features=implicit, random_state=0)
+    fits = {}
+    for fused in (False, True):
+        monkeypatch.setattr(_mcmc, "_FUSED_MIXED", fused)
+        for n_jobs in (1, 2):
+            for weights in (None, sw):
+                m = FMRecommender(4, n_jobs=n_jobs, **kw).fit(X, y, sample_weight=weights)
+                fits[fused, n_jobs, weights is None] = m.predict(X[:200])
+    for key, pred in fits.items():
+        np.testing.assert_array_equal(pred, fits[(False, 1, key[2])], err_msg=str(key))
 
 
 @pytest.mark.parametrize("sampler", ["coordinate", "mixed"])

@@ -43,6 +43,7 @@ class BlockSampler:
 
     def __init__(self, blocks, n_rows, k, dtype, init_std, rng, n_threads):
         self.k, self.n_threads = k, n_threads
+        self._fused = None  # the arguments of fused_coordinate_sweep, made on first use
         self.blocks = []
         for row_of, B in blocks:
             row_of = _intp(row_of)
@@ -150,6 +151,52 @@ class BlockSampler:
             if n_bad:
                 return n_bad
         return 0
+
+    def fused_coordinate_sweep(self, yt, swt, pred, q, alpha, seed):
+        """The blocks' coordinate draws of a ``"mixed"`` sweep in one kernel
+        call (``_mcmc_fast.blocks_coordinate_sweep``): the draws of
+        ``coordinate_draws(..., columns_too=False)``, bit for bit, with one
+        walk over the training rows per (coordinate, block) step instead of
+        two and no copies of the factor sums.  Returns the number of failed
+        draws."""
+        if self._fused is None:
+            max_nb = max(b["s"].shape[0] for b in self.blocks)
+            n_parts = max(1, self.n_threads)
+            args = []
+            for b in self.blocks:
+                nb = b["s"].shape[0]
+                # parts of the block rows with about n / n_parts training rows
+                # each, and each part's training rows in increasing order
+                bounds = np.searchsorted(
+                    b["group_ptr"], np.arange(1, n_parts) * len(pred) // n_parts
+                )
+                part_of_row = np.searchsorted(np.minimum(bounds, nb), b["row_of"], side="right")
+                part_rows = _intp(np.argsort(part_of_row, kind="stable"))
+                parts = _intp(
+                    np.concatenate([[0], np.cumsum(np.bincount(part_of_row, minlength=n_parts))])
+                )
+                N = np.bincount(
+                    b["row_of"],
+                    weights=swt.astype(np.float64) if len(swt) else None,
+                    minlength=nb,
+                ).astype(np.float64)  # in row order, as the per-step sums add them
+                args.append(
+                    (*b["csc"], b["columns"], b["row_of"], N, parts, part_rows, b["w"], b["V"],
+                     b["s"], b["T"])
+                )  # fmt: skip
+            self._fused = (
+                args,
+                np.empty(len(pred), dtype=pred.dtype),
+                n_parts,
+                np.zeros((2, max_nb, 8)),
+            )
+        args, e, n_parts, U = self._fused
+        lam = np.array([b["lam"] for b in self.blocks], dtype=np.float64)
+        mu = np.array([b["mu"] for b in self.blocks], dtype=np.float64)
+        seeds = np.array([_block_seed(seed, t) for t in range(len(self.blocks))], dtype=np.uint64)
+        return _mcmc_fast.blocks_coordinate_sweep(
+            args, yt, swt, pred, q, e, U, alpha, lam, mu, seeds, n_parts, self.n_threads
+        )
 
     def keep_draw(self):
         for b in self.blocks:

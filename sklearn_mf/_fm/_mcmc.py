@@ -38,6 +38,10 @@ _GAMMA_0 = 1.0
 # Refresh the cached predictions and factor sums from scratch this often
 # (the kernel updates them incrementally; refreshing stops float32 drift).
 _REFRESH_EVERY = 10
+# sampler="mixed": the blocks' coordinate draws by one fused kernel call
+# (``BlockSampler.fused_coordinate_sweep``) rather than ``coordinate_draws``;
+# the same draws bit for bit (the tests switch it off to compare).
+_FUSED_MIXED = True
 
 
 def n_burn_in(burn_in, max_iter):
@@ -320,6 +324,8 @@ def run_mcmc(
             n_bad = joint_columns(alpha, seed)
             if n_bad or relational is None:
                 return n_bad
+            if _FUSED_MIXED:  # the same draws in one kernel call
+                return relational.fused_coordinate_sweep(yt, swt, pred, q, alpha, seed)
         return coordinate_draws(
             csc, yt, swt, w0, w, V, pred, q, columns, class_ptr, group, lam, mu,
             alpha, seed, n_threads, relational,

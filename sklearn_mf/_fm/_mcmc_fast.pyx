@@ -1170,3 +1170,289 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
             if factor:
                 sf[u] = U[u, 7]
     return n_bad
+
+
+# --------------------------------------- the blocks' coordinate sweep, fused
+#
+# ``block_coordinate_pass`` above is one (block, coordinate) step; the
+# "mixed" sampler runs k + 1 of them per block and sweep from Python, which
+# copies q[:, f] out and back for every factor and walks the training rows
+# twice per step (the per-block-row sums, then the residual update).
+# ``blocks_coordinate_sweep`` runs every step of the sweep in one call with
+# the same arithmetic in the same order (so the same draws, bit for bit):
+# the residual update of one step and the sums of the next share one walk
+# over the training rows, and q is updated in place.  Each step's
+# per-block-row table (N, E, R1, R2, ER, D, s_uf before, s_uf now, as in
+# ``block_coordinate_pass``) alternates between two buffers, so that the
+# walk reads the finished step's table while filling the next one's.
+
+cdef inline void _coord_rows_pass(
+        Py_ssize_t lo, Py_ssize_t hi, const Py_ssize_t* order, floating* e,
+        floating* q, Py_ssize_t k, const floating* y, floating* pred,
+        const floating* sw, const Py_ssize_t* prev_row_of, const double* prev_U,
+        Py_ssize_t prev_f, const Py_ssize_t* next_row_of, double* next_U,
+        Py_ssize_t next_f, bint first, bint last) noexcept nogil:
+    """One walk over the training rows ``order[lo:hi]`` (``lo:hi`` if
+    ``order`` is NULL), in increasing order.  For each row:
+    for the first step the residual ``e = y - pred``; the change of the
+    finished step (table ``prev_U``, NULL for none; ``prev_f`` its factor,
+    -1 for ``w``) applied to ``e`` and to the row-major factor sums ``q``
+    (``k`` a row); then the row added to the next step's sums (table
+    ``next_U``, factor ``next_f``) as ``block_coordinate_pass`` adds it (the
+    weights N of column 0 are already in the table).  ``last``: ``pred = y -
+    e`` after the change."""
+    cdef Py_ssize_t i
+    cdef double r, ei, w
+    cdef double* st
+    cdef const double* pst
+    cdef floating* qp = q + prev_f if prev_f >= 0 else NULL
+    cdef floating* qn = q + next_f if next_f >= 0 else NULL
+    cdef Py_ssize_t t
+    for t in range(lo, hi):
+        i = order[t] if order != NULL else t
+        if first:
+            e[i] = y[i] - pred[i]
+        if prev_U != NULL:
+            pst = prev_U + 8 * prev_row_of[i]
+            if prev_f >= 0:
+                r = qp[i * k] - pst[6]
+                e[i] = <floating>(e[i] - pst[5] - (pst[7] - pst[6]) * r)
+                qp[i * k] = <floating>(r + pst[7])
+            else:
+                e[i] = <floating>(e[i] - pst[5])
+        if last:
+            pred[i] = y[i] - e[i]
+        if next_U != NULL:
+            st = next_U + 8 * next_row_of[i]
+            ei = e[i]
+            if sw != NULL:
+                w = sw[i]
+                st[1] += w * ei
+                if next_f >= 0:
+                    r = qn[i * k] - st[6]
+                    st[2] += w * r
+                    st[3] += w * r * r
+                    st[4] += w * ei * r
+            else:
+                st[1] += ei
+                if next_f >= 0:
+                    r = qn[i * k] - st[6]
+                    st[2] += r
+                    st[3] += r * r
+                    st[4] += ei * r
+
+
+cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
+                        const Py_ssize_t* bptr, const Py_ssize_t* columns,
+                        Py_ssize_t n_columns, floating* theta, Py_ssize_t stride,
+                        double* U, bint factor, double alpha, double lam, double mu,
+                        uint64_t seed, Py_ssize_t coord, Py_ssize_t m) noexcept nogil:
+    """The column loop of ``block_coordinate_pass`` (the draws in order, the
+    table ``U`` following each); ``theta[j * stride]`` is the coordinate of
+    column j.  Returns 1 at the first non-finite draw."""
+    cdef Py_ssize_t c, j, t
+    cdef double b, g, hh, he, old, new, dv, qu
+    cdef double* st
+    for c in range(n_columns):
+        j = columns[c]
+        old = theta[j * stride]
+        hh = 0.0
+        he = 0.0
+        for t in range(bptr[j], bptr[j + 1]):
+            st = U + 8 * brows[t]
+            b = data[t]
+            if factor:
+                g = st[7] - b * old
+                qu = st[0] * g * g + 2.0 * g * st[2] + st[3]
+                hh = hh + b * b * qu
+                he = he + b * (g * st[1] + st[4]) + old * b * b * qu
+            else:
+                hh = hh + b * b * st[0]
+                he = he + b * (st[1] + old * b * st[0])
+        new = _scalar_draw(hh, he, alpha, lam, mu, seed, 1 + <uint64_t>j * m + coord)
+        if not isfinite(new):
+            return 1
+        theta[j * stride] = <floating>new
+        dv = <double>theta[j * stride] - old
+        for t in range(bptr[j], bptr[j + 1]):
+            st = U + 8 * brows[t]
+            b = data[t]
+            if factor:
+                g = st[7] - b * old
+                st[1] -= dv * b * (st[0] * g + st[2])
+                st[4] -= dv * b * (g * st[2] + st[3])
+                st[7] += b * dv
+                st[5] += g * b * dv
+            else:
+                st[1] -= dv * b * st[0]
+                st[5] += b * dv
+    return 0
+
+
+def blocks_coordinate_sweep(list blocks, const floating[::1] y,
+                            const floating[::1] sample_weight, floating[::1] pred,
+                            floating[:, ::1] q, floating[::1] e, double[:, :, ::1] U,
+                            double alpha, const double[:, ::1] lam,
+                            const double[:, ::1] mu, const unsigned long long[::1] seeds,
+                            Py_ssize_t parts_of_blocks, int n_threads):
+    """Every block's coordinate draws of one sweep in the order of
+    ``coordinate_draws`` without the columns (coordinate a = 0 .. k, and
+    for each the blocks in order): the same draws as the k + 1 rounds of
+    ``block_coordinate_pass`` calls, bit for bit.
+
+    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, parts,
+    part_rows, w, V, s, T)`` per block (CSC of the block, its columns with
+    data, the training rows' block rows, the sum of the weights of each
+    block row's training rows in row order; ``part_rows[parts[c]:parts[c +
+    1]]`` for c < ``parts_of_blocks``, the training rows in increasing order
+    whose block rows are in part c of a split of the block rows into parts
+    of about equal rows -- thread c of a walk takes these, so that every
+    block row's sums are still added in row order and the result does not
+    depend on the split; the block's parameters and per-block-row terms,
+    updated in place); ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its
+    stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` (n,)
+    scratch, ``U`` of shape (2, max n_block_rows, 8).  Returns the
+    number of failed draws (then stops; the caches are then stale, as after
+    a failed ``coordinate_draws``)."""
+    cdef Py_ssize_t nblk = len(blocks), n = pred.shape[0], k = q.shape[1], m = k + 1
+    cdef Py_ssize_t n_steps = nblk * m, step, t, a, u, f, nb, lo, hi, i
+    cdef Py_ssize_t pt, pf, nt, nf, parity = 0, c
+    cdef Py_ssize_t n_parts = max(1, parts_of_blocks)
+    cdef int team = max(1, min(n_threads, n_parts))
+    cdef Py_ssize_t* parts
+    cdef double* Np
+    cdef floating* qT
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef int n_bad = 0
+    cdef const floating[::1] mv_data
+    cdef const Py_ssize_t[::1] mv_idx
+    cdef floating[::1] mv_w
+    cdef floating[:, ::1] mv_V
+    cdef double[:, ::1] mv_s
+    cdef double[::1] mv_T
+    if nblk == 0 or n == 0:
+        return 0
+    # raw pointers of every block (the list keeps the arrays alive)
+    keep = []
+    P = np.zeros((nblk, 12), dtype=np.uintp)
+    NB = np.zeros(nblk, dtype=np.intp)
+    NC = np.zeros(nblk, dtype=np.intp)
+    for t in range(nblk):
+        data, brows, bptr, columns, row_of, N, parts_np, part_rows, w, V, s, T = blocks[t]
+        keep.append(blocks[t])
+        nb = s.shape[0]
+        NB[t] = nb
+        NC[t] = columns.shape[0]
+        if nb == 0:
+            continue
+        if data.shape[0]:
+            mv_data = data
+            P[t, 0] = <size_t>&mv_data[0]
+            mv_idx = brows
+            P[t, 1] = <size_t>&mv_idx[0]
+        mv_idx = bptr
+        P[t, 2] = <size_t>&mv_idx[0]
+        if columns.shape[0]:
+            mv_idx = columns
+            P[t, 3] = <size_t>&mv_idx[0]
+        mv_idx = row_of
+        P[t, 4] = <size_t>&mv_idx[0]
+        mv_T = N
+        P[t, 9] = <size_t>&mv_T[0]
+        if parts_np.shape[0] != parts_of_blocks + 1:
+            raise ValueError("every block needs parts_of_blocks + 1 part bounds.")
+        mv_idx = parts_np
+        P[t, 10] = <size_t>&mv_idx[0]
+        if part_rows.shape[0] != n:
+            raise ValueError("part_rows must hold every training row.")
+        mv_idx = part_rows
+        P[t, 11] = <size_t>&mv_idx[0]
+        if w.shape[0]:
+            mv_w = w
+            P[t, 5] = <size_t>&mv_w[0]
+            mv_V = V
+            P[t, 6] = <size_t>&mv_V[0, 0]
+        mv_s = s
+        P[t, 7] = <size_t>&mv_s[0, 0]
+        mv_T = T
+        P[t, 8] = <size_t>&mv_T[0]
+        if U.shape[1] < nb:
+            raise ValueError("U is too small for the blocks.")
+    cdef size_t[:, ::1] ptr = P
+    cdef Py_ssize_t[::1] nbs = NB, ncs = NC
+    cdef const floating* swp = &sample_weight[0] if weighted else NULL
+    cdef double* Ub
+    cdef double* Up = NULL
+    cdef double* sp_
+    cdef double* Tp
+    cdef floating* theta
+    qT = &q[0, 0] if k > 0 else NULL
+    with nogil:
+        # the factor sums factor-major, so that a step's walk reads one
+        # contiguous column
+        # the first step's table, then its sums together with e = y - pred
+        step = 0
+        pt = -1
+        pf = -1
+        while step <= n_steps:
+            # the next step (t, a) with block rows, or none at the end
+            while step < n_steps and nbs[step % nblk] == 0:
+                step = step + 1
+            nt = step % nblk if step < n_steps else -1
+            nf = step // nblk - 1 if step < n_steps else -1
+            Ub = &U[parity, 0, 0]
+            if nt >= 0:
+                sp_ = <double*>ptr[nt, 7]
+                nb = nbs[nt]
+                Np = <double*>ptr[nt, 9]
+                for u in range(nb):
+                    for a in range(8):
+                        Ub[8 * u + a] = 0.0
+                    Ub[8 * u] = Np[u]
+                    if nf >= 0:
+                        Ub[8 * u + 6] = sp_[u * k + nf]
+                        Ub[8 * u + 7] = sp_[u * k + nf]
+            if nt >= 0:  # part c: the rows of the next step's block rows of part c
+                parts = <Py_ssize_t*>ptr[nt, 10]
+                for c in prange(n_parts, num_threads=team, schedule="static",
+                                chunksize=1):
+                    _coord_rows_pass(parts[c], parts[c + 1], <Py_ssize_t*>ptr[nt, 11],
+                                     &e[0], qT, k, &y[0],
+                                     &pred[0], swp,
+                                     <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
+                                     Up if pt >= 0 else NULL, pf, <Py_ssize_t*>ptr[nt, 4],
+                                     Ub, nf, pt < 0, False)
+            else:  # the last change: rows split evenly
+                for c in prange(n_parts, num_threads=team, schedule="static",
+                                chunksize=1):
+                    _coord_rows_pass(c * n // n_parts, (c + 1) * n // n_parts, NULL, &e[0],
+                                     qT, k, &y[0], &pred[0], swp,
+                                     <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
+                                     Up if pt >= 0 else NULL, pf, NULL, NULL, -1, pt < 0,
+                                     True)
+            if nt < 0:
+                break
+            # the draws of step (nt, nf)
+            if nf >= 0:
+                theta = <floating*>ptr[nt, 6] + nf
+            else:
+                theta = <floating*>ptr[nt, 5]
+            if _coord_columns(<floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1],
+                              <Py_ssize_t*>ptr[nt, 2], <Py_ssize_t*>ptr[nt, 3], ncs[nt],
+                              theta, k if nf >= 0 else 1, Ub, nf >= 0, alpha,
+                              lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
+                n_bad = 1
+                break
+            # the block's terms follow (the table itself is read by the walk)
+            sp_ = <double*>ptr[nt, 7]
+            Tp = <double*>ptr[nt, 8]
+            for u in range(nbs[nt]):
+                Tp[u] += Ub[8 * u + 5]
+                if nf >= 0:
+                    sp_[u * k + nf] = Ub[8 * u + 7]
+            pt = nt
+            pf = nf
+            Up = Ub
+            parity = 1 - parity
+            step = step + 1
+    return n_bad

@@ -320,9 +320,13 @@ def solve_block(block, old, G, params, with_loss, *messages):
         X = old[0].copy()
         G = np.ascontiguousarray(np.asarray(G, dtype=np.float64).astype(dtype))
         bias = None
+    elif params.get("solver") == "cg":  # warm start from the factors replaced
+        X = old[0].copy()
+        bias = None if old[1] is None or not params["biased"] else old[1].copy()
     else:
         X = np.zeros((R.n_rows, k), dtype=dtype)
         bias = np.zeros(R.n_rows, dtype=dtype) if params["biased"] else None
+    cg_explicit = params["model"] == "explicit" and params.get("solver") == "cg"
     data = 0.0
     for a, z in ranges:
         if len(ranges) == 1:
@@ -334,6 +338,25 @@ def solve_block(block, old, G, params, with_loss, *messages):
             implicit_half_step(
                 Rc, Y, Xc, params["reg"], params["solver"], params["cg_steps"], n_threads, G=G
             )
+        elif cg_explicit:
+            # the kernel returns each row's squared error: no second pass
+            sse = np.zeros(Rc.n_rows) if with_loss else None
+            explicit_half_step(
+                Rc,
+                Y,
+                other_bias,
+                Xc,
+                bc,
+                params["reg"],
+                params["reg_b"],
+                params["scale"],
+                n_threads,
+                "cg",
+                params["cg_steps"],
+                sse,
+            )
+            if with_loss:
+                data += float(np.sum(sse))
         else:
             explicit_half_step(
                 Rc,
@@ -346,7 +369,7 @@ def solve_block(block, old, G, params, with_loss, *messages):
                 params["scale"],
                 n_threads,
             )
-        if with_loss:
+        if with_loss and not cg_explicit:
             data += observed_loss(Rc, Xc, bc, Y, other_bias, params)
         del Rc, Y, other_bias
     stats = factor_stats(X, bias, block, params)

@@ -167,7 +167,13 @@ class _DaskALS(BaseEstimator):
             # building a block takes ~50 bytes per interaction of temporaries:
             # keep that under a quarter of the smallest worker's memory
             per_block = min(per_block, max(1, limit // (4 * _BUILD_BYTES)))
-        return max(1, 2 * threads, -(-nnz // per_block))
+        n = max(1, 2 * threads, -(-nnz // per_block))
+        # a multiple of the threads: every round of solves keeps them all busy
+        return -(-n // max(threads, 1)) * max(threads, 1)
+
+    def _warm_start(self):
+        """Whether a half-step starts from the factors it replaces (CG)."""
+        return self._model == "implicit" or getattr(self, "als_solver", "cholesky") == "cg"
 
     def _build_blocks(self, client, parts, n_users, n_items, B, params, uid):
         """Shuffle the interactions into user blocks, then into item blocks.
@@ -225,7 +231,7 @@ class _DaskALS(BaseEstimator):
         for which, start, rows in initial_factor_chunks(
             self.random_state, (n_users, n_items), self.n_factors, self.init_std, dtype
         ):
-            if which == 0 and self._model == "explicit":
+            if which == 0 and not self._warm_start():
                 continue  # the first user half-step does not read the user factors
             codes = np.arange(start, start + len(rows))
             for b in range(B):
@@ -237,7 +243,7 @@ class _DaskALS(BaseEstimator):
             side = []
             for b in range(B):
                 n_b = len(range(b, n_total, B))
-                if which == 0 and self._model == "explicit":
+                if which == 0 and not self._warm_start():
                     side.append(None)
                     continue
                 at = self._at((ublocks, iblocks)[which][b])
@@ -366,7 +372,7 @@ class _DaskALS(BaseEstimator):
                 client.submit(
                     _blocks.solve_block,
                     solve[b],
-                    solved_fac[b] if self._model == "implicit" else None,
+                    solved_fac[b] if self._warm_start() else None,
                     G,
                     params,
                     with_loss,
@@ -731,7 +737,7 @@ class ImplicitALS(_DaskALS):
     n_blocks : int or None, default=None
         User blocks and item blocks (each); None: twice the cluster's worker
         threads, or more so that a block holds at most 2 million
-        interactions.
+        interactions, rounded up to a multiple of the worker threads.
 
     Attributes
     ----------
@@ -894,6 +900,12 @@ class MatrixFactorization(_DaskALS):
     regularization_scaling : {"occurrence", "none"}, default="occurrence"
         Scale the penalties by each row's rating count (weighted-lambda
         ALS), or not.
+    als_solver : {"cholesky", "cg"}, default="cholesky"
+        Exact row solves, or ``cg_steps`` conjugate-gradient steps
+        warm-started from the current factors, as in the local estimator
+        (the CG fit then also ships the initial user factors).
+    cg_steps : int, default=3
+        Conjugate-gradient steps per row and half-step (``als_solver="cg"``).
     biased : bool, default=True
         Learn the global mean and the biases.
     init_std : float, default=0.1
@@ -914,7 +926,8 @@ class MatrixFactorization(_DaskALS):
         As in the local estimator.
     n_blocks : int or None, default=None
         User blocks and item blocks (each); None: twice the worker threads,
-        or more so that a block holds at most 2 million interactions.
+        or more so that a block holds at most 2 million interactions,
+        rounded up to a multiple of the worker threads.
 
     Attributes
     ----------
@@ -959,7 +972,14 @@ class MatrixFactorization(_DaskALS):
 
     _local_class = _LocalMF
     _model = "explicit"
-    _EXTRA = ("bias_regularization", "regularization_scaling", "biased", "clip_predictions")
+    _EXTRA = (
+        "bias_regularization",
+        "regularization_scaling",
+        "als_solver",
+        "cg_steps",
+        "biased",
+        "clip_predictions",
+    )
     _parameter_constraints: dict = {
         **{k: _LocalMF._parameter_constraints[k] for k in _COMMON + _EXTRA},
         "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -973,6 +993,8 @@ class MatrixFactorization(_DaskALS):
         regularization=0.08,
         bias_regularization=None,
         regularization_scaling="occurrence",
+        als_solver="cholesky",
+        cg_steps=3,
         biased=True,
         init_std=0.1,
         dtype=np.float32,
@@ -989,6 +1011,8 @@ class MatrixFactorization(_DaskALS):
         self.regularization = regularization
         self.bias_regularization = bias_regularization
         self.regularization_scaling = regularization_scaling
+        self.als_solver = als_solver
+        self.cg_steps = cg_steps
         self.biased = biased
         self.init_std = init_std
         self.dtype = dtype
@@ -1035,6 +1059,8 @@ class MatrixFactorization(_DaskALS):
             "reg_b": reg_b,
             "biased": bool(self.biased),
             "scale": self.regularization_scaling == "occurrence",
+            "solver": self.als_solver,
+            "cg_steps": self.cg_steps,
             "n_threads": 1 if self.n_jobs is None else effective_n_threads(self.n_jobs),
         }
 
