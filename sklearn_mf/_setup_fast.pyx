@@ -277,26 +277,26 @@ cdef void _arrange_chunk(const int* user_codes, const int* item_codes, const rea
 
 
 cdef void _arrange_row_block(int* users, int* items, out_real* ratings, out_real* weights,
-                             Py_ssize_t m, bint weighted, Py_ssize_t B,
-                             const int* col_block, int64_t* cnt, Py_ssize_t* block_ptr,
+                             Py_ssize_t m, bint weighted, int64_t B, int64_t n_i, double si,
+                             int64_t* cnt, Py_ssize_t* block_ptr,
                              Py_ssize_t base, int* buf_u, int* buf_i, out_real* buf_r,
                              out_real* buf_w) noexcept nogil:
     """Stable counting sort of one row block's ``m`` ratings by column block
-    (``col_block[working item]``), in place through the buffers; writes the
+    (of the working item, among ``n_i``), in place through the buffers; writes the
     ends of the row block's ``B`` blocks to ``block_ptr`` (offset ``base``)."""
     cdef Py_ssize_t p, b, pos
     cdef int64_t acc = 0, c
     for b in range(B):
         cnt[b] = 0
     for p in range(m):
-        cnt[col_block[items[p]]] += 1
+        cnt[_block_of(items[p], B, n_i, si)] += 1
     for b in range(B):
         c = cnt[b]
         cnt[b] = acc
         acc += c
         block_ptr[b + 1] = base + acc
     for p in range(m):
-        b = col_block[items[p]]
+        b = _block_of(items[p], B, n_i, si)
         pos = cnt[b]
         cnt[b] = pos + 1
         buf_u[pos] = users[p]
@@ -392,9 +392,7 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
     if not two_pass:
         return first_ptr_arr
     longest = int(np.diff(first_ptr_arr).max())
-    # column block of each working item, and one row block of scratch per thread
-    col_block_arr = (np.arange(n_i, dtype=np.int64) * B // n_i).astype(np.int32)
-    cdef const int[::1] col_block = col_block_arr
+    # one row block of scratch per thread
     cnt_arr = np.empty((n_threads, B), dtype=np.int64)
     cdef int64_t[:, ::1] cnt = cnt_arr
     dtype = np.asarray(out_ratings).dtype
@@ -412,8 +410,8 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
             s = first_ptr[bu]
             m = first_ptr[bu + 1] - s
             _arrange_row_block(&out_users[s], &out_items[s], &out_ratings[s],
-                               (w_out + s) if weighted else NULL, m, weighted, B,
-                               &col_block[0], &cnt[tid, 0], &ptr[bu * B], s,
+                               (w_out + s) if weighted else NULL, m, weighted, B, n_i, si,
+                               &cnt[tid, 0], &ptr[bu * B], s,
                                &buf_u[tid, 0], &buf_i[tid, 0], &buf_r[tid, 0],
                                &buf_w[tid, 0])
     return ptr_arr
@@ -448,6 +446,8 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
     for x in range(n_digits * n_buckets):
         hist[x] = 0
     for p in range(m):
+        if p + _AHEAD < m:
+            SKMF_PREFETCH(&item_order[items[p + _AHEAD]])
         k = item_order[items[p]]
         key_a[p] = k
         row_a[p] = <int>(users[p] - lo)
