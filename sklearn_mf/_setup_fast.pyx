@@ -11,7 +11,14 @@ ratings that set-up needs are counting sorts here:
   a histogram per thread over its own slice of the entries;
 - :func:`coo_to_csr`: (row, column, value) triples to a CSR matrix with sorted
   column indices and duplicates summed, by two stable counting passes (by
-  column, then by row: a least-significant-digit radix sort).
+  column, then by row: a least-significant-digit radix sort);
+- :func:`block_arrange`: the ratings of the parallel SGD grid block by block
+  (one counting pass, or two radix passes on a large grid);
+- :func:`blocked_csr`: the CSR of block-ordered ratings, row block by row
+  block in cache.
+
+The tables of a million users do not stay in cache: the kernels that read
+them at random prefetch their entries ahead of use.
 
 Codes must be valid (``0 <= code < n``); the Python side guarantees it.
 """
