@@ -10,7 +10,8 @@ the GIL and in parallel over rows (OpenMP).
     sparsely through the transposed candidate matrix (a dense accumulator of
     one row per thread, never the dense candidates x candidates matrix), turned
     into cosine similarities with shrinkage and pruned to the best ``k``
-    positive ones with a min-heap.
+    positive ones with a min-heap (seeded, for rows reaching many candidates,
+    with a lower bound of the k-th best from block maxima).
 ``sparse_rows_dot``
     Dense rows of ``A[rows] @ B`` for sparse A and B (scores of users from
     their history and a sparse similarity matrix; EASE's Gram matrix), with
@@ -28,7 +29,6 @@ from libc.math cimport fabs
 from libc.stdlib cimport free, malloc
 
 from sklearn_mf._heap cimport heap_push
-from sklearn_mf._openmp cimport omp_get_thread_num
 # the macros of its C block (SKMF_CLONES, SKMF_PRAGMA) are used below
 from sklearn_mf._kernel_helpers cimport skmf_mix64  # noqa: F401
 
@@ -182,7 +182,7 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     """
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_cand = c_norms.shape[0]
     cdef Py_ssize_t k = out_idx.shape[1]
-    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size, work, skip, c0, c1
+    cdef Py_ssize_t q, p, pp, c, ci, j, m, t, f, size, work, skip, c0, c1
     cdef bint dense
     cdef double w, thr, a, b, tau
     cdef double* acc
@@ -268,9 +268,15 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                         _offer(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
                                shrinkage, hs, hi, &size, k)
                 out_cnt[q] = size
+                # by increasing index (insertion sort of at most k entries)
                 for t in range(size):
-                    out_idx[q, t] = <int>hi[t]
-                    out_val[q, t] = <floating>hs[t]
+                    j = t
+                    while j > 0 and out_idx[q, j - 1] > hi[t]:
+                        out_idx[q, j] = out_idx[q, j - 1]
+                        out_val[q, j] = out_val[q, j - 1]
+                        j = j - 1
+                    out_idx[q, j] = <int>hi[t]
+                    out_val[q, j] = <floating>hs[t]
         finally:
             free(acc)
             free(mark)
@@ -280,213 +286,6 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
             free(bm)
             free(sim)
     return n_bad
-
-
-cdef inline void _offer_pair(const double* acc, Py_ssize_t q, Py_ssize_t c, bint cosine,
-                             const double* norms, double shrinkage,
-                             double* hs, Py_ssize_t* hi, Py_ssize_t* size,
-                             double* ths, Py_ssize_t* thi, Py_ssize_t* tsize,
-                             double* tworst, Py_ssize_t k) noexcept nogil:
-    """The pair (q, c), c > q, of the symmetric kernel: its similarity (from
-    the dot product ``acc[c]``) goes to q's heap (``hs``, ``hi``, ``size``)
-    as candidate c and to c's heap (``ths``, ...) as candidate q; ``tworst``
-    is c's screening bound (its heap's worst once full, else 0)."""
-    cdef double den, s = acc[c]
-    if s <= 0:
-        return
-    if cosine:
-        den = norms[q] * norms[c] + shrinkage
-        if den <= 0:
-            return
-        if ((size[0] == k and s < hs[0] * den * _MARGIN)
-                and (tsize[0] == k and s < ths[0] * den * _MARGIN)):
-            return
-        s = s / den
-    heap_push(hs, hi, size, k, s, c)
-    heap_push(ths, thi, tsize, k, s, q)
-    if tsize[0] == k:
-        tworst[0] = ths[0] * _MARGIN
-
-
-def topk_similarities_self(const Py_ssize_t[::1] indptr, const int[::1] indices,
-                           const floating[::1] data, const Py_ssize_t[::1] t_indptr,
-                           const int[::1] t_indices, const floating[::1] t_data,
-                           const double[::1] norms, double shrinkage, bint cosine,
-                           int[:, ::1] out_idx, floating[:, ::1] out_val,
-                           Py_ssize_t[::1] out_cnt, int n_threads):
-    """:func:`topk_similarities` of the rows of ``V`` among themselves (a row
-    is not its own neighbour), each pair computed once.
-
-    ``V`` (``indptr``, ``indices``, ``data``) and its transpose ``T`` must
-    store the same entries (``T`` built from ``V``).  The dot product of rows
-    q < c is accumulated only in row q, over the entries of ``T`` after q, and
-    offered to both rows' top-k heaps (kept per thread, merged at the end):
-    the same sums in the same order as :func:`topk_similarities` (the pair's
-    common features in increasing order), so the same similarities and the
-    same neighbours, with half the multiply-adds.  Returns the number of
-    threads whose scratch allocation failed, or -1 if ``T`` is not the
-    transpose of ``V`` (nothing written then).
-    """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, k = out_idx.shape[1]
-    cdef Py_ssize_t nnz = indptr[n], n_f = t_indptr.shape[0] - 1
-    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size, work, base, slot, s0, j
-    cdef bint dense
-    cdef double w, a, b, d
-    cdef double* acc
-    cdef double* hs
-    cdef Py_ssize_t* hi
-    cdef Py_ssize_t* mark
-    cdef Py_ssize_t* touched
-    cdef int n_bad = 0, tid
-    cdef int n_slots = n_threads if n_threads > 1 else 1
-    cdef Py_ssize_t* pos = NULL
-    cdef Py_ssize_t* cursor = NULL
-    # per thread slot: every row's heap (k scores, k indices), size and bound
-    cdef double* all_hs = NULL
-    cdef Py_ssize_t* all_hi = NULL
-    cdef Py_ssize_t* all_size = NULL
-    cdef double* all_worst = NULL
-    if t_indptr[n_f] != nnz:
-        return -1
-    pos = <Py_ssize_t*>malloc((nnz + 1) * sizeof(Py_ssize_t))
-    cursor = <Py_ssize_t*>malloc((n_f + 1) * sizeof(Py_ssize_t))
-    all_hs = <double*>malloc((n_slots * n * k + 1) * sizeof(double))
-    all_hi = <Py_ssize_t*>malloc((n_slots * n * k + 1) * sizeof(Py_ssize_t))
-    all_size = <Py_ssize_t*>malloc((n_slots * n + 1) * sizeof(Py_ssize_t))
-    all_worst = <double*>malloc((n_slots * n + 1) * sizeof(double))
-    try:
-        if (pos == NULL or cursor == NULL or all_hs == NULL or all_hi == NULL
-                or all_size == NULL or all_worst == NULL):
-            return n_slots
-        with nogil:
-            # pos[p]: where entry p of V (row q, feature f) sits in T's row f;
-            # rows of V in increasing order meet T's rows in their order
-            for f in range(n_f):
-                cursor[f] = t_indptr[f]
-            for q in range(n):
-                for p in range(indptr[q], indptr[q + 1]):
-                    f = indices[p]
-                    if f < 0 or f >= n_f or cursor[f] >= t_indptr[f + 1] \
-                            or t_indices[cursor[f]] != q:
-                        n_bad = -1
-                        break
-                    pos[p] = cursor[f]
-                    cursor[f] += 1
-                if n_bad:
-                    break
-            for j in range(n_slots * n):
-                all_size[j] = 0
-                all_worst[j] = 0
-        if n_bad:
-            return -1
-        with nogil, parallel(num_threads=n_slots):
-            acc = <double*>malloc((n + 1) * sizeof(double))
-            mark = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
-            touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
-            try:
-                if mark != NULL:
-                    for ci in range(n):
-                        mark[ci] = -1
-                for q in prange(n, schedule="dynamic", chunksize=8):
-                    if acc == NULL or mark == NULL or touched == NULL:
-                        n_bad += 1
-                        continue
-                    tid = omp_get_thread_num()
-                    base = tid * n
-                    # the pairs (q, c > q): T's entries after q in each row
-                    work = 0
-                    for p in range(indptr[q], indptr[q + 1]):
-                        f = indices[p]
-                        work = work + t_indptr[f + 1] - pos[p] - 1
-                    dense = 2 * work >= n - q - 1
-                    m = 0
-                    if dense:
-                        for t in range(q + 1, n):
-                            acc[t] = 0
-                        for p in range(indptr[q], indptr[q + 1]):
-                            f = indices[p]
-                            w = data[p]
-                            for pp in range(pos[p] + 1, t_indptr[f + 1]):
-                                acc[t_indices[pp]] += w * t_data[pp]
-                    else:
-                        for p in range(indptr[q], indptr[q + 1]):
-                            f = indices[p]
-                            w = data[p]
-                            for pp in range(pos[p] + 1, t_indptr[f + 1]):
-                                c = t_indices[pp]
-                                if mark[c] != q:
-                                    mark[c] = q
-                                    acc[c] = 0
-                                    touched[m] = c
-                                    m = m + 1
-                                acc[c] += w * t_data[pp]
-                    hs = all_hs + (base + q) * k
-                    hi = all_hi + (base + q) * k
-                    if dense:
-                        for c in range(q + 1, n):
-                            # screen: neither heap can take it
-                            d = acc[c]
-                            if d <= 0:
-                                continue
-                            if cosine:
-                                a = norms[q] * norms[c] + shrinkage
-                                if (d <= a * all_worst[base + q]
-                                        and d <= a * all_worst[base + c]):
-                                    continue
-                            elif d <= all_worst[base + q] and d <= all_worst[base + c]:
-                                continue
-                            slot = base + c
-                            _offer_pair(acc, q, c, cosine, &norms[0], shrinkage,
-                                        hs, hi, &all_size[base + q],
-                                        all_hs + slot * k, all_hi + slot * k,
-                                        &all_size[slot], &all_worst[slot], k)
-                            if all_size[base + q] == k:
-                                all_worst[base + q] = hs[0] * _MARGIN
-                    else:
-                        for t in range(m):
-                            c = touched[t]
-                            slot = base + c
-                            _offer_pair(acc, q, c, cosine, &norms[0], shrinkage,
-                                        hs, hi, &all_size[base + q],
-                                        all_hs + slot * k, all_hi + slot * k,
-                                        &all_size[slot], &all_worst[slot], k)
-                            if all_size[base + q] == k:
-                                all_worst[base + q] = hs[0] * _MARGIN
-            finally:
-                free(acc)
-                free(mark)
-                free(touched)
-        if n_bad:
-            return n_bad
-        with nogil:
-            # merge the slots' heaps of every row (one slot: copy)
-            for q in prange(n, num_threads=n_slots, schedule="static"):
-                if n_slots == 1:
-                    size = all_size[q]
-                    hs = all_hs + q * k
-                    hi = all_hi + q * k
-                else:
-                    # slot 0's heap of q takes the other slots' entries
-                    hs = all_hs + q * k
-                    hi = all_hi + q * k
-                    size = all_size[q]
-                    for tid in range(1, n_slots):
-                        slot = tid * n + q
-                        for s0 in range(all_size[slot]):
-                            heap_push(hs, hi, &size, k, all_hs[slot * k + s0],
-                                      all_hi[slot * k + s0])
-                out_cnt[q] = size
-                for t in range(size):
-                    out_idx[q, t] = <int>hi[t]
-                    out_val[q, t] = <floating>hs[t]
-    finally:
-        free(pos)
-        free(cursor)
-        free(all_hs)
-        free(all_hi)
-        free(all_size)
-        free(all_worst)
-    return 0
 
 
 def sparse_rows_dot(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
