@@ -389,7 +389,9 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
     """Ours (``FMRecommender``) and myfm on the same ids and blocks, fitted
     alternately (ours, myfm, ours, ...) ``repeats`` times per configuration
     in this one process; medians of the wall times, the load average
-    (``os.getloadavg``) before and after each configuration, and RMSE.  With
+    (``os.getloadavg``) before and after each configuration, and RMSE; also
+    the medians of the CPU times (``time.process_time``: comparable for one
+    thread, less sensitive than wall time to a loaded machine).  With
     the implicit blocks, ours is also timed with the blocks' draws by the
     per-step path (``_mcmc._FUSED_MIXED = False``, the same draws: the
     before/after of the fused kernel)."""
@@ -419,6 +421,7 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
         times = {"ours": [], "myfm": []}
         if implicit is not None and sampler == "mixed":
             times["ours per-step"] = []
+        cpu = {who: [] for who in times}
         for _ in range(repeats):
             for who in [w for w in times if w.startswith("ours")]:
                 _mcmc._FUSED_MIXED = who == "ours"
@@ -426,18 +429,20 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
                     10, solver="mcmc", max_iter=n_iter, random_state=0,
                     implicit_features=implicit, sampler=sampler, n_jobs=n_jobs,
                 )  # fmt: skip
-                tic = time.perf_counter()
+                tic, cic = time.perf_counter(), time.process_time()
                 ours.fit(train[["user", "item"]], y_tr)
                 times[who].append(time.perf_counter() - tic)
+                cpu[who].append(time.process_time() - cic)
             _mcmc._FUSED_MIXED = True
             peer = myfm.MyFMRegressor(rank=10, random_seed=0)
-            tic = time.perf_counter()
+            tic, cic = time.perf_counter(), time.process_time()
             peer.fit(
                 X["train"], y_tr, X_rel=rel["train"], n_iter=n_iter,
                 n_kept_samples=n_iter - n_iter // 10, group_shapes=shapes,
                 callback=lambda *args: (False, None),
             )  # fmt: skip
             times["myfm"].append(time.perf_counter() - tic)
+            cpu["myfm"].append(time.process_time() - cic)
         ours_rmse = rmse(ours.predict(test[["user", "item"]]), y_te)
         peer_rmse = rmse(np.clip(peer.predict(X["test"], X_rel=rel["test"]), 1, 5), y_te)
         med = {who: float(np.median(t)) for who, t in times.items()}
@@ -449,6 +454,10 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
             per_step_s=med.get("ours per-step", np.nan),
             myfm_s=med["myfm"],
             ratio=med["myfm"] / med["ours"],
+            ours_cpu_s=float(np.median(cpu["ours"])),
+            per_step_cpu_s=float(np.median(cpu.get("ours per-step", [np.nan]))),
+            myfm_cpu_s=float(np.median(cpu["myfm"])),
+            cpu_ratio=float(np.median(cpu["myfm"]) / np.median(cpu["ours"])),
             ours_rmse=ours_rmse,
             myfm_rmse=peer_rmse,
             **{f"{who}_all": " ".join(f"{t:.2f}" for t in ts) for who, ts in times.items()},

@@ -48,7 +48,8 @@ def main():
     r = load_movielens(path).ratings
     train, test = train_test_split(r, test_size=0.2, random_state=0)
     X, y = train[["user", "item"]], train["rating"].to_numpy(float)
-    for kname in ("gibbs_sweep", "block_coordinate_pass", "block_state", "block_add",
+    for kname in ("gibbs_sweep", "block_coordinate_pass", "blocks_coordinate_sweep",
+                  "block_state", "block_add",
                   "block_sweep", "intercept_draw", "coordinate_pass"):
         if hasattr(_mcmc_fast, kname):
             wrap(_mcmc_fast, kname)

@@ -10,7 +10,8 @@ the GIL and in parallel over rows (OpenMP).
     sparsely through the transposed candidate matrix (a dense accumulator of
     one row per thread, never the dense candidates x candidates matrix), turned
     into cosine similarities with shrinkage and pruned to the best ``k``
-    positive ones with a min-heap.
+    positive ones with a min-heap (seeded, for rows reaching many candidates,
+    with a lower bound of the k-th best from block maxima).
 ``sparse_rows_dot``
     Dense rows of ``A[rows] @ B`` for sparse A and B (scores of users from
     their history and a sparse similarity matrix; EASE's Gram matrix), with
@@ -33,6 +34,7 @@ from sklearn_mf._kernel_helpers cimport skmf_mix64  # noqa: F401
 
 cdef extern from *:
     """
+    #include <float.h>
     /* True if acc[c] > a * norms[c] + b for some c < n: the branch-free screen
        of the similarity scan, compiled for AVX2 and baseline x86-64. */
     SKMF_CLONES static int skmf_any_above(const double *acc, const double *norms,
@@ -43,9 +45,74 @@ cdef extern from *:
             hit |= acc[c] > a * norms[c] + b;
         return hit != 0;
     }
+
+    /* sim[c] = candidate c's similarity, acc[c] / (q_norm * norms[c] + h)
+       when cosine, else acc[c], or 0 when not positive, for c < n (up to a
+       few ulps: FMA may contract it, so only for bounds); bm[j] = the largest
+       of block j (candidates j*B .. j*B+B-1) of the n // B whole blocks. */
+    SKMF_CLONES static void skmf_sims(const double *acc, const double *norms,
+                                      Py_ssize_t n, Py_ssize_t B, int cosine,
+                                      double q_norm, double h, double *sim,
+                                      double *bm) {
+        if (cosine) {
+            SKMF_PRAGMA(omp simd)
+            for (Py_ssize_t c = 0; c < n; c++) {
+                /* unconditional: vectorises; den >= 0, and a zero den
+                   (never a candidate) gives NaN or inf, mapped to 0 */
+                double v = acc[c] / (q_norm * norms[c] + h);
+                sim[c] = (v > 0 && v <= DBL_MAX) ? v : 0.0;
+            }
+        } else {
+            SKMF_PRAGMA(omp simd)
+            for (Py_ssize_t c = 0; c < n; c++)
+                sim[c] = acc[c] > 0 ? acc[c] : 0.0;
+        }
+        for (Py_ssize_t j = 0; j < n / B; j++) {
+            const double *x = sim + j * B;
+            double m = 0;
+            SKMF_PRAGMA(omp simd reduction(max:m))
+            for (Py_ssize_t c = 0; c < B; c++)
+                m = x[c] > m ? x[c] : m;
+            bm[j] = m;
+        }
+    }
+
+    /* True if x[c] > t for some c < n. */
+    SKMF_CLONES static int skmf_any_gt(const double *x, Py_ssize_t n, double t) {
+        long hit = 0;
+        SKMF_PRAGMA(omp simd reduction(|:hit))
+        for (Py_ssize_t c = 0; c < n; c++)
+            hit |= x[c] > t;
+        return hit != 0;
+    }
+
+    /* The k-th largest of x[0..n) (0 < k <= n), moving the entries. */
+    static double skmf_kth_largest(double *x, Py_ssize_t n, Py_ssize_t k) {
+        Py_ssize_t lo = 0, hi = n - 1, want = k - 1;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2, i = lo, j = hi;
+            double a = x[lo], b = x[mid], c = x[hi], pivot, t;
+            pivot = (a < b) ? ((b < c) ? b : ((a < c) ? c : a))
+                            : ((a < c) ? a : ((b < c) ? c : b));
+            while (i <= j) {  /* Hoare partition, descending */
+                while (x[i] > pivot) i++;
+                while (x[j] < pivot) j--;
+                if (i <= j) { t = x[i]; x[i] = x[j]; x[j] = t; i++; j--; }
+            }
+            if (want <= j) hi = j;
+            else if (want >= i) lo = i;
+            else return x[want];
+        }
+        return x[want];
+    }
     """
     bint skmf_any_above(const double* acc, const double* norms, Py_ssize_t n,
                         double a, double b) noexcept nogil
+    void skmf_sims(const double* acc, const double* norms, Py_ssize_t n,
+                   Py_ssize_t B, int cosine, double q_norm, double h,
+                   double* sim, double* bm) noexcept nogil
+    bint skmf_any_gt(const double* x, Py_ssize_t n, double t) noexcept nogil
+    double skmf_kth_largest(double* x, Py_ssize_t n, Py_ssize_t k) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -78,6 +145,23 @@ cdef inline void _offer(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint c
     heap_push(hs, hi, size, k, s, c)
 
 
+cdef inline double _sims_bound(const double* acc, const double* norms, Py_ssize_t n,
+                              Py_ssize_t k, bint cosine, double q_norm, double h,
+                              double* sim, double* bm) noexcept nogil:
+    """Fill ``sim`` (see ``skmf_sims``) and return a lower bound of the k-th
+    largest similarity of the dense row (0 if none found): the k-th largest
+    of the maxima of disjoint blocks of candidates (k distinct candidates
+    reach it), blocks of 4 to 64 candidates, at least 2k of them; ``bm``
+    holds ``n // 4`` doubles."""
+    cdef Py_ssize_t B = 64
+    while B > 4 and n // B < 4 * k:
+        B = B // 2
+    skmf_sims(acc, norms, n, B, cosine, q_norm, h, sim, bm)
+    if n // B < 2 * k:
+        return 0.0
+    return skmf_kth_largest(bm, n // B, k)
+
+
 def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                       const floating[::1] q_data, const double[::1] q_norms,
                       const Py_ssize_t[::1] t_indptr, const int[::1] t_indices,
@@ -98,10 +182,12 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     """
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_cand = c_norms.shape[0]
     cdef Py_ssize_t k = out_idx.shape[1]
-    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, size, work, skip, c0, c1
+    cdef Py_ssize_t q, p, pp, c, ci, j, m, t, f, size, work, skip, c0, c1
     cdef bint dense
-    cdef double w, thr, a, b
+    cdef double w, thr, a, b, tau
     cdef double* acc
+    cdef double* bm
+    cdef double* sim
     cdef double* hs
     cdef Py_ssize_t* hi
     cdef Py_ssize_t* mark
@@ -113,12 +199,15 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
         touched = <Py_ssize_t*>malloc(n_cand * sizeof(Py_ssize_t))
         hs = <double*>malloc((k + 1) * sizeof(double))
         hi = <Py_ssize_t*>malloc((k + 1) * sizeof(Py_ssize_t))
+        bm = <double*>malloc((n_cand // 4 + 1) * sizeof(double))
+        sim = <double*>malloc((n_cand + 1) * sizeof(double))
         try:
             if mark != NULL:
                 for ci in range(n_cand):
                     mark[ci] = -1
             for q in prange(n_q, schedule="dynamic", chunksize=8):
-                if acc == NULL or mark == NULL or touched == NULL or hs == NULL or hi == NULL:
+                if (acc == NULL or mark == NULL or touched == NULL or hs == NULL or hi == NULL
+                        or bm == NULL or sim == NULL):
                     n_bad += 1
                     out_cnt[q] = 0
                     continue
@@ -154,19 +243,23 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                 size = 0
                 skip = q + self_offset if self_offset >= 0 else -1
                 if dense:
+                    if 0 <= skip < n_cand:
+                        acc[skip] = 0  # never offered: out of the bound below
+                    tau = _sims_bound(acc, &c_norms[0], n_cand, k, cosine, q_norms[q],
+                                      shrinkage, sim, bm)
                     # blocks of candidates of which none can enter the heap
-                    # (dot <= worst * (|q| |c| + h), or dot <= 0 while it
-                    # fills) are skipped by one branch-free pass
+                    # (similarity below the heap's worst or, while it fills,
+                    # below the bound tau; a relative margin covers the ulps
+                    # of ``sim``) are skipped by one branch-free pass; the
+                    # others get the exact test
                     c0 = 0
                     while c0 < n_cand:
                         c1 = c0 + _SCREEN if c0 + _SCREEN < n_cand else n_cand
-                        thr = hs[0] * _MARGIN if size == k else 0.0
-                        a = thr * q_norms[q] if cosine else 0.0
-                        b = thr * shrinkage if cosine else thr
-                        if skmf_any_above(acc + c0, &c_norms[c0], c1 - c0, a, b):
+                        thr = (hs[0] if size == k else tau) * _MARGIN
+                        if skmf_any_gt(sim + c0, c1 - c0, thr):
                             for c in range(c0, c1):
                                 # the same bound (the heap's worst only rises)
-                                if acc[c] > a * c_norms[c] + b:
+                                if sim[c] > thr:
                                     _offer(acc, c, skip, cosine, q_norms[q], &c_norms[0],
                                            shrinkage, hs, hi, &size, k)
                         c0 = c1
@@ -175,15 +268,23 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                         _offer(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
                                shrinkage, hs, hi, &size, k)
                 out_cnt[q] = size
+                # by increasing index (insertion sort of at most k entries)
                 for t in range(size):
-                    out_idx[q, t] = <int>hi[t]
-                    out_val[q, t] = <floating>hs[t]
+                    j = t
+                    while j > 0 and out_idx[q, j - 1] > hi[t]:
+                        out_idx[q, j] = out_idx[q, j - 1]
+                        out_val[q, j] = out_val[q, j - 1]
+                        j = j - 1
+                    out_idx[q, j] = <int>hi[t]
+                    out_val[q, j] = <floating>hs[t]
         finally:
             free(acc)
             free(mark)
             free(touched)
             free(hs)
             free(hi)
+            free(bm)
+            free(sim)
     return n_bad
 
 

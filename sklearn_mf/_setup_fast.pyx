@@ -11,7 +11,14 @@ ratings that set-up needs are counting sorts here:
   a histogram per thread over its own slice of the entries;
 - :func:`coo_to_csr`: (row, column, value) triples to a CSR matrix with sorted
   column indices and duplicates summed, by two stable counting passes (by
-  column, then by row: a least-significant-digit radix sort).
+  column, then by row: a least-significant-digit radix sort);
+- :func:`block_arrange`: the ratings of the parallel SGD grid block by block
+  (one counting pass, or two radix passes on a large grid);
+- :func:`blocked_csr`: the CSR of block-ordered ratings, row block by row
+  block in cache.
+
+The tables of a million users do not stay in cache: the kernels that read
+them at random prefetch their entries ahead of use.
 
 Codes must be valid (``0 <= code < n``); the Python side guarantees it.
 """
@@ -210,27 +217,93 @@ cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int n_threads) noexcept nogil:
     return c if c > 0 else 1
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define SKMF_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 1)
+    #else
+    #define SKMF_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void SKMF_PREFETCH(const void* p) noexcept nogil
+
+
+cdef enum:
+    # ratings ahead whose table entries are prefetched: the tables of a
+    # million users do not stay in cache, and their random reads dominate
+    _AHEAD = 24
+
+
+cdef inline int64_t _block_of(int64_t w, int64_t B, int64_t n, double scale) noexcept nogil:
+    """``w * B // n`` without an integer division: a floating-point estimate
+    (``scale = B / n``; off by at most one), then corrected."""
+    cdef int64_t num = w * B, b = <int64_t>(<double>w * scale)
+    if b * n > num:
+        b -= 1
+    elif (b + 1) * n <= num:
+        b += 1
+    return b
+
+
+cdef void _arrange_chunk(const int* user_codes, const int* item_codes, const real* ratings,
+                         const out_real* weights, const Py_ssize_t* rows,
+                         Py_ssize_t start, Py_ssize_t stop,
+                         const int* user_pos, const int* item_pos, int64_t n_u, int64_t n_i,
+                         int64_t B, double su, double si, bint by_row_block,
+                         int64_t* offsets, bint scatter, int* out_users, int* out_items,
+                         out_real* out_ratings, out_real* out_weights) noexcept nogil:
+    """One chunk of ratings ``[start, stop)`` of :func:`block_arrange`: count
+    them by key (the row block when ``by_row_block``, else the block) into
+    ``offsets``, or (``scatter``) write them where ``offsets`` says, stably."""
+    cdef Py_ssize_t r, q, q2, pos
+    cdef int64_t key
+    cdef int wu, wi
+    for r in range(start, stop):
+        if r + _AHEAD < stop:
+            q2 = rows[r + _AHEAD] if rows != NULL else r + _AHEAD
+            SKMF_PREFETCH(&user_pos[user_codes[q2]])
+            if scatter or not by_row_block:
+                SKMF_PREFETCH(&item_pos[item_codes[q2]])
+        q = rows[r] if rows != NULL else r
+        wu = user_pos[user_codes[q]]
+        key = _block_of(wu, B, n_u, su)
+        if scatter or not by_row_block:
+            wi = item_pos[item_codes[q]]
+            if not by_row_block:
+                key = key * B + _block_of(wi, B, n_i, si)
+        if not scatter:
+            offsets[key] += 1
+            continue
+        pos = offsets[key]
+        offsets[key] = pos + 1
+        out_users[pos] = wu
+        out_items[pos] = wi
+        out_ratings[pos] = <out_real>ratings[q]
+        if weights != NULL:
+            out_weights[pos] = weights[q]
+
+
 cdef void _arrange_row_block(int* users, int* items, out_real* ratings, out_real* weights,
-                             Py_ssize_t m, bint weighted, Py_ssize_t B,
-                             const int* col_block, int64_t* cnt, Py_ssize_t* block_ptr,
+                             Py_ssize_t m, bint weighted, int64_t B, int64_t n_i, double si,
+                             int64_t* cnt, Py_ssize_t* block_ptr,
                              Py_ssize_t base, int* buf_u, int* buf_i, out_real* buf_r,
                              out_real* buf_w) noexcept nogil:
     """Stable counting sort of one row block's ``m`` ratings by column block
-    (``col_block[working item]``), in place through the buffers; writes the
+    (of the working item, among ``n_i``), in place through the buffers; writes the
     ends of the row block's ``B`` blocks to ``block_ptr`` (offset ``base``)."""
     cdef Py_ssize_t p, b, pos
     cdef int64_t acc = 0, c
     for b in range(B):
         cnt[b] = 0
     for p in range(m):
-        cnt[col_block[items[p]]] += 1
+        cnt[_block_of(items[p], B, n_i, si)] += 1
     for b in range(B):
         c = cnt[b]
         cnt[b] = acc
         acc += c
         block_ptr[b + 1] = base + acc
     for p in range(m):
-        b = col_block[items[p]]
+        b = _block_of(items[p], B, n_i, si)
         pos = cnt[b]
         cnt[b] = pos + 1
         buf_u[pos] = users[p]
@@ -279,7 +352,7 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
     cdef bint weighted = weights.shape[0] > 0
     cdef Py_ssize_t B = n_blocks, n_keys = n_blocks * n_blocks
     cdef int64_t n_u = user_pos.shape[0], n_i = item_pos.shape[0]
-    cdef Py_ssize_t c, r, q, key, start, stop, chunk, pos, n_chunks, bu, s, m, longest
+    cdef Py_ssize_t c, start, stop, chunk, n_chunks, bu, s, m, longest
     cdef bint two_pass = n_keys > _ONE_PASS_KEYS
     cdef int tid
     if n >= 2**31 - 1:
@@ -296,16 +369,7 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
         n_threads = omp_get_max_threads()
     if n < 100_000:
         n_threads = 1
-    # per user (item) code: its working position and its row (column) block,
-    # side by side so that one cache line serves both (no division per rating)
-    u_tab_arr = np.empty((n_u, 2), dtype=np.int32)
-    u_tab_arr[:, 0] = user_pos
-    u_tab_arr[:, 1] = np.asarray(user_pos, dtype=np.int64) * B // n_u
-    i_tab_arr = np.empty((n_i, 2), dtype=np.int32)
-    i_tab_arr[:, 0] = item_pos
-    i_tab_arr[:, 1] = np.asarray(item_pos, dtype=np.int64) * B // n_i
-    cdef const int[:, ::1] u_tab = u_tab_arr
-    cdef const int[:, ::1] i_tab = i_tab_arr
+    cdef double su = <double>B / n_u, si = <double>B / n_i
     n_chunks = _n_chunks(n, n_threads)
     chunk = (n + n_chunks - 1) // n_chunks
     # the first digit: the block (one pass) or the row block (two passes)
@@ -314,40 +378,28 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
     cdef int64_t[:, ::1] offsets = offsets_arr
     first_ptr_arr = np.zeros(n_first + 1, dtype=np.intp)
     cdef Py_ssize_t[::1] first_ptr = first_ptr_arr
+    cdef const Py_ssize_t* rows_ptr = &rows[0] if subset else NULL
+    cdef const out_real* w_in = &weights[0] if weighted else NULL
+    cdef out_real* w_out = &out_weights[0] if weighted else NULL
     with nogil:
         for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
             start = c * chunk
             stop = min(start + chunk, n)
-            for r in range(start, stop):
-                q = rows[r] if subset else r
-                if two_pass:
-                    key = u_tab[user_codes[q], 1]
-                else:
-                    key = u_tab[user_codes[q], 1] * B + i_tab[item_codes[q], 1]
-                offsets[c, key] += 1
+            _arrange_chunk(&user_codes[0], &item_codes[0], &ratings[0], w_in, rows_ptr,
+                           start, stop, &user_pos[0], &item_pos[0], n_u, n_i, B, su, si,
+                           two_pass, &offsets[c, 0], False, NULL, NULL, <out_real*>NULL, NULL)
         _exclusive_offsets(offsets, first_ptr)
         for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
             start = c * chunk
             stop = min(start + chunk, n)
-            for r in range(start, stop):
-                q = rows[r] if subset else r
-                if two_pass:
-                    key = u_tab[user_codes[q], 1]
-                else:
-                    key = u_tab[user_codes[q], 1] * B + i_tab[item_codes[q], 1]
-                pos = offsets[c, key]
-                offsets[c, key] = pos + 1
-                out_users[pos] = u_tab[user_codes[q], 0]
-                out_items[pos] = i_tab[item_codes[q], 0]
-                out_ratings[pos] = <out_real>ratings[q]
-                if weighted:
-                    out_weights[pos] = weights[q]
+            _arrange_chunk(&user_codes[0], &item_codes[0], &ratings[0], w_in, rows_ptr,
+                           start, stop, &user_pos[0], &item_pos[0], n_u, n_i, B, su, si,
+                           two_pass, &offsets[c, 0], True, &out_users[0], &out_items[0],
+                           &out_ratings[0], w_out)
     if not two_pass:
         return first_ptr_arr
     longest = int(np.diff(first_ptr_arr).max())
-    # column block of each working item, and one row block of scratch per thread
-    col_block_arr = (np.arange(n_i, dtype=np.int64) * B // n_i).astype(np.int32)
-    cdef const int[::1] col_block = col_block_arr
+    # one row block of scratch per thread
     cnt_arr = np.empty((n_threads, B), dtype=np.int64)
     cdef int64_t[:, ::1] cnt = cnt_arr
     dtype = np.asarray(out_ratings).dtype
@@ -359,15 +411,14 @@ def block_arrange(const int[::1] user_codes, const int[::1] item_codes,
     cdef int[:, ::1] buf_i = buf_i_arr
     cdef out_real[:, ::1] buf_r = buf_r_arr
     cdef out_real[:, ::1] buf_w = buf_w_arr
-    cdef out_real* w_ptr = &out_weights[0] if weighted else NULL
     with nogil:
         for bu in prange(B, num_threads=n_threads, schedule="dynamic", chunksize=1):
             tid = threadid()
             s = first_ptr[bu]
             m = first_ptr[bu + 1] - s
             _arrange_row_block(&out_users[s], &out_items[s], &out_ratings[s],
-                               (w_ptr + s) if weighted else NULL, m, weighted, B,
-                               &col_block[0], &cnt[tid, 0], &ptr[bu * B], s,
+                               (w_out + s) if weighted else NULL, m, weighted, B, n_i, si,
+                               &cnt[tid, 0], &ptr[bu * B], s,
                                &buf_u[tid, 0], &buf_i[tid, 0], &buf_r[tid, 0],
                                &buf_w[tid, 0])
     return ptr_arr
@@ -402,6 +453,8 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
     for x in range(n_digits * n_buckets):
         hist[x] = 0
     for p in range(m):
+        if p + _AHEAD < m:
+            SKMF_PREFETCH(&item_order[items[p + _AHEAD]])
         k = item_order[items[p]]
         key_a[p] = k
         row_a[p] = <int>(users[p] - lo)

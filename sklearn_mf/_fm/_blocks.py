@@ -160,7 +160,7 @@ class BlockSampler:
         two and no copies of the factor sums.  Returns the number of failed
         draws."""
         if self._fused is None:
-            max_nb = max(b["s"].shape[0] for b in self.blocks)
+            max_nb = max(1, *(b["s"].shape[0] for b in self.blocks))
             n_parts = max(1, self.n_threads)
             args = []
             for b in self.blocks:

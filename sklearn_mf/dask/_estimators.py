@@ -310,7 +310,7 @@ class _DaskALS(BaseEstimator):
         """Row-chunk size of the solves and the window of solves in flight.
 
         From the smallest worker's memory limit (none: whole blocks and a
-        window of two solves per worker): a solve's gathered factor rows take
+        window of every block): a solve's gathered factor rows take
         at most ``_GATHER_SHARE`` of it, and the messages of the solves in
         flight (held twice while they travel: by the sender and by the
         receiver) at most ``_IN_FLIGHT_SHARE`` of the cluster's memory.  When
@@ -324,14 +324,17 @@ class _DaskALS(BaseEstimator):
             max(1, int(limit * _GATHER_SHARE) // row_bytes) if limit else None
         )
         self._max_gathered_rows = params["max_gathered_rows"]
-        self._window, self._serial = 2 * n_workers, False
+        # every block of a half-step at once when the messages fit: a window
+        # smaller than the blocks makes the client wait for a solve before
+        # it submits the next block's messages (a round trip per block)
+        self._window, self._serial = B, False
         if limit:
             # rows received by the block solved, per block of either side
             received = [sum(s["out"][b] for s in sizes[B:]) for b in range(B)]
             received += [sum(s["out"][b] for s in sizes[:B]) for b in range(B)]
             biggest = max(max(received) * row_bytes, 1)
             fits = int(limit * n_workers * _IN_FLIGHT_SHARE) // (2 * biggest)
-            self._window = max(1, min(self._window, fits))
+            self._window = max(1, min(B, fits))
             self._serial = fits < 2 * n_workers
 
     def _global_mean(self, s):
@@ -344,8 +347,8 @@ class _DaskALS(BaseEstimator):
     ):
         """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it.
 
-        Blocks are submitted in a sliding window (twice the number of
-        workers, fewer when the messages would not fit the workers' memory):
+        Blocks are submitted in a sliding window (every block, fewer when
+        the messages would not fit the workers' memory):
         Dask would otherwise compute every message of the half-step at once
         (they are all ready), holding all of them in memory.
         """
