@@ -137,8 +137,10 @@ def compare_cg(R_u, n_users, n_items, args):
     P0 = rng.normal(0, 0.1, (n_users, k)).astype(np.float32)
     Q0 = rng.normal(0, 0.1, (n_items, k)).astype(np.float32)
     nnz = int(R_u.indptr[-1])
-    print(f"size {args.size}: users {n_users} items {n_items} nnz {nnz} k {k}; "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(
+        f"size {args.size}: users {n_users} items {n_items} nnz {nnz} k {k}; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     configs = [("cholesky", 0)] + [("cg", s) for s in (1, 2, 3, 5)]
     res = {c: [] for c in configs}
     state = {}
@@ -158,9 +160,11 @@ def compare_cg(R_u, n_users, n_items, args):
                 state.setdefault(("rmse", c), []).append(float(np.sqrt(sse / nnz)))
     for c in configs:
         name = c[0] if c[0] == "cholesky" else f"cg {c[1]} steps"
-        print(f"  {name:14s} CPU s/iter median {np.median(res[c]):.3f} "
-              f"(runs {', '.join(f'{t:.2f}' for t in res[c])}); "
-              f"train RMSE after {2 + args.repeat} it {state[('rmse', c)][-1]:.4f}")
+        print(
+            f"  {name:14s} CPU s/iter median {np.median(res[c]):.3f} "
+            f"(runs {', '.join(f'{t:.2f}' for t in res[c])}); "
+            f"train RMSE after {2 + args.repeat} it {state[('rmse', c)][-1]:.4f}"
+        )
     print(f"  load {os.getloadavg()[0]:.1f}")
 
 

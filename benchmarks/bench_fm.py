@@ -396,6 +396,7 @@ def versus_myfm(train, test, n_iter, repeats, n_jobs, configs=None, sampler="mix
     per-step path (``_mcmc._FUSED_MIXED = False``, the same draws: the
     before/after of the fused kernel)."""
     from sklearn_mf._fm import _mcmc
+
     myfm = _import_myfm()
     configs = configs or {"ids": None, **IMPLICIT}
     y_tr, y_te = train["rating"].to_numpy(float), test["rating"].to_numpy(float)

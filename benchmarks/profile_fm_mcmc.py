@@ -4,6 +4,7 @@ spends its time on MovieLens 100K: wraps the kernels and the Python steps of
 
     PYTHONPATH=. python benchmarks/profile_fm_mcmc.py [--sweeps 200] [--n-jobs 2]
 """
+
 import argparse
 import collections
 import os
@@ -13,7 +14,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from sklearn_mf import FMRecommender
-from sklearn_mf._fm import _blocks, _mcmc, _mcmc_fast, _fm_fast
+from sklearn_mf._fm import _fm_fast, _mcmc, _mcmc_fast
 from sklearn_mf.datasets import load_movielens
 
 WALL = collections.Counter()
@@ -48,9 +49,16 @@ def main():
     r = load_movielens(path).ratings
     train, test = train_test_split(r, test_size=0.2, random_state=0)
     X, y = train[["user", "item"]], train["rating"].to_numpy(float)
-    for kname in ("gibbs_sweep", "block_coordinate_pass", "blocks_coordinate_sweep",
-                  "block_state", "block_add",
-                  "block_sweep", "intercept_draw", "coordinate_pass"):
+    for kname in (
+        "gibbs_sweep",
+        "block_coordinate_pass",
+        "blocks_coordinate_sweep",
+        "block_state",
+        "block_add",
+        "block_sweep",
+        "intercept_draw",
+        "coordinate_pass",
+    ):
         if hasattr(_mcmc_fast, kname):
             wrap(_mcmc_fast, kname)
     for kname in ("predict_cache", "objective"):
@@ -59,16 +67,26 @@ def main():
     wrap(_mcmc, "coordinate_draws")
     for cfg in args.configs.split(","):
         impl = None if cfg == "ids" else cfg
-        WALL.clear(); CPU.clear(); CALLS.clear()
-        m = FMRecommender(10, solver="mcmc", max_iter=args.sweeps, random_state=0,
-                          implicit_features=impl, n_jobs=args.n_jobs)
+        WALL.clear()
+        CPU.clear()
+        CALLS.clear()
+        m = FMRecommender(
+            10,
+            solver="mcmc",
+            max_iter=args.sweeps,
+            random_state=0,
+            implicit_features=impl,
+            n_jobs=args.n_jobs,
+        )
         t, c = time.perf_counter(), time.process_time()
         m.fit(X, y)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         pred = m.predict(test[["user", "item"]])
         rm = float(np.sqrt(np.mean((pred - test["rating"].to_numpy()) ** 2)))
-        print(f"\n== {cfg}: fit wall {wall:.3f} s cpu {cpu:.3f} s  rmse {rm:.4f}  "
-              f"load {os.getloadavg()[0]:.1f}")
+        print(
+            f"\n== {cfg}: fit wall {wall:.3f} s cpu {cpu:.3f} s  rmse {rm:.4f}  "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
         for k_ in sorted(WALL, key=WALL.get, reverse=True):
             print(f"  {k_:36s} calls {CALLS[k_]:6d} wall {WALL[k_]:.3f} cpu {CPU[k_]:.3f}")
 

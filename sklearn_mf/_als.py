@@ -191,8 +191,9 @@ def explicit_objective(
         empty if other_bias is None else other_bias,
         _threads_for(R, n_threads),
     )
-    return float(sse + explicit_penalty(X, bias, Y, other_bias, reg, reg_bias, scale,
-                                        row_weight, col_weight))
+    return float(
+        sse + explicit_penalty(X, bias, Y, other_bias, reg, reg_bias, scale, row_weight, col_weight)
+    )
 
 
 def explicit_penalty(X, bias, Y, other_bias, reg, reg_bias, scale, row_weight, col_weight):

@@ -126,7 +126,12 @@ def test_cg_loss_is_the_explicit_objective(ml100k):
     X = np.asarray(ml100k.X)[:, :2]
     y = np.asarray(ml100k.y, dtype=np.float64)
     mf = MatrixFactorization(
-        solver="als", als_solver="cg", n_factors=8, max_iter=3, tol=None, random_state=0,
+        solver="als",
+        als_solver="cg",
+        n_factors=8,
+        max_iter=3,
+        tol=None,
+        random_state=0,
         n_jobs=1,
     ).fit(X, y)
     # the objective of the fitted parameters, computed from scratch
@@ -134,8 +139,17 @@ def test_cg_loss_is_the_explicit_objective(ml100k):
     wu = R.row_sums()
     wi = np.bincount(R.indices, minlength=R.n_cols).astype(np.float64)
     codes_obj = explicit_objective(
-        R, mf.user_factors_, mf.user_bias_, mf.item_factors_, mf.item_bias_,
-        mf.regularization, mf.regularization, True, 1, wu, wi,
+        R,
+        mf.user_factors_,
+        mf.user_bias_,
+        mf.item_factors_,
+        mf.item_bias_,
+        mf.regularization,
+        mf.regularization,
+        True,
+        1,
+        wu,
+        wi,
     ) / len(y)
     assert mf.loss_curve_[-1] == pytest.approx(codes_obj, rel=1e-5)
     assert np.all(np.diff(mf.loss_curve_) < 0)
@@ -160,8 +174,17 @@ def test_chunked_cg_block_equals_whole_block():
     u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
     v = rng.integers(1, 6, 700).astype(np.float32)
     params = dict(
-        model="explicit", dtype=np.float32, n_factors=k, reg=0.1, reg_b=0.1, biased=True,
-        scale=True, solver="cg", cg_steps=3, n_threads=1, global_mean=3.0,
+        model="explicit",
+        dtype=np.float32,
+        n_factors=k,
+        reg=0.1,
+        reg_b=0.1,
+        biased=True,
+        scale=True,
+        solver="cg",
+        cg_steps=3,
+        n_threads=1,
+        global_mean=3.0,
     )
     uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
     frame = pd.DataFrame({"user": u, "item": i, "value": v})
@@ -180,8 +203,11 @@ def test_chunked_cg_block_equals_whole_block():
     ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
     for b in range(B):
         n_b = ublk[b]["R"].n_rows
-        old = (rng.normal(0, 0.1, (n_b, k)).astype(np.float32),
-               rng.normal(0, 0.1, n_b).astype(np.float32), None)
+        old = (
+            rng.normal(0, 0.1, (n_b, k)).astype(np.float32),
+            rng.normal(0, 0.1, n_b).astype(np.float32),
+            None,
+        )
         frozen = (old[0].copy(), old[1].copy())
         msgs = [_blocks.send(_blocks.out_links(iblk[j]), ifac[j], b) for j in range(B)]
         whole = _blocks.solve_block(ublk[b], old, None, params, True, *msgs)
@@ -212,15 +238,23 @@ def test_dask_cg_fit_equals_local_cg_fit(ml100k):
     y = np.asarray(ml100k.y, dtype=np.float64)
     train = pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "rating": y})
     params = dict(
-        n_factors=16, max_iter=6, regularization=0.05, random_state=0, als_solver="cg",
+        n_factors=16,
+        max_iter=6,
+        regularization=0.05,
+        random_state=0,
+        als_solver="cg",
         cg_steps=3,
     )
     local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(
         train[["user", "item"]], train["rating"]
     )
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        host="127.0.0.1", silence_logs=logging.ERROR,
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        host="127.0.0.1",
+        silence_logs=logging.ERROR,
     )
     with cluster, distributed.Client(cluster):
         dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=5))
@@ -231,5 +265,8 @@ def test_dask_cg_fit_equals_local_cg_fit(ml100k):
     assert_allclose(model.item_factors_, local.item_factors_, atol=1e-4)
     assert_allclose(model.user_bias_, local.user_bias_, atol=1e-4)
     assert model.als_solver == "cg" and model.cg_steps == 3
-    pred, pred_local = model.predict(train[["user", "item"]]), local.predict(train[["user", "item"]])
+    pred, pred_local = (
+        model.predict(train[["user", "item"]]),
+        local.predict(train[["user", "item"]]),
+    )
     assert np.sqrt(np.mean((pred - pred_local) ** 2)) < 1e-3
