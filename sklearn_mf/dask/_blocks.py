@@ -338,9 +338,9 @@ def solve_block(block, old, G, params, with_loss, *messages):
             implicit_half_step(
                 Rc, Y, Xc, params["reg"], params["solver"], params["cg_steps"], n_threads, G=G
             )
-        elif cg_explicit:
-            # the kernel returns each row's squared error: no second pass
-            sse = np.zeros(Rc.n_rows) if with_loss else None
+        else:
+            # the CG kernel returns each row's squared error: no second pass
+            sse = np.zeros(Rc.n_rows) if cg_explicit and with_loss else None
             explicit_half_step(
                 Rc,
                 Y,
@@ -351,24 +351,12 @@ def solve_block(block, old, G, params, with_loss, *messages):
                 params["reg_b"],
                 params["scale"],
                 n_threads,
-                "cg",
-                params["cg_steps"],
+                "cg" if cg_explicit else "cholesky",
+                params.get("cg_steps", 3),
                 sse,
             )
-            if with_loss:
+            if sse is not None:
                 data += float(np.sum(sse))
-        else:
-            explicit_half_step(
-                Rc,
-                Y,
-                other_bias,
-                Xc,
-                bc,
-                params["reg"],
-                params["reg_b"],
-                params["scale"],
-                n_threads,
-            )
         if with_loss and not cg_explicit:
             data += observed_loss(Rc, Xc, bc, Y, other_bias, params)
         del Rc, Y, other_bias
