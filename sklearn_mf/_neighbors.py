@@ -19,7 +19,6 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, Recommendations, RecommenderMixin
 from sklearn_mf._baselines import BaselineRegressor
-from sklearn_mf._ease import _gib, available_memory
 from sklearn_mf._fold_in import RecommendNewMixin
 from sklearn_mf._ids import _ids_from_codes
 from sklearn_mf._progress import EpochProgress
@@ -181,6 +180,14 @@ def knn_similarities(
         # the kernel writes each row by increasing index
         S.has_sorted_indices = True
     return S
+
+
+def available_memory():
+    """Bytes available to a new allocation, or None (see ``_ease``; imported
+    here at call time: ``_ease`` imports this module)."""
+    from sklearn_mf._ease import available_memory as available
+
+    return available()
 
 
 def all_pairs_memory(n_rows, n_cand, dtype):
@@ -613,7 +620,7 @@ class _KNNBase(
         if avail is not None and need > avail:
             raise MemoryError(
                 f"n_neighbors=None keeps all {n} x {n} similarities: the fit needs "
-                f"about {_gib(need)} but {_gib(avail)} is available. Store fewer "
+                f"about {need / 2**30:.2f} GiB but {avail / 2**30:.2f} GiB is available. Store fewer "
                 "neighbours (an integer n_neighbors, e.g. 10 x n_history_neighbors)."
             )
         return need

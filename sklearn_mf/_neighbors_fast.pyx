@@ -591,7 +591,7 @@ def topk_pearson_baseline(const Py_ssize_t[::1] q_indptr, const int[::1] q_indic
     """
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1
     cdef Py_ssize_t k = out_idx.shape[1]
-    cdef Py_ssize_t q, p, pp, c, m, t, f, j, size, skip, nc
+    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, j, size, skip, nc
     cdef double w, v, s, den
     cdef double* dot
     cdef double* sqq
@@ -613,8 +613,8 @@ def topk_pearson_baseline(const Py_ssize_t[::1] q_indptr, const int[::1] q_indic
         hi = <Py_ssize_t*>malloc((k + 1) * sizeof(Py_ssize_t))
         try:
             if mark != NULL:
-                for c in range(n_cand):
-                    mark[c] = -1
+                for ci in range(n_cand):
+                    mark[ci] = -1
             for q in prange(n_q, schedule="dynamic", chunksize=8):
                 if (dot == NULL or sqq == NULL or sqc == NULL or freq == NULL
                         or mark == NULL or touched == NULL or hs == NULL or hi == NULL):
