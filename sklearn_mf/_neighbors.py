@@ -197,8 +197,10 @@ def all_pairs_memory(n_rows, n_cand, dtype):
     return 2 * int(n_rows) * int(n_cand) * (4 + np.dtype(dtype).itemsize)
 
 
-# targets per history-side kernel call: its per-thread scratch is
-# 16 bytes x targets x k (about 32 MB)
+# pairs buffered per target by the history-side kernel (times k; a full
+# buffer is cut to the k best), and per kernel call: its per-thread scratch
+# is 16 bytes x targets x buffer (at most about 32 MB)
+_HISTORY_BUFFER = 4
 _HISTORY_PAIRS = 2**21
 
 
@@ -225,7 +227,8 @@ def history_scores(A, rows, B, cand, k, *, key_is_a, with_den, n_threads=1):
     n_rows, n_cand = len(rows), len(cand)
     num = np.empty((n_rows, n_cand), dtype=dtype)
     den = np.empty((n_rows, n_cand) if with_den else (0, 0), dtype=dtype)
-    block = max(1, _HISTORY_PAIRS // k)
+    cap = _HISTORY_BUFFER * k
+    block = max(1, _HISTORY_PAIRS // cap)
     tpos = np.full(B.shape[1], -1, dtype=np.intp)
     for start in range(0, max(n_cand, 1), block):
         stop = min(start + block, n_cand)
@@ -234,13 +237,13 @@ def history_scores(A, rows, B, cand, k, *, key_is_a, with_den, n_threads=1):
         o = num if whole else np.empty((n_rows, stop - start), dtype=dtype)
         d = den if whole or not with_den else np.empty((n_rows, stop - start), dtype=dtype)
         n_bad = _neighbors_fast.history_topk_rows(
-            *a, rows, *b, bool(key_is_a), k, tpos, bool(with_den), o, d, n_threads
+            *a, rows, *b, bool(key_is_a), k, cap, tpos, bool(with_den), o, d, n_threads
         )
         tpos[cand[start:stop]] = -1
         if n_bad:
             raise MemoryError(
                 f"Could not allocate the history-side kernel's scratch buffers "
-                f"({stop - start} targets x {k} neighbours per thread) in {n_bad} thread(s)."
+                f"({stop - start} targets x {cap} pairs per thread) in {n_bad} thread(s)."
             )
         if not whole:
             num[:, start:stop] = o

@@ -441,11 +441,62 @@ cdef inline void _kv_push(double* hk, double* hv, Py_ssize_t* size, Py_ssize_t k
         hv[j] = val
 
 
+cdef inline double _select_top(double* hk, double* hv, Py_ssize_t n,
+                               Py_ssize_t k) noexcept nogil:
+    """Move the ``k`` largest keys of ``hk[0..n)`` (0 < k <= n), their values
+    ``hv`` along, to the front (quickselect, Hoare partition, descending) and
+    return the smallest of them."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, want = k - 1, mid, i, j
+    cdef double a, b, c, pivot, t
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        a = hk[lo]
+        b = hk[mid]
+        c = hk[hi]
+        # the median of the three
+        if a < b:
+            if b < c:
+                pivot = b
+            elif a < c:
+                pivot = c
+            else:
+                pivot = a
+        elif a < c:
+            pivot = a
+        elif b < c:
+            pivot = c
+        else:
+            pivot = b
+        i = lo
+        j = hi
+        while i <= j:
+            while hk[i] > pivot:
+                i = i + 1
+            while hk[j] < pivot:
+                j = j - 1
+            if i <= j:
+                t = hk[i]
+                hk[i] = hk[j]
+                hk[j] = t
+                t = hv[i]
+                hv[i] = hv[j]
+                hv[j] = t
+                i = i + 1
+                j = j - 1
+        if want <= j:
+            hi = j
+        elif want >= i:
+            lo = i
+        else:
+            break
+    return hk[want]
+
+
 def history_topk_rows(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
                       const floating[::1] a_data, const Py_ssize_t[::1] rows,
                       const Py_ssize_t[::1] b_indptr, const int[::1] b_indices,
                       const floating[::1] b_data, bint key_is_a, Py_ssize_t k,
-                      const Py_ssize_t[::1] tpos, bint with_den,
+                      Py_ssize_t cap, const Py_ssize_t[::1] tpos, bint with_den,
                       floating[:, ::1] out, floating[:, ::1] den, int n_threads):
     """Scores from the ``k`` best references of each target (history-side kNN).
 
@@ -453,33 +504,41 @@ def history_topk_rows(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
     stored ``B[j, t]`` with ``tpos[t] >= 0`` form a pair (key, value): the key
     is ``A[rows[r], j]`` when ``key_is_a`` else ``B[j, t]``, the value the
     other one.  Of the pairs of target t with a positive key, the ``k``
-    largest keys are kept (a bounded min-heap per target, filled reference by
-    reference: no per-target scan of the references) and
-    ``out[r, tpos[t]]`` is the sum of key * value over them, ``den[r, tpos[t]]``
-    the sum of their keys (when ``with_den``).  Item kNN: A = the user's
-    history, B = the similarities (row j: the items j votes for), key = the
-    similarity; user kNN: A = the user's neighbour similarities, B = the
-    history of the neighbours, key = the similarity.  Returns the number of
-    threads whose scratch allocation (``out.shape[1] * k`` pairs) failed.
+    largest keys are kept and ``out[r, tpos[t]]`` is the sum of key * value
+    over them, ``den[r, tpos[t]]`` the sum of their keys (when ``with_den``).
+    Item kNN: A = the user's history, B = the similarities (row j: the items
+    j votes for), key = the similarity; user kNN: A = the user's neighbour
+    similarities, B = the history of the neighbours, key = the similarity.
+
+    The pairs are filled reference by reference (no per-target scan of the
+    references) into a buffer of ``cap > k`` pairs per target; a full buffer
+    is cut to its ``k`` best by quickselect, whose smallest key then rejects
+    every later pair not above it with one comparison (amortised O(1) per
+    pair, against O(log k) for a heap).  Ties at the k-th key: the first
+    kept.  Returns the number of threads whose scratch allocation
+    (``out.shape[1] * cap`` pairs) failed.
     """
     cdef Py_ssize_t n_rows = rows.shape[0], n_out = out.shape[1]
-    cdef Py_ssize_t r, row, p, pp, j, t, x
+    cdef Py_ssize_t r, row, p, pp, j, t, x, o, n
     cdef double a, key, val, s, d
     cdef double* hk
     cdef double* hv
+    cdef double* thr
     cdef Py_ssize_t* cnt
     cdef int n_bad = 0
     with nogil, parallel(num_threads=n_threads):
-        hk = <double*>malloc((n_out * k + 1) * sizeof(double))
-        hv = <double*>malloc((n_out * k + 1) * sizeof(double))
+        hk = <double*>malloc((n_out * cap + 1) * sizeof(double))
+        hv = <double*>malloc((n_out * cap + 1) * sizeof(double))
+        thr = <double*>malloc((n_out + 1) * sizeof(double))
         cnt = <Py_ssize_t*>malloc((n_out + 1) * sizeof(Py_ssize_t))
         try:
             for r in prange(n_rows, schedule="dynamic", chunksize=4):
-                if hk == NULL or hv == NULL or cnt == NULL:
+                if hk == NULL or hv == NULL or thr == NULL or cnt == NULL:
                     n_bad += 1
                     continue
                 for t in range(n_out):
                     cnt[t] = 0
+                    thr[t] = 0  # keys must be positive
                 row = rows[r]
                 for p in range(a_indptr[row], a_indptr[row + 1]):
                     j = a_indices[p]
@@ -494,12 +553,24 @@ def history_topk_rows(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
                         else:
                             key = b_data[pp]
                             val = a
-                        if key > 0:
-                            _kv_push(hk + t * k, hv + t * k, &cnt[t], k, key, val)
+                        if key > thr[t]:
+                            o = t * cap
+                            x = o + cnt[t]
+                            hk[x] = key
+                            hv[x] = val
+                            cnt[t] = cnt[t] + 1
+                            if cnt[t] == cap:
+                                thr[t] = _select_top(hk + o, hv + o, cap, k)
+                                cnt[t] = k
                 for t in range(n_out):
+                    o = t * cap
+                    n = cnt[t]
+                    if n > k:
+                        _select_top(hk + o, hv + o, n, k)
+                        n = k
                     s = 0
                     d = 0
-                    for x in range(t * k, t * k + cnt[t]):
+                    for x in range(o, o + n):
                         s = s + hk[x] * hv[x]
                         d = d + hk[x]
                     out[r, t] = <floating>s
@@ -508,6 +579,7 @@ def history_topk_rows(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
         finally:
             free(hk)
             free(hv)
+            free(thr)
             free(cnt)
     return n_bad
 

@@ -454,7 +454,7 @@ def test_history_kernel_matches_numpy(n_threads, key_is_a, k, monkeypatch):
     rows = np.array([4, 0, 19, 7, 4])
     cand = np.array([5, 0, 29, 12, 5, 3])  # unordered, with a repeat
     # small target blocks: the blocked path and its copy-back are exercised
-    monkeypatch.setattr(_neighbors, "_HISTORY_PAIRS", 4 * k)
+    monkeypatch.setattr(_neighbors, "_HISTORY_PAIRS", 8 * k)
     num, den = _neighbors.history_scores(
         A, rows, B, cand, k, key_is_a=key_is_a, with_den=True, n_threads=n_threads
     )
