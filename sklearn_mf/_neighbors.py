@@ -623,8 +623,9 @@ class _KNNBase(
         if avail is not None and need > avail:
             raise MemoryError(
                 f"n_neighbors=None keeps all {n} x {n} similarities: the fit needs "
-                f"about {need / 2**30:.2f} GiB but {avail / 2**30:.2f} GiB is available. Store fewer "
-                "neighbours (an integer n_neighbors, e.g. 10 x n_history_neighbors)."
+                f"about {need / 2**30:.2f} GiB but {avail / 2**30:.2f} GiB is available. "
+                "Store fewer neighbours (an integer n_neighbors, e.g. 10 x "
+                "n_history_neighbors)."
             )
         return need
 
