@@ -172,8 +172,9 @@ def knn_similarities(
     indptr = np.zeros(n_q + 1, dtype=np.int64)
     np.cumsum(out_cnt, out=indptr[1:])
     S = sp.csr_matrix((out_val[keep], out_idx[keep], indptr), shape=(n_q, C.shape[0]))
-    if k > _KERNEL_SORT_MAX:
-        # the kernel leaves rows longer than _KERNEL_SORT_MAX unsorted
+    if _KERNEL_SORT_MAX < k < n_cand:
+        # the kernel leaves rows longer than _KERNEL_SORT_MAX unsorted unless
+        # it keeps every similarity
         S.has_sorted_indices = False
         S.sort_indices()
     else:

@@ -156,6 +156,24 @@ cdef inline void _offer(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint c
     heap_push(hs, hi, size, k, s, c)
 
 
+cdef inline void _keep(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint cosine,
+                       double q_norm, const double* c_norms, double shrinkage,
+                       double* hs, Py_ssize_t* hi, Py_ssize_t* size) noexcept nogil:
+    """``_offer`` when every positive similarity is kept (k >= candidates):
+    the same value, appended (no heap)."""
+    cdef double den, s = acc[c]
+    if s <= 0 or c == skip:
+        return
+    if cosine:
+        den = q_norm * c_norms[c] + shrinkage
+        if den <= 0:
+            return
+        s = s / den
+    hs[size[0]] = s
+    hi[size[0]] = c
+    size[0] += 1
+
+
 cdef inline double _sims_bound(const double* acc, const double* norms, Py_ssize_t n,
                               Py_ssize_t k, bint cosine, double q_norm, double h,
                               double* sim, double* bm) noexcept nogil:
@@ -194,7 +212,7 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_cand = c_norms.shape[0]
     cdef Py_ssize_t k = out_idx.shape[1]
     cdef Py_ssize_t q, p, pp, c, ci, j, m, t, f, size, work, skip, c0, c1
-    cdef bint dense
+    cdef bint dense, keep_all = k >= n_cand
     cdef double w, thr, a, b, tau
     cdef double* acc
     cdef double* bm
@@ -253,7 +271,24 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                             acc[c] += w * t_data[pp]
                 size = 0
                 skip = q + self_offset if self_offset >= 0 else -1
-                if dense:
+                if keep_all:
+                    # every positive similarity is kept: no heap, no screen
+                    # (the dense scan appends by increasing index)
+                    if dense:
+                        for c in range(n_cand):
+                            _keep(acc, c, skip, cosine, q_norms[q], &c_norms[0],
+                                  shrinkage, hs, hi, &size)
+                    elif m > _SORT_MAX:
+                        # by increasing index, so that the row needs no sort
+                        for c in range(n_cand):
+                            if mark[c] == q:
+                                _keep(acc, c, skip, cosine, q_norms[q], &c_norms[0],
+                                      shrinkage, hs, hi, &size)
+                    else:
+                        for t in range(m):
+                            _keep(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
+                                  shrinkage, hs, hi, &size)
+                elif dense:
                     if 0 <= skip < n_cand:
                         acc[skip] = 0  # never offered: out of the bound below
                     tau = _sims_bound(acc, &c_norms[0], n_cand, k, cosine, q_norms[q],
@@ -280,7 +315,8 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                                shrinkage, hs, hi, &size, k)
                 out_cnt[q] = size
                 # by increasing index (insertion sort of at most k entries);
-                # longer rows are written as they are and sorted by the caller
+                # longer rows are written as they are: sorted already when
+                # every similarity is kept, else sorted by the caller
                 for t in range(size):
                     if size > _SORT_MAX:
                         out_idx[q, t] = <int>hi[t]
@@ -664,6 +700,7 @@ def topk_pearson_baseline(const Py_ssize_t[::1] q_indptr, const int[::1] q_indic
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1
     cdef Py_ssize_t k = out_idx.shape[1]
     cdef Py_ssize_t q, p, pp, c, ci, m, t, f, j, size, skip, nc
+    cdef bint keep_all = k >= n_cand
     cdef double w, v, s, den
     cdef double* dot
     cdef double* sqq
@@ -714,8 +751,14 @@ def topk_pearson_baseline(const Py_ssize_t[::1] q_indptr, const int[::1] q_indic
                         freq[c] += 1
                 size = 0
                 skip = q + self_offset if self_offset >= 0 else -1
-                for t in range(m):
-                    c = touched[t]
+                for t in range(n_cand if keep_all and m > _SORT_MAX else m):
+                    # every one kept and many: by increasing index (no sort)
+                    if keep_all and m > _SORT_MAX:
+                        c = t
+                        if mark[c] != q:
+                            continue
+                    else:
+                        c = touched[t]
                     nc = freq[c]
                     if c == skip or nc < 2 or dot[c] <= 0:
                         continue
@@ -724,7 +767,12 @@ def topk_pearson_baseline(const Py_ssize_t[::1] q_indptr, const int[::1] q_indic
                         continue
                     s = dot[c] / sqrt(den) * (nc - 1) / (nc - 1 + shrinkage)
                     if s > 0:
-                        heap_push(hs, hi, &size, k, s, c)
+                        if keep_all:  # no heap
+                            hs[size] = s
+                            hi[size] = c
+                            size = size + 1
+                        else:
+                            heap_push(hs, hi, &size, k, s, c)
                 out_cnt[q] = size
                 for t in range(size):
                     if size > _SORT_MAX:

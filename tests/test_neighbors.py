@@ -725,3 +725,45 @@ def test_all_neighbours_rows_are_sorted():
     np.testing.assert_array_equal(resorted.indices, got.indices)
     got_p = knn_similarities(A, A, None, exclude_self=True, dtype=np.float64, pearson=True)
     assert got_p.has_sorted_indices
+
+
+@pytest.mark.parametrize("pearson", [False, True])
+@pytest.mark.parametrize(
+    "shape,density", [((60, 40), 0.15), ((300, 200), 0.01)], ids=["dense", "touched"]
+)
+def test_keep_all_path_equals_heap_path(pearson, shape, density):
+    # k >= candidates appends every positive similarity without the heap:
+    # bit-equal to the heap path keeping all but (at most) one
+    A = _random_csr(*shape, density, 21)
+    if pearson:
+        A.data -= 1.7  # residual-like values of both signs
+    kw = dict(exclude_self=True, dtype=np.float64, pearson=pearson, shrinkage=1.0)
+    every = knn_similarities(A, A, None, **kw)
+    heap = knn_similarities(A, A, shape[0] - 1, **kw)
+    assert np.diff(heap.indptr).max() <= shape[0] - 1
+    np.testing.assert_array_equal(every.indptr, heap.indptr)
+    np.testing.assert_array_equal(every.indices, heap.indices)
+    np.testing.assert_array_equal(every.data, heap.data)
+
+
+@pytest.mark.parametrize("pearson", [False, True])
+def test_keep_all_long_touched_rows_are_sorted(pearson):
+    # rows reaching more than _KERNEL_SORT_MAX candidates through the touched
+    # list: written by increasing index when every similarity is kept
+    rng = np.random.default_rng(22)
+    n, f = 3000, 4 if pearson else 10
+    # pearson_baseline needs 2 common features: 2 of 4 per row (6 pairs)
+    cols = np.array([rng.choice(f, 2, replace=False) for _ in range(n)]) if pearson else None
+    cols = rng.integers(0, f, (n, 1)) if cols is None else cols
+    rows = np.repeat(np.arange(n), cols.shape[1])
+    vals = rng.uniform(0.5, 2, rows.size)
+    A = sp.csr_matrix((vals, (rows, cols.ravel())), shape=(n, f))
+    A.sum_duplicates()
+    got = knn_similarities(A, A, None, exclude_self=True, dtype=np.float64, pearson=pearson)
+    assert np.diff(got.indptr).max() > _neighbors._KERNEL_SORT_MAX
+    assert got.has_sorted_indices
+    for r in range(0, n, 97):
+        assert (np.diff(got.indices[got.indptr[r] : got.indptr[r + 1]]) > 0).all()
+    if not pearson:
+        ref = _dense_topk(A, A, n, 0.0, True, True)
+        np.testing.assert_allclose(got.toarray(), ref, rtol=1e-11, atol=1e-12)
