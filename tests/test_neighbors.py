@@ -767,3 +767,24 @@ def test_keep_all_long_touched_rows_are_sorted(pearson):
     if not pearson:
         ref = _dense_topk(A, A, n, 0.0, True, True)
         np.testing.assert_allclose(got.toarray(), ref, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_history_neighbors_recommend_matches_predict(cls, feedback):
+    # a stored top-n_neighbors pool (not symmetric): the batched recommend
+    # (targets filled from the references' lists) and predict of pairs
+    # (merge of one target's list with the references) give the same scores
+    rng = np.random.default_rng(23)
+    mask = _binary(24, n_users=50, n_items=35, density=0.25) != 0
+    X = np.argwhere(mask)
+    y = rng.integers(1, 6, len(X)).astype(float) if feedback == "explicit" else None
+    model = cls(n_neighbors=6, n_history_neighbors=3, feedback=feedback, n_jobs=2)
+    model.fit(X, y)
+    pairs = np.argwhere(np.ones(mask.shape))
+    full = model.predict(pairs).reshape(mask.shape)
+    rec = model.recommend(np.arange(mask.shape[0]), n=5, exclude_seen=False)
+    np.testing.assert_allclose(rec.scores, -np.sort(-full, axis=1)[:, :5], rtol=1e-5)
+    sub = np.array([30, 2, 11])
+    rec = model.recommend(np.arange(mask.shape[0]), n=3, items=sub, exclude_seen=False)
+    np.testing.assert_allclose(rec.scores, -np.sort(-full[:, sub], axis=1), rtol=1e-5)
