@@ -10,8 +10,16 @@ the same training data, in the same run:
   is our ``n_neighbors = K - 1``;
 * LensKit 2025: ``ItemKNNScorer``, ``UserKNNScorer`` (``feedback="implicit"``)
   and ``EASEScorer`` (``LK_EASE_SOLVER=scipy``; batch recommendation with
-  ``n_jobs=1``, one process: LensKit parallelises by processes);
-* Surprise ``KNNBaseline`` (ratings; single-threaded);
+  ``n_jobs=1``, one process: LensKit parallelises by processes).  LensKit's
+  ``max_nbrs`` picks, per target item, the k most similar items of the user's
+  history (users who have the item) from all saved similarities: the same
+  formula is ours with ``n_history_neighbors=k, n_neighbors=None`` (the rows
+  "hist k=.. all"); our ``n_neighbors=k`` alone is implicit's formula;
+* Surprise ``KNNBaseline`` (ratings; single-threaded; ``k`` as LensKit's
+  ``max_nbrs``, ``pearson_baseline`` with shrinkage 100: ours
+  ``n_history_neighbors=k, n_neighbors=None, similarity="pearson_baseline",
+  shrinkage=100``; its baseline is 10 ALS sweeps with reg_u=15, reg_i=10,
+  ours one ``baseline_regularization=10`` for both);
 * ours: ``ItemKNN``, ``UserKNN``, ``EASE`` with the peers' settings (same
   formula) and with their defaults (``n_jobs`` = ``--threads``).
 
@@ -289,6 +297,13 @@ def implicit_models(k, lam):
         ),
         (f"ItemKNN cosine k={k}", "ours", "ItemKNN", dict(n_neighbors=k, **none), "lk-item"),
         (
+            f"ItemKNN cosine hist k={k} all",
+            "ours",
+            "ItemKNN",
+            dict(n_neighbors=None, n_history_neighbors=k, **none),
+            "lk-item",
+        ),
+        (
             f"LensKit UserKNN k={k}",
             "lenskit",
             "UserKNN",
@@ -296,6 +311,13 @@ def implicit_models(k, lam):
             "lk-user",
         ),
         (f"UserKNN cosine k={k}", "ours", "UserKNN", dict(n_neighbors=k, **none), "lk-user"),
+        (
+            f"UserKNN cosine hist k={k} all",
+            "ours",
+            "UserKNN",
+            dict(n_neighbors=None, n_history_neighbors=k, **none),
+            "lk-user",
+        ),
         (f"LensKit EASE l={lam:g}", "lenskit", "EASE", dict(regularization=lam), "ease"),
         (f"EASE l={lam:g}", "ours", "EASE", dict(regularization=lam), "ease"),
         ("ItemKNN() defaults", "ours", "ItemKNN", {}, "defaults"),
@@ -303,6 +325,11 @@ def implicit_models(k, lam):
         ("EASE() defaults", "ours", "EASE", {}, "defaults"),
     ]
 
+
+# Surprise's KNNBaseline settings: every similarity stored, the k most similar
+# rated neighbours chosen per prediction, pearson_baseline with shrinkage 100
+HIST = dict(n_neighbors=None, feedback="explicit")
+PEARSON = dict(similarity="pearson_baseline", shrinkage=100.0)
 
 RATING_MODELS = [
     (
@@ -313,6 +340,13 @@ RATING_MODELS = [
     ),
     ("ItemKNN explicit k=40", "ours", "ItemKNN", dict(n_neighbors=40, feedback="explicit")),
     ("ItemKNN explicit k=300", "ours", "ItemKNN", dict(n_neighbors=300, feedback="explicit")),
+    ("ItemKNN explicit hist k=40 all", "ours", "ItemKNN", dict(HIST, n_history_neighbors=40)),
+    (
+        "ItemKNN pearson_bsl hist k=40",
+        "ours",
+        "ItemKNN",
+        dict(HIST, n_history_neighbors=40, **PEARSON),
+    ),
     (
         "Surprise KNNBaseline user k=40",
         "surprise",
@@ -320,6 +354,13 @@ RATING_MODELS = [
         dict(k=40, sim_options={"name": "pearson_baseline", "user_based": True}),
     ),
     ("UserKNN explicit k=300", "ours", "UserKNN", dict(n_neighbors=300, feedback="explicit")),
+    ("UserKNN explicit hist k=40 all", "ours", "UserKNN", dict(HIST, n_history_neighbors=40)),
+    (
+        "UserKNN pearson_bsl hist k=40",
+        "ours",
+        "UserKNN",
+        dict(HIST, n_history_neighbors=40, **PEARSON),
+    ),
 ]
 
 

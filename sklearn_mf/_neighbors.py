@@ -32,6 +32,8 @@ _SIMILARITY_BLOCKS = 20
 # 2 ms; ML-100K's 3.9M item-item multiply-adds ran faster on 2 threads than
 # on one even at load 6 on 2 cores).
 _PARALLEL_WORK = 2_000_000
+# _SORT_MAX of _neighbors_fast: longer similarity rows are sorted here
+_KERNEL_SORT_MAX = 256
 
 
 # ------------------------------------------------------------------ drivers
@@ -67,18 +69,23 @@ def knn_similarities(
     n_threads=1,
     progress=None,
     C_t=None,
+    pearson=False,
 ):
     """The ``n_neighbors`` most similar rows of ``C`` to every row of ``Q``.
 
     Similarity of rows q and c: the dot product :math:`q \\cdot c` divided by
     :math:`\\lVert q\\rVert \\lVert c\\rVert + h` (``shrinkage`` h) when
-    ``cosine``; only positive similarities are kept.
+    ``cosine``; with ``pearson`` Surprise's shrunk Pearson-baseline
+    correlation of the rows (residuals) over their common features
+    (``_neighbors_fast.topk_pearson_baseline``).  Only positive similarities
+    are kept.
 
     Parameters
     ----------
     Q : sparse matrix of shape (n_queries, n_features)
     C : sparse matrix of shape (n_candidates, n_features)
-    n_neighbors : int
+    n_neighbors : int or None
+        None keeps every positive similarity.
     shrinkage : float, default=0.0
     cosine : bool, default=True
     exclude_self : bool, default=False
@@ -89,6 +96,8 @@ def knn_similarities(
         Updated after each block of query rows.
     C_t : sparse matrix of shape (n_features, n_candidates), default=None
         ``C`` transposed, when the caller has it (saves one transposition).
+    pearson : bool, default=False
+        Surprise's ``pearson_baseline`` similarity (``cosine`` is ignored).
 
     Returns
     -------
@@ -100,7 +109,9 @@ def knn_similarities(
     c_norms = q_norms if C is Q else _row_norms(C)
     t_indptr, t_indices, t_data = csr_parts(_transpose(C) if C_t is None else C_t, dtype)
     q_indptr, q_indices, q_data = csr_parts(Q, dtype)
-    n_q, k = Q.shape[0], int(min(n_neighbors, max(C.shape[0], 1)))
+    n_cand = C.shape[0]
+    n_q = Q.shape[0]
+    k = int(min(n_cand if n_neighbors is None else n_neighbors, max(n_cand, 1)))
     # the kernel's multiply-adds: per feature, its queries times its candidates
     work = np.dot(
         np.bincount(q_indices, minlength=Q.shape[1]).astype(np.float64),
@@ -116,23 +127,40 @@ def knn_similarities(
     n_blocks = 1 if progress is None or progress.mode == "silent" else _SIMILARITY_BLOCKS
     bounds = np.linspace(0, n_q, min(n_blocks, max(n_q, 1)) + 1).astype(np.intp)
     for step, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), 1):
-        n_bad = _neighbors_fast.topk_similarities(
-            q_indptr[start : stop + 1],
-            q_indices,
-            q_data,
-            q_norms[start:stop],
-            t_indptr,
-            t_indices,
-            t_data,
-            c_norms,
-            start if exclude_self else -1,
-            float(shrinkage),
-            bool(cosine),
-            out_idx[start:stop],
-            out_val[start:stop],
-            out_cnt[start:stop],
-            n_threads,
-        )
+        if pearson:
+            n_bad = _neighbors_fast.topk_pearson_baseline(
+                q_indptr[start : stop + 1],
+                q_indices,
+                q_data,
+                t_indptr,
+                t_indices,
+                t_data,
+                n_cand,
+                start if exclude_self else -1,
+                float(shrinkage),
+                out_idx[start:stop],
+                out_val[start:stop],
+                out_cnt[start:stop],
+                n_threads,
+            )
+        else:
+            n_bad = _neighbors_fast.topk_similarities(
+                q_indptr[start : stop + 1],
+                q_indices,
+                q_data,
+                q_norms[start:stop],
+                t_indptr,
+                t_indices,
+                t_data,
+                c_norms,
+                start if exclude_self else -1,
+                float(shrinkage),
+                bool(cosine),
+                out_idx[start:stop],
+                out_val[start:stop],
+                out_cnt[start:stop],
+                n_threads,
+            )
         if n_bad:
             raise MemoryError(
                 f"Could not allocate the similarity kernel's scratch buffers "
@@ -143,10 +171,108 @@ def knn_similarities(
     keep = np.arange(k)[None, :] < out_cnt[:, None]
     indptr = np.zeros(n_q + 1, dtype=np.int64)
     np.cumsum(out_cnt, out=indptr[1:])
-    # the kernel writes each row by increasing index
     S = sp.csr_matrix((out_val[keep], out_idx[keep], indptr), shape=(n_q, C.shape[0]))
-    S.has_sorted_indices = True
+    if _KERNEL_SORT_MAX < k < n_cand:
+        # the kernel leaves rows longer than _KERNEL_SORT_MAX unsorted unless
+        # it keeps every similarity
+        S.has_sorted_indices = False
+        S.sort_indices()
+    else:
+        # the kernel writes each row by increasing index
+        S.has_sorted_indices = True
     return S
+
+
+def available_memory():
+    """Bytes available to a new allocation, or None (see ``_ease``; imported
+    here at call time: ``_ease`` imports this module)."""
+    from sklearn_mf._ease import available_memory as available
+
+    return available()
+
+
+def all_pairs_memory(n_rows, n_cand, dtype):
+    """Peak bytes of :func:`knn_similarities` keeping every similarity
+    (``n_neighbors=None``): its dense (n_rows, n_cand) index and value
+    buffers, and the sparse result of at most as many entries."""
+    return 2 * int(n_rows) * int(n_cand) * (4 + np.dtype(dtype).itemsize)
+
+
+# pairs buffered per target by the history-side kernel (times k; a full
+# buffer is cut to the k best), and per kernel call: its per-thread scratch
+# is 16 bytes x targets x buffer (at most about 32 MB)
+_HISTORY_BUFFER = 4
+_HISTORY_PAIRS = 2**21
+
+
+def history_scores(A, rows, B, cand, k, *, key_is_a, with_den, n_threads=1):
+    """Dense history-side kNN scores of the rows ``A[rows]`` for the targets
+    ``cand`` (columns of ``B``), see ``_neighbors_fast.history_topk_rows``.
+
+    Returns ``(num, den)`` of shape (len(rows), len(cand)): the sums of
+    key * value and of the keys over the ``k`` references with the largest
+    keys (``den`` is empty unless ``with_den``).
+    """
+    dtype = B.dtype.type
+    cand = np.asarray(cand, dtype=np.intp)
+    uniq, inverse = np.unique(cand, return_inverse=True)
+    if len(uniq) < len(cand):
+        num, den = history_scores(
+            A, rows, B, uniq, k, key_is_a=key_is_a, with_den=with_den, n_threads=n_threads
+        )
+        return num[:, inverse], (den[:, inverse] if with_den else den)
+    a = csr_parts(A, dtype)
+    b = csr_parts(B, dtype)
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    k = int(max(1, k))
+    n_rows, n_cand = len(rows), len(cand)
+    num = np.empty((n_rows, n_cand), dtype=dtype)
+    den = np.empty((n_rows, n_cand) if with_den else (0, 0), dtype=dtype)
+    cap = _HISTORY_BUFFER * k
+    block = max(1, _HISTORY_PAIRS // cap)
+    tpos = np.full(B.shape[1], -1, dtype=np.intp)
+    for start in range(0, max(n_cand, 1), block):
+        stop = min(start + block, n_cand)
+        whole = start == 0 and stop == n_cand
+        tpos[cand[start:stop]] = np.arange(stop - start)
+        o = num if whole else np.empty((n_rows, stop - start), dtype=dtype)
+        d = den if whole or not with_den else np.empty((n_rows, stop - start), dtype=dtype)
+        n_bad = _neighbors_fast.history_topk_rows(
+            *a, rows, *b, bool(key_is_a), k, cap, tpos, bool(with_den), o, d, n_threads
+        )
+        tpos[cand[start:stop]] = -1
+        if n_bad:
+            raise MemoryError(
+                f"Could not allocate the history-side kernel's scratch buffers "
+                f"({stop - start} targets x {cap} pairs per thread) in {n_bad} thread(s)."
+            )
+        if not whole:
+            num[:, start:stop] = o
+            if with_den:
+                den[:, start:stop] = d
+    return num, den
+
+
+def history_pair_scores(A, a_rows, B, b_rows, k, *, key_is_a, n_threads=1):
+    """:func:`history_scores` of single pairs: row ``a_rows[p]`` of ``A`` and
+    target ``b_rows[p]``, a row of ``B`` (the targets as rows)."""
+    dtype = np.float64
+    out = np.empty(len(a_rows), dtype=np.float64)
+    den = np.empty(len(a_rows), dtype=np.float64)
+    n_bad = _neighbors_fast.history_topk_pairs(
+        *csr_parts(A, dtype),
+        np.ascontiguousarray(a_rows, dtype=np.intp),
+        *csr_parts(B, dtype),
+        np.ascontiguousarray(b_rows, dtype=np.intp),
+        bool(key_is_a),
+        int(max(1, k)),
+        out,
+        den,
+        n_threads,
+    )
+    if n_bad:
+        raise MemoryError(f"Could not allocate {k} heap entries in {n_bad} thread(s).")
+    return out, den
 
 
 def _row_norms(M):
@@ -306,15 +432,29 @@ _KNN_DOC_ATTRS = """    Attributes
 """
 
 _KNN_DOC_PARAMS = """
-    n_neighbors : int, default={n_neighbors}
-        Neighbours kept per {row} (the top of its similarity list).
-    similarity : {{"cosine", "dot"}}, default="cosine"
+    n_neighbors : int or None, default={n_neighbors}
+        Neighbours stored per {row} (the top of its similarity list); None
+        stores every positive similarity (memory :math:`O(n_\\text{{{row}s}}^2)`,
+        checked against the available memory before fitting).  Without
+        ``n_history_neighbors`` a score sums over all stored neighbours that
+        apply (implicit's ``K``); with it, this is only the pool the
+        history-side selection draws from (LensKit's ``save_nbrs``).
+    n_history_neighbors : int or None, default=None
+        None: score from the stored neighbours as above.  An int k: the
+        history-side neighbourhood of LensKit's ``max_nbrs`` and Surprise's
+        ``k``: {history}
+    similarity : {{"cosine", "dot", "pearson_baseline"}}, default="cosine"
         ``"cosine"``: :math:`s = a\\cdot b / (\\lVert a\\rVert \\lVert b\\rVert + h)`;
         ``"dot"``: the plain dot product of the (weighted) vectors, as
-        implicit's TF-IDF and BM25 recommenders.
+        implicit's TF-IDF and BM25 recommenders; ``"pearson_baseline"``
+        (``feedback="explicit"`` only): Surprise's shrunk Pearson-baseline
+        correlation of the baseline residuals over the common {feature}s
+        :math:`C` only, :math:`s = \\frac{{\\sum_C x_a x_b}}{{\\sqrt{{\\sum_C x_a^2
+        \\sum_C x_b^2}}}} \\frac{{|C| - 1}}{{|C| - 1 + h}}` (0 below 2 common
+        {feature}s); Surprise's default ``h`` is 100.
     shrinkage : float, default={shrinkage}
         :math:`h` above: pulls the similarity of {row}s with little support
-        towards 0 (``similarity="cosine"`` only).
+        towards 0 (``similarity="cosine"`` and ``"pearson_baseline"``).
     weighting : {{"auto", None, "tfidf", "bm25"}}, default="auto"
         Weight the interactions before comparing {row}s (implicit feedback
         only): TF-IDF :math:`\\sqrt{{x}}\\,\\mathrm{{idf}}` or Okapi BM25 with
@@ -356,8 +496,9 @@ class _KNNBase(
     BaseEstimator,
 ):
     _parameter_constraints: dict = {
-        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
-        "similarity": [StrOptions({"cosine", "dot"})],
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_history_neighbors": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "similarity": [StrOptions({"cosine", "dot", "pearson_baseline"})],
         "shrinkage": [Interval(numbers.Real, 0, None, closed="left")],
         "weighting": [StrOptions({"auto", "tfidf", "bm25"}), None],
         "bm25_k1": [Interval(numbers.Real, 0, None, closed="left")],
@@ -374,6 +515,7 @@ class _KNNBase(
         self,
         n_neighbors=100,
         *,
+        n_history_neighbors=None,
         similarity="cosine",
         shrinkage=10.0,
         weighting="auto",
@@ -387,6 +529,7 @@ class _KNNBase(
         verbose=0,
     ):
         self.n_neighbors = n_neighbors
+        self.n_history_neighbors = n_history_neighbors
         self.similarity = similarity
         self.shrinkage = shrinkage
         self.weighting = weighting
@@ -428,6 +571,11 @@ class _KNNBase(
                 "feedback='explicit' the similarities compare baseline residuals. "
                 "Use weighting=None."
             )
+        if self.similarity == "pearson_baseline" and not explicit:
+            raise ValueError(
+                "similarity='pearson_baseline' correlates baseline residuals of "
+                "ratings; use it with feedback='explicit'."
+            )
         u, i, y, users_, items_ = encode_strengths(self, X, y, ratings=explicit)
         self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
@@ -444,6 +592,8 @@ class _KNNBase(
         self._history = H
         n_threads = effective_n_threads(self.n_jobs)
         V, V_t = self._vectors(H, fit=True)
+        if self.n_neighbors is None:
+            self._check_all_pairs_memory(V.shape[0], dtype)
         with EpochProgress(
             self.verbose, _SIMILARITY_BLOCKS, unit="block", desc=type(self).__name__
         ) as progress:
@@ -458,11 +608,27 @@ class _KNNBase(
                 n_threads=n_threads,
                 progress=progress,
                 C_t=V_t,
+                pearson=self.similarity == "pearson_baseline",
             )
         # the transposed neighbour lists serve the explicit estimate (i's own
         # neighbours); implicit ``predict`` transposes on demand
         self._similarity_t = _transpose(self.similarity_) if explicit else None
         return self
+
+    @staticmethod
+    def _check_all_pairs_memory(n, dtype):
+        """Raise ``MemoryError`` when keeping all n x n similarities
+        (``n_neighbors=None``) would not fit in the available memory."""
+        need = all_pairs_memory(n, n, dtype)
+        avail = available_memory()
+        if avail is not None and need > avail:
+            raise MemoryError(
+                f"n_neighbors=None keeps all {n} x {n} similarities: the fit needs "
+                f"about {need / 2**30:.2f} GiB but {avail / 2**30:.2f} GiB is available. "
+                "Store fewer neighbours (an integer n_neighbors, e.g. 10 x "
+                "n_history_neighbors)."
+            )
+        return need
 
     def _residuals(self, R, user_bias):
         """``R`` with each stored rating minus the baseline (rows = users)."""
@@ -501,14 +667,26 @@ class _KNNBase(
     def _predict_codes(self, user_codes, item_codes):
         known = (user_codes >= 0) & (item_codes >= 0)
         A, B, den_mode = self._pair_operands()
-        num, den = pair_scores(
-            A,
-            np.where(known, user_codes, -1),
-            B,
-            np.where(known, item_codes, -1),
-            den_mode=den_mode,
-            n_threads=effective_n_threads(self.n_jobs),
-        )
+        if self.n_history_neighbors is None:
+            num, den = pair_scores(
+                A,
+                np.where(known, user_codes, -1),
+                B,
+                np.where(known, item_codes, -1),
+                den_mode=den_mode,
+                n_threads=effective_n_threads(self.n_jobs),
+            )
+        else:
+            # the key (similarity) is A's entry for user kNN (den_mode 1)
+            num, den = history_pair_scores(
+                A,
+                np.where(known, user_codes, -1),
+                B,
+                np.where(known, item_codes, -1),
+                self.n_history_neighbors,
+                key_is_a=den_mode == 1,
+                n_threads=effective_n_threads(self.n_jobs),
+            )
         if self.feedback != "explicit":
             return num
         out = np.full(len(user_codes), self.global_mean_)
@@ -564,6 +742,19 @@ class ItemKNN(_KNNBase):
         and :math:`\hat r_{ui} = b_{ui}` when no neighbour of :math:`i` was rated
         by :math:`u`.  ``recommend`` then ranks by predicted rating.
 
+        **History-side neighbourhoods** (``n_history_neighbors`` = k, the
+        semantics of LensKit's ItemKNN ``max_nbrs`` and Surprise's ``k``): the
+        sums above run only over :math:`N^k_u(i)`, the k items of the user's
+        history with the largest stored similarity to :math:`i`, so that every
+        item is scored from up to k of the user's items however few stored
+        lists reach them; :math:`\hat y_{ui} = \sum_{j \in N^k_u(i)} y_{uj}\,
+        s_{ji}` (with unit strengths LensKit's implicit sum of similarities)
+        and, for ratings, the weighted residual average over
+        :math:`N^k_u(i)` (Surprise's KNNBaseline with ``min_k=1``).  Then
+        ``n_neighbors`` only bounds what is stored (None: everything, as
+        Surprise and LensKit's default ``save_nbrs``).  A parallel kernel keeps
+        a bounded heap per candidate item, filled from the user's items' lists.
+
         A new user is served from their history without refitting
         (:meth:`recommend_new`); unknown users get the popularity fallback.
         There is no ``partial_fit``: new interactions change the norms and
@@ -602,6 +793,22 @@ class ItemKNN(_KNNBase):
 
     def _scores_from(self, H, rows, user_bias, cand):
         n_threads = effective_n_threads(self.n_jobs)
+        if self.n_history_neighbors is not None:
+            # the references are the user's items; row j of the similarity
+            # operand lists the targets j votes for (implicit: j's neighbours,
+            # explicit: the items having j as a neighbour, as below)
+            explicit = self.feedback == "explicit"
+            num, den = history_scores(
+                H,
+                rows,
+                self._similarity_t if explicit else self.similarity_,
+                cand,
+                self.n_history_neighbors,
+                key_is_a=False,
+                with_den=explicit,
+                n_threads=n_threads,
+            )
+            return self._rating_scores(num, den, user_bias, cand) if explicit else num
         if self.feedback == "explicit":
             num, den = score_rows(H, rows, self._similarity_t, den_mode=2, n_threads=n_threads)
             return self._rating_scores(
@@ -667,6 +874,12 @@ class UserKNN(_KNNBase):
             \hat r_{ui} = b_{ui} + \frac{\sum_{v \in N(u) \cap U(i)} s_{uv}\,
                 (r_{vi} - b_{vi})}{\sum_{v \in N(u) \cap U(i)} s_{uv}}.
 
+        **History-side neighbourhoods** (``n_history_neighbors`` = k, LensKit's
+        UserKNN ``max_nbrs`` and Surprise's user-based ``k``): the sums run
+        only over the k users of :math:`N(u) \cap U(i)` most similar to
+        :math:`u`, a different set for every item; store all neighbours
+        (``n_neighbors=None``) for the peers' formula.
+
         A new user (:meth:`recommend_new`) gets their neighbours among the
         trained users from the given history, then the same scores; the model is
         not changed.  No ``partial_fit`` (new interactions change the
@@ -696,6 +909,7 @@ class UserKNN(_KNNBase):
         self,
         n_neighbors=50,
         *,
+        n_history_neighbors=None,
         similarity="cosine",
         shrinkage=10.0,
         weighting="auto",
@@ -710,6 +924,7 @@ class UserKNN(_KNNBase):
     ):
         super().__init__(
             n_neighbors,
+            n_history_neighbors=n_history_neighbors,
             similarity=similarity,
             shrinkage=shrinkage,
             weighting=weighting,
@@ -734,6 +949,20 @@ class UserKNN(_KNNBase):
         """Scores of users whose neighbour rows (over trained users) are ``S``."""
         n_threads = effective_n_threads(self.n_jobs)
         rows = np.arange(S.shape[0])
+        if self.n_history_neighbors is not None:
+            # the references are the neighbour users, the targets their items
+            explicit = self.feedback == "explicit"
+            num, den = history_scores(
+                S,
+                rows,
+                self._history,
+                cand,
+                self.n_history_neighbors,
+                key_is_a=True,
+                with_den=explicit,
+                n_threads=n_threads,
+            )
+            return self._rating_scores(num, den, user_bias, cand) if explicit else num
         if self.feedback == "explicit":
             num, den = score_rows(S, rows, self._history, den_mode=1, n_threads=n_threads)
             return self._rating_scores(
@@ -757,6 +986,7 @@ class UserKNN(_KNNBase):
             cosine=self.similarity == "cosine",
             dtype=self._history.dtype.type,
             n_threads=effective_n_threads(self.n_jobs),
+            pearson=self.similarity == "pearson_baseline",
         )
         return self._scores_from(S, b_u, cand)
 
@@ -798,6 +1028,11 @@ ItemKNN.__doc__ = ItemKNN.__doc__.replace(
         feature="user",
         auto='"bm25" for implicit feedback (the best of the three on MovieLens '
         "100K and Amazon, see :ref:`models`), None for ratings.",
+        history="the score of item :math:`i` for user :math:`u` uses only the "
+        "k items of the user's history most similar to :math:`i` (among the "
+        "stored similarities), instead of every history item that has "
+        ":math:`i` among its stored neighbours.  Better on sparse data, where "
+        "few stored lists reach a user's items; see above.",
     )
     .strip("\n")
     .lstrip(),
@@ -810,6 +1045,10 @@ UserKNN.__doc__ = UserKNN.__doc__.replace(
         row="user",
         feature="item",
         auto="None (weighting did not help user neighbourhoods in our measurements).",
+        history="the score of item :math:`i` for user :math:`u` uses only the "
+        "k users most similar to :math:`u` among those who have :math:`i` "
+        "(within :math:`u`'s stored neighbours), instead of every stored "
+        "neighbour who has :math:`i`.  See above.",
     )
     .strip("\n")
     .lstrip(),

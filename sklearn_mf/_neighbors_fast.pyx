@@ -22,10 +22,19 @@ the GIL and in parallel over rows (OpenMP).
 ``pair_dots``
     ``A[a] . B[b]`` for a list of row pairs by merging two sorted index lists
     (``predict`` for given (user, item) rows).
+``history_topk_rows`` / ``history_topk_pairs``
+    The history-side neighbourhood (``n_history_neighbors``, the LensKit /
+    Surprise semantics): a target's score sums only over the ``k`` references
+    of the user (items of the history, or neighbour users who have the item)
+    most similar to it; a bounded min-heap per target, filled reference by
+    reference, in per-thread buffers.
+``topk_pearson_baseline``
+    Top-k of Surprise's shrunk Pearson-baseline similarity (norms over the
+    common features, shrinkage ``(n - 1) / (n - 1 + h)``).
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport fabs
+from libc.math cimport fabs, sqrt
 from libc.stdlib cimport free, malloc
 
 from sklearn_mf._heap cimport heap_push
@@ -121,6 +130,8 @@ ctypedef fused floating:
 # candidates screened at once by the vectorised bound test of the dense scan
 cdef enum:
     _SCREEN = 32
+    # output rows longer than this are left unsorted (the caller sorts them)
+    _SORT_MAX = 256
 # a candidate within this relative margin of the heap's worst gets the exact test
 cdef double _MARGIN = 1 - 1e-12
 
@@ -143,6 +154,24 @@ cdef inline void _offer(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint c
             return
         s = s / den
     heap_push(hs, hi, size, k, s, c)
+
+
+cdef inline void _keep(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint cosine,
+                       double q_norm, const double* c_norms, double shrinkage,
+                       double* hs, Py_ssize_t* hi, Py_ssize_t* size) noexcept nogil:
+    """``_offer`` when every positive similarity is kept (k >= candidates):
+    the same value, appended (no heap)."""
+    cdef double den, s = acc[c]
+    if s <= 0 or c == skip:
+        return
+    if cosine:
+        den = q_norm * c_norms[c] + shrinkage
+        if den <= 0:
+            return
+        s = s / den
+    hs[size[0]] = s
+    hi[size[0]] = c
+    size[0] += 1
 
 
 cdef inline double _sims_bound(const double* acc, const double* norms, Py_ssize_t n,
@@ -183,7 +212,7 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_cand = c_norms.shape[0]
     cdef Py_ssize_t k = out_idx.shape[1]
     cdef Py_ssize_t q, p, pp, c, ci, j, m, t, f, size, work, skip, c0, c1
-    cdef bint dense
+    cdef bint dense, keep_all = k >= n_cand
     cdef double w, thr, a, b, tau
     cdef double* acc
     cdef double* bm
@@ -242,7 +271,24 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                             acc[c] += w * t_data[pp]
                 size = 0
                 skip = q + self_offset if self_offset >= 0 else -1
-                if dense:
+                if keep_all:
+                    # every positive similarity is kept: no heap, no screen
+                    # (the dense scan appends by increasing index)
+                    if dense:
+                        for c in range(n_cand):
+                            _keep(acc, c, skip, cosine, q_norms[q], &c_norms[0],
+                                  shrinkage, hs, hi, &size)
+                    elif m > _SORT_MAX:
+                        # by increasing index, so that the row needs no sort
+                        for c in range(n_cand):
+                            if mark[c] == q:
+                                _keep(acc, c, skip, cosine, q_norms[q], &c_norms[0],
+                                      shrinkage, hs, hi, &size)
+                    else:
+                        for t in range(m):
+                            _keep(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
+                                  shrinkage, hs, hi, &size)
+                elif dense:
                     if 0 <= skip < n_cand:
                         acc[skip] = 0  # never offered: out of the bound below
                     tau = _sims_bound(acc, &c_norms[0], n_cand, k, cosine, q_norms[q],
@@ -268,8 +314,14 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                         _offer(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
                                shrinkage, hs, hi, &size, k)
                 out_cnt[q] = size
-                # by increasing index (insertion sort of at most k entries)
+                # by increasing index (insertion sort of at most k entries);
+                # longer rows are written as they are: sorted already when
+                # every similarity is kept, else sorted by the caller
                 for t in range(size):
+                    if size > _SORT_MAX:
+                        out_idx[q, t] = <int>hi[t]
+                        out_val[q, t] = <floating>hs[t]
+                        continue
                     j = t
                     while j > 0 and out_idx[q, j - 1] > hi[t]:
                         out_idx[q, j] = out_idx[q, j - 1]
@@ -389,3 +441,358 @@ def pair_dots(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
                         y = y + 1
             out[p] = s
             den[p] = d
+
+
+# ------------------------------------------------ history-side selection
+cdef inline void _kv_push(double* hk, double* hv, Py_ssize_t* size, Py_ssize_t k,
+                          double key, double val) noexcept nogil:
+    """Offer (key, val) to a min-heap on ``key`` of ``size[0]`` entries that
+    keeps the ``k`` largest keys (root = the worst kept; a key equal to it
+    does not enter, so the first of tied keys stays)."""
+    cdef Py_ssize_t j, child, n = size[0]
+    if n < k:
+        j = n
+        size[0] = n + 1
+        while j > 0 and key < hk[(j - 1) // 2]:
+            hk[j] = hk[(j - 1) // 2]
+            hv[j] = hv[(j - 1) // 2]
+            j = (j - 1) // 2
+        hk[j] = key
+        hv[j] = val
+    elif key > hk[0]:
+        j = 0
+        while True:
+            child = 2 * j + 1
+            if child >= n:
+                break
+            if child + 1 < n and hk[child + 1] < hk[child]:
+                child = child + 1
+            if hk[child] < key:
+                hk[j] = hk[child]
+                hv[j] = hv[child]
+                j = child
+            else:
+                break
+        hk[j] = key
+        hv[j] = val
+
+
+cdef inline double _select_top(double* hk, double* hv, Py_ssize_t n,
+                               Py_ssize_t k) noexcept nogil:
+    """Move the ``k`` largest keys of ``hk[0..n)`` (0 < k <= n), their values
+    ``hv`` along, to the front (quickselect, Hoare partition, descending) and
+    return the smallest of them."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, want = k - 1, mid, i, j
+    cdef double a, b, c, pivot, t
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        a = hk[lo]
+        b = hk[mid]
+        c = hk[hi]
+        # the median of the three
+        if a < b:
+            if b < c:
+                pivot = b
+            elif a < c:
+                pivot = c
+            else:
+                pivot = a
+        elif a < c:
+            pivot = a
+        elif b < c:
+            pivot = c
+        else:
+            pivot = b
+        i = lo
+        j = hi
+        while i <= j:
+            while hk[i] > pivot:
+                i = i + 1
+            while hk[j] < pivot:
+                j = j - 1
+            if i <= j:
+                t = hk[i]
+                hk[i] = hk[j]
+                hk[j] = t
+                t = hv[i]
+                hv[i] = hv[j]
+                hv[j] = t
+                i = i + 1
+                j = j - 1
+        if want <= j:
+            hi = j
+        elif want >= i:
+            lo = i
+        else:
+            break
+    return hk[want]
+
+
+def history_topk_rows(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
+                      const floating[::1] a_data, const Py_ssize_t[::1] rows,
+                      const Py_ssize_t[::1] b_indptr, const int[::1] b_indices,
+                      const floating[::1] b_data, bint key_is_a, Py_ssize_t k,
+                      Py_ssize_t cap, const Py_ssize_t[::1] tpos, bint with_den,
+                      floating[:, ::1] out, floating[:, ::1] den, int n_threads):
+    """Scores from the ``k`` best references of each target (history-side kNN).
+
+    For row ``r``, every stored ``A[rows[r], j]`` (the references j) and every
+    stored ``B[j, t]`` with ``tpos[t] >= 0`` form a pair (key, value): the key
+    is ``A[rows[r], j]`` when ``key_is_a`` else ``B[j, t]``, the value the
+    other one.  Of the pairs of target t with a positive key, the ``k``
+    largest keys are kept and ``out[r, tpos[t]]`` is the sum of key * value
+    over them, ``den[r, tpos[t]]`` the sum of their keys (when ``with_den``).
+    Item kNN: A = the user's history, B = the similarities (row j: the items
+    j votes for), key = the similarity; user kNN: A = the user's neighbour
+    similarities, B = the history of the neighbours, key = the similarity.
+
+    The pairs are filled reference by reference (no per-target scan of the
+    references) into a buffer of ``cap > k`` pairs per target; a full buffer
+    is cut to its ``k`` best by quickselect, whose smallest key then rejects
+    every later pair not above it with one comparison (amortised O(1) per
+    pair, against O(log k) for a heap).  Ties at the k-th key: the first
+    kept.  Returns the number of threads whose scratch allocation
+    (``out.shape[1] * cap`` pairs) failed.
+    """
+    cdef Py_ssize_t n_rows = rows.shape[0], n_out = out.shape[1]
+    cdef Py_ssize_t r, row, p, pp, j, t, x, o, n
+    cdef double a, key, val, s, d
+    cdef double* hk
+    cdef double* hv
+    cdef double* thr
+    cdef Py_ssize_t* cnt
+    cdef int n_bad = 0
+    with nogil, parallel(num_threads=n_threads):
+        hk = <double*>malloc((n_out * cap + 1) * sizeof(double))
+        hv = <double*>malloc((n_out * cap + 1) * sizeof(double))
+        thr = <double*>malloc((n_out + 1) * sizeof(double))
+        cnt = <Py_ssize_t*>malloc((n_out + 1) * sizeof(Py_ssize_t))
+        try:
+            for r in prange(n_rows, schedule="dynamic", chunksize=4):
+                if hk == NULL or hv == NULL or thr == NULL or cnt == NULL:
+                    n_bad += 1
+                    continue
+                for t in range(n_out):
+                    cnt[t] = 0
+                    thr[t] = 0  # keys must be positive
+                row = rows[r]
+                for p in range(a_indptr[row], a_indptr[row + 1]):
+                    j = a_indices[p]
+                    a = a_data[p]
+                    for pp in range(b_indptr[j], b_indptr[j + 1]):
+                        t = tpos[b_indices[pp]]
+                        if t < 0:
+                            continue
+                        if key_is_a:
+                            key = a
+                            val = b_data[pp]
+                        else:
+                            key = b_data[pp]
+                            val = a
+                        if key > thr[t]:
+                            o = t * cap
+                            x = o + cnt[t]
+                            hk[x] = key
+                            hv[x] = val
+                            cnt[t] = cnt[t] + 1
+                            if cnt[t] == cap:
+                                thr[t] = _select_top(hk + o, hv + o, cap, k)
+                                cnt[t] = k
+                for t in range(n_out):
+                    o = t * cap
+                    n = cnt[t]
+                    if n > k:
+                        _select_top(hk + o, hv + o, n, k)
+                        n = k
+                    s = 0
+                    d = 0
+                    for x in range(o, o + n):
+                        s = s + hk[x] * hv[x]
+                        d = d + hk[x]
+                    out[r, t] = <floating>s
+                    if with_den:
+                        den[r, t] = <floating>d
+        finally:
+            free(hk)
+            free(hv)
+            free(thr)
+            free(cnt)
+    return n_bad
+
+
+def history_topk_pairs(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
+                       const floating[::1] a_data, const Py_ssize_t[::1] a_rows,
+                       const Py_ssize_t[::1] b_indptr, const int[::1] b_indices,
+                       const floating[::1] b_data, const Py_ssize_t[::1] b_rows,
+                       bint key_is_a, Py_ssize_t k, double[::1] out, double[::1] den,
+                       int n_threads):
+    """``history_topk_rows`` for single (row, target) pairs.
+
+    The pairs of ``(A[a_rows[p]], B[b_rows[p]])`` are their common stored
+    columns (a merge of the two sorted index lists; B here holds the targets
+    as rows); ``out[p]`` / ``den[p]`` are the sums of key * value / of the
+    keys over the ``k`` pairs with the largest positive keys.  A negative row
+    index gives 0.  Returns the number of threads whose allocation failed.
+    """
+    cdef Py_ssize_t n = a_rows.shape[0], p, x, y, xe, ye, size, c
+    cdef double s, d, key, val
+    cdef double* hk
+    cdef double* hv
+    cdef int n_bad = 0
+    with nogil, parallel(num_threads=n_threads):
+        hk = <double*>malloc((k + 1) * sizeof(double))
+        hv = <double*>malloc((k + 1) * sizeof(double))
+        try:
+            for p in prange(n, schedule="dynamic", chunksize=64):
+                s = 0
+                d = 0
+                if hk == NULL or hv == NULL:
+                    n_bad += 1
+                elif a_rows[p] >= 0 and b_rows[p] >= 0:
+                    size = 0
+                    x = a_indptr[a_rows[p]]
+                    xe = a_indptr[a_rows[p] + 1]
+                    y = b_indptr[b_rows[p]]
+                    ye = b_indptr[b_rows[p] + 1]
+                    while x < xe and y < ye:
+                        if a_indices[x] < b_indices[y]:
+                            x = x + 1
+                        elif a_indices[x] > b_indices[y]:
+                            y = y + 1
+                        else:
+                            if key_is_a:
+                                key = a_data[x]
+                                val = b_data[y]
+                            else:
+                                key = b_data[y]
+                                val = a_data[x]
+                            if key > 0:
+                                _kv_push(hk, hv, &size, k, key, val)
+                            x = x + 1
+                            y = y + 1
+                    for c in range(size):
+                        s = s + hk[c] * hv[c]
+                        d = d + hk[c]
+                out[p] = s
+                den[p] = d
+        finally:
+            free(hk)
+            free(hv)
+    return n_bad
+
+
+def topk_pearson_baseline(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
+                          const floating[::1] q_data, const Py_ssize_t[::1] t_indptr,
+                          const int[::1] t_indices, const floating[::1] t_data,
+                          Py_ssize_t n_cand, Py_ssize_t self_offset, double shrinkage,
+                          int[:, ::1] out_idx, floating[:, ::1] out_val,
+                          Py_ssize_t[::1] out_cnt, int n_threads):
+    """Top-k positive shrunk Pearson-baseline similarities (Surprise's formula).
+
+    The rows hold baseline residuals :math:`x = r - b`.  For query q and
+    candidate c with the common features U (at least 2),
+    :math:`\\sum_U x_q x_c / \\sqrt{\\sum_U x_q^2 \\sum_U x_c^2} \\cdot
+    (|U| - 1) / (|U| - 1 + h)`: the norms are over the common features only
+    (not the whole rows, as ``topk_similarities``).  ``T`` is the transposed
+    candidate matrix; ``self_offset``, outputs and return as
+    ``topk_similarities``.
+    """
+    cdef Py_ssize_t n_q = q_indptr.shape[0] - 1
+    cdef Py_ssize_t k = out_idx.shape[1]
+    cdef Py_ssize_t q, p, pp, c, ci, m, t, f, j, size, skip, nc
+    cdef bint keep_all = k >= n_cand
+    cdef double w, v, s, den
+    cdef double* dot
+    cdef double* sqq
+    cdef double* sqc
+    cdef Py_ssize_t* freq
+    cdef Py_ssize_t* mark
+    cdef Py_ssize_t* touched
+    cdef double* hs
+    cdef Py_ssize_t* hi
+    cdef int n_bad = 0
+    with nogil, parallel(num_threads=n_threads):
+        dot = <double*>malloc((n_cand + 1) * sizeof(double))
+        sqq = <double*>malloc((n_cand + 1) * sizeof(double))
+        sqc = <double*>malloc((n_cand + 1) * sizeof(double))
+        freq = <Py_ssize_t*>malloc((n_cand + 1) * sizeof(Py_ssize_t))
+        mark = <Py_ssize_t*>malloc((n_cand + 1) * sizeof(Py_ssize_t))
+        touched = <Py_ssize_t*>malloc((n_cand + 1) * sizeof(Py_ssize_t))
+        hs = <double*>malloc((k + 1) * sizeof(double))
+        hi = <Py_ssize_t*>malloc((k + 1) * sizeof(Py_ssize_t))
+        try:
+            if mark != NULL:
+                for ci in range(n_cand):
+                    mark[ci] = -1
+            for q in prange(n_q, schedule="dynamic", chunksize=8):
+                if (dot == NULL or sqq == NULL or sqc == NULL or freq == NULL
+                        or mark == NULL or touched == NULL or hs == NULL or hi == NULL):
+                    n_bad += 1
+                    out_cnt[q] = 0
+                    continue
+                m = 0
+                for p in range(q_indptr[q], q_indptr[q + 1]):
+                    f = q_indices[p]
+                    w = q_data[p]
+                    for pp in range(t_indptr[f], t_indptr[f + 1]):
+                        c = t_indices[pp]
+                        v = t_data[pp]
+                        if mark[c] != q:
+                            mark[c] = q
+                            dot[c] = 0
+                            sqq[c] = 0
+                            sqc[c] = 0
+                            freq[c] = 0
+                            touched[m] = c
+                            m = m + 1
+                        dot[c] += w * v
+                        sqq[c] += w * w
+                        sqc[c] += v * v
+                        freq[c] += 1
+                size = 0
+                skip = q + self_offset if self_offset >= 0 else -1
+                for t in range(n_cand if keep_all and m > _SORT_MAX else m):
+                    # every one kept and many: by increasing index (no sort)
+                    if keep_all and m > _SORT_MAX:
+                        c = t
+                        if mark[c] != q:
+                            continue
+                    else:
+                        c = touched[t]
+                    nc = freq[c]
+                    if c == skip or nc < 2 or dot[c] <= 0:
+                        continue
+                    den = sqq[c] * sqc[c]
+                    if den <= 0:
+                        continue
+                    s = dot[c] / sqrt(den) * (nc - 1) / (nc - 1 + shrinkage)
+                    if s > 0:
+                        if keep_all:  # no heap
+                            hs[size] = s
+                            hi[size] = c
+                            size = size + 1
+                        else:
+                            heap_push(hs, hi, &size, k, s, c)
+                out_cnt[q] = size
+                for t in range(size):
+                    if size > _SORT_MAX:
+                        out_idx[q, t] = <int>hi[t]
+                        out_val[q, t] = <floating>hs[t]
+                        continue
+                    j = t
+                    while j > 0 and out_idx[q, j - 1] > hi[t]:
+                        out_idx[q, j] = out_idx[q, j - 1]
+                        out_val[q, j] = out_val[q, j - 1]
+                        j = j - 1
+                    out_idx[q, j] = <int>hi[t]
+                    out_val[q, j] = <floating>hs[t]
+        finally:
+            free(dot)
+            free(sqq)
+            free(sqc)
+            free(freq)
+            free(mark)
+            free(touched)
+            free(hs)
+            free(hi)
+    return n_bad

@@ -433,3 +433,358 @@ def test_bad_input_and_inputs_not_modified():
     ItemKNN().fit(X, y)
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(y, [1.0, 2.0, 3.0])
+
+
+# ------------------------------------------- history-side neighbourhoods
+def _ref_history(keys, vals, k):
+    """Sum of key * value and of the keys over the k largest positive keys."""
+    keys, vals = np.asarray(keys, dtype=float), np.asarray(vals, dtype=float)
+    pos = keys > 0
+    keys, vals = keys[pos], vals[pos]
+    top = np.argsort(-keys, kind="stable")[:k]
+    return float(keys[top] @ vals[top]), float(keys[top].sum())
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("key_is_a", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 50])
+def test_history_kernel_matches_numpy(n_threads, key_is_a, k, monkeypatch):
+    A, B = _random_csr(20, 25, 0.3, 11), _random_csr(25, 30, 0.3, 12)
+    Ad, Bd = A.toarray(), B.toarray()
+    rows = np.array([4, 0, 19, 7, 4])
+    cand = np.array([5, 0, 29, 12, 5, 3])  # unordered, with a repeat
+    # small target blocks: the blocked path and its copy-back are exercised
+    monkeypatch.setattr(_neighbors, "_HISTORY_PAIRS", 8 * k)
+    num, den = _neighbors.history_scores(
+        A, rows, B, cand, k, key_is_a=key_is_a, with_den=True, n_threads=n_threads
+    )
+    ref_num, ref_den = np.zeros(num.shape), np.zeros(num.shape)
+    for r, row in enumerate(rows):
+        for t, c in enumerate(cand):
+            refs = np.flatnonzero((Ad[row] != 0) & (Bd[:, c] != 0))
+            a, b = Ad[row, refs], Bd[refs, c]
+            ref_num[r, t], ref_den[r, t] = _ref_history(
+                a if key_is_a else b, b if key_is_a else a, k
+            )
+    np.testing.assert_allclose(num, ref_num, rtol=1e-12)
+    np.testing.assert_allclose(den, ref_den, rtol=1e-12)
+    # the pair kernel (targets as rows of B^T), a negative index giving 0
+    a_rows = np.r_[rows, -1]
+    b_rows = np.r_[cand[:5], 2]
+    got, d = _neighbors.history_pair_scores(
+        A, a_rows, B.T.tocsr(), b_rows, k, key_is_a=key_is_a, n_threads=n_threads
+    )
+    np.testing.assert_allclose(got[:5], ref_num[np.arange(5), np.arange(5)], rtol=1e-12)
+    np.testing.assert_allclose(d[:5], ref_den[np.arange(5), np.arange(5)], rtol=1e-12)
+    assert got[5] == 0 and d[5] == 0
+
+
+def _binary(seed, n_users=40, n_items=30, density=0.15):
+    rng = np.random.default_rng(seed)
+    D = rng.random((n_users, n_items)) < density
+    D[np.arange(n_users), rng.integers(0, n_items, n_users)] = True  # nobody empty
+    return D.astype(np.float64)
+
+
+def _cosine(M):
+    """Dense cosine similarities of the rows of M, diagonal 0."""
+    n = np.linalg.norm(M, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        S = np.nan_to_num(M @ M.T / np.outer(n, n))
+    np.fill_diagonal(S, 0)
+    return S
+
+
+def _pearson_baseline(R, mask, base, h):
+    """Surprise's shrunk pearson_baseline of the rows of R (n_rows x n_features)."""
+    X = np.where(mask, R - base, 0.0)
+    m = mask.astype(float)
+    dot, freq = X @ X.T, m @ m.T
+    sqi, sqj = (X**2) @ m.T, m @ (X**2).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        S = np.nan_to_num(dot / np.sqrt(sqi * sqj)) * (freq - 1) / (freq - 1 + h)
+    S[freq < 2] = 0
+    np.fill_diagonal(S, 0)
+    return S
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("k", [1, 4])
+def test_history_neighbors_implicit_is_lenskit_formula(cls, k):
+    # LensKit ItemKNN / UserKNN implicit (max_nbrs=k, all neighbours saved):
+    # the sum of the k largest similarities of the user's items to the target
+    # (of the users who have the target to the user)
+    D = _binary(13)
+    X = np.argwhere(D)
+    model = cls(
+        n_neighbors=None, n_history_neighbors=k, shrinkage=0.0, weighting=None, dtype=np.float64
+    ).fit(X)
+    n_users, n_items = D.shape
+    ref = np.zeros(D.shape)
+    if cls is ItemKNN:
+        S = _cosine(D.T)
+        for u in range(n_users):
+            for i in range(n_items):
+                ref[u, i] = _ref_history(S[D[u] != 0, i], np.ones(int(D[u].sum())), k)[0]
+    else:
+        S = _cosine(D)
+        for u in range(n_users):
+            for i in range(n_items):
+                who = np.flatnonzero(D[:, i])
+                ref[u, i] = _ref_history(S[u, who], np.ones(len(who)), k)[0]
+    np.testing.assert_allclose(model.similarity_.toarray(), S, atol=1e-12)
+    pairs = np.column_stack(
+        [np.repeat(np.arange(n_users), n_items), np.tile(np.arange(n_items), n_users)]
+    )
+    np.testing.assert_allclose(model.predict(pairs), ref.ravel(), rtol=1e-10, atol=1e-12)
+    # recommend (batched, every item) ranks by the same scores
+    _, scores = model.recommend(np.arange(n_users), n=5, exclude_seen=False)
+    np.testing.assert_allclose(scores, -np.sort(-ref, axis=1)[:, :5], rtol=1e-10)
+    # items= restricts to the given candidates, with the same scores
+    allowed = np.array([3, 17, 8, 25])
+    rec = model.recommend(np.arange(n_users), n=2, items=allowed, exclude_seen=False)
+    np.testing.assert_allclose(rec.scores, -np.sort(-ref[:, allowed], axis=1)[:, :2], rtol=1e-10)
+    # exclude_seen: no seen item is recommended
+    rec = model.recommend(np.arange(n_users), n=3)
+    for u in range(n_users):
+        assert not set(np.asarray(rec.items[u][rec.scores[u] > -np.inf], dtype=int)) & set(
+            np.flatnonzero(D[u])
+        )
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("similarity,h", [("pearson_baseline", 2.0), ("cosine", 1.0)])
+def test_history_neighbors_explicit_is_surprise_formula(cls, similarity, h):
+    # Surprise KNNBaseline (min_k=1): baseline + the similarity-weighted
+    # residuals of the k most similar neighbours (positive similarities only)
+    rng = np.random.default_rng(14)
+    mask = _binary(15) != 0
+    R = np.where(mask, rng.integers(1, 6, mask.shape), 0).astype(float)
+    X = np.argwhere(mask)
+    y = R[mask]
+    k = 3
+    model = cls(
+        n_neighbors=None,
+        n_history_neighbors=k,
+        similarity=similarity,
+        shrinkage=h,
+        feedback="explicit",
+        dtype=np.float64,
+    ).fit(X, y)
+    mu, bu, bi = model.global_mean_, model.user_bias_, model.item_bias_
+    base = mu + bu[:, None] + bi[None, :]
+    resid = np.where(mask, R - base, 0.0)
+    if similarity == "pearson_baseline":
+        S = (
+            _pearson_baseline(R.T, mask.T, base.T, h)
+            if cls is ItemKNN
+            else _pearson_baseline(R, mask, base, h)
+        )
+    else:
+        M = resid.T if cls is ItemKNN else resid
+        n = np.linalg.norm(M, axis=1)
+        S = M @ M.T / (np.outer(n, n) + h)
+        np.fill_diagonal(S, 0)
+    S[S < 0] = 0
+    np.testing.assert_allclose(model.similarity_.toarray(), S, rtol=1e-9, atol=1e-12)
+    ref = base.copy()
+    for u in range(mask.shape[0]):
+        for i in range(mask.shape[1]):
+            if cls is ItemKNN:
+                refs = np.flatnonzero(mask[u])
+                num, den = _ref_history(S[i, refs], resid[u, refs], k)
+            else:
+                refs = np.flatnonzero(mask[:, i])
+                num, den = _ref_history(S[u, refs], resid[refs, i], k)
+            if den > 0:
+                ref[u, i] += num / den
+    n_users, n_items = mask.shape
+    pairs = np.column_stack(
+        [np.repeat(np.arange(n_users), n_items), np.tile(np.arange(n_items), n_users)]
+    )
+    np.testing.assert_allclose(model.predict(pairs), ref.ravel(), rtol=1e-10)
+    _, scores = model.recommend(np.arange(n_users), n=4, exclude_seen=False)
+    np.testing.assert_allclose(scores, -np.sort(-ref, axis=1)[:, :4], rtol=1e-10)
+
+
+def test_history_neighbors_hand_computed():
+    # items a: users 1,2,3; b: users 1,2; c: users 3,4; d: users 2,3 (binary)
+    # cos(a,b) = 2/sqrt(6), cos(a,c) = 1/sqrt(6), cos(a,d) = 2/sqrt(6),
+    # cos(b,d) = 1/2, cos(c,d) = 1/2, cos(b,c) = 0
+    X = [(1, "a"), (1, "b"), (2, "a"), (2, "b"), (2, "d"), (3, "a"), (3, "c"), (3, "d"), (4, "c")]
+    # user 4 has only c: its score of a is cos(a,c) for any k
+    # user 1 has a, b: the score of d with k=1 is max(cos(a,d), cos(b,d)) = 2/sqrt(6),
+    # with k=2 the sum 2/sqrt(6) + 1/2
+    kw = dict(n_neighbors=None, shrinkage=0.0, weighting=None, dtype=np.float64)
+    one = ItemKNN(n_history_neighbors=1, **kw).fit(X)
+    two = ItemKNN(n_history_neighbors=2, **kw).fit(X)
+    assert one.predict([(4, "a")])[0] == pytest.approx(1 / np.sqrt(6))
+    assert one.predict([(1, "d")])[0] == pytest.approx(2 / np.sqrt(6))
+    assert two.predict([(1, "d")])[0] == pytest.approx(2 / np.sqrt(6) + 0.5)
+    # stored-side scoring with one stored neighbour per item: d's best neighbour
+    # is a (2/sqrt(6)) and b's is a, so nothing of user 1 votes for d
+    stored = ItemKNN(n_neighbors=1, **{k: v for k, v in kw.items() if k != "n_neighbors"}).fit(X)
+    assert stored.predict([(1, "d")])[0] == 0
+    # recommend (seen a, b excluded): d = 2/sqrt(6) + 1/2, c = cos(a,c) (b, c: 0)
+    rec = two.recommend([1], n=2)
+    assert rec.items[0].tolist() == ["d", "c"]
+    np.testing.assert_allclose(rec.scores[0], [2 / np.sqrt(6) + 0.5, 1 / np.sqrt(6)])
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_history_neighbors_large_k_equals_stored_all(cls, feedback):
+    # with k at least the number of references, the history-side selection
+    # keeps everything: the stored-side scores of all stored neighbours
+    rng = np.random.default_rng(16)
+    mask = _binary(17) != 0
+    X = np.argwhere(mask)
+    y = rng.integers(1, 6, len(X)).astype(float) if feedback == "explicit" else None
+    kw = dict(n_neighbors=None, feedback=feedback, dtype=np.float64, weighting=None)
+    a = cls(**kw).fit(X, y)
+    b = cls(n_history_neighbors=1000, **kw).fit(X, y)
+    pairs = np.argwhere(np.ones(mask.shape))
+    np.testing.assert_allclose(b.predict(pairs), a.predict(pairs), rtol=1e-10, atol=1e-12)
+    ra = a.recommend(np.arange(mask.shape[0]), n=5)
+    rb = b.recommend(np.arange(mask.shape[0]), n=5)
+    np.testing.assert_allclose(rb.scores, ra.scores, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+def test_history_neighbors_none_is_unchanged(cls):
+    # the default (None) is the stored-side scoring, and a smaller k changes it
+    A = _random_csr(40, 30, 0.15, 18)
+    X, y = _triples(A)
+    pairs = np.argwhere(np.ones((40, 30)))
+    a = cls(n_neighbors=5, n_jobs=1).fit(X, y)
+    b = cls(n_neighbors=5, n_history_neighbors=None, n_jobs=1).fit(X, y)
+    np.testing.assert_array_equal(a.predict(pairs), b.predict(pairs))
+    np.testing.assert_array_equal(
+        a.recommend(np.arange(40), n=5).items, b.recommend(np.arange(40), n=5).items
+    )
+    c = cls(n_neighbors=5, n_history_neighbors=2, n_jobs=1).fit(X, y)
+    assert not np.allclose(a.predict(pairs), c.predict(pairs))
+
+
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_history_neighbors_recommend_new(feedback):
+    X = _blocks(4)
+    rng = np.random.default_rng(19)
+    y = rng.integers(1, 6, len(X)).astype(float) if feedback == "explicit" else None
+    item = ItemKNN(n_neighbors=None, n_history_neighbors=3, feedback=feedback, n_jobs=2)
+    item.fit(X, y)
+    hist = X[:, 0] == 3
+    new = np.column_stack([np.full(hist.sum(), 999), X[hist, 1]])
+    a = item.recommend([3], n=5)
+    b = item.recommend_new(new, None if y is None else y[hist], n=5)
+    if feedback == "implicit":  # the same history, the same scores
+        assert a.items.tolist() == b.items.tolist()
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+    else:  # the new user's bias is refitted by one sweep: not the same scores
+        assert np.isfinite(b.scores).all() and not set(b.items[0].tolist()) & set(X[hist, 1])
+    # UserKNN: the new user's neighbours among the trained users, then the
+    # k most similar of those who have each item
+    user = UserKNN(n_neighbors=None, n_history_neighbors=2, shrinkage=0.0, dtype=np.float64)
+    user.fit(X)
+    rec = user.recommend_new(new, n=4, exclude_seen=False)
+    Xd = user.user_items_.toarray().astype(np.float64)
+    x = np.zeros(Xd.shape[1])
+    x[X[hist, 1]] = 1
+    sims = Xd @ x / (np.linalg.norm(Xd, axis=1) * np.linalg.norm(x))
+    ref = np.array(
+        [
+            _ref_history(sims[Xd[:, i] != 0], np.ones(int((Xd[:, i] != 0).sum())), 2)[0]
+            for i in range(Xd.shape[1])
+        ]
+    )
+    np.testing.assert_allclose(rec.scores[0], np.sort(ref)[::-1][:4], rtol=1e-10)
+
+
+def test_history_neighbors_validation_and_memory_guard(monkeypatch):
+    X = _blocks(5)
+    with pytest.raises(ValueError, match="n_history_neighbors"):
+        ItemKNN(n_history_neighbors=0).fit(X)
+    with pytest.raises(ValueError, match="pearson_baseline"):
+        ItemKNN(similarity="pearson_baseline").fit(X)
+    monkeypatch.setattr(_neighbors, "available_memory", lambda: 1000)
+    with pytest.raises(MemoryError, match="n_neighbors=None"):
+        UserKNN(n_neighbors=None).fit(X)
+    UserKNN(n_neighbors=5).fit(X)  # stored top-k: no all-pairs check
+
+
+def test_all_neighbours_rows_are_sorted():
+    # rows longer than the kernel's insertion-sort limit are sorted here
+    A = _random_csr(400, 60, 0.2, 20)
+    got = knn_similarities(A, A, None, exclude_self=True, dtype=np.float64)
+    ref = _dense_topk(A, A, 400, 0.0, True, True)
+    assert np.diff(got.indptr).max() > _neighbors._KERNEL_SORT_MAX
+    np.testing.assert_allclose(got.toarray(), ref, rtol=1e-11, atol=1e-12)
+    resorted = got.copy()
+    resorted.has_sorted_indices = False
+    resorted.sort_indices()
+    np.testing.assert_array_equal(resorted.indices, got.indices)
+    got_p = knn_similarities(A, A, None, exclude_self=True, dtype=np.float64, pearson=True)
+    assert got_p.has_sorted_indices
+
+
+@pytest.mark.parametrize("pearson", [False, True])
+@pytest.mark.parametrize(
+    "shape,density", [((60, 40), 0.15), ((300, 200), 0.01)], ids=["dense", "touched"]
+)
+def test_keep_all_path_equals_heap_path(pearson, shape, density):
+    # k >= candidates appends every positive similarity without the heap:
+    # bit-equal to the heap path keeping all but (at most) one
+    A = _random_csr(*shape, density, 21)
+    if pearson:
+        A.data -= 1.7  # residual-like values of both signs
+    kw = dict(exclude_self=True, dtype=np.float64, pearson=pearson, shrinkage=1.0)
+    every = knn_similarities(A, A, None, **kw)
+    heap = knn_similarities(A, A, shape[0] - 1, **kw)
+    assert np.diff(heap.indptr).max() <= shape[0] - 1
+    np.testing.assert_array_equal(every.indptr, heap.indptr)
+    np.testing.assert_array_equal(every.indices, heap.indices)
+    np.testing.assert_array_equal(every.data, heap.data)
+
+
+@pytest.mark.parametrize("pearson", [False, True])
+def test_keep_all_long_touched_rows_are_sorted(pearson):
+    # rows reaching more than _KERNEL_SORT_MAX candidates through the touched
+    # list: written by increasing index when every similarity is kept
+    rng = np.random.default_rng(22)
+    n, f = 3000, 4 if pearson else 10
+    # pearson_baseline needs 2 common features: 2 of 4 per row (6 pairs)
+    cols = np.array([rng.choice(f, 2, replace=False) for _ in range(n)]) if pearson else None
+    cols = rng.integers(0, f, (n, 1)) if cols is None else cols
+    rows = np.repeat(np.arange(n), cols.shape[1])
+    vals = rng.uniform(0.5, 2, rows.size)
+    A = sp.csr_matrix((vals, (rows, cols.ravel())), shape=(n, f))
+    A.sum_duplicates()
+    got = knn_similarities(A, A, None, exclude_self=True, dtype=np.float64, pearson=pearson)
+    assert np.diff(got.indptr).max() > _neighbors._KERNEL_SORT_MAX
+    assert got.has_sorted_indices
+    for r in range(0, n, 97):
+        assert (np.diff(got.indices[got.indptr[r] : got.indptr[r + 1]]) > 0).all()
+    if not pearson:
+        ref = _dense_topk(A, A, n, 0.0, True, True)
+        np.testing.assert_allclose(got.toarray(), ref, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("feedback", ["implicit", "explicit"])
+def test_history_neighbors_recommend_matches_predict(cls, feedback):
+    # a stored top-n_neighbors pool (not symmetric): the batched recommend
+    # (targets filled from the references' lists) and predict of pairs
+    # (merge of one target's list with the references) give the same scores
+    rng = np.random.default_rng(23)
+    mask = _binary(24, n_users=50, n_items=35, density=0.25) != 0
+    X = np.argwhere(mask)
+    y = rng.integers(1, 6, len(X)).astype(float) if feedback == "explicit" else None
+    model = cls(n_neighbors=6, n_history_neighbors=3, feedback=feedback, n_jobs=2)
+    model.fit(X, y)
+    pairs = np.argwhere(np.ones(mask.shape))
+    full = model.predict(pairs).reshape(mask.shape)
+    rec = model.recommend(np.arange(mask.shape[0]), n=5, exclude_seen=False)
+    np.testing.assert_allclose(rec.scores, -np.sort(-full, axis=1)[:, :5], rtol=1e-5)
+    sub = np.array([30, 2, 11])
+    rec = model.recommend(np.arange(mask.shape[0]), n=3, items=sub, exclude_seen=False)
+    np.testing.assert_allclose(rec.scores, -np.sort(-full[:, sub], axis=1), rtol=1e-5)
