@@ -34,6 +34,9 @@ _SIMILARITY_BLOCKS = 20
 _PARALLEL_WORK = 2_000_000
 # _SORT_MAX of _neighbors_fast: longer similarity rows are sorted here
 _KERNEL_SORT_MAX = 256
+# bytes of the similarity kernel's dense buffers per block of users scored by
+# a lazy UserKNN (n_neighbors=None with n_history_neighbors)
+_LAZY_BLOCK_BYTES = 2**26
 
 
 # ------------------------------------------------------------------ drivers
@@ -70,6 +73,8 @@ def knn_similarities(
     progress=None,
     C_t=None,
     pearson=False,
+    q_norms=None,
+    c_norms=None,
 ):
     """The ``n_neighbors`` most similar rows of ``C`` to every row of ``Q``.
 
@@ -98,6 +103,8 @@ def knn_similarities(
         ``C`` transposed, when the caller has it (saves one transposition).
     pearson : bool, default=False
         Surprise's ``pearson_baseline`` similarity (``cosine`` is ignored).
+    q_norms, c_norms : ndarray of shape (n_queries,), (n_candidates,), default=None
+        The row norms of ``Q`` and ``C`` (``_row_norms``), when the caller has them.
 
     Returns
     -------
@@ -105,8 +112,10 @@ def knn_similarities(
         Sorted indices; at most ``n_neighbors`` entries per row.
     """
     Q, C = sp.csr_matrix(Q), sp.csr_matrix(C)
-    q_norms = _row_norms(Q)
-    c_norms = q_norms if C is Q else _row_norms(C)
+    if q_norms is None:
+        q_norms = _row_norms(Q)
+    if c_norms is None:
+        c_norms = q_norms if C is Q else _row_norms(C)
     t_indptr, t_indices, t_data = csr_parts(_transpose(C) if C_t is None else C_t, dtype)
     q_indptr, q_indices, q_data = csr_parts(Q, dtype)
     n_cand = C.shape[0]
@@ -275,6 +284,17 @@ def history_pair_scores(A, a_rows, B, b_rows, k, *, key_is_a, n_threads=1):
     return out, den
 
 
+def _drop_self(S, rows):
+    """``S`` without the entries ``S[r, rows[r]]`` (sorted rows stay sorted)."""
+    row = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
+    keep = S.indices != np.asarray(rows)[row]
+    indptr = np.zeros(S.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row[keep], minlength=S.shape[0]), out=indptr[1:])
+    out = sp.csr_matrix((S.data[keep], S.indices[keep], indptr), shape=S.shape)
+    out.has_sorted_indices = S.has_sorted_indices
+    return out
+
+
 def _row_norms(M):
     sq = np.asarray(M.data, dtype=np.float64) ** 2
     sums = np.zeros(M.shape[0])
@@ -390,7 +410,8 @@ class _HistoryScoringMixin:
         n = check_n(n, m - 1, what)
 
         def rows(r):
-            D = np.array(S[r].toarray() if sp.issparse(S) else S[r], dtype=np.float64)
+            Sr = S(r) if callable(S) else S[r]
+            D = np.array(Sr.toarray() if sp.issparse(Sr) else Sr, dtype=np.float64)
             D[D <= 0] = -np.inf
             D[np.arange(len(r)), r] = -np.inf
             return D
@@ -590,8 +611,17 @@ class _KNNBase(
             self.item_bias_ = base.item_bias_
             H = self._residuals(H, self.user_bias_)
         self._history = H
-        n_threads = effective_n_threads(self.n_jobs)
         V, V_t = self._vectors(H, fit=True)
+        self._lazy = self._lazy_similarities()
+        if self._lazy:
+            # only the (weighted) vectors, their transpose and norms: the
+            # similarities of the users being scored are computed then
+            self._lazy_operands = (V, _transpose(V) if V_t is None else V_t, _row_norms(V))
+            self.similarity_ = None
+            self._similarity_t = None
+            return self
+        self._lazy_operands = None
+        n_threads = effective_n_threads(self.n_jobs)
         if self.n_neighbors is None:
             self._check_all_pairs_memory(V.shape[0], dtype)
         with EpochProgress(
@@ -614,6 +644,10 @@ class _KNNBase(
         # neighbours); implicit ``predict`` transposes on demand
         self._similarity_t = _transpose(self.similarity_) if explicit else None
         return self
+
+    def _lazy_similarities(self):
+        """True if ``fit`` stores no similarities (see :class:`UserKNN`)."""
+        return False
 
     @staticmethod
     def _check_all_pairs_memory(n, dtype):
@@ -677,8 +711,10 @@ class _KNNBase(
                 n_threads=effective_n_threads(self.n_jobs),
             )
         else:
-            # the key (similarity) is A's entry for user kNN (den_mode 1)
-            num, den = history_pair_scores(
+            # the key (similarity) is A's entry for user kNN (den_mode 1);
+            # A is None when the similarities are computed here (lazy)
+            pair_sums = self._lazy_pair_scores if A is None else history_pair_scores
+            num, den = pair_sums(
                 A,
                 np.where(known, user_codes, -1),
                 B,
@@ -945,6 +981,94 @@ class UserKNN(_KNNBase):
         """User vectors (users x items) and their transpose (None: not at hand)."""
         return self._weighted(H, fit), None
 
+    def _lazy_similarities(self):
+        return self.n_neighbors is None and self.n_history_neighbors is not None
+
+    @property
+    def similarity_(self):
+        d = self.__dict__
+        if "similarity_" in d:  # unpickled from a version without the property
+            return d["similarity_"]
+        if "_similarity" not in d:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'similarity_'")
+        if d["_similarity"] is None:
+            # not stored (lazy): the whole matrix, computed now
+            n = len(self.users_)
+            self._check_all_pairs_memory(n, self._history.dtype)
+            return self._similarity_rows(np.arange(n))
+        return d["_similarity"]
+
+    @similarity_.setter
+    def similarity_(self, S):
+        self.__dict__.pop("similarity_", None)
+        self.__dict__["_similarity"] = S
+
+    def _similarity_blocks(self, codes=None, Q=None):
+        """Yield ``(slice, S)``: the similarity rows (all positive ones, as
+        ``fit`` stores with ``n_neighbors=None``) of blocks of the fitted users
+        ``codes`` (themselves excluded), or of the rows of the weighted new
+        user vectors ``Q``, from the vectors kept by a lazy ``fit``; the
+        kernel's dense buffers stay under ``_LAZY_BLOCK_BYTES``."""
+        V, V_t, norms = self._lazy_operands
+        dtype = self._history.dtype.type
+        n_q = len(codes) if Q is None else Q.shape[0]
+        q_norms = norms if Q is None else _row_norms(sp.csr_matrix(Q))
+        per_row = max(V.shape[0], 1) * (4 + np.dtype(dtype).itemsize)
+        block = max(1, _LAZY_BLOCK_BYTES // per_row)
+        n_threads = effective_n_threads(self.n_jobs)
+        for start in range(0, max(n_q, 1), block):
+            stop = min(start + block, n_q)
+            if Q is None:
+                rows = np.asarray(codes[start:stop], dtype=np.intp)
+                q, qn = V[rows], q_norms[rows]
+            else:
+                q, qn = Q[start:stop], q_norms[start:stop]
+            S = knn_similarities(
+                q,
+                V,
+                None,
+                shrinkage=self.shrinkage,
+                cosine=self.similarity == "cosine",
+                dtype=dtype,
+                n_threads=n_threads,
+                C_t=V_t,
+                pearson=self.similarity == "pearson_baseline",
+                q_norms=qn,
+                c_norms=norms,
+            )
+            yield slice(start, stop), (_drop_self(S, rows) if Q is None else S)
+
+    def _similarity_rows(self, codes):
+        """Rows ``codes`` of the users x users similarities (CSR)."""
+        if not getattr(self, "_lazy", False):
+            return self.similarity_[codes]
+        blocks = [S for _, S in self._similarity_blocks(np.asarray(codes, dtype=np.intp))]
+        return blocks[0] if len(blocks) == 1 else sp.vstack(blocks, format="csr")
+
+    def _lazy_pair_scores(self, A, a_rows, B, b_rows, k, *, key_is_a, n_threads=1):
+        """:func:`history_pair_scores` with A the similarities of the users
+        ``a_rows``, computed block by block of distinct users (A is None)."""
+        num = np.zeros(len(a_rows))
+        den = np.zeros(len(a_rows))
+        uniq, pos = np.unique(np.asarray(a_rows, dtype=np.intp), return_inverse=True)
+        pos = pos.ravel()
+        if len(uniq) and uniq[0] < 0:  # the unknown pairs stay 0
+            uniq, pos = uniq[1:], pos - 1
+        if len(uniq) == 0:
+            return num, den
+        for block, S in self._similarity_blocks(uniq):
+            sel = np.flatnonzero((pos >= block.start) & (pos < block.stop))
+            num[sel], den[sel] = history_pair_scores(
+                S,
+                pos[sel] - block.start,
+                B,
+                b_rows[sel],
+                k,
+                key_is_a=key_is_a,
+                n_threads=n_threads,
+            )
+        return num, den
+
     def _scores_from(self, S, user_bias, cand):
         """Scores of users whose neighbour rows (over trained users) are ``S``."""
         n_threads = effective_n_threads(self.n_jobs)
@@ -973,10 +1097,23 @@ class UserKNN(_KNNBase):
 
     def _known_scores(self, user_codes, cand):
         bias = self.user_bias_[user_codes] if self.feedback == "explicit" else None
+        if getattr(self, "_lazy", False):
+            return self._lazy_scores(self._similarity_blocks(user_codes), bias, cand)
         return self._scores_from(self.similarity_[user_codes], bias, cand)
+
+    def _lazy_scores(self, blocks, user_bias, cand):
+        """:meth:`_scores_from` of the similarity blocks of a lazy model."""
+        out = [
+            self._scores_from(S, None if user_bias is None else user_bias[sl], cand)
+            for sl, S in blocks
+        ]
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     def _new_scores(self, m, cand):
         H, b_u = self._new_history(m)
+        if getattr(self, "_lazy", False):
+            Q = self._vectors(H, fit=False)[0]
+            return self._lazy_scores(self._similarity_blocks(Q=Q), b_u, cand)
         V, _ = self._vectors(self._history, fit=False)
         S = knn_similarities(
             self._vectors(H, fit=False)[0],
@@ -992,7 +1129,8 @@ class UserKNN(_KNNBase):
 
     def _pair_operands(self):
         """(A, B, den_mode): the score of (u, i) is ``A[u] . B[i]``."""
-        return self.similarity_, _transpose(self._history), 1
+        S = None if getattr(self, "_lazy", False) else self.similarity_
+        return S, _transpose(self._history), 1
 
     def similar_users(self, users, n=10):
         """The ``n`` most similar stored neighbours of each user.
@@ -1012,9 +1150,8 @@ class UserKNN(_KNNBase):
             similarities :math:`s_{uv}`.
         """
         check_is_fitted(self)
-        return self._neighbour_search(
-            users, n, self.similarity_, self._user_index, self.users_, "users"
-        )
+        S = self._similarity_rows if getattr(self, "_lazy", False) else self.similarity_
+        return self._neighbour_search(users, n, S, self._user_index, self.users_, "users")
 
 
 for _cls, _row in ((ItemKNN, "item"), (UserKNN, "user")):

@@ -788,3 +788,88 @@ def test_history_neighbors_recommend_matches_predict(cls, feedback):
     sub = np.array([30, 2, 11])
     rec = model.recommend(np.arange(mask.shape[0]), n=3, items=sub, exclude_seen=False)
     np.testing.assert_allclose(rec.scores, -np.sort(-full[:, sub], axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "feedback,kw",
+    [
+        ("implicit", dict(shrinkage=0.0, weighting=None)),
+        ("implicit", dict(shrinkage=5.0, weighting="bm25", dtype=np.float64)),
+        ("implicit", dict(similarity="dot", weighting="tfidf")),
+        ("explicit", dict(shrinkage=2.0)),
+        ("explicit", dict(similarity="pearson_baseline", shrinkage=10.0, dtype=np.float64)),
+    ],
+)
+@pytest.mark.parametrize("block_bytes", [2**26, 50_000])
+def test_lazy_user_similarities_equal_stored(monkeypatch, feedback, kw, block_bytes):
+    # UserKNN(n_neighbors=None, n_history_neighbors=k) stores no users x users
+    # matrix: the similarities of the users scored are computed then, block by
+    # block; n_neighbors >= n_users stores the same similarities at fit: the
+    # results are bit-equal (same kernel, same rows)
+    monkeypatch.setattr(_neighbors, "_LAZY_BLOCK_BYTES", block_bytes)  # 50_000: blocks of 20 users
+    # a few heavy users (dense accumulator rows, > 256 neighbours) and many light
+    M = sp.vstack([_random_csr(20, 120, 0.5, 1), _random_csr(300, 120, 0.03, 2)]).tocsr()
+    X, y = _triples(M)
+    y = np.round(y) if feedback == "explicit" else y
+    lazy = UserKNN(n_neighbors=None, n_history_neighbors=4, feedback=feedback, n_jobs=2, **kw)
+    lazy.fit(X, y)
+    stored = UserKNN(n_neighbors=10**6, n_history_neighbors=4, feedback=feedback, n_jobs=2, **kw)
+    stored.fit(X, y)
+    n_users = len(lazy.users_)
+    assert lazy._lazy and not stored._lazy
+    assert not any(sp.issparse(v) and v.shape == (n_users, n_users) for v in vars(lazy).values())
+    S = lazy.similarity_  # computed on access
+    assert S.shape == (n_users, n_users) and S.has_sorted_indices
+    assert (S != stored.similarity_).nnz == 0 and S.nnz == stored.similarity_.nnz
+    assert S.diagonal().max() == 0
+    if feedback == "implicit":  # rows longer than the kernel's sort limit
+        assert np.diff(S.indptr).max() > 256
+    users = lazy.users_[::-1]
+
+    def same(a, b):
+        np.testing.assert_array_equal(a.items, b.items)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=0)
+
+    same(lazy.recommend(users, n=7), stored.recommend(users, n=7))
+    same(
+        lazy.recommend(users, n=5, exclude_seen=False),
+        stored.recommend(users, n=5, exclude_seen=False),
+    )
+    some = lazy.items_[3:60:2]
+    same(lazy.recommend(users[:40], n=4, items=some), stored.recommend(users[:40], n=4, items=some))
+    same(lazy.similar_users(users[:30], n=6), stored.similar_users(users[:30], n=6))
+    pairs = np.vstack([X[::3], [[10**6, X[0, 1]], [X[0, 0], 10**6]]])  # + unknown user, item
+    np.testing.assert_array_equal(lazy.predict(pairs), stored.predict(pairs))
+    hist = X[:, 0] == X[5, 0]
+    new = np.column_stack([np.full(hist.sum(), -7), X[hist, 1]])
+    y_new = None if y is None else y[hist]
+    same(lazy.recommend_new(new, y_new, n=6), stored.recommend_new(new, y_new, n=6))
+    # pickled: the vectors, not the similarities, and the same results
+    back = joblib.load(_dump(lazy))
+    assert back._lazy and back.__dict__["_similarity"] is None
+    same(back.recommend(users, n=7), stored.recommend(users, n=7))
+    np.testing.assert_array_equal(back.predict(pairs), stored.predict(pairs))
+
+
+def _dump(model):
+    import io
+
+    buf = io.BytesIO()
+    joblib.dump(model, buf)
+    buf.seek(0)
+    return buf
+
+
+def test_lazy_only_for_all_user_neighbours_with_history_side():
+    X = _blocks(5)
+    assert UserKNN(n_neighbors=None, n_history_neighbors=2).fit(X)._lazy
+    for kw in (dict(n_neighbors=None), dict(n_neighbors=5, n_history_neighbors=2)):
+        assert not UserKNN(**kw).fit(X)._lazy
+    # ItemKNN keeps the stored path (its neighbour lists are per item)
+    assert not ItemKNN(n_neighbors=None, n_history_neighbors=2).fit(X)._lazy
+    # a refit with other parameters drops the lazy state
+    m = UserKNN(n_neighbors=None, n_history_neighbors=2).fit(X)
+    m.set_params(n_neighbors=3).fit(X)
+    assert not m._lazy and m._lazy_operands is None and m.similarity_.shape[0] == len(m.users_)
+    with pytest.raises(AttributeError):
+        assert UserKNN().similarity_ is None  # raises first
