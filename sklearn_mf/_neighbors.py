@@ -456,7 +456,9 @@ _KNN_DOC_PARAMS = """
     n_neighbors : int or None, default={n_neighbors}
         Neighbours stored per {row} (the top of its similarity list); None
         stores every positive similarity (memory :math:`O(n_\\text{{{row}s}}^2)`,
-        checked against the available memory before fitting).  Without
+        checked against the available memory before fitting), except
+        :class:`UserKNN` with ``n_history_neighbors``, which then stores none
+        and computes the similarities of the users it scores.  Without
         ``n_history_neighbors`` a score sums over all stored neighbours that
         apply (implicit's ``K``); with it, this is only the pool the
         history-side selection draws from (LensKit's ``save_nbrs``).
@@ -914,7 +916,15 @@ class UserKNN(_KNNBase):
         UserKNN ``max_nbrs`` and Surprise's user-based ``k``): the sums run
         only over the k users of :math:`N(u) \cap U(i)` most similar to
         :math:`u`, a different set for every item; store all neighbours
-        (``n_neighbors=None``) for the peers' formula.
+        (``n_neighbors=None``) for the peers' formula.  That setting is
+        *lazy*, as LensKit's UserKNN: ``fit`` keeps only the (weighted) user
+        vectors, their transpose and norms (memory :math:`O(\text{nnz})`, no
+        users x users matrix and no memory check), and ``recommend``,
+        ``predict``, :meth:`recommend_new` and :meth:`similar_users` compute
+        the similarities of the users being scored, in blocks of users whose
+        kernel buffers stay under 64 MB; the results are bit-identical to
+        storing them (``n_neighbors`` >= the number of users), and
+        ``similarity_`` is computed (whole, memory checked) when it is read.
 
         A new user (:meth:`recommend_new`) gets their neighbours among the
         trained users from the given history, then the same scores; the model is
