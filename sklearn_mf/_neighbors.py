@@ -602,7 +602,7 @@ class _KNNBase(
         u, i, y, users_, items_ = encode_strengths(self, X, y, ratings=explicit)
         self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
-        H = self.user_items_.astype(dtype)
+        H = self.user_items_.astype(dtype, copy=False)  # shared when float32 (never changed)
         if explicit:
             base = BaselineRegressor(
                 regularization=self.baseline_regularization, clip_predictions=False
