@@ -1356,6 +1356,24 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
 # for bit): the residual update of one step and the sums of the next share
 # one walk over the training rows, and q is updated in place.
 
+cdef void _transpose_q(floating* q, floating* qT, Py_ssize_t n, Py_ssize_t k, bint forward,
+                       int team) noexcept nogil:
+    """Copy the row-major factor sums ``q`` (n, k) into the factor-major ``qT``
+    (``forward``) or back."""
+    cdef Py_ssize_t i, f, c, lo, hi
+    if k == 0:
+        return
+    for c in prange(team, num_threads=team, schedule="static", chunksize=1):
+        lo = c * n // team
+        hi = (c + 1) * n // team
+        for i in range(lo, hi):
+            for f in range(k):
+                if forward:
+                    qT[f * n + i] = q[i * k + f]
+                else:
+                    q[i * k + f] = qT[f * n + i]
+
+
 def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                             const floating[::1] sample_weight, floating[::1] pred,
                             floating[:, ::1] q, floating[::1] e,
@@ -1440,8 +1458,14 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     cdef double* sp_
     cdef double* Tp
     cdef floating* theta
-    cdef floating* qT = &q[0, 0] if k > 0 else NULL
+    # the factor sums factor-major for the sweep (qT[f * n + i] = q[i, f]), so
+    # that a step's walk reads and writes one contiguous column
+    qT_np = np.empty(max(1, k * n), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] qT_mem = qT_np
+    cdef floating* qT = &qT_mem[0] if k > 0 else NULL
+    cdef int team = max(1, n_threads) if n * k >= 65536 else 1
     with nogil:
+        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, True, team)
         step = 0
         pt = -1
         pf = -1
@@ -1453,9 +1477,9 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
             nf = step // nblk - 1 if step < n_steps else -1
             # one walk: the finished step's change (table U), the next step's sums
             _walk(n, &e[0], &y[0], &pred[0], swp,
-                  qT + pf if pt >= 0 and pf >= 0 else NULL, k,
+                  qT + pf * n if pt >= 0 and pf >= 0 else NULL, 1,
                   <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL, U if pt >= 0 else NULL,
-                  qT + nf if nt >= 0 and nf >= 0 else NULL, k,
+                  qT + nf * n if nt >= 0 and nf >= 0 else NULL, 1,
                   <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
                   <double*>ptr[nt, 7] + nf if nt >= 0 and nf >= 0 else NULL, k,
                   nbs[nt] if nt >= 0 else 0, &S[0] if nt >= 0 else NULL,
@@ -1486,4 +1510,5 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
             pt = nt
             pf = nf
             step = step + 1
+        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, False, team)
     return n_bad
