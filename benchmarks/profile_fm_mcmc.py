@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from sklearn_mf import FMRecommender
-from sklearn_mf._fm import _fm_fast, _mcmc, _mcmc_fast
+from sklearn_mf._fm import _blocks, _estimators, _fm_fast, _mcmc, _mcmc_fast
 from sklearn_mf.datasets import load_movielens
 
 WALL = collections.Counter()
@@ -44,7 +44,12 @@ def main():
     p.add_argument("--sweeps", type=int, default=200)
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--configs", default="ids,user,both")
+    p.add_argument(
+        "--per-step", action="store_true", help="the blocks' draws by the per-step path"
+    )
     args = p.parse_args()
+    if args.per_step:
+        _mcmc._FUSED_MIXED = False
     path = os.environ.get("SKLEARN_MF_ML100K", "/work/shared/data/ml-100k")
     r = load_movielens(path).ratings
     train, test = train_test_split(r, test_size=0.2, random_state=0)
@@ -65,6 +70,10 @@ def main():
         wrap(_fm_fast, kname)
     wrap(_mcmc, "sample_prior")
     wrap(_mcmc, "coordinate_draws")
+    wrap(_estimators, "run_mcmc", "run_mcmc (all sweeps)")
+    for name in ("fused_coordinate_sweep", "coordinate_pass", "add_to_caches", "sample_priors"):
+        if hasattr(_blocks.BlockSampler, name):
+            wrap(_blocks.BlockSampler, name, f"BlockSampler.{name}")
     for cfg in args.configs.split(","):
         impl = None if cfg == "ids" else cfg
         WALL.clear()

@@ -38,13 +38,13 @@ def _toy(seed=0, n_users=12, n_items=9, n=70, k=3):
     return rng, u, i, X, y
 
 
-def _toy_state(sides, weighted, n_threads, k=3):
+def _toy_state(sides, weighted, n_threads, k=3, n_users=12, n_items=9, n=70):
     """The toy ratings with the implicit blocks of ``sides`` ("user",
     "item"), random parameters and priors (group 0: the columns, 1 + t:
     block t), and a :class:`BlockSampler` of the blocks."""
-    rng, u, i, X, y = _toy(k=k)
+    rng, u, i, X, y = _toy(k=k, n_users=n_users, n_items=n_items, n=n)
     n, d = X.shape
-    codes = {"user": (u, i, 12, 9), "item": (i, u, 9, 12)}
+    codes = {"user": (u, i, n_users, n_items), "item": (i, u, n_items, n_users)}
     blocks = [(codes[side][0], _implicit(*codes[side])) for side in sides]
     s = rng.uniform(0.5, 2.0, n) if weighted else np.ones(n)
     Xc = _as_csr(X, np.float64)

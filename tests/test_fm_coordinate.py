@@ -100,10 +100,18 @@ def test_scalar_draw_follows_the_brute_force_conditional():
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("which", ["none", "user", "both"])
-def test_coordinate_sweep_matches_brute_force_reference(columns_too, weighted, n_threads, which):
+@pytest.mark.parametrize("shape", ["square", "tall"])
+def test_coordinate_sweep_matches_brute_force_reference(
+    columns_too, weighted, n_threads, which, shape
+):
+    # "tall": 4 users with 27-28 ratings each, so that the user block's sums
+    # are added over several row segments (walk_parts > 1)
     k = 3
     sides = {"none": [], "user": ["user"], "both": ["user", "item"]}[which]
-    t_ = _toy_state(sides, weighted, n_threads, k)
+    size = {"square": {}, "tall": dict(n_users=4, n_items=30, n=110)}[shape]
+    t_ = _toy_state(sides, weighted, n_threads, k, **size)
+    if shape == "tall":
+        assert _mcmc_fast.walk_parts(t_.n, 4) == 3
     X, y, n, d, blocks, s = t_.X, t_.y, t_.n, t_.d, t_.blocks, t_.s
     data, rows, ptr, columns, class_ptr = t_.data, t_.rows, t_.ptr, t_.columns, t_.class_ptr
     w0, w, V, sampler, lam, mu = t_.w0, t_.w, t_.V, t_.sampler, t_.lam, t_.mu
@@ -168,12 +176,12 @@ def test_coordinate_sweep_matches_brute_force_reference(columns_too, weighted, n
         np.testing.assert_allclose(b["T"], T_, atol=1e-10)
 
 
-def _mixed_block_draws(which, weighted, n_threads, fused, k=3):
+def _mixed_block_draws(which, weighted, n_threads, fused, k=3, size=None):
     """The toy state after the joint column draws and then the blocks'
     coordinate draws of one "mixed" sweep, by the per-step path
     (``coordinate_draws``) or the fused kernel."""
     sides = {"user": ["user"], "both": ["user", "item"]}[which]
-    t_ = _toy_state(sides, weighted, n_threads, k)
+    t_ = _toy_state(sides, weighted, n_threads, k, **(size or {}))
     w0, w, V, sampler, lam, mu = t_.w0, t_.w, t_.V, t_.sampler, t_.lam, t_.mu
     pred = np.empty(t_.n)
     q = np.zeros((t_.n, k))
@@ -208,12 +216,14 @@ def _mixed_block_draws(which, weighted, n_threads, fused, k=3):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("which", ["user", "both"])
-def test_fused_block_draws_equal_the_per_step_draws_bit_for_bit(which, weighted, n_threads):
+@pytest.mark.parametrize("shape", ["square", "tall"])
+def test_fused_block_draws_equal_the_per_step_draws_bit_for_bit(which, weighted, n_threads, shape):
     # the per-step path is the one checked against the brute-force reference
     # above; the fused kernel must give the same parameters, caches and
     # per-block-row terms, bit for bit, on any number of threads
-    ref = _mixed_block_draws(which, weighted, 1, fused=False)
-    got = _mixed_block_draws(which, weighted, n_threads, fused=True)
+    size = {"square": None, "tall": dict(n_users=4, n_items=30, n=110)}[shape]
+    ref = _mixed_block_draws(which, weighted, 1, fused=False, size=size)
+    got = _mixed_block_draws(which, weighted, n_threads, fused=True, size=size)
     for a, b in zip(ref, got):
         np.testing.assert_array_equal(a, b)
 

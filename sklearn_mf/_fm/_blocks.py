@@ -121,19 +121,26 @@ class BlockSampler:
                 break
         return n_bad
 
+    def _weights(self, swt):
+        """Each block's block-row weights ``N`` (``_mcmc_fast.block_row_weights``),
+        computed on first use (the weights of a fit do not change)."""
+        for b in self.blocks:
+            if "N" not in b:
+                b["N"] = _mcmc_fast.block_row_weights(b["row_of"], swt, b["s"].shape[0])
+
     def coordinate_pass(self, swt, e, qf, coord, alpha, seed):
         """Coordinate ``coord`` (0: ``w``, 1 + f: factor f) of every block by
         scalar draws (``_mcmc_fast.block_coordinate_pass``), with the
         residuals ``e`` and factor sums ``qf`` of the training rows; returns
         the number of failed draws."""
+        self._weights(swt)
         for t, b in enumerate(self.blocks):
             f = coord - 1
             n_bad = _mcmc_fast.block_coordinate_pass(
                 *b["csc"],
                 b["columns"],
                 b["row_of"],
-                b["group_ptr"],
-                b["group_rows"],
+                b["N"],
                 swt,
                 e,
                 qf,
@@ -160,42 +167,18 @@ class BlockSampler:
         two and no copies of the factor sums.  Returns the number of failed
         draws."""
         if self._fused is None:
-            max_nb = max(1, *(b["s"].shape[0] for b in self.blocks))
-            n_parts = max(1, self.n_threads)
-            args = []
-            for b in self.blocks:
-                nb = b["s"].shape[0]
-                # parts of the block rows with about n / n_parts training rows
-                # each, and each part's training rows in increasing order
-                bounds = np.searchsorted(
-                    b["group_ptr"], np.arange(1, n_parts) * len(pred) // n_parts
-                )
-                part_of_row = np.searchsorted(np.minimum(bounds, nb), b["row_of"], side="right")
-                part_rows = _intp(np.argsort(part_of_row, kind="stable"))
-                parts = _intp(
-                    np.concatenate([[0], np.cumsum(np.bincount(part_of_row, minlength=n_parts))])
-                )
-                N = np.bincount(
-                    b["row_of"],
-                    weights=swt.astype(np.float64) if len(swt) else None,
-                    minlength=nb,
-                ).astype(np.float64)  # in row order, as the per-step sums add them
-                args.append(
-                    (*b["csc"], b["columns"], b["row_of"], N, parts, part_rows, b["w"], b["V"],
-                     b["s"], b["T"])
-                )  # fmt: skip
-            self._fused = (
-                args,
-                np.empty(len(pred), dtype=pred.dtype),
-                n_parts,
-                np.zeros((2, max_nb, 8)),
-            )
-        args, e, n_parts, U = self._fused
+            self._weights(swt)
+            args = [
+                (*b["csc"], b["columns"], b["row_of"], b["N"], b["w"], b["V"], b["s"], b["T"])
+                for b in self.blocks
+            ]
+            self._fused = (args, np.empty(len(pred), dtype=pred.dtype))
+        args, e = self._fused
         lam = np.array([b["lam"] for b in self.blocks], dtype=np.float64)
         mu = np.array([b["mu"] for b in self.blocks], dtype=np.float64)
         seeds = np.array([_block_seed(seed, t) for t in range(len(self.blocks))], dtype=np.uint64)
         return _mcmc_fast.blocks_coordinate_sweep(
-            args, yt, swt, pred, q, e, U, alpha, lam, mu, seeds, n_parts, self.n_threads
+            args, yt, swt, pred, q, e, alpha, lam, mu, seeds, self.n_threads
         )
 
     def keep_draw(self):

@@ -1068,178 +1068,178 @@ def coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] rows,
     return n_bad
 
 
-def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
-                          const Py_ssize_t[::1] bptr, const Py_ssize_t[::1] columns,
-                          const Py_ssize_t[::1] row_of, const Py_ssize_t[::1] group_ptr,
-                          const Py_ssize_t[::1] group_rows, const floating[::1] sample_weight,
-                          floating[::1] e, floating[::1] qf, floating[:] theta,
-                          double[:] sf, double[::1] T, double alpha, double lam,
-                          double mu, Py_ssize_t coord, Py_ssize_t k,
-                          unsigned long long seed, int n_threads):
-    """Draw coordinate ``coord`` (0: ``w``, 1 + f: ``V[:, f]``, as ``theta``)
-    of every column of a relational block, one scalar conditional each.
-
-    The block (CSC ``data/brows/bptr`` over block rows, ``row_of``,
-    ``group_ptr``/``group_rows`` as in ``block_sweep``) adds to row i of
-    block row u the terms ``T_u + <s_u, q_i - s_u>``; ``sf`` is ``s[:, f]``
-    and ``T`` the per-block-row terms, both kept up to date, as are the
-    residuals ``e`` and the factor sums ``qf = q[:, f]`` of the training
-    rows.  Per block row u the pass first sums, over u's training rows, the
-    weights N_u, residuals E_u and, for a factor, r_i = q_if - s_uf (the
-    factor sum without the block): R1_u = sum r_i, R2_u = sum r_i^2, ER_u =
-    sum e_i r_i.  A column's draw then costs O(1) per block row holding it
-    (h_i = b (g_u + r_i) with g_u = s_uf - b v_jf), and the sums follow each
-    draw; the residuals of the training rows are moved once at the end.
-    Columns are drawn in order on one thread (counters as in
-    ``coordinate_pass``).  Returns 1 if a draw is not finite (the pass stops).
-    """
-    cdef Py_ssize_t nb = T.shape[0], n = e.shape[0], m = k + 1, c, j, t, u, i
-    cdef bint weighted = sample_weight.shape[0] > 0, factor = coord > 0
-    cdef double sw, r, ei, b, g, hh, he, old, new, dv, qu
-    cdef double* st
-    cdef int n_bad = 0
-    # per block row, side by side (one cache line): N, E, R1, R2, ER, the
-    # change D of the block's terms, s_uf before the pass and s_uf now
-    U_np = np.zeros((nb, 8))
-    cdef double[:, ::1] U = U_np
-    if nb == 0 or n == 0:
-        return 0
-    with nogil:
-        if factor:
-            for u in range(nb):
-                U[u, 6] = sf[u]
-                U[u, 7] = sf[u]
-        # the sums, in one streaming pass over the training rows (each block
-        # row's rows in increasing order)
-        for i in range(n):
-            st = &U[row_of[i], 0]
-            sw = sample_weight[i] if weighted else 1.0
-            ei = e[i]
-            st[0] += sw
-            st[1] += sw * ei
-            if factor:
-                r = qf[i] - st[6]
-                st[2] += sw * r
-                st[3] += sw * r * r
-                st[4] += sw * ei * r
-        for c in range(columns.shape[0]):
-            j = columns[c]
-            old = theta[j]
-            hh = 0.0
-            he = 0.0
-            for t in range(bptr[j], bptr[j + 1]):
-                st = &U[brows[t], 0]
-                b = data[t]
-                if factor:
-                    g = st[7] - b * old
-                    qu = st[0] * g * g + 2.0 * g * st[2] + st[3]
-                    hh = hh + b * b * qu
-                    he = he + b * (g * st[1] + st[4]) + old * b * b * qu
-                else:
-                    hh = hh + b * b * st[0]
-                    he = he + b * (st[1] + old * b * st[0])
-            new = _scalar_draw(hh, he, alpha, lam, mu, seed, 1 + <uint64_t>j * m + coord)
-            if not isfinite(new):
-                n_bad = 1
-                break
-            theta[j] = <floating>new
-            dv = <double>theta[j] - old
-            for t in range(bptr[j], bptr[j + 1]):
-                st = &U[brows[t], 0]
-                b = data[t]
-                if factor:
-                    g = st[7] - b * old
-                    st[1] -= dv * b * (st[0] * g + st[2])
-                    st[4] -= dv * b * (g * st[2] + st[3])
-                    st[7] += b * dv
-                    st[5] += g * b * dv
-                else:
-                    st[1] -= dv * b * st[0]
-                    st[5] += b * dv
-        # the residuals and factor sums of the training rows follow the block
-        for i in prange(n, num_threads=n_threads, schedule="static"):
-            st = &U[row_of[i], 0]
-            if factor:
-                r = qf[i] - st[6]
-                e[i] = <floating>(e[i] - st[5] - (st[7] - st[6]) * r)
-                qf[i] = <floating>(r + st[7])
-            else:
-                e[i] = <floating>(e[i] - st[5])
-        for u in range(nb):
-            T[u] += U[u, 5]
-            if factor:
-                sf[u] = U[u, 7]
-    return n_bad
-
-
-# --------------------------------------- the blocks' coordinate sweep, fused
+# ------------------------------------------- relational blocks, coordinate draws
 #
-# ``block_coordinate_pass`` above is one (block, coordinate) step; the
-# "mixed" sampler runs k + 1 of them per block and sweep from Python, which
-# copies q[:, f] out and back for every factor and walks the training rows
-# twice per step (the per-block-row sums, then the residual update).
-# ``blocks_coordinate_sweep`` runs every step of the sweep in one call with
-# the same arithmetic in the same order (so the same draws, bit for bit):
-# the residual update of one step and the sums of the next share one walk
-# over the training rows, and q is updated in place.  Each step's
-# per-block-row table (N, E, R1, R2, ER, D, s_uf before, s_uf now, as in
-# ``block_coordinate_pass``) alternates between two buffers, so that the
-# walk reads the finished step's table while filling the next one's.
+# A block's coordinate step (coordinate a of every column of the block) needs,
+# per block row u, sums over u's training rows: the weights N_u, the residuals
+# E_u and, for a factor f, with r_i = q_if - s_uf (the factor sum without the
+# block), R1_u = sum r_i, R2_u = sum r_i^2, ER_u = sum e_i r_i.  They are
+# added over a fixed split of the training rows into ``_walk_parts(n, nb)``
+# contiguous segments (a function of the sizes only, never of the number of
+# threads), each segment into its own table, and the tables are then added in
+# segment order: the threads walk disjoint ranges of the row arrays (no two
+# threads write one cache line of the residuals or factor sums) and the sums
+# do not depend on the number of threads.  A step's per-block-row table holds,
+# side by side (one cache line): N, E, R1, R2, ER, the change D of the
+# block's terms, s_uf before the step and s_uf now.
 
-cdef inline void _coord_rows_pass(
-        Py_ssize_t lo, Py_ssize_t hi, const Py_ssize_t* order, floating* e,
-        floating* q, Py_ssize_t k, const floating* y, floating* pred,
-        const floating* sw, const Py_ssize_t* prev_row_of, const double* prev_U,
-        Py_ssize_t prev_f, const Py_ssize_t* next_row_of, double* next_U,
-        Py_ssize_t next_f, bint first, bint last) noexcept nogil:
-    """One walk over the training rows ``order[lo:hi]`` (``lo:hi`` if
-    ``order`` is NULL), in increasing order.  For each row:
-    for the first step the residual ``e = y - pred``; the change of the
-    finished step (table ``prev_U``, NULL for none; ``prev_f`` its factor,
-    -1 for ``w``) applied to ``e`` and to the row-major factor sums ``q``
-    (``k`` a row); then the row added to the next step's sums (table
-    ``next_U``, factor ``next_f``) as ``block_coordinate_pass`` adds it (the
-    weights N of column 0 are already in the table).  ``last``: ``pred = y -
-    e`` after the change."""
-    cdef Py_ssize_t i
+DEF _N_WALK_PARTS = 4
+
+
+cdef inline Py_ssize_t _walk_parts(Py_ssize_t n, Py_ssize_t nb) noexcept nogil:
+    """Segments of the training rows for the sums of a block of ``nb`` block
+    rows: up to ``_N_WALK_PARTS``, each with at least 8 rows per block row
+    (a segment's table costs O(nb) to clear and to add)."""
+    cdef Py_ssize_t p = n // (8 * nb) if nb > 0 else 1
+    return max(1, min(_N_WALK_PARTS, p))
+
+
+cdef inline double* _line_aligned(double* p) noexcept nogil:
+    """``p`` moved up to the next 64-byte boundary (a table row on one cache
+    line; the buffer has 8 spare doubles)."""
+    return p + ((64 - (<size_t>p) % 64) % 64) // sizeof(double)
+
+
+def walk_parts(Py_ssize_t n, Py_ssize_t nb):
+    """``_walk_parts`` (tests)."""
+    return _walk_parts(n, nb)
+
+
+cdef inline void _walk_rows(
+        Py_ssize_t lo, Py_ssize_t hi, floating* e, const floating* y, floating* pred,
+        const floating* sw, floating* qp, Py_ssize_t qp_stride,
+        const Py_ssize_t* prev_row_of, const double* prev_U,
+        const floating* qn, Py_ssize_t qn_stride, const Py_ssize_t* next_row_of,
+        const double* next_s, Py_ssize_t s_stride, double* S, bint first,
+        bint last) noexcept nogil:
+    """One walk over the training rows ``lo:hi`` in increasing order.  For
+    each row: for the first step the residual ``e = y - pred``; the change of
+    the finished step (its table ``prev_U``, NULL for none) applied to ``e``
+    and, for a factor step (``qp`` not NULL: that factor's sums, a row every
+    ``qp_stride``), to the factor sums; ``last``: ``pred = y - e`` after the
+    change; then the row added to the next step's segment table ``S`` (NULL
+    for none; 4 doubles a block row: E, R1, R2, ER) with ``r = qn - s_u``
+    for a factor step (``qn`` not NULL, ``next_s[u * s_stride]`` the block
+    row's s_uf)."""
+    cdef Py_ssize_t i, u
     cdef double r, ei, w
     cdef double* st
     cdef const double* pst
-    cdef floating* qp = q + prev_f if prev_f >= 0 else NULL
-    cdef floating* qn = q + next_f if next_f >= 0 else NULL
-    cdef Py_ssize_t t
-    for t in range(lo, hi):
-        i = order[t] if order != NULL else t
+    for i in range(lo, hi):
         if first:
             e[i] = y[i] - pred[i]
         if prev_U != NULL:
             pst = prev_U + 8 * prev_row_of[i]
-            if prev_f >= 0:
-                r = qp[i * k] - pst[6]
+            if qp != NULL:
+                r = qp[i * qp_stride] - pst[6]
                 e[i] = <floating>(e[i] - pst[5] - (pst[7] - pst[6]) * r)
-                qp[i * k] = <floating>(r + pst[7])
+                qp[i * qp_stride] = <floating>(r + pst[7])
             else:
                 e[i] = <floating>(e[i] - pst[5])
         if last:
             pred[i] = y[i] - e[i]
-        if next_U != NULL:
-            st = next_U + 8 * next_row_of[i]
+        if S != NULL:
+            u = next_row_of[i]
+            st = S + 4 * u
             ei = e[i]
             if sw != NULL:
                 w = sw[i]
-                st[1] += w * ei
-                if next_f >= 0:
-                    r = qn[i * k] - st[6]
-                    st[2] += w * r
-                    st[3] += w * r * r
-                    st[4] += w * ei * r
+                st[0] += w * ei
+                if qn != NULL:
+                    r = qn[i * qn_stride] - next_s[u * s_stride]
+                    st[1] += w * r
+                    st[2] += w * r * r
+                    st[3] += w * ei * r
             else:
-                st[1] += ei
-                if next_f >= 0:
-                    r = qn[i * k] - st[6]
-                    st[2] += r
-                    st[3] += r * r
-                    st[4] += ei * r
+                st[0] += ei
+                if qn != NULL:
+                    r = qn[i * qn_stride] - next_s[u * s_stride]
+                    st[1] += r
+                    st[2] += r * r
+                    st[3] += ei * r
+
+
+cdef void _walk(Py_ssize_t n, floating* e, const floating* y, floating* pred,
+                const floating* sw, floating* qp, Py_ssize_t qp_stride,
+                const Py_ssize_t* prev_row_of, const double* prev_U,
+                const floating* qn, Py_ssize_t qn_stride, const Py_ssize_t* next_row_of,
+                const double* next_s, Py_ssize_t s_stride, Py_ssize_t nb, double* S,
+                bint first, bint last, int n_threads) noexcept nogil:
+    """``_walk_rows`` over all n training rows: with a next step (``S`` not
+    NULL, room for ``_walk_parts(n, nb)`` tables of ``4 nb``) over its fixed
+    segments, each segment's table cleared first; otherwise over one range a
+    thread."""
+    cdef Py_ssize_t n_parts, c, a
+    cdef int team
+    cdef double* Sc
+    if S != NULL:
+        n_parts = _walk_parts(n, nb)
+    else:
+        n_parts = max(1, n_threads)
+    team = max(1, min(n_threads, n_parts))
+    if n < 4096:
+        team = 1
+    for c in prange(n_parts, num_threads=team, schedule="static", chunksize=1):
+        Sc = NULL
+        if S != NULL:
+            Sc = S + c * 4 * nb
+            for a in range(4 * nb):
+                Sc[a] = 0.0
+        _walk_rows(c * n // n_parts, (c + 1) * n // n_parts, e, y, pred, sw, qp, qp_stride,
+                   prev_row_of, prev_U, qn, qn_stride, next_row_of, next_s, s_stride, Sc,
+                   first, last)
+
+
+cdef void _table(double* U, const double* S, Py_ssize_t n_parts, Py_ssize_t nb,
+                 const double* N, const double* s, Py_ssize_t s_stride,
+                 int n_threads) noexcept nogil:
+    """A step's table from its segment tables (added in segment order) and
+    the weights ``N``; ``s`` (NULL for the ``w`` step) the block rows' s_uf."""
+    cdef Py_ssize_t u, c
+    cdef double* st
+    cdef const double* a
+    cdef int team = n_threads if nb * n_parts >= 16384 else 1
+    for u in prange(nb, num_threads=team, schedule="static"):
+        st = U + 8 * u
+        st[0] = N[u]
+        st[1] = 0.0
+        st[2] = 0.0
+        st[3] = 0.0
+        st[4] = 0.0
+        st[5] = 0.0
+        for c in range(n_parts):
+            a = S + (c * nb + u) * 4
+            st[1] += a[0]
+            st[2] += a[1]
+            st[3] += a[2]
+            st[4] += a[3]
+        if s != NULL:
+            st[6] = s[u * s_stride]
+            st[7] = st[6]
+        else:
+            st[6] = 0.0
+            st[7] = 0.0
+
+
+def block_row_weights(const Py_ssize_t[::1] row_of, const floating[::1] sample_weight,
+                      Py_ssize_t nb):
+    """The sum of the weights of each block row's training rows (its count
+    when ``sample_weight`` is empty), added over the segments of
+    ``_walk_parts`` as the coordinate steps add their sums."""
+    cdef Py_ssize_t n = row_of.shape[0], n_parts = _walk_parts(n, nb), c, i, u
+    cdef bint weighted = sample_weight.shape[0] > 0
+    out = np.zeros(nb)
+    S_np = np.zeros((n_parts, max(nb, 1)))
+    cdef double[::1] N = out
+    cdef double[:, ::1] S = S_np
+    with nogil:
+        for c in range(n_parts):
+            for i in range(c * n // n_parts, (c + 1) * n // n_parts):
+                S[c, row_of[i]] += sample_weight[i] if weighted else 1.0
+        for u in range(nb):
+            for c in range(n_parts):
+                N[u] += S[c, u]
+    return out
 
 
 cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
@@ -1247,9 +1247,11 @@ cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
                         Py_ssize_t n_columns, floating* theta, Py_ssize_t stride,
                         double* U, bint factor, double alpha, double lam, double mu,
                         uint64_t seed, Py_ssize_t coord, Py_ssize_t m) noexcept nogil:
-    """The column loop of ``block_coordinate_pass`` (the draws in order, the
-    table ``U`` following each); ``theta[j * stride]`` is the coordinate of
-    column j.  Returns 1 at the first non-finite draw."""
+    """The draws of one block coordinate step, column by column in order, the
+    table ``U`` following each draw; ``theta[j * stride]`` is the coordinate of
+    column j.  A column's draw costs O(1) per block row holding it: h_i = b
+    (g_u + r_i) with g_u = s_uf - b v_jf.  Returns 1 at the first non-finite
+    draw."""
     cdef Py_ssize_t c, j, t
     cdef double b, g, hh, he, old, new, dv, qu
     cdef double* st
@@ -1289,39 +1291,111 @@ cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
     return 0
 
 
+def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
+                          const Py_ssize_t[::1] bptr, const Py_ssize_t[::1] columns,
+                          const Py_ssize_t[::1] row_of, const double[::1] N,
+                          const floating[::1] sample_weight,
+                          floating[::1] e, floating[::1] qf, floating[:] theta,
+                          double[:] sf, double[::1] T, double alpha, double lam,
+                          double mu, Py_ssize_t coord, Py_ssize_t k,
+                          unsigned long long seed, int n_threads):
+    """Draw coordinate ``coord`` (0: ``w``, 1 + f: ``V[:, f]``, as ``theta``)
+    of every column of a relational block, one scalar conditional each.
+
+    The block (CSC ``data/brows/bptr`` over block rows, ``row_of`` the block
+    row of each training row, ``N`` the block rows' weights from
+    ``block_row_weights``) adds to row i of block row u the terms ``T_u +
+    <s_u, q_i - s_u>``; ``sf`` is ``s[:, f]`` and ``T`` the per-block-row
+    terms, both kept up to date, as are the residuals ``e`` and the factor
+    sums ``qf = q[:, f]`` of the training rows.  One walk over the training
+    rows adds the per-block-row sums (see above), the columns are drawn in
+    order on one thread (counters as in ``coordinate_pass``), and a second
+    walk moves the residuals.  Returns 1 if a draw is not finite (the pass
+    stops).
+    """
+    cdef Py_ssize_t nb = T.shape[0], n = e.shape[0], m = k + 1, u
+    cdef bint weighted = sample_weight.shape[0] > 0, factor = coord > 0
+    cdef Py_ssize_t s_stride = sf.strides[0] // sizeof(double) if sf.shape[0] else 0
+    cdef Py_ssize_t t_stride = theta.strides[0] // sizeof(floating) if theta.shape[0] else 0
+    cdef int n_bad = 0
+    U_np = np.zeros(8 * nb + 8)
+    S_np = np.zeros(_walk_parts(n, nb) * 4 * max(nb, 1))
+    cdef double[::1] U_mem = U_np
+    cdef double[::1] S = S_np
+    cdef double* U = _line_aligned(&U_mem[0])
+    cdef const floating* swp = &sample_weight[0] if weighted else NULL
+    cdef double* sp_ = &sf[0] if factor and sf.shape[0] else NULL
+    if nb == 0 or n == 0:
+        return 0
+    with nogil:
+        _walk(n, &e[0], NULL, NULL, swp, NULL, 0, NULL, NULL,
+              &qf[0] if factor else NULL, 1, &row_of[0], sp_, s_stride, nb, &S[0],
+              False, False, n_threads)
+        _table(U, &S[0], _walk_parts(n, nb), nb, &N[0], sp_, s_stride, n_threads)
+        if columns.shape[0]:
+            n_bad = _coord_columns(&data[0], &brows[0], &bptr[0], &columns[0],
+                                   columns.shape[0], &theta[0], t_stride, U, factor,
+                                   alpha, lam, mu, seed, coord, m)
+        # the residuals and factor sums of the training rows follow the block
+        _walk(n, &e[0], NULL, NULL, swp, &qf[0] if factor else NULL, 1, &row_of[0],
+              U, NULL, 0, NULL, NULL, 0, nb, NULL, False, False, n_threads)
+        for u in range(nb):
+            T[u] += U[8 * u + 5]
+            if factor:
+                sf[u] = U[8 * u + 7]
+    return n_bad
+
+
+# --------------------------------------- the blocks' coordinate sweep, fused
+#
+# ``block_coordinate_pass`` above is one (block, coordinate) step; the
+# "mixed" sampler would run k + 1 of them per block and sweep from Python,
+# copying q[:, f] out and back for every factor and walking the training rows
+# twice per step.  ``blocks_coordinate_sweep`` runs every step of the sweep in
+# one call with the same arithmetic in the same order (so the same draws, bit
+# for bit): the residual update of one step and the sums of the next share
+# one walk over the training rows, and q is updated in place.
+
+cdef void _transpose_q(floating* q, floating* qT, Py_ssize_t n, Py_ssize_t k, bint forward,
+                       int team) noexcept nogil:
+    """Copy the row-major factor sums ``q`` (n, k) into the factor-major ``qT``
+    (``forward``) or back."""
+    cdef Py_ssize_t i, f, c, lo, hi
+    if k == 0:
+        return
+    for c in prange(team, num_threads=team, schedule="static", chunksize=1):
+        lo = c * n // team
+        hi = (c + 1) * n // team
+        for i in range(lo, hi):
+            for f in range(k):
+                if forward:
+                    qT[f * n + i] = q[i * k + f]
+                else:
+                    q[i * k + f] = qT[f * n + i]
+
+
 def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                             const floating[::1] sample_weight, floating[::1] pred,
-                            floating[:, ::1] q, floating[::1] e, double[:, :, ::1] U,
+                            floating[:, ::1] q, floating[::1] e,
                             double alpha, const double[:, ::1] lam,
                             const double[:, ::1] mu, const unsigned long long[::1] seeds,
-                            Py_ssize_t parts_of_blocks, int n_threads):
+                            int n_threads):
     """Every block's coordinate draws of one sweep in the order of
     ``coordinate_draws`` without the columns (coordinate a = 0 .. k, and
     for each the blocks in order): the same draws as the k + 1 rounds of
     ``block_coordinate_pass`` calls, bit for bit.
 
-    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, parts,
-    part_rows, w, V, s, T)`` per block (CSC of the block, its columns with
-    data, the training rows' block rows, the sum of the weights of each
-    block row's training rows in row order; ``part_rows[parts[c]:parts[c +
-    1]]`` for c < ``parts_of_blocks``, the training rows in increasing order
-    whose block rows are in part c of a split of the block rows into parts
-    of about equal rows -- thread c of a walk takes these, so that every
-    block row's sums are still added in row order and the result does not
-    depend on the split; the block's parameters and per-block-row terms,
-    updated in place); ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its
-    stream.  ``pred``/``q`` are the caches (kept up to date), ``e`` (n,)
-    scratch, ``U`` of shape (2, max n_block_rows, 8).  Returns the
-    number of failed draws (then stops; the caches are then stale, as after
-    a failed ``coordinate_draws``)."""
+    ``blocks``: one ``(data, brows, bptr, columns, row_of, N, w, V, s, T)``
+    per block (CSC of the block, its columns with data, the training rows'
+    block rows, the block rows' weights from ``block_row_weights``; the
+    block's parameters and per-block-row terms, updated in place);
+    ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its stream.
+    ``pred``/``q`` are the caches (kept up to date), ``e`` (n,) scratch.
+    Returns the number of failed draws (then stops; the caches are then
+    stale, as after a failed ``coordinate_draws``)."""
     cdef Py_ssize_t nblk = len(blocks), n = pred.shape[0], k = q.shape[1], m = k + 1
-    cdef Py_ssize_t n_steps = nblk * m, step, t, a, u, f, nb, lo, hi, i
-    cdef Py_ssize_t pt, pf, nt, nf, parity = 0, c
-    cdef Py_ssize_t n_parts = max(1, parts_of_blocks)
-    cdef int team = max(1, min(n_threads, n_parts))
-    cdef Py_ssize_t* parts
-    cdef double* Np
-    cdef floating* qT
+    cdef Py_ssize_t n_steps = nblk * m, step, t, u, nb, max_nb = 1
+    cdef Py_ssize_t pt, pf, nt, nf
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef int n_bad = 0
     cdef const floating[::1] mv_data
@@ -1329,22 +1403,24 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     cdef floating[::1] mv_w
     cdef floating[:, ::1] mv_V
     cdef double[:, ::1] mv_s
+    cdef const double[::1] mv_N
     cdef double[::1] mv_T
     if nblk == 0 or n == 0:
         return 0
     # raw pointers of every block (the list keeps the arrays alive)
     keep = []
-    P = np.zeros((nblk, 12), dtype=np.uintp)
+    P = np.zeros((nblk, 10), dtype=np.uintp)
     NB = np.zeros(nblk, dtype=np.intp)
     NC = np.zeros(nblk, dtype=np.intp)
     for t in range(nblk):
-        data, brows, bptr, columns, row_of, N, parts_np, part_rows, w, V, s, T = blocks[t]
+        data, brows, bptr, columns, row_of, N, w, V, s, T = blocks[t]
         keep.append(blocks[t])
         nb = s.shape[0]
         NB[t] = nb
         NC[t] = columns.shape[0]
         if nb == 0:
             continue
+        max_nb = max(max_nb, nb)
         if data.shape[0]:
             mv_data = data
             P[t, 0] = <size_t>&mv_data[0]
@@ -1355,18 +1431,14 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         if columns.shape[0]:
             mv_idx = columns
             P[t, 3] = <size_t>&mv_idx[0]
+        if row_of.shape[0] != n:
+            raise ValueError("row_of must hold every training row.")
         mv_idx = row_of
         P[t, 4] = <size_t>&mv_idx[0]
-        mv_T = N
-        P[t, 9] = <size_t>&mv_T[0]
-        if parts_np.shape[0] != parts_of_blocks + 1:
-            raise ValueError("every block needs parts_of_blocks + 1 part bounds.")
-        mv_idx = parts_np
-        P[t, 10] = <size_t>&mv_idx[0]
-        if part_rows.shape[0] != n:
-            raise ValueError("part_rows must hold every training row.")
-        mv_idx = part_rows
-        P[t, 11] = <size_t>&mv_idx[0]
+        if N.shape[0] != nb:
+            raise ValueError("N must hold every block row.")
+        mv_N = N
+        P[t, 9] = <size_t>&mv_N[0]
         if w.shape[0]:
             mv_w = w
             P[t, 5] = <size_t>&mv_w[0]
@@ -1376,21 +1448,24 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         P[t, 7] = <size_t>&mv_s[0, 0]
         mv_T = T
         P[t, 8] = <size_t>&mv_T[0]
-        if U.shape[1] < nb:
-            raise ValueError("U is too small for the blocks.")
+    U_np = np.zeros(8 * max_nb + 8)
+    S_np = np.zeros(_N_WALK_PARTS * 4 * max_nb)
+    cdef double[::1] U_mem = U_np, S = S_np
+    cdef double* U = _line_aligned(&U_mem[0])
     cdef size_t[:, ::1] ptr = P
     cdef Py_ssize_t[::1] nbs = NB, ncs = NC
     cdef const floating* swp = &sample_weight[0] if weighted else NULL
-    cdef double* Ub
-    cdef double* Up = NULL
     cdef double* sp_
     cdef double* Tp
     cdef floating* theta
-    qT = &q[0, 0] if k > 0 else NULL
+    # the factor sums factor-major for the sweep (qT[f * n + i] = q[i, f]), so
+    # that a step's walk reads and writes one contiguous column
+    qT_np = np.empty(max(1, k * n), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] qT_mem = qT_np
+    cdef floating* qT = &qT_mem[0] if k > 0 else NULL
+    cdef int team = max(1, n_threads) if n * k >= 65536 else 1
     with nogil:
-        # the factor sums factor-major, so that a step's walk reads one
-        # contiguous column
-        # the first step's table, then its sums together with e = y - pred
+        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, True, team)
         step = 0
         pt = -1
         pf = -1
@@ -1400,59 +1475,40 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                 step = step + 1
             nt = step % nblk if step < n_steps else -1
             nf = step // nblk - 1 if step < n_steps else -1
-            Ub = &U[parity, 0, 0]
-            if nt >= 0:
-                sp_ = <double*>ptr[nt, 7]
-                nb = nbs[nt]
-                Np = <double*>ptr[nt, 9]
-                for u in range(nb):
-                    for a in range(8):
-                        Ub[8 * u + a] = 0.0
-                    Ub[8 * u] = Np[u]
-                    if nf >= 0:
-                        Ub[8 * u + 6] = sp_[u * k + nf]
-                        Ub[8 * u + 7] = sp_[u * k + nf]
-            if nt >= 0:  # part c: the rows of the next step's block rows of part c
-                parts = <Py_ssize_t*>ptr[nt, 10]
-                for c in prange(n_parts, num_threads=team, schedule="static",
-                                chunksize=1):
-                    _coord_rows_pass(parts[c], parts[c + 1], <Py_ssize_t*>ptr[nt, 11],
-                                     &e[0], qT, k, &y[0],
-                                     &pred[0], swp,
-                                     <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
-                                     Up if pt >= 0 else NULL, pf, <Py_ssize_t*>ptr[nt, 4],
-                                     Ub, nf, pt < 0, False)
-            else:  # the last change: rows split evenly
-                for c in prange(n_parts, num_threads=team, schedule="static",
-                                chunksize=1):
-                    _coord_rows_pass(c * n // n_parts, (c + 1) * n // n_parts, NULL, &e[0],
-                                     qT, k, &y[0], &pred[0], swp,
-                                     <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL,
-                                     Up if pt >= 0 else NULL, pf, NULL, NULL, -1, pt < 0,
-                                     True)
+            # one walk: the finished step's change (table U), the next step's sums
+            _walk(n, &e[0], &y[0], &pred[0], swp,
+                  qT + pf * n if pt >= 0 and pf >= 0 else NULL, 1,
+                  <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL, U if pt >= 0 else NULL,
+                  qT + nf * n if nt >= 0 and nf >= 0 else NULL, 1,
+                  <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
+                  <double*>ptr[nt, 7] + nf if nt >= 0 and nf >= 0 else NULL, k,
+                  nbs[nt] if nt >= 0 else 0, &S[0] if nt >= 0 else NULL,
+                  pt < 0, nt < 0, n_threads)
             if nt < 0:
                 break
+            nb = nbs[nt]
+            sp_ = <double*>ptr[nt, 7]
+            _table(U, &S[0], _walk_parts(n, nb), nb, <double*>ptr[nt, 9],
+                   sp_ + nf if nf >= 0 else NULL, k, n_threads)
             # the draws of step (nt, nf)
             if nf >= 0:
                 theta = <floating*>ptr[nt, 6] + nf
             else:
                 theta = <floating*>ptr[nt, 5]
-            if _coord_columns(<floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1],
-                              <Py_ssize_t*>ptr[nt, 2], <Py_ssize_t*>ptr[nt, 3], ncs[nt],
-                              theta, k if nf >= 0 else 1, Ub, nf >= 0, alpha,
-                              lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
+            if ncs[nt] and _coord_columns(
+                    <floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1], <Py_ssize_t*>ptr[nt, 2],
+                    <Py_ssize_t*>ptr[nt, 3], ncs[nt], theta, k if nf >= 0 else 1, U,
+                    nf >= 0, alpha, lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
                 n_bad = 1
                 break
-            # the block's terms follow (the table itself is read by the walk)
-            sp_ = <double*>ptr[nt, 7]
+            # the block's terms follow (the table itself is read by the next walk)
             Tp = <double*>ptr[nt, 8]
-            for u in range(nbs[nt]):
-                Tp[u] += Ub[8 * u + 5]
+            for u in range(nb):
+                Tp[u] += U[8 * u + 5]
                 if nf >= 0:
-                    sp_[u * k + nf] = Ub[8 * u + 7]
+                    sp_[u * k + nf] = U[8 * u + 7]
             pt = nt
             pf = nf
-            Up = Ub
-            parity = 1 - parity
             step = step + 1
+        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, False, team)
     return n_bad
