@@ -107,7 +107,8 @@ def normal_factors_in_background(rng, shapes, scale, dtype):
     --------
     >>> import numpy as np
     >>> from sklearn_mf._utils import normal_factors, normal_factors_in_background
-    >>> result = normal_factors_in_background(np.random.default_rng(0), [(3, 2), (2, 2)], 0.1, np.float32)
+    >>> shapes = [(3, 2), (2, 2)]
+    >>> result = normal_factors_in_background(np.random.default_rng(0), shapes, 0.1, np.float32)
     >>> P, Q = result()
     >>> rng = np.random.default_rng(0)
     >>> bool((P == normal_factors(rng, 3, 2, 0.1, np.float32)).all())
