@@ -212,18 +212,20 @@ def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
     """:func:`~sklearn_mf._training.seen_matrix` of block-ordered ratings
     (before any epoch shuffled them): the same CSR and popularity counts as
     from the codes in input order (duplicates of a (user, item) pair share a
-    block and keep their input order there), without relabelled copies; each
-    row block holds all the ratings of its users and is sorted on its own
-    (:func:`~sklearn_mf._setup_fast.blocked_csr`)."""
-    indptr, indices, data, popularity = _setup_fast.blocked_csr(
+    block and keep their input order there), without relabelled copies: the
+    parallel :func:`~sklearn_mf._setup_fast.coo_to_csr` reads the working
+    codes through the orders (its row blocks of 16k-32k ratings stay in cache,
+    which a row block of the SGD grid does not past 10M ratings)."""
+    indptr, indices, data, popularity = _setup_fast.coo_to_csr(
         blocked.users,
         blocked.items,
         blocked.ratings,
-        blocked.block_ptr,
-        len(blocked.schedule),
-        blocked.user_order.astype(np.int32),
-        blocked.item_order.astype(np.int32),
+        n_users,
+        n_items,
         n_threads,
+        row_map=blocked.user_order.astype(np.int32),
+        col_map=blocked.item_order.astype(np.int32),
+        return_col_counts=True,
     )
     return csr_from_arrays(indptr, indices, data, n_users, n_items), popularity
 

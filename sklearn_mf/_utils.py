@@ -87,15 +87,16 @@ def normal_factors(rng, n_rows, n_columns, scale, dtype):
 _BACKGROUND_VALUES = 1 << 20
 
 
-def normal_factors_in_background(rng, shapes, scale, dtype):
+def normal_factors_in_background(rng, shapes, scale, dtype, background=True):
     """Start drawing :func:`normal_factors` of each ``(n_rows, n_columns)`` of
     ``shapes``, in order, from ``rng``, on a background thread.
 
     The generator fills its arrays without the GIL, so the draws overlap
-    with the caller's own work (validation, encoding, a CSR build); the
-    values and the generator state afterwards are those of the calls made one
-    after the other.  The caller must not use ``rng`` until it has the
-    result.
+    with the caller's own work (a CSR build); the values and the generator
+    state afterwards are those of the calls made one after the other.  The
+    caller must not use ``rng`` until it has the result.  With
+    ``background=False`` (nothing to overlap), or for fewer than a million
+    values, they are drawn at once in the caller's thread.
 
     Returns
     -------
@@ -117,7 +118,7 @@ def normal_factors_in_background(rng, shapes, scale, dtype):
     True
     """
     shapes = [(int(r), int(c)) for r, c in shapes]
-    if sum(r * c for r, c in shapes) < _BACKGROUND_VALUES:
+    if not background or sum(r * c for r, c in shapes) < _BACKGROUND_VALUES:
         out = [normal_factors(rng, r, c, scale, dtype) for r, c in shapes]
         return lambda: out
     box = {}

@@ -338,3 +338,16 @@ def test_transpose_rows_is_the_scipy_transpose(
     np.testing.assert_array_equal(got[0], t.indptr)
     np.testing.assert_array_equal(got[1], t.indices)
     np.testing.assert_array_equal(got[2], t.data)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_normal_factors_in_background_are_the_calls_in_order(background):
+    from sklearn_mf._utils import normal_factors_in_background
+
+    shapes = [(20_000, 64), (7_001, 64), (3, 64)]  # above the one-thread cut-off
+    rng, ref_rng = np.random.default_rng(7), np.random.default_rng(7)
+    result = normal_factors_in_background(rng, shapes, 0.1, np.float32, background=background)
+    got = result()
+    for (r, c), g in zip(shapes, got):
+        np.testing.assert_array_equal(g, normal_factors(ref_rng, r, c, 0.1, np.float32))
+    assert rng.bit_generator.state == ref_rng.bit_generator.state
