@@ -351,3 +351,22 @@ def test_normal_factors_in_background_are_the_calls_in_order(background):
     for (r, c), g in zip(shapes, got):
         np.testing.assert_array_equal(g, normal_factors(ref_rng, r, c, 0.1, np.float32))
     assert rng.bit_generator.state == ref_rng.bit_generator.state
+
+
+def test_blocked_seen_matrix_is_the_same_by_either_kernel(monkeypatch):
+    from sklearn_mf import _mf
+
+    rng = np.random.default_rng(11)
+    n, n_users, n_items = 250_000, 4_000, 3_000
+    u, i = _triples(rng, n, n_users, n_items, 0.1)
+    y = rng.uniform(1, 5, n)
+    blocked = _mf.block_schedule(
+        u, i, y, None, n_users, n_items, 40, np.random.default_rng(0), dtype=np.float32, n_threads=2
+    )
+    results = []
+    for row_block in (1, 1 << 40):  # coo_to_csr, then blocked_csr
+        monkeypatch.setattr(_mf, "_BLOCKED_CSR_ROW_BLOCK", row_block)
+        m, popularity = _mf.blocked_seen_matrix(blocked, n_users, n_items, 2)
+        results.append((m.indptr, m.indices, m.data, popularity))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
