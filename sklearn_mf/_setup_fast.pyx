@@ -838,39 +838,50 @@ def coo_to_csr(const int[::1] rows, const int[::1] cols, const real[::1] values,
     return (indptr_arr, indices_arr[:write].copy(), data_arr[:write].copy()) + counts
 
 
+cdef int _bits(int64_t n) noexcept:
+    """Bits that hold the values ``0 .. n - 1``."""
+    cdef int b = 0
+    while (<int64_t>1 << b) < n:
+        b += 1
+    return b
+
+
 cdef void _group_scatter_chunk(const int* rows, const int* cols, const out_real* values,
                                const out_real* weights, Py_ssize_t start, Py_ssize_t stop,
-                               int shift, int64_t* offsets, int* out_rows, int* out_cols,
+                               int shift, int col_bits, int64_t* offsets, int* out_cols,
                                out_real* out_v, out_real* out_w) noexcept nogil:
     """Write the entries ``[start, stop)`` where ``offsets`` says for their
-    row block (``row >> shift``), stably."""
+    row block (``row >> shift``), stably; the column is stored with the row
+    inside the block above its ``col_bits`` bits (no array of rows)."""
     cdef Py_ssize_t p, q, pos
-    cdef int r
+    cdef int r, local_mask = (1 << shift) - 1
     for p in range(start, stop):
         r = rows[p]
         q = r >> shift
         pos = offsets[q]
         offsets[q] = pos + 1
-        out_rows[pos] = r
-        out_cols[pos] = cols[p]
+        out_cols[pos] = ((r & local_mask) << col_bits) | cols[p]
         out_v[pos] = values[p]
         if weights != NULL:
             out_w[pos] = weights[p]
 
 
-cdef void _group_block(const int* rows, int* cols, out_real* vals, out_real* wts,
+cdef void _group_block(int* cols, out_real* vals, out_real* wts,
                        Py_ssize_t m, int lo, Py_ssize_t n_local, Py_ssize_t base,
                        Py_ssize_t* indptr, int* buf_c, out_real* buf_v, out_real* buf_w,
-                       int64_t* cursor) noexcept nogil:
+                       int64_t* cursor, int col_bits) noexcept nogil:
     """Group the ``m`` entries of one row block (rows ``lo`` to ``lo +
-    n_local``, stored from position ``base``) by row in place, stably,
-    through the thread's buffers; writes ``indptr[lo + 1 : lo + n_local + 1]``."""
+    n_local``, stored from position ``base``; the row inside the block is
+    stored above the ``col_bits`` bits of the column) by row in place,
+    stably, through the thread's buffers, leaving the bare columns; writes
+    ``indptr[lo + 1 : lo + n_local + 1]``."""
     cdef Py_ssize_t p, lu, pos
     cdef int64_t acc = 0, c
+    cdef int col_mask = (1 << col_bits) - 1, x
     for lu in range(n_local):
         cursor[lu] = 0
     for p in range(m):
-        cursor[rows[p] - lo] += 1
+        cursor[cols[p] >> col_bits] += 1
     for lu in range(n_local):
         c = cursor[lu]
         cursor[lu] = acc
@@ -881,10 +892,11 @@ cdef void _group_block(const int* rows, int* cols, out_real* vals, out_real* wts
     if wts != NULL:
         memcpy(buf_w, wts, m * sizeof(out_real))
     for p in range(m):
-        lu = rows[p] - lo
+        x = buf_c[p]
+        lu = x >> col_bits
         pos = cursor[lu]
         cursor[lu] = pos + 1
-        cols[pos] = buf_c[p]
+        cols[pos] = x & col_mask
         vals[pos] = buf_v[p]
         if wts != NULL:
             wts[pos] = buf_w[p]
@@ -900,8 +912,9 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
 
     A two-digit radix sort in parallel, as :func:`coo_to_csr`: a stable
     scatter by row block (a power-of-two range of rows holding 16k to 32k
-    entries) into the outputs and one int32 array of rows, in dynamically
-    scheduled chunks; then, row block by row block in parallel, a stable
+    entries) into the outputs (the row inside its block stored above the
+    bits of the column: no temporary of the size of the entries), in
+    dynamically scheduled chunks; then, row block by row block in parallel, a stable
     counting sort by row through a buffer per thread that stays in cache.
     Small inputs and inputs whose largest row block holds more than an
     eighth of the entries take one counting pass by row instead (a histogram
@@ -910,7 +923,7 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
     cdef Py_ssize_t n = rows.shape[0]
     cdef bint weighted = weights.shape[0] > 0
     cdef Py_ssize_t c, b, nb, start, stop, chunk, n_chunks, s, lo, hi, longest, widest
-    cdef int shift = 0, tid
+    cdef int shift = 0, tid, col_bits
     if n >= 2**31 - 1:
         raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
     if n_threads < 1:
@@ -936,7 +949,10 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
     longest = 0
     for b in range(nb):
         longest = max(longest, block_ptr[b + 1] - block_ptr[b])
-    if longest > max(n // 8, 2 * _CSR_BLOCK_TRIPLES):
+    col_bits = _bits(int(np.asarray(cols).max()) + 1)
+    if longest > max(n // 8, 2 * _CSR_BLOCK_TRIPLES) or col_bits + shift > 31:
+        # a few rows hold most entries, or a column and a row inside a block
+        # do not share an int32
         return _group_by_row_one_pass(rows, cols, values, weights, n_rows, n_threads)
     widest = min(<Py_ssize_t>1 << shift, n_rows)
     dtype = np.asarray(values).dtype
@@ -949,8 +965,6 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
     cdef out_real[::1] out_v = values_arr
     weights_arr = np.empty(n if weighted else 0, dtype=dtype)
     cdef out_real[::1] out_w = weights_arr
-    by_row_arr = np.empty(n, dtype=np.int32)
-    cdef int[::1] by_row = by_row_arr
     cdef const out_real* w_in = &weights[0] if weighted else NULL
     cdef out_real* w_out = &out_w[0] if weighted else NULL
     with nogil:
@@ -958,7 +972,7 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
             start = c * chunk
             stop = min(start + chunk, n)
             _group_scatter_chunk(&rows[0], &cols[0], &values[0], w_in, start, stop, shift,
-                                 &offsets[c, 0], &by_row[0], &indices[0], &out_v[0], w_out)
+                                 col_bits, &offsets[c, 0], &indices[0], &out_v[0], w_out)
     del offsets_arr
     buf_c_arr = np.empty((n_threads, max(longest, 1)), dtype=np.int32)
     buf_v_arr = np.empty((n_threads, max(longest, 1)), dtype=dtype)
@@ -974,9 +988,10 @@ def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] v
             s = block_ptr[b]
             lo = b << shift
             hi = min(lo + (<Py_ssize_t>1 << shift), n_rows)
-            _group_block(&by_row[s], &indices[s], &out_v[s], (w_out + s) if weighted else NULL,
+            _group_block(&indices[s], &out_v[s], (w_out + s) if weighted else NULL,
                          block_ptr[b + 1] - s, <int>lo, hi - lo, s, &indptr[0],
-                         &buf_c[tid, 0], &buf_v[tid, 0], &buf_w[tid, 0], &cursor[tid, 0])
+                         &buf_c[tid, 0], &buf_v[tid, 0], &buf_w[tid, 0], &cursor[tid, 0],
+                         col_bits)
     return indptr_arr, indices_arr, values_arr, weights_arr
 
 
@@ -1036,15 +1051,16 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
 
     A two-digit radix sort in parallel, as :func:`group_by_row`: a stable
     scatter by column block (a power-of-two range of columns holding 16k to
-    32k entries) from ranges of rows in dynamically scheduled chunks, with
-    one int32 array of columns as the only temporary; then, column block by
+    32k entries) from ranges of rows in dynamically scheduled chunks (the
+    column inside its block stored above the bits of the row: no temporary
+    of the size of the entries); then, column block by
     column block, a stable counting sort by column in cache.  Small or very
     skewed inputs take one counting pass by column (the same arrays).
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n = indices.shape[0]
     cdef bint weighted = weights.shape[0] > 0
     cdef Py_ssize_t c, b, nb, r, p, q, pos, s, lo, hi, n_chunks, longest, widest
-    cdef int shift = 0, tid, key
+    cdef int shift = 0, tid, key, row_bits, local_mask
     if n_threads < 1:
         n_threads = omp_get_max_threads()
     if n < 100_000 or n_cols < 2:
@@ -1070,8 +1086,10 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
     longest = 0
     for b in range(nb):
         longest = max(longest, block_ptr[b + 1] - block_ptr[b])
-    if longest > max(n // 8, 2 * _CSR_BLOCK_TRIPLES):
+    row_bits = _bits(n_rows)
+    if longest > max(n // 8, 2 * _CSR_BLOCK_TRIPLES) or row_bits + shift > 31:
         return _transpose_rows_one_pass(indptr, indices, values, weights, n_cols, n_threads)
+    local_mask = (1 << shift) - 1
     widest = min(<Py_ssize_t>1 << shift, n_cols)
     dtype = np.asarray(values).dtype
     out_ptr_arr = np.empty(n_cols + 1, dtype=np.intp)
@@ -1083,8 +1101,6 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
     cdef out_real[::1] out_v = values_arr
     weights_arr = np.empty(n if weighted else 0, dtype=dtype)
     cdef out_real[::1] out_w = weights_arr
-    by_col_arr = np.empty(n, dtype=np.int32)
-    cdef int[::1] by_col = by_col_arr
     cdef out_real* w_out = &out_w[0] if weighted else NULL
     with nogil:
         for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
@@ -1094,8 +1110,8 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
                     q = key >> shift
                     pos = offsets[c, q]
                     offsets[c, q] = pos + 1
-                    by_col[pos] = key
-                    out_idx[pos] = <int>r
+                    # the column inside the block above the row's bits
+                    out_idx[pos] = ((key & local_mask) << row_bits) | <int>r
                     out_v[pos] = values[p]
                     if weighted:
                         out_w[pos] = weights[p]
@@ -1114,9 +1130,10 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
             s = block_ptr[b]
             lo = b << shift
             hi = min(lo + (<Py_ssize_t>1 << shift), n_cols)
-            _group_block(&by_col[s], &out_idx[s], &out_v[s], (w_out + s) if weighted else NULL,
+            _group_block(&out_idx[s], &out_v[s], (w_out + s) if weighted else NULL,
                          block_ptr[b + 1] - s, <int>lo, hi - lo, s, &out_ptr[0],
-                         &buf_c[tid, 0], &buf_v[tid, 0], &buf_w[tid, 0], &cursor[tid, 0])
+                         &buf_c[tid, 0], &buf_v[tid, 0], &buf_w[tid, 0], &cursor[tid, 0],
+                         row_bits)
     return out_ptr_arr, out_idx_arr, values_arr, weights_arr
 
 
