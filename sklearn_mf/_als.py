@@ -257,18 +257,21 @@ def implicit_objective(R, X, Y, reg, n_threads):
     return float(data + pen)
 
 
-def implicit_confidences(seen, alpha, dtype):
+def implicit_confidences(seen, alpha, dtype, n_threads=1):
     """User-major and item-major ``RowMatrix`` of the confidences minus one
     (``cw = alpha * y``) of a seen-items CSR of strengths.
 
-    ``R_u`` shares the indices of ``seen``; ``R_i`` keeps the transposed
-    copy's indices and, when ``dtype`` is that of ``seen.data``, its data
-    scaled in place: 12 bytes per rating beyond ``seen`` (int32 indices).
+    ``R_u`` shares the indices of ``seen``; ``R_i`` is its transpose (the
+    same arrays as ``seen.T.tocsr()`` scaled, by one parallel counting sort,
+    :func:`~sklearn_mf._setup_fast.transpose_rows`): 8 bytes per rating
+    beyond ``seen`` and ``R_u``'s confidences in float32.
     """
     R_u = csr_to_rowmatrix(seen, cw=(alpha * seen.data).astype(dtype, copy=False))
-    iu = seen.T.tocsr()
-    np.multiply(iu.data, alpha, out=iu.data)
-    R_i = csr_to_rowmatrix(iu, cw=iu.data.astype(dtype, copy=False))
+    cw = R_u.data["cw"]
+    indptr, indices, cw_i, _ = _setup_fast.transpose_rows(
+        R_u.indptr, R_u.indices, cw, cw[:0], seen.shape[1], n_threads
+    )
+    R_i = RowMatrix(indptr, indices, {"cw": cw_i}, seen.shape[0])
     return R_u, R_i
 
 

@@ -34,6 +34,7 @@ from sklearn_mf._utils import (
     effective_n_threads,
     make_rng,
     naming_target_overflow,
+    normal_factors_in_background,
 )
 
 
@@ -251,17 +252,22 @@ class ImplicitALS(
         i, items_ = factorize_ids(items, copy=False)
         del users, items  # only the codes are used from here on (memory)
         timer.lap("encode ids")
+        rng = make_rng(self.random_state)
+        k = self.n_factors
+        # drawn on another thread while the matrices are built (same values)
+        factors = normal_factors_in_background(
+            rng, [(len(users_), k), (len(items_), k)], self.init_std, dtype
+        )
         seen, popularity = seen_matrix(u, i, y, len(users_), len(items_))
         # the seen matrix holds the data now; its summed strengths name an
         # overflow as well as y did (memory: y is 4-8 bytes per rating)
         del u, i, y
         y = seen.data
         timer.lap("user-item matrix")
-        rng = make_rng(self.random_state)
-        k = self.n_factors
-        P = rng.normal(0, self.init_std, (len(users_), k)).astype(dtype)
-        Q = rng.normal(0, self.init_std, (len(items_), k)).astype(dtype)
-        R_u, R_i = implicit_confidences(seen, self.alpha, dtype)
+        R_u, R_i = implicit_confidences(
+            seen, self.alpha, dtype, n_threads=effective_n_threads(self.n_jobs)
+        )
+        P, Q = factors()
         timer.lap("confidence matrices")
         with naming_target_overflow(self, y, scale=self.alpha, what="interaction strengths"):
             loop = run_implicit_als(

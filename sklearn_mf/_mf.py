@@ -208,23 +208,52 @@ def sgd_ratings(
     return blocked
 
 
+# Average ratings per row block of the SGD grid up to which its CSR is built
+# row block by row block (blocked_csr) rather than by coo_to_csr.
+_BLOCKED_CSR_ROW_BLOCK = 1 << 17
+
+
 def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
     """:func:`~sklearn_mf._training.seen_matrix` of block-ordered ratings
     (before any epoch shuffled them): the same CSR and popularity counts as
     from the codes in input order (duplicates of a (user, item) pair share a
-    block and keep their input order there), without relabelled copies; each
-    row block holds all the ratings of its users and is sorted on its own
-    (:func:`~sklearn_mf._setup_fast.blocked_csr`)."""
-    indptr, indices, data, popularity = _setup_fast.blocked_csr(
-        blocked.users,
-        blocked.items,
-        blocked.ratings,
-        blocked.block_ptr,
-        len(blocked.schedule),
-        blocked.user_order.astype(np.int32),
-        blocked.item_order.astype(np.int32),
-        n_threads,
-    )
+    block and keep their input order there), without relabelled copies.
+
+    Each row block of the grid holds all the ratings of its users and is
+    sorted on its own (:func:`~sklearn_mf._setup_fast.blocked_csr`) while it
+    is small enough for the cache; past ``_BLOCKED_CSR_ROW_BLOCK`` ratings
+    per row block (about 10M ratings), the parallel
+    :func:`~sklearn_mf._setup_fast.coo_to_csr`, whose row blocks of 16k-32k
+    ratings stay in cache, reads the working codes through the orders
+    (measured on a loaded machine: 0.21 s against 0.27 s of CPU at 10M
+    ratings, 1.29 s against 0.97-1.15 s at 30M with a million users).
+    """
+    B = len(blocked.schedule)
+    user_order = blocked.user_order.astype(np.int32)
+    item_order = blocked.item_order.astype(np.int32)
+    if len(blocked.ratings) <= B * _BLOCKED_CSR_ROW_BLOCK:
+        indptr, indices, data, popularity = _setup_fast.blocked_csr(
+            blocked.users,
+            blocked.items,
+            blocked.ratings,
+            blocked.block_ptr,
+            B,
+            user_order,
+            item_order,
+            n_threads,
+        )
+    else:
+        indptr, indices, data, popularity = _setup_fast.coo_to_csr(
+            blocked.users,
+            blocked.items,
+            blocked.ratings,
+            n_users,
+            n_items,
+            n_threads,
+            row_map=user_order,
+            col_map=item_order,
+            return_col_counts=True,
+        )
     return csr_from_arrays(indptr, indices, data, n_users, n_items), popularity
 
 

@@ -10,8 +10,10 @@ ratings that set-up needs are counting sorts here:
   of the parallel SGD grid a rating falls in, the row of a CSR matrix), with
   a histogram per thread over its own slice of the entries;
 - :func:`coo_to_csr`: (row, column, value) triples to a CSR matrix with sorted
-  column indices and duplicates summed, by two stable counting passes (by
-  column, then by row: a least-significant-digit radix sort);
+  column indices and duplicates summed: a parallel scatter by row block,
+  then each row block sorted in cache (by column, then by row);
+- :func:`group_by_row` and :func:`transpose_rows`: entries grouped by row
+  (by column) stably, in the same two parallel steps;
 - :func:`block_arrange`: the ratings of the parallel SGD grid block by block
   (one counting pass, or two radix passes on a large grid);
 - :func:`blocked_csr`: the CSR of block-ordered ratings, row block by row
@@ -115,23 +117,13 @@ ctypedef fused real:
     double
 
 
-def coo_to_csr(const int[::1] rows, const int[::1] cols, const real[::1] values,
+def _coo_to_csr_serial(const int[::1] rows, const int[::1] cols, const real[::1] values,
                Py_ssize_t n_rows, Py_ssize_t n_cols, int n_threads,
                const int[::1] row_map=None, const int[::1] col_map=None,
                bint return_col_counts=False):
-    """CSR arrays of the triples, column indices sorted and duplicates summed.
-
-    Returns ``(indptr, indices, data)`` as int64, int32 and float32 arrays
-    (``values`` is read as float32).  Duplicate (row, column) entries are
-    summed in their input order.  Besides the output, one int32 array of the
-    triples' positions is the only temporary.
-
-    With ``row_map`` (``col_map``) the row of triple ``p`` is
-    ``row_map[rows[p]]`` (the same for columns): codes stored in another
-    numbering are read without a relabelled copy.  With
-    ``return_col_counts`` a fourth array (int64, ``n_cols``) counts the
-    triples of each column, duplicates included.
-    """
+    """The one-thread :func:`coo_to_csr` (two counting passes over all the
+    triples: by column, then by row), for small or very skewed inputs; the
+    same arrays."""
     cdef Py_ssize_t n = rows.shape[0], r, c, p, q, end, write
     cdef Py_ssize_t n_dup = 0
     cdef bint map_rows = row_map is not None, map_cols = col_map is not None
@@ -596,16 +588,417 @@ def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] 
     return indptr_arr, indices_arr[:write].copy(), data_arr[:write].copy(), popularity
 
 
+# Row blocks of the parallel coo_to_csr: about this many triples each (their
+# sort buffers, 24 bytes a triple, stay in a core's L2 cache), at most
+# _CSR_MAX_BLOCKS of them (the scatter by row block writes to that many places).
+cdef enum:
+    _CSR_BLOCK_TRIPLES = 1 << 14
+    _CSR_MAX_BLOCKS = 4096
+
+
+cdef void _csr_count_chunk(const int* rows, const int* row_map, Py_ssize_t start,
+                           Py_ssize_t stop, int shift, int64_t* counts) noexcept nogil:
+    """Count the triples ``[start, stop)`` by row block (``row >> shift``)."""
+    cdef Py_ssize_t p
+    if row_map != NULL:
+        for p in range(start, stop):
+            if p + _AHEAD < stop:
+                SKMF_PREFETCH(&row_map[rows[p + _AHEAD]])
+            counts[row_map[rows[p]] >> shift] += 1
+    else:
+        for p in range(start, stop):
+            counts[rows[p] >> shift] += 1
+
+
+cdef void _csr_scatter_chunk(const int* rows, const int* cols, const real* values,
+                             const int* row_map, const int* col_map,
+                             Py_ssize_t start, Py_ssize_t stop, int shift, int64_t* offsets,
+                             int* out_rows, int* out_cols, float* out_vals) noexcept nogil:
+    """Write the triples ``[start, stop)`` (rows and columns mapped) where
+    ``offsets`` says for their row block, stably."""
+    cdef Py_ssize_t p, q, pos
+    cdef int r, c
+    for p in range(start, stop):
+        if p + _AHEAD < stop:
+            if row_map != NULL:
+                SKMF_PREFETCH(&row_map[rows[p + _AHEAD]])
+            if col_map != NULL:
+                SKMF_PREFETCH(&col_map[cols[p + _AHEAD]])
+        r = row_map[rows[p]] if row_map != NULL else rows[p]
+        c = col_map[cols[p]] if col_map != NULL else cols[p]
+        q = r >> shift
+        pos = offsets[q]
+        offsets[q] = pos + 1
+        out_rows[pos] = r
+        out_cols[pos] = c
+        out_vals[pos] = <float>values[p]
+
+
+cdef void _csr_sort_block(int* rows, int* cols, float* vals, Py_ssize_t m,
+                          int lo, Py_ssize_t n_local, int64_t base, int64_t* indptr,
+                          int* key_a, int* row_a, float* val_a,
+                          int* key_b, int* row_b, float* val_b,
+                          int64_t* hist, int n_digits, int digit_bits,
+                          int64_t* cursor, int* last, int64_t* popularity,
+                          int64_t* n_dup) noexcept nogil:
+    """Sort the ``m`` triples of one row block (rows ``lo`` to ``lo + n_local``,
+    stored from CSR position ``base``) in place into their CSR rows, columns
+    sorted: a stable LSD radix sort by column (``n_digits`` digits of
+    ``digit_bits``) through the thread's buffers, then a stable scatter by
+    row.  Writes ``indptr[lo + 1 : lo + n_local + 1]``, counts the columns
+    into ``popularity`` (when not NULL) and the repeated pairs into ``n_dup``."""
+    cdef Py_ssize_t p, d, x, pos, lu, n_buckets = (<Py_ssize_t>1) << digit_bits
+    cdef int mask = <int>(n_buckets - 1), k, shift
+    cdef int64_t acc, c
+    cdef int* tmp_k
+    cdef int* tmp_r
+    cdef float* tmp_v
+    cdef bint skip
+    for x in range(n_digits * n_buckets):
+        hist[x] = 0
+    for lu in range(n_local):
+        cursor[lu] = 0
+    for p in range(m):
+        k = cols[p]
+        lu = rows[p] - lo
+        key_a[p] = k
+        row_a[p] = <int>lu
+        val_a[p] = vals[p]
+        cursor[lu] += 1
+        if popularity != NULL:
+            popularity[k] += 1
+        for d in range(n_digits):
+            hist[d * n_buckets + ((k >> (d * digit_bits)) & mask)] += 1
+    acc = 0
+    for lu in range(n_local):
+        c = cursor[lu]
+        cursor[lu] = acc
+        acc += c
+        indptr[lo + lu + 1] = base + acc
+        last[lu] = -1
+    for d in range(n_digits):
+        shift = d * digit_bits
+        skip = False
+        acc = 0
+        for x in range(n_buckets):
+            c = hist[d * n_buckets + x]
+            if c == m:
+                skip = True  # one bucket holds everything: the pass is the identity
+            hist[d * n_buckets + x] = acc
+            acc += c
+        if skip:
+            continue
+        for p in range(m):
+            x = d * n_buckets + ((key_a[p] >> shift) & mask)
+            pos = hist[x]
+            hist[x] = pos + 1
+            key_b[pos] = key_a[p]
+            row_b[pos] = row_a[p]
+            val_b[pos] = val_a[p]
+        tmp_k, tmp_r, tmp_v = key_a, row_a, val_a
+        key_a, row_a, val_a = key_b, row_b, val_b
+        key_b, row_b, val_b = tmp_k, tmp_r, tmp_v
+    for p in range(m):
+        lu = row_a[p]
+        pos = cursor[lu]
+        cursor[lu] = pos + 1
+        k = key_a[p]
+        if k == last[lu]:
+            n_dup[0] += 1
+        last[lu] = k
+        cols[pos] = k
+        vals[pos] = val_a[p]
+
+
+def coo_to_csr(const int[::1] rows, const int[::1] cols, const real[::1] values,
+               Py_ssize_t n_rows, Py_ssize_t n_cols, int n_threads,
+               const int[::1] row_map=None, const int[::1] col_map=None,
+               bint return_col_counts=False):
+    """CSR arrays of the triples, column indices sorted and duplicates summed.
+
+    Returns ``(indptr, indices, data)`` as int64, int32 and float32 arrays
+    (``values`` is read as float32).  Duplicate (row, column) entries are
+    summed in their input order.
+
+    With ``row_map`` (``col_map``) the row of triple ``p`` is
+    ``row_map[rows[p]]`` (the same for columns): codes stored in another
+    numbering are read without a relabelled copy.  With
+    ``return_col_counts`` a fourth array (int64, ``n_cols``) counts the
+    triples of each column, duplicates included.
+
+    A most-significant-digit radix sort in parallel: a stable scatter of the
+    triples by row block (a power-of-two range of rows holding 16k to 32k
+    triples) into the outputs and one int32 array of rows (the only
+    temporary of the size of the triples), in chunks dynamically scheduled;
+    then, row block by row block (in parallel, each in its own place of the
+    outputs), a stable radix sort by column through a buffer per thread that
+    stays in cache, and a stable scatter by row.  Small inputs (fewer than
+    100,000 triples) and inputs whose largest row block would not stay in
+    cache (more than an eighth of the triples) take two counting passes on
+    one thread; the arrays are the same.
+    """
+    cdef Py_ssize_t n = rows.shape[0]
+    cdef Py_ssize_t p, c, start, stop, chunk, n_chunks, b, nb, lo, hi, s, longest, widest
+    cdef int shift = 0, tid, n_digits = 0, digit_bits = 1, bits = 0
+    cdef const int* rmap = &row_map[0] if row_map is not None and row_map.shape[0] > 0 else NULL
+    cdef const int* cmap = &col_map[0] if col_map is not None and col_map.shape[0] > 0 else NULL
+    if cols.shape[0] != n or values.shape[0] != n:
+        raise ValueError("rows, cols and values must have the same length.")
+    if n >= 2**31 - 1:
+        raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000 or n_rows < 2:
+        return _coo_to_csr_serial(rows, cols, values, n_rows, n_cols, n_threads,
+                                  row_map, col_map, return_col_counts)
+    # rows per block: the smallest power of two giving blocks of about
+    # _CSR_BLOCK_TRIPLES triples, and at most _CSR_MAX_BLOCKS blocks
+    while ((<int64_t>1 << shift) * n < <int64_t>n_rows * _CSR_BLOCK_TRIPLES
+           or ((n_rows - 1) >> shift) + 1 > _CSR_MAX_BLOCKS):
+        shift += 1
+    nb = ((n_rows - 1) >> shift) + 1
+    n_chunks = _n_chunks(n, n_threads)
+    chunk = (n + n_chunks - 1) // n_chunks
+    offsets_arr = np.zeros((n_chunks, nb), dtype=np.int64)
+    cdef int64_t[:, ::1] offsets = offsets_arr
+    block_ptr_arr = np.zeros(nb + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] block_ptr = block_ptr_arr
+    with nogil:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            start = c * chunk
+            stop = min(start + chunk, n)
+            _csr_count_chunk(&rows[0], rmap, start, stop, shift, &offsets[c, 0])
+        _exclusive_offsets(offsets, block_ptr)
+    longest = 0
+    for b in range(nb):
+        longest = max(longest, block_ptr[b + 1] - block_ptr[b])
+    if longest > max(n // 8, 2 * _CSR_BLOCK_TRIPLES):
+        # a few rows hold most triples: per-thread buffers of that size cost
+        # more memory than the one-thread passes
+        return _coo_to_csr_serial(rows, cols, values, n_rows, n_cols, n_threads,
+                                  row_map, col_map, return_col_counts)
+    widest = min(<Py_ssize_t>1 << shift, n_rows)
+    while n_cols > 1 and (<int64_t>1 << bits) < n_cols:
+        bits += 1
+    if bits > 0:
+        n_digits = (bits + _MAX_DIGIT_BITS - 1) // _MAX_DIGIT_BITS
+        digit_bits = (bits + n_digits - 1) // n_digits
+    indptr_arr = np.empty(n_rows + 1, dtype=np.int64)
+    cdef int64_t[::1] indptr = indptr_arr
+    indptr[0] = 0
+    indices_arr = np.empty(n, dtype=np.int32)
+    data_arr = np.empty(n, dtype=np.float32)
+    by_row_arr = np.empty(n, dtype=np.int32)
+    cdef int[::1] indices = indices_arr
+    cdef float[::1] data = data_arr
+    cdef int[::1] by_row = by_row_arr
+    with nogil:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            start = c * chunk
+            stop = min(start + chunk, n)
+            _csr_scatter_chunk(&rows[0], &cols[0], &values[0], rmap, cmap, start, stop, shift,
+                               &offsets[c, 0], &by_row[0], &indices[0], &data[0])
+    del offsets_arr
+    key_arr = np.empty((n_threads, 2, max(longest, 1)), dtype=np.int32)
+    row_arr = np.empty((n_threads, 2, max(longest, 1)), dtype=np.int32)
+    val_arr = np.empty((n_threads, 2, max(longest, 1)), dtype=np.float32)
+    hist_arr = np.empty((n_threads, max(n_digits, 1) << digit_bits), dtype=np.int64)
+    cursor_arr = np.empty((n_threads, widest), dtype=np.int64)
+    last_arr = np.empty((n_threads, widest), dtype=np.int32)
+    pop_arr = np.zeros((n_threads, n_cols if return_col_counts else 1), dtype=np.int64)
+    dup_arr = np.zeros(n_threads, dtype=np.int64)
+    cdef int[:, :, ::1] key_buf = key_arr
+    cdef int[:, :, ::1] row_buf = row_arr
+    cdef float[:, :, ::1] val_buf = val_arr
+    cdef int64_t[:, ::1] hist = hist_arr
+    cdef int64_t[:, ::1] cursor = cursor_arr
+    cdef int[:, ::1] last = last_arr
+    cdef int64_t[:, ::1] pop = pop_arr
+    cdef int64_t[::1] dup = dup_arr
+    with nogil:
+        for b in prange(nb, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            s = block_ptr[b]
+            lo = b << shift
+            hi = min(lo + (<Py_ssize_t>1 << shift), n_rows)
+            _csr_sort_block(&by_row[s], &indices[s], &data[s], block_ptr[b + 1] - s,
+                            <int>lo, hi - lo, s, &indptr[0],
+                            &key_buf[tid, 0, 0], &row_buf[tid, 0, 0], &val_buf[tid, 0, 0],
+                            &key_buf[tid, 1, 0], &row_buf[tid, 1, 0], &val_buf[tid, 1, 0],
+                            &hist[tid, 0], n_digits, digit_bits,
+                            &cursor[tid, 0], &last[tid, 0],
+                            &pop[tid, 0] if return_col_counts else NULL, &dup[tid])
+    del by_row_arr, key_arr, row_arr, val_arr
+    counts = ()
+    if return_col_counts:
+        counts = (pop_arr.sum(axis=0) if n_threads > 1 else pop_arr[0],)
+    if dup_arr.sum() == 0:
+        return (indptr_arr, indices_arr, data_arr) + counts
+    write = _sum_duplicates(indptr_arr, indices_arr, data_arr)
+    return (indptr_arr, indices_arr[:write].copy(), data_arr[:write].copy()) + counts
+
+
+cdef int _bits(int64_t n) noexcept:
+    """Bits that hold the values ``0 .. n - 1``."""
+    cdef int b = 0
+    while (<int64_t>1 << b) < n:
+        b += 1
+    return b
+
+
+cdef void _group_scatter_chunk(const int* rows, const int* cols, const out_real* values,
+                               const out_real* weights, Py_ssize_t start, Py_ssize_t stop,
+                               int shift, int col_bits, int64_t* offsets, int* out_cols,
+                               out_real* out_v, out_real* out_w) noexcept nogil:
+    """Write the entries ``[start, stop)`` where ``offsets`` says for their
+    row block (``row >> shift``), stably; the column is stored with the row
+    inside the block above its ``col_bits`` bits (no array of rows)."""
+    cdef Py_ssize_t p, q, pos
+    cdef int r, local_mask = (1 << shift) - 1
+    for p in range(start, stop):
+        r = rows[p]
+        q = r >> shift
+        pos = offsets[q]
+        offsets[q] = pos + 1
+        out_cols[pos] = ((r & local_mask) << col_bits) | cols[p]
+        out_v[pos] = values[p]
+        if weights != NULL:
+            out_w[pos] = weights[p]
+
+
+cdef void _group_block(int* cols, out_real* vals, out_real* wts,
+                       Py_ssize_t m, int lo, Py_ssize_t n_local, Py_ssize_t base,
+                       Py_ssize_t* indptr, int* buf_c, out_real* buf_v, out_real* buf_w,
+                       int64_t* cursor, int col_bits) noexcept nogil:
+    """Group the ``m`` entries of one row block (rows ``lo`` to ``lo +
+    n_local``, stored from position ``base``; the row inside the block is
+    stored above the ``col_bits`` bits of the column) by row in place,
+    stably, through the thread's buffers, leaving the bare columns; writes
+    ``indptr[lo + 1 : lo + n_local + 1]``."""
+    cdef Py_ssize_t p, lu, pos
+    cdef int64_t acc = 0, c
+    cdef int col_mask = (1 << col_bits) - 1, x
+    for lu in range(n_local):
+        cursor[lu] = 0
+    for p in range(m):
+        cursor[cols[p] >> col_bits] += 1
+    for lu in range(n_local):
+        c = cursor[lu]
+        cursor[lu] = acc
+        acc += c
+        indptr[lo + lu + 1] = base + acc
+    memcpy(buf_c, cols, m * sizeof(int))
+    memcpy(buf_v, vals, m * sizeof(out_real))
+    if wts != NULL:
+        memcpy(buf_w, wts, m * sizeof(out_real))
+    for p in range(m):
+        x = buf_c[p]
+        lu = x >> col_bits
+        pos = cursor[lu]
+        cursor[lu] = pos + 1
+        cols[pos] = x & col_mask
+        vals[pos] = buf_v[p]
+        if wts != NULL:
+            wts[pos] = buf_w[p]
+
+
 def group_by_row(const int[::1] rows, const int[::1] cols, const out_real[::1] values,
                  const out_real[::1] weights, Py_ssize_t n_rows, int n_threads):
     """Entries ``(rows[j], cols[j], values[j], weights[j])`` grouped by row, stably.
 
     Returns ``(indptr, indices, values, weights)`` (intp, int32 and the dtype
     of ``values``; ``weights`` empty when given empty): the arrays of
-    ``counting_order`` followed by gathers, written directly by one counting
-    sort (a histogram per thread over its slice, then a scatter), so that the
-    output is the only memory of the size of the entries.
+    ``counting_order`` followed by gathers, written directly.
+
+    A two-digit radix sort in parallel, as :func:`coo_to_csr`: a stable
+    scatter by row block (a power-of-two range of rows holding 16k to 32k
+    entries) into the outputs (the row inside its block stored above the
+    bits of the column: no temporary of the size of the entries), in
+    dynamically scheduled chunks; then, row block by row block in parallel, a stable
+    counting sort by row through a buffer per thread that stays in cache.
+    Small inputs and inputs whose largest row block holds more than an
+    eighth of the entries take one counting pass by row instead (a histogram
+    per thread over its slice, then a scatter); the arrays are the same.
     """
+    cdef Py_ssize_t n = rows.shape[0]
+    cdef bint weighted = weights.shape[0] > 0
+    cdef Py_ssize_t c, b, nb, start, stop, chunk, n_chunks, s, lo, hi, longest, widest
+    cdef int shift = 0, tid, col_bits
+    if n >= 2**31 - 1:
+        raise ValueError(f"At most 2**31 - 2 entries, got {n}.")
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000 or n_rows < 2:
+        return _group_by_row_one_pass(rows, cols, values, weights, n_rows, n_threads)
+    while ((<int64_t>1 << shift) * n < <int64_t>n_rows * _CSR_BLOCK_TRIPLES
+           or ((n_rows - 1) >> shift) + 1 > _CSR_MAX_BLOCKS):
+        shift += 1
+    nb = ((n_rows - 1) >> shift) + 1
+    n_chunks = _n_chunks(n, n_threads)
+    chunk = (n + n_chunks - 1) // n_chunks
+    offsets_arr = np.zeros((n_chunks, nb), dtype=np.int64)
+    cdef int64_t[:, ::1] offsets = offsets_arr
+    block_ptr_arr = np.zeros(nb + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] block_ptr = block_ptr_arr
+    with nogil:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            start = c * chunk
+            stop = min(start + chunk, n)
+            _csr_count_chunk(&rows[0], NULL, start, stop, shift, &offsets[c, 0])
+        _exclusive_offsets(offsets, block_ptr)
+    longest = 0
+    for b in range(nb):
+        longest = max(longest, block_ptr[b + 1] - block_ptr[b])
+    col_bits = _bits(int(np.asarray(cols).max()) + 1)
+    if longest > max(n // 8, 2 * _CSR_BLOCK_TRIPLES) or col_bits + shift > 31:
+        # a few rows hold most entries, or a column and a row inside a block
+        # do not share an int32
+        return _group_by_row_one_pass(rows, cols, values, weights, n_rows, n_threads)
+    widest = min(<Py_ssize_t>1 << shift, n_rows)
+    dtype = np.asarray(values).dtype
+    indptr_arr = np.empty(n_rows + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] indptr = indptr_arr
+    indptr[0] = 0
+    indices_arr = np.empty(n, dtype=np.int32)
+    cdef int[::1] indices = indices_arr
+    values_arr = np.empty(n, dtype=dtype)
+    cdef out_real[::1] out_v = values_arr
+    weights_arr = np.empty(n if weighted else 0, dtype=dtype)
+    cdef out_real[::1] out_w = weights_arr
+    cdef const out_real* w_in = &weights[0] if weighted else NULL
+    cdef out_real* w_out = &out_w[0] if weighted else NULL
+    with nogil:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            start = c * chunk
+            stop = min(start + chunk, n)
+            _group_scatter_chunk(&rows[0], &cols[0], &values[0], w_in, start, stop, shift,
+                                 col_bits, &offsets[c, 0], &indices[0], &out_v[0], w_out)
+    del offsets_arr
+    buf_c_arr = np.empty((n_threads, max(longest, 1)), dtype=np.int32)
+    buf_v_arr = np.empty((n_threads, max(longest, 1)), dtype=dtype)
+    buf_w_arr = np.empty((n_threads, max(longest, 1) if weighted else 1), dtype=dtype)
+    cursor_arr = np.empty((n_threads, widest), dtype=np.int64)
+    cdef int[:, ::1] buf_c = buf_c_arr
+    cdef out_real[:, ::1] buf_v = buf_v_arr
+    cdef out_real[:, ::1] buf_w = buf_w_arr
+    cdef int64_t[:, ::1] cursor = cursor_arr
+    with nogil:
+        for b in prange(nb, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            s = block_ptr[b]
+            lo = b << shift
+            hi = min(lo + (<Py_ssize_t>1 << shift), n_rows)
+            _group_block(&indices[s], &out_v[s], (w_out + s) if weighted else NULL,
+                         block_ptr[b + 1] - s, <int>lo, hi - lo, s, &indptr[0],
+                         &buf_c[tid, 0], &buf_v[tid, 0], &buf_w[tid, 0], &cursor[tid, 0],
+                         col_bits)
+    return indptr_arr, indices_arr, values_arr, weights_arr
+
+
+def _group_by_row_one_pass(const int[::1] rows, const int[::1] cols, const out_real[::1] values,
+                 const out_real[::1] weights, Py_ssize_t n_rows, int n_threads):
+    """The one-pass :func:`group_by_row` (a histogram per thread over its
+    slice, then a scatter), for small or very skewed inputs; the same arrays."""
     cdef Py_ssize_t n = rows.shape[0]
     cdef bint weighted = weights.shape[0] > 0
     cdef Py_ssize_t t, j, r, start, stop, chunk, pos
@@ -654,9 +1047,102 @@ def transpose_rows(const Py_ssize_t[::1] indptr, const int[::1] indices,
 
     Returns ``(indptr, indices, values, weights)`` of the transpose: inside a
     column, entries in increasing row order (the order of a stable grouping
-    of the row-major entries by column), without a per-entry row array or
-    permutation.
+    of the row-major entries by column), without a permutation.
+
+    A two-digit radix sort in parallel, as :func:`group_by_row`: a stable
+    scatter by column block (a power-of-two range of columns holding 16k to
+    32k entries) from ranges of rows in dynamically scheduled chunks (the
+    column inside its block stored above the bits of the row: no temporary
+    of the size of the entries); then, column block by
+    column block, a stable counting sort by column in cache.  Small or very
+    skewed inputs take one counting pass by column (the same arrays).
     """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n = indices.shape[0]
+    cdef bint weighted = weights.shape[0] > 0
+    cdef Py_ssize_t c, b, nb, r, p, q, pos, s, lo, hi, n_chunks, longest, widest
+    cdef int shift = 0, tid, key, row_bits, local_mask
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000 or n_cols < 2:
+        return _transpose_rows_one_pass(indptr, indices, values, weights, n_cols, n_threads)
+    while ((<int64_t>1 << shift) * n < <int64_t>n_cols * _CSR_BLOCK_TRIPLES
+           or ((n_cols - 1) >> shift) + 1 > _CSR_MAX_BLOCKS):
+        shift += 1
+    nb = ((n_cols - 1) >> shift) + 1
+    n_chunks = _n_chunks(n, n_threads)
+    # chunk c: the rows [bounds[c], bounds[c + 1]) (about n / n_chunks entries)
+    bounds_arr = np.searchsorted(np.asarray(indptr), np.arange(n_chunks + 1) * (n / n_chunks))
+    bounds_arr[0], bounds_arr[-1] = 0, n_rows
+    cdef Py_ssize_t[::1] bounds = bounds_arr.astype(np.intp)
+    offsets_arr = np.zeros((n_chunks, nb), dtype=np.int64)
+    cdef int64_t[:, ::1] offsets = offsets_arr
+    block_ptr_arr = np.zeros(nb + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] block_ptr = block_ptr_arr
+    with nogil:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            for p in range(indptr[bounds[c]], indptr[bounds[c + 1]]):
+                offsets[c, indices[p] >> shift] += 1
+        _exclusive_offsets(offsets, block_ptr)
+    longest = 0
+    for b in range(nb):
+        longest = max(longest, block_ptr[b + 1] - block_ptr[b])
+    row_bits = _bits(n_rows)
+    if longest > max(n // 8, 2 * _CSR_BLOCK_TRIPLES) or row_bits + shift > 31:
+        return _transpose_rows_one_pass(indptr, indices, values, weights, n_cols, n_threads)
+    local_mask = (1 << shift) - 1
+    widest = min(<Py_ssize_t>1 << shift, n_cols)
+    dtype = np.asarray(values).dtype
+    out_ptr_arr = np.empty(n_cols + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] out_ptr = out_ptr_arr
+    out_ptr[0] = 0
+    out_idx_arr = np.empty(n, dtype=np.int32)
+    cdef int[::1] out_idx = out_idx_arr
+    values_arr = np.empty(n, dtype=dtype)
+    cdef out_real[::1] out_v = values_arr
+    weights_arr = np.empty(n if weighted else 0, dtype=dtype)
+    cdef out_real[::1] out_w = weights_arr
+    cdef out_real* w_out = &out_w[0] if weighted else NULL
+    with nogil:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            for r in range(bounds[c], bounds[c + 1]):
+                for p in range(indptr[r], indptr[r + 1]):
+                    key = indices[p]
+                    q = key >> shift
+                    pos = offsets[c, q]
+                    offsets[c, q] = pos + 1
+                    # the column inside the block above the row's bits
+                    out_idx[pos] = ((key & local_mask) << row_bits) | <int>r
+                    out_v[pos] = values[p]
+                    if weighted:
+                        out_w[pos] = weights[p]
+    del offsets_arr
+    buf_c_arr = np.empty((n_threads, max(longest, 1)), dtype=np.int32)
+    buf_v_arr = np.empty((n_threads, max(longest, 1)), dtype=dtype)
+    buf_w_arr = np.empty((n_threads, max(longest, 1) if weighted else 1), dtype=dtype)
+    cursor_arr = np.empty((n_threads, widest), dtype=np.int64)
+    cdef int[:, ::1] buf_c = buf_c_arr
+    cdef out_real[:, ::1] buf_v = buf_v_arr
+    cdef out_real[:, ::1] buf_w = buf_w_arr
+    cdef int64_t[:, ::1] cursor = cursor_arr
+    with nogil:
+        for b in prange(nb, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            s = block_ptr[b]
+            lo = b << shift
+            hi = min(lo + (<Py_ssize_t>1 << shift), n_cols)
+            _group_block(&out_idx[s], &out_v[s], (w_out + s) if weighted else NULL,
+                         block_ptr[b + 1] - s, <int>lo, hi - lo, s, &out_ptr[0],
+                         &buf_c[tid, 0], &buf_v[tid, 0], &buf_w[tid, 0], &cursor[tid, 0],
+                         row_bits)
+    return out_ptr_arr, out_idx_arr, values_arr, weights_arr
+
+
+def _transpose_rows_one_pass(const Py_ssize_t[::1] indptr, const int[::1] indices,
+                   const out_real[::1] values, const out_real[::1] weights,
+                   Py_ssize_t n_cols, int n_threads):
+    """The one-pass :func:`transpose_rows` (a histogram per thread over its
+    range of rows, then a scatter), for small or very skewed inputs; the same
+    arrays."""
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n = indices.shape[0]
     cdef bint weighted = weights.shape[0] > 0
     cdef Py_ssize_t t, r, p, col, pos, r0, r1

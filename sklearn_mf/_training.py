@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from sklearn_mf import _predict_fast
 from sklearn_mf._ids import factorize_ids
 from sklearn_mf._progress import EpochProgress, SetupTimer
-from sklearn_mf._utils import check_dtype, make_rng, normal_factors
+from sklearn_mf._utils import check_dtype, make_rng, normal_factors_in_background
 from sklearn_mf._validation import check_interactions
 
 
@@ -126,21 +126,33 @@ def start_rating_fit(
     del users, items  # only the codes are used from here on (memory)
     timer.lap("encode ids")
     n_users, n_items, k = len(users_), len(items_), n_factors
+    rng = make_rng(random_state)
+    # with a seen-items matrix to build, the factors are drawn on another
+    # thread meanwhile (the same values: nothing else uses rng until then)
+    factors = normal_factors_in_background(
+        rng,
+        [(n_users, k)] + [(n_items, k)] * (1 + n_extra_item_factors),
+        init_std,
+        dtype,
+        background=bool(seen),
+    )
     if seen:
         seen, popularity = seen_matrix(u, i, y, n_users, n_items)
         timer.lap("user-item matrix")
     else:
         seen = popularity = None
-    rng = make_rng(random_state)
-    P = normal_factors(rng, n_users, k, init_std, dtype)
-    Q = normal_factors(rng, n_items, k, init_std, dtype)
-    extra = [normal_factors(rng, n_items, k, init_std, dtype) for _ in range(n_extra_item_factors)]
+    rating_range = (float(y.min()), float(y.max()))
+    global_mean = 0.0
+    if biased and not early_stopping:
+        w = sample_weight
+        global_mean = float(np.average(y, weights=w))
+    P, Q, *extra = factors()
     train = val = None
     if early_stopping:
         train, val = holdout_split(len(y), validation_fraction, rng)
-    sub = slice(None) if train is None else train
-    w = None if sample_weight is None else sample_weight[sub]
-    global_mean = float(np.average(y[sub], weights=w)) if biased else 0.0
+        if biased:
+            w = None if sample_weight is None else sample_weight[train]
+            global_mean = float(np.average(y[train], weights=w))
     timer.lap("initialise")
     return RatingFitStart(
         u,
@@ -151,7 +163,7 @@ def start_rating_fit(
         sample_weight,
         seen,
         popularity,
-        (float(y.min()), float(y.max())),
+        rating_range,
         P,
         Q,
         extra,

@@ -2,6 +2,7 @@
 
 import contextlib
 import numbers
+import threading
 
 import numpy as np
 from joblib import cpu_count
@@ -79,6 +80,65 @@ def normal_factors(rng, n_rows, n_columns, scale, dtype):
         stop = min(start + step, n_rows)
         out[start:stop] = rng.normal(0, scale, (stop - start, n_columns))
     return out
+
+
+# Below this many values the factors are drawn in the caller's thread: a
+# thread costs more than the draws.
+_BACKGROUND_VALUES = 1 << 20
+
+
+def normal_factors_in_background(rng, shapes, scale, dtype, background=True):
+    """Start drawing :func:`normal_factors` of each ``(n_rows, n_columns)`` of
+    ``shapes``, in order, from ``rng``, on a background thread.
+
+    The generator fills its arrays without the GIL, so the draws overlap
+    with the caller's own work (a CSR build); the values and the generator
+    state afterwards are those of the calls made one after the other.  The
+    caller must not use ``rng`` until it has the result.  With
+    ``background=False`` (nothing to overlap), or for fewer than a million
+    values, they are drawn at once in the caller's thread.
+
+    Returns
+    -------
+    result : callable
+        ``result()`` waits for the draws and returns the list of arrays (it
+        re-raises an error of the drawing thread).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mf._utils import normal_factors, normal_factors_in_background
+    >>> shapes = [(3, 2), (2, 2)]
+    >>> result = normal_factors_in_background(np.random.default_rng(0), shapes, 0.1, np.float32)
+    >>> P, Q = result()
+    >>> rng = np.random.default_rng(0)
+    >>> bool((P == normal_factors(rng, 3, 2, 0.1, np.float32)).all())
+    True
+    >>> bool((Q == normal_factors(rng, 2, 2, 0.1, np.float32)).all())
+    True
+    """
+    shapes = [(int(r), int(c)) for r, c in shapes]
+    if not background or sum(r * c for r, c in shapes) < _BACKGROUND_VALUES:
+        out = [normal_factors(rng, r, c, scale, dtype) for r, c in shapes]
+        return lambda: out
+    box = {}
+
+    def draw():
+        try:
+            box["out"] = [normal_factors(rng, r, c, scale, dtype) for r, c in shapes]
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+            box["error"] = exc
+
+    thread = threading.Thread(target=draw, name="sklearn_mf-init", daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["out"]
+
+    return result
 
 
 def check_dtype(dtype):
