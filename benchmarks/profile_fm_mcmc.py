@@ -44,9 +44,7 @@ def main():
     p.add_argument("--sweeps", type=int, default=200)
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--configs", default="ids,user,both")
-    p.add_argument(
-        "--per-step", action="store_true", help="the blocks' draws by the per-step path"
-    )
+    p.add_argument("--per-step", action="store_true", help="the blocks' draws by the per-step path")
     args = p.parse_args()
     if args.per_step:
         _mcmc._FUSED_MIXED = False
