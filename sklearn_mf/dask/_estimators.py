@@ -35,6 +35,8 @@ _BUILD_BYTES = 50
 # that the messages of the solves in flight may take
 _GATHER_SHARE = 1 / 32
 _IN_FLIGHT_SHARE = 1 / 4
+# a solve receives one message per other worker (True) or per other block
+_GROUP_MESSAGES = True
 
 
 def initial_factor_chunks(random_state, sizes, n_factors, init_std, dtype, chunk=_INIT_CHUNK):
@@ -184,7 +186,8 @@ class _DaskALS(BaseEstimator):
         from dask import delayed
         from distributed import wait
 
-        workers = sorted(client.nthreads())
+        threads = client.nthreads()
+        workers = sorted(threads)
         value_dtype = np.float32 if self._model == "implicit" or not self._inexact32 else np.float64
         uidx = _put(client, pd.Index(self.users_), f"mf-{uid}-users")
         iidx = _put(client, pd.Index(self.items_), f"mf-{uid}-items")
@@ -195,6 +198,16 @@ class _DaskALS(BaseEstimator):
             side_pieces = client.compute(
                 [split(p, rows_idx, cols_idx, B, value_dtype, side == "i") for p in parts]
             )
+            # each block on the worker that keeps the workers' interactions
+            # (the work of a half-step) most even
+            lengths = client.gather(
+                [
+                    client.submit(_blocks.piece_lengths, f, key=f"mf-{uid}-len{side}-{p}")
+                    for p, f in enumerate(side_pieces)
+                ]
+            )
+            loads = np.sum(lengths, axis=0) if lengths else np.zeros(B)
+            place = _blocks.balanced_placement(loads, [threads[w] for w in workers])
             out = []
             for b in range(B):
                 pieces = [
@@ -212,7 +225,7 @@ class _DaskALS(BaseEstimator):
                         params,
                         *pieces,
                         key=f"mf-{uid}-block{side}-{b}",
-                        workers=[workers[b % len(workers)]],
+                        workers=[workers[place[b]]],
                         allow_other_workers=True,
                     )
                 )
@@ -345,41 +358,64 @@ class _DaskALS(BaseEstimator):
     def _half_step(
         self, client, solve, fixed, fixed_fac, solved_fac, G, params, B, tag, with_loss=False
     ):
-        """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it.
+        """Give each block of ``solve`` the rows of ``fixed_fac`` it needs, and solve it.
 
-        Blocks are submitted in a sliding window (every block, fewer when
-        the messages would not fit the workers' memory):
-        Dask would otherwise compute every message of the half-step at once
-        (they are all ready), holding all of them in memory.
+        A solve reads the factor blocks of its own worker in place; each
+        other worker sends it one message holding the rows of all its
+        blocks (``send_group``).  Messages run before solves (a higher
+        priority), so that a block's rows leave as soon as it is solved and
+        travel while the worker solves its next block.  Blocks are
+        submitted in a sliding window (every block, fewer when the messages
+        would not fit the workers' memory): Dask would otherwise compute
+        every message of the half-step at once (they are all ready),
+        holding all of them in memory.
         """
         from distributed import as_completed, wait
 
         window = self._window
         running = as_completed()
+        first = {} if self._serial else {"priority": 1}
         new = []
         for b in range(B):
             if b >= window:
                 next(running)
-            m = [
-                client.submit(
-                    _blocks.send,
-                    self._links[fixed[j].key],
-                    fixed_fac[j],
-                    b,
-                    key=f"{tag}-msg-{j}-{b}",
-                    **self._at(fixed[j]),
-                )
-                for j in range(B)
-            ]
+            here = self._home[solve[b].key]
+            plan, inputs, remote = [], [], {}
+            for j in range(B):
+                there = self._home[fixed[j].key]
+                if there == here:
+                    plan.append(("l", j))
+                    inputs += [fixed_fac[j], self._links[fixed[j].key]]
+                else:
+                    remote.setdefault(there, []).append(j)
+            for there in sorted(remote):
+                # one message per worker, or per block (_GROUP_MESSAGES False)
+                groups = [remote[there]] if _GROUP_MESSAGES else [[j] for j in remote[there]]
+                for js in groups:
+                    links = [x for j in js for x in (self._links[fixed[j].key], fixed_fac[j])]
+                    plan.append(("m", js))
+                    inputs.append(
+                        client.submit(
+                            _blocks.send_group,
+                            b,
+                            *links,
+                            key=f"{tag}-msg-{js[0]}-{b}",
+                            workers=[there],
+                            allow_other_workers=True,
+                            **first,
+                        )
+                    )
             new.append(
                 client.submit(
-                    _blocks.solve_block,
+                    _blocks.solve_block_from,
                     solve[b],
                     solved_fac[b] if self._warm_start() else None,
                     G,
                     params,
                     with_loss,
-                    *m,
+                    b,
+                    plan,
+                    *inputs,
                     key=f"{tag}-solve-{b}",
                     **self._at(solve[b]),
                 )
@@ -395,58 +431,97 @@ class _DaskALS(BaseEstimator):
         ]
         return client.submit(_blocks.sum_grams, *grams, key=f"{tag}-gram")
 
+    def _submit_iteration(self, client, it, ublocks, iblocks, ufac, ifac, G_i, params, B, uid):
+        """Submit iteration ``it``: both half-steps and the pieces of its objective."""
+        implicit = self._model == "implicit"
+        tag = f"mf-{uid}-{it}"
+        ufac = self._half_step(client, ublocks, iblocks, ifac, ufac, G_i, params, B, f"{tag}-u")
+        G_u = self._gram(client, ufac, f"{tag}-u") if implicit else None
+        ifac = self._half_step(
+            client, iblocks, ublocks, ufac, ifac, G_u, params, B, f"{tag}-i", with_loss=True
+        )
+        if implicit:
+            G_i = self._gram(client, ifac, f"{tag}-i")
+            obs = [client.submit(_data_term, f, key=f"{tag}-loss-{j}") for j, f in enumerate(ifac)]
+            parts = [obs, G_u, G_i]
+        else:
+            parts = [
+                [
+                    client.submit(getitem, f, 2, key=f"{tag}-stats-{s}-{b}")
+                    for b, f in enumerate(side)
+                ]
+                for s, side in (("u", ufac), ("i", ifac))
+            ]
+        return ufac, ifac, G_i, parts
+
+    def _objective(self, values, params):
+        """The objective of an iteration from its gathered pieces."""
+        if self._model == "implicit":
+            data, G_u_val, G_i_val = values
+            G_u_val, G_i_val = np.asarray(G_u_val), np.asarray(G_i_val)
+            return float(
+                sum(data)
+                + float(np.sum(G_u_val * G_i_val))
+                + params["reg"] * (np.trace(G_u_val) + np.trace(G_i_val))
+            )
+        st_u, st_i = values
+        data = [s["data"] for s in st_i]
+        st = st_u + st_i
+        pen = sum(s["pen"] for s in st)
+        pen_b = sum(s["pen_b"] for s in st)
+        loss = sum(data) + params["reg"] * pen + params["reg_b"] * pen_b
+        return float(loss / max(float(self._n_ratings), 1e-300))
+
     def _iterate(self, client, ublocks, iblocks, ufac, ifac, params, B, uid):
+        """The ALS iterations, one submitted ahead of the one whose objective is awaited.
+
+        The client submits iteration ``it + 1`` (its inputs are the futures
+        of iteration ``it``) before it waits for the objective of ``it``, so
+        that the workers never wait for the client between iterations.  When
+        ``tol`` stops the fit after ``it``, iteration ``it + 1`` is cancelled
+        and the factors of ``it`` are kept: the result is that of running
+        the iterations one by one.  (Not when the half-steps run one after
+        the other for memory: then the next iteration would also wait.)
+        """
         self.loss_curve_ = []
         self.bytes_per_iteration_ = []
         self.seconds_per_iteration_ = []
         implicit = self._model == "implicit"
         G_i = self._gram(client, ifac, f"mf-{uid}-0-i") if implicit else None
+        ahead = not self._serial
         progress = EpochProgress(
             self.verbose, self.max_iter, unit="iteration", desc=type(self).__name__
         )
         with progress:
+            t0, sent0 = time.perf_counter(), _bytes_sent(client)
+            current = self._submit_iteration(
+                client, 1, ublocks, iblocks, ufac, ifac, G_i, params, B, uid
+            )
             for it in range(1, self.max_iter + 1):
-                t0, sent0 = time.perf_counter(), _bytes_sent(client)
-                tag = f"mf-{uid}-{it}"
-                ufac = self._half_step(
-                    client, ublocks, iblocks, ifac, ufac, G_i, params, B, f"{tag}-u"
-                )
-                G_u = self._gram(client, ufac, f"{tag}-u") if implicit else None
-                ifac = self._half_step(
-                    client, iblocks, ublocks, ufac, ifac, G_u, params, B, f"{tag}-i", with_loss=True
-                )
-                obs = [
-                    client.submit(_data_term, f, key=f"{tag}-loss-{j}") for j, f in enumerate(ifac)
-                ]
-                if implicit:
-                    G_i = self._gram(client, ifac, f"{tag}-i")
-                    data, G_u_val, G_i_val = client.gather([obs, G_u, G_i])
-                    G_u_val, G_i_val = np.asarray(G_u_val), np.asarray(G_i_val)
-                    loss = (
-                        sum(data)
-                        + float(np.sum(G_u_val * G_i_val))
-                        + params["reg"] * (np.trace(G_u_val) + np.trace(G_i_val))
+                nxt = None
+                if ahead and it < self.max_iter:
+                    nxt = self._submit_iteration(
+                        client, it + 1, ublocks, iblocks, *current[:3], params, B, uid
                     )
-                else:
-                    stats = [
-                        client.submit(getitem, f, 2, key=f"{tag}-stats-{s}-{b}")
-                        for s, side in (("u", ufac), ("i", ifac))
-                        for b, f in enumerate(side)
-                    ]
-                    data, st = client.gather([obs, stats])
-                    pen = sum(s["pen"] for s in st)
-                    pen_b = sum(s["pen_b"] for s in st)
-                    loss = sum(data) + params["reg"] * pen + params["reg_b"] * pen_b
-                    loss /= max(float(self._n_ratings), 1e-300)
-                loss = float(loss)
+                ufac, ifac, _, parts = current
+                loss = self._objective(client.gather(parts), params)
+                t1, sent1 = time.perf_counter(), _bytes_sent(client)
                 self.loss_curve_.append(loss)
                 self.n_iter_ = it
-                self.seconds_per_iteration_.append(time.perf_counter() - t0)
-                self.bytes_per_iteration_.append(_bytes_sent(client) - sent0)
+                self.seconds_per_iteration_.append(t1 - t0)
+                self.bytes_per_iteration_.append(sent1 - sent0)
+                t0, sent0 = t1, sent1
                 self._user_factors, self._item_factors = ufac, ifac
                 progress.update(it, {"objective": loss})
-                if self._should_stop(it):
+                if self._should_stop(it) or it == self.max_iter:
+                    if nxt is not None:  # computed ahead, not wanted
+                        client.cancel([f for f in nxt[0] + nxt[1] if f is not None])
                     break
+                if nxt is None:
+                    nxt = self._submit_iteration(
+                        client, it + 1, ublocks, iblocks, *current[:3], params, B, uid
+                    )
+                current = nxt
         self._gather_items(client, ifac)
 
     def _gather_items(self, client, ifac):
