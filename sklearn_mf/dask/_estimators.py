@@ -35,8 +35,15 @@ _BUILD_BYTES = 50
 # that the messages of the solves in flight may take
 _GATHER_SHARE = 1 / 32
 _IN_FLIGHT_SHARE = 1 / 4
-# a solve receives one message per other worker (True) or per other block
+# a solve receives one message per other worker (True) or per other block;
+# the switches below exist for the ablation rows of benchmarks/bench_dask.py
 _GROUP_MESSAGES = True
+# a solve reads the factor blocks of its own worker in place (else: messages)
+_READ_IN_PLACE = True
+# blocks placed on workers by their interactions (else: round robin)
+_PLACE_BY_NNZ = True
+# iteration it + 1 submitted before the objective of it is awaited
+_AHEAD = True
 
 
 def initial_factor_chunks(random_state, sizes, n_factors, init_std, dtype, chunk=_INIT_CHUNK):
@@ -208,6 +215,8 @@ class _DaskALS(BaseEstimator):
             )
             loads = np.sum(lengths, axis=0) if lengths else np.zeros(B)
             place = _blocks.balanced_placement(loads, [threads[w] for w in workers])
+            if not _PLACE_BY_NNZ:
+                place = np.arange(B) % len(workers)
             out = []
             for b in range(B):
                 pieces = [
@@ -383,7 +392,7 @@ class _DaskALS(BaseEstimator):
             plan, inputs, remote = [], [], {}
             for j in range(B):
                 there = self._home[fixed[j].key]
-                if there == here:
+                if there == here and _READ_IN_PLACE:
                     plan.append(("l", j))
                     inputs += [fixed_fac[j], self._links[fixed[j].key]]
                 else:
@@ -480,15 +489,17 @@ class _DaskALS(BaseEstimator):
         that the workers never wait for the client between iterations.  When
         ``tol`` stops the fit after ``it``, iteration ``it + 1`` is cancelled
         and the factors of ``it`` are kept: the result is that of running
-        the iterations one by one.  (Not when the half-steps run one after
-        the other for memory: then the next iteration would also wait.)
+        the iterations one by one.  (Not when memory makes the half-steps
+        run in a window of blocks: the next iteration would hold its
+        messages beside this one's.)
         """
         self.loss_curve_ = []
         self.bytes_per_iteration_ = []
         self.seconds_per_iteration_ = []
         implicit = self._model == "implicit"
         G_i = self._gram(client, ifac, f"mf-{uid}-0-i") if implicit else None
-        ahead = not self._serial
+        # ahead only when a half-step's messages all fit beside the others
+        ahead = _AHEAD and not self._serial and self._window >= B
         progress = EpochProgress(
             self.verbose, self.max_iter, unit="iteration", desc=type(self).__name__
         )
