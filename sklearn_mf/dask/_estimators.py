@@ -487,9 +487,9 @@ class _DaskALS(BaseEstimator):
         The client submits iteration ``it + 1`` (its inputs are the futures
         of iteration ``it``) before it waits for the objective of ``it``, so
         that the workers never wait for the client between iterations.  When
-        ``tol`` stops the fit after ``it``, iteration ``it + 1`` is cancelled
-        and the factors of ``it`` are kept: the result is that of running
-        the iterations one by one.  (Not when memory makes the half-steps
+        ``tol`` stops the fit after ``it``, iteration ``it + 1`` is dropped
+        (its futures released) and the factors of ``it`` are kept: the
+        result is that of running the iterations one by one.  (Not when memory makes the half-steps
         run in a window of blocks: the next iteration would hold its
         messages beside this one's.)
         """
@@ -525,8 +525,11 @@ class _DaskALS(BaseEstimator):
                 self._user_factors, self._item_factors = ufac, ifac
                 progress.update(it, {"objective": loss})
                 if self._should_stop(it) or it == self.max_iter:
-                    if nxt is not None:  # computed ahead, not wanted
-                        client.cancel([f for f in nxt[0] + nxt[1] if f is not None])
+                    # the iteration computed ahead, if any, is not wanted: its
+                    # futures are released (the scheduler then forgets its
+                    # tasks; client.cancel trips an assertion of distributed
+                    # on the dependencies no client holds)
+                    del nxt
                     break
                 if nxt is None:
                     nxt = self._submit_iteration(
