@@ -217,15 +217,24 @@ class _DaskALS(BaseEstimator):
             place = _blocks.balanced_placement(loads, [threads[w] for w in workers])
             if not _PLACE_BY_NNZ:
                 place = np.arange(B) % len(workers)
-            out = []
-            for b in range(B):
-                pieces = [
-                    client.submit(getitem, f, b, key=f"mf-{uid}-piece{side}-{p}-{b}")
-                    for p, f in enumerate(side_pieces)
-                ]
-                n_rows = len(range(b, n_rows_total, B))
-                out.append(
-                    client.submit(
+            # in rounds of one block per worker: a worker with builds queued
+            # while another idles would have them stolen (the restriction is
+            # loose, so that a lost worker's blocks can be rebuilt anywhere)
+            rank = np.zeros(B, dtype=np.int64)
+            for w in range(len(workers)):
+                mine = np.flatnonzero(place == w)
+                rank[mine] = np.arange(len(mine))
+            out = [None] * B
+            for r in range(int(rank.max()) + 1 if B else 0):
+                round_ = []
+                for b in np.flatnonzero(rank == r):
+                    b = int(b)
+                    pieces = [
+                        client.submit(getitem, f, b, key=f"mf-{uid}-piece{side}-{p}-{b}")
+                        for p, f in enumerate(side_pieces)
+                    ]
+                    n_rows = len(range(b, n_rows_total, B))
+                    out[b] = client.submit(
                         _blocks.build_block,
                         n_rows,
                         n_cols,
@@ -237,9 +246,9 @@ class _DaskALS(BaseEstimator):
                         workers=[workers[place[b]]],
                         allow_other_workers=True,
                     )
-                )
+                    round_.append(out[b])
+                wait(round_)
             del side_pieces, pieces
-            wait(out)
             blocks[side] = out
         return blocks["u"], blocks["i"]
 
