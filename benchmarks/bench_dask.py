@@ -211,13 +211,18 @@ def _iteration_profile(records, est, workers):
     worker-seconds of the iterations not covered by any of these (scheduler
     round-trips, waiting for the window, load imbalance).
     """
-    tag = f"mf-{est._uid}-"
+    import re
+
+    # keys mf-<kind>-<uid>-<it>-... (before session 7: mf-<uid>-<it>-...-<kind>-...)
+    pattern = re.compile(rf"^mf-(?:([a-z]+)-)?{est._uid}-(\d+)-")
     out = {}
     for rec in records:
         key = str(rec["key"])
-        if not key.startswith(tag) or not key[len(tag)].isdigit() or key[len(tag)] == "0":
-            continue  # only the iterations (keys mf-<uid>-<it>-...)
-        kind = "solve" if "-solve-" in key else "msg" if "-msg-" in key else "other"
+        m = pattern.match(key)
+        if m is None or m.group(2) == "0":
+            continue  # only the iterations
+        kind = m.group(1) or ("solve" if "-solve-" in key else "msg" if "-msg-" in key else "")
+        kind = kind if kind in ("solve", "msg") else "other"
         for ss in rec.get("startstops", ()):
             action = ss["action"]
             name = f"{kind}_{action}" if action == "compute" else action
@@ -401,6 +406,8 @@ VARIANTS = {
 
 
 def _child(lib, path, params, queue):
+    if params.get("dump_stream"):  # one file per library
+        params = {**params, "dump_stream": f"{params['dump_stream']}.{lib}.json"}
     if lib.endswith("@base"):  # the same fit from another checkout (before/after)
         import sys
 
@@ -450,7 +457,11 @@ def main():
         default=None,
         help="a checkout of sklearn_mf for the libraries suffixed @base (e.g. dask-cg@base)",
     )
-    ap.add_argument("--dump-stream", default=None, help="write dask's task stream (JSON) here")
+    ap.add_argument(
+        "--dump-stream",
+        default=None,
+        help="write dask's task stream here (JSON, PATH.<library>.json)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     params = dict(

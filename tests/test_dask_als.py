@@ -329,10 +329,10 @@ def test_fit_stopped_by_tol_equals_local_and_drops_the_iteration_ahead(client, m
     assert_allclose(dist.loss_curve_, local.loss_curve_, rtol=1e-6)
     assert_allclose(dist.item_factors_, local.item_factors_, atol=1e-4)
     assert_allclose(dist.to_local().user_factors_, local.user_factors_, atol=1e-4)
-    ahead = f"mf-{dist._uid}-{dist.n_iter_ + 1}-"
+    ahead = f"-{dist._uid}-{dist.n_iter_ + 1}-"  # keys mf-<kind>-<uid>-<iteration>-...
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        keys = [k for k in client.who_has() if str(k).startswith(ahead)]
+        keys = [k for k in client.who_has() if ahead in str(k)]
         if not keys:
             break
         time.sleep(0.05)

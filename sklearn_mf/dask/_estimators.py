@@ -417,7 +417,7 @@ class _DaskALS(BaseEstimator):
                             _blocks.send_group,
                             b,
                             *links,
-                            key=f"{tag}-msg-{js[0]}-{b}",
+                            key=f"mf-msg-{tag}-{js[0]}-{b}",
                             workers=[there],
                             allow_other_workers=True,
                             **first,
@@ -434,7 +434,7 @@ class _DaskALS(BaseEstimator):
                     b,
                     plan,
                     *inputs,
-                    key=f"{tag}-solve-{b}",
+                    key=f"mf-solve-{tag}-{b}",
                     **self._at(solve[b]),
                 )
             )
@@ -445,14 +445,18 @@ class _DaskALS(BaseEstimator):
 
     def _gram(self, client, facs, tag):
         grams = [
-            client.submit(_blocks.factor_gram, f, key=f"{tag}-gram-{b}") for b, f in enumerate(facs)
+            client.submit(_blocks.factor_gram, f, key=f"mf-gram-{tag}-{b}")
+            for b, f in enumerate(facs)
         ]
-        return client.submit(_blocks.sum_grams, *grams, key=f"{tag}-gram")
+        return client.submit(_blocks.sum_grams, *grams, key=f"mf-gramsum-{tag}")
 
     def _submit_iteration(self, client, it, ublocks, iblocks, ufac, ifac, G_i, params, B, uid):
         """Submit iteration ``it``: both half-steps and the pieces of its objective."""
         implicit = self._model == "implicit"
-        tag = f"mf-{uid}-{it}"
+        # keys "mf-<kind>-<uid>-<iteration>-...": the scheduler estimates the
+        # duration of a task from its kind (the words before the uid), so that
+        # a message (milliseconds) never looks worth stealing with its inputs
+        tag = f"{uid}-{it}"
         ufac = self._half_step(client, ublocks, iblocks, ifac, ufac, G_i, params, B, f"{tag}-u")
         G_u = self._gram(client, ufac, f"{tag}-u") if implicit else None
         ifac = self._half_step(
@@ -460,12 +464,14 @@ class _DaskALS(BaseEstimator):
         )
         if implicit:
             G_i = self._gram(client, ifac, f"{tag}-i")
-            obs = [client.submit(_data_term, f, key=f"{tag}-loss-{j}") for j, f in enumerate(ifac)]
+            obs = [
+                client.submit(_data_term, f, key=f"mf-loss-{tag}-{j}") for j, f in enumerate(ifac)
+            ]
             parts = [obs, G_u, G_i]
         else:
             parts = [
                 [
-                    client.submit(getitem, f, 2, key=f"{tag}-stats-{s}-{b}")
+                    client.submit(getitem, f, 2, key=f"mf-stats-{tag}-{s}-{b}")
                     for b, f in enumerate(side)
                 ]
                 for s, side in (("u", ufac), ("i", ifac))
@@ -506,7 +512,7 @@ class _DaskALS(BaseEstimator):
         self.bytes_per_iteration_ = []
         self.seconds_per_iteration_ = []
         implicit = self._model == "implicit"
-        G_i = self._gram(client, ifac, f"mf-{uid}-0-i") if implicit else None
+        G_i = self._gram(client, ifac, f"{uid}-0-i") if implicit else None
         # ahead only when a half-step's messages all fit beside the others
         ahead = _AHEAD and not self._serial and self._window >= B
         progress = EpochProgress(
