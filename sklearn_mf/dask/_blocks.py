@@ -14,7 +14,9 @@ needs, gathered in item-block order (the *in-links*), and, for each item
 block, the local rows of its own users that the item block needs (the
 *out-links*).  Item blocks mirror this.  A half-step then ships, from every
 block ``j`` of the fixed side to every block ``b`` of the side being solved,
-exactly the factor rows ``out_j[b]``: never a whole factor matrix.
+exactly the factor rows ``out_j[b]``: never a whole factor matrix (a solve
+reads the rows of its own worker's blocks in place, and each other worker
+sends it the rows of all its blocks in one message, :func:`send_group`).
 """
 
 import time
