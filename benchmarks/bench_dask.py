@@ -130,6 +130,10 @@ def fit_dask(path, p):
     from distributed import Client, LocalCluster
 
     import sklearn_mf.dask as smd
+    from sklearn_mf.dask import _estimators
+
+    for name, value in p.get("switches", {}).items():
+        setattr(_estimators, name, value)
 
     one = p.get("one_process", False)  # one worker process with every thread
     cluster = LocalCluster(
@@ -172,6 +176,9 @@ def fit_dask(path, p):
     with get_task_stream(client) as stream:
         est.fit(train)
     total = time.perf_counter() - tic
+    if p.get("dump_stream"):
+        with open(p["dump_stream"], "w") as f:
+            json.dump({"uid": est._uid, "home": est._home, "records": stream.data}, f, default=str)
     peak = client.run(lambda: _rss_mb()["VmHWM"])
     # a worker that exceeded its memory limit was restarted by its nanny
     restarted = len(set(pids0.values()) - set(client.run(os.getpid).values()))
@@ -186,6 +193,7 @@ def fit_dask(path, p):
         workers_restarted=restarted,
         blocks=est.n_blocks_,
         profile=_iteration_profile(stream.data, est, p["workers"]),
+        last_solves=_last_solves(client, est),
     )
     if p["score"]:
         local = est.to_local()
@@ -203,13 +211,18 @@ def _iteration_profile(records, est, workers):
     worker-seconds of the iterations not covered by any of these (scheduler
     round-trips, waiting for the window, load imbalance).
     """
-    tag = f"mf-{est._uid}-"
+    import re
+
+    # keys mf-<kind>-<uid>-<it>-... (before session 7: mf-<uid>-<it>-...-<kind>-...)
+    pattern = re.compile(rf"^mf-(?:([a-z]+)-)?{est._uid}-(\d+)-")
     out = {}
     for rec in records:
         key = str(rec["key"])
-        if not key.startswith(tag) or not key[len(tag)].isdigit() or key[len(tag)] == "0":
-            continue  # only the iterations (keys mf-<uid>-<it>-...)
-        kind = "solve" if "-solve-" in key else "msg" if "-msg-" in key else "other"
+        m = pattern.match(key)
+        if m is None or m.group(2) == "0":
+            continue  # only the iterations
+        kind = m.group(1) or ("solve" if "-solve-" in key else "msg" if "-msg-" in key else "")
+        kind = kind if kind in ("solve", "msg") else "other"
         for ss in rec.get("startstops", ()):
             action = ss["action"]
             name = f"{kind}_{action}" if action == "compute" else action
@@ -218,6 +231,33 @@ def _iteration_profile(records, est, workers):
     out = {k: round(v / n, 3) for k, v in sorted(out.items())}
     busy = sum(out.values())
     out["idle"] = round(workers * float(np.sum(est.seconds_per_iteration_)) / n - busy, 3)
+    return out
+
+
+def _last_solves(client, est):
+    """The solves of the last iteration: their seconds gathering rows, in
+    all (wall) and on the CPU (the task's thread), summed over the blocks,
+    and the interactions of each worker's blocks (the balance), per side."""
+    from operator import getitem
+
+    from sklearn_mf.dask import _blocks
+
+    out = {}
+    for side, facs, blocks in (
+        ("u", est._user_factors, est._user_blocks),
+        ("i", est._item_factors, est._item_blocks),
+    ):
+        stats = client.gather([client.submit(getitem, f, 2) for f in facs])
+        if any("seconds" not in s for s in stats):
+            return {}  # a version without the solves' timings
+        nnz = client.gather([client.submit(_blocks.block_nnz, blk) for blk in blocks])
+        for key in ("gather", "wall", "cpu"):
+            out[f"{side}_{key}"] = round(sum(s["seconds"][key] for s in stats), 3)
+        per_worker = {}
+        for blk, n in zip(blocks, nnz):
+            w = est._home[blk.key]
+            per_worker[w] = per_worker.get(w, 0) + n["nnz"]
+        out[f"{side}_worker_nnz"] = sorted(per_worker.values())
     return out
 
 
@@ -357,10 +397,23 @@ VARIANTS = {
     "local-cg": ("local", {"als_solver": "cg"}),
     "dask-cg-1p": ("dask", {"als_solver": "cg", "one_process": True}),
     "dask-1p": ("dask", {"one_process": True}),
+    # ablations of the session-7 changes (switches of sklearn_mf.dask._estimators)
+    "dask-cg-per-block-msg": ("dask", {"als_solver": "cg", "switches": {"_GROUP_MESSAGES": False}}),
+    "dask-cg-no-in-place": ("dask", {"als_solver": "cg", "switches": {"_READ_IN_PLACE": False}}),
+    "dask-cg-round-robin": ("dask", {"als_solver": "cg", "switches": {"_PLACE_BY_NNZ": False}}),
+    "dask-cg-no-ahead": ("dask", {"als_solver": "cg", "switches": {"_AHEAD": False}}),
 }
 
 
 def _child(lib, path, params, queue):
+    if params.get("dump_stream"):  # one file per library
+        params = {**params, "dump_stream": f"{params['dump_stream']}.{lib}.json"}
+    if lib.endswith("@base"):  # the same fit from another checkout (before/after)
+        import sys
+
+        lib = lib[: -len("@base")]
+        sys.path.insert(0, params["baseline"])
+        os.environ["PYTHONPATH"] = params["baseline"]  # for the worker processes
     fitter, extra = VARIANTS.get(lib, (lib, {}))
     try:
         queue.put(FITTERS[fitter](path, {**params, **extra}))
@@ -399,6 +452,16 @@ def main():
     ap.add_argument("--spark-memory", default="4g")
     ap.add_argument("--no-score", action="store_true")
     ap.add_argument("--workdir", default="/tmp/sklearn_mf_bench_dask")
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        help="a checkout of sklearn_mf for the libraries suffixed @base (e.g. dask-cg@base)",
+    )
+    ap.add_argument(
+        "--dump-stream",
+        default=None,
+        help="write dask's task stream here (JSON, PATH.<library>.json)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     params = dict(
@@ -413,6 +476,8 @@ def main():
         task=args.task,
         score=not args.no_score,
         cg_steps=args.cg_steps,
+        dump_stream=args.dump_stream,
+        baseline=args.baseline,
     )
     print(json.dumps(params), "load", os.getloadavg(), flush=True)
     for name in args.sizes.split(","):

@@ -185,6 +185,160 @@ def test_block_solved_in_row_chunks_equals_whole_block(model):
         assert_allclose(np.append(X[r], bias[r]), sol, rtol=1e-3, atol=1e-4)
 
 
+def _small_blocks(model, B=3, k=5, seed=0):
+    from sklearn_mf.dask import _blocks
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 60, 45
+    u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
+    v = rng.integers(1, 6, 700).astype(np.float32)
+    params = dict(
+        model=model,
+        dtype=np.float32,
+        n_factors=k,
+        reg=0.1,
+        reg_b=0.1,
+        biased=True,
+        scale=True,
+        alpha=2.0,
+        solver="cg",
+        cg_steps=3,
+        n_threads=1,
+        global_mean=3.0,
+    )
+    uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
+    frame = pd.DataFrame({"user": u, "item": i, "value": v})
+    pu = _blocks.split_partition(frame, uidx, iidx, B, np.float32, False)
+    pi = _blocks.split_partition(frame, iidx, uidx, B, np.float32, True)
+    ublk = [
+        _blocks.build_block(len(range(b, n_users, B)), n_items, B, f"{model}-u", params, pu[b])
+        for b in range(B)
+    ]
+    iblk = [
+        _blocks.build_block(len(range(b, n_items, B)), n_users, B, f"{model}-i", params, pi[b])
+        for b in range(B)
+    ]
+    Q = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
+    qb = rng.normal(0, 0.3, n_items).astype(np.float32)
+    ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
+    olds = [
+        (
+            rng.normal(0, 0.1, (blk["R"].n_rows, k)).astype(np.float32),
+            rng.normal(0, 0.1, blk["R"].n_rows).astype(np.float32),
+            None,
+        )
+        for blk in ublk
+    ]
+    G = Q.T.astype(np.float64) @ Q.astype(np.float64)
+    return params, ublk, iblk, ifac, olds, G
+
+
+@pytest.mark.parametrize("model", ["explicit", "implicit"])
+@pytest.mark.parametrize("max_rows", [None, 7])
+def test_solve_reading_factor_blocks_in_place_equals_solve_of_messages(model, max_rows):
+    # a solve reads its own worker's factor blocks in place and receives one
+    # message per other worker holding the rows of all its blocks: the same
+    # bits as stacking one message per block, whole or in row chunks
+    from sklearn_mf.dask import _blocks
+
+    B = 4
+    params, ublk, iblk, ifac, olds, G = _small_blocks(model, B=B)
+    params = {**params, "max_gathered_rows": max_rows}
+    links = [_blocks.out_links(blk) for blk in iblk]
+    for b in range(B):
+        msgs = [_blocks.send(links[j], ifac[j], b) for j in range(B)]
+        ref = _blocks.solve_block(ublk[b], olds[b], G, params, True, *msgs)
+        # blocks 1 and 3 "on this worker", 0 and 2 grouped from another
+        group = _blocks.send_group(b, links[0], ifac[0], links[2], ifac[2])
+        assert group[2] == [len(links[0][b]), len(links[2][b])]
+        assert_array_equal(group[0], np.concatenate([msgs[0][0], msgs[2][0]]))
+        assert_array_equal(group[1], np.concatenate([msgs[0][1], msgs[2][1]]))
+        plan = [("l", 3), ("m", [0, 2]), ("l", 1)]
+        inputs = [ifac[3], links[3], group, ifac[1], links[1]]
+        got = _blocks.solve_block_from(ublk[b], olds[b], G, params, True, b, plan, *inputs)
+        assert_array_equal(got[0], ref[0])
+        if model == "explicit":
+            assert_array_equal(got[1], ref[1])
+        assert got[2]["data"] == ref[2]["data"]
+        assert got[2]["pen"] == ref[2]["pen"]
+        # and a single-block message (send's pairs) mixes with the others
+        plan = [("m", [0]), ("m", [1]), ("l", 2), ("m", [3])]
+        inputs = [msgs[0], msgs[1], ifac[2], links[2], msgs[3]]
+        again = _blocks.solve_block_from(ublk[b], olds[b], G, params, True, b, plan, *inputs)
+        assert_array_equal(again[0], ref[0])
+        assert set(got[2]["seconds"]) == {"gather", "wall", "cpu"}
+    for f in ifac:  # the factor blocks read in place are never written
+        assert f[0].flags.c_contiguous
+
+
+def _lpt_reference(loads, caps):
+    # the greedy rule written out: largest load first, to the worker whose
+    # load per thread after taking it is least (then fewest blocks per thread)
+    held, count, place = [0.0] * len(caps), [0] * len(caps), {}
+    for b in np.lexsort((np.arange(len(loads)), -np.asarray(loads, dtype=float))):
+        w = min(
+            range(len(caps)),
+            key=lambda w: ((held[w] + loads[b]) / caps[w], count[w] / caps[w], w),
+        )
+        place[int(b)] = w
+        held[w] += loads[b]
+        count[w] += 1
+    return np.array([place[b] for b in range(len(loads))])
+
+
+def test_blocks_placed_by_interactions():
+    from itertools import product
+
+    from sklearn_mf.dask._blocks import balanced_placement
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n, W = int(rng.integers(1, 8)), int(rng.integers(1, 4))
+        loads = (rng.pareto(1.0, n) * 1000).astype(np.int64)
+        caps = rng.integers(1, 3, W)
+        place = balanced_placement(loads, caps)
+        assert_array_equal(place, _lpt_reference(loads, caps))
+        # within the greedy rule's bound of the best placement (brute force)
+        per_thread = np.bincount(place, weights=loads, minlength=W) / caps
+        best = min(
+            (np.bincount(p, weights=loads, minlength=W) / caps).max()
+            for p in map(np.array, product(range(W), repeat=n))
+        )
+        assert per_thread.max() <= 2 * best + 1e-9
+        if W == 2 and caps[0] == caps[1] and n > 1:  # two equal workers: 4/3 - 1/6
+            assert per_thread.max() <= (7 / 6) * best + 1e-9
+    # equal (or empty) blocks go round the workers; a 2-thread worker takes twice
+    assert_array_equal(balanced_placement([0, 0, 0, 0], [1, 1]), [0, 1, 0, 1])
+    assert_array_equal(balanced_placement([5] * 6, [2, 1]), [0, 1, 0, 0, 1, 0])
+    # a heavy block alone on one worker, the rest on the other
+    assert_array_equal(balanced_placement([10, 3, 3, 3], [1, 1]), [0, 1, 1, 1])
+
+
+def test_fit_stopped_by_tol_equals_local_and_drops_the_iteration_ahead(client, ml100k_split):
+    # the iteration after the one tol stops at was submitted ahead: it is
+    # cancelled, and the result is the local fit's
+    train = ml100k_split[0]
+    params = dict(n_factors=8, max_iter=30, tol=1e-2, regularization=0.05, random_state=0)
+    local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(
+        train[["user", "item"]], train["rating"]
+    )
+    assert 1 < local.n_iter_ < params["max_iter"]
+    dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=3))
+    assert dist.n_iter_ == local.n_iter_
+    assert len(dist.loss_curve_) == len(dist.seconds_per_iteration_) == dist.n_iter_
+    assert_allclose(dist.loss_curve_, local.loss_curve_, rtol=1e-6)
+    assert_allclose(dist.item_factors_, local.item_factors_, atol=1e-4)
+    assert_allclose(dist.to_local().user_factors_, local.user_factors_, atol=1e-4)
+    ahead = f"-{dist._uid}-{dist.n_iter_ + 1}-"  # keys mf-<kind>-<uid>-<iteration>-...
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        keys = [k for k in client.who_has() if ahead in str(k)]
+        if not keys:
+            break
+        time.sleep(0.05)
+    assert not keys
+
+
 def test_fit_with_a_small_memory_target_solves_in_chunks(client, ml100k_split, monkeypatch):
     from sklearn_mf.dask import _estimators
 

@@ -14,8 +14,12 @@ needs, gathered in item-block order (the *in-links*), and, for each item
 block, the local rows of its own users that the item block needs (the
 *out-links*).  Item blocks mirror this.  A half-step then ships, from every
 block ``j`` of the fixed side to every block ``b`` of the side being solved,
-exactly the factor rows ``out_j[b]``: never a whole factor matrix.
+exactly the factor rows ``out_j[b]``: never a whole factor matrix (a solve
+reads the rows of its own worker's blocks in place, and each other worker
+sends it the rows of all its blocks in one message, :func:`send_group`).
 """
+
+import time
 
 import numpy as np
 import pandas as pd
@@ -187,6 +191,37 @@ def build_block(n_rows, n_cols_total, n_other_blocks, kind, params, *pieces):
     }
 
 
+def piece_lengths(pieces):
+    """Interactions of each block in one partition's pieces."""
+    return np.array([len(p[0]) for p in pieces], dtype=np.int64)
+
+
+def balanced_placement(loads, capacities):
+    """Workers for blocks of the given ``loads``: largest first, each to the
+    worker that it leaves least loaded per unit of capacity.
+
+    ``capacities[w]`` is worker ``w``'s threads.  Returns ``place`` with
+    ``place[b]`` the worker of block ``b``.  Deterministic (ties go to the
+    lower block and worker numbers).  Blocks by code modulo ``B`` hold equal
+    numbers of rows but, on power-law data, unequal numbers of
+    interactions; the half-step's solves cost in proportion to the
+    interactions and end together only if every worker's share is equal.
+    """
+    loads = np.asarray(loads, dtype=np.float64)
+    caps = np.asarray(capacities, dtype=np.float64)
+    held, count = np.zeros(len(caps)), np.zeros(len(caps))
+    place = np.zeros(len(loads), dtype=np.int64)
+    for b in sorted(range(len(loads)), key=lambda b: (-loads[b], b)):
+        # equal loads (empty blocks too) go round the workers
+        w = min(
+            range(len(caps)), key=lambda w: ((held[w] + loads[b]) / caps[w], count[w] / caps[w], w)
+        )
+        place[b] = w
+        held[w] += loads[b]
+        count[w] += 1
+    return place
+
+
 def block_nnz(block):
     """Interactions, distinct columns and out-link sizes of a block (for sizing)."""
     return {
@@ -229,11 +264,101 @@ def send(links, factors, dest):
     return np.ascontiguousarray(F[rows]), (None if bias is None else bias[rows])
 
 
-def _gathered(messages, k, dtype):
-    if not messages:
-        return np.zeros((0, k), dtype=dtype), None
-    Y = np.ascontiguousarray(np.concatenate([m[0] for m in messages]))
-    b = None if messages[0][1] is None else np.concatenate([m[1] for m in messages])
+def send_group(dest, *links_and_factors):
+    """One message to block ``dest`` from several blocks of one worker.
+
+    ``links_and_factors`` alternates ``out_links(block_j)`` and the factor
+    block of ``j`` for the blocks ``j`` of the message, in block order.  The
+    rows of every ``j`` are gathered straight into one contiguous array
+    (and the biases into another), which travels as a single buffer: one
+    copy on the sender, none to stack them on the receiver.  Returns
+    ``(rows, biases or None, lengths)``, ``lengths[m]`` the rows of the
+    ``m``-th block.
+    """
+    pairs = [links_and_factors[a : a + 2] for a in range(0, len(links_and_factors), 2)]
+    lengths = [len(links[dest]) for links, _ in pairs]
+    F0, bias0, _ = pairs[0][1]
+    F = np.empty((sum(lengths), F0.shape[1]), dtype=F0.dtype)
+    bias = None if bias0 is None else np.empty(len(F), dtype=bias0.dtype)
+    a = 0
+    for (links, (Fj, bj, _)), n in zip(pairs, lengths):
+        np.take(Fj, links[dest], axis=0, out=F[a : a + n], mode="clip")
+        if bias is not None:
+            np.take(bj, links[dest], out=bias[a : a + n], mode="clip")
+        a += n
+    return F, bias, lengths
+
+
+class _Source:
+    """The factor rows one block of the fixed side contributes to a solve.
+
+    Either rows already gathered for the solve (a message: ``idx`` None) or
+    a factor block of the same worker with the row numbers to take from it
+    (``idx``), read in place: a block's rows never travel to a block of its
+    own worker, and are copied once, into the solve's stacked matrix.
+    """
+
+    __slots__ = ("F", "bias", "idx", "n")
+
+    def __init__(self, F, bias, idx=None):
+        self.F, self.bias, self.idx = F, bias, idx
+        self.n = len(F) if idx is None else len(idx)
+
+    def take(self, rows, out, bias_out):
+        """Rows ``rows`` of this source (None: all) into ``out`` / ``bias_out``."""
+        if rows is None:
+            rows = self.idx
+        elif self.idx is not None:
+            rows = self.idx[rows]
+        if rows is None:
+            out[...] = self.F
+            if bias_out is not None:
+                bias_out[...] = self.bias
+        else:
+            # mode="clip": the row numbers are valid, and "raise" buffers ``out``
+            np.take(self.F, rows, axis=0, out=out, mode="clip")
+            if bias_out is not None:
+                np.take(self.bias, rows, out=bias_out, mode="clip")
+
+
+def _sources(dest, plan, inputs):
+    """The per-block sources of a solve, in block order, from its task inputs.
+
+    ``plan`` has one entry per source group: ``("l", j)`` takes two inputs,
+    the factor block of ``j`` (on this worker) and ``out_links`` of its block;
+    ``("m", js)`` takes one input, a message of ``send`` (one block,
+    ``js`` of length 1) or of :func:`send_group` (the blocks ``js``).
+    """
+    by_block, pos = {}, 0
+    for kind, js in plan:
+        if kind == "l":
+            (F, bias, _), links = inputs[pos], inputs[pos + 1]
+            by_block[js] = _Source(F, bias, links[dest])
+            pos += 2
+            continue
+        msg = inputs[pos]
+        pos += 1
+        if len(msg) == 2:  # a single block's message
+            by_block[js[0]] = _Source(msg[0], msg[1])
+            continue
+        F, bias, lengths = msg
+        a = 0
+        for j, n in zip(js, lengths):
+            by_block[j] = _Source(F[a : a + n], None if bias is None else bias[a : a + n])
+            a += n
+    return [by_block[j] for j in sorted(by_block)]
+
+
+def _gathered(sources, k, dtype):
+    """The factor rows of every source stacked in block order (one copy each)."""
+    n = sum(s.n for s in sources)
+    Y = np.empty((n, k), dtype=dtype)
+    has_bias = bool(sources) and sources[0].bias is not None
+    b = np.empty(n, dtype=dtype) if has_bias else None
+    a = 0
+    for s in sources:
+        s.take(None, Y[a : a + s.n], None if b is None else b[a : a + s.n])
+        a += s.n
     return Y, b
 
 
@@ -256,26 +381,23 @@ def row_chunks(indptr, n_gathered, max_rows):
     return out
 
 
-def _chunk(R, a, z, messages, offsets, k, dtype):
+def _chunk(R, a, z, sources, offsets, k, dtype):
     """Rows ``a:z`` of ``R`` with only the gathered factor rows they use.
 
-    ``offsets[m]`` is the first compact column of message ``m``; the rows are
-    copied out of the messages without concatenating them.
+    ``offsets[m]`` is the first compact column of source ``m``; the rows are
+    copied out of the sources without stacking them.
     """
     s, e = R.indptr[a], R.indptr[z]
     cols = R.indices[s:e]
     need = np.unique(cols)
     Y = np.empty((len(need), k), dtype=dtype)
-    has_bias = bool(messages) and messages[0][1] is not None
+    has_bias = bool(sources) and sources[0].bias is not None
     b = np.empty(len(need), dtype=dtype) if has_bias else None
     cut = np.searchsorted(need, offsets)
-    for m, (F, bias) in enumerate(messages):
+    for m, src in enumerate(sources):
         lo, hi = cut[m], cut[m + 1]
         if hi > lo:
-            rows = need[lo:hi] - offsets[m]
-            Y[lo:hi] = F[rows]
-            if has_bias:
-                b[lo:hi] = bias[rows]
+            src.take(need[lo:hi] - offsets[m], Y[lo:hi], b[lo:hi] if has_bias else None)
     indptr = (R.indptr[a : z + 1] - s).astype(np.intp)
     indices = np.searchsorted(need, cols).astype(np.int32)
     data = {key: v[s:e] for key, v in R.data.items() if key in ("t", "w", "cw")}
@@ -297,24 +419,48 @@ def sum_grams(*grams):
 
 
 def solve_block(block, old, G, params, with_loss, *messages):
+    """One half-step on one block from the messages of every fixed block.
+
+    ``messages[j]`` is ``send(out_links(block_j), factors_j, b)`` for each
+    block ``j`` of the fixed side, in block order; see :func:`solve_block_from`.
+    """
+    return _solve(block, old, G, params, with_loss, [_Source(m[0], m[1]) for m in messages])
+
+
+def solve_block_from(block, old, G, params, with_loss, dest, plan, *inputs):
+    """One half-step on block ``dest``, its factor rows read where they are.
+
+    The factor blocks of the same worker are read in place, the other
+    workers' rows come as messages (``plan`` and ``inputs`` as in
+    :func:`_sources`); the result is that of :func:`solve_block` on the
+    messages of every block.
+    """
+    return _solve(block, old, G, params, with_loss, _sources(dest, plan, inputs))
+
+
+def _solve(block, old, G, params, with_loss, sources):
     """One half-step on one block: the local estimator's half-step function on
     the block's rows against the gathered factors of the other side.
 
     The rows are solved in chunks when the gathered factor rows exceed
-    ``params["max_gathered_rows"]``: each chunk copies out of the messages
+    ``params["max_gathered_rows"]``: each chunk copies out of the sources
     only the rows it uses, so the task holds the messages plus one chunk's
-    rows instead of the messages plus their concatenation.  Every row's
+    rows instead of the messages plus their stacking.  Every row's
     system is the same either way (same entries, same factor values, same
     order), so the result does not depend on the chunking.
 
     With ``with_loss`` (the second half-step of an iteration, when both sides
     are new) the statistics also hold the block's data term of the
-    objective, computed from the same gathered factors.
+    objective, computed from the same gathered factors.  ``stats["seconds"]``
+    holds the task's wall-clock seconds gathering rows and in the kernel,
+    and its thread's CPU seconds (a profile; nothing depends on them).
     """
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    gather_s = 0.0
     R = block["R"]
     k, dtype = params["n_factors"], params["dtype"]
     n_threads = params["n_threads"]
-    offsets = np.cumsum([0] + [len(m[0]) for m in messages])
+    offsets = np.cumsum([0] + [s.n for s in sources])
     ranges = row_chunks(R.indptr, int(offsets[-1]), params.get("max_gathered_rows"))
     if params["model"] == "implicit":
         X = old[0].copy()
@@ -329,10 +475,12 @@ def solve_block(block, old, G, params, with_loss, *messages):
     cg_explicit = params["model"] == "explicit" and params.get("solver") == "cg"
     data = 0.0
     for a, z in ranges:
+        t = time.perf_counter()
         if len(ranges) == 1:
-            Rc, (Y, other_bias) = R, _gathered(messages, k, dtype)
+            Rc, (Y, other_bias) = R, _gathered(sources, k, dtype)
         else:
-            Rc, Y, other_bias = _chunk(R, a, z, messages, offsets, k, dtype)
+            Rc, Y, other_bias = _chunk(R, a, z, sources, offsets, k, dtype)
+        gather_s += time.perf_counter() - t
         Xc, bc = X[a:z], (None if bias is None else bias[a:z])
         if params["model"] == "implicit":
             implicit_half_step(
@@ -363,6 +511,12 @@ def solve_block(block, old, G, params, with_loss, *messages):
     stats = factor_stats(X, bias, block, params)
     if with_loss:
         stats["data"] = data
+    wall = time.perf_counter() - wall0
+    stats["seconds"] = {
+        "gather": gather_s,
+        "wall": wall,
+        "cpu": time.thread_time() - cpu0,
+    }
     return X, bias, stats
 
 

@@ -35,6 +35,15 @@ _BUILD_BYTES = 50
 # that the messages of the solves in flight may take
 _GATHER_SHARE = 1 / 32
 _IN_FLIGHT_SHARE = 1 / 4
+# a solve receives one message per other worker (True) or per other block;
+# the switches below exist for the ablation rows of benchmarks/bench_dask.py
+_GROUP_MESSAGES = True
+# a solve reads the factor blocks of its own worker in place (else: messages)
+_READ_IN_PLACE = True
+# blocks placed on workers by their interactions (else: round robin)
+_PLACE_BY_NNZ = True
+# iteration it + 1 submitted before the objective of it is awaited
+_AHEAD = True
 
 
 def initial_factor_chunks(random_state, sizes, n_factors, init_std, dtype, chunk=_INIT_CHUNK):
@@ -184,7 +193,8 @@ class _DaskALS(BaseEstimator):
         from dask import delayed
         from distributed import wait
 
-        workers = sorted(client.nthreads())
+        threads = client.nthreads()
+        workers = sorted(threads)
         value_dtype = np.float32 if self._model == "implicit" or not self._inexact32 else np.float64
         uidx = _put(client, pd.Index(self.users_), f"mf-{uid}-users")
         iidx = _put(client, pd.Index(self.items_), f"mf-{uid}-items")
@@ -195,15 +205,36 @@ class _DaskALS(BaseEstimator):
             side_pieces = client.compute(
                 [split(p, rows_idx, cols_idx, B, value_dtype, side == "i") for p in parts]
             )
-            out = []
-            for b in range(B):
-                pieces = [
-                    client.submit(getitem, f, b, key=f"mf-{uid}-piece{side}-{p}-{b}")
+            # each block on the worker that keeps the workers' interactions
+            # (the work of a half-step) most even
+            lengths = client.gather(
+                [
+                    client.submit(_blocks.piece_lengths, f, key=f"mf-{uid}-len{side}-{p}")
                     for p, f in enumerate(side_pieces)
                 ]
-                n_rows = len(range(b, n_rows_total, B))
-                out.append(
-                    client.submit(
+            )
+            loads = np.sum(lengths, axis=0) if lengths else np.zeros(B)
+            place = _blocks.balanced_placement(loads, [threads[w] for w in workers])
+            if not _PLACE_BY_NNZ:
+                place = np.arange(B) % len(workers)
+            # in rounds of one block per worker: a worker with builds queued
+            # while another idles would have them stolen (the restriction is
+            # loose, so that a lost worker's blocks can be rebuilt anywhere)
+            rank = np.zeros(B, dtype=np.int64)
+            for w in range(len(workers)):
+                mine = np.flatnonzero(place == w)
+                rank[mine] = np.arange(len(mine))
+            out = [None] * B
+            for r in range(int(rank.max()) + 1 if B else 0):
+                round_ = []
+                for b in np.flatnonzero(rank == r):
+                    b = int(b)
+                    pieces = [
+                        client.submit(getitem, f, b, key=f"mf-{uid}-piece{side}-{p}-{b}")
+                        for p, f in enumerate(side_pieces)
+                    ]
+                    n_rows = len(range(b, n_rows_total, B))
+                    out[b] = client.submit(
                         _blocks.build_block,
                         n_rows,
                         n_cols,
@@ -212,12 +243,12 @@ class _DaskALS(BaseEstimator):
                         params,
                         *pieces,
                         key=f"mf-{uid}-block{side}-{b}",
-                        workers=[workers[b % len(workers)]],
+                        workers=[workers[place[b]]],
                         allow_other_workers=True,
                     )
-                )
+                    round_.append(out[b])
+                wait(round_)
             del side_pieces, pieces
-            wait(out)
             blocks[side] = out
         return blocks["u"], blocks["i"]
 
@@ -345,42 +376,65 @@ class _DaskALS(BaseEstimator):
     def _half_step(
         self, client, solve, fixed, fixed_fac, solved_fac, G, params, B, tag, with_loss=False
     ):
-        """Ship the needed rows of ``fixed_fac`` to each block of ``solve`` and solve it.
+        """Give each block of ``solve`` the rows of ``fixed_fac`` it needs, and solve it.
 
-        Blocks are submitted in a sliding window (every block, fewer when
-        the messages would not fit the workers' memory):
-        Dask would otherwise compute every message of the half-step at once
-        (they are all ready), holding all of them in memory.
+        A solve reads the factor blocks of its own worker in place; each
+        other worker sends it one message holding the rows of all its
+        blocks (``send_group``).  Messages run before solves (a higher
+        priority), so that a block's rows leave as soon as it is solved and
+        travel while the worker solves its next block.  Blocks are
+        submitted in a sliding window (every block, fewer when the messages
+        would not fit the workers' memory): Dask would otherwise compute
+        every message of the half-step at once (they are all ready),
+        holding all of them in memory.
         """
         from distributed import as_completed, wait
 
         window = self._window
         running = as_completed()
+        first = {} if self._serial else {"priority": 1}
         new = []
         for b in range(B):
             if b >= window:
                 next(running)
-            m = [
-                client.submit(
-                    _blocks.send,
-                    self._links[fixed[j].key],
-                    fixed_fac[j],
-                    b,
-                    key=f"{tag}-msg-{j}-{b}",
-                    **self._at(fixed[j]),
-                )
-                for j in range(B)
-            ]
+            here = self._home[solve[b].key]
+            plan, inputs, remote = [], [], {}
+            for j in range(B):
+                there = self._home[fixed[j].key]
+                if there == here and _READ_IN_PLACE:
+                    plan.append(("l", j))
+                    inputs += [fixed_fac[j], self._links[fixed[j].key]]
+                else:
+                    remote.setdefault(there, []).append(j)
+            for there in sorted(remote):
+                # one message per worker, or per block (_GROUP_MESSAGES False)
+                groups = [remote[there]] if _GROUP_MESSAGES else [[j] for j in remote[there]]
+                for js in groups:
+                    links = [x for j in js for x in (self._links[fixed[j].key], fixed_fac[j])]
+                    plan.append(("m", js))
+                    inputs.append(
+                        client.submit(
+                            _blocks.send_group,
+                            b,
+                            *links,
+                            key=f"mf-msg-{tag}-{js[0]}-{b}",
+                            workers=[there],
+                            allow_other_workers=True,
+                            **first,
+                        )
+                    )
             new.append(
                 client.submit(
-                    _blocks.solve_block,
+                    _blocks.solve_block_from,
                     solve[b],
                     solved_fac[b] if self._warm_start() else None,
                     G,
                     params,
                     with_loss,
-                    *m,
-                    key=f"{tag}-solve-{b}",
+                    b,
+                    plan,
+                    *inputs,
+                    key=f"mf-solve-{tag}-{b}",
                     **self._at(solve[b]),
                 )
             )
@@ -391,62 +445,112 @@ class _DaskALS(BaseEstimator):
 
     def _gram(self, client, facs, tag):
         grams = [
-            client.submit(_blocks.factor_gram, f, key=f"{tag}-gram-{b}") for b, f in enumerate(facs)
+            client.submit(_blocks.factor_gram, f, key=f"mf-gram-{tag}-{b}")
+            for b, f in enumerate(facs)
         ]
-        return client.submit(_blocks.sum_grams, *grams, key=f"{tag}-gram")
+        return client.submit(_blocks.sum_grams, *grams, key=f"mf-gramsum-{tag}")
+
+    def _submit_iteration(self, client, it, ublocks, iblocks, ufac, ifac, G_i, params, B, uid):
+        """Submit iteration ``it``: both half-steps and the pieces of its objective."""
+        implicit = self._model == "implicit"
+        # keys "mf-<kind>-<uid>-<iteration>-...": the scheduler estimates the
+        # duration of a task from its kind (the words before the uid), so that
+        # a message (milliseconds) never looks worth stealing with its inputs
+        tag = f"{uid}-{it}"
+        ufac = self._half_step(client, ublocks, iblocks, ifac, ufac, G_i, params, B, f"{tag}-u")
+        G_u = self._gram(client, ufac, f"{tag}-u") if implicit else None
+        ifac = self._half_step(
+            client, iblocks, ublocks, ufac, ifac, G_u, params, B, f"{tag}-i", with_loss=True
+        )
+        if implicit:
+            G_i = self._gram(client, ifac, f"{tag}-i")
+            obs = [
+                client.submit(_data_term, f, key=f"mf-loss-{tag}-{j}") for j, f in enumerate(ifac)
+            ]
+            parts = [obs, G_u, G_i]
+        else:
+            parts = [
+                [
+                    client.submit(getitem, f, 2, key=f"mf-stats-{tag}-{s}-{b}")
+                    for b, f in enumerate(side)
+                ]
+                for s, side in (("u", ufac), ("i", ifac))
+            ]
+        return ufac, ifac, G_i, parts
+
+    def _objective(self, values, params):
+        """The objective of an iteration from its gathered pieces."""
+        if self._model == "implicit":
+            data, G_u_val, G_i_val = values
+            G_u_val, G_i_val = np.asarray(G_u_val), np.asarray(G_i_val)
+            return float(
+                sum(data)
+                + float(np.sum(G_u_val * G_i_val))
+                + params["reg"] * (np.trace(G_u_val) + np.trace(G_i_val))
+            )
+        st_u, st_i = values
+        data = [s["data"] for s in st_i]
+        st = st_u + st_i
+        pen = sum(s["pen"] for s in st)
+        pen_b = sum(s["pen_b"] for s in st)
+        loss = sum(data) + params["reg"] * pen + params["reg_b"] * pen_b
+        return float(loss / max(float(self._n_ratings), 1e-300))
 
     def _iterate(self, client, ublocks, iblocks, ufac, ifac, params, B, uid):
+        """The ALS iterations, one submitted ahead of the one whose objective is awaited.
+
+        The client submits iteration ``it + 1`` (its inputs are the futures
+        of iteration ``it``) before it waits for the objective of ``it``, so
+        that the workers never wait for the client between iterations.  When
+        ``tol`` stops the fit after ``it``, iteration ``it + 1`` is dropped
+        (its futures released) and the factors of ``it`` are kept: the
+        result is that of running the iterations one by one.  (Not when memory makes the half-steps
+        run in a window of blocks: the next iteration would hold its
+        messages beside this one's.)
+        """
         self.loss_curve_ = []
         self.bytes_per_iteration_ = []
         self.seconds_per_iteration_ = []
         implicit = self._model == "implicit"
-        G_i = self._gram(client, ifac, f"mf-{uid}-0-i") if implicit else None
+        G_i = self._gram(client, ifac, f"{uid}-0-i") if implicit else None
+        # ahead only when a half-step's messages all fit beside the others
+        ahead = _AHEAD and not self._serial and self._window >= B
         progress = EpochProgress(
             self.verbose, self.max_iter, unit="iteration", desc=type(self).__name__
         )
         with progress:
+            t0, sent0 = time.perf_counter(), _bytes_sent(client)
+            current = self._submit_iteration(
+                client, 1, ublocks, iblocks, ufac, ifac, G_i, params, B, uid
+            )
             for it in range(1, self.max_iter + 1):
-                t0, sent0 = time.perf_counter(), _bytes_sent(client)
-                tag = f"mf-{uid}-{it}"
-                ufac = self._half_step(
-                    client, ublocks, iblocks, ifac, ufac, G_i, params, B, f"{tag}-u"
-                )
-                G_u = self._gram(client, ufac, f"{tag}-u") if implicit else None
-                ifac = self._half_step(
-                    client, iblocks, ublocks, ufac, ifac, G_u, params, B, f"{tag}-i", with_loss=True
-                )
-                obs = [
-                    client.submit(_data_term, f, key=f"{tag}-loss-{j}") for j, f in enumerate(ifac)
-                ]
-                if implicit:
-                    G_i = self._gram(client, ifac, f"{tag}-i")
-                    data, G_u_val, G_i_val = client.gather([obs, G_u, G_i])
-                    G_u_val, G_i_val = np.asarray(G_u_val), np.asarray(G_i_val)
-                    loss = (
-                        sum(data)
-                        + float(np.sum(G_u_val * G_i_val))
-                        + params["reg"] * (np.trace(G_u_val) + np.trace(G_i_val))
+                nxt = None
+                if ahead and it < self.max_iter:
+                    nxt = self._submit_iteration(
+                        client, it + 1, ublocks, iblocks, *current[:3], params, B, uid
                     )
-                else:
-                    stats = [
-                        client.submit(getitem, f, 2, key=f"{tag}-stats-{s}-{b}")
-                        for s, side in (("u", ufac), ("i", ifac))
-                        for b, f in enumerate(side)
-                    ]
-                    data, st = client.gather([obs, stats])
-                    pen = sum(s["pen"] for s in st)
-                    pen_b = sum(s["pen_b"] for s in st)
-                    loss = sum(data) + params["reg"] * pen + params["reg_b"] * pen_b
-                    loss /= max(float(self._n_ratings), 1e-300)
-                loss = float(loss)
+                ufac, ifac, _, parts = current
+                loss = self._objective(client.gather(parts), params)
+                t1, sent1 = time.perf_counter(), _bytes_sent(client)
                 self.loss_curve_.append(loss)
                 self.n_iter_ = it
-                self.seconds_per_iteration_.append(time.perf_counter() - t0)
-                self.bytes_per_iteration_.append(_bytes_sent(client) - sent0)
+                self.seconds_per_iteration_.append(t1 - t0)
+                self.bytes_per_iteration_.append(sent1 - sent0)
+                t0, sent0 = t1, sent1
                 self._user_factors, self._item_factors = ufac, ifac
                 progress.update(it, {"objective": loss})
-                if self._should_stop(it):
+                if self._should_stop(it) or it == self.max_iter:
+                    # the iteration computed ahead, if any, is not wanted: its
+                    # futures are released (the scheduler then forgets its
+                    # tasks; client.cancel trips an assertion of distributed
+                    # on the dependencies no client holds)
+                    del nxt
                     break
+                if nxt is None:
+                    nxt = self._submit_iteration(
+                        client, it + 1, ublocks, iblocks, *current[:3], params, B, uid
+                    )
+                current = nxt
         self._gather_items(client, ifac)
 
     def _gather_items(self, client, ifac):
