@@ -209,8 +209,11 @@ def sgd_ratings(
 
 
 # Average ratings per row block of the SGD grid up to which its CSR is built
-# row block by row block (blocked_csr) rather than by coo_to_csr.
-_BLOCKED_CSR_ROW_BLOCK = 1 << 17
+# row block by row block (blocked_csr) rather than by coo_to_csr.  At 100M
+# ratings (316 x 316 blocks, 316k ratings per row block) blocked_csr was the
+# faster of the two in fits on a quiet machine (user-item stage 1.69-1.77 s
+# against 1.90-1.96 s, interleaved), so coo_to_csr is never chosen by default.
+_BLOCKED_CSR_ROW_BLOCK = 1 << 40
 
 
 def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
@@ -222,11 +225,9 @@ def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
     Each row block of the grid holds all the ratings of its users and is
     sorted on its own (:func:`~sklearn_mf._setup_fast.blocked_csr`) while it
     is small enough for the cache; past ``_BLOCKED_CSR_ROW_BLOCK`` ratings
-    per row block (about 10M ratings), the parallel
-    :func:`~sklearn_mf._setup_fast.coo_to_csr`, whose row blocks of 16k-32k
-    ratings stay in cache, reads the working codes through the orders
-    (measured on a loaded machine: 0.21 s against 0.27 s of CPU at 10M
-    ratings, 1.29 s against 0.97-1.15 s at 30M with a million users).
+    per row block, the parallel :func:`~sklearn_mf._setup_fast.coo_to_csr`
+    reads the working codes through the orders instead (the same matrix;
+    slower at 100M ratings, see ``_BLOCKED_CSR_ROW_BLOCK``).
     """
     B = len(blocked.schedule)
     user_order = blocked.user_order.astype(np.int32)
