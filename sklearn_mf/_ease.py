@@ -20,8 +20,6 @@ from sklearn_mf._online import merge_interactions
 from sklearn_mf._training import check_strengths, encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
-# Rows of the dense matrix copied at once when symmetrising or updating it.
-_BLOCK = 1024
 # Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS threads.
 _PARALLEL_SOLVE_ITEMS = 4096
 
@@ -81,17 +79,10 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     X = sp.csr_matrix(X, dtype=dtype)
     n = X.shape[1]
     tic = time.perf_counter()
+    # only the lower triangle: LAPACK reads no other (the strict upper
+    # triangle stays uninitialised until the weights are written over it)
     G = np.empty((n, n), dtype=dtype)
-    Xt = X.T.tocsr()
-    _neighbors_fast.sparse_rows_dot(
-        *csr_parts(Xt, dtype),
-        np.arange(n, dtype=np.intp),
-        *csr_parts(X, dtype),
-        0,
-        G,
-        np.empty((0, 0), dtype=dtype),
-        n_threads,
-    )
+    _neighbors_fast.gram_lower(*csr_parts(X.T.tocsr(), dtype), *csr_parts(X, dtype), G, n_threads)
     G.flat[:: n + 1] += dtype(regularization)
     if timings is not None:
         timings["gram"] = time.perf_counter() - tic
@@ -111,22 +102,16 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
             f"{np.dtype(dtype).name} (LAPACK info={info}): increase regularization "
             f"(now {regularization}) or use dtype=np.float64."
         )
-    P = c.T  # the same memory as G, lower triangle valid
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        blk = P[start:stop, start:stop]
-        blk[...] = np.tril(blk) + np.tril(blk, -1).T
-        P[start:stop, stop:] = P[stop:, start:stop].T
+    # c is Fortran-ordered (in place, the memory of G): P is C-contiguous, no copy
+    P = c.T
     d = np.diag(P).astype(np.float64)
     if not (d > 0).all():
         raise ValueError("EASE's inverse has a non-positive diagonal: increase regularization.")
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        P[start:stop] /= -d.astype(dtype)[None, :]
-    P.flat[:: n + 1] = 0
+    # B = -P / diag(P) with a zero diagonal, from P's lower triangle, in place
+    _neighbors_fast.ease_from_inverse(P, -d.astype(dtype), n_threads)
     if timings is not None:
         timings["solve"] = time.perf_counter() - tic
-    return np.ascontiguousarray(P), d
+    return P, d
 
 
 class EASE(

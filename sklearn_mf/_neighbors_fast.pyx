@@ -19,6 +19,10 @@ the GIL and in parallel over rows (OpenMP).
     (the denominator of the kNN rating estimate).
 ``sparse_rows_dense``
     Dense rows of ``A[rows] @ B`` for sparse A and dense B (EASE's scores).
+``gram_lower`` / ``ease_from_inverse``
+    EASE's fit around LAPACK: the lower triangle of the Gram matrix
+    ``X^T X``, then the weights ``-P / diag(P)`` (symmetrised, zero diagonal)
+    in one tiled in-place pass over the lower triangle of the inverse ``P``.
 ``pair_dots``
     ``A[a] . B[b]`` for a list of row pairs by merging two sorted index lists
     (``predict`` for given (user, item) rows).
@@ -402,6 +406,70 @@ def sparse_rows_dense(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
                 else:
                     for c in range(n_cols):
                         out[r, c] += a * b[cols[c]]
+
+
+def gram_lower(const Py_ssize_t[::1] t_indptr, const int[::1] t_indices,
+               const floating[::1] t_data, const Py_ssize_t[::1] x_indptr,
+               const int[::1] x_indices, const floating[::1] x_data,
+               floating[:, ::1] out, int n_threads):
+    """The lower triangle (``c <= r``) of ``out = X^T X`` from X and T = X^T.
+
+    Row ``r`` is ``T[r] @ X`` as in :func:`sparse_rows_dot` (the same sums in
+    the same order, so the same bits), cut at the diagonal: X's indices are
+    sorted, so each row of X stops at its first column past ``r``.  The strict
+    upper triangle is left alone (LAPACK's ``potrf`` does not read it).
+    """
+    cdef Py_ssize_t n = out.shape[0], r, p, pp, pe, j, c
+    cdef floating a
+    with nogil:
+        for r in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=8):
+            for c in range(r + 1):
+                out[r, c] = 0
+            for p in range(t_indptr[r], t_indptr[r + 1]):
+                j = t_indices[p]
+                a = t_data[p]
+                pp = x_indptr[j]
+                pe = x_indptr[j + 1]
+                while pp < pe and x_indices[pp] <= r:
+                    out[r, x_indices[pp]] += a * x_data[pp]
+                    pp = pp + 1
+
+
+cdef enum:
+    # side of the square tiles of ease_from_inverse (two float64 tiles: 64 KiB)
+    EASE_TILE = 64
+
+
+def ease_from_inverse(floating[:, ::1] P, const floating[::1] neg_d, int n_threads):
+    """EASE's weights in place from the lower triangle of the inverse ``P``.
+
+    For ``i > j``, with ``v = P[i, j]`` (the strict upper triangle is not
+    read): ``P[i, j] = v / neg_d[j]`` and ``P[j, i] = v / neg_d[i]``, i.e.
+    ``B = -P diag(1 / diag P)`` of the symmetric ``P`` when ``neg_d`` is
+    ``-diag(P)``; the diagonal becomes 0.  One pass over square tiles (the
+    lower tile ``(I, J)`` read by rows, its mirror ``(J, I)`` written by
+    columns, both in cache), in parallel over tile rows, longest first.
+    """
+    cdef Py_ssize_t n = P.shape[0], n_tiles = (n + EASE_TILE - 1) // EASE_TILE
+    cdef Py_ssize_t t, ti, tj, i, j, i0, i1, j0, j1
+    cdef floating v, di
+    with nogil:
+        for t in prange(n_tiles, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            ti = n_tiles - 1 - t
+            i0 = ti * EASE_TILE
+            i1 = min(i0 + EASE_TILE, n)
+            for tj in range(ti + 1):
+                j0 = tj * EASE_TILE
+                j1 = min(j0 + EASE_TILE, n)
+                for i in range(i0, i1):
+                    di = neg_d[i]
+                    # below the diagonal of the tile row: columns j0 .. min(j1, i)
+                    for j in range(j0, min(j1, i)):
+                        v = P[i, j]
+                        P[j, i] = v / di
+                        P[i, j] = v / neg_d[j]
+            for i in range(i0, i1):
+                P[i, i] = 0
 
 
 def pair_dots(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,

@@ -196,3 +196,126 @@ def test_ease_on_movielens_beats_itemknn(ml100k):
     ease = scorer(EASE().fit(r.iloc[train]), r.iloc[test], None)
     knn = scorer(ItemKNN().fit(r.iloc[train]), r.iloc[test], None)
     assert ease > knn > 0.1
+
+
+def _old_weights_from_inverse(P, dtype):
+    """The NumPy post-processing ``ease_weights`` had before the tiled kernel
+    (blocked symmetrisation from the lower triangle, division by the negated
+    diagonal, zero diagonal), kept as the bit-for-bit reference."""
+    P = P.copy()
+    n = P.shape[0]
+    block = 1024
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        blk = P[start:stop, start:stop]
+        blk[...] = np.tril(blk) + np.tril(blk, -1).T
+        P[start:stop, stop:] = P[stop:, start:stop].T
+    d = np.diag(P).astype(np.float64)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        P[start:stop] /= -d.astype(dtype)[None, :]
+    P.flat[:: n + 1] = 0
+    return P
+
+
+def _same_bits(a, b):
+    """Equal bit for bit, NaN included (the sign of exact zeros included)."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    u = np.uint32 if a.dtype == np.float32 else np.uint64
+    return np.array_equal(a.view(u), b.view(u))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 63, 64, 130, 1100])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_weights_kernel_is_the_old_numpy_pass_bit_for_bit(dtype, n, n_threads):
+    from sklearn_mf import _neighbors_fast
+
+    rng = np.random.default_rng(n)
+    L = rng.standard_normal((n, n)).astype(dtype)
+    L.flat[:: n + 1] = rng.random(n).astype(dtype) + dtype(0.5)
+    P = L.copy()
+    P[np.triu_indices(n, 1)] = np.nan  # the strict upper triangle is never read
+    ref = _old_weights_from_inverse(np.tril(L), dtype)
+    d = np.diag(P).astype(np.float64)
+    _neighbors_fast.ease_from_inverse(P, -d.astype(dtype), n_threads)
+    assert _same_bits(P, ref)
+    assert np.all(np.diag(P) == 0)
+
+
+def test_weights_kernel_zeros_keep_their_sign():
+    # the one difference from the old pass: an exact -0.0 of the inverse
+    # inside one of its 1024-row diagonal blocks came out of the
+    # symmetrisation as +0.0 (tril + 0); the kernel divides the value itself
+    from sklearn_mf import _neighbors_fast
+
+    n = 70
+    rng = np.random.default_rng(0)
+    L = np.tril(rng.standard_normal((n, n))).astype(np.float32)
+    L.flat[:: n + 1] = 1.0 + rng.random(n).astype(np.float32)
+    L[5, 2], L[65, 3] = -0.0, 0.0
+    P = L.copy()
+    d = np.diag(P).astype(np.float64)
+    _neighbors_fast.ease_from_inverse(P, -d.astype(np.float32), 1)
+    ref = _old_weights_from_inverse(L, np.float32)
+    np.testing.assert_array_equal(P, ref)  # equal values (-0.0 == 0.0)
+    diff = P.view(np.uint32) != ref.view(np.uint32)
+    assert set(zip(*np.nonzero(diff))) == {(5, 2), (2, 5)}
+    assert np.signbit(P[5, 2]) == np.signbit(-0.0 / -d[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_gram_lower_is_the_lower_triangle_of_the_full_kernel(dtype, n_threads):
+    from sklearn_mf import _neighbors_fast
+    from sklearn_mf._neighbors import csr_parts
+
+    rng = np.random.default_rng(3)
+    X = sp.random(200, 90, density=0.1, format="csr", random_state=4, dtype=np.float64)
+    X.data = rng.integers(1, 5, X.nnz).astype(np.float64)
+    X = X.astype(dtype)
+    full = np.empty((90, 90), dtype=dtype)
+    _neighbors_fast.sparse_rows_dot(
+        *csr_parts(X.T.tocsr(), dtype),
+        np.arange(90, dtype=np.intp),
+        *csr_parts(X, dtype),
+        0,
+        full,
+        np.empty((0, 0), dtype=dtype),
+        n_threads,
+    )
+    G = np.full((90, 90), np.nan, dtype=dtype)
+    _neighbors_fast.gram_lower(*csr_parts(X.T.tocsr(), dtype), *csr_parts(X, dtype), G, n_threads)
+    low = np.tril_indices(90)
+    assert _same_bits(G[low], full[low])
+    assert np.isnan(G[np.triu_indices(90, 1)]).all()  # the upper triangle is not written
+    np.testing.assert_allclose(full, (X.T @ X).toarray(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_tiled_weights_match_numpy_in_float32(n_threads):
+    # several 64-item tiles, a ragged last one
+    M = _binary(400, 150, 0.08, 5)
+    B, d = ease_weights(sp.csr_matrix(M), 10.0, dtype=np.float32, n_threads=n_threads)
+    assert B.dtype == np.float32 and B.flags.c_contiguous
+    np.testing.assert_allclose(B, _reference(M, 10.0), atol=2e-5)
+    np.testing.assert_allclose(d, np.diag(np.linalg.inv(M.T @ M + 10 * np.eye(150))), rtol=1e-4)
+    assert np.all(np.diag(B) == 0)
+
+
+def test_fit_holds_one_dense_matrix():
+    # potrf / potri and the weights work in the memory of the Gram matrix:
+    # no second n x n array at any point (what ease_memory promises)
+    import tracemalloc
+
+    M = _binary(300, 400, 0.05, 6)
+    X = sp.csr_matrix(M)
+    ease_weights(X, 5.0, dtype=np.float64)  # warm up (LAPACK lookup, imports)
+    tracemalloc.start()
+    try:
+        B, _ = ease_weights(X, 5.0, dtype=np.float64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert B.nbytes == ease_memory(400, np.float64)
+    assert peak < 1.25 * ease_memory(400, np.float64)
