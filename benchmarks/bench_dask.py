@@ -402,6 +402,18 @@ VARIANTS = {
     "dask-cg-no-in-place": ("dask", {"als_solver": "cg", "switches": {"_READ_IN_PLACE": False}}),
     "dask-cg-round-robin": ("dask", {"als_solver": "cg", "switches": {"_PLACE_BY_NNZ": False}}),
     "dask-cg-no-ahead": ("dask", {"als_solver": "cg", "switches": {"_AHEAD": False}}),
+    # all four off (the Cholesky solver, as the memory-limited runs)
+    "dask-no-s7": (
+        "dask",
+        {
+            "switches": {
+                "_GROUP_MESSAGES": False,
+                "_READ_IN_PLACE": False,
+                "_PLACE_BY_NNZ": False,
+                "_AHEAD": False,
+            }
+        },
+    ),
 }
 
 
