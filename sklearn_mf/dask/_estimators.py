@@ -391,6 +391,11 @@ class _DaskALS(BaseEstimator):
         from distributed import as_completed, wait
 
         window = self._window
+        # in-place reads and one message per worker only when every block's
+        # messages fit (no memory-bounded window): under a tight memory limit
+        # they made workers exceed their budget (30M ratings on 4 x 512 MB)
+        roomy = window >= B and not self._serial
+        in_place, grouped = _READ_IN_PLACE and roomy, _GROUP_MESSAGES and roomy
         running = as_completed()
         first = {} if self._serial else {"priority": 1}
         new = []
@@ -401,14 +406,14 @@ class _DaskALS(BaseEstimator):
             plan, inputs, remote = [], [], {}
             for j in range(B):
                 there = self._home[fixed[j].key]
-                if there == here and _READ_IN_PLACE:
+                if there == here and in_place:
                     plan.append(("l", j))
                     inputs += [fixed_fac[j], self._links[fixed[j].key]]
                 else:
                     remote.setdefault(there, []).append(j)
             for there in sorted(remote):
                 # one message per worker, or per block (_GROUP_MESSAGES False)
-                groups = [remote[there]] if _GROUP_MESSAGES else [[j] for j in remote[there]]
+                groups = [remote[there]] if grouped else [[j] for j in remote[there]]
                 for js in groups:
                     links = [x for j in js for x in (self._links[fixed[j].key], fixed_fac[j])]
                     plan.append(("m", js))
