@@ -8,6 +8,7 @@ kept exactly as given, sorted when they are mutually comparable.
 import numpy as np
 import pandas as pd
 
+from sklearn_mf import _setup_fast
 from sklearn_mf._utils import is_scalar_id
 
 
@@ -27,7 +28,13 @@ def factorize_ids(values, *, copy=True):
     """
     values = np.asarray(values)
     if values.dtype.kind in "iu" and len(values):
-        lo, hi = int(values.min()), int(values.max())
+        if values.dtype in (np.int32, np.int64) and values.ndim == 1:
+            # one parallel pass, no temporaries (0.9 s for two columns of
+            # 100M ids with NumPy's min, max and fancy-index scatter)
+            values = np.ascontiguousarray(values)
+            lo, hi = _setup_fast.id_range(values, 0)
+        else:
+            lo, hi = int(values.min()), int(values.max())
         if hi - lo <= 4 * len(values) + 1024 and hi <= np.iinfo(np.int64).max:
             return _factorize_dense_ints(values, lo, hi, copy)
     try:
@@ -54,9 +61,13 @@ def _factorize_dense_ints(values, lo, hi, copy):
     # a scatter into a boolean table: np.bincount would first cast the offsets
     # to intp (a temporary of 8 bytes per id; 2.8 s cold at 100M ids, the
     # scatter 0.25 s)
-    present = np.zeros(span, dtype=bool)
-    present[offset] = True
-    if present.all():
+    if values.dtype in (np.int32, np.int64) and values.ndim == 1:
+        present, n_present = _setup_fast.id_presence(values, lo, span, 0)
+    else:
+        present = np.zeros(span, dtype=bool)
+        present[offset] = True
+        n_present = int(np.count_nonzero(present))
+    if n_present == span:
         # ids are lo..hi, all present: the offsets are the codes
         uniques = np.arange(lo, hi + 1, dtype=np.int64).astype(values.dtype)
         return offset, uniques

@@ -1182,3 +1182,72 @@ def _transpose_rows_one_pass(const Py_ssize_t[::1] indptr, const int[::1] indice
                     if weighted:
                         out_w[pos] = weights[p]
     return out_ptr_arr, out_idx_arr, values_arr, weights_arr
+
+
+ctypedef fused id_int:
+    int
+    int64_t
+
+
+def id_range(const id_int[::1] values, int n_threads):
+    """``(values.min(), values.max())`` of a non-empty array, in one parallel pass.
+
+    Each thread scans its own contiguous slice; the result is exact (integers).
+    """
+    cdef Py_ssize_t n = values.shape[0], t, p, start, stop, chunk
+    cdef id_int lo, hi, v
+    if n == 0:
+        raise ValueError("id_range of an empty array.")
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 1_000_000:
+        n_threads = 1
+    chunk = (n + n_threads - 1) // n_threads
+    dtype = np.int32 if id_int is int else np.int64
+    lo_arr = np.empty(n_threads, dtype=dtype)
+    hi_arr = np.empty(n_threads, dtype=dtype)
+    cdef id_int[::1] los = lo_arr
+    cdef id_int[::1] his = hi_arr
+    with nogil:
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            start = t * chunk
+            stop = min(start + chunk, n)
+            lo = values[start if start < n else n - 1]
+            hi = lo
+            for p in range(start, stop):
+                v = values[p]
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+            los[t] = lo
+            his[t] = hi
+    return int(lo_arr.min()), int(hi_arr.max())
+
+
+def id_presence(const id_int[::1] values, int64_t lo, Py_ssize_t span, int n_threads):
+    """Which of the ids ``lo .. lo + span - 1`` occur in ``values`` (all in that
+    range), and how many distinct ones: ``(present, n_present)`` with
+    ``present`` a bool array of length ``span``.
+
+    ``present[values - lo] = True`` in one parallel pass (threads write the
+    same value ``True``, so their order does not matter), then a count.
+    """
+    cdef Py_ssize_t n = values.shape[0], t, p, start, stop, chunk
+    cdef int64_t total = 0
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 1_000_000:
+        n_threads = 1
+    chunk = (n + n_threads - 1) // n_threads
+    present_arr = np.zeros(span, dtype=np.uint8)
+    cdef unsigned char[::1] present = present_arr
+    with nogil:
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            start = t * chunk
+            stop = min(start + chunk, n)
+            for p in range(start, stop):
+                present[<Py_ssize_t>(values[p] - lo)] = 1
+        for p in prange(span, num_threads=n_threads, schedule="static"):
+            total += present[p]
+    return present_arr.view(bool), int(total)
