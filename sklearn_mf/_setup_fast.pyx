@@ -429,29 +429,34 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
                          int* key_a, int* row_a, float* val_a,
                          int* key_b, int* row_b, float* val_b,
                          int64_t* hist, int n_digits, int digit_bits,
-                         int64_t* cursor, int* last, int64_t* popularity,
-                         int64_t* n_dup) noexcept nogil:
+                         int64_t* cursor, int64_t* n_dup) noexcept nogil:
     """Write the ``m`` entries of one row block (working users ``lo`` to
     ``lo + n_local``) to their CSR rows, columns sorted: a stable LSD radix
     sort by original item code (``n_digits`` digits of ``digit_bits``) in
-    the thread's buffers, then a stable scatter by user into the CSR."""
-    cdef Py_ssize_t p, d, x, pos, n_buckets = (<Py_ssize_t>1) << digit_bits
+    the thread's buffers, a stable scatter by user inside the buffers (in
+    cache), then each user's run copied to its CSR row (the rows of a row
+    block are scattered over the CSR: copying whole runs replaces a random
+    write per entry)."""
+    cdef Py_ssize_t p, d, x, pos, e, n_buckets = (<Py_ssize_t>1) << digit_bits
     cdef int mask = <int>(n_buckets - 1), k, shift, lu
-    cdef int64_t acc, c
+    cdef int64_t acc, c, dst
     cdef int* tmp_k
     cdef int* tmp_r
     cdef float* tmp_v
     cdef bint skip
     for x in range(n_digits * n_buckets):
         hist[x] = 0
+    for lu in range(n_local + 1):
+        cursor[lu] = 0
     for p in range(m):
         if p + _AHEAD < m:
             SKMF_PREFETCH(&item_order[items[p + _AHEAD]])
         k = item_order[items[p]]
+        lu = <int>(users[p] - lo)
         key_a[p] = k
-        row_a[p] = <int>(users[p] - lo)
+        row_a[p] = lu
         val_a[p] = <float>values[p]
-        popularity[k] += 1
+        cursor[lu + 1] += 1
         for d in range(n_digits):
             hist[d * n_buckets + ((k >> (d * digit_bits)) & mask)] += 1
     for d in range(n_digits):
@@ -476,19 +481,29 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
         tmp_k, tmp_r, tmp_v = key_a, row_a, val_a
         key_a, row_a, val_a = key_b, row_b, val_b
         key_b, row_b, val_b = tmp_k, tmp_r, tmp_v
+    # cursor[lu + 1] counts user lu: exclusive prefix sums, local starts
     for lu in range(n_local):
-        cursor[lu] = indptr[user_order[lo + lu]]
-        last[lu] = -1
+        cursor[lu + 1] += cursor[lu]
     for p in range(m):
         lu = row_a[p]
         pos = cursor[lu]
         cursor[lu] = pos + 1
-        k = key_a[p]
-        if k == last[lu]:
-            n_dup[0] += 1
-        last[lu] = k
-        indices[pos] = k
-        data[pos] = val_a[p]
+        key_b[pos] = key_a[p]
+        val_b[pos] = val_a[p]
+    # cursor[lu] is now the end of user lu's run (its start: cursor[lu - 1])
+    p = 0
+    for lu in range(n_local):
+        e = cursor[lu]
+        if e == p:
+            continue
+        dst = indptr[user_order[lo + lu]]
+        memcpy(&indices[dst], &key_b[p], (e - p) * sizeof(int))
+        memcpy(&data[dst], &val_b[p], (e - p) * sizeof(float))
+        p += 1
+        while p < e:
+            if key_b[p] == key_b[p - 1]:
+                n_dup[0] += 1
+            p += 1
 
 
 def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] values,
@@ -555,19 +570,24 @@ def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] 
     row_arr = np.empty((n_threads, 2, longest), dtype=np.int32)
     val_arr = np.empty((n_threads, 2, longest), dtype=np.float32)
     hist_arr = np.empty((n_threads, max(n_digits, 1) << digit_bits), dtype=np.int64)
-    cursor_arr = np.empty((n_threads, widest), dtype=np.int64)
-    last_arr = np.empty((n_threads, widest), dtype=np.int32)
-    pop_arr = np.zeros((n_threads, n_i), dtype=np.int64)
+    cursor_arr = np.empty((n_threads, widest + 1), dtype=np.int64)
     dup_arr = np.zeros(n_threads, dtype=np.int64)
     cdef int[:, :, ::1] key_buf = key_arr
     cdef int[:, :, ::1] row_buf = row_arr
     cdef float[:, :, ::1] val_buf = val_arr
     cdef int64_t[:, ::1] hist = hist_arr
     cdef int64_t[:, ::1] cursor = cursor_arr
-    cdef int[:, ::1] last = last_arr
-    cdef int64_t[:, ::1] pop = pop_arr
     cdef int64_t[::1] dup = dup_arr
+    # the popularity of the working items, column block by column block (a
+    # column block's items are its own and stay in cache), then relabelled
+    work_pop_arr = np.zeros(n_i, dtype=np.int64)
+    cdef int64_t[::1] work_pop = work_pop_arr
+    cdef Py_ssize_t bi, bu2
     with nogil:
+        for bi in prange(B, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            for bu2 in range(B):
+                for p in range(block_ptr[bu2 * B + bi], block_ptr[bu2 * B + bi + 1]):
+                    work_pop[items[p]] += 1
         for bu in prange(B, num_threads=n_threads, schedule="dynamic", chunksize=1):
             tid = threadid()
             s = block_ptr[bu * B]
@@ -580,8 +600,9 @@ def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] 
                            &key_buf[tid, 0, 0], &row_buf[tid, 0, 0], &val_buf[tid, 0, 0],
                            &key_buf[tid, 1, 0], &row_buf[tid, 1, 0], &val_buf[tid, 1, 0],
                            &hist[tid, 0], n_digits, digit_bits,
-                           &cursor[tid, 0], &last[tid, 0], &pop[tid, 0], &dup[tid])
-    popularity = pop_arr.sum(axis=0) if n_threads > 1 else pop_arr[0]
+                           &cursor[tid, 0], &dup[tid])
+    popularity = np.empty(n_i, dtype=np.int64)
+    popularity[np.asarray(item_order)] = work_pop_arr
     if dup_arr.sum() == 0:
         return indptr_arr, indices_arr, data_arr, popularity
     write = _sum_duplicates(indptr_arr, indices_arr, data_arr)
@@ -1251,3 +1272,48 @@ def id_presence(const id_int[::1] values, int64_t lo, Py_ssize_t span, int n_thr
         for p in prange(span, num_threads=n_threads, schedule="static"):
             total += present[p]
     return present_arr.view(bool), int(total)
+
+
+def split_columns(const id_int[:, ::1] X, int n_threads):
+    """Columns 0 and 1 of a C-contiguous ``(n, m)`` table (``m >= 2``) as two
+    new contiguous arrays, in one parallel pass (``X[:, 0].copy()``,
+    ``X[:, 1].copy()``)."""
+    cdef Py_ssize_t n = X.shape[0], p
+    if X.shape[1] < 2:
+        raise ValueError("split_columns needs at least two columns.")
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 1_000_000:
+        n_threads = 1
+    dtype = np.int32 if id_int is int else np.int64
+    a_arr = np.empty(n, dtype=dtype)
+    b_arr = np.empty(n, dtype=dtype)
+    cdef id_int[::1] a = a_arr
+    cdef id_int[::1] b = b_arr
+    with nogil:
+        for p in prange(n, num_threads=n_threads, schedule="static"):
+            a[p] = X[p, 0]
+            b[p] = X[p, 1]
+    return a_arr, b_arr
+
+
+def finite_float64(const real[::1] y, int n_threads):
+    """``(y.astype(np.float64), number of NaN or infinite values)`` in one
+    parallel pass."""
+    cdef Py_ssize_t n = y.shape[0], p
+    cdef int64_t n_bad = 0
+    cdef double v
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 1_000_000:
+        n_threads = 1
+    out_arr = np.empty(n, dtype=np.float64)
+    cdef double[::1] out = out_arr
+    with nogil:
+        for p in prange(n, num_threads=n_threads, schedule="static"):
+            v = <double>y[p]
+            out[p] = v
+            # v - v is 0 for a finite v, NaN for NaN and inf
+            if v - v != 0.0:
+                n_bad += 1
+    return out_arr, int(n_bad)

@@ -19,6 +19,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from sklearn_mf import _setup_fast
+
 
 def _n_rows(X):
     shape = getattr(X, "shape", None)
@@ -60,6 +62,9 @@ def split_interactions(X):
                 "so that each row is one interaction."
             )
         _check_n_columns(arr.shape)
+        if arr.dtype in (np.int32, np.int64) and arr.flags.c_contiguous:
+            # one parallel pass (integer ids: nothing more to check)
+            return _setup_fast.split_columns(arr, 0)
         users, items = arr[:, 0].copy(), arr[:, 1].copy()
         return _check_ids(users, "user"), _check_ids(items, "item")
     else:
@@ -235,10 +240,16 @@ def check_interactions(
                 raise ValueError(
                     f"y must be numeric (ratings or counts); got dtype {y.dtype}."
                 ) from exc
-        y = np.array(y, dtype=np.float64)  # always a private copy
         check_consistent_length(users, y)
-        if not np.isfinite(y).all():
-            n_bad = int((~np.isfinite(y)).sum())
+        n_bad = 0
+        if y.dtype in (np.float32, np.float64) and y.ndim == 1:
+            # the private float64 copy and the finiteness check in one parallel pass
+            y, n_bad = _setup_fast.finite_float64(np.ascontiguousarray(y), 0)
+        else:
+            y = np.array(y, dtype=np.float64)  # always a private copy
+            if not np.isfinite(y).all():
+                n_bad = int((~np.isfinite(y)).sum())
+        if n_bad:
             raise ValueError(
                 f"y contains {n_bad} NaN or infinite value(s); ratings must be finite."
             )

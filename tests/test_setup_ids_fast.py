@@ -38,3 +38,25 @@ def test_factorize_ids_fast_path_matches_pandas(dtype, dense):
     np.testing.assert_array_equal(codes, ref_codes)
     np.testing.assert_array_equal(uniques, ref_uniques)
     assert codes.dtype == np.int32 and uniques.dtype == values.dtype
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n", [3, 1_000_001])
+def test_split_columns_matches_numpy(dtype, n):
+    X = np.random.default_rng(1).integers(0, 1000, size=(n, 3)).astype(dtype)
+    a, b = _setup_fast.split_columns(X, 2)
+    np.testing.assert_array_equal(a, X[:, 0])
+    np.testing.assert_array_equal(b, X[:, 1])
+    assert a.flags.c_contiguous and not np.shares_memory(a, X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [5, 1_000_001])
+def test_finite_float64_matches_numpy(dtype, n):
+    y = np.random.default_rng(2).normal(size=n).astype(dtype)
+    out, n_bad = _setup_fast.finite_float64(y, 2)
+    assert out.dtype == np.float64 and n_bad == 0
+    np.testing.assert_array_equal(out, y.astype(np.float64))
+    y[[0, n // 2, n - 1]] = [np.nan, np.inf, -np.inf]
+    out, n_bad = _setup_fast.finite_float64(y, 2)
+    assert n_bad == 3
