@@ -127,14 +127,14 @@ def start_rating_fit(
     timer.lap("encode ids")
     n_users, n_items, k = len(users_), len(items_), n_factors
     rng = make_rng(random_state)
-    # with a seen-items matrix to build, the factors are drawn on another
-    # thread meanwhile (the same values: nothing else uses rng until then)
+    # the factors are drawn on another thread meanwhile (the same values:
+    # nothing else uses rng until then): the seen-items matrix, when built
+    # here, and the rating range and mean overlap with the draws
     factors = normal_factors_in_background(
         rng,
         [(n_users, k)] + [(n_items, k)] * (1 + n_extra_item_factors),
         init_std,
         dtype,
-        background=bool(seen),
     )
     if seen:
         seen, popularity = seen_matrix(u, i, y, n_users, n_items)
