@@ -1268,7 +1268,10 @@ def id_presence(const id_int[::1] values, int64_t lo, Py_ssize_t span, int n_thr
             start = t * chunk
             stop = min(start + chunk, n)
             for p in range(start, stop):
-                present[<Py_ssize_t>(values[p] - lo)] = 1
+                # written once: afterwards the line is only read, so the two
+                # threads' caches share it instead of passing it back and forth
+                if present[<Py_ssize_t>(values[p] - lo)] == 0:
+                    present[<Py_ssize_t>(values[p] - lo)] = 1
         for p in prange(span, num_threads=n_threads, schedule="static"):
             total += present[p]
     return present_arr.view(bool), int(total)
