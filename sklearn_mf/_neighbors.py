@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, Recommendations, RecommenderMixin
 from sklearn_mf._baselines import BaselineRegressor
+from sklearn_mf._convert import csr_from_arrays
 from sklearn_mf._fold_in import RecommendNewMixin
 from sklearn_mf._ids import _ids_from_codes
 from sklearn_mf._progress import EpochProgress
@@ -40,10 +41,15 @@ _LAZY_BLOCK_BYTES = 2**26
 
 
 # ------------------------------------------------------------------ drivers
+def _as_csr(m):
+    """``m`` itself when it is a ``csr_matrix`` (no new object, no checks)."""
+    return m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
+
+
 def csr_parts(m, dtype):
     """(indptr as intp, indices as int32, data as ``dtype``) of a CSR matrix with
     sorted indices: the layout every kernel of ``_neighbors_fast`` takes."""
-    m = sp.csr_matrix(m)
+    m = _as_csr(m)
     if not m.has_sorted_indices:
         m = m.copy()
         m.sort_indices()
@@ -55,8 +61,8 @@ def csr_parts(m, dtype):
 
 
 def _transpose(m):
-    t = sp.csr_matrix(m).T.tocsr()
-    t.sort_indices()
+    t = _as_csr(m).T.tocsr()
+    t.sort_indices()  # a no-op: scipy's CSC -> CSR conversion sorts (and says so)
     return t
 
 
@@ -111,7 +117,7 @@ def knn_similarities(
     S : scipy.sparse.csr_matrix of shape (n_queries, n_candidates)
         Sorted indices; at most ``n_neighbors`` entries per row.
     """
-    Q, C = sp.csr_matrix(Q), sp.csr_matrix(C)
+    Q, C = _as_csr(Q), _as_csr(C)
     if q_norms is None:
         q_norms = _row_norms(Q)
     if c_norms is None:
@@ -121,20 +127,24 @@ def knn_similarities(
     n_cand = C.shape[0]
     n_q = Q.shape[0]
     k = int(min(n_cand if n_neighbors is None else n_neighbors, max(n_cand, 1)))
-    # the kernel's multiply-adds: per feature, its queries times its candidates
-    work = np.dot(
-        np.bincount(q_indices, minlength=Q.shape[1]).astype(np.float64),
-        np.diff(t_indptr).astype(np.float64),
-    )
-    if work < _PARALLEL_WORK:
-        n_threads = 1
-    out_idx = np.zeros((n_q, k), dtype=np.int32)
-    out_val = np.zeros((n_q, k), dtype=dtype)
-    out_cnt = np.zeros(n_q, dtype=np.intp)
+    if n_threads > 1:
+        # the kernel's multiply-adds: per feature, its queries times its candidates
+        work = np.dot(
+            np.bincount(q_indices, minlength=Q.shape[1]).astype(np.float64),
+            np.diff(t_indptr).astype(np.float64),
+        )
+        if work < _PARALLEL_WORK:
+            n_threads = 1
+    out_idx = np.empty((n_q, k), dtype=np.int32)  # the kernel writes what is read
+    out_val = np.empty((n_q, k), dtype=dtype)
+    out_cnt = np.empty(n_q, dtype=np.intp)
     # one parallel region unless progress is reported (each region has a start-up
     # cost that a loaded machine makes large)
     n_blocks = 1 if progress is None or progress.mode == "silent" else _SIMILARITY_BLOCKS
-    bounds = np.linspace(0, n_q, min(n_blocks, max(n_q, 1)) + 1).astype(np.intp)
+    if n_blocks == 1:
+        bounds = (0, n_q)
+    else:
+        bounds = np.linspace(0, n_q, min(n_blocks, max(n_q, 1)) + 1).astype(np.intp).tolist()
     for step, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), 1):
         if pearson:
             n_bad = _neighbors_fast.topk_pearson_baseline(
@@ -177,18 +187,22 @@ def knn_similarities(
             )
         if progress is not None:
             progress.update(step, {"rows": int(stop)})
-    keep = np.arange(k)[None, :] < out_cnt[:, None]
     indptr = np.zeros(n_q + 1, dtype=np.int64)
     np.cumsum(out_cnt, out=indptr[1:])
-    S = sp.csr_matrix((out_val[keep], out_idx[keep], indptr), shape=(n_q, C.shape[0]))
+    if indptr[-1] == n_q * k:  # every row full: the buffers are the CSR arrays
+        data, indices = out_val.reshape(-1), out_idx.reshape(-1)
+    else:
+        keep = np.arange(k)[None, :] < out_cnt[:, None]
+        data, indices = out_val[keep], out_idx[keep]
+    # the kernel's arrays are canonical (no duplicates, indices in range):
+    # no constructor checks
+    S = csr_from_arrays(indptr, indices, data, n_q, n_cand)
     if _KERNEL_SORT_MAX < k < n_cand:
         # the kernel leaves rows longer than _KERNEL_SORT_MAX unsorted unless
         # it keeps every similarity
         S.has_sorted_indices = False
         S.sort_indices()
-    else:
-        # the kernel writes each row by increasing index
-        S.has_sorted_indices = True
+        S.has_canonical_format = True
     return S
 
 
@@ -198,6 +212,18 @@ def available_memory():
     from sklearn_mf._ease import available_memory as available
 
     return available()
+
+
+def _own_copy(m, dtype):
+    """``m`` (CSR with sorted indices) as ``dtype`` in arrays of its own."""
+    out = csr_from_arrays(m.indptr.copy(), m.indices.copy(), m.data.astype(dtype), *m.shape)
+    out.has_sorted_indices = m.has_sorted_indices
+    out.has_canonical_format = m.has_canonical_format
+    return out
+
+
+# kernel buffers below which an integer n_neighbors skips the memory look-up
+_CHECKED_BYTES = 2**26
 
 
 def all_pairs_memory(n_rows, n_cand, dtype):
@@ -602,7 +628,13 @@ class _KNNBase(
         u, i, y, users_, items_ = encode_strengths(self, X, y, ratings=explicit)
         self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
-        H = self.user_items_.astype(dtype, copy=False)  # shared when float32 (never changed)
+        n_threads = effective_n_threads(self.n_jobs)
+        if not explicit:
+            # the model's own arrays: editing ``user_items_`` after fit does not
+            # change the scores (the residuals below are a new matrix anyway)
+            H = _own_copy(self.user_items_, dtype)
+        else:
+            H = self.user_items_.astype(dtype, copy=False)
         if explicit:
             base = BaselineRegressor(
                 regularization=self.baseline_regularization, clip_predictions=False
@@ -623,9 +655,7 @@ class _KNNBase(
             self._similarity_t = None
             return self
         self._lazy_operands = None
-        n_threads = effective_n_threads(self.n_jobs)
-        if self.n_neighbors is None:
-            self._check_all_pairs_memory(V.shape[0], dtype)
+        self._check_all_pairs_memory(V.shape[0], dtype, self.n_neighbors)
         with EpochProgress(
             self.verbose, _SIMILARITY_BLOCKS, unit="block", desc=type(self).__name__
         ) as progress:
@@ -652,17 +682,28 @@ class _KNNBase(
         return False
 
     @staticmethod
-    def _check_all_pairs_memory(n, dtype):
-        """Raise ``MemoryError`` when keeping all n x n similarities
-        (``n_neighbors=None``) would not fit in the available memory."""
-        need = all_pairs_memory(n, n, dtype)
+    def _check_all_pairs_memory(n, dtype, n_neighbors=None):
+        """Raise ``MemoryError`` when the similarity kernel's buffers for ``n``
+        rows of ``min(n_neighbors, n)`` neighbours (all n x n for None) would
+        not fit in the available memory; return the estimate (bytes).
+
+        Checked for None, for an integer that keeps every similarity (at least
+        ``n - 1``: a row is not its own neighbour) and for any estimate above
+        ``_CHECKED_BYTES``; smaller fits skip the look-up."""
+        k = n if n_neighbors is None else min(int(n_neighbors), n)
+        need = all_pairs_memory(n, k, dtype)
+        if n_neighbors is not None and k < n - 1 and need <= _CHECKED_BYTES:
+            return need
         avail = available_memory()
         if avail is not None and need > avail:
+            if k >= n - 1:
+                what = f"n_neighbors={n_neighbors} keeps all {n} x {n} similarities"
+            else:
+                what = f"n_neighbors={n_neighbors} keeps {n} x {k} similarities"
             raise MemoryError(
-                f"n_neighbors=None keeps all {n} x {n} similarities: the fit needs "
-                f"about {need / 2**30:.2f} GiB but {avail / 2**30:.2f} GiB is available. "
-                "Store fewer neighbours (an integer n_neighbors, e.g. 10 x "
-                "n_history_neighbors)."
+                f"{what}: the fit needs about {need / 2**30:.2f} GiB but "
+                f"{avail / 2**30:.2f} GiB is available. Store fewer neighbours "
+                "(a smaller n_neighbors, e.g. 10 x n_history_neighbors)."
             )
         return need
 
