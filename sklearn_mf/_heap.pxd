@@ -176,3 +176,55 @@ cdef inline double select_top(double* hk, double* hv, Py_ssize_t n,
         else:
             break
     return hk[want]
+
+
+cdef inline void heap_select(floating* hs, Py_ssize_t* hi, Py_ssize_t n,
+                             Py_ssize_t k) noexcept nogil:
+    """Move the ``k`` best of ``n`` distinct (score, index) pairs (0 < k <= n),
+    in the order of the heap above, to the front, in no particular order:
+    the same set the heap keeps, by quickselect (median of three, Hoare
+    partition), O(n) on average instead of O(n log k)."""
+    cdef Py_ssize_t lo = 0, up = n - 1, want = k - 1, mid, piv, i, j
+    cdef floating ps, ts
+    cdef Py_ssize_t pc, tc
+    while lo < up:
+        mid = lo + (up - lo) // 2
+        # the median of the three (by the pair order)
+        if heap_worse(hs[lo], hi[lo], hs[mid], hi[mid]):
+            if heap_worse(hs[mid], hi[mid], hs[up], hi[up]):
+                piv = mid
+            elif heap_worse(hs[lo], hi[lo], hs[up], hi[up]):
+                piv = up
+            else:
+                piv = lo
+        elif heap_worse(hs[lo], hi[lo], hs[up], hi[up]):
+            piv = lo
+        elif heap_worse(hs[mid], hi[mid], hs[up], hi[up]):
+            piv = up
+        else:
+            piv = mid
+        ps = hs[piv]
+        pc = hi[piv]
+        i = lo
+        j = up
+        while i <= j:
+            # better than the pivot to the front, worse to the back
+            while heap_worse(ps, pc, hs[i], hi[i]):
+                i = i + 1
+            while heap_worse(hs[j], hi[j], ps, pc):
+                j = j - 1
+            if i <= j:
+                ts = hs[i]
+                tc = hi[i]
+                hs[i] = hs[j]
+                hi[i] = hi[j]
+                hs[j] = ts
+                hi[j] = tc
+                i = i + 1
+                j = j - 1
+        if want <= j:
+            up = j
+        elif want >= i:
+            lo = i
+        else:
+            break

@@ -41,7 +41,7 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport fabs, sqrt
 from libc.stdlib cimport free, malloc
 
-from sklearn_mf._heap cimport heap_push, kv_heap_push, select_top
+from sklearn_mf._heap cimport heap_push, heap_select, kv_heap_push, select_top
 # the macros of its C block (SKMF_CLONES, SKMF_PRAGMA) are used below
 from sklearn_mf._kernel_helpers cimport skmf_mix64  # noqa: F401
 
@@ -224,6 +224,7 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     cdef Py_ssize_t k = out_idx.shape[1]
     cdef Py_ssize_t q, p, pp, c, ci, j, m, t, f, size, work, skip, c0, c1
     cdef bint dense, keep_all = k >= n_cand
+    cdef Py_ssize_t n_keep = k if k > n_cand else n_cand
     cdef double w, thr, a, b, tau
     cdef double* acc
     cdef double* bm
@@ -237,8 +238,9 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
         acc = <double*>malloc(n_cand * sizeof(double))
         mark = <Py_ssize_t*>malloc(n_cand * sizeof(Py_ssize_t))
         touched = <Py_ssize_t*>malloc(n_cand * sizeof(Py_ssize_t))
-        hs = <double*>malloc((k + 1) * sizeof(double))
-        hi = <Py_ssize_t*>malloc((k + 1) * sizeof(Py_ssize_t))
+        # the kept pairs: the heap (k), or every candidate of a sparse row
+        hs = <double*>malloc((n_keep + 1) * sizeof(double))
+        hi = <Py_ssize_t*>malloc((n_keep + 1) * sizeof(Py_ssize_t))
         bm = <double*>malloc((n_cand // 4 + 1) * sizeof(double))
         sim = <double*>malloc((n_cand + 1) * sizeof(double))
         try:
@@ -321,9 +323,14 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                                            shrinkage, hs, hi, &size, k)
                         c0 = c1
                 else:
+                    # few candidates reached: all kept, then the best k selected
+                    # (the heap's set: the same pairs and order, in O(m))
                     for t in range(m):
-                        _offer(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
-                               shrinkage, hs, hi, &size, k)
+                        _keep(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
+                              shrinkage, hs, hi, &size)
+                    if size > k:
+                        heap_select(hs, hi, size, k)
+                        size = k
                 out_cnt[q] = size
                 _write_row(hs, hi, size, &out_idx[q, 0], &out_val[q, 0])
         finally:
