@@ -5,7 +5,6 @@ import os
 import time
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.linalg import lapack
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -15,13 +14,19 @@ from threadpoolctl import ThreadpoolController
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, RecommenderMixin
 from sklearn_mf._fold_in import RecommendNewMixin
-from sklearn_mf._neighbors import _HistoryScoringMixin, csr_parts
+from sklearn_mf._neighbors import _as_csr, _HistoryScoringMixin, _transpose, csr_parts
 from sklearn_mf._online import merge_interactions
 from sklearn_mf._training import check_strengths, encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
-# Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS threads.
-_PARALLEL_SOLVE_ITEMS = 4096
+# Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS
+# threads.  On 2 idle cores two OpenBLAS threads made potrf + potri 1.3-1.5x
+# faster from 200 items on (float32: 897 items 13.5 -> 9.5 ms, 1356 items
+# 38.8 -> 25.1 ms); with another busy process on one of the cores they were
+# slower (median 18.9 -> 22.9 ms and 74.5 -> 118.7 ms, long tails), where
+# n_jobs=1 is the better setting.  The thread count changes the rounding
+# (about 1e-9 relative in P), never with n_jobs=1.
+_PARALLEL_SOLVE_ITEMS = 512
 
 
 _CONTROLLER = []
@@ -76,13 +81,16 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
         The diagonal of P (kept for exact updates).
     """
     dtype = np.dtype(dtype).type
-    X = sp.csr_matrix(X, dtype=dtype)
+    X = _as_csr(X)
+    if X.dtype != dtype:
+        X = X.astype(dtype)
     n = X.shape[1]
     tic = time.perf_counter()
     # only the lower triangle: LAPACK reads no other (the strict upper
     # triangle stays uninitialised until the weights are written over it)
     G = np.empty((n, n), dtype=dtype)
-    _neighbors_fast.gram_lower(*csr_parts(X.T.tocsr(), dtype), *csr_parts(X, dtype), G, n_threads)
+    X_t = _transpose(X, n_threads if X.nnz >= 100_000 else 1)
+    _neighbors_fast.gram_lower(*csr_parts(X_t, dtype), *csr_parts(X, dtype), G, n_threads)
     G.flat[:: n + 1] += dtype(regularization)
     if timings is not None:
         timings["gram"] = time.perf_counter() - tic
@@ -90,8 +98,7 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (G,))
     # G is symmetric and C-ordered: its transpose is the same matrix in Fortran
     # order, so LAPACK works in place on the upper triangle of G.T (the lower of G)
-    # below a few thousand items one core factorises in a fraction of a second
-    # and a second BLAS thread costs more than it saves on a busy machine
+    # n_jobs BLAS threads from _PARALLEL_SOLVE_ITEMS items (see there)
     with _blas_threads(n_threads if n >= _PARALLEL_SOLVE_ITEMS else 1):
         c, info = potrf(G.T, lower=0, overwrite_a=1, clean=0)
         if info == 0:
@@ -172,10 +179,13 @@ class EASE(
         scores 0, ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend``
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
-        Threads of the Gram and scoring kernels (OpenMP) and, from 4096 items
-        on, of the LAPACK factorisation (the BLAS thread pool, through
-        threadpoolctl; smaller solves take one core); None uses every
-        available core.
+        Threads of the Gram and scoring kernels (OpenMP) and, from 512 items
+        on, of the LAPACK factorisation and inverse (the BLAS thread pool,
+        through threadpoolctl; smaller solves take one core); None uses every
+        available core.  The BLAS thread count changes the rounding of the
+        weights slightly (``n_jobs=1`` is reproducible bit for bit); on a
+        machine whose cores are busy with other work ``n_jobs=1`` can be the
+        faster setting.
     verbose : int, default=0
         1 or more: print the size of the matrix and the seconds of each stage.
 
