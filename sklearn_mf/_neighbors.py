@@ -490,7 +490,8 @@ _KNN_DOC_ATTRS = """    Attributes
     users_, items_ : ndarray
         Raw ids; position = internal index.
     user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
-        Training interactions (summed ``y``).
+        Training interactions (summed ``y``); the scores use a copy of their
+        own, so editing this matrix does not change them.
     item_popularity_ : ndarray of shape (n_items,)
         Training interactions per item (the popularity fallback).
     n_features_in_ : int
