@@ -22,11 +22,13 @@ from sklearn_mf._utils import check_dtype, effective_n_threads
 # Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS
 # threads.  On 2 idle cores two OpenBLAS threads made potrf + potri 1.3-1.5x
 # faster from 200 items on (float32: 897 items 13.5 -> 9.5 ms, 1356 items
-# 38.8 -> 25.1 ms); with another busy process on one of the cores they were
-# slower (median 18.9 -> 22.9 ms and 74.5 -> 118.7 ms, long tails), where
-# n_jobs=1 is the better setting.  The thread count changes the rounding
-# (about 1e-9 relative in P), never with n_jobs=1.
-_PARALLEL_SOLVE_ITEMS = 512
+# 38.8 -> 25.1 ms).  With other work on the cores the small solves lose: whole
+# EASE fits with n_jobs=2 at load 1.8 took 28.1 ms against 17.6 on one BLAS
+# thread at 897 items (Amazon) but 57.7 against 68.0 at 1356 (ML-100K); with a
+# busy process pinning a core 22.9 against 18.9 and 118.7 against 74.5 ms
+# (potrf + potri alone), where n_jobs=1 is the better setting.  The thread
+# count changes the rounding (about 1e-9 relative in P), never with n_jobs=1.
+_PARALLEL_SOLVE_ITEMS = 1024
 
 
 _CONTROLLER = []
@@ -179,7 +181,7 @@ class EASE(
         scores 0, ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend``
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
-        Threads of the Gram and scoring kernels (OpenMP) and, from 512 items
+        Threads of the Gram and scoring kernels (OpenMP) and, from 1024 items
         on, of the LAPACK factorisation and inverse (the BLAS thread pool,
         through threadpoolctl; smaller solves take one core); None uses every
         available core.  The BLAS thread count changes the rounding of the
