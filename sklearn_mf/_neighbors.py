@@ -8,6 +8,7 @@ recommend hooks for history-scored models (these two and :class:`EASE`) are in
 ``_HistoryScoringMixin``.
 """
 
+import copy
 import numbers
 
 import numpy as np
@@ -379,31 +380,54 @@ def pair_scores(A, a_rows, B, b_rows, *, den_mode=0, n_threads=1):
     return out, den
 
 
+def _with_data(m, data):
+    """A CSR matrix of the structure of ``m`` (shared arrays) with ``data``."""
+    out = copy.copy(_as_csr(m))  # no constructor: the attributes, shallow
+    out.data = data
+    return out
+
+
+def _weight_entries(weighting, data, doc, feat, idf, norm=None, k1=None):
+    """TF-IDF / BM25 weights of stored entries: ``data`` of documents ``doc``
+    (``norm`` their BM25 length normalisation) and terms ``feat``, in any
+    layout (elementwise: a matrix and its transpose get the same values)."""
+    if weighting == "tfidf":
+        return np.sqrt(data) * idf[feat]
+    return data * (k1 + 1.0) / (k1 * norm[doc] + data) * idf[feat]
+
+
+def _bm25_norm(M, avg_len, b):
+    r"""BM25's :math:`(1 - b) + b\,\ell / \bar\ell` of the rows of ``M``."""
+    length = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
+    return (1.0 - b) + b * length / max(avg_len, 1e-300)
+
+
+def _row_of_entries(M):
+    return np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+
+
 def tfidf_weight(M, idf):
-    """TF-IDF weights of the rows of ``M``: :math:`\\sqrt{x}\\,\\mathrm{idf}_f`."""
-    M = sp.csr_matrix(M, copy=True)
-    M.data = np.sqrt(M.data) * idf[M.indices]
-    return M
+    r"""TF-IDF weights of the rows of ``M``: :math:`\sqrt{x}\,\mathrm{idf}_f`."""
+    M = _as_csr(M)
+    return _with_data(M, _weight_entries("tfidf", M.data, None, M.indices, idf))
 
 
 def bm25_weight(M, idf, avg_len, k1, b):
-    """Okapi BM25 weights of the rows of ``M`` (rows are the documents).
+    r"""Okapi BM25 weights of the rows of ``M`` (rows are the documents).
 
-    :math:`x (k_1 + 1) / (k_1 ((1 - b) + b\\,\\ell / \\bar\\ell) + x)\\,
-    \\mathrm{idf}_f` with :math:`\\ell` the row's total.
+    :math:`x (k_1 + 1) / (k_1 ((1 - b) + b\,\ell / \bar\ell) + x)\,
+    \mathrm{idf}_f` with :math:`\ell` the row's total.
     """
-    M = sp.csr_matrix(M, copy=True)
-    length = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
-    norm = (1.0 - b) + b * length / max(avg_len, 1e-300)
-    row = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
-    M.data = M.data * (k1 + 1.0) / (k1 * norm[row] + M.data) * idf[M.indices]
-    return M
+    M = _as_csr(M)
+    norm = _bm25_norm(M, avg_len, b)
+    data = _weight_entries("bm25", M.data, _row_of_entries(M), M.indices, idf, norm, k1)
+    return _with_data(M, data)
 
 
 def feature_idf(M):
     """Inverse document frequency of the columns of ``M`` (rows = documents):
     :math:`\\log N - \\log(1 + n_f)`, with :math:`n_f` the rows holding f."""
-    df = np.bincount(sp.csr_matrix(M).indices, minlength=M.shape[1])
+    df = np.bincount(_as_csr(M).indices, minlength=M.shape[1])
     return np.log(max(M.shape[0], 1)) - np.log1p(df)
 
 
@@ -740,13 +764,36 @@ class _KNNBase(
         if self._weighting is None:
             return M
         if fit:
-            self._idf = feature_idf(M)
-            self._avg_len = float(np.asarray(M.sum(axis=1)).mean())
-        if self._weighting == "tfidf":
-            W = tfidf_weight(M, self._idf)
-        else:
-            W = bm25_weight(M, self._idf, self._avg_len, self.bm25_k1, self.bm25_b)
-        return W.astype(M.dtype)
+            self._set_weighting_stats(M)
+        return self._weighted_pair(M, None)[0]
+
+    def _set_weighting_stats(self, M):
+        """The IDF of the terms and the mean document length of ``M``."""
+        self._idf = feature_idf(M)
+        self._avg_len = float(np.asarray(M.sum(axis=1)).mean())
+
+    def _weighted_pair(self, M, M_t):
+        """``_weighted(M)`` and, when ``M_t`` (M transposed) is given, the same
+        weights on its layout (the transpose of the result, elementwise,
+        without a transposition); ``_idf`` and ``_avg_len`` are set."""
+        norm = None
+        if self._weighting == "bm25":
+            norm = _bm25_norm(M, self._avg_len, self.bm25_b)
+        k1 = self.bm25_k1
+        doc = _row_of_entries(M) if norm is not None else None
+        W = _with_data(
+            M,
+            _weight_entries(self._weighting, M.data, doc, M.indices, self._idf, norm, k1).astype(
+                M.dtype, copy=False
+            ),
+        )
+        if M_t is None:
+            return W, None
+        # in M_t the documents are the columns, the terms the rows
+        data_t = _weight_entries(
+            self._weighting, M_t.data, M_t.indices, _row_of_entries(M_t), self._idf, norm, k1
+        )
+        return W, _with_data(M_t, data_t.astype(M_t.dtype, copy=False))
 
     def _new_history(self, m):
         """History of new users (CSR over fitted items, ``y`` summed) in the
@@ -889,8 +936,13 @@ class ItemKNN(_KNNBase):
         """Item vectors (items x users) and their transpose."""
         # the transposition runs in parallel from 100k entries (one pass below)
         n_threads = effective_n_threads(self.n_jobs) if H.nnz >= 100_000 else 1
-        V = self._weighted(_transpose(H, n_threads), fit)
-        return V, (H if V is not None and self._weighting is None else None)
+        V = _transpose(H, n_threads)
+        if self._weighting is None:
+            return V, H
+        if fit:
+            self._set_weighting_stats(V)
+        # the weighted vectors and their transpose (H's layout, weighted alike)
+        return self._weighted_pair(V, H)
 
     def _scores_from(self, H, rows, user_bias, cand):
         n_threads = effective_n_threads(self.n_jobs)
