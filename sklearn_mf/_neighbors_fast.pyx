@@ -10,8 +10,9 @@ the GIL and in parallel over rows (OpenMP).
     sparsely through the transposed candidate matrix (a dense accumulator of
     one row per thread, never the dense candidates x candidates matrix), turned
     into cosine similarities with shrinkage and pruned to the best ``k``
-    positive ones with a min-heap (seeded, for rows reaching many candidates,
-    with a lower bound of the k-th best from block maxima).
+    positive ones: rows reaching many candidates with a min-heap (seeded with
+    a lower bound of the k-th best from block maxima), rows reaching few by a
+    quickselect of the same k (``_heap.pxd``'s ``heap_select``).
 ``sparse_rows_dot``
     Dense rows of ``A[rows] @ B`` for sparse A and B (scores of users from
     their history and a sparse similarity matrix; EASE's Gram matrix), with
