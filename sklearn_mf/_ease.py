@@ -27,8 +27,11 @@ from sklearn_mf._utils import check_dtype, effective_n_threads
 # thread at 897 items (Amazon) but 57.7 against 68.0 at 1356 (ML-100K); with a
 # busy process pinning a core 22.9 against 18.9 and 118.7 against 74.5 ms
 # (potrf + potri alone), where n_jobs=1 is the better setting.  The thread
-# count changes the rounding (about 1e-9 relative in P), never with n_jobs=1.
-_PARALLEL_SOLVE_ITEMS = 1024
+# count changes the rounding (about 1e-9 relative in P).  In the benchmark's
+# subprocesses (bench_neighbours.py, ML-100K, 16:14-16:24 UTC 12-03) two threads
+# gave 52 ms against 44 ms on one and 0.45-7.7 s once other jobs started: not
+# a clear win, so only large catalogues (where the solve dominates) use them.
+_PARALLEL_SOLVE_ITEMS = 4096
 
 
 _CONTROLLER = []
@@ -181,7 +184,7 @@ class EASE(
         scores 0, ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend``
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
-        Threads of the Gram and scoring kernels (OpenMP) and, from 1024 items
+        Threads of the Gram and scoring kernels (OpenMP) and, from 4096 items
         on, of the LAPACK factorisation and inverse (the BLAS thread pool,
         through threadpoolctl; smaller solves take one core); None uses every
         available core.  The BLAS thread count changes the rounding of the
