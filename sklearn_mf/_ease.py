@@ -28,8 +28,9 @@ from sklearn_mf._utils import check_dtype, effective_n_threads
 # busy process pinning a core 22.9 against 18.9 and 118.7 against 74.5 ms
 # (potrf + potri alone), where n_jobs=1 is the better setting.  The thread
 # count changes the rounding (about 1e-9 relative in P).  In the benchmark's
-# subprocesses (bench_neighbours.py, ML-100K, 16:14-16:24 UTC 12-03) two threads
-# gave 52 ms against 44 ms on one and 0.45-7.7 s once other jobs started: not
+# subprocesses (bench_neighbours.py, ML-100K, 12-03) two threads gave 52 ms in
+# a quiet full run (one thread: 44 ms at 14:52); in an A/B right after, one
+# thread 52 ms and two 448 ms as the load rose, then 2.2 s against 7.7 s: not
 # a clear win, so only large catalogues (where the solve dominates) use them.
 _PARALLEL_SOLVE_ITEMS = 4096
 
