@@ -5,7 +5,6 @@ import os
 import time
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.linalg import lapack
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -15,12 +14,24 @@ from threadpoolctl import ThreadpoolController
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, RecommenderMixin
 from sklearn_mf._fold_in import RecommendNewMixin
-from sklearn_mf._neighbors import _HistoryScoringMixin, csr_parts
+from sklearn_mf._neighbors import _as_csr, _HistoryScoringMixin, _transpose, csr_parts
 from sklearn_mf._online import merge_interactions
 from sklearn_mf._training import check_strengths, encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
-# Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS threads.
+# Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS
+# threads.  On 2 idle cores two OpenBLAS threads made potrf + potri 1.3-1.5x
+# faster from 200 items on (float32: 897 items 13.5 -> 9.5 ms, 1356 items
+# 38.8 -> 25.1 ms).  With other work on the cores the small solves lose: whole
+# EASE fits with n_jobs=2 at load 1.8 took 28.1 ms against 17.6 on one BLAS
+# thread at 897 items (Amazon) but 57.7 against 68.0 at 1356 (ML-100K); with a
+# busy process pinning a core 22.9 against 18.9 and 118.7 against 74.5 ms
+# (potrf + potri alone), where n_jobs=1 is the better setting.  The thread
+# count changes the rounding (about 1e-9 relative in P).  In the benchmark's
+# subprocesses (bench_neighbours.py, ML-100K, 12-03) two threads gave 52 ms in
+# a quiet full run (one thread: 44 ms at 14:52); in an A/B right after, one
+# thread 52 ms and two 448 ms as the load rose, then 2.2 s against 7.7 s: not
+# a clear win, so only large catalogues (where the solve dominates) use them.
 _PARALLEL_SOLVE_ITEMS = 4096
 
 
@@ -76,13 +87,16 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
         The diagonal of P (kept for exact updates).
     """
     dtype = np.dtype(dtype).type
-    X = sp.csr_matrix(X, dtype=dtype)
+    X = _as_csr(X)
+    if X.dtype != dtype:
+        X = X.astype(dtype)
     n = X.shape[1]
     tic = time.perf_counter()
     # only the lower triangle: LAPACK reads no other (the strict upper
     # triangle stays uninitialised until the weights are written over it)
     G = np.empty((n, n), dtype=dtype)
-    _neighbors_fast.gram_lower(*csr_parts(X.T.tocsr(), dtype), *csr_parts(X, dtype), G, n_threads)
+    X_t = _transpose(X, n_threads if X.nnz >= 100_000 else 1)
+    _neighbors_fast.gram_lower(*csr_parts(X_t, dtype), *csr_parts(X, dtype), G, n_threads)
     G.flat[:: n + 1] += dtype(regularization)
     if timings is not None:
         timings["gram"] = time.perf_counter() - tic
@@ -90,8 +104,7 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (G,))
     # G is symmetric and C-ordered: its transpose is the same matrix in Fortran
     # order, so LAPACK works in place on the upper triangle of G.T (the lower of G)
-    # below a few thousand items one core factorises in a fraction of a second
-    # and a second BLAS thread costs more than it saves on a busy machine
+    # n_jobs BLAS threads from _PARALLEL_SOLVE_ITEMS items (see there)
     with _blas_threads(n_threads if n >= _PARALLEL_SOLVE_ITEMS else 1):
         c, info = potrf(G.T, lower=0, overwrite_a=1, clean=0)
         if info == 0:
@@ -173,9 +186,12 @@ class EASE(
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
         Threads of the Gram and scoring kernels (OpenMP) and, from 4096 items
-        on, of the LAPACK factorisation (the BLAS thread pool, through
-        threadpoolctl; smaller solves take one core); None uses every
-        available core.
+        on, of the LAPACK factorisation and inverse (the BLAS thread pool,
+        through threadpoolctl; smaller solves take one core); None uses every
+        available core.  The BLAS thread count changes the rounding of the
+        weights slightly (``n_jobs=1`` is reproducible bit for bit); on a
+        machine whose cores are busy with other work ``n_jobs=1`` can be the
+        faster setting.
     verbose : int, default=0
         1 or more: print the size of the matrix and the seconds of each stage.
 

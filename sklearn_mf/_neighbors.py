@@ -8,6 +8,7 @@ recommend hooks for history-scored models (these two and :class:`EASE`) are in
 ``_HistoryScoringMixin``.
 """
 
+import copy
 import numbers
 
 import numpy as np
@@ -16,9 +17,10 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mf import _neighbors_fast
+from sklearn_mf import _neighbors_fast, _setup_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, Recommendations, RecommenderMixin
 from sklearn_mf._baselines import BaselineRegressor
+from sklearn_mf._convert import csr_from_arrays
 from sklearn_mf._fold_in import RecommendNewMixin
 from sklearn_mf._ids import _ids_from_codes
 from sklearn_mf._progress import EpochProgress
@@ -40,10 +42,15 @@ _LAZY_BLOCK_BYTES = 2**26
 
 
 # ------------------------------------------------------------------ drivers
+def _as_csr(m):
+    """``m`` itself when it is a ``csr_matrix`` (no new object, no checks)."""
+    return m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
+
+
 def csr_parts(m, dtype):
     """(indptr as intp, indices as int32, data as ``dtype``) of a CSR matrix with
     sorted indices: the layout every kernel of ``_neighbors_fast`` takes."""
-    m = sp.csr_matrix(m)
+    m = _as_csr(m)
     if not m.has_sorted_indices:
         m = m.copy()
         m.sort_indices()
@@ -54,9 +61,28 @@ def csr_parts(m, dtype):
     )
 
 
-def _transpose(m):
-    t = sp.csr_matrix(m).T.tocsr()
-    t.sort_indices()
+def _transpose(m, n_threads=1):
+    """The transpose of a CSR matrix as CSR with sorted indices (a counting
+    sort by column, ``_setup_fast.transpose_rows``: the arrays of scipy's
+    ``m.T.tocsr()``, without its constructors and checks)."""
+    m = _as_csr(m)
+    data = m.data
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
+    data = np.ascontiguousarray(data)
+    indptr, indices, values, _ = _setup_fast.transpose_rows(
+        np.ascontiguousarray(m.indptr, dtype=np.intp),
+        np.ascontiguousarray(m.indices, dtype=np.int32),
+        data,
+        data[:0],
+        m.shape[1],
+        n_threads,
+    )
+    t = csr_from_arrays(indptr, indices, values, m.shape[1], m.shape[0])
+    # inside a column the entries keep their row order: sorted, and canonical
+    # when m is (no duplicates)
+    t.has_canonical_format = m.has_canonical_format
+    t.has_sorted_indices = True
     return t
 
 
@@ -111,7 +137,7 @@ def knn_similarities(
     S : scipy.sparse.csr_matrix of shape (n_queries, n_candidates)
         Sorted indices; at most ``n_neighbors`` entries per row.
     """
-    Q, C = sp.csr_matrix(Q), sp.csr_matrix(C)
+    Q, C = _as_csr(Q), _as_csr(C)
     if q_norms is None:
         q_norms = _row_norms(Q)
     if c_norms is None:
@@ -121,20 +147,24 @@ def knn_similarities(
     n_cand = C.shape[0]
     n_q = Q.shape[0]
     k = int(min(n_cand if n_neighbors is None else n_neighbors, max(n_cand, 1)))
-    # the kernel's multiply-adds: per feature, its queries times its candidates
-    work = np.dot(
-        np.bincount(q_indices, minlength=Q.shape[1]).astype(np.float64),
-        np.diff(t_indptr).astype(np.float64),
-    )
-    if work < _PARALLEL_WORK:
-        n_threads = 1
-    out_idx = np.zeros((n_q, k), dtype=np.int32)
-    out_val = np.zeros((n_q, k), dtype=dtype)
-    out_cnt = np.zeros(n_q, dtype=np.intp)
+    if n_threads > 1:
+        # the kernel's multiply-adds: per feature, its queries times its candidates
+        work = np.dot(
+            np.bincount(q_indices, minlength=Q.shape[1]).astype(np.float64),
+            np.diff(t_indptr).astype(np.float64),
+        )
+        if work < _PARALLEL_WORK:
+            n_threads = 1
+    out_idx = np.empty((n_q, k), dtype=np.int32)  # the kernel writes what is read
+    out_val = np.empty((n_q, k), dtype=dtype)
+    out_cnt = np.empty(n_q, dtype=np.intp)
     # one parallel region unless progress is reported (each region has a start-up
     # cost that a loaded machine makes large)
     n_blocks = 1 if progress is None or progress.mode == "silent" else _SIMILARITY_BLOCKS
-    bounds = np.linspace(0, n_q, min(n_blocks, max(n_q, 1)) + 1).astype(np.intp)
+    if n_blocks == 1:
+        bounds = (0, n_q)
+    else:
+        bounds = np.linspace(0, n_q, min(n_blocks, max(n_q, 1)) + 1).astype(np.intp).tolist()
     for step, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), 1):
         if pearson:
             n_bad = _neighbors_fast.topk_pearson_baseline(
@@ -177,18 +207,22 @@ def knn_similarities(
             )
         if progress is not None:
             progress.update(step, {"rows": int(stop)})
-    keep = np.arange(k)[None, :] < out_cnt[:, None]
     indptr = np.zeros(n_q + 1, dtype=np.int64)
     np.cumsum(out_cnt, out=indptr[1:])
-    S = sp.csr_matrix((out_val[keep], out_idx[keep], indptr), shape=(n_q, C.shape[0]))
+    if indptr[-1] == n_q * k:  # every row full: the buffers are the CSR arrays
+        data, indices = out_val.reshape(-1), out_idx.reshape(-1)
+    else:
+        keep = np.arange(k)[None, :] < out_cnt[:, None]
+        data, indices = out_val[keep], out_idx[keep]
+    # the kernel's arrays are canonical (no duplicates, indices in range):
+    # no constructor checks
+    S = csr_from_arrays(indptr, indices, data, n_q, n_cand)
     if _KERNEL_SORT_MAX < k < n_cand:
         # the kernel leaves rows longer than _KERNEL_SORT_MAX unsorted unless
         # it keeps every similarity
         S.has_sorted_indices = False
         S.sort_indices()
-    else:
-        # the kernel writes each row by increasing index
-        S.has_sorted_indices = True
+        S.has_canonical_format = True
     return S
 
 
@@ -198,6 +232,18 @@ def available_memory():
     from sklearn_mf._ease import available_memory as available
 
     return available()
+
+
+def _own_copy(m, dtype):
+    """``m`` (CSR with sorted indices) as ``dtype`` in arrays of its own."""
+    out = csr_from_arrays(m.indptr.copy(), m.indices.copy(), m.data.astype(dtype), *m.shape)
+    out.has_sorted_indices = m.has_sorted_indices
+    out.has_canonical_format = m.has_canonical_format
+    return out
+
+
+# kernel buffers below which an integer n_neighbors skips the memory look-up
+_CHECKED_BYTES = 2**26
 
 
 def all_pairs_memory(n_rows, n_cand, dtype):
@@ -334,31 +380,54 @@ def pair_scores(A, a_rows, B, b_rows, *, den_mode=0, n_threads=1):
     return out, den
 
 
+def _with_data(m, data):
+    """A CSR matrix of the structure of ``m`` (shared arrays) with ``data``."""
+    out = copy.copy(_as_csr(m))  # no constructor: the attributes, shallow
+    out.data = data
+    return out
+
+
+def _weight_entries(weighting, data, doc, feat, idf, norm=None, k1=None):
+    """TF-IDF / BM25 weights of stored entries: ``data`` of documents ``doc``
+    (``norm`` their BM25 length normalisation) and terms ``feat``, in any
+    layout (elementwise: a matrix and its transpose get the same values)."""
+    if weighting == "tfidf":
+        return np.sqrt(data) * idf[feat]
+    return data * (k1 + 1.0) / (k1 * norm[doc] + data) * idf[feat]
+
+
+def _bm25_norm(M, avg_len, b):
+    r"""BM25's :math:`(1 - b) + b\,\ell / \bar\ell` of the rows of ``M``."""
+    length = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
+    return (1.0 - b) + b * length / max(avg_len, 1e-300)
+
+
+def _row_of_entries(M):
+    return np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+
+
 def tfidf_weight(M, idf):
-    """TF-IDF weights of the rows of ``M``: :math:`\\sqrt{x}\\,\\mathrm{idf}_f`."""
-    M = sp.csr_matrix(M, copy=True)
-    M.data = np.sqrt(M.data) * idf[M.indices]
-    return M
+    r"""TF-IDF weights of the rows of ``M``: :math:`\sqrt{x}\,\mathrm{idf}_f`."""
+    M = _as_csr(M)
+    return _with_data(M, _weight_entries("tfidf", M.data, None, M.indices, idf))
 
 
 def bm25_weight(M, idf, avg_len, k1, b):
-    """Okapi BM25 weights of the rows of ``M`` (rows are the documents).
+    r"""Okapi BM25 weights of the rows of ``M`` (rows are the documents).
 
-    :math:`x (k_1 + 1) / (k_1 ((1 - b) + b\\,\\ell / \\bar\\ell) + x)\\,
-    \\mathrm{idf}_f` with :math:`\\ell` the row's total.
+    :math:`x (k_1 + 1) / (k_1 ((1 - b) + b\,\ell / \bar\ell) + x)\,
+    \mathrm{idf}_f` with :math:`\ell` the row's total.
     """
-    M = sp.csr_matrix(M, copy=True)
-    length = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
-    norm = (1.0 - b) + b * length / max(avg_len, 1e-300)
-    row = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
-    M.data = M.data * (k1 + 1.0) / (k1 * norm[row] + M.data) * idf[M.indices]
-    return M
+    M = _as_csr(M)
+    norm = _bm25_norm(M, avg_len, b)
+    data = _weight_entries("bm25", M.data, _row_of_entries(M), M.indices, idf, norm, k1)
+    return _with_data(M, data)
 
 
 def feature_idf(M):
     """Inverse document frequency of the columns of ``M`` (rows = documents):
     :math:`\\log N - \\log(1 + n_f)`, with :math:`n_f` the rows holding f."""
-    df = np.bincount(sp.csr_matrix(M).indices, minlength=M.shape[1])
+    df = np.bincount(_as_csr(M).indices, minlength=M.shape[1])
     return np.log(max(M.shape[0], 1)) - np.log1p(df)
 
 
@@ -445,7 +514,8 @@ _KNN_DOC_ATTRS = """    Attributes
     users_, items_ : ndarray
         Raw ids; position = internal index.
     user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
-        Training interactions (summed ``y``).
+        Training interactions (summed ``y``); the scores use a copy of their
+        own, so editing this matrix does not change them.
     item_popularity_ : ndarray of shape (n_items,)
         Training interactions per item (the popularity fallback).
     n_features_in_ : int
@@ -602,7 +672,13 @@ class _KNNBase(
         u, i, y, users_, items_ = encode_strengths(self, X, y, ratings=explicit)
         self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
-        H = self.user_items_.astype(dtype, copy=False)  # shared when float32 (never changed)
+        n_threads = effective_n_threads(self.n_jobs)
+        if not explicit:
+            # the model's own arrays: editing ``user_items_`` after fit does not
+            # change the scores (the residuals below are a new matrix anyway)
+            H = _own_copy(self.user_items_, dtype)
+        else:
+            H = self.user_items_.astype(dtype, copy=False)
         if explicit:
             base = BaselineRegressor(
                 regularization=self.baseline_regularization, clip_predictions=False
@@ -623,9 +699,7 @@ class _KNNBase(
             self._similarity_t = None
             return self
         self._lazy_operands = None
-        n_threads = effective_n_threads(self.n_jobs)
-        if self.n_neighbors is None:
-            self._check_all_pairs_memory(V.shape[0], dtype)
+        self._check_all_pairs_memory(V.shape[0], dtype, self.n_neighbors)
         with EpochProgress(
             self.verbose, _SIMILARITY_BLOCKS, unit="block", desc=type(self).__name__
         ) as progress:
@@ -652,17 +726,28 @@ class _KNNBase(
         return False
 
     @staticmethod
-    def _check_all_pairs_memory(n, dtype):
-        """Raise ``MemoryError`` when keeping all n x n similarities
-        (``n_neighbors=None``) would not fit in the available memory."""
-        need = all_pairs_memory(n, n, dtype)
+    def _check_all_pairs_memory(n, dtype, n_neighbors=None):
+        """Raise ``MemoryError`` when the similarity kernel's buffers for ``n``
+        rows of ``min(n_neighbors, n)`` neighbours (all n x n for None) would
+        not fit in the available memory; return the estimate (bytes).
+
+        Checked for None, for an integer that keeps every similarity (at least
+        ``n - 1``: a row is not its own neighbour) and for any estimate above
+        ``_CHECKED_BYTES``; smaller fits skip the look-up."""
+        k = n if n_neighbors is None else min(int(n_neighbors), n)
+        need = all_pairs_memory(n, k, dtype)
+        if n_neighbors is not None and k < n - 1 and need <= _CHECKED_BYTES:
+            return need
         avail = available_memory()
         if avail is not None and need > avail:
+            if k >= n - 1:
+                what = f"n_neighbors={n_neighbors} keeps all {n} x {n} similarities"
+            else:
+                what = f"n_neighbors={n_neighbors} keeps {n} x {k} similarities"
             raise MemoryError(
-                f"n_neighbors=None keeps all {n} x {n} similarities: the fit needs "
-                f"about {need / 2**30:.2f} GiB but {avail / 2**30:.2f} GiB is available. "
-                "Store fewer neighbours (an integer n_neighbors, e.g. 10 x "
-                "n_history_neighbors)."
+                f"{what}: the fit needs about {need / 2**30:.2f} GiB but "
+                f"{avail / 2**30:.2f} GiB is available. Store fewer neighbours "
+                "(a smaller n_neighbors, e.g. 10 x n_history_neighbors)."
             )
         return need
 
@@ -679,13 +764,36 @@ class _KNNBase(
         if self._weighting is None:
             return M
         if fit:
-            self._idf = feature_idf(M)
-            self._avg_len = float(np.asarray(M.sum(axis=1)).mean())
-        if self._weighting == "tfidf":
-            W = tfidf_weight(M, self._idf)
-        else:
-            W = bm25_weight(M, self._idf, self._avg_len, self.bm25_k1, self.bm25_b)
-        return W.astype(M.dtype)
+            self._set_weighting_stats(M)
+        return self._weighted_pair(M, None)[0]
+
+    def _set_weighting_stats(self, M):
+        """The IDF of the terms and the mean document length of ``M``."""
+        self._idf = feature_idf(M)
+        self._avg_len = float(np.asarray(M.sum(axis=1)).mean())
+
+    def _weighted_pair(self, M, M_t):
+        """``_weighted(M)`` and, when ``M_t`` (M transposed) is given, the same
+        weights on its layout (the transpose of the result, elementwise,
+        without a transposition); ``_idf`` and ``_avg_len`` are set."""
+        norm = None
+        if self._weighting == "bm25":
+            norm = _bm25_norm(M, self._avg_len, self.bm25_b)
+        k1 = self.bm25_k1
+        doc = _row_of_entries(M) if norm is not None else None
+        W = _with_data(
+            M,
+            _weight_entries(self._weighting, M.data, doc, M.indices, self._idf, norm, k1).astype(
+                M.dtype, copy=False
+            ),
+        )
+        if M_t is None:
+            return W, None
+        # in M_t the documents are the columns, the terms the rows
+        data_t = _weight_entries(
+            self._weighting, M_t.data, M_t.indices, _row_of_entries(M_t), self._idf, norm, k1
+        )
+        return W, _with_data(M_t, data_t.astype(M_t.dtype, copy=False))
 
     def _new_history(self, m):
         """History of new users (CSR over fitted items, ``y`` summed) in the
@@ -826,8 +934,15 @@ class ItemKNN(_KNNBase):
 
     def _vectors(self, H, fit):
         """Item vectors (items x users) and their transpose."""
-        V = self._weighted(_transpose(H), fit)
-        return V, (H if V is not None and self._weighting is None else None)
+        # the transposition runs in parallel from 100k entries (one pass below)
+        n_threads = effective_n_threads(self.n_jobs) if H.nnz >= 100_000 else 1
+        V = _transpose(H, n_threads)
+        if self._weighting is None:
+            return V, H
+        if fit:
+            self._set_weighting_stats(V)
+        # the weighted vectors and their transpose (H's layout, weighted alike)
+        return self._weighted_pair(V, H)
 
     def _scores_from(self, H, rows, user_bias, cand):
         n_threads = effective_n_threads(self.n_jobs)

@@ -10,8 +10,9 @@ the GIL and in parallel over rows (OpenMP).
     sparsely through the transposed candidate matrix (a dense accumulator of
     one row per thread, never the dense candidates x candidates matrix), turned
     into cosine similarities with shrinkage and pruned to the best ``k``
-    positive ones with a min-heap (seeded, for rows reaching many candidates,
-    with a lower bound of the k-th best from block maxima).
+    positive ones: rows reaching many candidates with a min-heap (seeded with
+    a lower bound of the k-th best from block maxima), rows reaching few by a
+    quickselect of the same k (``_heap.pxd``'s ``heap_select``).
 ``sparse_rows_dot``
     Dense rows of ``A[rows] @ B`` for sparse A and B (scores of users from
     their history and a sparse similarity matrix; EASE's Gram matrix), with
@@ -41,7 +42,7 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport fabs, sqrt
 from libc.stdlib cimport free, malloc
 
-from sklearn_mf._heap cimport heap_push
+from sklearn_mf._heap cimport heap_push, heap_select, kv_heap_push, select_top
 # the macros of its C block (SKMF_CLONES, SKMF_PRAGMA) are used below
 from sklearn_mf._kernel_helpers cimport skmf_mix64  # noqa: F401
 
@@ -98,26 +99,6 @@ cdef extern from *:
             hit |= x[c] > t;
         return hit != 0;
     }
-
-    /* The k-th largest of x[0..n) (0 < k <= n), moving the entries. */
-    static double skmf_kth_largest(double *x, Py_ssize_t n, Py_ssize_t k) {
-        Py_ssize_t lo = 0, hi = n - 1, want = k - 1;
-        while (lo < hi) {
-            Py_ssize_t mid = lo + (hi - lo) / 2, i = lo, j = hi;
-            double a = x[lo], b = x[mid], c = x[hi], pivot, t;
-            pivot = (a < b) ? ((b < c) ? b : ((a < c) ? c : a))
-                            : ((a < c) ? a : ((b < c) ? c : b));
-            while (i <= j) {  /* Hoare partition, descending */
-                while (x[i] > pivot) i++;
-                while (x[j] < pivot) j--;
-                if (i <= j) { t = x[i]; x[i] = x[j]; x[j] = t; i++; j--; }
-            }
-            if (want <= j) hi = j;
-            else if (want >= i) lo = i;
-            else return x[want];
-        }
-        return x[want];
-    }
     """
     bint skmf_any_above(const double* acc, const double* norms, Py_ssize_t n,
                         double a, double b) noexcept nogil
@@ -125,7 +106,6 @@ cdef extern from *:
                    Py_ssize_t B, int cosine, double q_norm, double h,
                    double* sim, double* bm) noexcept nogil
     bint skmf_any_gt(const double* x, Py_ssize_t n, double t) noexcept nogil
-    double skmf_kth_largest(double* x, Py_ssize_t n, Py_ssize_t k) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -138,6 +118,36 @@ cdef enum:
     _SORT_MAX = 256
 # a candidate within this relative margin of the heap's worst gets the exact test
 cdef double _MARGIN = 1 - 1e-12
+
+
+cdef inline void _append(double* hs, Py_ssize_t* hi, Py_ssize_t* size, double s,
+                         Py_ssize_t c) noexcept nogil:
+    """Append (s, c) to the kept list (every positive similarity kept: no heap)."""
+    hs[size[0]] = s
+    hi[size[0]] = c
+    size[0] += 1
+
+
+cdef inline void _write_row(const double* hs, const Py_ssize_t* hi, Py_ssize_t size,
+                            int* oi, floating* ov) noexcept nogil:
+    """Write the ``size`` kept (similarity, candidate) pairs to an output row
+    by increasing candidate (insertion sort of at most ``_SORT_MAX``); longer
+    rows are written as they are: sorted already when every similarity is
+    kept (appended by increasing index), else sorted by the caller."""
+    cdef Py_ssize_t t, j
+    if size > _SORT_MAX:
+        for t in range(size):
+            oi[t] = <int>hi[t]
+            ov[t] = <floating>hs[t]
+        return
+    for t in range(size):
+        j = t
+        while j > 0 and oi[j - 1] > hi[t]:
+            oi[j] = oi[j - 1]
+            ov[j] = ov[j - 1]
+            j = j - 1
+        oi[j] = <int>hi[t]
+        ov[j] = <floating>hs[t]
 
 
 cdef inline void _offer(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint cosine,
@@ -173,9 +183,7 @@ cdef inline void _keep(const double* acc, Py_ssize_t c, Py_ssize_t skip, bint co
         if den <= 0:
             return
         s = s / den
-    hs[size[0]] = s
-    hi[size[0]] = c
-    size[0] += 1
+    _append(hs, hi, size, s, c)
 
 
 cdef inline double _sims_bound(const double* acc, const double* norms, Py_ssize_t n,
@@ -192,7 +200,7 @@ cdef inline double _sims_bound(const double* acc, const double* norms, Py_ssize_
     skmf_sims(acc, norms, n, B, cosine, q_norm, h, sim, bm)
     if n // B < 2 * k:
         return 0.0
-    return skmf_kth_largest(bm, n // B, k)
+    return select_top(bm, NULL, n // B, k)
 
 
 def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
@@ -217,6 +225,7 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
     cdef Py_ssize_t k = out_idx.shape[1]
     cdef Py_ssize_t q, p, pp, c, ci, j, m, t, f, size, work, skip, c0, c1
     cdef bint dense, keep_all = k >= n_cand
+    cdef Py_ssize_t n_keep = k if k > n_cand else n_cand
     cdef double w, thr, a, b, tau
     cdef double* acc
     cdef double* bm
@@ -230,8 +239,9 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
         acc = <double*>malloc(n_cand * sizeof(double))
         mark = <Py_ssize_t*>malloc(n_cand * sizeof(Py_ssize_t))
         touched = <Py_ssize_t*>malloc(n_cand * sizeof(Py_ssize_t))
-        hs = <double*>malloc((k + 1) * sizeof(double))
-        hi = <Py_ssize_t*>malloc((k + 1) * sizeof(Py_ssize_t))
+        # the kept pairs: the heap (k), or every candidate of a sparse row
+        hs = <double*>malloc((n_keep + 1) * sizeof(double))
+        hi = <Py_ssize_t*>malloc((n_keep + 1) * sizeof(Py_ssize_t))
         bm = <double*>malloc((n_cand // 4 + 1) * sizeof(double))
         sim = <double*>malloc((n_cand + 1) * sizeof(double))
         try:
@@ -314,25 +324,16 @@ def topk_similarities(const Py_ssize_t[::1] q_indptr, const int[::1] q_indices,
                                            shrinkage, hs, hi, &size, k)
                         c0 = c1
                 else:
+                    # few candidates reached: all kept, then the best k selected
+                    # (the heap's set: the same pairs and order, in O(m))
                     for t in range(m):
-                        _offer(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
-                               shrinkage, hs, hi, &size, k)
+                        _keep(acc, touched[t], skip, cosine, q_norms[q], &c_norms[0],
+                              shrinkage, hs, hi, &size)
+                    if size > k:
+                        heap_select(hs, hi, size, k)
+                        size = k
                 out_cnt[q] = size
-                # by increasing index (insertion sort of at most k entries);
-                # longer rows are written as they are: sorted already when
-                # every similarity is kept, else sorted by the caller
-                for t in range(size):
-                    if size > _SORT_MAX:
-                        out_idx[q, t] = <int>hi[t]
-                        out_val[q, t] = <floating>hs[t]
-                        continue
-                    j = t
-                    while j > 0 and out_idx[q, j - 1] > hi[t]:
-                        out_idx[q, j] = out_idx[q, j - 1]
-                        out_val[q, j] = out_val[q, j - 1]
-                        j = j - 1
-                    out_idx[q, j] = <int>hi[t]
-                    out_val[q, j] = <floating>hs[t]
+                _write_row(hs, hi, size, &out_idx[q, 0], &out_val[q, 0])
         finally:
             free(acc)
             free(mark)
@@ -512,90 +513,6 @@ def pair_dots(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
 
 
 # ------------------------------------------------ history-side selection
-cdef inline void _kv_push(double* hk, double* hv, Py_ssize_t* size, Py_ssize_t k,
-                          double key, double val) noexcept nogil:
-    """Offer (key, val) to a min-heap on ``key`` of ``size[0]`` entries that
-    keeps the ``k`` largest keys (root = the worst kept; a key equal to it
-    does not enter, so the first of tied keys stays)."""
-    cdef Py_ssize_t j, child, n = size[0]
-    if n < k:
-        j = n
-        size[0] = n + 1
-        while j > 0 and key < hk[(j - 1) // 2]:
-            hk[j] = hk[(j - 1) // 2]
-            hv[j] = hv[(j - 1) // 2]
-            j = (j - 1) // 2
-        hk[j] = key
-        hv[j] = val
-    elif key > hk[0]:
-        j = 0
-        while True:
-            child = 2 * j + 1
-            if child >= n:
-                break
-            if child + 1 < n and hk[child + 1] < hk[child]:
-                child = child + 1
-            if hk[child] < key:
-                hk[j] = hk[child]
-                hv[j] = hv[child]
-                j = child
-            else:
-                break
-        hk[j] = key
-        hv[j] = val
-
-
-cdef inline double _select_top(double* hk, double* hv, Py_ssize_t n,
-                               Py_ssize_t k) noexcept nogil:
-    """Move the ``k`` largest keys of ``hk[0..n)`` (0 < k <= n), their values
-    ``hv`` along, to the front (quickselect, Hoare partition, descending) and
-    return the smallest of them."""
-    cdef Py_ssize_t lo = 0, hi = n - 1, want = k - 1, mid, i, j
-    cdef double a, b, c, pivot, t
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        a = hk[lo]
-        b = hk[mid]
-        c = hk[hi]
-        # the median of the three
-        if a < b:
-            if b < c:
-                pivot = b
-            elif a < c:
-                pivot = c
-            else:
-                pivot = a
-        elif a < c:
-            pivot = a
-        elif b < c:
-            pivot = c
-        else:
-            pivot = b
-        i = lo
-        j = hi
-        while i <= j:
-            while hk[i] > pivot:
-                i = i + 1
-            while hk[j] < pivot:
-                j = j - 1
-            if i <= j:
-                t = hk[i]
-                hk[i] = hk[j]
-                hk[j] = t
-                t = hv[i]
-                hv[i] = hv[j]
-                hv[j] = t
-                i = i + 1
-                j = j - 1
-        if want <= j:
-            hi = j
-        elif want >= i:
-            lo = i
-        else:
-            break
-    return hk[want]
-
-
 def history_topk_rows(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
                       const floating[::1] a_data, const Py_ssize_t[::1] rows,
                       const Py_ssize_t[::1] b_indptr, const int[::1] b_indices,
@@ -664,13 +581,13 @@ def history_topk_rows(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
                             hv[x] = val
                             cnt[t] = cnt[t] + 1
                             if cnt[t] == cap:
-                                thr[t] = _select_top(hk + o, hv + o, cap, k)
+                                thr[t] = select_top(hk + o, hv + o, cap, k)
                                 cnt[t] = k
                 for t in range(n_out):
                     o = t * cap
                     n = cnt[t]
                     if n > k:
-                        _select_top(hk + o, hv + o, n, k)
+                        select_top(hk + o, hv + o, n, k)
                         n = k
                     s = 0
                     d = 0
@@ -735,7 +652,7 @@ def history_topk_pairs(const Py_ssize_t[::1] a_indptr, const int[::1] a_indices,
                                 key = b_data[y]
                                 val = a_data[x]
                             if key > 0:
-                                _kv_push(hk, hv, &size, k, key, val)
+                                kv_heap_push(hk, hv, &size, k, key, val)
                             x = x + 1
                             y = y + 1
                     for c in range(size):
@@ -836,24 +753,11 @@ def topk_pearson_baseline(const Py_ssize_t[::1] q_indptr, const int[::1] q_indic
                     s = dot[c] / sqrt(den) * (nc - 1) / (nc - 1 + shrinkage)
                     if s > 0:
                         if keep_all:  # no heap
-                            hs[size] = s
-                            hi[size] = c
-                            size = size + 1
+                            _append(hs, hi, &size, s, c)
                         else:
                             heap_push(hs, hi, &size, k, s, c)
                 out_cnt[q] = size
-                for t in range(size):
-                    if size > _SORT_MAX:
-                        out_idx[q, t] = <int>hi[t]
-                        out_val[q, t] = <floating>hs[t]
-                        continue
-                    j = t
-                    while j > 0 and out_idx[q, j - 1] > hi[t]:
-                        out_idx[q, j] = out_idx[q, j - 1]
-                        out_val[q, j] = out_val[q, j - 1]
-                        j = j - 1
-                    out_idx[q, j] = <int>hi[t]
-                    out_val[q, j] = <floating>hs[t]
+                _write_row(hs, hi, size, &out_idx[q, 0], &out_val[q, 0])
         finally:
             free(dot)
             free(sqq)

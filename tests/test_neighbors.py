@@ -873,3 +873,37 @@ def test_lazy_only_for_all_user_neighbours_with_history_side():
     assert not m._lazy and m._lazy_operands is None and m.similarity_.shape[0] == len(m.users_)
     with pytest.raises(AttributeError):
         assert UserKNN().similarity_ is None  # raises first
+
+
+def test_integer_n_neighbors_keeping_every_pair_is_memory_checked(monkeypatch):
+    X = _blocks(5)  # 40 users, 30 items
+    monkeypatch.setattr(_neighbors, "available_memory", lambda: 1000)
+    # an integer at least n - 1 keeps every similarity: the same check as None
+    with pytest.raises(MemoryError, match=r"n_neighbors=40 keeps all 40 x 40 similarities"):
+        UserKNN(n_neighbors=40).fit(X)
+    with pytest.raises(MemoryError, match=r"n_neighbors=1000000000 keeps all 30 x 30"):
+        ItemKNN(n_neighbors=10**9).fit(X)
+    # a large top-k (above _CHECKED_BYTES) is checked too, a small one is not
+    monkeypatch.setattr(_neighbors, "_CHECKED_BYTES", 100)
+    with pytest.raises(MemoryError, match=r"n_neighbors=5 keeps 40 x 5 similarities"):
+        UserKNN(n_neighbors=5).fit(X)
+    monkeypatch.setattr(_neighbors, "available_memory", lambda: None)  # unknown: no check
+    UserKNN(n_neighbors=40).fit(X)
+    # the estimate is the kernel's buffers: 2 x n x k x (index + value bytes)
+    assert _neighbors._KNNBase._check_all_pairs_memory(40, np.float32, 39) == 2 * 40 * 39 * 8
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("params", [{}, {"weighting": None}, {"n_history_neighbors": 3}])
+def test_editing_user_items_after_fit_does_not_change_scores(cls, params):
+    X = _blocks(3)
+    model = cls(n_neighbors=10, n_jobs=1, **params).fit(X)
+    users = np.arange(40)
+    before = model.recommend(users, n=5, exclude_seen=False)
+    pred = model.predict(X[:50])
+    model.user_items_.data[:] = 7.0  # in place: the model has arrays of its own
+    model.user_items_.indices[:] = 0
+    after = model.recommend(users, n=5, exclude_seen=False)
+    np.testing.assert_array_equal(before.items, after.items)
+    np.testing.assert_array_equal(before.scores, after.scores)
+    np.testing.assert_array_equal(pred, model.predict(X[:50]))
