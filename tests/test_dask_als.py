@@ -500,3 +500,66 @@ def test_killed_worker_does_not_lose_the_fit(client, ml100k_split):
     assert_allclose(est.loss_curve_, reference.loss_curve_, rtol=1e-12)
     assert_array_equal(est.item_factors_, reference.item_factors_)
     assert_array_equal(est.to_local().user_factors_, reference.to_local().user_factors_)
+
+
+def _message_keys(stream, uid):
+    """Keys of the message tasks of a fit's first user half-step, as run."""
+    prefix = f"mf-msg-{uid}-1-u-"
+    return {str(t["key"]) for t in stream if str(t["key"]).startswith(prefix)}
+
+
+@pytest.mark.parametrize("target", [5, 0])  # a window of 5 of 8 blocks; serial
+def test_memory_window_sends_one_message_per_block(client, monkeypatch, target):
+    # when the planner's window does not cover every block, the solves take
+    # one message per block (no in-place reads, no grouping): checked in the
+    # tasks the scheduler ran, and the factors are still the local fit's and
+    # the bits of the fit with the window open
+    from sklearn_mf.dask import _estimators
+    from sklearn_mf.datasets import make_ratings
+
+    X, y = make_ratings(n_users=300, n_items=200, n_ratings=6000, random_state=0)
+    df = pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "rating": y})
+    B, k = 8, 4
+    params = dict(n_factors=k, max_iter=3, tol=0, random_state=0)
+    local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(df[["user", "item"]], y)
+    with distributed.get_task_stream(client) as open_ts:
+        open_ = smd.MatrixFactorization(n_blocks=B, **params).fit(dd.from_pandas(df, npartitions=3))
+    assert open_._window == B and not open_._serial
+    # the planner's budget: the rows the fullest block receives (distinct
+    # (item, user block) pairs), held twice, against the workers' memory
+    codes = {c: np.unique(df[c], return_inverse=True)[1] for c in ("user", "item")}
+    received = max(
+        pd.DataFrame({"blk": codes[a] % B, "o": codes[b]}).groupby("blk")["o"].nunique().max()
+        for a, b in (("user", "item"), ("item", "user"))
+    )
+    biggest = received * (k + 1) * 4
+    limit, n_workers = _estimators._worker_memory(client), len(client.nthreads())
+    monkeypatch.setattr(
+        _estimators, "_IN_FLIGHT_SHARE", (target + 0.5) * 2 * biggest / (limit * n_workers)
+    )
+    with distributed.get_task_stream(client) as tight_ts:
+        tight = smd.MatrixFactorization(n_blocks=B, **params).fit(dd.from_pandas(df, npartitions=3))
+    assert tight._window == max(1, target) < B
+    assert tight._serial == (target < 2 * n_workers)
+
+    # gate open: one message per (solve, other worker); closed: one per
+    # (solve, block), also from the blocks on the solve's own worker
+    home = tight._home
+    ukeys = [f.key for f in tight._user_blocks]
+    ikeys = [f.key for f in tight._item_blocks]
+    assert len({home[key] for key in ikeys}) == n_workers == 2
+    sent = _message_keys(tight_ts.data, tight._uid)
+    assert sent == {f"mf-msg-{tight._uid}-1-u-{j}-{b}" for b in range(B) for j in range(B)}
+    assert any(home[ikeys[j]] == home[ukeys[b]] for b in range(B) for j in range(B))
+    assert len(_message_keys(open_ts.data, open_._uid)) == B
+
+    assert tight.n_iter_ == open_.n_iter_ == local.n_iter_
+    assert_array_equal(tight.item_factors_, open_.item_factors_)
+    assert_array_equal(tight.item_bias_, open_.item_bias_)
+    assert_array_equal(tight.to_local().user_factors_, open_.to_local().user_factors_)
+    assert_allclose(tight.loss_curve_, open_.loss_curve_, rtol=1e-12)
+    model = tight.to_local()
+    assert_allclose(tight.loss_curve_, local.loss_curve_, rtol=1e-6)
+    assert_allclose(model.user_factors_, local.user_factors_, atol=1e-4)
+    assert_allclose(model.item_factors_, local.item_factors_, atol=1e-4)
+    assert_allclose(model.user_bias_, local.user_bias_, atol=1e-4)
