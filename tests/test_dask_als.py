@@ -1,11 +1,11 @@
 """ALS on a Dask cluster (``sklearn_mf.dask``) gives the local estimators' fit.
 
 One module-scoped ``LocalCluster`` (two worker processes, one thread each,
-bound to loopback) serves every test; the killed-worker test runs last
-because it makes the cluster restart a worker.
+bound to loopback: ``dask_als_client`` of conftest.py) serves every test;
+the killed-worker test runs last because it makes the cluster restart a
+worker.
 """
 
-import logging
 import os
 import pickle
 import signal
@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from _dask_helpers import assert_explicit_fit_equals_local, ml100k_ratings, small_blocks
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -31,26 +32,15 @@ from sklearn_mf.dask._estimators import initial_factor_chunks  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        host="127.0.0.1",
-        silence_logs=logging.ERROR,
-    )
-    with cluster, distributed.Client(cluster) as c:
-        yield c
+def client(dask_als_client):
+    return dask_als_client
 
 
 @pytest.fixture(scope="module")
 def ml100k_split(ml100k):
-    X = np.asarray(ml100k.X)[:, :2].astype(np.int64)
-    y = np.asarray(ml100k.y, dtype=np.float64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
-    train = pd.DataFrame({"user": X_tr[:, 0], "item": X_tr[:, 1], "rating": y_tr})
-    return train, pd.DataFrame(X_te, columns=["user", "item"]), y_te
+    train, test = train_test_split(ml100k_ratings(ml100k), test_size=0.2, random_state=0)
+    train = train.reset_index(drop=True)
+    return train, test[["user", "item"]].reset_index(drop=True), test["rating"].to_numpy()
 
 
 def _rmse(model, X, y):
@@ -80,9 +70,7 @@ def test_explicit_fit_equals_local_fit(client, ml100k_split):
     model = dist.to_local()
     assert_array_equal(model.users_, local.users_)
     assert_array_equal(model.items_, local.items_)
-    assert_allclose(model.user_factors_, local.user_factors_, atol=1e-4)
-    assert_allclose(model.item_factors_, local.item_factors_, atol=1e-4)
-    assert_allclose(model.user_bias_, local.user_bias_, atol=1e-4)
+    assert_explicit_fit_equals_local(model, local, atol=1e-4)
     assert model.global_mean_ == pytest.approx(local.global_mean_, rel=1e-12)
     assert abs(_rmse(model, X_te, y_te) - _rmse(local, X_te, y_te)) < 1e-3
     assert _rmse(model, X_te, y_te) < 1.0  # a real fit, not a constant
@@ -117,41 +105,10 @@ def test_block_solved_in_row_chunks_equals_whole_block(model):
     # every row's system is unchanged, so the result is the same bits
     from sklearn_mf.dask import _blocks
 
-    rng = np.random.default_rng(0)
-    n_users, n_items, B, k = 60, 45, 3, 5
-    u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
-    v = rng.integers(1, 6, 700).astype(np.float32)
-    params = dict(
-        model=model,
-        dtype=np.float32,
-        n_factors=k,
-        reg=0.1,
-        reg_b=0.1,
-        biased=True,
-        scale=True,
-        alpha=2.0,
-        # explicit CG has a test of its own (tests/test_als_cg.py)
-        solver="cg" if model == "implicit" else "cholesky",
-        cg_steps=3,
-        n_threads=1,
-        global_mean=3.0,
-    )
-    uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
-    frame = pd.DataFrame({"user": u, "item": i, "value": v})
-    pu = _blocks.split_partition(frame, uidx, iidx, B, np.float32, False)
-    pi = _blocks.split_partition(frame, iidx, uidx, B, np.float32, True)
-    kind = f"{model}-"
-    ublk = [
-        _blocks.build_block(len(range(b, n_users, B)), n_items, B, kind + "u", params, pu[b])
-        for b in range(B)
-    ]
-    iblk = [
-        _blocks.build_block(len(range(b, n_items, B)), n_users, B, kind + "i", params, pi[b])
-        for b in range(B)
-    ]
-    Q = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
-    qb = rng.normal(0, 0.3, n_items).astype(np.float32)
-    ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
+    B, k = 3, 5
+    # explicit CG has a test of its own (tests/test_als_cg.py)
+    solver = "cg" if model == "implicit" else "cholesky"
+    params, ublk, iblk, ifac, Q, rng = small_blocks(model, solver, B=B, k=k)
     G = Q.T.astype(np.float64) @ Q.astype(np.float64)
     for b in range(B):
         old = (rng.normal(0, 0.1, (ublk[b]["R"].n_rows, k)).astype(np.float32), None, None)
@@ -186,41 +143,7 @@ def test_block_solved_in_row_chunks_equals_whole_block(model):
 
 
 def _small_blocks(model, B=3, k=5, seed=0):
-    from sklearn_mf.dask import _blocks
-
-    rng = np.random.default_rng(seed)
-    n_users, n_items = 60, 45
-    u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
-    v = rng.integers(1, 6, 700).astype(np.float32)
-    params = dict(
-        model=model,
-        dtype=np.float32,
-        n_factors=k,
-        reg=0.1,
-        reg_b=0.1,
-        biased=True,
-        scale=True,
-        alpha=2.0,
-        solver="cg",
-        cg_steps=3,
-        n_threads=1,
-        global_mean=3.0,
-    )
-    uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
-    frame = pd.DataFrame({"user": u, "item": i, "value": v})
-    pu = _blocks.split_partition(frame, uidx, iidx, B, np.float32, False)
-    pi = _blocks.split_partition(frame, iidx, uidx, B, np.float32, True)
-    ublk = [
-        _blocks.build_block(len(range(b, n_users, B)), n_items, B, f"{model}-u", params, pu[b])
-        for b in range(B)
-    ]
-    iblk = [
-        _blocks.build_block(len(range(b, n_items, B)), n_users, B, f"{model}-i", params, pi[b])
-        for b in range(B)
-    ]
-    Q = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
-    qb = rng.normal(0, 0.3, n_items).astype(np.float32)
-    ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
+    params, ublk, iblk, ifac, Q, rng = small_blocks(model, "cg", B=B, k=k, seed=seed)
     olds = [
         (
             rng.normal(0, 0.1, (blk["R"].n_rows, k)).astype(np.float32),
@@ -560,6 +483,4 @@ def test_memory_window_sends_one_message_per_block(client, monkeypatch, target):
     assert_allclose(tight.loss_curve_, open_.loss_curve_, rtol=1e-12)
     model = tight.to_local()
     assert_allclose(tight.loss_curve_, local.loss_curve_, rtol=1e-6)
-    assert_allclose(model.user_factors_, local.user_factors_, atol=1e-4)
-    assert_allclose(model.item_factors_, local.item_factors_, atol=1e-4)
-    assert_allclose(model.user_bias_, local.user_bias_, atol=1e-4)
+    assert_explicit_fit_equals_local(model, local, atol=1e-4)
