@@ -191,50 +191,14 @@ cdef int _explicit_row_dual(const int* idx, const floating* t, const floating* w
     return 0
 
 
-cdef inline void _gather_z(const int* idx, Py_ssize_t m, const floating* Y, int k,
-                           bint biased, const floating* w, floating* buf) noexcept nogil:
-    """Rows ``z_j = s_j [y_idx[j], 1]`` (or ``s_j y_idx[j]``), ``j < m``, gathered
-    contiguously into ``buf`` (row stride ``d``), with ``s_j = sqrt(w_j)``, or 1
-    (a plain copy) when ``w`` is NULL.  The row gather of the Cholesky and of
-    the CG explicit kernels."""
-    cdef int d = k + 1 if biased else k
-    cdef Py_ssize_t j, f, ahead
-    cdef const floating* nxt
-    cdef const floating* y
-    cdef floating* z
-    cdef floating sw
-    for j in range(m):
-        # the rows are scattered over Y: ask for a later one while copying this
-        ahead = j + PREFETCH_AHEAD
-        if ahead < m:
-            nxt = Y + idx[ahead] * k
-            f = 0
-            while f < k:
-                SKMF_PREFETCH(nxt + f)
-                f = f + 64 // sizeof(floating)
-            SKMF_PREFETCH(nxt + k - 1)
-        y = Y + idx[j] * k
-        z = buf + j * d
-        if w == NULL:
-            memcpy(z, y, k * sizeof(floating))
-            if biased:
-                z[k] = 1
-        else:
-            sw = sqrt(w[j])
-            for f in range(k):
-                z[f] = sw * y[f]
-            if biased:
-                z[k] = sw
-
-
 cdef int _explicit_row(const int* idx, const floating* t, const floating* w,
                        Py_ssize_t nnz, const floating* Y, const floating* by,
                        int k, bint biased, floating reg, floating reg_b,
                        bint scale, floating* A, floating* rhs, floating* Z,
                        floating* x_out, floating* b_out) noexcept nogil:
     cdef int d = k + 1 if biased else k
-    cdef Py_ssize_t j, j0, m, f
-    cdef floating sw, tj, n_eff = 0, lam, lam_b
+    cdef Py_ssize_t j, j0, m, f, i
+    cdef floating wj, sw, tj, n_eff = 0, lam, lam_b
     cdef floating* z
     if w == NULL:
         n_eff = <floating>nnz
@@ -258,13 +222,18 @@ cdef int _explicit_row(const int* idx, const floating* t, const floating* w,
         m = nnz - j0
         if m > CHUNK:
             m = CHUNK
-        _gather_z(idx + j0, m, Y, k, biased, NULL if w == NULL else w + j0, Z)
         for j in range(j0, j0 + m):
-            sw = 1 if w == NULL else sqrt(w[j])
+            i = idx[j]
+            wj = 1 if w == NULL else w[j]
+            sw = sqrt(wj)
             tj = t[j]
             if biased:
-                tj = tj - by[idx[j]]
+                tj = tj - by[i]
             z = Z + (j - j0) * d
+            for f in range(k):
+                z[f] = sw * Y[i * k + f]
+            if biased:
+                z[k] = sw
             tj = sw * tj
             for f in range(d):
                 rhs[f] = rhs[f] + tj * z[f]
@@ -351,6 +320,30 @@ def explicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
     return int(sum(bad))
 
 
+cdef const floating* _z_rows(const int* idx, Py_ssize_t j0, Py_ssize_t m,
+                               const floating* Y, int k, bint biased,
+                               floating* buf) noexcept nogil:
+    """Rows ``z_j = [y_idx[j], 1]`` (or ``y_idx[j]``) of entries ``j0 .. j0 + m - 1``
+    gathered contiguously into ``buf`` (row stride ``d``)."""
+    cdef int d = k + 1 if biased else k
+    cdef Py_ssize_t j, f, ahead
+    cdef const floating* nxt
+    for j in range(m):
+        # the rows are scattered over Y: ask for a later one while copying this
+        ahead = j + PREFETCH_AHEAD
+        if ahead < m:
+            nxt = Y + idx[j0 + ahead] * k
+            f = 0
+            while f < k:
+                SKMF_PREFETCH(nxt + f)
+                f = f + 64 // sizeof(floating)
+            SKMF_PREFETCH(nxt + k - 1)
+        memcpy(buf + j * d, Y + idx[j0 + j] * k, k * sizeof(floating))
+        if biased:
+            buf[j * d + k] = 1
+    return buf
+
+
 cdef int _explicit_row_cg(const int* idx, const floating* t, const floating* w,
                           Py_ssize_t nnz, const floating* Y, const floating* by,
                           int k, bint biased, floating reg, floating reg_b,
@@ -400,16 +393,14 @@ cdef int _explicit_row_cg(const int* idx, const floating* t, const floating* w,
     if biased:
         r[k] = -lam_b * xv[k]
     if once:
-        _gather_z(idx, nnz, Y, k, biased, NULL, buf)
-        Z = buf
+        Z = _z_rows(idx, 0, nnz, Y, k, biased, buf)
     j0 = 0
     while j0 < nnz:
         m = nnz - j0
         if m > XGATHER:
             m = XGATHER
         if not once:
-            _gather_z(idx + j0, m, Y, k, biased, NULL, buf)
-            Z = buf
+            Z = _z_rows(idx, j0, m, Y, k, biased, buf)
         else:
             Z = buf + j0 * d
         _gemv_rows(True, <int>m, d, Z, xv, 0, e + j0)
@@ -434,8 +425,7 @@ cdef int _explicit_row_cg(const int* idx, const floating* t, const floating* w,
             if m > XGATHER:
                 m = XGATHER
             if not once:
-                _gather_z(idx + j0, m, Y, k, biased, NULL, buf)
-                Z = buf
+                Z = _z_rows(idx, j0, m, Y, k, biased, buf)
             else:
                 Z = buf + j0 * d
             _gemv_rows(True, <int>m, d, Z, p, 0, q + j0)
