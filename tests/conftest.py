@@ -69,3 +69,13 @@ def _planted_fm(n=400, d=12, k=3, seed=0, density=0.35):
 def planted_fm():
     """``planted_fm(n, d, k, seed, density) -> (X, y)``: data of a known FM."""
     return _planted_fm
+
+
+@pytest.fixture(scope="module")
+def dask_als_client():
+    """A two-process, one-thread-each ``LocalCluster`` client for the dask ALS tests."""
+    pytest.importorskip("distributed")
+    from _dask_helpers import als_cluster_client
+
+    with als_cluster_client() as client:
+        yield client

@@ -7,11 +7,9 @@ these tests hold it to a NumPy transcription of the same steps, to the exact
 other.
 """
 
-import logging
-
 import numpy as np
-import pandas as pd
 import pytest
+from _dask_helpers import assert_explicit_fit_equals_local, ml100k_ratings, small_blocks
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_mf import MatrixFactorization
@@ -169,38 +167,8 @@ def test_cg_fit_close_to_cholesky_fit(ml100k):
 def test_chunked_cg_block_equals_whole_block():
     from sklearn_mf.dask import _blocks
 
-    rng = np.random.default_rng(0)
-    n_users, n_items, B, k = 60, 45, 3, 5
-    u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
-    v = rng.integers(1, 6, 700).astype(np.float32)
-    params = dict(
-        model="explicit",
-        dtype=np.float32,
-        n_factors=k,
-        reg=0.1,
-        reg_b=0.1,
-        biased=True,
-        scale=True,
-        solver="cg",
-        cg_steps=3,
-        n_threads=1,
-        global_mean=3.0,
-    )
-    uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
-    frame = pd.DataFrame({"user": u, "item": i, "value": v})
-    pu = _blocks.split_partition(frame, uidx, iidx, B, np.float32, False)
-    pi = _blocks.split_partition(frame, iidx, uidx, B, np.float32, True)
-    ublk = [
-        _blocks.build_block(len(range(b, n_users, B)), n_items, B, "explicit-u", params, pu[b])
-        for b in range(B)
-    ]
-    iblk = [
-        _blocks.build_block(len(range(b, n_items, B)), n_users, B, "explicit-i", params, pi[b])
-        for b in range(B)
-    ]
-    Q = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
-    qb = rng.normal(0, 0.3, n_items).astype(np.float32)
-    ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
+    B, k = 3, 5
+    params, ublk, iblk, ifac, _, rng = small_blocks("explicit", "cg", B=B, k=k)
     for b in range(B):
         n_b = ublk[b]["R"].n_rows
         old = (
@@ -229,14 +197,11 @@ def test_chunked_cg_block_equals_whole_block():
         assert whole[2]["data"] == pytest.approx(np.sum(err.astype(np.float64) ** 2), rel=1e-4)
 
 
-def test_dask_cg_fit_equals_local_cg_fit(ml100k):
-    distributed = pytest.importorskip("distributed")
+def test_dask_cg_fit_equals_local_cg_fit(ml100k, dask_als_client):
     dd = pytest.importorskip("dask.dataframe")
     import sklearn_mf.dask as smd
 
-    X = np.asarray(ml100k.X)[:, :2].astype(np.int64)
-    y = np.asarray(ml100k.y, dtype=np.float64)
-    train = pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "rating": y})
+    train = ml100k_ratings(ml100k)
     params = dict(
         n_factors=16,
         max_iter=6,
@@ -248,22 +213,11 @@ def test_dask_cg_fit_equals_local_cg_fit(ml100k):
     local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(
         train[["user", "item"]], train["rating"]
     )
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        host="127.0.0.1",
-        silence_logs=logging.ERROR,
-    )
-    with cluster, distributed.Client(cluster):
-        dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=5))
-        model = dist.to_local()
+    dist = smd.MatrixFactorization(**params).fit(dd.from_pandas(train, npartitions=5))
+    model = dist.to_local()
     assert dist.n_iter_ == local.n_iter_
     assert_allclose(dist.loss_curve_, local.loss_curve_, rtol=1e-5)
-    assert_allclose(model.user_factors_, local.user_factors_, atol=1e-4)
-    assert_allclose(model.item_factors_, local.item_factors_, atol=1e-4)
-    assert_allclose(model.user_bias_, local.user_bias_, atol=1e-4)
+    assert_explicit_fit_equals_local(model, local, atol=1e-4)
     assert model.als_solver == "cg" and model.cg_steps == 3
     pred, pred_local = (
         model.predict(train[["user", "item"]]),

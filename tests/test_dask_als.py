@@ -1,11 +1,11 @@
 """ALS on a Dask cluster (``sklearn_mf.dask``) gives the local estimators' fit.
 
 One module-scoped ``LocalCluster`` (two worker processes, one thread each,
-bound to loopback) serves every test; the killed-worker test runs last
-because it makes the cluster restart a worker.
+bound to loopback: ``dask_als_client`` of conftest.py) serves every test;
+the killed-worker test runs last because it makes the cluster restart a
+worker.
 """
 
-import logging
 import os
 import pickle
 import signal
@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from _dask_helpers import assert_explicit_fit_equals_local, ml100k_ratings, small_blocks
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -31,26 +32,15 @@ from sklearn_mf.dask._estimators import initial_factor_chunks  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        host="127.0.0.1",
-        silence_logs=logging.ERROR,
-    )
-    with cluster, distributed.Client(cluster) as c:
-        yield c
+def client(dask_als_client):
+    return dask_als_client
 
 
 @pytest.fixture(scope="module")
 def ml100k_split(ml100k):
-    X = np.asarray(ml100k.X)[:, :2].astype(np.int64)
-    y = np.asarray(ml100k.y, dtype=np.float64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
-    train = pd.DataFrame({"user": X_tr[:, 0], "item": X_tr[:, 1], "rating": y_tr})
-    return train, pd.DataFrame(X_te, columns=["user", "item"]), y_te
+    train, test = train_test_split(ml100k_ratings(ml100k), test_size=0.2, random_state=0)
+    train = train.reset_index(drop=True)
+    return train, test[["user", "item"]].reset_index(drop=True), test["rating"].to_numpy()
 
 
 def _rmse(model, X, y):
@@ -80,9 +70,7 @@ def test_explicit_fit_equals_local_fit(client, ml100k_split):
     model = dist.to_local()
     assert_array_equal(model.users_, local.users_)
     assert_array_equal(model.items_, local.items_)
-    assert_allclose(model.user_factors_, local.user_factors_, atol=1e-4)
-    assert_allclose(model.item_factors_, local.item_factors_, atol=1e-4)
-    assert_allclose(model.user_bias_, local.user_bias_, atol=1e-4)
+    assert_explicit_fit_equals_local(model, local, atol=1e-4)
     assert model.global_mean_ == pytest.approx(local.global_mean_, rel=1e-12)
     assert abs(_rmse(model, X_te, y_te) - _rmse(local, X_te, y_te)) < 1e-3
     assert _rmse(model, X_te, y_te) < 1.0  # a real fit, not a constant
@@ -117,41 +105,10 @@ def test_block_solved_in_row_chunks_equals_whole_block(model):
     # every row's system is unchanged, so the result is the same bits
     from sklearn_mf.dask import _blocks
 
-    rng = np.random.default_rng(0)
-    n_users, n_items, B, k = 60, 45, 3, 5
-    u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
-    v = rng.integers(1, 6, 700).astype(np.float32)
-    params = dict(
-        model=model,
-        dtype=np.float32,
-        n_factors=k,
-        reg=0.1,
-        reg_b=0.1,
-        biased=True,
-        scale=True,
-        alpha=2.0,
-        # explicit CG has a test of its own (tests/test_als_cg.py)
-        solver="cg" if model == "implicit" else "cholesky",
-        cg_steps=3,
-        n_threads=1,
-        global_mean=3.0,
-    )
-    uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
-    frame = pd.DataFrame({"user": u, "item": i, "value": v})
-    pu = _blocks.split_partition(frame, uidx, iidx, B, np.float32, False)
-    pi = _blocks.split_partition(frame, iidx, uidx, B, np.float32, True)
-    kind = f"{model}-"
-    ublk = [
-        _blocks.build_block(len(range(b, n_users, B)), n_items, B, kind + "u", params, pu[b])
-        for b in range(B)
-    ]
-    iblk = [
-        _blocks.build_block(len(range(b, n_items, B)), n_users, B, kind + "i", params, pi[b])
-        for b in range(B)
-    ]
-    Q = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
-    qb = rng.normal(0, 0.3, n_items).astype(np.float32)
-    ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
+    B, k = 3, 5
+    # explicit CG has a test of its own (tests/test_als_cg.py)
+    solver = "cg" if model == "implicit" else "cholesky"
+    params, ublk, iblk, ifac, Q, rng = small_blocks(model, solver, B=B, k=k)
     G = Q.T.astype(np.float64) @ Q.astype(np.float64)
     for b in range(B):
         old = (rng.normal(0, 0.1, (ublk[b]["R"].n_rows, k)).astype(np.float32), None, None)
@@ -186,41 +143,7 @@ def test_block_solved_in_row_chunks_equals_whole_block(model):
 
 
 def _small_blocks(model, B=3, k=5, seed=0):
-    from sklearn_mf.dask import _blocks
-
-    rng = np.random.default_rng(seed)
-    n_users, n_items = 60, 45
-    u, i = rng.integers(0, n_users, 700), rng.integers(0, n_items, 700)
-    v = rng.integers(1, 6, 700).astype(np.float32)
-    params = dict(
-        model=model,
-        dtype=np.float32,
-        n_factors=k,
-        reg=0.1,
-        reg_b=0.1,
-        biased=True,
-        scale=True,
-        alpha=2.0,
-        solver="cg",
-        cg_steps=3,
-        n_threads=1,
-        global_mean=3.0,
-    )
-    uidx, iidx = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
-    frame = pd.DataFrame({"user": u, "item": i, "value": v})
-    pu = _blocks.split_partition(frame, uidx, iidx, B, np.float32, False)
-    pi = _blocks.split_partition(frame, iidx, uidx, B, np.float32, True)
-    ublk = [
-        _blocks.build_block(len(range(b, n_users, B)), n_items, B, f"{model}-u", params, pu[b])
-        for b in range(B)
-    ]
-    iblk = [
-        _blocks.build_block(len(range(b, n_items, B)), n_users, B, f"{model}-i", params, pi[b])
-        for b in range(B)
-    ]
-    Q = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
-    qb = rng.normal(0, 0.3, n_items).astype(np.float32)
-    ifac = [(np.ascontiguousarray(Q[b::B]), qb[b::B].copy(), None) for b in range(B)]
+    params, ublk, iblk, ifac, Q, rng = small_blocks(model, "cg", B=B, k=k, seed=seed)
     olds = [
         (
             rng.normal(0, 0.1, (blk["R"].n_rows, k)).astype(np.float32),
@@ -500,3 +423,64 @@ def test_killed_worker_does_not_lose_the_fit(client, ml100k_split):
     assert_allclose(est.loss_curve_, reference.loss_curve_, rtol=1e-12)
     assert_array_equal(est.item_factors_, reference.item_factors_)
     assert_array_equal(est.to_local().user_factors_, reference.to_local().user_factors_)
+
+
+def _message_keys(stream, uid):
+    """Keys of the message tasks of a fit's first user half-step, as run."""
+    prefix = f"mf-msg-{uid}-1-u-"
+    return {str(t["key"]) for t in stream if str(t["key"]).startswith(prefix)}
+
+
+@pytest.mark.parametrize("target", [5, 0])  # a window of 5 of 8 blocks; serial
+def test_memory_window_sends_one_message_per_block(client, monkeypatch, target):
+    # when the planner's window does not cover every block, the solves take
+    # one message per block (no in-place reads, no grouping): checked in the
+    # tasks the scheduler ran, and the factors are still the local fit's and
+    # the bits of the fit with the window open
+    from sklearn_mf.dask import _estimators
+    from sklearn_mf.datasets import make_ratings
+
+    X, y = make_ratings(n_users=300, n_items=200, n_ratings=6000, random_state=0)
+    df = pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "rating": y})
+    B, k = 8, 4
+    params = dict(n_factors=k, max_iter=3, tol=0, random_state=0)
+    local = MatrixFactorization(solver="als", n_jobs=1, **params).fit(df[["user", "item"]], y)
+    with distributed.get_task_stream(client) as open_ts:
+        open_ = smd.MatrixFactorization(n_blocks=B, **params).fit(dd.from_pandas(df, npartitions=3))
+    assert open_._window == B and not open_._serial
+    # the planner's budget: the rows the fullest block receives (distinct
+    # (item, user block) pairs), held twice, against the workers' memory
+    codes = {c: np.unique(df[c], return_inverse=True)[1] for c in ("user", "item")}
+    received = max(
+        pd.DataFrame({"blk": codes[a] % B, "o": codes[b]}).groupby("blk")["o"].nunique().max()
+        for a, b in (("user", "item"), ("item", "user"))
+    )
+    biggest = received * (k + 1) * 4
+    limit, n_workers = _estimators._worker_memory(client), len(client.nthreads())
+    monkeypatch.setattr(
+        _estimators, "_IN_FLIGHT_SHARE", (target + 0.5) * 2 * biggest / (limit * n_workers)
+    )
+    with distributed.get_task_stream(client) as tight_ts:
+        tight = smd.MatrixFactorization(n_blocks=B, **params).fit(dd.from_pandas(df, npartitions=3))
+    assert tight._window == max(1, target) < B
+    assert tight._serial == (target < 2 * n_workers)
+
+    # gate open: one message per (solve, other worker); closed: one per
+    # (solve, block), also from the blocks on the solve's own worker
+    home = tight._home
+    ukeys = [f.key for f in tight._user_blocks]
+    ikeys = [f.key for f in tight._item_blocks]
+    assert len({home[key] for key in ikeys}) == n_workers == 2
+    sent = _message_keys(tight_ts.data, tight._uid)
+    assert sent == {f"mf-msg-{tight._uid}-1-u-{j}-{b}" for b in range(B) for j in range(B)}
+    assert any(home[ikeys[j]] == home[ukeys[b]] for b in range(B) for j in range(B))
+    assert len(_message_keys(open_ts.data, open_._uid)) == B
+
+    assert tight.n_iter_ == open_.n_iter_ == local.n_iter_
+    assert_array_equal(tight.item_factors_, open_.item_factors_)
+    assert_array_equal(tight.item_bias_, open_.item_bias_)
+    assert_array_equal(tight.to_local().user_factors_, open_.to_local().user_factors_)
+    assert_allclose(tight.loss_curve_, open_.loss_curve_, rtol=1e-12)
+    model = tight.to_local()
+    assert_allclose(tight.loss_curve_, local.loss_curve_, rtol=1e-6)
+    assert_explicit_fit_equals_local(model, local, atol=1e-4)
