@@ -7,7 +7,9 @@ prints the time spent in the plain columns' joint draws
 (``BlockSampler.fused_coordinate_sweep``), in the cache refreshes, and the
 rest (Python per sweep, preprocessing, prediction setup)::
 
-    PYTHONPATH=. python benchmarks/profile_fm_mcmc.py both   # or: ids, user
+    PYTHONPATH=. python benchmarks/profile_fm_mcmc.py both /work/shared/data/ml-100k
+
+(first argument ids, user or both; second the data, default bench_fm's).
 
 Session 8 measurement (quiet machine, load 0.0-0.5, 15:24 UTC, main's build):
 ``implicit_features="both"``: 7.05 s on 1 thread, 6.71 s on 2 threads, so the
@@ -50,7 +52,7 @@ def _timed(obj, name, key, totals):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     implicit = None if not argv or argv[0] == "ids" else argv[0]
-    frame, _ = movielens_frame(DEFAULT_DATA)
+    frame, _ = movielens_frame(argv[1] if len(argv) > 1 else DEFAULT_DATA)
     train, _test = train_test_split(frame, test_size=0.2, random_state=0)
     y = train["rating"].to_numpy(float)
     totals = collections.defaultdict(float)
