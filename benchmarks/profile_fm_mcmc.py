@@ -1,101 +1,76 @@
-"""Where a Gibbs sweep of FMRecommender(solver='mcmc', implicit_features=...)
-spends its time on MovieLens 100K: wraps the kernels and the Python steps of
-``_mcmc.run_mcmc`` with wall/CPU timers (one fit per configuration).
+"""Wall time of the phases of the Bayesian FM sampler on MovieLens 100K.
 
-    PYTHONPATH=. python benchmarks/profile_fm_mcmc.py [--sweeps 200] [--n-jobs 2]
+Fits ``FMRecommender(10, solver="mcmc", max_iter=200)`` on the split of
+``bench_fm.py`` (80/20, ``random_state=0``) with 1 and then 2 threads and
+prints the time spent in the plain columns' joint draws
+(``_mcmc_fast.gibbs_sweep``), in the relational blocks' coordinate steps
+(``BlockSampler.fused_coordinate_sweep``), in the cache refreshes, and the
+rest (Python per sweep, preprocessing, prediction setup)::
+
+    PYTHONPATH=. python benchmarks/profile_fm_mcmc.py both /work/shared/data/ml-100k
+
+(first argument ids, user or both; second the data, default bench_fm's).
+
+Session 8 measurement (quiet machine, load 0.0-0.5, 15:24 UTC, main's build):
+``implicit_features="both"``: 7.05 s on 1 thread, 6.71 s on 2 threads, so the
+second thread gives only 5 %.  ``perf record`` of the 1-thread fit: the block
+walks over the training rows 21 %, the serial block column draws 20 %
+(accumulate 11 %, move 8 %), the ids' joint draws 18 % (accumulate 11 %,
+apply 3.4 %, Cholesky and solves 3.8 %), normal draws (log, cos) 3 %,
+factor-major transposes 2 %, page clearing of per-call buffers 2 %, idle
+OpenBLAS threads 2.5 %.  On 2 threads libgomp's spin-wait is 74 % of the
+samples: the parallel regions (one walk per coordinate step, 23 a sweep) are
+too short for the fork/join they cost.
 """
 
-import argparse
 import collections
-import os
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-from sklearn.model_selection import train_test_split
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sklearn_mf import FMRecommender
-from sklearn_mf._fm import _blocks, _estimators, _fm_fast, _mcmc, _mcmc_fast
-from sklearn_mf.datasets import load_movielens
+from bench_fm import DEFAULT_DATA, movielens_frame  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
 
-WALL = collections.Counter()
-CPU = collections.Counter()
-CALLS = collections.Counter()
+from sklearn_mf import FMRecommender  # noqa: E402
+from sklearn_mf._fm import _blocks, _fm_fast, _mcmc  # noqa: E402
 
 
-def wrap(mod, name, label=None):
-    f = getattr(mod, name)
-    label = label or f"{mod.__name__.split('.')[-1]}.{name}"
+def _timed(obj, name, key, totals):
+    f = getattr(obj, name)
 
-    def g(*a, **kw):
-        t, c = time.perf_counter(), time.process_time()
-        try:
-            return f(*a, **kw)
-        finally:
-            WALL[label] += time.perf_counter() - t
-            CPU[label] += time.process_time() - c
-            CALLS[label] += 1
+    def g(*args, **kwargs):
+        tic = time.perf_counter()
+        out = f(*args, **kwargs)
+        totals[key] += time.perf_counter() - tic
+        return out
 
-    setattr(mod, name, g)
-    return f
+    setattr(obj, name, g)
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--sweeps", type=int, default=200)
-    p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--configs", default="ids,user,both")
-    p.add_argument("--per-step", action="store_true", help="the blocks' draws by the per-step path")
-    args = p.parse_args()
-    if args.per_step:
-        _mcmc._FUSED_MIXED = False
-    path = os.environ.get("SKLEARN_MF_ML100K", "/work/shared/data/ml-100k")
-    r = load_movielens(path).ratings
-    train, test = train_test_split(r, test_size=0.2, random_state=0)
-    X, y = train[["user", "item"]], train["rating"].to_numpy(float)
-    for kname in (
-        "gibbs_sweep",
-        "block_coordinate_pass",
-        "blocks_coordinate_sweep",
-        "block_state",
-        "block_add",
-        "block_sweep",
-        "intercept_draw",
-        "coordinate_pass",
-    ):
-        if hasattr(_mcmc_fast, kname):
-            wrap(_mcmc_fast, kname)
-    for kname in ("predict_cache", "objective"):
-        wrap(_fm_fast, kname)
-    wrap(_mcmc, "sample_prior")
-    wrap(_mcmc, "coordinate_draws")
-    wrap(_estimators, "run_mcmc", "run_mcmc (all sweeps)")
-    for name in ("fused_coordinate_sweep", "coordinate_pass", "add_to_caches", "sample_priors"):
-        if hasattr(_blocks.BlockSampler, name):
-            wrap(_blocks.BlockSampler, name, f"BlockSampler.{name}")
-    for cfg in args.configs.split(","):
-        impl = None if cfg == "ids" else cfg
-        WALL.clear()
-        CPU.clear()
-        CALLS.clear()
-        m = FMRecommender(
-            10,
-            solver="mcmc",
-            max_iter=args.sweeps,
-            random_state=0,
-            implicit_features=impl,
-            n_jobs=args.n_jobs,
-        )
-        t, c = time.perf_counter(), time.process_time()
-        m.fit(X, y)
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        pred = m.predict(test[["user", "item"]])
-        rm = float(np.sqrt(np.mean((pred - test["rating"].to_numpy()) ** 2)))
-        print(
-            f"\n== {cfg}: fit wall {wall:.3f} s cpu {cpu:.3f} s  rmse {rm:.4f}  "
-            f"load {os.getloadavg()[0]:.1f}"
-        )
-        for k_ in sorted(WALL, key=WALL.get, reverse=True):
-            print(f"  {k_:36s} calls {CALLS[k_]:6d} wall {WALL[k_]:.3f} cpu {CPU[k_]:.3f}")
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    implicit = None if not argv or argv[0] == "ids" else argv[0]
+    frame, _ = movielens_frame(argv[1] if len(argv) > 1 else DEFAULT_DATA)
+    train, _test = train_test_split(frame, test_size=0.2, random_state=0)
+    y = train["rating"].to_numpy(float)
+    totals = collections.defaultdict(float)
+    _timed(_mcmc._fm_mcmc_fast, "gibbs_sweep", "ids draws", totals)
+    _timed(_blocks.BlockSampler, "fused_coordinate_sweep", "block steps", totals)
+    _timed(_fm_fast, "predict_cache", "refresh", totals)
+    _timed(_blocks.BlockSampler, "add_to_caches", "refresh blocks", totals)
+    for n_jobs in (1, 2):
+        totals.clear()
+        model = FMRecommender(
+            10, solver="mcmc", max_iter=200, random_state=0,
+            implicit_features=implicit, n_jobs=n_jobs,
+        )  # fmt: skip
+        tic = time.perf_counter()
+        model.fit(train[["user", "item"]], y)
+        wall = time.perf_counter() - tic
+        parts = {k: round(v, 3) for k, v in totals.items()}
+        print(n_jobs, f"total {wall:.3f}", parts, f"other {wall - sum(totals.values()):.3f}")
 
 
 if __name__ == "__main__":
