@@ -218,8 +218,13 @@ def gram(Y):
     return np.ascontiguousarray(Y.T @ Y)
 
 
-def implicit_half_step(R, Y, X, reg, solver, cg_steps, n_threads, G=None):
-    """Solve the rows of ``R`` (``RowMatrix`` with ``cw`` = alpha * y) into ``X``."""
+def implicit_half_step(R, Y, X, reg, solver, cg_steps, n_threads, G=None, row_loss=None):
+    """Solve the rows of ``R`` (``RowMatrix`` with ``cw`` = alpha * y) into ``X``.
+
+    ``G`` is ``gram(Y)`` (None: computed here).  ``row_loss`` (float64, one
+    per row of ``R``, or None) receives each row's observed-cells part of the
+    objective at its new factors (see ``_als_fast.implicit_loss_observed``).
+    """
     if G is None:
         G = gram(Y)
     with blas_single_thread():
@@ -234,6 +239,7 @@ def implicit_half_step(R, Y, X, reg, solver, cg_steps, n_threads, G=None):
             solver == "cg",
             int(cg_steps),
             _threads_for(R, n_threads),
+            row_loss,
         )
     if n_bad:
         raise np.linalg.LinAlgError(
@@ -302,10 +308,32 @@ def run_implicit_als(
         ``loss_curve`` holds the Hu-Koren-Volinsky objective after each iteration.
     """
 
+    # The objective after an iteration comes with its item half-step: the
+    # observed cells' part from the user rows that solve has just read (no
+    # second pass over the ratings), and trace(P G_Q P^T) = <P^T P, Q^T Q>
+    # from the two Gram matrices the half-steps use anyway (Q^T Q of the new
+    # item factors is the next user half-step's).
+    row_loss = np.empty(R_i.n_rows, dtype=np.float64)
+    grams = {"Q": None}
+
     def step(it):
-        implicit_half_step(R_u, Q, P, regularization, solver, cg_steps, n_threads)
-        implicit_half_step(R_i, P, Q, regularization, solver, cg_steps, n_threads)
-        loss = implicit_objective(R_u, P, Q, regularization, n_threads)
+        GQ = gram(Q) if grams["Q"] is None else grams["Q"]
+        implicit_half_step(R_u, Q, P, regularization, solver, cg_steps, n_threads, G=GQ)
+        GP = gram(P)
+        implicit_half_step(
+            R_i, P, Q, regularization, solver, cg_steps, n_threads, G=GP, row_loss=row_loss
+        )
+        grams["Q"] = GQ = gram(Q)
+        loss = (
+            float(np.sum(row_loss))
+            + float(np.sum(GP.astype(np.float64) * GQ.astype(np.float64)))
+            + regularization
+            * (
+                np.einsum("ij,ij->", P, P, dtype=np.float64)
+                + np.einsum("ij,ij->", Q, Q, dtype=np.float64)
+            )
+        )
+        loss = float(loss)
         return loss, 0, {"objective": loss}
 
     loop = TrainingLoop(

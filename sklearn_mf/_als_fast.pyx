@@ -608,16 +608,35 @@ cdef int _implicit_row_cholesky(const int* idx, const floating* cw, Py_ssize_t n
     return 0
 
 
+cdef inline void _gather_rows(const int* idx, Py_ssize_t m, const floating* Y, int k,
+                              floating* buf) noexcept nogil:
+    """Rows ``Y[idx[j]]`` of ``j < m`` copied contiguously into ``buf``; the rows
+    are scattered over ``Y``, so every cache line of a later row is requested
+    while this one is copied."""
+    cdef Py_ssize_t j, f
+    cdef const floating* nxt
+    for j in range(m):
+        if j + PREFETCH_AHEAD < m:
+            nxt = Y + idx[j + PREFETCH_AHEAD] * k
+            f = 0
+            while f < k:
+                SKMF_PREFETCH(nxt + f)
+                f = f + 64 // sizeof(floating)
+            SKMF_PREFETCH(nxt + k - 1)
+        memcpy(buf + j * k, Y + idx[j] * k, k * sizeof(floating))
+
+
 cdef void _sparse_part(const int* idx, const floating* cw, Py_ssize_t nnz,
                        const floating* Y, int k, const floating* v, floating* out,
                        const floating* gathered, floating* buf, floating* s,
-                       bint residual) noexcept nogil:
+                       bint residual, floating* keep) noexcept nogil:
     """``out += sum_j w_j y_j`` over a row's entries, with ``s_j = y_j . v`` and
     ``w_j = c_j s_j`` (product with ``A - G - reg I``) or, when ``residual``,
     ``w_j = (1 + c_j) [c_j > 0] - c_j s_j`` (right-hand side minus that product).
 
     ``gathered`` holds the row's ``y_j`` contiguously, or is NULL: then they
-    are gathered into ``buf`` in chunks of GATHER rows.
+    are gathered into ``buf`` in chunks of GATHER rows.  ``keep`` (or NULL)
+    receives every ``s_j``.
     """
     cdef Py_ssize_t j0 = 0, j, m
     cdef floating c
@@ -629,10 +648,11 @@ cdef void _sparse_part(const int* idx, const floating* cw, Py_ssize_t nnz,
         if gathered != NULL:
             A = gathered + j0 * k
         else:
-            for j in range(m):
-                memcpy(buf + j * k, Y + idx[j0 + j] * k, k * sizeof(floating))
+            _gather_rows(idx + j0, m, Y, k, buf)
             A = buf
         _gemv_rows(True, <int>m, k, A, v, 0, s)
+        if keep != NULL:
+            memcpy(keep + j0, s, m * sizeof(floating))
         for j in range(m):
             c = cw[j0 + j]
             if residual:
@@ -643,20 +663,74 @@ cdef void _sparse_part(const int* idx, const floating* cw, Py_ssize_t nnz,
         j0 = j0 + m
 
 
+cdef double _row_observed(const int* idx, const floating* cw, Py_ssize_t nnz,
+                          const floating* Y, int k, const floating* x,
+                          const floating* gathered, floating* buf,
+                          floating* s) noexcept nogil:
+    """The observed cells' part of the implicit objective for one row with
+    factors ``x`` (see :func:`implicit_loss_observed`): the sum over its
+    entries of ``(1 + cw)(p - s)^2 - s^2``, ``s = x . y_j``, in float64.
+    ``gathered`` holds the row's ``y_j`` contiguously, or is NULL: then they
+    are gathered into ``buf`` in chunks of GATHER rows."""
+    cdef Py_ssize_t j0 = 0, j, m
+    cdef const floating* A
+    cdef double sj, pref, total = 0.0
+    while j0 < nnz:
+        m = nnz - j0
+        if m > GATHER:
+            m = GATHER
+        if gathered != NULL:
+            A = gathered + j0 * k
+        else:
+            _gather_rows(idx + j0, m, Y, k, buf)
+            A = buf
+        _gemv_rows(True, <int>m, k, A, x, 0, s)
+        for j in range(m):
+            sj = s[j]
+            pref = 1.0 if cw[j0 + j] > 0 else 0.0
+            total += (1.0 + cw[j0 + j]) * (pref - sj) * (pref - sj) - sj * sj
+        j0 = j0 + m
+    return total
+
+
+cdef double _row_observed_direct(const int* idx, const floating* cw, Py_ssize_t nnz,
+                                 const floating* Y, int k,
+                                 const floating* x) noexcept nogil:
+    """:func:`_row_observed` reading the ``y_j`` where they are in ``Y``."""
+    cdef Py_ssize_t j
+    cdef double sj, pref, total = 0.0
+    for j in range(nnz):
+        sj = _dot(k, x, Y + idx[j] * k)
+        pref = 1.0 if cw[j] > 0 else 0.0
+        total += (1.0 + cw[j]) * (pref - sj) * (pref - sj) - sj * sj
+    return total
+
+
 cdef int _implicit_block_cg(const Py_ssize_t* indptr, const int* indices,
                             const floating* cw, Py_ssize_t r0, Py_ssize_t nb,
                             const floating* Y, const floating* G, int k, floating reg,
                             int cg_steps, floating* X, floating* R, floating* P,
                             floating* AP, floating* rs, floating* buf,
-                            floating* s) noexcept nogil:
+                            floating* s, double* row_loss,
+                            floating* sx) noexcept nogil:
     """``cg_steps`` CG steps for rows ``r0 .. r0 + nb - 1`` (warm start from X).
 
     The rows run in lockstep so that their products with ``G`` are one GEMM;
     everything else is per row, exactly as in single-row CG.  When the rows
     have at most GATHER entries in total, their ``y_j`` are gathered once into
     ``buf`` and reused by every step.
+
+    With ``row_loss``, each row's observed part of the objective is written
+    there at its new factors.  Gathered rows compute it from ``buf``; the
+    others keep ``y_j . x`` up to date in ``sx`` (room for the block's
+    entries, twice) from the products every step computes anyway, since a
+    further gather of their rows would cost as much as a CG step.
     """
     cdef Py_ssize_t b, r, j, f, base = indptr[r0]
+    cdef Py_ssize_t n_entries = indptr[r0 + nb] - base
+    cdef floating* keep_x = NULL
+    cdef floating* keep_p = NULL
+    cdef double sj, pref, total
     cdef int it, n_bad = 0
     cdef floating a, rs_new
     cdef floating* x
@@ -667,9 +741,11 @@ cdef int _implicit_block_cg(const Py_ssize_t* indptr, const int* indices,
     cdef const floating* g = NULL
     cdef Py_ssize_t nnz
     cdef floating* Xb = X + r0 * k
+    if row_loss != NULL and not gathered:
+        keep_x = sx
+        keep_p = sx + n_entries
     if gathered:
-        for j in range(base, indptr[r0 + nb]):
-            memcpy(buf + (j - base) * k, Y + indices[j] * k, k * sizeof(floating))
+        _gather_rows(indices + base, indptr[r0 + nb] - base, Y, k, buf)
     # residual r = b - A x, with A x = G x + reg x + sum_i cw_i (y_i . x) y_i
     _rows_times_sym(<int>nb, k, Xb, G, AP)
     for b in range(nb):
@@ -683,7 +759,8 @@ cdef int _implicit_block_cg(const Py_ssize_t* indptr, const int* indices,
         if gathered:
             g = buf + (indptr[r] - base) * k
         _sparse_part(indices + indptr[r], cw + indptr[r], nnz, Y, k, x, rr, g,
-                     buf + GATHER * k, s, True)
+                     buf + GATHER * k, s, True,
+                     keep_x + (indptr[r] - base) if keep_x != NULL else NULL)
         memcpy(P + b * k, rr, k * sizeof(floating))
         rs[b] = _dot(k, rr, rr)
     for it in range(cg_steps):
@@ -699,13 +776,17 @@ cdef int _implicit_block_cg(const Py_ssize_t* indptr, const int* indices,
             if gathered:
                 g = buf + (indptr[r] - base) * k
             _sparse_part(indices + indptr[r], cw + indptr[r], nnz, Y, k, p, ap, g,
-                         buf + GATHER * k, s, False)
+                         buf + GATHER * k, s, False,
+                         keep_p + (indptr[r] - base) if keep_p != NULL else NULL)
             a = _dot(k, p, ap)
             if a <= 0:
                 n_bad += 1
                 rs[b] = 0
                 continue
             a = rs[b] / a
+            if keep_x != NULL:
+                # y_j . x of the updated x, from y_j . p (same step as x)
+                _axpy(<int>nnz, a, keep_p + (indptr[r] - base), keep_x + (indptr[r] - base))
             x = Xb + b * k
             rr = R + b * k
             _axpy(k, a, p, x)
@@ -714,6 +795,21 @@ cdef int _implicit_block_cg(const Py_ssize_t* indptr, const int* indices,
             for f in range(k):
                 p[f] = rr[f] + (rs_new / rs[b]) * p[f]
             rs[b] = rs_new
+    if row_loss != NULL:
+        for b in range(nb):
+            r = r0 + b
+            nnz = indptr[r + 1] - indptr[r]
+            if gathered:
+                row_loss[r] = _row_observed(
+                    indices + indptr[r], cw + indptr[r], nnz, Y, k, Xb + b * k,
+                    buf + (indptr[r] - base) * k, buf + GATHER * k, s)
+                continue
+            total = 0.0
+            for j in range(indptr[r], indptr[r + 1]):
+                sj = keep_x[j - base]
+                pref = 1.0 if cw[j] > 0 else 0.0
+                total += (1.0 + cw[j]) * (pref - sj) * (pref - sj) - sj * sj
+            row_loss[r] = total
     return n_bad
 
 
@@ -735,7 +831,7 @@ def _cg_blocks(indptr):
 def implicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
                    const floating[::1] cw, const floating[:, ::1] Y,
                    const floating[:, ::1] G, floating[:, ::1] X, double reg,
-                   bint use_cg, int cg_steps, int n_threads):
+                   bint use_cg, int cg_steps, int n_threads, double[::1] row_loss=None):
     """One implicit ALS half-step over every row of a CSR matrix.
 
     Parameters
@@ -751,12 +847,20 @@ def implicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
     use_cg, cg_steps : conjugate gradient with ``cg_steps`` steps, or the
         exact Cholesky solve.
 
+    row_loss : float64 array of shape (n_rows,), or None
+        If given, ``row_loss[r]`` is set to row ``r``'s observed cells' part
+        of the objective (as :func:`implicit_loss_observed` sums it) at the
+        solved factors, from the factor rows the solve has just read.
+
     Returns
     -------
     n_bad : int
         Rows whose system was not positive definite (left unchanged).
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1
+    cdef double* loss_ptr = NULL
+    cdef floating* keep
+    cdef Py_ssize_t keep_len = 0
     cdef int k = <int>Y.shape[1]
     cdef Py_ssize_t r, tid, nnz, blk, n_blocks
     cdef Py_ssize_t[::1] blocks
@@ -770,25 +874,38 @@ def implicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
         return 0
     if X.shape[0] != n_rows or X.shape[1] != k or G.shape[0] != k:
         raise ValueError("X or G has the wrong shape")
+    if row_loss is not None:
+        if row_loss.shape[0] != n_rows:
+            raise ValueError("row_loss has the wrong shape")
+        loss_ptr = &row_loss[0]
     if use_cg:
         blocks = _cg_blocks(indptr)
         n_blocks = blocks.shape[0] - 1
+        if loss_ptr != NULL:
+            # scratch for the y_j . x and y_j . p of the largest block
+            import numpy as np
+            keep_len = 2 * max(1, int(np.max(np.diff(np.asarray(indptr)[np.asarray(blocks)]))))
         with nogil, parallel(num_threads=n_threads):
             tid = omp_get_thread_num()
             A = <floating*>malloc(3 * CG_BLOCK * k * sizeof(floating))
             b1 = <floating*>malloc((CG_BLOCK + GATHER) * sizeof(floating))
             Z = <floating*>malloc(2 * GATHER * k * sizeof(floating))
+            keep = NULL
+            if loss_ptr != NULL:
+                keep = <floating*>malloc(keep_len * sizeof(floating))
             try:
                 for blk in prange(n_blocks, schedule="dynamic", chunksize=1):
-                    if A == NULL or b1 == NULL or Z == NULL:
+                    if A == NULL or b1 == NULL or Z == NULL or (
+                            loss_ptr != NULL and keep == NULL):
                         bad[tid] += 1
                         continue
                     bad[tid] += _implicit_block_cg(
                         &indptr[0], idx_ptr, cw_ptr, blocks[blk],
                         blocks[blk + 1] - blocks[blk], &Y[0, 0], &G[0, 0], k,
                         <floating>reg, cg_steps, &X[0, 0], A, A + CG_BLOCK * k,
-                        A + 2 * CG_BLOCK * k, b1, Z, b1 + CG_BLOCK)
+                        A + 2 * CG_BLOCK * k, b1, Z, b1 + CG_BLOCK, loss_ptr, keep)
             finally:
+                free(keep)
                 free(A)
                 free(b1)
                 free(Z)
@@ -807,6 +924,9 @@ def implicit_solve(const Py_ssize_t[::1] indptr, const int[::1] indices,
                 bad[tid] += _implicit_row_cholesky(
                     idx_ptr + indptr[r], cw_ptr + indptr[r], nnz, &Y[0, 0],
                     &G[0, 0], k, <floating>reg, A, b1, Z, &X[r, 0])
+                if loss_ptr != NULL:
+                    loss_ptr[r] = _row_observed_direct(
+                        idx_ptr + indptr[r], cw_ptr + indptr[r], nnz, &Y[0, 0], k, &X[r, 0])
         finally:
             free(A)
             free(b1)

@@ -180,6 +180,74 @@ def test_cg_with_long_rows_and_uneven_blocks():
         )
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("use_cg", [True, False])
+def test_half_step_row_loss_is_the_observed_objective_at_the_new_factors(use_cg, dtype):
+    # long rows (chunked gathers), short rows gathered per CG block, an
+    # empty row and zero strengths (preference 0): the row_loss written by
+    # the solve equals the observed cells' part of the objective at the
+    # factors it wrote, computed with NumPy
+    rng = np.random.default_rng(11)
+    k = 6
+    dense = rng.random((60, 5000)) < np.r_[[0.6] * 2, [0.0], [0.02] * 57][:, None]
+    m = sp.csr_matrix(dense.astype(np.float64))
+    m.data = rng.integers(0, 4, m.nnz).astype(np.float64)
+    assert np.diff(m.indptr).max() > 2048
+    cw = (2.0 * m.data).astype(dtype)
+    Y = (0.1 * rng.normal(size=(5000, k))).astype(dtype)
+    X = (0.1 * rng.normal(size=(60, k))).astype(dtype)
+    row_loss = np.full(60, np.nan)
+    _als_fast.implicit_solve(
+        m.indptr.astype(np.intp),
+        m.indices.astype(np.int32),
+        cw,
+        Y,
+        Y.T @ Y,
+        X,
+        0.1,
+        use_cg,
+        3,
+        2,
+        row_loss,
+    )
+    for r in range(60):
+        s = slice(m.indptr[r], m.indptr[r + 1])
+        pred = Y[m.indices[s]].astype(np.float64) @ X[r].astype(np.float64)
+        pref = (cw[s] > 0).astype(np.float64)
+        want = np.sum((1 + cw[s].astype(np.float64)) * (pref - pred) ** 2 - pred**2)
+        tol = 1e-10 if dtype == np.float64 else 1e-4
+        assert row_loss[r] == pytest.approx(want, rel=tol, abs=tol)
+    with pytest.raises(ValueError, match="row_loss"):
+        _als_fast.implicit_solve(
+            m.indptr.astype(np.intp),
+            m.indices.astype(np.int32),
+            cw,
+            Y,
+            Y.T @ Y,
+            X,
+            0.1,
+            use_cg,
+            3,
+            2,
+            np.zeros(3),
+        )
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_fused_objective_equals_the_separate_pass(small, solver):
+    # the objective computed with the item half-step (row_loss and the two
+    # Grams) is the one implicit_objective computes from the fitted factors
+    train, y, _ = small
+    model = ImplicitALS(
+        n_factors=5, max_iter=3, solver=solver, dtype=np.float64, random_state=0, n_jobs=2
+    ).fit(train, y)
+    R_u, _ = _als.implicit_confidences(model.user_items_, model.alpha, np.float64)
+    want = _als.implicit_objective(
+        R_u, model.user_factors_, model.item_factors_, model.regularization, 2
+    )
+    assert model.loss_curve_[-1] == pytest.approx(want, rel=1e-12)
+
+
 def test_float32_kernel_close_to_float64():
     rng = np.random.default_rng(5)
     m = random_counts(20, 40, 0.3, 6)
