@@ -29,6 +29,22 @@ def load_build(pkg_dir, tag):
     return mod
 
 
+def load_problem(cache_dir, size, threads, k=64):
+    """The confidence matrices of bench_scale.py's cached per-user ratings of
+    ``size`` (alpha 1, float32) and starting factors of rank ``k``."""
+    base = os.path.join(cache_dir, f"ratings-{size}-per_user-")
+    u, i, y = (np.load(base + s + ".npy") for s in "uiy")
+    n_users, n_items = int(u.max()) + 1, int(i.max()) + 1
+    seen = interactions_csr(u, i, y, n_users, n_items, n_jobs=threads)
+    del u, i, y
+    R_u, R_i = implicit_confidences(seen, 1.0, np.float32, n_threads=threads)
+    del seen
+    rng = np.random.default_rng(0)
+    P0 = (rng.standard_normal((n_users, k)) * 0.01).astype(np.float32)
+    Q0 = (rng.standard_normal((n_items, k)) * 0.01).astype(np.float32)
+    return R_u, R_i, P0, Q0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache-dir", required=True)
@@ -40,17 +56,8 @@ def main():
     ap.add_argument("--factors", type=int, default=64)
     args = ap.parse_args()
     A, B = load_build(args.a, "a"), load_build(args.b, "b")
-    base = os.path.join(args.cache_dir, f"ratings-{args.size}-per_user-")
-    u, i, y = (np.load(base + s + ".npy") for s in "uiy")
-    n_users, n_items = int(u.max()) + 1, int(i.max()) + 1
-    seen = interactions_csr(u, i, y, n_users, n_items, n_jobs=args.threads)
-    del u, i, y
-    R_u, R_i = implicit_confidences(seen, 1.0, np.float32, n_threads=args.threads)
-    del seen
-    rng = np.random.default_rng(0)
-    k = args.factors
-    P0 = (rng.standard_normal((n_users, k)) * 0.01).astype(np.float32)
-    Q0 = (rng.standard_normal((n_items, k)) * 0.01).astype(np.float32)
+    R_u, R_i, P0, Q0 = load_problem(args.cache_dir, args.size, args.threads, args.factors)
+    n_users, n_items = len(P0), len(Q0)
     print(f"{args.size}: {n_users} users, {n_items} items, {len(R_u.indices)} ratings", flush=True)
     times = {("a", "user"): [], ("b", "user"): [], ("a", "item"): [], ("b", "item"): []}
     out = {}

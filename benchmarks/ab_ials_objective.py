@@ -10,15 +10,14 @@ import os
 import time
 
 import numpy as np
+from ab_ials_kernel import load_problem  # the same data and start
 
 from sklearn_mf._als import (
     blas_single_thread,
     gram,
-    implicit_confidences,
     implicit_half_step,
     implicit_objective,
 )
-from sklearn_mf._convert import interactions_csr
 
 
 def main():
@@ -28,16 +27,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    base = os.path.join(args.cache_dir, f"ratings-{args.size}-per_user-")
-    u, i, y = (np.load(base + s + ".npy") for s in "uiy")
-    n_users, n_items = int(u.max()) + 1, int(i.max()) + 1
-    seen = interactions_csr(u, i, y, n_users, n_items, n_jobs=args.threads)
-    del u, i, y
-    R_u, R_i = implicit_confidences(seen, 1.0, np.float32, n_threads=args.threads)
-    del seen
-    rng = np.random.default_rng(0)
-    P0 = (rng.standard_normal((n_users, 64)) * 0.01).astype(np.float32)
-    Q0 = (rng.standard_normal((n_items, 64)) * 0.01).astype(np.float32)
+    R_u, R_i, P0, Q0 = load_problem(args.cache_dir, args.size, args.threads)
+    n_items = len(Q0)
     t = {"separate": [], "fused": []}
     row_loss = np.empty(n_items)
     for rep in range(args.repeats):

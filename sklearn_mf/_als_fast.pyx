@@ -626,6 +626,19 @@ cdef inline void _gather_rows(const int* idx, Py_ssize_t m, const floating* Y, i
         memcpy(buf + j * k, Y + idx[j] * k, k * sizeof(floating))
 
 
+cdef inline const floating* _chunk_rows(const int* idx, Py_ssize_t j0, Py_ssize_t m,
+                                       const floating* Y, int k,
+                                       const floating* gathered,
+                                       floating* buf) noexcept nogil:
+    """The ``y_j`` of entries ``j0 .. j0 + m - 1`` of a row, contiguous: in
+    ``gathered`` when the row's rows were gathered already, else copied into
+    ``buf``."""
+    if gathered != NULL:
+        return gathered + j0 * k
+    _gather_rows(idx + j0, m, Y, k, buf)
+    return buf
+
+
 cdef void _sparse_part(const int* idx, const floating* cw, Py_ssize_t nnz,
                        const floating* Y, int k, const floating* v, floating* out,
                        const floating* gathered, floating* buf, floating* s,
@@ -645,11 +658,7 @@ cdef void _sparse_part(const int* idx, const floating* cw, Py_ssize_t nnz,
         m = nnz - j0
         if m > GATHER:
             m = GATHER
-        if gathered != NULL:
-            A = gathered + j0 * k
-        else:
-            _gather_rows(idx + j0, m, Y, k, buf)
-            A = buf
+        A = _chunk_rows(idx, j0, m, Y, k, gathered, buf)
         _gemv_rows(True, <int>m, k, A, v, 0, s)
         if keep != NULL:
             memcpy(keep + j0, s, m * sizeof(floating))
@@ -679,11 +688,7 @@ cdef double _row_observed(const int* idx, const floating* cw, Py_ssize_t nnz,
         m = nnz - j0
         if m > GATHER:
             m = GATHER
-        if gathered != NULL:
-            A = gathered + j0 * k
-        else:
-            _gather_rows(idx + j0, m, Y, k, buf)
-            A = buf
+        A = _chunk_rows(idx, j0, m, Y, k, gathered, buf)
         _gemv_rows(True, <int>m, k, A, x, 0, s)
         for j in range(m):
             sj = s[j]

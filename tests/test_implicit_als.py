@@ -197,27 +197,8 @@ def test_half_step_row_loss_is_the_observed_objective_at_the_new_factors(use_cg,
     Y = (0.1 * rng.normal(size=(5000, k))).astype(dtype)
     X = (0.1 * rng.normal(size=(60, k))).astype(dtype)
     row_loss = np.full(60, np.nan)
-    _als_fast.implicit_solve(
-        m.indptr.astype(np.intp),
-        m.indices.astype(np.int32),
-        cw,
-        Y,
-        Y.T @ Y,
-        X,
-        0.1,
-        use_cg,
-        3,
-        2,
-        row_loss,
-    )
-    for r in range(60):
-        s = slice(m.indptr[r], m.indptr[r + 1])
-        pred = Y[m.indices[s]].astype(np.float64) @ X[r].astype(np.float64)
-        pref = (cw[s] > 0).astype(np.float64)
-        want = np.sum((1 + cw[s].astype(np.float64)) * (pref - pred) ** 2 - pred**2)
-        tol = 1e-10 if dtype == np.float64 else 1e-4
-        assert row_loss[r] == pytest.approx(want, rel=tol, abs=tol)
-    with pytest.raises(ValueError, match="row_loss"):
+
+    def solve(out):
         _als_fast.implicit_solve(
             m.indptr.astype(np.intp),
             m.indices.astype(np.int32),
@@ -229,8 +210,19 @@ def test_half_step_row_loss_is_the_observed_objective_at_the_new_factors(use_cg,
             use_cg,
             3,
             2,
-            np.zeros(3),
+            out,
         )
+
+    solve(row_loss)
+    for r in range(60):
+        s = slice(m.indptr[r], m.indptr[r + 1])
+        pred = Y[m.indices[s]].astype(np.float64) @ X[r].astype(np.float64)
+        pref = (cw[s] > 0).astype(np.float64)
+        want = np.sum((1 + cw[s].astype(np.float64)) * (pref - pred) ** 2 - pred**2)
+        tol = 1e-10 if dtype == np.float64 else 1e-4
+        assert row_loss[r] == pytest.approx(want, rel=tol, abs=tol)
+    with pytest.raises(ValueError, match="row_loss"):
+        solve(np.zeros(3))
 
 
 @pytest.mark.parametrize("solver", ["cg", "cholesky"])
