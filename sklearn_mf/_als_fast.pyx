@@ -69,6 +69,15 @@ cdef enum:
 
 
 # ----------------------------------------------------------------- BLAS shims
+cdef inline void _prefetch_row(const floating* row, int k) noexcept nogil:
+    """Ask for every cache line of the ``k`` values at ``row``."""
+    cdef int f = 0
+    while f < k:
+        SKMF_PREFETCH(row + f)
+        f = f + 64 // sizeof(floating)
+    SKMF_PREFETCH(row + k - 1)
+
+
 cdef inline floating _dot(int n, const floating* x, const floating* y) noexcept nogil:
     cdef int one = 1
     if floating is double:
@@ -326,18 +335,12 @@ cdef const floating* _z_rows(const int* idx, Py_ssize_t j0, Py_ssize_t m,
     """Rows ``z_j = [y_idx[j], 1]`` (or ``y_idx[j]``) of entries ``j0 .. j0 + m - 1``
     gathered contiguously into ``buf`` (row stride ``d``)."""
     cdef int d = k + 1 if biased else k
-    cdef Py_ssize_t j, f, ahead
-    cdef const floating* nxt
+    cdef Py_ssize_t j, ahead
     for j in range(m):
         # the rows are scattered over Y: ask for a later one while copying this
         ahead = j + PREFETCH_AHEAD
         if ahead < m:
-            nxt = Y + idx[j0 + ahead] * k
-            f = 0
-            while f < k:
-                SKMF_PREFETCH(nxt + f)
-                f = f + 64 // sizeof(floating)
-            SKMF_PREFETCH(nxt + k - 1)
+            _prefetch_row(Y + idx[j0 + ahead] * k, k)
         memcpy(buf + j * d, Y + idx[j0 + j] * k, k * sizeof(floating))
         if biased:
             buf[j * d + k] = 1
@@ -613,16 +616,10 @@ cdef inline void _gather_rows(const int* idx, Py_ssize_t m, const floating* Y, i
     """Rows ``Y[idx[j]]`` of ``j < m`` copied contiguously into ``buf``; the rows
     are scattered over ``Y``, so every cache line of a later row is requested
     while this one is copied."""
-    cdef Py_ssize_t j, f
-    cdef const floating* nxt
+    cdef Py_ssize_t j
     for j in range(m):
         if j + PREFETCH_AHEAD < m:
-            nxt = Y + idx[j + PREFETCH_AHEAD] * k
-            f = 0
-            while f < k:
-                SKMF_PREFETCH(nxt + f)
-                f = f + 64 // sizeof(floating)
-            SKMF_PREFETCH(nxt + k - 1)
+            _prefetch_row(Y + idx[j + PREFETCH_AHEAD] * k, k)
         memcpy(buf + j * k, Y + idx[j] * k, k * sizeof(floating))
 
 
