@@ -1242,6 +1242,79 @@ def block_row_weights(const Py_ssize_t[::1] row_of, const floating[::1] sample_w
     return out
 
 
+cdef extern from *:
+    """
+    /* The two passes of a block column's coordinate draw over the block rows
+       holding it (tables of 8 doubles a block row: N, E, R1, R2, ER, D,
+       s before, s now), in plain C so that they are compiled for AVX2+FMA and
+       for baseline x86-64 like the passes above. */
+    #define SKMF_BCOL_ACC(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            const T *data, const Py_ssize_t *brows, Py_ssize_t lo, Py_ssize_t hi, \
+            const double *U, int factor, double old, double *hh_out, double *he_out) { \
+        double hh = 0.0, he = 0.0; \
+        if (factor) { \
+            for (Py_ssize_t t = lo; t < hi; t++) { \
+                const double *st = U + 8 * brows[t]; \
+                const double b = (double)data[t]; \
+                const double g = st[7] - b * old; \
+                const double qu = st[0] * g * g + 2.0 * g * st[2] + st[3]; \
+                hh = hh + b * b * qu; \
+                he = he + b * (g * st[1] + st[4]) + old * b * b * qu; \
+            } \
+        } else { \
+            for (Py_ssize_t t = lo; t < hi; t++) { \
+                const double *st = U + 8 * brows[t]; \
+                const double b = (double)data[t]; \
+                hh = hh + b * b * st[0]; \
+                he = he + b * (st[1] + old * b * st[0]); \
+            } \
+        } \
+        *hh_out = hh; \
+        *he_out = he; \
+    }
+    #define SKMF_BCOL_MOVE(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            const T *data, const Py_ssize_t *brows, Py_ssize_t lo, Py_ssize_t hi, \
+            double *U, int factor, double old, double dv) { \
+        if (factor) { \
+            for (Py_ssize_t t = lo; t < hi; t++) { \
+                double *st = U + 8 * brows[t]; \
+                const double b = (double)data[t]; \
+                const double g = st[7] - b * old; \
+                st[1] -= dv * b * (st[0] * g + st[2]); \
+                st[4] -= dv * b * (g * st[2] + st[3]); \
+                st[7] += b * dv; \
+                st[5] += g * b * dv; \
+            } \
+        } else { \
+            for (Py_ssize_t t = lo; t < hi; t++) { \
+                double *st = U + 8 * brows[t]; \
+                const double b = (double)data[t]; \
+                st[1] -= dv * b * st[0]; \
+                st[5] += b * dv; \
+            } \
+        } \
+    }
+    SKMF_BCOL_ACC(skmf_bcol_acc_f, float)
+    SKMF_BCOL_ACC(skmf_bcol_acc_d, double)
+    SKMF_BCOL_MOVE(skmf_bcol_move_f, float)
+    SKMF_BCOL_MOVE(skmf_bcol_move_d, double)
+    """
+    void skmf_bcol_acc_f(const float* data, const Py_ssize_t* brows, Py_ssize_t lo,
+                         Py_ssize_t hi, const double* U, int factor, double old,
+                         double* hh_out, double* he_out) noexcept nogil
+    void skmf_bcol_acc_d(const double* data, const Py_ssize_t* brows, Py_ssize_t lo,
+                         Py_ssize_t hi, const double* U, int factor, double old,
+                         double* hh_out, double* he_out) noexcept nogil
+    void skmf_bcol_move_f(const float* data, const Py_ssize_t* brows, Py_ssize_t lo,
+                          Py_ssize_t hi, double* U, int factor, double old,
+                          double dv) noexcept nogil
+    void skmf_bcol_move_d(const double* data, const Py_ssize_t* brows, Py_ssize_t lo,
+                          Py_ssize_t hi, double* U, int factor, double old,
+                          double dv) noexcept nogil
+
+
 cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
                         const Py_ssize_t* bptr, const Py_ssize_t* columns,
                         Py_ssize_t n_columns, floating* theta, Py_ssize_t stride,
@@ -1252,42 +1325,25 @@ cdef int _coord_columns(const floating* data, const Py_ssize_t* brows,
     column j.  A column's draw costs O(1) per block row holding it: h_i = b
     (g_u + r_i) with g_u = s_uf - b v_jf.  Returns 1 at the first non-finite
     draw."""
-    cdef Py_ssize_t c, j, t
-    cdef double b, g, hh, he, old, new, dv, qu
-    cdef double* st
+    cdef Py_ssize_t c, j
+    cdef double hh, he, old, new
     for c in range(n_columns):
         j = columns[c]
         old = theta[j * stride]
-        hh = 0.0
-        he = 0.0
-        for t in range(bptr[j], bptr[j + 1]):
-            st = U + 8 * brows[t]
-            b = data[t]
-            if factor:
-                g = st[7] - b * old
-                qu = st[0] * g * g + 2.0 * g * st[2] + st[3]
-                hh = hh + b * b * qu
-                he = he + b * (g * st[1] + st[4]) + old * b * b * qu
-            else:
-                hh = hh + b * b * st[0]
-                he = he + b * (st[1] + old * b * st[0])
+        if floating is float:
+            skmf_bcol_acc_f(data, brows, bptr[j], bptr[j + 1], U, factor, old, &hh, &he)
+        else:
+            skmf_bcol_acc_d(data, brows, bptr[j], bptr[j + 1], U, factor, old, &hh, &he)
         new = _scalar_draw(hh, he, alpha, lam, mu, seed, 1 + <uint64_t>j * m + coord)
         if not isfinite(new):
             return 1
         theta[j * stride] = <floating>new
-        dv = <double>theta[j * stride] - old
-        for t in range(bptr[j], bptr[j + 1]):
-            st = U + 8 * brows[t]
-            b = data[t]
-            if factor:
-                g = st[7] - b * old
-                st[1] -= dv * b * (st[0] * g + st[2])
-                st[4] -= dv * b * (g * st[2] + st[3])
-                st[7] += b * dv
-                st[5] += g * b * dv
-            else:
-                st[1] -= dv * b * st[0]
-                st[5] += b * dv
+        if floating is float:
+            skmf_bcol_move_f(data, brows, bptr[j], bptr[j + 1], U, factor, old,
+                             <double>theta[j * stride] - old)
+        else:
+            skmf_bcol_move_d(data, brows, bptr[j], bptr[j + 1], U, factor, old,
+                             <double>theta[j * stride] - old)
     return 0
 
 
