@@ -422,6 +422,47 @@ cdef enum:
     _MAX_DIGIT_BITS = 11
 
 
+cdef bint _radix_passes(int* key_a, int* row_a, float* val_a,
+                        int* key_b, int* row_b, float* val_b, Py_ssize_t m,
+                        int64_t* hist, int n_digits, int digit_bits) noexcept nogil:
+    """The stable LSD radix passes of the ``m`` (key, row, value) triples in
+    the ``a`` buffers, ``n_digits`` digits of ``digit_bits``, through the
+    ``b`` buffers; ``hist`` holds each digit's counts on entry.  A digit
+    whose values all fall in one bucket is skipped (the identity).  Returns
+    True when the sorted triples ended in the ``b`` buffers."""
+    cdef Py_ssize_t p, d, x, pos, n_buckets = (<Py_ssize_t>1) << digit_bits
+    cdef int mask = <int>(n_buckets - 1), shift
+    cdef int64_t acc, c
+    cdef int* tmp_k
+    cdef int* tmp_r
+    cdef float* tmp_v
+    cdef bint skip, in_b = False
+    for d in range(n_digits):
+        shift = d * digit_bits
+        skip = False
+        acc = 0
+        for x in range(n_buckets):
+            c = hist[d * n_buckets + x]
+            if c == m:
+                skip = True  # one bucket holds everything: the pass is the identity
+            hist[d * n_buckets + x] = acc
+            acc += c
+        if skip:
+            continue
+        for p in range(m):
+            x = d * n_buckets + ((key_a[p] >> shift) & mask)
+            pos = hist[x]
+            hist[x] = pos + 1
+            key_b[pos] = key_a[p]
+            row_b[pos] = row_a[p]
+            val_b[pos] = val_a[p]
+        tmp_k, tmp_r, tmp_v = key_a, row_a, val_a
+        key_a, row_a, val_a = key_b, row_b, val_b
+        key_b, row_b, val_b = tmp_k, tmp_r, tmp_v
+        in_b = not in_b
+    return in_b
+
+
 cdef void _csr_row_block(const int* users, const int* items, const out_real* values,
                          Py_ssize_t m, Py_ssize_t lo, Py_ssize_t n_local,
                          const int* user_order, const int* item_order,
@@ -459,25 +500,8 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
         cursor[lu + 1] += 1
         for d in range(n_digits):
             hist[d * n_buckets + ((k >> (d * digit_bits)) & mask)] += 1
-    for d in range(n_digits):
-        shift = d * digit_bits
-        skip = False
-        acc = 0
-        for x in range(n_buckets):
-            c = hist[d * n_buckets + x]
-            if c == m:
-                skip = True  # one bucket holds everything: the pass is the identity
-            hist[d * n_buckets + x] = acc
-            acc += c
-        if skip:
-            continue
-        for p in range(m):
-            x = d * n_buckets + ((key_a[p] >> shift) & mask)
-            pos = hist[x]
-            hist[x] = pos + 1
-            key_b[pos] = key_a[p]
-            row_b[pos] = row_a[p]
-            val_b[pos] = val_a[p]
+    if _radix_passes(key_a, row_a, val_a, key_b, row_b, val_b, m, hist, n_digits,
+                     digit_bits):
         tmp_k, tmp_r, tmp_v = key_a, row_a, val_a
         key_a, row_a, val_a = key_b, row_b, val_b
         key_b, row_b, val_b = tmp_k, tmp_r, tmp_v
@@ -697,25 +721,8 @@ cdef void _csr_sort_block(int* rows, int* cols, float* vals, Py_ssize_t m,
         acc += c
         indptr[lo + lu + 1] = base + acc
         last[lu] = -1
-    for d in range(n_digits):
-        shift = d * digit_bits
-        skip = False
-        acc = 0
-        for x in range(n_buckets):
-            c = hist[d * n_buckets + x]
-            if c == m:
-                skip = True  # one bucket holds everything: the pass is the identity
-            hist[d * n_buckets + x] = acc
-            acc += c
-        if skip:
-            continue
-        for p in range(m):
-            x = d * n_buckets + ((key_a[p] >> shift) & mask)
-            pos = hist[x]
-            hist[x] = pos + 1
-            key_b[pos] = key_a[p]
-            row_b[pos] = row_a[p]
-            val_b[pos] = val_a[p]
+    if _radix_passes(key_a, row_a, val_a, key_b, row_b, val_b, m, hist, n_digits,
+                     digit_bits):
         tmp_k, tmp_r, tmp_v = key_a, row_a, val_a
         key_a, row_a, val_a = key_b, row_b, val_b
         key_b, row_b, val_b = tmp_k, tmp_r, tmp_v
