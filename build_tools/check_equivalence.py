@@ -113,7 +113,12 @@ ATTRS = (
     "user_offsets_",
     "item_offsets_",
     "noise_precision_",
+    "coef_",
+    "precision_diag_",
+    "item_popularity_",
 )
+# sparse fitted attributes, recorded as their CSR arrays
+SPARSE_ATTRS = ("similarity_",)
 
 
 def record(out, name, est, X_test, rec_users, fm_X=None):
@@ -124,6 +129,11 @@ def record(out, name, est, X_test, rec_users, fm_X=None):
             if v is None:
                 continue
             out[f"{name}/{attr}"] = np.asarray(v, dtype=np.float64)
+    for attr in SPARSE_ATTRS:
+        if attr in vars(est):
+            m = sp.csr_matrix(getattr(est, attr))
+            for part in ("data", "indices", "indptr"):
+                out[f"{name}/{attr}.{part}"] = np.asarray(getattr(m, part), dtype=np.float64)
     if fm_X is not None:
         out[f"{name}/predict"] = np.asarray(est.predict(fm_X), dtype=np.float64)
         if hasattr(est, "predict_proba"):
@@ -139,7 +149,7 @@ def record(out, name, est, X_test, rec_users, fm_X=None):
 
 def cases():
     """(name, class name, params, extra) for every fit; extra in
-    {None, "partial_fit", "fold_in", "fm", "fm_clf"}."""
+    {None, "partial_fit", "fold_in", "weighted", "fm", "fm_clf"}."""
     ml = dict(random_state=0, n_jobs=1)
     mf = dict(n_factors=16, **ml)
     es = dict(early_stopping=True, n_iter_no_change=2)
@@ -167,6 +177,26 @@ def cases():
         ),
         ("mf_als_es", "MatrixFactorization", dict(mf, solver="als", max_iter=5, **es), None),
         (
+            "mf_als_cg",
+            "MatrixFactorization",
+            dict(mf, solver="als", als_solver="cg", max_iter=3),
+            "fold_in",
+        ),
+        (
+            "mf_als_cg_2threads",
+            "MatrixFactorization",
+            dict(mf, solver="als", als_solver="cg", max_iter=3, n_jobs=2),
+            None,
+        ),
+        ("mf_sgd_weighted", "MatrixFactorization", dict(mf, solver="sgd", n_epochs=3), "weighted"),
+        ("mf_als_weighted", "MatrixFactorization", dict(mf, solver="als", max_iter=3), "weighted"),
+        (
+            "mf_als_cg_weighted",
+            "MatrixFactorization",
+            dict(mf, solver="als", als_solver="cg", max_iter=3),
+            "weighted",
+        ),
+        (
             "mf_als_partial",
             "MatrixFactorization",
             dict(mf, solver="als", max_iter=3),
@@ -179,6 +209,14 @@ def cases():
         ("ials_cholesky", "ImplicitALS", dict(mf, solver="cholesky", max_iter=3), None),
         ("ials_partial", "ImplicitALS", dict(mf, solver="cg", max_iter=3), "partial_fit"),
         ("bpr", "BPR", dict(mf, n_epochs=5), "fold_in"),
+        ("itemknn", "ItemKNN", dict(n_jobs=1), None),
+        ("itemknn_2threads", "ItemKNN", dict(n_jobs=2), None),
+        ("itemknn_tfidf", "ItemKNN", dict(weighting="tfidf", n_jobs=1), None),
+        ("itemknn_bm25", "ItemKNN", dict(weighting="bm25", n_jobs=1), None),
+        ("itemknn_ratings", "ItemKNN", dict(feedback="explicit", n_jobs=1), "ratings"),
+        ("userknn", "UserKNN", dict(n_jobs=1), None),
+        ("userknn_ratings", "UserKNN", dict(feedback="explicit", n_jobs=1), "ratings"),
+        ("ease", "EASE", dict(), None),
         ("baseline_als", "BaselineRegressor", dict(ml, solver="als", max_iter=5), None),
         ("baseline_sgd", "BaselineRegressor", dict(ml, solver="sgd", n_epochs=5), None),
         ("popularity", "PopularityRecommender", dict(n_jobs=1), None),
@@ -257,6 +295,25 @@ def cases():
             dict(n_factors=4, solver="mcmc", max_iter=10, **ml),
             "fold_in",
         ),
+        (
+            "fmrec_mcmc_both",
+            "FMRecommender",
+            dict(n_factors=4, solver="mcmc", max_iter=10, implicit_features="both", **ml),
+            "fold_in",
+        ),
+        (
+            "fmrec_mcmc_both_2threads",
+            "FMRecommender",
+            dict(
+                n_factors=4,
+                solver="mcmc",
+                max_iter=10,
+                implicit_features="both",
+                random_state=0,
+                n_jobs=2,
+            ),
+            None,
+        ),
     ]
 
 
@@ -291,9 +348,13 @@ def run(only=None):
                 est.fit(fm_tr, (y_tr >= 4).astype(int))
                 record(out, name, est, None, None, fm_X=fm_te)
             else:
-                y = None if cls_name in ("ImplicitALS", "BPR") else y_tr
+                implicit = ("ImplicitALS", "BPR", "ItemKNN", "UserKNN", "EASE")
+                y = None if cls_name in implicit and extra_kind != "ratings" else y_tr
                 if cls_name == "PopularityRecommender":
                     est.fit(X_tr)
+                elif extra_kind == "weighted":
+                    w = 0.5 + (train["timestamp"].to_numpy() % 7) / 4.0
+                    est.fit(X_tr, y, sample_weight=w)
                 else:
                     est.fit(X_tr, y)
                 record(out, name, est, X_te, rec_users)
