@@ -5,9 +5,30 @@ from pathlib import Path
 
 import pytest
 
-DATA_DIR = Path(
-    os.environ.get("SKLEARN_MF_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+
+
+def _find_data_dir():
+    """``$SKLEARN_MF_DATA``, else the first ``shared/data`` beside an ancestor.
+
+    The checkout sits next to ``shared/`` (``../shared/data``), but a git
+    worktree or a CI clone may sit deeper, so every ancestor is tried; the
+    first candidate is returned when none exists (the fixtures then skip).
+    """
+    if os.environ.get("SKLEARN_MF_DATA"):
+        return Path(os.environ["SKLEARN_MF_DATA"])
+    parents = Path(__file__).resolve().parents[1:]
+    for parent in parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return parents[1] / "shared" / "data"
+
+
+DATA_DIR = _find_data_dir()
+
+
+def pytest_report_header(config):
+    found = "found" if DATA_DIR.is_dir() else "NOT FOUND: the real-data tests skip"
+    return f"sklearn_mf real datasets: {DATA_DIR} ({found})"
 
 # Tests that read a real dataset (directly or through a fixture built on one)
 # fit models on tens of thousands of ratings: they are ``slow``, so that
