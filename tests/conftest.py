@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 
-
 def _find_data_dir():
     """``$SKLEARN_MF_DATA``, else the first ``shared/data`` beside an ancestor.
 
@@ -29,6 +28,7 @@ DATA_DIR = _find_data_dir()
 def pytest_report_header(config):
     found = "found" if DATA_DIR.is_dir() else "NOT FOUND: the real-data tests skip"
     return f"sklearn_mf real datasets: {DATA_DIR} ({found})"
+
 
 # Tests that read a real dataset (directly or through a fixture built on one)
 # fit models on tens of thousands of ratings: they are ``slow``, so that
