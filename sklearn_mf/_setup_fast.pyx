@@ -532,7 +532,8 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
 
 def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] values,
                 const Py_ssize_t[::1] block_ptr, Py_ssize_t n_blocks,
-                const int[::1] user_order, const int[::1] item_order, int n_threads):
+                const int[::1] user_order, const int[::1] item_order, int n_threads,
+                indices_out=None, data_out=None):
     """The CSR of ratings stored block by block (:func:`block_arrange`) in
     the original codes: ``coo_to_csr`` with ``row_map=user_order``,
     ``col_map=item_order`` and ``return_col_counts=True``, the same arrays.
@@ -546,6 +547,12 @@ def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] 
     scatter by user straight into the CSR rows.  Duplicates of a (user, item)
     pair share a block and keep their order there, so they are summed in
     input order, as by ``coo_to_csr``.
+
+    ``indices_out`` (int32) and ``data_out`` (float32), of one entry per
+    rating, receive the CSR's indices and data when given (memory the caller
+    no longer needs, already paged in: a new array of 100M entries costs
+    about 0.3 s of page faults); then they are the returned arrays unless
+    duplicates were summed.
 
     Returns ``(indptr, indices, data, col_counts)``: int64, int32, float32 and
     int64 (``n_items``) arrays.
@@ -579,10 +586,12 @@ def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] 
     indptr_arr[1:][np.asarray(user_order)] = counts_arr
     np.cumsum(indptr_arr, out=indptr_arr)
     cdef const int64_t[::1] indptr = indptr_arr
-    indices_arr = np.empty(n, dtype=np.int32)
-    data_arr = np.empty(n, dtype=np.float32)
+    indices_arr = np.empty(n, dtype=np.int32) if indices_out is None else indices_out
+    data_arr = np.empty(n, dtype=np.float32) if data_out is None else data_out
     cdef int[::1] indices = indices_arr
     cdef float[::1] data = data_arr
+    if indices.shape[0] != n or data.shape[0] != n:
+        raise ValueError("indices_out and data_out must have one entry per rating.")
     for bu in range(B):
         longest = max(longest, block_ptr[bu * B + B] - block_ptr[bu * B])
         lo = (bu * n_u + B - 1) // B
@@ -1327,3 +1336,58 @@ def finite_float64(const real[::1] y, int n_threads):
             if v - v != 0.0:
                 n_bad += 1
     return out_arr, int(n_bad)
+
+
+cdef extern from *:
+    """
+    static inline int skmf_flag_set(const volatile unsigned char* p) { return *p != 0; }
+    """
+    bint skmf_flag_set(const unsigned char* p) noexcept nogil
+
+
+cdef enum:
+    # bytes between two writes of touch_pages (the smallest page); the stop
+    # flag is read every _TOUCH_CHECK of them (a 2 MB huge page)
+    _PAGE_BYTES = 4096
+    _TOUCH_CHECK = 512
+
+
+def touch_pages(arrays, const unsigned char[::1] stop):
+    """Write a zero into every page of each of the C-contiguous ``arrays``,
+    in order, until ``stop[0]`` becomes non-zero (set by another thread).
+
+    A new NumPy array of ``n`` bytes is mapped to memory at its first write,
+    page by page, at about 1 GB/s per core here (the kernel clears each
+    page): ``fit`` touches the arrays it will fill later on a core that
+    would otherwise wait (on the factors' draws), so that the kernel that
+    fills them runs at memory speed.  The contents are not meaningful
+    afterwards (some bytes are zero).  Returns the number of bytes touched
+    (from the start of the first array on).
+    """
+    cdef unsigned char* p
+    cdef Py_ssize_t n, off, k, done = 0
+    cdef bint stopped = False
+    for a in arrays:
+        if stopped:
+            break
+        a = np.asarray(a)
+        if not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError("touch_pages needs writeable C-contiguous arrays.")
+        n = a.nbytes
+        if n == 0:
+            continue
+        p = <unsigned char*><Py_ssize_t>a.ctypes.data
+        with nogil:
+            off = 0
+            k = 0
+            while off < n:
+                if k == 0 and skmf_flag_set(&stop[0]):
+                    stopped = True
+                    break
+                p[off] = 0
+                off += _PAGE_BYTES
+                k += 1
+                if k == _TOUCH_CHECK:
+                    k = 0
+            done += off if off < n else n
+    return done

@@ -100,6 +100,7 @@ def start_rating_fit(
     n_extra_item_factors=0,
     timer=None,
     seen=True,
+    while_drawing=None,
 ):
     """The common start of ``fit`` for the biased rating models (MF, SVD++).
 
@@ -110,6 +111,13 @@ def start_rating_fit(
     matrices from N(0, init_std^2) (in that order, from one generator seeded
     by ``random_state``), zeroes the biases, holds out the early-stopping
     validation set and computes the global mean from the training part.
+
+    ``while_drawing(n_ratings, done)``, when given, is called in this thread
+    while the factors are drawn on another (after the rating range and the
+    mean), with ``done`` the one-byte flag that becomes 1 when the draws are
+    finished (see :func:`~sklearn_mf._utils.normal_factors_in_background`):
+    work that does not use the generator, such as paging in the arrays the
+    caller fills next.
 
     Returns
     -------
@@ -146,6 +154,8 @@ def start_rating_fit(
     if biased and not early_stopping:
         w = sample_weight
         global_mean = float(np.average(y, weights=w))
+    if while_drawing is not None:
+        while_drawing(len(y), factors.done)
     P, Q, *extra = factors()
     train = val = None
     if early_stopping:
@@ -311,7 +321,9 @@ class FittedLoopMixin:
             self.validation_scores_ = loop.validation_scores
             self.best_iteration_ = loop.best_iteration
 
-    def _start_rating_fit(self, X, y, sample_weight, n_extra_item_factors=0, seen=True):
+    def _start_rating_fit(
+        self, X, y, sample_weight, n_extra_item_factors=0, seen=True, while_drawing=None
+    ):
         """Validate the ratings and run :func:`start_rating_fit` with this
         model's parameters (nothing is set on the model)."""
         timer = SetupTimer(self.verbose)
@@ -334,6 +346,7 @@ class FittedLoopMixin:
             n_extra_item_factors=n_extra_item_factors,
             timer=timer,
             seen=seen,
+            while_drawing=while_drawing,
         )
 
     def _set_rating_start(self, start):
