@@ -769,8 +769,15 @@ class MatrixFactorization(
             out = blocked_outputs(n_ratings, dtype)
             _setup_fast.touch_pages(out, done)
 
+        # without early stopping the ratings are only read (the block
+        # schedule, their range and mean): a float32 y is used as it is
         start = self._start_rating_fit(
-            X, y, sample_weight, seen=holdout, while_drawing=None if holdout else page_in
+            X,
+            y,
+            sample_weight,
+            seen=holdout,
+            while_drawing=None if holdout else page_in,
+            y_float32=not holdout,
         )
         params = self._solver_params(start.rating_range)
         u, i, y, w, val = (

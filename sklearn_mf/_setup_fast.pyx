@@ -1391,3 +1391,88 @@ def touch_pages(arrays, const unsigned char[::1] stop):
                     k = 0
             done += off if off < n else n
     return done
+
+
+def count_nonfinite(const real[::1] y, int n_threads):
+    """The number of NaN or infinite values of ``y``, in one parallel pass
+    (:func:`finite_float64` without the float64 copy)."""
+    cdef Py_ssize_t n = y.shape[0], p
+    cdef int64_t n_bad = 0
+    cdef double v
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 1_000_000:
+        n_threads = 1
+    with nogil:
+        for p in prange(n, num_threads=n_threads, schedule="static"):
+            v = <double>y[p]
+            if v - v != 0.0:
+                n_bad += 1
+    return int(n_bad)
+
+
+cdef double _pairwise_sum(const real* a, Py_ssize_t n) noexcept nogil:
+    """NumPy's pairwise summation of ``n`` values in float64 (the order of
+    ``np.add.reduce`` over a contiguous float64 array: blocks of up to 128
+    values in eight accumulators, halves split at a multiple of 8), so that
+    the sum of float32 values equals that of their float64 copy bit for bit."""
+    cdef Py_ssize_t i, n2
+    cdef double res, r0, r1, r2, r3, r4, r5, r6, r7
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += <double>a[i]
+        return res
+    if n <= 128:
+        r0 = <double>a[0]
+        r1 = <double>a[1]
+        r2 = <double>a[2]
+        r3 = <double>a[3]
+        r4 = <double>a[4]
+        r5 = <double>a[5]
+        r6 = <double>a[6]
+        r7 = <double>a[7]
+        i = 8
+        while i < n - (n % 8):
+            r0 += <double>a[i]
+            r1 += <double>a[i + 1]
+            r2 += <double>a[i + 2]
+            r3 += <double>a[i + 3]
+            r4 += <double>a[i + 4]
+            r5 += <double>a[i + 5]
+            r6 += <double>a[i + 6]
+            r7 += <double>a[i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += <double>a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
+
+
+def float64_sum(const real[::1] y, int n_threads):
+    """``float(np.add.reduce(y.astype(np.float64)))`` without the copy: the
+    same pairwise order, so the same bits (the two top halves on two
+    threads)."""
+    cdef Py_ssize_t n = y.shape[0], n2, h
+    cdef double[2] halves
+    if n == 0:
+        return 0.0
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n <= 128 or n < 1_000_000 or n_threads < 2:
+        with nogil:
+            halves[0] = _pairwise_sum(&y[0], n)
+        return halves[0]
+    n2 = n // 2
+    n2 -= n2 % 8
+    with nogil:
+        for h in prange(2, num_threads=2, schedule="static", chunksize=1):
+            if h == 0:
+                halves[0] = _pairwise_sum(&y[0], n2)
+            else:
+                halves[1] = _pairwise_sum(&y[n2], n - n2)
+    return halves[0] + halves[1]
