@@ -319,12 +319,15 @@ def run_sgd(
     n_threads,
     verbose=0,
     desc=None,
+    reuse_factors=False,
 ):
     """SGD epochs of ``MatrixFactorization`` on the block-ordered ratings
     ``blocked`` (:func:`sgd_ratings`; their order is shuffled in place).
 
-    Trains from the given factors and biases (not modified; the biases are
-    left as they are when ``biased=False``) and stops early on the validation
+    Trains from the given factors and biases (not modified, unless
+    ``reuse_factors``: then the trained factors are written into the given
+    factor arrays, which ``fit`` no longer needs, rather than into new ones;
+    the biases are left as they are when ``biased=False``) and stops early on the validation
     RMSE of ``validation = (user_codes, item_codes, y, sample_weight)``
     (None: no early stopping; the best epoch's parameters are kept).
 
@@ -401,7 +404,10 @@ def run_sgd(
         n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper, verbose=verbose, desc=desc
     )
     result = loop.run(step, score=score, score_name="validation RMSE")
-    P_out, Q_out = np.empty_like(user_factors), np.empty_like(item_factors)
+    if reuse_factors:
+        P_out, Q_out = user_factors, item_factors
+    else:
+        P_out, Q_out = np.empty_like(user_factors), np.empty_like(item_factors)
     P_out[user_order], Q_out[item_order] = P, Q
     if biased:
         bu_out, bi_out = np.empty_like(user_bias), np.empty_like(item_bias)
@@ -829,6 +835,7 @@ class MatrixFactorization(
                 global_mean=start.global_mean,
                 n_epochs=self.n_epochs,
                 rng=start.rng,
+                reuse_factors=True,  # the initial factors are this fit's own
                 **self._sgd_params(),
                 **params,
             )
