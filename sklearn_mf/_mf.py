@@ -345,7 +345,10 @@ def run_sgd(
     block_loss = np.zeros(B * B, dtype=np.float64)
     reg_b = regularization if bias_regularization is None else bias_regularization
     # working copies of the parameters in block order (see block_schedule)
-    P, Q = user_factors[user_order], item_factors[item_order]
+    user_order = np.ascontiguousarray(user_order, dtype=np.intp)
+    item_order = np.ascontiguousarray(item_order, dtype=np.intp)
+    P = _setup_fast.take_rows(np.ascontiguousarray(user_factors), user_order, n_threads)
+    Q = _setup_fast.take_rows(np.ascontiguousarray(item_factors), item_order, n_threads)
     empty = np.zeros(0, dtype=dtype)
     bu = user_bias[user_order] if biased else empty
     bi = item_bias[item_order] if biased else empty
@@ -404,11 +407,14 @@ def run_sgd(
         n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper, verbose=verbose, desc=desc
     )
     result = loop.run(step, score=score, score_name="validation RMSE")
-    if reuse_factors:
+    if reuse_factors and all(
+        a.flags.c_contiguous and a.flags.writeable for a in (user_factors, item_factors)
+    ):
         P_out, Q_out = user_factors, item_factors
     else:
         P_out, Q_out = np.empty_like(user_factors), np.empty_like(item_factors)
-    P_out[user_order], Q_out[item_order] = P, Q
+    _setup_fast.put_rows(P_out, user_order, P, n_threads)
+    _setup_fast.put_rows(Q_out, item_order, Q, n_threads)
     if biased:
         bu_out, bi_out = np.empty_like(user_bias), np.empty_like(item_bias)
         bu_out[user_order], bi_out[item_order] = bu, bi

@@ -1476,3 +1476,67 @@ def float64_sum(const real[::1] y, int n_threads):
             else:
                 halves[1] = _pairwise_sum(&y[n2], n - n2)
     return halves[0] + halves[1]
+
+
+def _row_bytes(a, name):
+    a = np.asarray(a)
+    if a.ndim != 2 or not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous 2-d array.")
+    return a, a.shape[1] * a.itemsize
+
+
+def take_rows(src, const Py_ssize_t[::1] order, int n_threads):
+    """``src[order]`` for a C-contiguous 2-d ``src`` (row ``j`` of the result
+    is row ``order[j]``), the rows copied in parallel.  Raises if an entry of
+    ``order`` is out of range."""
+    src, row = _row_bytes(src, "src")
+    cdef Py_ssize_t n = order.shape[0], m = src.shape[0], j, rb = row
+    cdef int64_t n_bad = 0
+    out = np.empty((n, src.shape[1]), dtype=src.dtype)
+    if n == 0 or rb == 0:
+        return out
+    cdef const char* s = <const char*><Py_ssize_t>src.ctypes.data
+    cdef char* d = <char*><Py_ssize_t>out.ctypes.data
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000:
+        n_threads = 1
+    with nogil:
+        for j in prange(n, num_threads=n_threads, schedule="static"):
+            if order[j] < 0 or order[j] >= m:
+                n_bad += 1
+            else:
+                memcpy(d + j * rb, s + order[j] * rb, rb)
+    if n_bad:
+        raise IndexError(f"{n_bad} entries of order are outside 0..{m - 1}.")
+    return out
+
+
+def put_rows(dst, const Py_ssize_t[::1] order, src, int n_threads):
+    """``dst[order] = src`` for C-contiguous 2-d arrays of one dtype (row
+    ``order[j]`` of ``dst`` receives row ``j`` of ``src``; ``order`` without
+    repeats), the rows copied in parallel."""
+    dst, row = _row_bytes(dst, "dst")
+    src, row2 = _row_bytes(src, "src")
+    if dst.dtype != src.dtype or row != row2 or src.shape[0] != order.shape[0]:
+        raise ValueError("src must have dst's dtype and columns and one row per order entry.")
+    if not dst.flags.writeable:
+        raise ValueError("dst must be writeable.")
+    cdef Py_ssize_t n = order.shape[0], m = dst.shape[0], j, rb = row
+    cdef int64_t n_bad = 0
+    if n == 0 or rb == 0:
+        return
+    cdef const char* s = <const char*><Py_ssize_t>src.ctypes.data
+    cdef char* d = <char*><Py_ssize_t>dst.ctypes.data
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000:
+        n_threads = 1
+    with nogil:
+        for j in prange(n, num_threads=n_threads, schedule="static"):
+            if order[j] < 0 or order[j] >= m:
+                n_bad += 1
+            else:
+                memcpy(d + order[j] * rb, s + j * rb, rb)
+    if n_bad:
+        raise IndexError(f"{n_bad} entries of order are outside 0..{m - 1}.")

@@ -168,3 +168,29 @@ def test_fit_with_early_stopping_keeps_its_float64_path():
     a = _fit(X, y, early_stopping=True, n_epochs=3)
     b = _fit(X, y.astype(np.float64), early_stopping=True, n_epochs=3)
     _assert_same_model(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 5, 200_003])
+def test_take_rows_and_put_rows_are_fancy_indexing(dtype, n):
+    rng = np.random.default_rng(5)
+    src = rng.standard_normal((n, 7)).astype(dtype)
+    order = rng.permutation(n)
+    for n_threads in (1, 2):
+        got = _setup_fast.take_rows(src, order, n_threads)
+        np.testing.assert_array_equal(got, src[order])
+        dst = np.zeros_like(src)
+        _setup_fast.put_rows(dst, order, got, n_threads)
+        np.testing.assert_array_equal(dst, src)
+
+
+def test_take_rows_and_put_rows_check_their_arguments():
+    src = np.zeros((4, 3), dtype=np.float32)
+    with pytest.raises(IndexError, match="outside 0..3"):
+        _setup_fast.take_rows(src, np.array([0, 4]), 1)
+    with pytest.raises(IndexError, match="outside 0..3"):
+        _setup_fast.put_rows(src, np.array([-1]), src[:1], 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _setup_fast.take_rows(src.T, np.array([0]), 1)
+    with pytest.raises(ValueError, match="dtype"):
+        _setup_fast.put_rows(src, np.array([0]), src[:1].astype(np.float64), 1)
