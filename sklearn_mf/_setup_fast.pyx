@@ -213,17 +213,22 @@ cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
     #define SKMF_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 1)
+    #define SKMF_PREFETCH_W(p) __builtin_prefetch((const void*)(p), 1, 1)
     #else
     #define SKMF_PREFETCH(p) ((void)0)
+    #define SKMF_PREFETCH_W(p) ((void)0)
     #endif
     """
     void SKMF_PREFETCH(const void* p) noexcept nogil
+    void SKMF_PREFETCH_W(const void* p) noexcept nogil
 
 
 cdef enum:
     # ratings ahead whose table entries are prefetched: the tables of a
     # million users do not stay in cache, and their random reads dominate
     _AHEAD = 24
+    # users ahead whose CSR rows blocked_csr prefetches
+    _ROWS_AHEAD = 4
 
 
 cdef inline int64_t _block_of(int64_t w, int64_t B, int64_t n, double scale) noexcept nogil:
@@ -517,6 +522,14 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
     # cursor[lu] is now the end of user lu's run (its start: cursor[lu - 1])
     p = 0
     for lu in range(n_local):
+        # the CSR row starts of users ahead (an 8 MB table read at random),
+        # then the first lines of their rows, are fetched before use
+        if lu + 2 * _ROWS_AHEAD < n_local:
+            SKMF_PREFETCH(&indptr[user_order[lo + lu + 2 * _ROWS_AHEAD]])
+        if lu + _ROWS_AHEAD < n_local:
+            dst = indptr[user_order[lo + lu + _ROWS_AHEAD]]
+            SKMF_PREFETCH_W(&indices[dst])
+            SKMF_PREFETCH_W(&data[dst])
         e = cursor[lu]
         if e == p:
             continue
