@@ -327,9 +327,12 @@ def run_sgd(
     Trains from the given factors and biases (not modified, unless
     ``reuse_factors``: then the trained factors are written into the given
     factor arrays, which ``fit`` no longer needs, rather than into new ones;
-    the biases are left as they are when ``biased=False``) and stops early on the validation
-    RMSE of ``validation = (user_codes, item_codes, y, sample_weight)``
-    (None: no early stopping; the best epoch's parameters are kept).
+    the biases are left as they are when ``biased=False``) and stops early
+    on the validation RMSE of ``validation = (user_codes, item_codes, y,
+    sample_weight)`` (None: no early stopping; the best epoch's parameters
+    are kept).  The working copies of the factors in block order and the
+    final scatter back are parallel row copies
+    (:func:`~sklearn_mf._setup_fast.take_rows`, ``put_rows``).
 
     Returns
     -------
