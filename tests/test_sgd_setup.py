@@ -194,3 +194,18 @@ def test_take_rows_and_put_rows_check_their_arguments():
         _setup_fast.take_rows(src.T, np.array([0]), 1)
     with pytest.raises(ValueError, match="dtype"):
         _setup_fast.put_rows(src, np.array([0]), src[:1].astype(np.float64), 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (1, 1), (5000, 64), (300_001, 3)])
+def test_normal_factors_are_rng_normal_bit_for_bit(dtype, shape):
+    from sklearn_mf._utils import normal_factors
+
+    a_rng, b_rng = np.random.default_rng(11), np.random.default_rng(11)
+    got = normal_factors(a_rng, *shape, 0.1, dtype)
+    want = b_rng.normal(0, 0.1, shape).astype(dtype)
+    assert got.dtype == dtype and got.shape == shape
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    assert a_rng.bit_generator.state == b_rng.bit_generator.state
+    with pytest.raises(ValueError, match="scale < 0"):
+        normal_factors(a_rng, 2, 2, -1.0, dtype)
