@@ -103,9 +103,10 @@ def main():
             res["uptime"] = up
             runs[name].append(res)
             st = "  ".join(f"{k} {v:.2f}" for k, v in res["stages"].items())
+            other = res["fit"] - sum(res["epochs"]) - res["setup"]
             print(
                 f"{args.size} {name} rep {rep}: set-up {res['setup']:.2f} s ({st}); "
-                f"epochs {res['epochs']}  [{up}]",
+                f"epochs {res['epochs']}; rest {other:.2f} s  [{up}]",
                 flush=True,
             )
     print(f"\nmedians, {args.size}:")
@@ -116,9 +117,12 @@ def main():
         med = {k: statistics.median(r["stages"].get(k, 0.0) for r in rs) for k in keys}
         setup = statistics.median(r["setup"] for r in rs)
         epoch = statistics.median(e for r in rs for e in r["epochs"])
+        # everything in fit that is neither an epoch nor a set-up stage line
+        # (working copies of the factors, the final scatter, attributes)
+        other = statistics.median(r["fit"] - sum(r["epochs"]) - r["setup"] for r in rs)
         print(
             f"  {name}: set-up {setup:.2f} s, epoch {epoch:.2f} s, "
-            f"set-up/epoch {setup / epoch:.2f}; "
+            f"set-up/epoch {setup / epoch:.2f}; fit - epochs - set-up {other:.2f} s; "
             + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
         )
     if args.out:

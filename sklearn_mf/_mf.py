@@ -40,6 +40,7 @@ from sklearn_mf._training import (
     weighted_rmse,
 )
 from sklearn_mf._utils import (
+    check_dtype,
     check_finite_fit,
     effective_n_threads,
     make_rng,
@@ -83,6 +84,7 @@ def block_schedule(
     rows=None,
     dtype=np.float64,
     n_threads=1,
+    out=None,
 ):
     """Partition ratings into an ``n_blocks x n_blocks`` grid for parallel SGD.
 
@@ -98,7 +100,9 @@ def block_schedule(
     input order inside a block, by one parallel counting sort
     (:func:`~sklearn_mf._setup_fast.block_arrange`): the working codes, the
     ratings and the weights (None: unweighted) in ``dtype``, and nothing else
-    of the size of the ratings is allocated.
+    of the size of the ratings is allocated.  ``out``, when given, holds the
+    arrays for the working user codes, the item codes and the ratings
+    (:func:`blocked_outputs`), otherwise they are new.
 
     Returns
     -------
@@ -122,8 +126,11 @@ def block_schedule(
         weights, out_w = np.zeros(0, dtype=dtype), np.zeros(0, dtype=dtype)
     else:
         weights, out_w = weights.astype(dtype, copy=False), np.empty(n, dtype=dtype)
-    out_u, out_i = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
-    out_r = np.empty(n, dtype=dtype)
+    if out is None:
+        out = blocked_outputs(n, dtype)
+    out_u, out_i, out_r = out
+    if not (len(out_u) == len(out_i) == len(out_r) == n and out_r.dtype == dtype):
+        raise ValueError(f"out must hold three arrays of {n} entries, the last of {dtype}.")
     block_ptr = _setup_fast.block_arrange(
         user_codes,
         item_codes,
@@ -142,6 +149,12 @@ def block_schedule(
     b = np.arange(B)
     schedule = np.array([b * B + (b + s) % B for s in range(B)], dtype=np.intp)
     return BlockedRatings(out_u, out_i, out_r, out_w, block_ptr, schedule, user_order, item_order)
+
+
+def blocked_outputs(n, dtype):
+    """New arrays for the :func:`block_schedule` of ``n`` ratings: working
+    user codes, item codes (int32) and ratings (``dtype``)."""
+    return np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32), np.empty(n, dtype=dtype)
 
 
 # Target size of the user and item factor rows one block touches: about half
@@ -177,12 +190,23 @@ class SGDResult(NamedTuple):
 
 
 def sgd_ratings(
-    u, i, y, sample_weight, train, user_factors, item_factors, rng, n_threads, verbose=0
+    u,
+    i,
+    y,
+    sample_weight,
+    train,
+    user_factors,
+    item_factors,
+    rng,
+    n_threads,
+    verbose=0,
+    out=None,
 ):
     """The training rows ``train`` (None: all) of the ratings ``y`` of codes
     ``u``, ``i``, stored block by block for :func:`run_sgd` (one
-    :func:`block_schedule` on a grid sized by :func:`_n_blocks`), in the
-    factors' dtype.  Draws the user and item permutations from ``rng``."""
+    :func:`block_schedule` on a grid sized by :func:`_n_blocks`, into the
+    arrays ``out`` when given), in the factors' dtype.  Draws the user and
+    item permutations from ``rng``."""
     n_users, n_items = len(user_factors), len(item_factors)
     n_train = len(y) if train is None else len(train)
     if n_train >= np.iinfo(np.int32).max:
@@ -203,6 +227,7 @@ def sgd_ratings(
         rows=train,
         dtype=user_factors.dtype.type,
         n_threads=n_threads,
+        out=out,
     )
     timer.lap(f"block schedule ({B}x{B} blocks)")
     return blocked
@@ -216,7 +241,7 @@ def sgd_ratings(
 _BLOCKED_CSR_ROW_BLOCK = 1 << 40
 
 
-def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
+def blocked_seen_matrix(blocked, n_users, n_items, n_threads, reuse=None):
     """:func:`~sklearn_mf._training.seen_matrix` of block-ordered ratings
     (before any epoch shuffled them): the same CSR and popularity counts as
     from the codes in input order (duplicates of a (user, item) pair share a
@@ -228,11 +253,24 @@ def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
     per row block, the parallel :func:`~sklearn_mf._setup_fast.coo_to_csr`
     reads the working codes through the orders instead (the same matrix;
     slower at 100M ratings, see ``_BLOCKED_CSR_ROW_BLOCK``).
+
+    ``reuse``: two int32 arrays of one entry per rating that the caller no
+    longer needs (its codes), which become the CSR's indices and data (the
+    second viewed as float32) instead of new arrays: they are paged in
+    already (see :func:`~sklearn_mf._setup_fast.touch_pages`).  Ignored
+    unless both are writeable, C-contiguous and of that length.
     """
     B = len(blocked.schedule)
     user_order = blocked.user_order.astype(np.int32)
     item_order = blocked.item_order.astype(np.int32)
-    if len(blocked.ratings) <= B * _BLOCKED_CSR_ROW_BLOCK:
+    n = len(blocked.ratings)
+    indices_out = data_out = None
+    if reuse is not None and all(
+        a.dtype == np.int32 and len(a) == n and a.flags.c_contiguous and a.flags.writeable
+        for a in reuse
+    ):
+        indices_out, data_out = reuse[0], reuse[1].view(np.float32)
+    if n <= B * _BLOCKED_CSR_ROW_BLOCK:
         indptr, indices, data, popularity = _setup_fast.blocked_csr(
             blocked.users,
             blocked.items,
@@ -242,6 +280,8 @@ def blocked_seen_matrix(blocked, n_users, n_items, n_threads):
             user_order,
             item_order,
             n_threads,
+            indices_out=indices_out,
+            data_out=data_out,
         )
     else:
         indptr, indices, data, popularity = _setup_fast.coo_to_csr(
@@ -279,14 +319,20 @@ def run_sgd(
     n_threads,
     verbose=0,
     desc=None,
+    reuse_factors=False,
 ):
     """SGD epochs of ``MatrixFactorization`` on the block-ordered ratings
     ``blocked`` (:func:`sgd_ratings`; their order is shuffled in place).
 
-    Trains from the given factors and biases (not modified; the biases are
-    left as they are when ``biased=False``) and stops early on the validation
-    RMSE of ``validation = (user_codes, item_codes, y, sample_weight)``
-    (None: no early stopping; the best epoch's parameters are kept).
+    Trains from the given factors and biases (not modified, unless
+    ``reuse_factors``: then the trained factors are written into the given
+    factor arrays, which ``fit`` no longer needs, rather than into new ones;
+    the biases are left as they are when ``biased=False``) and stops early
+    on the validation RMSE of ``validation = (user_codes, item_codes, y,
+    sample_weight)`` (None: no early stopping; the best epoch's parameters
+    are kept).  The working copies of the factors in block order and the
+    final scatter back are parallel row copies
+    (:func:`~sklearn_mf._setup_fast.take_rows`, ``put_rows``).
 
     Returns
     -------
@@ -302,7 +348,10 @@ def run_sgd(
     block_loss = np.zeros(B * B, dtype=np.float64)
     reg_b = regularization if bias_regularization is None else bias_regularization
     # working copies of the parameters in block order (see block_schedule)
-    P, Q = user_factors[user_order], item_factors[item_order]
+    user_order = np.ascontiguousarray(user_order, dtype=np.intp)
+    item_order = np.ascontiguousarray(item_order, dtype=np.intp)
+    P = _setup_fast.take_rows(np.ascontiguousarray(user_factors), user_order, n_threads)
+    Q = _setup_fast.take_rows(np.ascontiguousarray(item_factors), item_order, n_threads)
     empty = np.zeros(0, dtype=dtype)
     bu = user_bias[user_order] if biased else empty
     bi = item_bias[item_order] if biased else empty
@@ -361,8 +410,14 @@ def run_sgd(
         n_epochs, hint=sgd_hint(learning_rate), early_stopping=stopper, verbose=verbose, desc=desc
     )
     result = loop.run(step, score=score, score_name="validation RMSE")
-    P_out, Q_out = np.empty_like(user_factors), np.empty_like(item_factors)
-    P_out[user_order], Q_out[item_order] = P, Q
+    if reuse_factors and all(
+        a.flags.c_contiguous and a.flags.writeable for a in (user_factors, item_factors)
+    ):
+        P_out, Q_out = user_factors, item_factors
+    else:
+        P_out, Q_out = np.empty_like(user_factors), np.empty_like(item_factors)
+    _setup_fast.put_rows(P_out, user_order, P, n_threads)
+    _setup_fast.put_rows(Q_out, item_order, Q, n_threads)
     if biased:
         bu_out, bi_out = np.empty_like(user_bias), np.empty_like(item_bias)
         bu_out[user_order], bi_out[item_order] = bu, bi
@@ -718,7 +773,27 @@ class MatrixFactorization(
         block-ordered ratings (12 bytes each in float32) plus that matrix (8).
         """
         holdout = bool(self.early_stopping)
-        start = self._start_rating_fit(X, y, sample_weight, seen=holdout)
+        dtype = check_dtype(self.dtype)
+        out = None
+
+        def page_in(n_ratings, done):
+            # while the factors are drawn (one core), page in the arrays of
+            # the block schedule on the other (at 100M ratings 1.2 GB, which
+            # the kernel otherwise clears page by page inside block_arrange)
+            nonlocal out
+            out = blocked_outputs(n_ratings, dtype)
+            _setup_fast.touch_pages(out, done)
+
+        # without early stopping the ratings are only read (the block
+        # schedule, their range and mean): a float32 y is used as it is
+        start = self._start_rating_fit(
+            X,
+            y,
+            sample_weight,
+            seen=holdout,
+            while_drawing=None if holdout else page_in,
+            y_float32=not holdout,
+        )
         params = self._solver_params(start.rating_range)
         u, i, y, w, val = (
             start.user_codes,
@@ -738,20 +813,26 @@ class MatrixFactorization(
             start.rng,
             params["n_threads"],
             self.verbose,
+            out=out,
         )
+        del out
         validation = None
         if val is not None:
             validation = (u[val], i[val], y[val], None if w is None else w[val])
         y = _overflow_stand_in(start.rating_range, len(y))
+        # the codes (private to this fit: check_interactions copies the ids)
+        # become the seen-items matrix's indices and data
+        codes = (u, i) if start.user_items is None else None
         del u, i, w
         start = start._replace(user_codes=None, item_codes=None, y=None, sample_weight=None)
         if start.user_items is None:
             timer = SetupTimer(self.verbose)
             seen, popularity = blocked_seen_matrix(
-                blocked, len(start.users), len(start.items), params["n_threads"]
+                blocked, len(start.users), len(start.items), params["n_threads"], reuse=codes
             )
             start = start._replace(user_items=seen, item_popularity=popularity)
             timer.lap("user-item matrix")
+        del codes
         with naming_target_overflow(self, y):
             result = run_sgd(
                 blocked,
@@ -763,6 +844,7 @@ class MatrixFactorization(
                 global_mean=start.global_mean,
                 n_epochs=self.n_epochs,
                 rng=start.rng,
+                reuse_factors=True,  # the initial factors are this fit's own
                 **self._sgd_params(),
                 **params,
             )

@@ -213,17 +213,22 @@ cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
     #define SKMF_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 1)
+    #define SKMF_PREFETCH_W(p) __builtin_prefetch((const void*)(p), 1, 1)
     #else
     #define SKMF_PREFETCH(p) ((void)0)
+    #define SKMF_PREFETCH_W(p) ((void)0)
     #endif
     """
     void SKMF_PREFETCH(const void* p) noexcept nogil
+    void SKMF_PREFETCH_W(const void* p) noexcept nogil
 
 
 cdef enum:
     # ratings ahead whose table entries are prefetched: the tables of a
     # million users do not stay in cache, and their random reads dominate
     _AHEAD = 24
+    # users ahead whose CSR rows blocked_csr prefetches
+    _ROWS_AHEAD = 4
 
 
 cdef inline int64_t _block_of(int64_t w, int64_t B, int64_t n, double scale) noexcept nogil:
@@ -517,6 +522,14 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
     # cursor[lu] is now the end of user lu's run (its start: cursor[lu - 1])
     p = 0
     for lu in range(n_local):
+        # the CSR row starts of users ahead (an 8 MB table read at random),
+        # then the first lines of their rows, are fetched before use
+        if lu + 2 * _ROWS_AHEAD < n_local:
+            SKMF_PREFETCH(&indptr[user_order[lo + lu + 2 * _ROWS_AHEAD]])
+        if lu + _ROWS_AHEAD < n_local:
+            dst = indptr[user_order[lo + lu + _ROWS_AHEAD]]
+            SKMF_PREFETCH_W(&indices[dst])
+            SKMF_PREFETCH_W(&data[dst])
         e = cursor[lu]
         if e == p:
             continue
@@ -532,7 +545,8 @@ cdef void _csr_row_block(const int* users, const int* items, const out_real* val
 
 def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] values,
                 const Py_ssize_t[::1] block_ptr, Py_ssize_t n_blocks,
-                const int[::1] user_order, const int[::1] item_order, int n_threads):
+                const int[::1] user_order, const int[::1] item_order, int n_threads,
+                indices_out=None, data_out=None):
     """The CSR of ratings stored block by block (:func:`block_arrange`) in
     the original codes: ``coo_to_csr`` with ``row_map=user_order``,
     ``col_map=item_order`` and ``return_col_counts=True``, the same arrays.
@@ -546,6 +560,12 @@ def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] 
     scatter by user straight into the CSR rows.  Duplicates of a (user, item)
     pair share a block and keep their order there, so they are summed in
     input order, as by ``coo_to_csr``.
+
+    ``indices_out`` (int32) and ``data_out`` (float32), of one entry per
+    rating, receive the CSR's indices and data when given (memory the caller
+    no longer needs, already paged in: a new array of 100M entries costs
+    about 0.3 s of page faults); then they are the returned arrays unless
+    duplicates were summed.
 
     Returns ``(indptr, indices, data, col_counts)``: int64, int32, float32 and
     int64 (``n_items``) arrays.
@@ -579,10 +599,12 @@ def blocked_csr(const int[::1] users, const int[::1] items, const out_real[::1] 
     indptr_arr[1:][np.asarray(user_order)] = counts_arr
     np.cumsum(indptr_arr, out=indptr_arr)
     cdef const int64_t[::1] indptr = indptr_arr
-    indices_arr = np.empty(n, dtype=np.int32)
-    data_arr = np.empty(n, dtype=np.float32)
+    indices_arr = np.empty(n, dtype=np.int32) if indices_out is None else indices_out
+    data_arr = np.empty(n, dtype=np.float32) if data_out is None else data_out
     cdef int[::1] indices = indices_arr
     cdef float[::1] data = data_arr
+    if indices.shape[0] != n or data.shape[0] != n:
+        raise ValueError("indices_out and data_out must have one entry per rating.")
     for bu in range(B):
         longest = max(longest, block_ptr[bu * B + B] - block_ptr[bu * B])
         lo = (bu * n_u + B - 1) // B
@@ -1327,3 +1349,207 @@ def finite_float64(const real[::1] y, int n_threads):
             if v - v != 0.0:
                 n_bad += 1
     return out_arr, int(n_bad)
+
+
+cdef extern from *:
+    """
+    static inline int skmf_flag_set(const volatile unsigned char* p) { return *p != 0; }
+    """
+    bint skmf_flag_set(const unsigned char* p) noexcept nogil
+
+
+cdef enum:
+    # bytes between two writes of touch_pages (the smallest page); the stop
+    # flag is read every _TOUCH_CHECK of them (a 2 MB huge page)
+    _PAGE_BYTES = 4096
+    _TOUCH_CHECK = 512
+
+
+def touch_pages(arrays, const unsigned char[::1] stop):
+    """Write a zero into every page of each of the C-contiguous ``arrays``,
+    in order, until ``stop[0]`` becomes non-zero (set by another thread).
+
+    A new NumPy array of ``n`` bytes is mapped to memory at its first write,
+    page by page, at about 1 GB/s per core here (the kernel clears each
+    page): ``fit`` touches the arrays it will fill later on a core that
+    would otherwise wait (on the factors' draws), so that the kernel that
+    fills them runs at memory speed.  The contents are not meaningful
+    afterwards (some bytes are zero).  Returns the number of bytes touched
+    (from the start of the first array on).
+    """
+    cdef unsigned char* p
+    cdef Py_ssize_t n, off, k, done = 0
+    cdef bint stopped = False
+    for a in arrays:
+        if stopped:
+            break
+        a = np.asarray(a)
+        if not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError("touch_pages needs writeable C-contiguous arrays.")
+        n = a.nbytes
+        if n == 0:
+            continue
+        p = <unsigned char*><Py_ssize_t>a.ctypes.data
+        with nogil:
+            off = 0
+            k = 0
+            while off < n:
+                if k == 0 and skmf_flag_set(&stop[0]):
+                    stopped = True
+                    break
+                p[off] = 0
+                off += _PAGE_BYTES
+                k += 1
+                if k == _TOUCH_CHECK:
+                    k = 0
+            done += off if off < n else n
+    return done
+
+
+def count_nonfinite(const real[::1] y, int n_threads):
+    """The number of NaN or infinite values of ``y``, in one parallel pass
+    (:func:`finite_float64` without the float64 copy)."""
+    cdef Py_ssize_t n = y.shape[0], p
+    cdef int64_t n_bad = 0
+    cdef double v
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 1_000_000:
+        n_threads = 1
+    with nogil:
+        for p in prange(n, num_threads=n_threads, schedule="static"):
+            v = <double>y[p]
+            if v - v != 0.0:
+                n_bad += 1
+    return int(n_bad)
+
+
+cdef double _pairwise_sum(const real* a, Py_ssize_t n) noexcept nogil:
+    """NumPy's pairwise summation of ``n`` values in float64 (the order of
+    ``np.add.reduce`` over a contiguous float64 array: blocks of up to 128
+    values in eight accumulators, halves split at a multiple of 8), so that
+    the sum of float32 values equals that of their float64 copy bit for bit."""
+    cdef Py_ssize_t i, n2
+    cdef double res, r0, r1, r2, r3, r4, r5, r6, r7
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += <double>a[i]
+        return res
+    if n <= 128:
+        r0 = <double>a[0]
+        r1 = <double>a[1]
+        r2 = <double>a[2]
+        r3 = <double>a[3]
+        r4 = <double>a[4]
+        r5 = <double>a[5]
+        r6 = <double>a[6]
+        r7 = <double>a[7]
+        i = 8
+        while i < n - (n % 8):
+            r0 += <double>a[i]
+            r1 += <double>a[i + 1]
+            r2 += <double>a[i + 2]
+            r3 += <double>a[i + 3]
+            r4 += <double>a[i + 4]
+            r5 += <double>a[i + 5]
+            r6 += <double>a[i + 6]
+            r7 += <double>a[i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += <double>a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
+
+
+def float64_sum(const real[::1] y, int n_threads):
+    """``float(np.add.reduce(y.astype(np.float64)))`` without the copy: the
+    same pairwise order, so the same bits (the two top halves on two
+    threads)."""
+    cdef Py_ssize_t n = y.shape[0], n2, h
+    cdef double[2] halves
+    if n == 0:
+        return 0.0
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n <= 128 or n < 1_000_000 or n_threads < 2:
+        with nogil:
+            halves[0] = _pairwise_sum(&y[0], n)
+        return halves[0]
+    n2 = n // 2
+    n2 -= n2 % 8
+    with nogil:
+        for h in prange(2, num_threads=2, schedule="static", chunksize=1):
+            if h == 0:
+                halves[0] = _pairwise_sum(&y[0], n2)
+            else:
+                halves[1] = _pairwise_sum(&y[n2], n - n2)
+    return halves[0] + halves[1]
+
+
+def _row_bytes(a, name):
+    a = np.asarray(a)
+    if a.ndim != 2 or not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous 2-d array.")
+    return a, a.shape[1] * a.itemsize
+
+
+def take_rows(src, const Py_ssize_t[::1] order, int n_threads):
+    """``src[order]`` for a C-contiguous 2-d ``src`` (row ``j`` of the result
+    is row ``order[j]``), the rows copied in parallel.  Raises if an entry of
+    ``order`` is out of range."""
+    src, row = _row_bytes(src, "src")
+    cdef Py_ssize_t n = order.shape[0], m = src.shape[0], j, rb = row
+    cdef int64_t n_bad = 0
+    out = np.empty((n, src.shape[1]), dtype=src.dtype)
+    if n == 0 or rb == 0:
+        return out
+    cdef const char* s = <const char*><Py_ssize_t>src.ctypes.data
+    cdef char* d = <char*><Py_ssize_t>out.ctypes.data
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000:
+        n_threads = 1
+    with nogil:
+        for j in prange(n, num_threads=n_threads, schedule="static"):
+            if order[j] < 0 or order[j] >= m:
+                n_bad += 1
+            else:
+                memcpy(d + j * rb, s + order[j] * rb, rb)
+    if n_bad:
+        raise IndexError(f"{n_bad} entries of order are outside 0..{m - 1}.")
+    return out
+
+
+def put_rows(dst, const Py_ssize_t[::1] order, src, int n_threads):
+    """``dst[order] = src`` for C-contiguous 2-d arrays of one dtype (row
+    ``order[j]`` of ``dst`` receives row ``j`` of ``src``; ``order`` without
+    repeats), the rows copied in parallel."""
+    dst, row = _row_bytes(dst, "dst")
+    src, row2 = _row_bytes(src, "src")
+    if dst.dtype != src.dtype or row != row2 or src.shape[0] != order.shape[0]:
+        raise ValueError("src must have dst's dtype and columns and one row per order entry.")
+    if not dst.flags.writeable:
+        raise ValueError("dst must be writeable.")
+    cdef Py_ssize_t n = order.shape[0], m = dst.shape[0], j, rb = row
+    cdef int64_t n_bad = 0
+    if n == 0 or rb == 0:
+        return
+    cdef const char* s = <const char*><Py_ssize_t>src.ctypes.data
+    cdef char* d = <char*><Py_ssize_t>dst.ctypes.data
+    if n_threads < 1:
+        n_threads = omp_get_max_threads()
+    if n < 100_000:
+        n_threads = 1
+    with nogil:
+        for j in prange(n, num_threads=n_threads, schedule="static"):
+            if order[j] < 0 or order[j] >= m:
+                n_bad += 1
+            else:
+                memcpy(d + order[j] * rb, s + j * rb, rb)
+    if n_bad:
+        raise IndexError(f"{n_bad} entries of order are outside 0..{m - 1}.")

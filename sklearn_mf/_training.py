@@ -100,6 +100,7 @@ def start_rating_fit(
     n_extra_item_factors=0,
     timer=None,
     seen=True,
+    while_drawing=None,
 ):
     """The common start of ``fit`` for the biased rating models (MF, SVD++).
 
@@ -110,6 +111,13 @@ def start_rating_fit(
     matrices from N(0, init_std^2) (in that order, from one generator seeded
     by ``random_state``), zeroes the biases, holds out the early-stopping
     validation set and computes the global mean from the training part.
+
+    ``while_drawing(n_ratings, done)``, when given, is called in this thread
+    while the factors are drawn on another (after the rating range and the
+    mean), with ``done`` the one-byte flag that becomes 1 when the draws are
+    finished (see :func:`~sklearn_mf._utils.normal_factors_in_background`):
+    work that does not use the generator, such as paging in the arrays the
+    caller fills next.
 
     Returns
     -------
@@ -145,7 +153,9 @@ def start_rating_fit(
     global_mean = 0.0
     if biased and not early_stopping:
         w = sample_weight
-        global_mean = float(np.average(y, weights=w))
+        global_mean = _float64_mean(y, w)
+    if while_drawing is not None:
+        while_drawing(len(y), factors.done)
     P, Q, *extra = factors()
     train = val = None
     if early_stopping:
@@ -174,6 +184,18 @@ def start_rating_fit(
         val,
         rng,
     )
+
+
+def _float64_mean(y, sample_weight):
+    """``float(np.average(y, weights=sample_weight))`` of ``y`` as float64:
+    a float32 ``y`` is summed in float64 in NumPy's order (the same bits as
+    the mean of its float64 copy; NumPy's own mean of float32 accumulates in
+    float32)."""
+    if y.dtype == np.float32 and sample_weight is None:
+        from sklearn_mf import _setup_fast
+
+        return _setup_fast.float64_sum(np.ascontiguousarray(y), 0) / len(y)
+    return float(np.average(y, weights=sample_weight))
 
 
 def holdout_split(n, validation_fraction, rng):
@@ -311,12 +333,22 @@ class FittedLoopMixin:
             self.validation_scores_ = loop.validation_scores
             self.best_iteration_ = loop.best_iteration
 
-    def _start_rating_fit(self, X, y, sample_weight, n_extra_item_factors=0, seen=True):
+    def _start_rating_fit(
+        self,
+        X,
+        y,
+        sample_weight,
+        n_extra_item_factors=0,
+        seen=True,
+        while_drawing=None,
+        y_float32=False,
+    ):
         """Validate the ratings and run :func:`start_rating_fit` with this
-        model's parameters (nothing is set on the model)."""
+        model's parameters (nothing is set on the model); ``y_float32`` as in
+        :func:`~sklearn_mf._validation.check_interactions`."""
         timer = SetupTimer(self.verbose)
         users, items, y, sample_weight = check_interactions(
-            self, X, y, sample_weight, reset=True, y_required=True
+            self, X, y, sample_weight, reset=True, y_required=True, y_float32=y_float32
         )
         timer.lap("validate")
         return start_rating_fit(
@@ -334,6 +366,7 @@ class FittedLoopMixin:
             n_extra_item_factors=n_extra_item_factors,
             timer=timer,
             seen=seen,
+            while_drawing=while_drawing,
         )
 
     def _set_rating_start(self, start):

@@ -178,6 +178,7 @@ def check_interactions(
     reset,
     y_required=False,
     y_nonnegative=False,
+    y_float32=False,
 ):
     """Validate interaction data once, at the Python boundary.
 
@@ -197,12 +198,17 @@ def check_interactions(
         Raise if ``y`` is None.
     y_nonnegative : bool, default=False
         Raise if ``y`` has negative entries (implicit feedback counts).
+    y_float32 : bool, default=False
+        Return a 1-d float32 ``y`` as a read-only view of the caller's
+        array instead of a private float64 copy (for a caller that only
+        reads it and computes in float64 what it needs; 0.8 GB of new
+        memory less at 100M ratings).
 
     Returns
     -------
     users, items : ndarray of shape (n_interactions,)
         Raw ids.
-    y : ndarray of float64 or None
+    y : ndarray of float64 (or float32, see ``y_float32``) or None
     sample_weight : ndarray of float64 or None
     """
     name = type(estimator).__name__
@@ -242,7 +248,11 @@ def check_interactions(
                 ) from exc
         check_consistent_length(users, y)
         n_bad = 0
-        if y.dtype in (np.float32, np.float64) and y.ndim == 1:
+        if y_float32 and y.dtype == np.float32 and y.ndim == 1:
+            y = np.ascontiguousarray(y).view()
+            y.flags.writeable = False
+            n_bad = _setup_fast.count_nonfinite(y, 0)
+        elif y.dtype in (np.float32, np.float64) and y.ndim == 1:
             # the private float64 copy and the finiteness check in one parallel pass
             y, n_bad = _setup_fast.finite_float64(np.ascontiguousarray(y), 0)
         else:
