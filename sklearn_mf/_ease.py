@@ -14,7 +14,13 @@ from threadpoolctl import ThreadpoolController
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, RecommenderMixin
 from sklearn_mf._fold_in import RecommendNewMixin
-from sklearn_mf._neighbors import _as_csr, _HistoryScoringMixin, _transpose, csr_parts
+from sklearn_mf._neighbors import (
+    _as_csr,
+    _HistoryScoringMixin,
+    _own_copy,
+    _transpose,
+    csr_parts,
+)
 from sklearn_mf._online import merge_interactions
 from sklearn_mf._training import check_strengths, encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
@@ -206,7 +212,9 @@ class EASE(
     users_, items_ : ndarray
         Raw ids; position = internal index.
     user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
-        Training interactions (summed ``y``).
+        Training interactions (summed ``y``); the scores and
+        :meth:`partial_fit` use a copy of their own, so editing this matrix
+        does not change them.
     item_popularity_ : ndarray of shape (n_items,)
         Training interactions per item (the popularity fallback).
     n_features_in_ : int
@@ -272,7 +280,7 @@ class EASE(
         need = self._check_memory(n_items, dtype)
         timings = {}
         self.coef_, self.precision_diag_ = ease_weights(
-            self.user_items_,
+            self._history,
             self.regularization,
             dtype=dtype,
             n_threads=effective_n_threads(self.n_jobs),
@@ -308,6 +316,9 @@ class EASE(
         u, i, y, users_, items_ = encode_strengths(self, X, y)
         self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
+        # the model's own arrays: editing ``user_items_`` after fit changes
+        # neither the scores nor what ``partial_fit`` updates
+        self._history = _own_copy(self.user_items_, check_dtype(self.dtype))
         self._solve()
         return self
 
@@ -344,9 +355,10 @@ class EASE(
         u, i, n_new_u, n_new_i = self._grow_ids(users, items)
         touched = np.unique(u)
         n_items = len(self.items_)
-        old_rows = self.user_items_[touched[touched < self.user_items_.shape[0]]]
-        self.user_items_, self.item_popularity_, _, _ = merge_interactions(
-            self.user_items_,
+        H = self._history  # the model's copy (``user_items_`` may have been edited)
+        old_rows = H[touched[touched < H.shape[0]]]
+        merged, self.item_popularity_, _, _ = merge_interactions(
+            H,
             self.item_popularity_,
             u,
             i,
@@ -355,7 +367,9 @@ class EASE(
             n_items,
             replace=False,
         )
-        self.user_items_.sort_indices()
+        merged.sort_indices()
+        self.user_items_ = merged
+        self._history = _own_copy(merged, H.dtype)
         if n_new_i or 8 * len(touched) > n_items:
             self._solve()
             return self
@@ -363,7 +377,7 @@ class EASE(
         W_old = np.zeros((len(touched), n_items), dtype=np.float64)
         W_old[: old_rows.shape[0]] = old_rows.toarray()
         # rows of new users sort after the old ones in ``touched`` and start empty
-        W = np.vstack([W_old, self.user_items_[touched].toarray().astype(np.float64)])
+        W = np.vstack([W_old, self._history[touched].toarray().astype(np.float64)])
         C = np.concatenate([-np.ones(len(touched)), np.ones(len(touched))])
         P = (np.eye(n_items) - self.coef_.astype(np.float64)) * self.precision_diag_[None, :]
         WP = W @ P
@@ -378,7 +392,7 @@ class EASE(
 
     # ------------------------------------------------------------ scoring
     def _known_scores(self, user_codes, cand):
-        return self._scores_from(self.user_items_, user_codes, cand)
+        return self._scores_from(self._history, user_codes, cand)
 
     def _new_scores(self, m, cand):
         return self._scores_from(m, np.arange(m.shape[0]), cand)
@@ -402,7 +416,7 @@ class EASE(
         known = (user_codes >= 0) & (item_codes >= 0)
         out = np.zeros(len(user_codes), dtype=np.float64)
         idx = np.flatnonzero(known)
-        H = self.user_items_
+        H = self._history
         step = max(1, (64 * 2**20) // (8 * max(len(self.items_), 1)))
         for start in range(0, len(idx), step):
             sel = idx[start : start + step]

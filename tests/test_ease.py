@@ -319,3 +319,31 @@ def test_fit_holds_one_dense_matrix():
         tracemalloc.stop()
     assert B.nbytes == ease_memory(400, np.float64)
     assert peak < 1.25 * ease_memory(400, np.float64)
+
+
+def test_editing_user_items_after_fit_changes_neither_scores_nor_partial_fit():
+    M = _binary(40, 15, 0.3, 8)
+    X, y = _rows(M)
+    extra = np.array([(0, 3), (1, 4), (2, 5), (40, 6)])
+    params = dict(regularization=2.0, dtype=np.float64, n_jobs=1)
+    model = EASE(**params).fit(X, y)
+    clean = EASE(**params).fit(X, y)
+    users = np.arange(40)
+    before = model.recommend(users, n=5, exclude_seen=False)
+    pred = model.predict(X[:50])
+    model.user_items_.data[:] = 7.0  # in place: the model has arrays of its own
+    model.user_items_.indices[:] = 0
+    after = model.recommend(users, n=5, exclude_seen=False)
+    np.testing.assert_array_equal(before.items, after.items)
+    np.testing.assert_array_equal(before.scores, after.scores)
+    np.testing.assert_array_equal(pred, model.predict(X[:50]))
+    # partial_fit updates the model's copy, not the edited matrix
+    model.partial_fit(extra)
+    clean.partial_fit(extra)
+    np.testing.assert_array_equal(model.coef_, clean.coef_)
+    np.testing.assert_array_equal(model.user_items_.toarray(), clean.user_items_.toarray())
+    got = model.recommend(users, n=5, exclude_seen=False).scores
+    np.testing.assert_array_equal(got, clean.recommend(users, n=5, exclude_seen=False).scores)
+    # and the matrix it returns is again not the one it scores from
+    model.user_items_.data[:] = 0.0
+    np.testing.assert_array_equal(got, model.recommend(users, n=5, exclude_seen=False).scores)
