@@ -25,20 +25,32 @@ from sklearn_mf._online import merge_interactions
 from sklearn_mf._training import check_strengths, encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
-# Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS
-# threads.  On 2 idle cores two OpenBLAS threads made potrf + potri 1.3-1.5x
-# faster from 200 items on (float32: 897 items 13.5 -> 9.5 ms, 1356 items
-# 38.8 -> 25.1 ms).  With other work on the cores the small solves lose: whole
-# EASE fits with n_jobs=2 at load 1.8 took 28.1 ms against 17.6 on one BLAS
-# thread at 897 items (Amazon) but 57.7 against 68.0 at 1356 (ML-100K); with a
-# busy process pinning a core 22.9 against 18.9 and 118.7 against 74.5 ms
-# (potrf + potri alone), where n_jobs=1 is the better setting.  The thread
-# count changes the rounding (about 1e-9 relative in P).  In the benchmark's
-# subprocesses (bench_neighbours.py, ML-100K, 12-03) two threads gave 52 ms in
-# a quiet full run (one thread: 44 ms at 14:52); in an A/B right after, one
-# thread 52 ms and two 448 ms as the load rose, then 2.2 s against 7.7 s: not
-# a clear win, so only large catalogues (where the solve dominates) use them.
-_PARALLEL_SOLVE_ITEMS = 4096
+# Thread counts of the three stages with n_jobs > 1.  On 2 cores a parallel
+# region whose second thread waits for a core costs a scheduler slice: with
+# another process busy (load 2.6-3.9, 12-03 18:36, one process, interleaved,
+# medians of 15) two OpenMP threads took the Gram matrix of Amazon (897
+# items) from 0.5 to 14 ms and the weights pass from 0.9 to 16 ms, and two
+# BLAS threads potrf + potri from 64 to 225 ms (ML-100K, 1356 items: 65 ->
+# 202 ms); on a free core the two passes could at best halve their 1.4 ms.
+# So each stage takes n_jobs threads only from a size where one thread needs
+# a few milliseconds:
+# * the Gram matrix from this many multiply-adds (sum of n_u^2 / 2; the
+#   benchmark's ML-100K training set has 1.96M, 2.8 ms on one thread, Amazon
+#   27k): the kNN kernels' threshold (_PARALLEL_WORK);
+_PARALLEL_GRAM_WORK = 2_000_000
+# * the weights pass from this many items (n^2 / 2 pairs, 2 ms at 2048);
+# * LAPACK's Cholesky factorisation and inverse from this many items.  In
+#   whole EASE fits with n_jobs=2 and one process on the other core (load
+#   0.1-0.9) two BLAS threads lost at 897 items (26.8 against 18.7 ms) and
+#   gained 1.17x at 1356 (45.5 against 53.0); potrf + potri alone at load 1.8
+#   gained 1.22x at 900, 1.49x at 1356 and 1.69x at 2000 items (110 -> 66
+#   ms), but at load 2-4 two threads were 3-4x slower at every size (897:
+#   181 against 61 ms, 1356: 323 against 84, 3000: 2.2 s against 0.57).
+#   From 2048 items the solve takes 0.1 s or more on one core and the gain on
+#   a free core is 1.5x or more; below it the gain is small and the risk on
+#   a shared machine large.  The thread count changes the rounding of P
+#   (about 1e-7 relative in float32).
+_PARALLEL_PASS_ITEMS = _PARALLEL_SOLVE_ITEMS = 2048
 
 
 _CONTROLLER = []
@@ -102,7 +114,9 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     # triangle stays uninitialised until the weights are written over it)
     G = np.empty((n, n), dtype=dtype)
     X_t = _transpose(X, n_threads if X.nnz >= 100_000 else 1)
-    _neighbors_fast.gram_lower(*csr_parts(X_t, dtype), *csr_parts(X, dtype), G, n_threads)
+    lengths = np.diff(X.indptr).astype(np.float64)
+    gram_threads = n_threads if lengths @ lengths / 2 >= _PARALLEL_GRAM_WORK else 1
+    _neighbors_fast.gram_lower(*csr_parts(X_t, dtype), *csr_parts(X, dtype), G, gram_threads)
     G.flat[:: n + 1] += dtype(regularization)
     if timings is not None:
         timings["gram"] = time.perf_counter() - tic
@@ -127,7 +141,8 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     if not (d > 0).all():
         raise ValueError("EASE's inverse has a non-positive diagonal: increase regularization.")
     # B = -P / diag(P) with a zero diagonal, from P's lower triangle, in place
-    _neighbors_fast.ease_from_inverse(P, -d.astype(dtype), n_threads)
+    pass_threads = n_threads if n >= _PARALLEL_PASS_ITEMS else 1
+    _neighbors_fast.ease_from_inverse(P, -d.astype(dtype), pass_threads)
     if timings is not None:
         timings["solve"] = time.perf_counter() - tic
     return P, d
@@ -191,13 +206,17 @@ class EASE(
         scores 0, ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend``
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
-        Threads of the Gram and scoring kernels (OpenMP) and, from 4096 items
-        on, of the LAPACK factorisation and inverse (the BLAS thread pool,
-        through threadpoolctl; smaller solves take one core); None uses every
-        available core.  The BLAS thread count changes the rounding of the
-        weights slightly (``n_jobs=1`` is reproducible bit for bit); on a
+        Threads of the Gram and scoring kernels (OpenMP) and, from 2048 items
+        on, of the weights pass and of the LAPACK factorisation and inverse
+        (the BLAS thread pool, through threadpoolctl); None uses every
+        available core.  Smaller catalogues, and Gram matrices of fewer than
+        2 million multiply-adds, take one core whatever ``n_jobs``: there a
+        second thread gains at most a few milliseconds on a free core, while
+        one that waits for a busy core made whole fits 3-4x slower on a
+        shared 2-core machine.  The BLAS thread count changes the rounding of
+        the weights slightly (``n_jobs=1`` is reproducible bit for bit); on a
         machine whose cores are busy with other work ``n_jobs=1`` can be the
-        faster setting.
+        faster setting at any size.
     verbose : int, default=0
         1 or more: print the size of the matrix and the seconds of each stage.
 
