@@ -52,7 +52,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mf import _topk
-from sklearn_mf._ids import _as_id_array, _ids_from_codes, factorize_ids, lookup_ids
+from sklearn_mf._ids import _as_id_array, _ids_from_codes, factorize_ids, id_index, lookup_ids
 from sklearn_mf._online import grow_ids
 from sklearn_mf._training import seen_matrix
 from sklearn_mf._utils import effective_n_threads
@@ -60,6 +60,22 @@ from sklearn_mf._validation import check_interactions, check_n
 
 # Memory budget for one block of dense scores in recommend / similar_items.
 _SCORE_BLOCK_BYTES = 64 * 2**20
+
+# Parameter values whose validity is a function of the value alone (immutable,
+# hashable): a combination found valid once is not checked again
+_SIMPLE_PARAM_TYPES = (type(None), bool, int, float, str, bytes, np.generic, type)
+_VALID_PARAMS_KEPT = 64  # combinations remembered per class
+
+
+def _params_key(params):
+    """A hashable key of ``get_params(deep=False)``, or None when a value is
+    not of a simple immutable type (it is then validated every time)."""
+    key = []
+    for name, value in params.items():
+        if not isinstance(value, _SIMPLE_PARAM_TYPES):
+            return None
+        key.append((name, type(value), value))
+    return tuple(key)
 
 
 class Recommendations:
@@ -160,6 +176,37 @@ class RecommenderMixin:
     ['a', 'b']
     """
 
+    # ------------------------------------------------------- parameter checks
+    # scikit-learn's ``_fit_context`` validates the parameters on every fit:
+    # the constructor's signature by ``inspect`` (50 us) and every constraint
+    # object rebuilt (60 us), a twentieth of a 2 ms kNN fit.  The names are
+    # looked up once per class (and constructor) and a valid combination of
+    # simple values is remembered; any other value is validated as before.
+    @classmethod
+    def _get_param_names(cls):
+        init = cls.__init__
+        cached = cls.__dict__.get("_sklearn_mf_param_names")
+        if cached is None or cached[0] is not init:
+            cached = (init, tuple(super()._get_param_names()))
+            type.__setattr__(cls, "_sklearn_mf_param_names", cached)
+        return list(cached[1])
+
+    def _validate_params(self):
+        cls = type(self)
+        constraints = cls._parameter_constraints
+        cached = cls.__dict__.get("_sklearn_mf_valid_params")
+        if cached is None or cached[0] is not constraints:
+            cached = (constraints, set())
+            type.__setattr__(cls, "_sklearn_mf_valid_params", cached)
+        key = _params_key(self.get_params(deep=False))
+        if key is not None and key in cached[1]:
+            return
+        super()._validate_params()
+        if key is not None:
+            if len(cached[1]) >= _VALID_PARAMS_KEPT:
+                cached[1].clear()
+            cached[1].add(key)
+
     # ------------------------------------------------------------ persistence
     def __getstate__(self):
         # the pandas lookup indexes are rebuilt from users_ / items_ on load:
@@ -172,8 +219,8 @@ class RecommenderMixin:
     def __setstate__(self, state):
         super().__setstate__(state)
         if "users_" in state:
-            self._user_index = pd.Index(self.users_)
-            self._item_index = pd.Index(self.items_)
+            self._user_index = id_index(self.users_)
+            self._item_index = id_index(self.items_)
 
     # ------------------------------------------------------------------ ids
     def _fit_ids(self, users, items):
@@ -188,8 +235,8 @@ class RecommenderMixin:
     def _set_ids(self, users_, items_):
         """Set the fitted raw ids (position = code) and their lookup indexes."""
         self.users_, self.items_ = users_, items_
-        self._user_index = pd.Index(self.users_)
-        self._item_index = pd.Index(self.items_)
+        self._user_index = id_index(self.users_)
+        self._item_index = id_index(self.items_)
 
     def _grow_ids(self, users, items):
         """Encode with the fitted ids, appending ids never seen before.

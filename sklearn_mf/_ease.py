@@ -14,25 +14,43 @@ from threadpoolctl import ThreadpoolController
 from sklearn_mf import _neighbors_fast
 from sklearn_mf._base import ImplicitRecommenderMixin, RecommenderMixin
 from sklearn_mf._fold_in import RecommendNewMixin
-from sklearn_mf._neighbors import _as_csr, _HistoryScoringMixin, _transpose, csr_parts
+from sklearn_mf._neighbors import (
+    _as_csr,
+    _HistoryScoringMixin,
+    _own_copy,
+    _transpose,
+    csr_parts,
+)
 from sklearn_mf._online import merge_interactions
 from sklearn_mf._training import check_strengths, encode_strengths, undo_validation_on_error
 from sklearn_mf._utils import check_dtype, effective_n_threads
 
-# Smallest catalogue whose Cholesky factorisation and inverse use n_jobs BLAS
-# threads.  On 2 idle cores two OpenBLAS threads made potrf + potri 1.3-1.5x
-# faster from 200 items on (float32: 897 items 13.5 -> 9.5 ms, 1356 items
-# 38.8 -> 25.1 ms).  With other work on the cores the small solves lose: whole
-# EASE fits with n_jobs=2 at load 1.8 took 28.1 ms against 17.6 on one BLAS
-# thread at 897 items (Amazon) but 57.7 against 68.0 at 1356 (ML-100K); with a
-# busy process pinning a core 22.9 against 18.9 and 118.7 against 74.5 ms
-# (potrf + potri alone), where n_jobs=1 is the better setting.  The thread
-# count changes the rounding (about 1e-9 relative in P).  In the benchmark's
-# subprocesses (bench_neighbours.py, ML-100K, 12-03) two threads gave 52 ms in
-# a quiet full run (one thread: 44 ms at 14:52); in an A/B right after, one
-# thread 52 ms and two 448 ms as the load rose, then 2.2 s against 7.7 s: not
-# a clear win, so only large catalogues (where the solve dominates) use them.
-_PARALLEL_SOLVE_ITEMS = 4096
+# Thread counts of the three stages with n_jobs > 1.  On 2 cores a parallel
+# region whose second thread waits for a core costs a scheduler slice: with
+# another process busy (load 2.6-3.9, 12-03 18:36, one process, interleaved,
+# medians of 15) two OpenMP threads took the Gram matrix of Amazon (897
+# items) from 0.5 to 14 ms and the weights pass from 0.9 to 16 ms, and two
+# BLAS threads potrf + potri from 64 to 225 ms (ML-100K, 1356 items: 65 ->
+# 202 ms); on a free core the two passes could at best halve their 1.4 ms.
+# So each stage takes n_jobs threads only from a size where one thread needs
+# a few milliseconds:
+# * the Gram matrix from this many multiply-adds (sum of n_u^2 / 2; the
+#   benchmark's ML-100K training set has 1.96M, 2.8 ms on one thread, Amazon
+#   27k): the kNN kernels' threshold (_PARALLEL_WORK);
+_PARALLEL_GRAM_WORK = 2_000_000
+# * the weights pass from this many items (n^2 / 2 pairs, 2 ms at 2048);
+# * LAPACK's Cholesky factorisation and inverse from this many items.  In
+#   whole EASE fits with n_jobs=2 and one process on the other core (load
+#   0.1-0.9) two BLAS threads lost at 897 items (26.8 against 18.7 ms) and
+#   gained 1.17x at 1356 (45.5 against 53.0); potrf + potri alone at load 1.8
+#   gained 1.22x at 900, 1.49x at 1356 and 1.69x at 2000 items (110 -> 66
+#   ms), but at load 2-4 two threads were 3-4x slower at every size (897:
+#   181 against 61 ms, 1356: 323 against 84, 3000: 2.2 s against 0.57).
+#   From 2048 items the solve takes 0.1 s or more on one core and the gain on
+#   a free core is 1.5x or more; below it the gain is small and the risk on
+#   a shared machine large.  The thread count changes the rounding of P
+#   (about 1e-7 relative in float32).
+_PARALLEL_PASS_ITEMS = _PARALLEL_SOLVE_ITEMS = 2048
 
 
 _CONTROLLER = []
@@ -96,7 +114,9 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     # triangle stays uninitialised until the weights are written over it)
     G = np.empty((n, n), dtype=dtype)
     X_t = _transpose(X, n_threads if X.nnz >= 100_000 else 1)
-    _neighbors_fast.gram_lower(*csr_parts(X_t, dtype), *csr_parts(X, dtype), G, n_threads)
+    lengths = np.diff(X.indptr).astype(np.float64)
+    gram_threads = n_threads if lengths @ lengths / 2 >= _PARALLEL_GRAM_WORK else 1
+    _neighbors_fast.gram_lower(*csr_parts(X_t, dtype), *csr_parts(X, dtype), G, gram_threads)
     G.flat[:: n + 1] += dtype(regularization)
     if timings is not None:
         timings["gram"] = time.perf_counter() - tic
@@ -121,7 +141,8 @@ def ease_weights(X, regularization, *, dtype=np.float32, n_threads=1, timings=No
     if not (d > 0).all():
         raise ValueError("EASE's inverse has a non-positive diagonal: increase regularization.")
     # B = -P / diag(P) with a zero diagonal, from P's lower triangle, in place
-    _neighbors_fast.ease_from_inverse(P, -d.astype(dtype), n_threads)
+    pass_threads = n_threads if n >= _PARALLEL_PASS_ITEMS else 1
+    _neighbors_fast.ease_from_inverse(P, -d.astype(dtype), pass_threads)
     if timings is not None:
         timings["solve"] = time.perf_counter() - tic
     return P, d
@@ -185,13 +206,17 @@ class EASE(
         scores 0, ``"nan"`` returns NaN, ``"error"`` raises.  ``recommend``
         serves unknown users from item popularity.
     n_jobs : int or None, default=None
-        Threads of the Gram and scoring kernels (OpenMP) and, from 4096 items
-        on, of the LAPACK factorisation and inverse (the BLAS thread pool,
-        through threadpoolctl; smaller solves take one core); None uses every
-        available core.  The BLAS thread count changes the rounding of the
-        weights slightly (``n_jobs=1`` is reproducible bit for bit); on a
+        Threads of the Gram and scoring kernels (OpenMP) and, from 2048 items
+        on, of the weights pass and of the LAPACK factorisation and inverse
+        (the BLAS thread pool, through threadpoolctl); None uses every
+        available core.  Smaller catalogues, and Gram matrices of fewer than
+        2 million multiply-adds, take one core whatever ``n_jobs``: there a
+        second thread gains at most a few milliseconds on a free core, while
+        one that waits for a busy core made whole fits 3-4x slower on a
+        shared 2-core machine.  The BLAS thread count changes the rounding of
+        the weights slightly (``n_jobs=1`` is reproducible bit for bit); on a
         machine whose cores are busy with other work ``n_jobs=1`` can be the
-        faster setting.
+        faster setting at any size.
     verbose : int, default=0
         1 or more: print the size of the matrix and the seconds of each stage.
 
@@ -206,7 +231,9 @@ class EASE(
     users_, items_ : ndarray
         Raw ids; position = internal index.
     user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
-        Training interactions (summed ``y``).
+        Training interactions (summed ``y``); the scores and
+        :meth:`partial_fit` use a copy of their own, so editing this matrix
+        does not change them.
     item_popularity_ : ndarray of shape (n_items,)
         Training interactions per item (the popularity fallback).
     n_features_in_ : int
@@ -272,7 +299,7 @@ class EASE(
         need = self._check_memory(n_items, dtype)
         timings = {}
         self.coef_, self.precision_diag_ = ease_weights(
-            self.user_items_,
+            self._history,
             self.regularization,
             dtype=dtype,
             n_threads=effective_n_threads(self.n_jobs),
@@ -308,6 +335,9 @@ class EASE(
         u, i, y, users_, items_ = encode_strengths(self, X, y)
         self._set_ids(users_, items_)
         self._set_training_interactions(u, i, y)
+        # the model's own arrays: editing ``user_items_`` after fit changes
+        # neither the scores nor what ``partial_fit`` updates
+        self._history = _own_copy(self.user_items_, check_dtype(self.dtype))
         self._solve()
         return self
 
@@ -344,9 +374,10 @@ class EASE(
         u, i, n_new_u, n_new_i = self._grow_ids(users, items)
         touched = np.unique(u)
         n_items = len(self.items_)
-        old_rows = self.user_items_[touched[touched < self.user_items_.shape[0]]]
-        self.user_items_, self.item_popularity_, _, _ = merge_interactions(
-            self.user_items_,
+        H = self._history  # the model's copy (``user_items_`` may have been edited)
+        old_rows = H[touched[touched < H.shape[0]]]
+        merged, self.item_popularity_, _, _ = merge_interactions(
+            H,
             self.item_popularity_,
             u,
             i,
@@ -355,7 +386,9 @@ class EASE(
             n_items,
             replace=False,
         )
-        self.user_items_.sort_indices()
+        merged.sort_indices()
+        self.user_items_ = merged
+        self._history = _own_copy(merged, H.dtype)
         if n_new_i or 8 * len(touched) > n_items:
             self._solve()
             return self
@@ -363,7 +396,7 @@ class EASE(
         W_old = np.zeros((len(touched), n_items), dtype=np.float64)
         W_old[: old_rows.shape[0]] = old_rows.toarray()
         # rows of new users sort after the old ones in ``touched`` and start empty
-        W = np.vstack([W_old, self.user_items_[touched].toarray().astype(np.float64)])
+        W = np.vstack([W_old, self._history[touched].toarray().astype(np.float64)])
         C = np.concatenate([-np.ones(len(touched)), np.ones(len(touched))])
         P = (np.eye(n_items) - self.coef_.astype(np.float64)) * self.precision_diag_[None, :]
         WP = W @ P
@@ -378,7 +411,7 @@ class EASE(
 
     # ------------------------------------------------------------ scoring
     def _known_scores(self, user_codes, cand):
-        return self._scores_from(self.user_items_, user_codes, cand)
+        return self._scores_from(self._history, user_codes, cand)
 
     def _new_scores(self, m, cand):
         return self._scores_from(m, np.arange(m.shape[0]), cand)
@@ -402,7 +435,7 @@ class EASE(
         known = (user_codes >= 0) & (item_codes >= 0)
         out = np.zeros(len(user_codes), dtype=np.float64)
         idx = np.flatnonzero(known)
-        H = self.user_items_
+        H = self._history
         step = max(1, (64 * 2**20) // (8 * max(len(self.items_), 1)))
         for start in range(0, len(idx), step):
             sel = idx[start : start + step]

@@ -343,6 +343,10 @@ def _drop_self(S, rows):
 
 def _row_norms(M):
     sq = np.asarray(M.data, dtype=np.float64) ** 2
+    indptr = M.indptr
+    if sq.size and (indptr[1:] > indptr[:-1]).all():
+        # no empty row (users of the history always; the same sums)
+        return np.sqrt(np.add.reduceat(sq, indptr[:-1]))
     sums = np.zeros(M.shape[0])
     nonempty = np.diff(M.indptr) > 0
     if sq.size:

@@ -138,6 +138,14 @@ def check_columns(estimator, X, *, reset):
         True in ``fit``.
     """
     if reset:
+        if type(X) is np.ndarray and X.ndim == 2:
+            # what validate_data(reset=True, skip_check_array=True) does for
+            # an array, which has no feature names, without its look-up of
+            # dataframe libraries (40 us per fit)
+            estimator.n_features_in_ = X.shape[1]
+            if hasattr(estimator, "feature_names_in_"):
+                delattr(estimator, "feature_names_in_")
+            return
         validate_data(estimator, X, reset=True, skip_check_array=True)
         return
     name = type(estimator).__name__

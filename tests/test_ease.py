@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.model_selection import GridSearchCV
 
-from sklearn_mf import EASE, ItemKNN, PopularityRecommender
+from sklearn_mf import EASE, ItemKNN, PopularityRecommender, _ease
 from sklearn_mf._ease import ease_memory, ease_weights
 from sklearn_mf.metrics import make_ranking_scorer
 from sklearn_mf.model_selection import PerUserTemporalSplit, TemporalSplit
@@ -34,7 +34,11 @@ def _rows(M):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_closed_form_matches_numpy(n_threads):
+@pytest.mark.parametrize("parallel_from_0", [False, True])
+def test_closed_form_matches_numpy(n_threads, parallel_from_0, monkeypatch):
+    if parallel_from_0:  # every stage on n_threads even for this small case
+        for name in ("_PARALLEL_GRAM_WORK", "_PARALLEL_PASS_ITEMS", "_PARALLEL_SOLVE_ITEMS"):
+            monkeypatch.setattr(_ease, name, 0)
     M = _binary(60, 25, 0.2, 0)
     B, d = ease_weights(sp.csr_matrix(M), 5.0, dtype=np.float64, n_threads=n_threads)
     ref = _reference(M, 5.0)
@@ -319,3 +323,64 @@ def test_fit_holds_one_dense_matrix():
         tracemalloc.stop()
     assert B.nbytes == ease_memory(400, np.float64)
     assert peak < 1.25 * ease_memory(400, np.float64)
+
+
+def test_editing_user_items_after_fit_changes_neither_scores_nor_partial_fit():
+    M = _binary(40, 15, 0.3, 8)
+    X, y = _rows(M)
+    extra = np.array([(0, 3), (1, 4), (2, 5), (40, 6)])
+    params = dict(regularization=2.0, dtype=np.float64, n_jobs=1)
+    model = EASE(**params).fit(X, y)
+    clean = EASE(**params).fit(X, y)
+    users = np.arange(40)
+    before = model.recommend(users, n=5, exclude_seen=False)
+    pred = model.predict(X[:50])
+    model.user_items_.data[:] = 7.0  # in place: the model has arrays of its own
+    model.user_items_.indices[:] = 0
+    after = model.recommend(users, n=5, exclude_seen=False)
+    np.testing.assert_array_equal(before.items, after.items)
+    np.testing.assert_array_equal(before.scores, after.scores)
+    np.testing.assert_array_equal(pred, model.predict(X[:50]))
+    # partial_fit updates the model's copy, not the edited matrix
+    model.partial_fit(extra)
+    clean.partial_fit(extra)
+    np.testing.assert_array_equal(model.coef_, clean.coef_)
+    np.testing.assert_array_equal(model.user_items_.toarray(), clean.user_items_.toarray())
+    got = model.recommend(users, n=5, exclude_seen=False).scores
+    np.testing.assert_array_equal(got, clean.recommend(users, n=5, exclude_seen=False).scores)
+    # and the matrix it returns is again not the one it scores from
+    model.user_items_.data[:] = 0.0
+    np.testing.assert_array_equal(got, model.recommend(users, n=5, exclude_seen=False).scores)
+
+
+def test_small_fits_keep_every_stage_on_one_thread(monkeypatch):
+    """n_jobs=2 uses a second thread only where one thread takes milliseconds."""
+    calls = []
+    real_gram, real_pass = _ease._neighbors_fast.gram_lower, _ease._neighbors_fast.ease_from_inverse
+    real_limit = _ease._blas_threads
+
+    def gram(*args):
+        calls.append(("gram", args[-1]))
+        return real_gram(*args)
+
+    def weights_pass(*args):
+        calls.append(("pass", args[-1]))
+        return real_pass(*args)
+
+    def limit(n):
+        calls.append(("blas", n))
+        return real_limit(n)
+
+    monkeypatch.setattr(_ease._neighbors_fast, "gram_lower", gram)
+    monkeypatch.setattr(_ease._neighbors_fast, "ease_from_inverse", weights_pass)
+    monkeypatch.setattr(_ease, "_blas_threads", limit)
+    M = _binary(60, 25, 0.2, 0)
+    B2, _ = ease_weights(sp.csr_matrix(M), 5.0, dtype=np.float64, n_threads=2)
+    assert calls == [("gram", 1), ("blas", 1), ("pass", 1)]
+    calls.clear()
+    for name in ("_PARALLEL_GRAM_WORK", "_PARALLEL_PASS_ITEMS", "_PARALLEL_SOLVE_ITEMS"):
+        monkeypatch.setattr(_ease, name, 0)
+    B2p, _ = ease_weights(sp.csr_matrix(M), 5.0, dtype=np.float64, n_threads=2)
+    assert calls == [("gram", 2), ("blas", 2), ("pass", 2)]
+    # the Gram matrix and the pass are exact whatever the threads; LAPACK may round
+    np.testing.assert_allclose(B2, B2p, rtol=1e-12, atol=1e-14)
