@@ -1111,7 +1111,7 @@ cdef inline void _walk_rows(
         const Py_ssize_t* prev_row_of, const double* prev_U,
         const floating* qn, Py_ssize_t qn_stride, const Py_ssize_t* next_row_of,
         const double* next_s, Py_ssize_t s_stride, double* S, bint first,
-        bint last) noexcept nogil:
+        bint last, bint runs) noexcept nogil:
     """One walk over the training rows ``lo:hi`` in increasing order.  For
     each row: for the first step the residual ``e = y - pred``; the change of
     the finished step (its table ``prev_U``, NULL for none) applied to ``e``
@@ -1120,9 +1120,12 @@ cdef inline void _walk_rows(
     change; then the row added to the next step's segment table ``S`` (NULL
     for none; 4 doubles a block row: E, R1, R2, ER) with ``r = qn - s_u``
     for a factor step (``qn`` not NULL, ``next_s[u * s_stride]`` the block
-    row's s_uf)."""
-    cdef Py_ssize_t i, u
-    cdef double r, ei, w
+    row's s_uf).  ``runs``: the next step's block rows are sorted
+    (``_sorted_rows``): each run of equal block rows is summed in registers
+    and added to the table once."""
+    cdef Py_ssize_t i, u, cur = -1
+    cdef double r, ei, w, sn = 0.0
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
     cdef double* st
     cdef const double* pst
     for i in range(lo, hi):
@@ -1138,8 +1141,10 @@ cdef inline void _walk_rows(
                 e[i] = <floating>(e[i] - pst[5])
         if last:
             pred[i] = y[i] - e[i]
-        if S != NULL:
-            u = next_row_of[i]
+        if S == NULL:
+            continue
+        u = next_row_of[i]
+        if not runs:  # rows of a block row scattered: straight into the table
             st = S + 4 * u
             ei = e[i]
             if sw != NULL:
@@ -1157,6 +1162,54 @@ cdef inline void _walk_rows(
                     st[1] += r
                     st[2] += r * r
                     st[3] += ei * r
+            continue
+        # rows sorted by block row: a run of one block row's rows is summed
+        # in registers and added to the table once
+        if u != cur:
+            if cur >= 0:
+                st = S + 4 * cur
+                st[0] += a0
+                st[1] += a1
+                st[2] += a2
+                st[3] += a3
+            cur = u
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            if qn != NULL:
+                sn = next_s[u * s_stride]
+        ei = e[i]
+        if sw != NULL:
+            w = sw[i]
+            a0 += w * ei
+            if qn != NULL:
+                r = qn[i * qn_stride] - sn
+                a1 += w * r
+                a2 += w * r * r
+                a3 += w * ei * r
+        else:
+            a0 += ei
+            if qn != NULL:
+                r = qn[i * qn_stride] - sn
+                a1 += r
+                a2 += r * r
+                a3 += ei * r
+    if S != NULL and cur >= 0:
+        st = S + 4 * cur
+        st[0] += a0
+        st[1] += a1
+        st[2] += a2
+        st[3] += a3
+
+
+cdef bint _sorted_rows(const Py_ssize_t* row_of, Py_ssize_t n) noexcept nogil:
+    """Whether the block rows of the training rows are non-decreasing."""
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if row_of[i] < row_of[i - 1]:
+            return False
+    return True
 
 
 cdef void _walk(Py_ssize_t n, floating* e, const floating* y, floating* pred,
@@ -1164,7 +1217,7 @@ cdef void _walk(Py_ssize_t n, floating* e, const floating* y, floating* pred,
                 const Py_ssize_t* prev_row_of, const double* prev_U,
                 const floating* qn, Py_ssize_t qn_stride, const Py_ssize_t* next_row_of,
                 const double* next_s, Py_ssize_t s_stride, Py_ssize_t nb, double* S,
-                bint first, bint last, int n_threads) noexcept nogil:
+                bint first, bint last, bint runs, int n_threads) noexcept nogil:
     """``_walk_rows`` over all n training rows: with a next step (``S`` not
     NULL, room for ``_walk_parts(n, nb)`` tables of ``4 nb``) over its fixed
     segments, each segment's table cleared first; otherwise over one range a
@@ -1187,7 +1240,7 @@ cdef void _walk(Py_ssize_t n, floating* e, const floating* y, floating* pred,
                 Sc[a] = 0.0
         _walk_rows(c * n // n_parts, (c + 1) * n // n_parts, e, y, pred, sw, qp, qp_stride,
                    prev_row_of, prev_U, qn, qn_stride, next_row_of, next_s, s_stride, Sc,
-                   first, last)
+                   first, last, runs)
 
 
 cdef void _table(double* U, const double* S, Py_ssize_t n_parts, Py_ssize_t nb,
@@ -1248,30 +1301,53 @@ cdef extern from *:
        holding it (tables of 8 doubles a block row: N, E, R1, R2, ER, D,
        s before, s now), in plain C so that they are compiled for AVX2+FMA and
        for baseline x86-64 like the passes above. */
+    /* The accumulation is a chain of dependent additions, so its sums are
+       split: even and odd block rows into two partial sums each (added at
+       the end), and he = sum b (g R1 + ER) + old hh, the part shared with
+       hh factored out.  A fixed order: the same sums on any number of
+       threads. */
     #define SKMF_BCOL_ACC(NAME, T) \
     static SKMF_FM_CLONES void NAME( \
             const T *data, const Py_ssize_t *brows, Py_ssize_t lo, Py_ssize_t hi, \
             const double *U, int factor, double old, double *hh_out, double *he_out) { \
-        double hh = 0.0, he = 0.0; \
+        double h0 = 0.0, h1 = 0.0, p0 = 0.0, p1 = 0.0; \
+        Py_ssize_t t = lo; \
         if (factor) { \
-            for (Py_ssize_t t = lo; t < hi; t++) { \
-                const double *st = U + 8 * brows[t]; \
-                const double b = (double)data[t]; \
-                const double g = st[7] - b * old; \
-                const double qu = st[0] * g * g + 2.0 * g * st[2] + st[3]; \
-                hh = hh + b * b * qu; \
-                he = he + b * (g * st[1] + st[4]) + old * b * b * qu; \
+            for (; t + 1 < hi; t += 2) { \
+                const double *s0 = U + 8 * brows[t], *s1 = U + 8 * brows[t + 1]; \
+                const double b0 = (double)data[t], b1 = (double)data[t + 1]; \
+                const double g0 = s0[7] - b0 * old, g1 = s1[7] - b1 * old; \
+                h0 += b0 * b0 * (s0[0] * g0 * g0 + 2.0 * g0 * s0[2] + s0[3]); \
+                h1 += b1 * b1 * (s1[0] * g1 * g1 + 2.0 * g1 * s1[2] + s1[3]); \
+                p0 += b0 * (g0 * s0[1] + s0[4]); \
+                p1 += b1 * (g1 * s1[1] + s1[4]); \
+            } \
+            if (t < hi) { \
+                const double *s0 = U + 8 * brows[t]; \
+                const double b0 = (double)data[t]; \
+                const double g0 = s0[7] - b0 * old; \
+                h0 += b0 * b0 * (s0[0] * g0 * g0 + 2.0 * g0 * s0[2] + s0[3]); \
+                p0 += b0 * (g0 * s0[1] + s0[4]); \
             } \
         } else { \
-            for (Py_ssize_t t = lo; t < hi; t++) { \
-                const double *st = U + 8 * brows[t]; \
-                const double b = (double)data[t]; \
-                hh = hh + b * b * st[0]; \
-                he = he + b * (st[1] + old * b * st[0]); \
+            for (; t + 1 < hi; t += 2) { \
+                const double *s0 = U + 8 * brows[t], *s1 = U + 8 * brows[t + 1]; \
+                const double b0 = (double)data[t], b1 = (double)data[t + 1]; \
+                h0 += b0 * b0 * s0[0]; \
+                h1 += b1 * b1 * s1[0]; \
+                p0 += b0 * s0[1]; \
+                p1 += b1 * s1[1]; \
+            } \
+            if (t < hi) { \
+                const double *s0 = U + 8 * brows[t]; \
+                const double b0 = (double)data[t]; \
+                h0 += b0 * b0 * s0[0]; \
+                p0 += b0 * s0[1]; \
             } \
         } \
+        const double hh = h0 + h1; \
         *hh_out = hh; \
-        *he_out = he; \
+        *he_out = (p0 + p1) + old * hh; \
     }
     #define SKMF_BCOL_MOVE(NAME, T) \
     static SKMF_FM_CLONES void NAME( \
@@ -1386,7 +1462,7 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
     with nogil:
         _walk(n, &e[0], NULL, NULL, swp, NULL, 0, NULL, NULL,
               &qf[0] if factor else NULL, 1, &row_of[0], sp_, s_stride, nb, &S[0],
-              False, False, n_threads)
+              False, False, _sorted_rows(&row_of[0], n), n_threads)
         _table(U, &S[0], _walk_parts(n, nb), nb, &N[0], sp_, s_stride, n_threads)
         if columns.shape[0]:
             n_bad = _coord_columns(&data[0], &brows[0], &bptr[0], &columns[0],
@@ -1394,7 +1470,7 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
                                    alpha, lam, mu, seed, coord, m)
         # the residuals and factor sums of the training rows follow the block
         _walk(n, &e[0], NULL, NULL, swp, &qf[0] if factor else NULL, 1, &row_of[0],
-              U, NULL, 0, NULL, NULL, 0, nb, NULL, False, False, n_threads)
+              U, NULL, 0, NULL, NULL, 0, nb, NULL, False, False, False, n_threads)
         for u in range(nb):
             T[u] += U[8 * u + 5]
             if factor:
@@ -1430,12 +1506,21 @@ cdef void _transpose_q(floating* q, floating* qT, Py_ssize_t n, Py_ssize_t k, bi
                     q[i * k + f] = qT[f * n + i]
 
 
+def sweep_buffers(Py_ssize_t n, Py_ssize_t k, Py_ssize_t max_nb, dtype):
+    """Scratch of ``blocks_coordinate_sweep`` for ``n`` training rows, rank
+    ``k`` and blocks of at most ``max_nb`` block rows: the step table, the
+    segment tables and the factor-major factor sums (of ``dtype``)."""
+    max_nb = max(max_nb, 1)
+    return (np.zeros(8 * max_nb + 8), np.zeros(_N_WALK_PARTS * 4 * max_nb),
+            np.empty(max(1, k * n), dtype=dtype))
+
+
 def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                             const floating[::1] sample_weight, floating[::1] pred,
                             floating[:, ::1] q, floating[::1] e,
                             double alpha, const double[:, ::1] lam,
                             const double[:, ::1] mu, const unsigned long long[::1] seeds,
-                            int n_threads):
+                            int n_threads, tuple buffers=None):
     """Every block's coordinate draws of one sweep in the order of
     ``coordinate_draws`` without the columns (coordinate a = 0 .. k, and
     for each the blocks in order): the same draws as the k + 1 rounds of
@@ -1447,6 +1532,8 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     block's parameters and per-block-row terms, updated in place);
     ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its stream.
     ``pred``/``q`` are the caches (kept up to date), ``e`` (n,) scratch.
+    ``buffers``: None, or the scratch of an earlier call of the same sizes
+    (``sweep_buffers``), reused instead of allocated (a fit's sweeps share it).
     Returns the number of failed draws (then stops; the caches are then
     stale, as after a failed ``coordinate_draws``)."""
     cdef Py_ssize_t nblk = len(blocks), n = pred.shape[0], k = q.shape[1], m = k + 1
@@ -1504,20 +1591,29 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         P[t, 7] = <size_t>&mv_s[0, 0]
         mv_T = T
         P[t, 8] = <size_t>&mv_T[0]
-    U_np = np.zeros(8 * max_nb + 8)
-    S_np = np.zeros(_N_WALK_PARTS * 4 * max_nb)
+    if buffers is None:
+        buffers = sweep_buffers(n, k, max_nb, np.float32 if floating is float else np.float64)
+    U_np, S_np, qT_np = buffers
+    if U_np.shape[0] < 8 * max_nb + 8 or S_np.shape[0] < _N_WALK_PARTS * 4 * max_nb:
+        raise ValueError("buffers are too small for these blocks.")
     cdef double[::1] U_mem = U_np, S = S_np
     cdef double* U = _line_aligned(&U_mem[0])
     cdef size_t[:, ::1] ptr = P
     cdef Py_ssize_t[::1] nbs = NB, ncs = NC
+    SR = np.zeros(nblk, dtype=np.intp)
+    cdef Py_ssize_t[::1] sorted_ = SR
+    for t in range(nblk):
+        if nbs[t]:
+            sorted_[t] = _sorted_rows(<Py_ssize_t*>ptr[t, 4], n)
     cdef const floating* swp = &sample_weight[0] if weighted else NULL
     cdef double* sp_
     cdef double* Tp
     cdef floating* theta
     # the factor sums factor-major for the sweep (qT[f * n + i] = q[i, f]), so
     # that a step's walk reads and writes one contiguous column
-    qT_np = np.empty(max(1, k * n), dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] qT_mem = qT_np
+    if qT_mem.shape[0] < k * n:
+        raise ValueError("buffers are too small for these blocks.")
     cdef floating* qT = &qT_mem[0] if k > 0 else NULL
     cdef int team = max(1, n_threads) if n * k >= 65536 else 1
     with nogil:
@@ -1539,7 +1635,7 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                   <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
                   <double*>ptr[nt, 7] + nf if nt >= 0 and nf >= 0 else NULL, k,
                   nbs[nt] if nt >= 0 else 0, &S[0] if nt >= 0 else NULL,
-                  pt < 0, nt < 0, n_threads)
+                  pt < 0, nt < 0, sorted_[nt] != 0 if nt >= 0 else False, n_threads)
             if nt < 0:
                 break
             nb = nbs[nt]
