@@ -1105,6 +1105,83 @@ def walk_parts(Py_ssize_t n, Py_ssize_t nb):
     return _walk_parts(n, nb)
 
 
+cdef extern from *:
+    """
+    /* A walk over training rows lo:hi whose next step's block rows are
+       sorted (runs of equal block rows): first the finished step's change
+       applied to every row (and, on the first walk, e = y - pred), then each
+       run's four sums with `omp simd` reductions (a fixed order for given
+       rows, so the same on any number of threads).  Factor sums contiguous
+       (stride 1).  As _walk_rows with runs, not last. */
+    #define SKMF_WALK_RUNS(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            Py_ssize_t lo, Py_ssize_t hi, T *e, const T *y, const T *pred, \
+            const T *sw, T *qp, const Py_ssize_t *prev_row_of, const double *prev_U, \
+            const T *qn, const Py_ssize_t *next_row_of, const double *next_s, \
+            Py_ssize_t s_stride, double *S, int first) { \
+        if (first) \
+            for (Py_ssize_t i = lo; i < hi; i++) e[i] = y[i] - pred[i]; \
+        if (prev_U && qp) { \
+            for (Py_ssize_t i = lo; i < hi; i++) { \
+                const double *pst = prev_U + 8 * prev_row_of[i]; \
+                const double r = qp[i] - pst[6]; \
+                e[i] = (T)(e[i] - pst[5] - (pst[7] - pst[6]) * r); \
+                qp[i] = (T)(r + pst[7]); \
+            } \
+        } else if (prev_U) { \
+            for (Py_ssize_t i = lo; i < hi; i++) \
+                e[i] = (T)(e[i] - prev_U[8 * prev_row_of[i] + 5]); \
+        } \
+        Py_ssize_t a = lo; \
+        while (a < hi) { \
+            const Py_ssize_t u = next_row_of[a]; \
+            Py_ssize_t b = a + 1; \
+            while (b < hi && next_row_of[b] == u) b++; \
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0; \
+            if (qn) { \
+                const double sn = next_s[u * s_stride]; \
+                if (sw) { \
+                    SKMF_FM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3)) \
+                    for (Py_ssize_t i = a; i < b; i++) { \
+                        const double w = sw[i], ei = e[i], r = qn[i] - sn; \
+                        s0 += w * ei; s1 += w * r; s2 += w * r * r; s3 += w * ei * r; \
+                    } \
+                } else { \
+                    SKMF_FM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3)) \
+                    for (Py_ssize_t i = a; i < b; i++) { \
+                        const double ei = e[i], r = qn[i] - sn; \
+                        s0 += ei; s1 += r; s2 += r * r; s3 += ei * r; \
+                    } \
+                } \
+            } else if (sw) { \
+                SKMF_FM_PRAGMA(omp simd reduction(+:s0)) \
+                for (Py_ssize_t i = a; i < b; i++) s0 += (double)sw[i] * e[i]; \
+            } else { \
+                SKMF_FM_PRAGMA(omp simd reduction(+:s0)) \
+                for (Py_ssize_t i = a; i < b; i++) s0 += e[i]; \
+            } \
+            double *st = S + 4 * u; \
+            st[0] += s0; st[1] += s1; st[2] += s2; st[3] += s3; \
+            a = b; \
+        } \
+    }
+    SKMF_WALK_RUNS(skmf_walk_runs_f, float)
+    SKMF_WALK_RUNS(skmf_walk_runs_d, double)
+    """
+    void skmf_walk_runs_f(Py_ssize_t lo, Py_ssize_t hi, float* e, const float* y,
+                          const float* pred, const float* sw, float* qp,
+                          const Py_ssize_t* prev_row_of, const double* prev_U,
+                          const float* qn, const Py_ssize_t* next_row_of,
+                          const double* next_s, Py_ssize_t s_stride, double* S,
+                          int first) noexcept nogil
+    void skmf_walk_runs_d(Py_ssize_t lo, Py_ssize_t hi, double* e, const double* y,
+                          const double* pred, const double* sw, double* qp,
+                          const Py_ssize_t* prev_row_of, const double* prev_U,
+                          const double* qn, const Py_ssize_t* next_row_of,
+                          const double* next_s, Py_ssize_t s_stride, double* S,
+                          int first) noexcept nogil
+
+
 cdef inline void _walk_rows(
         Py_ssize_t lo, Py_ssize_t hi, floating* e, const floating* y, floating* pred,
         const floating* sw, floating* qp, Py_ssize_t qp_stride,
@@ -1121,13 +1198,23 @@ cdef inline void _walk_rows(
     for none; 4 doubles a block row: E, R1, R2, ER) with ``r = qn - s_u``
     for a factor step (``qn`` not NULL, ``next_s[u * s_stride]`` the block
     row's s_uf).  ``runs``: the next step's block rows are sorted
-    (``_sorted_rows``): each run of equal block rows is summed in registers
-    and added to the table once."""
+    (``_sorted_rows``): each run of equal block rows is summed at once
+    (``skmf_walk_runs``, vectorised; in registers otherwise) and added to the
+    table once."""
     cdef Py_ssize_t i, u, cur = -1
     cdef double r, ei, w, sn = 0.0
     cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
     cdef double* st
     cdef const double* pst
+    if (runs and S != NULL and not last and (qp == NULL or qp_stride == 1)
+            and (qn == NULL or qn_stride == 1)):
+        if floating is float:
+            skmf_walk_runs_f(lo, hi, e, y, pred, sw, qp, prev_row_of, prev_U, qn,
+                             next_row_of, next_s, s_stride, S, first)
+        else:
+            skmf_walk_runs_d(lo, hi, e, y, pred, sw, qp, prev_row_of, prev_U, qn,
+                             next_row_of, next_s, s_stride, S, first)
+        return
     for i in range(lo, hi):
         if first:
             e[i] = y[i] - pred[i]
