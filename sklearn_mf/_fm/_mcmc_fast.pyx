@@ -31,7 +31,7 @@ drawn in Python (``_mcmc``).  The kernels assume validated, contiguous input.
 
 import numpy as np
 
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport cos, isfinite, log, sqrt
 from libc.stdint cimport uint64_t
 
@@ -1575,6 +1575,136 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
 # for bit): the residual update of one step and the sums of the next share
 # one walk over the training rows, and q is updated in place.
 
+# The walks of the fused sweep are shared by a team of our own inside one
+# OpenMP region per sweep: thread 0 runs the sweep (the serial draws, tables
+# and terms) and publishes each walk as a job of fixed segments; every thread
+# claims segments from a ticket (generation << 32 | next segment) until none
+# is left, and thread 0 then waits only for segments another thread has
+# claimed -- never for a thread to arrive.  A thread that the OS has not
+# scheduled (a loaded machine) costs nothing, where a fork/join per walk
+# waits a time slice for it.  Segments are fixed by the sizes, so the result
+# is the same whichever thread adds which.
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    #include <stdint.h>
+    typedef struct { uint64_t ticket; long done; long n; int stop; } skmf_team_t;
+    static inline void skmf_pause(void) {
+    #if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+    #endif
+    }
+    static void skmf_team_init(skmf_team_t *t) {
+        t->ticket = 0; t->done = 0; t->n = 0; t->stop = 0;
+    }
+    /* thread 0: the job's fields are written; open generation gen with n segments */
+    static void skmf_team_publish(skmf_team_t *t, uint64_t gen, long n, int stop) {
+        __atomic_store_n(&t->done, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->n, n, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->stop, stop, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->ticket, gen << 32, __ATOMIC_RELEASE);
+    }
+    /* the next segment of generation gen, or -1 */
+    static long skmf_team_claim(skmf_team_t *t, uint64_t gen) {
+        uint64_t cur = __atomic_load_n(&t->ticket, __ATOMIC_ACQUIRE);
+        for (;;) {
+            if ((cur >> 32) != gen) return -1;
+            long c = (long)(cur & 0xffffffffu);
+            if (c >= __atomic_load_n(&t->n, __ATOMIC_RELAXED)) return -1;
+            if (__atomic_compare_exchange_n(&t->ticket, &cur, cur + 1, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return c;
+        }
+    }
+    static void skmf_team_done(skmf_team_t *t) {
+        __atomic_fetch_add(&t->done, 1, __ATOMIC_RELEASE);
+    }
+    static void skmf_team_wait_done(skmf_team_t *t, long n) {
+        while (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) < n) skmf_pause();
+    }
+    /* a helper: wait for a generation after `seen` (spinning, yielding the
+       core now and then); returns it, or 0 to stop */
+    static uint64_t skmf_team_next(skmf_team_t *t, uint64_t seen) {
+        unsigned spins = 0;
+        for (;;) {
+            uint64_t g = __atomic_load_n(&t->ticket, __ATOMIC_ACQUIRE) >> 32;
+            if (g != seen) return __atomic_load_n(&t->stop, __ATOMIC_RELAXED) ? 0 : g;
+            if (++spins % 512 == 0) sched_yield(); else skmf_pause();
+        }
+    }
+    """
+    ctypedef struct skmf_team_t:
+        pass
+    void skmf_team_init(skmf_team_t* t) noexcept nogil
+    void skmf_team_publish(skmf_team_t* t, uint64_t gen, long n, int stop) noexcept nogil
+    long skmf_team_claim(skmf_team_t* t, uint64_t gen) noexcept nogil
+    void skmf_team_done(skmf_team_t* t) noexcept nogil
+    void skmf_team_wait_done(skmf_team_t* t, long n) noexcept nogil
+    uint64_t skmf_team_next(skmf_team_t* t, uint64_t seen) noexcept nogil
+
+
+cdef struct WalkJob:
+    # the arguments of one walk (_walk_rows), shared with the team
+    Py_ssize_t n, qp_stride, qn_stride, s_stride, nb, n_parts
+    void* e
+    void* y
+    void* pred
+    void* sw
+    void* qp
+    void* qn
+    const Py_ssize_t* prev_row_of
+    const double* prev_U
+    const Py_ssize_t* next_row_of
+    const double* next_s
+    double* S
+    bint first, last, runs
+
+
+cdef inline void _walk_segment(WalkJob* j, Py_ssize_t c, floating* tag) noexcept nogil:
+    """Segment ``c`` of the walk ``j`` (as one iteration of ``_walk``)."""
+    cdef double* Sc = NULL
+    cdef Py_ssize_t a
+    if j.S != NULL:
+        Sc = j.S + c * 4 * j.nb
+        for a in range(4 * j.nb):
+            Sc[a] = 0.0
+    _walk_rows(c * j.n // j.n_parts, (c + 1) * j.n // j.n_parts, <floating*>j.e,
+               <floating*>j.y, <floating*>j.pred, <floating*>j.sw, <floating*>j.qp,
+               j.qp_stride, j.prev_row_of, j.prev_U, <floating*>j.qn, j.qn_stride,
+               j.next_row_of, j.next_s, j.s_stride, Sc, j.first, j.last, j.runs)
+
+
+cdef void _team_worker(skmf_team_t* tp, WalkJob* jp, floating* tag) noexcept nogil:
+    """A helper thread: the segments it can claim of every published walk."""
+    cdef uint64_t gen = 0
+    cdef long c
+    while True:
+        gen = skmf_team_next(tp, gen)
+        if gen == 0:
+            return
+        c = skmf_team_claim(tp, gen)
+        while c >= 0:
+            _walk_segment(jp, c, tag)
+            skmf_team_done(tp)
+            c = skmf_team_claim(tp, gen)
+
+
+cdef void _team_walk(skmf_team_t* tp, WalkJob* jp, uint64_t* gen,
+                     floating* tag) noexcept nogil:
+    """Thread 0: publish the walk ``jp`` (its fields set), take segments,
+    wait for the ones the helpers took."""
+    cdef long c
+    gen[0] += 1
+    skmf_team_publish(tp, gen[0], jp.n_parts, 0)
+    c = skmf_team_claim(tp, gen[0])
+    while c >= 0:
+        _walk_segment(jp, c, tag)
+        skmf_team_done(tp)
+        c = skmf_team_claim(tp, gen[0])
+    skmf_team_wait_done(tp, jp.n_parts)
+
+
 cdef void _transpose_q(floating* q, floating* qT, Py_ssize_t n, Py_ssize_t k, bint forward,
                        int team) noexcept nogil:
     """Copy the row-major factor sums ``q`` (n, k) into the factor-major ``qT``
@@ -1702,52 +1832,103 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     if qT_mem.shape[0] < k * n:
         raise ValueError("buffers are too small for these blocks.")
     cdef floating* qT = &qT_mem[0] if k > 0 else NULL
-    cdef int team = max(1, n_threads) if n * k >= 65536 else 1
+    cdef int n_team = max(1, n_threads) if n >= 4096 else 1
+    cdef skmf_team_t team_state
+    cdef WalkJob job
+    cdef skmf_team_t* tp = &team_state
+    cdef WalkJob* jp = &job
+    cdef int res[1]
+    cdef uint64_t gen[1]
+    skmf_team_init(tp)
+    res[0] = 0
+    gen[0] = 0
     with nogil:
-        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, True, team)
-        step = 0
-        pt = -1
-        pf = -1
-        while step <= n_steps:
-            # the next step (t, a) with block rows, or none at the end
-            while step < n_steps and nbs[step % nblk] == 0:
-                step = step + 1
-            nt = step % nblk if step < n_steps else -1
-            nf = step // nblk - 1 if step < n_steps else -1
-            # one walk: the finished step's change (table U), the next step's sums
-            _walk(n, &e[0], &y[0], &pred[0], swp,
-                  qT + pf * n if pt >= 0 and pf >= 0 else NULL, 1,
-                  <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL, U if pt >= 0 else NULL,
-                  qT + nf * n if nt >= 0 and nf >= 0 else NULL, 1,
-                  <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
-                  <double*>ptr[nt, 7] + nf if nt >= 0 and nf >= 0 else NULL, k,
-                  nbs[nt] if nt >= 0 else 0, &S[0] if nt >= 0 else NULL,
-                  pt < 0, nt < 0, sorted_[nt] != 0 if nt >= 0 else False, n_threads)
-            if nt < 0:
-                break
-            nb = nbs[nt]
-            sp_ = <double*>ptr[nt, 7]
-            _table(U, &S[0], _walk_parts(n, nb), nb, <double*>ptr[nt, 9],
-                   sp_ + nf if nf >= 0 else NULL, k, n_threads)
-            # the draws of step (nt, nf)
-            if nf >= 0:
-                theta = <floating*>ptr[nt, 6] + nf
-            else:
-                theta = <floating*>ptr[nt, 5]
-            if ncs[nt] and _coord_columns(
-                    <floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1], <Py_ssize_t*>ptr[nt, 2],
-                    <Py_ssize_t*>ptr[nt, 3], ncs[nt], theta, k if nf >= 0 else 1, U,
-                    nf >= 0, alpha, lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
-                n_bad = 1
-                break
-            # the block's terms follow (the table itself is read by the next walk)
-            Tp = <double*>ptr[nt, 8]
-            for u in range(nb):
-                Tp[u] += U[8 * u + 5]
-                if nf >= 0:
-                    sp_[u * k + nf] = U[8 * u + 7]
-            pt = nt
-            pf = nf
+        if n_team > 1:
+            # one region a sweep: thread 0 runs it, the others help with the walks
+            with parallel(num_threads=n_team):
+                if omp_get_thread_num() == 0:
+                    _blocks_driver(ptr, nbs, ncs, sorted_, e, y, pred, swp, q, qT, U, S,
+                                   alpha, lam, mu, seeds, tp, jp, gen, res)
+                    gen[0] += 1
+                    skmf_team_publish(tp, gen[0], 0, 1)  # stop the helpers
+                else:
+                    _team_worker(tp, jp, qT)
+        else:
+            _blocks_driver(ptr, nbs, ncs, sorted_, e, y, pred, swp, q, qT, U, S,
+                           alpha, lam, mu, seeds, tp, jp, gen, res)
+    return res[0]
+
+
+cdef void _blocks_driver(
+        const size_t[:, ::1] ptr, const Py_ssize_t[::1] nbs, const Py_ssize_t[::1] ncs,
+        const Py_ssize_t[::1] sorted_, floating[::1] e, const floating[::1] y,
+        floating[::1] pred, const floating* swp, floating[:, ::1] q, floating* qT,
+        double* U, double[::1] S, double alpha, const double[:, ::1] lam,
+        const double[:, ::1] mu, const unsigned long long[::1] seeds, skmf_team_t* tp,
+        WalkJob* jp, uint64_t* gen, int* res) noexcept nogil:
+    """The steps of ``blocks_coordinate_sweep`` on thread 0 (the walks shared
+    with the team ``tp`` through ``jp``); the number of failed draws in ``res``."""
+    cdef Py_ssize_t nblk = nbs.shape[0], n = pred.shape[0], k = q.shape[1], m = k + 1
+    cdef Py_ssize_t n_steps = nblk * m, step, u, nb, pt, pf, nt, nf
+    cdef double* sp_
+    cdef double* Tp
+    cdef floating* theta
+    _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, True, 1)
+    step = 0
+    pt = -1
+    pf = -1
+    while step <= n_steps:
+        # the next step (t, a) with block rows, or none at the end
+        while step < n_steps and nbs[step % nblk] == 0:
             step = step + 1
-        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, False, team)
-    return n_bad
+        nt = step % nblk if step < n_steps else -1
+        nf = step // nblk - 1 if step < n_steps else -1
+        # one walk: the finished step's change (table U), the next step's sums
+        jp.n = n
+        jp.e = &e[0]
+        jp.y = &y[0]
+        jp.pred = &pred[0]
+        jp.sw = <void*>swp
+        jp.qp = qT + pf * n if pt >= 0 and pf >= 0 else NULL
+        jp.qp_stride = 1
+        jp.prev_row_of = <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL
+        jp.prev_U = U if pt >= 0 else NULL
+        jp.qn = qT + nf * n if nt >= 0 and nf >= 0 else NULL
+        jp.qn_stride = 1
+        jp.next_row_of = <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL
+        jp.next_s = <double*>ptr[nt, 7] + nf if nt >= 0 and nf >= 0 else NULL
+        jp.s_stride = k
+        jp.nb = nbs[nt] if nt >= 0 else 0
+        jp.S = &S[0] if nt >= 0 else NULL
+        jp.first = pt < 0
+        jp.last = nt < 0
+        jp.runs = sorted_[nt] != 0 if nt >= 0 else False
+        jp.n_parts = _walk_parts(n, jp.nb) if nt >= 0 else _N_WALK_PARTS
+        _team_walk(tp, jp, gen, qT)
+        if nt < 0:
+            break
+        nb = nbs[nt]
+        sp_ = <double*>ptr[nt, 7]
+        _table(U, &S[0], _walk_parts(n, nb), nb, <double*>ptr[nt, 9],
+               sp_ + nf if nf >= 0 else NULL, k, 1)
+        # the draws of step (nt, nf)
+        if nf >= 0:
+            theta = <floating*>ptr[nt, 6] + nf
+        else:
+            theta = <floating*>ptr[nt, 5]
+        if ncs[nt] and _coord_columns(
+                <floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1], <Py_ssize_t*>ptr[nt, 2],
+                <Py_ssize_t*>ptr[nt, 3], ncs[nt], theta, k if nf >= 0 else 1, U,
+                nf >= 0, alpha, lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
+            res[0] = 1
+            break
+        # the block's terms follow (the table itself is read by the next walk)
+        Tp = <double*>ptr[nt, 8]
+        for u in range(nb):
+            Tp[u] += U[8 * u + 5]
+            if nf >= 0:
+                sp_[u * k + nf] = U[8 * u + 7]
+        pt = nt
+        pf = nf
+        step = step + 1
+    _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, False, 1)
