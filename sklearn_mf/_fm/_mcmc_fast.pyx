@@ -1107,31 +1107,17 @@ def walk_parts(Py_ssize_t n, Py_ssize_t nb):
 
 cdef extern from *:
     """
-    /* A walk over training rows lo:hi whose next step's block rows are
-       sorted (runs of equal block rows): first the finished step's change
-       applied to every row (and, on the first walk, e = y - pred), then each
-       run's four sums with `omp simd` reductions (a fixed order for given
-       rows, so the same on any number of threads).  Factor sums contiguous
-       (stride 1).  As _walk_rows with runs, not last. */
+    /* The sums of a walk over training rows lo:hi whose next step's block
+       rows are sorted (runs of equal block rows), after the rows have been
+       moved by the finished step (in _walk_rows, whose arithmetic the
+       per-step path shares): each run's four sums with `omp simd`
+       reductions (a fixed order for given rows, so the same on any number of
+       threads).  Factor sums contiguous (stride 1). */
     #define SKMF_WALK_RUNS(NAME, T) \
     static SKMF_FM_CLONES void NAME( \
-            Py_ssize_t lo, Py_ssize_t hi, T *e, const T *y, const T *pred, \
-            const T *sw, T *qp, const Py_ssize_t *prev_row_of, const double *prev_U, \
-            const T *qn, const Py_ssize_t *next_row_of, const double *next_s, \
-            Py_ssize_t s_stride, double *S, int first) { \
-        if (first) \
-            for (Py_ssize_t i = lo; i < hi; i++) e[i] = y[i] - pred[i]; \
-        if (prev_U && qp) { \
-            for (Py_ssize_t i = lo; i < hi; i++) { \
-                const double *pst = prev_U + 8 * prev_row_of[i]; \
-                const double r = qp[i] - pst[6]; \
-                e[i] = (T)(e[i] - pst[5] - (pst[7] - pst[6]) * r); \
-                qp[i] = (T)(r + pst[7]); \
-            } \
-        } else if (prev_U) { \
-            for (Py_ssize_t i = lo; i < hi; i++) \
-                e[i] = (T)(e[i] - prev_U[8 * prev_row_of[i] + 5]); \
-        } \
+            Py_ssize_t lo, Py_ssize_t hi, const T *e, \
+            const T *sw, const T *qn, const Py_ssize_t *next_row_of, \
+            const double *next_s, Py_ssize_t s_stride, double *S) { \
         Py_ssize_t a = lo; \
         while (a < hi) { \
             const Py_ssize_t u = next_row_of[a]; \
@@ -1168,18 +1154,14 @@ cdef extern from *:
     SKMF_WALK_RUNS(skmf_walk_runs_f, float)
     SKMF_WALK_RUNS(skmf_walk_runs_d, double)
     """
-    void skmf_walk_runs_f(Py_ssize_t lo, Py_ssize_t hi, float* e, const float* y,
-                          const float* pred, const float* sw, float* qp,
-                          const Py_ssize_t* prev_row_of, const double* prev_U,
+    void skmf_walk_runs_f(Py_ssize_t lo, Py_ssize_t hi, const float* e, const float* sw,
                           const float* qn, const Py_ssize_t* next_row_of,
-                          const double* next_s, Py_ssize_t s_stride, double* S,
-                          int first) noexcept nogil
-    void skmf_walk_runs_d(Py_ssize_t lo, Py_ssize_t hi, double* e, const double* y,
-                          const double* pred, const double* sw, double* qp,
-                          const Py_ssize_t* prev_row_of, const double* prev_U,
+                          const double* next_s, Py_ssize_t s_stride,
+                          double* S) noexcept nogil
+    void skmf_walk_runs_d(Py_ssize_t lo, Py_ssize_t hi, const double* e, const double* sw,
                           const double* qn, const Py_ssize_t* next_row_of,
-                          const double* next_s, Py_ssize_t s_stride, double* S,
-                          int first) noexcept nogil
+                          const double* next_s, Py_ssize_t s_stride,
+                          double* S) noexcept nogil
 
 
 cdef inline void _walk_rows(
@@ -1206,15 +1188,7 @@ cdef inline void _walk_rows(
     cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
     cdef double* st
     cdef const double* pst
-    if (runs and S != NULL and not last and (qp == NULL or qp_stride == 1)
-            and (qn == NULL or qn_stride == 1)):
-        if floating is float:
-            skmf_walk_runs_f(lo, hi, e, y, pred, sw, qp, prev_row_of, prev_U, qn,
-                             next_row_of, next_s, s_stride, S, first)
-        else:
-            skmf_walk_runs_d(lo, hi, e, y, pred, sw, qp, prev_row_of, prev_U, qn,
-                             next_row_of, next_s, s_stride, S, first)
-        return
+    cdef bint vector_runs = runs and S != NULL and (qn == NULL or qn_stride == 1)
     for i in range(lo, hi):
         if first:
             e[i] = y[i] - pred[i]
@@ -1228,7 +1202,7 @@ cdef inline void _walk_rows(
                 e[i] = <floating>(e[i] - pst[5])
         if last:
             pred[i] = y[i] - e[i]
-        if S == NULL:
+        if S == NULL or vector_runs:
             continue
         u = next_row_of[i]
         if not runs:  # rows of a block row scattered: straight into the table
@@ -1282,6 +1256,12 @@ cdef inline void _walk_rows(
                 a1 += r
                 a2 += r * r
                 a3 += ei * r
+    if vector_runs:  # the sums, over the moved rows
+        if floating is float:
+            skmf_walk_runs_f(lo, hi, e, sw, qn, next_row_of, next_s, s_stride, S)
+        else:
+            skmf_walk_runs_d(lo, hi, e, sw, qn, next_row_of, next_s, s_stride, S)
+        return
     if S != NULL and cur >= 0:
         st = S + 4 * cur
         st[0] += a0
