@@ -23,9 +23,11 @@ def _implicit(codes, others, n_codes, n_others):
     return sp.csr_matrix(np.divide(M, np.sqrt(norm), out=np.zeros_like(M), where=norm > 0))
 
 
-def _toy(seed=0, n_users=12, n_items=9, n=70, k=3):
+def _toy(seed=0, n_users=12, n_items=9, n=70, k=3, sorted_rows=False):
     rng = np.random.default_rng(seed)
     pairs = rng.choice(n_users * n_items, n, replace=False)
+    if sorted_rows:  # by user (the sampler's own order: runs of one user's rows)
+        pairs = np.sort(pairs)
     u, i = pairs // n_items, pairs % n_items
     X = sp.hstack(
         [
@@ -38,11 +40,11 @@ def _toy(seed=0, n_users=12, n_items=9, n=70, k=3):
     return rng, u, i, X, y
 
 
-def _toy_state(sides, weighted, n_threads, k=3, n_users=12, n_items=9, n=70):
+def _toy_state(sides, weighted, n_threads, k=3, n_users=12, n_items=9, n=70, sorted_rows=False):
     """The toy ratings with the implicit blocks of ``sides`` ("user",
     "item"), random parameters and priors (group 0: the columns, 1 + t:
     block t), and a :class:`BlockSampler` of the blocks."""
-    rng, u, i, X, y = _toy(k=k, n_users=n_users, n_items=n_items, n=n)
+    rng, u, i, X, y = _toy(k=k, n_users=n_users, n_items=n_items, n=n, sorted_rows=sorted_rows)
     n, d = X.shape
     codes = {"user": (u, i, n_users, n_items), "item": (i, u, n_items, n_users)}
     blocks = [(codes[side][0], _implicit(*codes[side])) for side in sides]

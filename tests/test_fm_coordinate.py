@@ -100,17 +100,22 @@ def test_scalar_draw_follows_the_brute_force_conditional():
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("which", ["none", "user", "both"])
-@pytest.mark.parametrize("shape", ["square", "tall"])
+@pytest.mark.parametrize("shape", ["square", "tall", "tall-sorted"])
 def test_coordinate_sweep_matches_brute_force_reference(
     columns_too, weighted, n_threads, which, shape
 ):
     # "tall": 4 users with 27-28 ratings each, so that the user block's sums
-    # are added over several row segments (walk_parts > 1)
+    # are added over several row segments (walk_parts > 1); "tall-sorted":
+    # the rows sorted by user, so that the user block's walks sum runs
     k = 3
     sides = {"none": [], "user": ["user"], "both": ["user", "item"]}[which]
-    size = {"square": {}, "tall": dict(n_users=4, n_items=30, n=110)}[shape]
+    size = {
+        "square": {},
+        "tall": dict(n_users=4, n_items=30, n=110),
+        "tall-sorted": dict(n_users=4, n_items=30, n=110, sorted_rows=True),
+    }[shape]
     t_ = _toy_state(sides, weighted, n_threads, k, **size)
-    if shape == "tall":
+    if shape != "square":
         assert _mcmc_fast.walk_parts(t_.n, 4) == 3
     X, y, n, d, blocks, s = t_.X, t_.y, t_.n, t_.d, t_.blocks, t_.s
     data, rows, ptr, columns, class_ptr = t_.data, t_.rows, t_.ptr, t_.columns, t_.class_ptr
@@ -216,12 +221,16 @@ def _mixed_block_draws(which, weighted, n_threads, fused, k=3, size=None):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("which", ["user", "both"])
-@pytest.mark.parametrize("shape", ["square", "tall"])
+@pytest.mark.parametrize("shape", ["square", "tall", "tall-sorted"])
 def test_fused_block_draws_equal_the_per_step_draws_bit_for_bit(which, weighted, n_threads, shape):
     # the per-step path is the one checked against the brute-force reference
     # above; the fused kernel must give the same parameters, caches and
     # per-block-row terms, bit for bit, on any number of threads
-    size = {"square": None, "tall": dict(n_users=4, n_items=30, n=110)}[shape]
+    size = {
+        "square": None,
+        "tall": dict(n_users=4, n_items=30, n=110),
+        "tall-sorted": dict(n_users=4, n_items=30, n=110, sorted_rows=True),
+    }[shape]
     ref = _mixed_block_draws(which, weighted, 1, fused=False, size=size)
     got = _mixed_block_draws(which, weighted, n_threads, fused=True, size=size)
     for a, b in zip(ref, got):

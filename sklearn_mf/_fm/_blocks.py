@@ -172,13 +172,15 @@ class BlockSampler:
                 (*b["csc"], b["columns"], b["row_of"], b["N"], b["w"], b["V"], b["s"], b["T"])
                 for b in self.blocks
             ]
-            self._fused = (args, np.empty(len(pred), dtype=pred.dtype))
-        args, e = self._fused
+            max_nb = max(b["s"].shape[0] for b in self.blocks)
+            buffers = _mcmc_fast.sweep_buffers(len(pred), self.k, max_nb, pred.dtype)
+            self._fused = (args, np.empty(len(pred), dtype=pred.dtype), buffers)
+        args, e, buffers = self._fused
         lam = np.array([b["lam"] for b in self.blocks], dtype=np.float64)
         mu = np.array([b["mu"] for b in self.blocks], dtype=np.float64)
         seeds = np.array([_block_seed(seed, t) for t in range(len(self.blocks))], dtype=np.uint64)
         return _mcmc_fast.blocks_coordinate_sweep(
-            args, yt, swt, pred, q, e, alpha, lam, mu, seeds, self.n_threads
+            args, yt, swt, pred, q, e, alpha, lam, mu, seeds, self.n_threads, buffers
         )
 
     def keep_draw(self):

@@ -31,7 +31,7 @@ drawn in Python (``_mcmc``).  The kernels assume validated, contiguous input.
 
 import numpy as np
 
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport cos, isfinite, log, sqrt
 from libc.stdint cimport uint64_t
 
@@ -1105,13 +1105,72 @@ def walk_parts(Py_ssize_t n, Py_ssize_t nb):
     return _walk_parts(n, nb)
 
 
+cdef extern from *:
+    """
+    /* The sums of a walk over training rows lo:hi whose next step's block
+       rows are sorted (runs of equal block rows), after the rows have been
+       moved by the finished step (in _walk_rows, whose arithmetic the
+       per-step path shares): each run's four sums with `omp simd`
+       reductions (a fixed order for given rows, so the same on any number of
+       threads).  Factor sums contiguous (stride 1). */
+    #define SKMF_WALK_RUNS(NAME, T) \
+    static SKMF_FM_CLONES void NAME( \
+            Py_ssize_t lo, Py_ssize_t hi, const T *e, \
+            const T *sw, const T *qn, const Py_ssize_t *next_row_of, \
+            const double *next_s, Py_ssize_t s_stride, double *S) { \
+        Py_ssize_t a = lo; \
+        while (a < hi) { \
+            const Py_ssize_t u = next_row_of[a]; \
+            Py_ssize_t b = a + 1; \
+            while (b < hi && next_row_of[b] == u) b++; \
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0; \
+            if (qn) { \
+                const double sn = next_s[u * s_stride]; \
+                if (sw) { \
+                    SKMF_FM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3)) \
+                    for (Py_ssize_t i = a; i < b; i++) { \
+                        const double w = sw[i], ei = e[i], r = qn[i] - sn; \
+                        s0 += w * ei; s1 += w * r; s2 += w * r * r; s3 += w * ei * r; \
+                    } \
+                } else { \
+                    SKMF_FM_PRAGMA(omp simd reduction(+:s0, s1, s2, s3)) \
+                    for (Py_ssize_t i = a; i < b; i++) { \
+                        const double ei = e[i], r = qn[i] - sn; \
+                        s0 += ei; s1 += r; s2 += r * r; s3 += ei * r; \
+                    } \
+                } \
+            } else if (sw) { \
+                SKMF_FM_PRAGMA(omp simd reduction(+:s0)) \
+                for (Py_ssize_t i = a; i < b; i++) s0 += (double)sw[i] * e[i]; \
+            } else { \
+                SKMF_FM_PRAGMA(omp simd reduction(+:s0)) \
+                for (Py_ssize_t i = a; i < b; i++) s0 += e[i]; \
+            } \
+            double *st = S + 4 * u; \
+            st[0] += s0; st[1] += s1; st[2] += s2; st[3] += s3; \
+            a = b; \
+        } \
+    }
+    SKMF_WALK_RUNS(skmf_walk_runs_f, float)
+    SKMF_WALK_RUNS(skmf_walk_runs_d, double)
+    """
+    void skmf_walk_runs_f(Py_ssize_t lo, Py_ssize_t hi, const float* e, const float* sw,
+                          const float* qn, const Py_ssize_t* next_row_of,
+                          const double* next_s, Py_ssize_t s_stride,
+                          double* S) noexcept nogil
+    void skmf_walk_runs_d(Py_ssize_t lo, Py_ssize_t hi, const double* e, const double* sw,
+                          const double* qn, const Py_ssize_t* next_row_of,
+                          const double* next_s, Py_ssize_t s_stride,
+                          double* S) noexcept nogil
+
+
 cdef inline void _walk_rows(
         Py_ssize_t lo, Py_ssize_t hi, floating* e, const floating* y, floating* pred,
         const floating* sw, floating* qp, Py_ssize_t qp_stride,
         const Py_ssize_t* prev_row_of, const double* prev_U,
         const floating* qn, Py_ssize_t qn_stride, const Py_ssize_t* next_row_of,
         const double* next_s, Py_ssize_t s_stride, double* S, bint first,
-        bint last) noexcept nogil:
+        bint last, bint runs) noexcept nogil:
     """One walk over the training rows ``lo:hi`` in increasing order.  For
     each row: for the first step the residual ``e = y - pred``; the change of
     the finished step (its table ``prev_U``, NULL for none) applied to ``e``
@@ -1120,11 +1179,16 @@ cdef inline void _walk_rows(
     change; then the row added to the next step's segment table ``S`` (NULL
     for none; 4 doubles a block row: E, R1, R2, ER) with ``r = qn - s_u``
     for a factor step (``qn`` not NULL, ``next_s[u * s_stride]`` the block
-    row's s_uf)."""
-    cdef Py_ssize_t i, u
-    cdef double r, ei, w
+    row's s_uf).  ``runs``: the next step's block rows are sorted
+    (``_sorted_rows``): each run of equal block rows is summed at once
+    (``skmf_walk_runs``, vectorised; in registers otherwise) and added to the
+    table once."""
+    cdef Py_ssize_t i, u, cur = -1
+    cdef double r, ei, w, sn = 0.0
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
     cdef double* st
     cdef const double* pst
+    cdef bint vector_runs = runs and S != NULL and (qn == NULL or qn_stride == 1)
     for i in range(lo, hi):
         if first:
             e[i] = y[i] - pred[i]
@@ -1138,8 +1202,10 @@ cdef inline void _walk_rows(
                 e[i] = <floating>(e[i] - pst[5])
         if last:
             pred[i] = y[i] - e[i]
-        if S != NULL:
-            u = next_row_of[i]
+        if S == NULL or vector_runs:
+            continue
+        u = next_row_of[i]
+        if not runs:  # rows of a block row scattered: straight into the table
             st = S + 4 * u
             ei = e[i]
             if sw != NULL:
@@ -1157,6 +1223,60 @@ cdef inline void _walk_rows(
                     st[1] += r
                     st[2] += r * r
                     st[3] += ei * r
+            continue
+        # rows sorted by block row: a run of one block row's rows is summed
+        # in registers and added to the table once
+        if u != cur:
+            if cur >= 0:
+                st = S + 4 * cur
+                st[0] += a0
+                st[1] += a1
+                st[2] += a2
+                st[3] += a3
+            cur = u
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            if qn != NULL:
+                sn = next_s[u * s_stride]
+        ei = e[i]
+        if sw != NULL:
+            w = sw[i]
+            a0 += w * ei
+            if qn != NULL:
+                r = qn[i * qn_stride] - sn
+                a1 += w * r
+                a2 += w * r * r
+                a3 += w * ei * r
+        else:
+            a0 += ei
+            if qn != NULL:
+                r = qn[i * qn_stride] - sn
+                a1 += r
+                a2 += r * r
+                a3 += ei * r
+    if vector_runs:  # the sums, over the moved rows
+        if floating is float:
+            skmf_walk_runs_f(lo, hi, e, sw, qn, next_row_of, next_s, s_stride, S)
+        else:
+            skmf_walk_runs_d(lo, hi, e, sw, qn, next_row_of, next_s, s_stride, S)
+        return
+    if S != NULL and cur >= 0:
+        st = S + 4 * cur
+        st[0] += a0
+        st[1] += a1
+        st[2] += a2
+        st[3] += a3
+
+
+cdef bint _sorted_rows(const Py_ssize_t* row_of, Py_ssize_t n) noexcept nogil:
+    """Whether the block rows of the training rows are non-decreasing."""
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if row_of[i] < row_of[i - 1]:
+            return False
+    return True
 
 
 cdef void _walk(Py_ssize_t n, floating* e, const floating* y, floating* pred,
@@ -1164,7 +1284,7 @@ cdef void _walk(Py_ssize_t n, floating* e, const floating* y, floating* pred,
                 const Py_ssize_t* prev_row_of, const double* prev_U,
                 const floating* qn, Py_ssize_t qn_stride, const Py_ssize_t* next_row_of,
                 const double* next_s, Py_ssize_t s_stride, Py_ssize_t nb, double* S,
-                bint first, bint last, int n_threads) noexcept nogil:
+                bint first, bint last, bint runs, int n_threads) noexcept nogil:
     """``_walk_rows`` over all n training rows: with a next step (``S`` not
     NULL, room for ``_walk_parts(n, nb)`` tables of ``4 nb``) over its fixed
     segments, each segment's table cleared first; otherwise over one range a
@@ -1187,7 +1307,7 @@ cdef void _walk(Py_ssize_t n, floating* e, const floating* y, floating* pred,
                 Sc[a] = 0.0
         _walk_rows(c * n // n_parts, (c + 1) * n // n_parts, e, y, pred, sw, qp, qp_stride,
                    prev_row_of, prev_U, qn, qn_stride, next_row_of, next_s, s_stride, Sc,
-                   first, last)
+                   first, last, runs)
 
 
 cdef void _table(double* U, const double* S, Py_ssize_t n_parts, Py_ssize_t nb,
@@ -1248,30 +1368,53 @@ cdef extern from *:
        holding it (tables of 8 doubles a block row: N, E, R1, R2, ER, D,
        s before, s now), in plain C so that they are compiled for AVX2+FMA and
        for baseline x86-64 like the passes above. */
+    /* The accumulation is a chain of dependent additions, so its sums are
+       split: even and odd block rows into two partial sums each (added at
+       the end), and he = sum b (g R1 + ER) + old hh, the part shared with
+       hh factored out.  A fixed order: the same sums on any number of
+       threads. */
     #define SKMF_BCOL_ACC(NAME, T) \
     static SKMF_FM_CLONES void NAME( \
             const T *data, const Py_ssize_t *brows, Py_ssize_t lo, Py_ssize_t hi, \
             const double *U, int factor, double old, double *hh_out, double *he_out) { \
-        double hh = 0.0, he = 0.0; \
+        double h0 = 0.0, h1 = 0.0, p0 = 0.0, p1 = 0.0; \
+        Py_ssize_t t = lo; \
         if (factor) { \
-            for (Py_ssize_t t = lo; t < hi; t++) { \
-                const double *st = U + 8 * brows[t]; \
-                const double b = (double)data[t]; \
-                const double g = st[7] - b * old; \
-                const double qu = st[0] * g * g + 2.0 * g * st[2] + st[3]; \
-                hh = hh + b * b * qu; \
-                he = he + b * (g * st[1] + st[4]) + old * b * b * qu; \
+            for (; t + 1 < hi; t += 2) { \
+                const double *s0 = U + 8 * brows[t], *s1 = U + 8 * brows[t + 1]; \
+                const double b0 = (double)data[t], b1 = (double)data[t + 1]; \
+                const double g0 = s0[7] - b0 * old, g1 = s1[7] - b1 * old; \
+                h0 += b0 * b0 * (s0[0] * g0 * g0 + 2.0 * g0 * s0[2] + s0[3]); \
+                h1 += b1 * b1 * (s1[0] * g1 * g1 + 2.0 * g1 * s1[2] + s1[3]); \
+                p0 += b0 * (g0 * s0[1] + s0[4]); \
+                p1 += b1 * (g1 * s1[1] + s1[4]); \
+            } \
+            if (t < hi) { \
+                const double *s0 = U + 8 * brows[t]; \
+                const double b0 = (double)data[t]; \
+                const double g0 = s0[7] - b0 * old; \
+                h0 += b0 * b0 * (s0[0] * g0 * g0 + 2.0 * g0 * s0[2] + s0[3]); \
+                p0 += b0 * (g0 * s0[1] + s0[4]); \
             } \
         } else { \
-            for (Py_ssize_t t = lo; t < hi; t++) { \
-                const double *st = U + 8 * brows[t]; \
-                const double b = (double)data[t]; \
-                hh = hh + b * b * st[0]; \
-                he = he + b * (st[1] + old * b * st[0]); \
+            for (; t + 1 < hi; t += 2) { \
+                const double *s0 = U + 8 * brows[t], *s1 = U + 8 * brows[t + 1]; \
+                const double b0 = (double)data[t], b1 = (double)data[t + 1]; \
+                h0 += b0 * b0 * s0[0]; \
+                h1 += b1 * b1 * s1[0]; \
+                p0 += b0 * s0[1]; \
+                p1 += b1 * s1[1]; \
+            } \
+            if (t < hi) { \
+                const double *s0 = U + 8 * brows[t]; \
+                const double b0 = (double)data[t]; \
+                h0 += b0 * b0 * s0[0]; \
+                p0 += b0 * s0[1]; \
             } \
         } \
+        const double hh = h0 + h1; \
         *hh_out = hh; \
-        *he_out = he; \
+        *he_out = (p0 + p1) + old * hh; \
     }
     #define SKMF_BCOL_MOVE(NAME, T) \
     static SKMF_FM_CLONES void NAME( \
@@ -1386,7 +1529,7 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
     with nogil:
         _walk(n, &e[0], NULL, NULL, swp, NULL, 0, NULL, NULL,
               &qf[0] if factor else NULL, 1, &row_of[0], sp_, s_stride, nb, &S[0],
-              False, False, n_threads)
+              False, False, _sorted_rows(&row_of[0], n), n_threads)
         _table(U, &S[0], _walk_parts(n, nb), nb, &N[0], sp_, s_stride, n_threads)
         if columns.shape[0]:
             n_bad = _coord_columns(&data[0], &brows[0], &bptr[0], &columns[0],
@@ -1394,7 +1537,7 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
                                    alpha, lam, mu, seed, coord, m)
         # the residuals and factor sums of the training rows follow the block
         _walk(n, &e[0], NULL, NULL, swp, &qf[0] if factor else NULL, 1, &row_of[0],
-              U, NULL, 0, NULL, NULL, 0, nb, NULL, False, False, n_threads)
+              U, NULL, 0, NULL, NULL, 0, nb, NULL, False, False, False, n_threads)
         for u in range(nb):
             T[u] += U[8 * u + 5]
             if factor:
@@ -1411,6 +1554,136 @@ def block_coordinate_pass(const floating[::1] data, const Py_ssize_t[::1] brows,
 # one call with the same arithmetic in the same order (so the same draws, bit
 # for bit): the residual update of one step and the sums of the next share
 # one walk over the training rows, and q is updated in place.
+
+# The walks of the fused sweep are shared by a team of our own inside one
+# OpenMP region per sweep: thread 0 runs the sweep (the serial draws, tables
+# and terms) and publishes each walk as a job of fixed segments; every thread
+# claims segments from a ticket (generation << 32 | next segment) until none
+# is left, and thread 0 then waits only for segments another thread has
+# claimed -- never for a thread to arrive.  A thread that the OS has not
+# scheduled (a loaded machine) costs nothing, where a fork/join per walk
+# waits a time slice for it.  Segments are fixed by the sizes, so the result
+# is the same whichever thread adds which.
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    #include <stdint.h>
+    typedef struct { uint64_t ticket; long done; long n; int stop; } skmf_team_t;
+    static inline void skmf_pause(void) {
+    #if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+    #endif
+    }
+    static void skmf_team_init(skmf_team_t *t) {
+        t->ticket = 0; t->done = 0; t->n = 0; t->stop = 0;
+    }
+    /* thread 0: the job's fields are written; open generation gen with n segments */
+    static void skmf_team_publish(skmf_team_t *t, uint64_t gen, long n, int stop) {
+        __atomic_store_n(&t->done, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->n, n, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->stop, stop, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->ticket, gen << 32, __ATOMIC_RELEASE);
+    }
+    /* the next segment of generation gen, or -1 */
+    static long skmf_team_claim(skmf_team_t *t, uint64_t gen) {
+        uint64_t cur = __atomic_load_n(&t->ticket, __ATOMIC_ACQUIRE);
+        for (;;) {
+            if ((cur >> 32) != gen) return -1;
+            long c = (long)(cur & 0xffffffffu);
+            if (c >= __atomic_load_n(&t->n, __ATOMIC_RELAXED)) return -1;
+            if (__atomic_compare_exchange_n(&t->ticket, &cur, cur + 1, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return c;
+        }
+    }
+    static void skmf_team_done(skmf_team_t *t) {
+        __atomic_fetch_add(&t->done, 1, __ATOMIC_RELEASE);
+    }
+    static void skmf_team_wait_done(skmf_team_t *t, long n) {
+        while (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) < n) skmf_pause();
+    }
+    /* a helper: wait for a generation after `seen` (spinning, yielding the
+       core now and then); returns it, or 0 to stop */
+    static uint64_t skmf_team_next(skmf_team_t *t, uint64_t seen) {
+        unsigned spins = 0;
+        for (;;) {
+            uint64_t g = __atomic_load_n(&t->ticket, __ATOMIC_ACQUIRE) >> 32;
+            if (g != seen) return __atomic_load_n(&t->stop, __ATOMIC_RELAXED) ? 0 : g;
+            if (++spins % 512 == 0) sched_yield(); else skmf_pause();
+        }
+    }
+    """
+    ctypedef struct skmf_team_t:
+        pass
+    void skmf_team_init(skmf_team_t* t) noexcept nogil
+    void skmf_team_publish(skmf_team_t* t, uint64_t gen, long n, int stop) noexcept nogil
+    long skmf_team_claim(skmf_team_t* t, uint64_t gen) noexcept nogil
+    void skmf_team_done(skmf_team_t* t) noexcept nogil
+    void skmf_team_wait_done(skmf_team_t* t, long n) noexcept nogil
+    uint64_t skmf_team_next(skmf_team_t* t, uint64_t seen) noexcept nogil
+
+
+cdef struct WalkJob:
+    # the arguments of one walk (_walk_rows), shared with the team
+    Py_ssize_t n, qp_stride, qn_stride, s_stride, nb, n_parts
+    void* e
+    void* y
+    void* pred
+    void* sw
+    void* qp
+    void* qn
+    const Py_ssize_t* prev_row_of
+    const double* prev_U
+    const Py_ssize_t* next_row_of
+    const double* next_s
+    double* S
+    bint first, last, runs
+
+
+cdef inline void _walk_segment(WalkJob* j, Py_ssize_t c, floating* tag) noexcept nogil:
+    """Segment ``c`` of the walk ``j`` (as one iteration of ``_walk``)."""
+    cdef double* Sc = NULL
+    cdef Py_ssize_t a
+    if j.S != NULL:
+        Sc = j.S + c * 4 * j.nb
+        for a in range(4 * j.nb):
+            Sc[a] = 0.0
+    _walk_rows(c * j.n // j.n_parts, (c + 1) * j.n // j.n_parts, <floating*>j.e,
+               <floating*>j.y, <floating*>j.pred, <floating*>j.sw, <floating*>j.qp,
+               j.qp_stride, j.prev_row_of, j.prev_U, <floating*>j.qn, j.qn_stride,
+               j.next_row_of, j.next_s, j.s_stride, Sc, j.first, j.last, j.runs)
+
+
+cdef void _team_worker(skmf_team_t* tp, WalkJob* jp, floating* tag) noexcept nogil:
+    """A helper thread: the segments it can claim of every published walk."""
+    cdef uint64_t gen = 0
+    cdef long c
+    while True:
+        gen = skmf_team_next(tp, gen)
+        if gen == 0:
+            return
+        c = skmf_team_claim(tp, gen)
+        while c >= 0:
+            _walk_segment(jp, c, tag)
+            skmf_team_done(tp)
+            c = skmf_team_claim(tp, gen)
+
+
+cdef void _team_walk(skmf_team_t* tp, WalkJob* jp, uint64_t* gen,
+                     floating* tag) noexcept nogil:
+    """Thread 0: publish the walk ``jp`` (its fields set), take segments,
+    wait for the ones the helpers took."""
+    cdef long c
+    gen[0] += 1
+    skmf_team_publish(tp, gen[0], jp.n_parts, 0)
+    c = skmf_team_claim(tp, gen[0])
+    while c >= 0:
+        _walk_segment(jp, c, tag)
+        skmf_team_done(tp)
+        c = skmf_team_claim(tp, gen[0])
+    skmf_team_wait_done(tp, jp.n_parts)
+
 
 cdef void _transpose_q(floating* q, floating* qT, Py_ssize_t n, Py_ssize_t k, bint forward,
                        int team) noexcept nogil:
@@ -1430,12 +1703,21 @@ cdef void _transpose_q(floating* q, floating* qT, Py_ssize_t n, Py_ssize_t k, bi
                     q[i * k + f] = qT[f * n + i]
 
 
+def sweep_buffers(Py_ssize_t n, Py_ssize_t k, Py_ssize_t max_nb, dtype):
+    """Scratch of ``blocks_coordinate_sweep`` for ``n`` training rows, rank
+    ``k`` and blocks of at most ``max_nb`` block rows: the step table, the
+    segment tables and the factor-major factor sums (of ``dtype``)."""
+    max_nb = max(max_nb, 1)
+    return (np.zeros(8 * max_nb + 8), np.zeros(_N_WALK_PARTS * 4 * max_nb),
+            np.empty(max(1, k * n), dtype=dtype))
+
+
 def blocks_coordinate_sweep(list blocks, const floating[::1] y,
                             const floating[::1] sample_weight, floating[::1] pred,
                             floating[:, ::1] q, floating[::1] e,
                             double alpha, const double[:, ::1] lam,
                             const double[:, ::1] mu, const unsigned long long[::1] seeds,
-                            int n_threads):
+                            int n_threads, tuple buffers=None):
     """Every block's coordinate draws of one sweep in the order of
     ``coordinate_draws`` without the columns (coordinate a = 0 .. k, and
     for each the blocks in order): the same draws as the k + 1 rounds of
@@ -1447,6 +1729,8 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
     block's parameters and per-block-row terms, updated in place);
     ``lam``/``mu`` (n_blocks, k + 1) its prior, ``seeds`` its stream.
     ``pred``/``q`` are the caches (kept up to date), ``e`` (n,) scratch.
+    ``buffers``: None, or the scratch of an earlier call of the same sizes
+    (``sweep_buffers``), reused instead of allocated (a fit's sweeps share it).
     Returns the number of failed draws (then stops; the caches are then
     stale, as after a failed ``coordinate_draws``)."""
     cdef Py_ssize_t nblk = len(blocks), n = pred.shape[0], k = q.shape[1], m = k + 1
@@ -1504,67 +1788,127 @@ def blocks_coordinate_sweep(list blocks, const floating[::1] y,
         P[t, 7] = <size_t>&mv_s[0, 0]
         mv_T = T
         P[t, 8] = <size_t>&mv_T[0]
-    U_np = np.zeros(8 * max_nb + 8)
-    S_np = np.zeros(_N_WALK_PARTS * 4 * max_nb)
+    if buffers is None:
+        buffers = sweep_buffers(n, k, max_nb, np.float32 if floating is float else np.float64)
+    U_np, S_np, qT_np = buffers
+    if U_np.shape[0] < 8 * max_nb + 8 or S_np.shape[0] < _N_WALK_PARTS * 4 * max_nb:
+        raise ValueError("buffers are too small for these blocks.")
     cdef double[::1] U_mem = U_np, S = S_np
     cdef double* U = _line_aligned(&U_mem[0])
     cdef size_t[:, ::1] ptr = P
     cdef Py_ssize_t[::1] nbs = NB, ncs = NC
+    SR = np.zeros(nblk, dtype=np.intp)
+    cdef Py_ssize_t[::1] sorted_ = SR
+    for t in range(nblk):
+        if nbs[t]:
+            sorted_[t] = _sorted_rows(<Py_ssize_t*>ptr[t, 4], n)
     cdef const floating* swp = &sample_weight[0] if weighted else NULL
     cdef double* sp_
     cdef double* Tp
     cdef floating* theta
     # the factor sums factor-major for the sweep (qT[f * n + i] = q[i, f]), so
     # that a step's walk reads and writes one contiguous column
-    qT_np = np.empty(max(1, k * n), dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] qT_mem = qT_np
+    if qT_mem.shape[0] < k * n:
+        raise ValueError("buffers are too small for these blocks.")
     cdef floating* qT = &qT_mem[0] if k > 0 else NULL
-    cdef int team = max(1, n_threads) if n * k >= 65536 else 1
+    cdef int n_team = max(1, n_threads) if n >= 4096 else 1
+    cdef skmf_team_t team_state
+    cdef WalkJob job
+    cdef skmf_team_t* tp = &team_state
+    cdef WalkJob* jp = &job
+    cdef int res[1]
+    cdef uint64_t gen[1]
+    skmf_team_init(tp)
+    res[0] = 0
+    gen[0] = 0
     with nogil:
-        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, True, team)
-        step = 0
-        pt = -1
-        pf = -1
-        while step <= n_steps:
-            # the next step (t, a) with block rows, or none at the end
-            while step < n_steps and nbs[step % nblk] == 0:
-                step = step + 1
-            nt = step % nblk if step < n_steps else -1
-            nf = step // nblk - 1 if step < n_steps else -1
-            # one walk: the finished step's change (table U), the next step's sums
-            _walk(n, &e[0], &y[0], &pred[0], swp,
-                  qT + pf * n if pt >= 0 and pf >= 0 else NULL, 1,
-                  <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL, U if pt >= 0 else NULL,
-                  qT + nf * n if nt >= 0 and nf >= 0 else NULL, 1,
-                  <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL,
-                  <double*>ptr[nt, 7] + nf if nt >= 0 and nf >= 0 else NULL, k,
-                  nbs[nt] if nt >= 0 else 0, &S[0] if nt >= 0 else NULL,
-                  pt < 0, nt < 0, n_threads)
-            if nt < 0:
-                break
-            nb = nbs[nt]
-            sp_ = <double*>ptr[nt, 7]
-            _table(U, &S[0], _walk_parts(n, nb), nb, <double*>ptr[nt, 9],
-                   sp_ + nf if nf >= 0 else NULL, k, n_threads)
-            # the draws of step (nt, nf)
-            if nf >= 0:
-                theta = <floating*>ptr[nt, 6] + nf
-            else:
-                theta = <floating*>ptr[nt, 5]
-            if ncs[nt] and _coord_columns(
-                    <floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1], <Py_ssize_t*>ptr[nt, 2],
-                    <Py_ssize_t*>ptr[nt, 3], ncs[nt], theta, k if nf >= 0 else 1, U,
-                    nf >= 0, alpha, lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
-                n_bad = 1
-                break
-            # the block's terms follow (the table itself is read by the next walk)
-            Tp = <double*>ptr[nt, 8]
-            for u in range(nb):
-                Tp[u] += U[8 * u + 5]
-                if nf >= 0:
-                    sp_[u * k + nf] = U[8 * u + 7]
-            pt = nt
-            pf = nf
+        if n_team > 1:
+            # one region a sweep: thread 0 runs it, the others help with the walks
+            with parallel(num_threads=n_team):
+                if omp_get_thread_num() == 0:
+                    _blocks_driver(ptr, nbs, ncs, sorted_, e, y, pred, swp, q, qT, U, S,
+                                   alpha, lam, mu, seeds, tp, jp, gen, res)
+                    gen[0] += 1
+                    skmf_team_publish(tp, gen[0], 0, 1)  # stop the helpers
+                else:
+                    _team_worker(tp, jp, qT)
+        else:
+            _blocks_driver(ptr, nbs, ncs, sorted_, e, y, pred, swp, q, qT, U, S,
+                           alpha, lam, mu, seeds, tp, jp, gen, res)
+    return res[0]
+
+
+cdef void _blocks_driver(
+        const size_t[:, ::1] ptr, const Py_ssize_t[::1] nbs, const Py_ssize_t[::1] ncs,
+        const Py_ssize_t[::1] sorted_, floating[::1] e, const floating[::1] y,
+        floating[::1] pred, const floating* swp, floating[:, ::1] q, floating* qT,
+        double* U, double[::1] S, double alpha, const double[:, ::1] lam,
+        const double[:, ::1] mu, const unsigned long long[::1] seeds, skmf_team_t* tp,
+        WalkJob* jp, uint64_t* gen, int* res) noexcept nogil:
+    """The steps of ``blocks_coordinate_sweep`` on thread 0 (the walks shared
+    with the team ``tp`` through ``jp``); the number of failed draws in ``res``."""
+    cdef Py_ssize_t nblk = nbs.shape[0], n = pred.shape[0], k = q.shape[1], m = k + 1
+    cdef Py_ssize_t n_steps = nblk * m, step, u, nb, pt, pf, nt, nf
+    cdef double* sp_
+    cdef double* Tp
+    cdef floating* theta
+    _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, True, 1)
+    step = 0
+    pt = -1
+    pf = -1
+    while step <= n_steps:
+        # the next step (t, a) with block rows, or none at the end
+        while step < n_steps and nbs[step % nblk] == 0:
             step = step + 1
-        _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, False, team)
-    return n_bad
+        nt = step % nblk if step < n_steps else -1
+        nf = step // nblk - 1 if step < n_steps else -1
+        # one walk: the finished step's change (table U), the next step's sums
+        jp.n = n
+        jp.e = &e[0]
+        jp.y = &y[0]
+        jp.pred = &pred[0]
+        jp.sw = <void*>swp
+        jp.qp = qT + pf * n if pt >= 0 and pf >= 0 else NULL
+        jp.qp_stride = 1
+        jp.prev_row_of = <Py_ssize_t*>ptr[pt, 4] if pt >= 0 else NULL
+        jp.prev_U = U if pt >= 0 else NULL
+        jp.qn = qT + nf * n if nt >= 0 and nf >= 0 else NULL
+        jp.qn_stride = 1
+        jp.next_row_of = <Py_ssize_t*>ptr[nt, 4] if nt >= 0 else NULL
+        jp.next_s = <double*>ptr[nt, 7] + nf if nt >= 0 and nf >= 0 else NULL
+        jp.s_stride = k
+        jp.nb = nbs[nt] if nt >= 0 else 0
+        jp.S = &S[0] if nt >= 0 else NULL
+        jp.first = pt < 0
+        jp.last = nt < 0
+        jp.runs = sorted_[nt] != 0 if nt >= 0 else False
+        jp.n_parts = _walk_parts(n, jp.nb) if nt >= 0 else _N_WALK_PARTS
+        _team_walk(tp, jp, gen, qT)
+        if nt < 0:
+            break
+        nb = nbs[nt]
+        sp_ = <double*>ptr[nt, 7]
+        _table(U, &S[0], _walk_parts(n, nb), nb, <double*>ptr[nt, 9],
+               sp_ + nf if nf >= 0 else NULL, k, 1)
+        # the draws of step (nt, nf)
+        if nf >= 0:
+            theta = <floating*>ptr[nt, 6] + nf
+        else:
+            theta = <floating*>ptr[nt, 5]
+        if ncs[nt] and _coord_columns(
+                <floating*>ptr[nt, 0], <Py_ssize_t*>ptr[nt, 1], <Py_ssize_t*>ptr[nt, 2],
+                <Py_ssize_t*>ptr[nt, 3], ncs[nt], theta, k if nf >= 0 else 1, U,
+                nf >= 0, alpha, lam[nt, nf + 1], mu[nt, nf + 1], seeds[nt], nf + 1, m):
+            res[0] = 1
+            break
+        # the block's terms follow (the table itself is read by the next walk)
+        Tp = <double*>ptr[nt, 8]
+        for u in range(nb):
+            Tp[u] += U[8 * u + 5]
+            if nf >= 0:
+                sp_[u * k + nf] = U[8 * u + 7]
+        pt = nt
+        pf = nf
+        step = step + 1
+    _transpose_q(&q[0, 0] if k > 0 else NULL, qT, n, k, False, 1)
